@@ -1,0 +1,275 @@
+"""Listening sockets: bound once by the master, inherited by every worker it forks.
+
+Binding in the master (never in a worker) is what lets a worker restart without the kernel
+dropping connections queued on the listener: the socket outlives every worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import stat
+from dataclasses import dataclass
+
+from ruvicorn.config import Config, ConfigError
+
+#: The first file descriptor systemd passes (sd_listen_fds(3)).
+SD_LISTEN_FDS_START = 3
+
+
+@dataclass(frozen=True)
+class Address:
+    """One parsed listener address."""
+
+    kind: str  # "tcp", "unix" or "fd"
+    host: str = ""
+    port: int = 0
+    path: str = ""
+    fd: int = -1
+
+    def __str__(self) -> str:
+        if self.kind == "unix":
+            return f"unix:{self.path}"
+        if self.kind == "fd":
+            return f"fd://{self.fd}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+# Unix socket files this process created: path -> (inode, creator pid). Only the creator
+# removes them, and only while the file is still the one it made, so a forked worker
+# closing its copies (or a newer server that replaced the file) is never harmed.
+_created: dict[str, tuple[int, int]] = {}
+
+
+def _parse_port(text: str, spec: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise ConfigError(f"invalid port in bind address {spec!r}")
+    return int(text)
+
+
+def parse_address(spec: str) -> Address:
+    """Parse one ``--bind`` value: HOST:PORT, tcp:HOST:PORT, [V6]:PORT, unix:PATH, fd://N."""
+    text = spec.strip()
+    if text.startswith("unix:"):
+        path = text[len("unix:") :]
+        if path.startswith("//"):
+            path = path[2:]
+        if not path:
+            raise ConfigError(f"bind address {spec!r} has no path")
+        return Address("unix", path=path)
+    if text.startswith("fd://"):
+        raw = text[len("fd://") :]
+        if not raw.isdigit():
+            raise ConfigError(f"bind address {spec!r}: fd:// needs a file descriptor number")
+        return Address("fd", fd=int(raw))
+    if text.startswith("tcp:"):
+        text = text[len("tcp:") :]
+        if text.startswith("//"):
+            text = text[2:]
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise ConfigError(f"bind address {spec!r} is not [IPV6]:PORT")
+        return Address("tcp", host=host, port=_parse_port(rest[1:], spec))
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        raise ConfigError(
+            f"bind address {spec!r} is not HOST:PORT, tcp:HOST:PORT, unix:PATH or fd://N"
+        )
+    if ":" in host:
+        raise ConfigError(f"bind address {spec!r}: write IPv6 hosts as [HOST]:PORT")
+    return Address("tcp", host=host or "0.0.0.0", port=_parse_port(port, spec))
+
+
+def addresses(config: Config) -> list[Address]:
+    """The listeners a config asks for; --host/--port only when nothing else is given."""
+    found = [parse_address(spec) for spec in config.bind]
+    if config.uds:
+        found.append(Address("unix", path=config.uds))
+    if config.fd is not None:
+        found.append(Address("fd", fd=config.fd))
+    if not found:
+        found.append(Address("tcp", host=config.host or "0.0.0.0", port=config.port))
+    return found
+
+
+def _bind_error(address: Address, exc: OSError) -> ConfigError:
+    reasons = {
+        errno.EADDRINUSE: "address already in use",
+        errno.EACCES: "permission denied",
+        errno.EADDRNOTAVAIL: "address not available on this machine",
+    }
+    reason = reasons.get(exc.errno or 0, exc.strerror or str(exc))
+    return ConfigError(f"cannot bind {address}: {reason}")
+
+
+def _bind_tcp(address: Address, config: Config) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(
+            address.host,
+            address.port,
+            socket.AF_UNSPEC,
+            socket.SOCK_STREAM,
+            0,
+            socket.AI_PASSIVE,
+        )
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot bind {address}: unknown host ({exc.strerror})") from None
+    family, kind, proto, _, sockaddr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if config.reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            # One address family per socket: [::] and 0.0.0.0 can then both be bound.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(sockaddr)
+        sock.listen(config.backlog)
+    except OSError as exc:
+        sock.close()
+        raise _bind_error(address, exc) from None
+    return sock
+
+
+def _remove_stale_unix(address: Address) -> None:
+    """Remove a socket file left by a crash; refuse if a server still listens on it."""
+    try:
+        mode = os.lstat(address.path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise _bind_error(address, exc) from None
+    if not stat.S_ISSOCK(mode):
+        raise ConfigError(f"cannot bind {address}: the path exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(address.path)
+    except OSError:
+        pass  # Nothing listens: the file is stale.
+    else:
+        raise ConfigError(f"cannot bind {address}: another server is listening on it")
+    finally:
+        probe.close()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(address.path)
+
+
+def _bind_unix(address: Address, config: Config) -> socket.socket:
+    _remove_stale_unix(address)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(address.path)
+        sock.listen(config.backlog)
+        _created[address.path] = (os.stat(address.path).st_ino, os.getpid())
+    except OSError as exc:
+        sock.close()
+        raise _bind_error(address, exc) from None
+    return sock
+
+
+def _adopt_fd(fd: int, backlog: int, what: str) -> socket.socket:
+    """Wrap an inherited descriptor; it must be a stream socket (listening, or made so)."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        raise ConfigError(f"{what}: file descriptor {fd} is not an open socket") from None
+    if sock.type != socket.SOCK_STREAM:
+        sock.detach()
+        raise ConfigError(f"{what}: file descriptor {fd} is not a stream socket")
+    try:
+        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            sock.listen(backlog)
+    except OSError as exc:
+        sock.detach()
+        raise ConfigError(f"{what}: cannot listen on fd {fd}: {exc.strerror}") from None
+    os.set_inheritable(fd, True)
+    return sock
+
+
+def systemd_sockets(backlog: int = 2048) -> list[socket.socket] | None:
+    """Sockets passed by systemd socket activation, or None when there are none for us.
+
+    The variables are removed once read so that nothing started later mistakes them
+    for its own.
+    """
+    raw_fds = os.environ.get("LISTEN_FDS", "")
+    raw_pid = os.environ.get("LISTEN_PID", "")
+    if not raw_fds or not raw_pid.isdigit() or int(raw_pid) != os.getpid():
+        return None
+    for name in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+        os.environ.pop(name, None)
+    if not raw_fds.isdigit() or int(raw_fds) < 1:
+        return None
+    return [
+        _adopt_fd(fd, backlog, "socket activation")
+        for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + int(raw_fds))
+    ]
+
+
+def bind_listeners(config: Config) -> list[socket.socket]:
+    """Bind every listener ``config`` asks for (or adopt systemd's); all or nothing."""
+    activated = systemd_sockets(config.backlog)
+    if activated is not None:
+        return activated
+    bound: list[socket.socket] = []
+    try:
+        for address in addresses(config):
+            if address.kind == "tcp":
+                bound.append(_bind_tcp(address, config))
+            elif address.kind == "unix":
+                bound.append(_bind_unix(address, config))
+            else:
+                bound.append(_adopt_fd(address.fd, config.backlog, f"--fd {address.fd}"))
+    except BaseException:
+        close_listeners(bound)
+        raise
+    return bound
+
+
+def describe(sock: socket.socket) -> str:
+    """Where a listener serves, as a person would type it: http://127.0.0.1:8000."""
+    try:
+        name = sock.getsockname()
+    except OSError:
+        return f"fd://{sock.fileno()}"
+    if sock.family == socket.AF_UNIX:
+        path = name if isinstance(name, str) else name.decode("utf-8", "replace")
+        return f"unix:{path}" if path else f"unix:fd://{sock.fileno()}"
+    host, port = name[0], name[1]
+    if sock.family == socket.AF_INET6:
+        return f"http://[{host}]:{port}"
+    return f"http://{host}:{port}"
+
+
+def unix_path(sock: socket.socket) -> str | None:
+    """The filesystem path of a unix listener, if it has one."""
+    if sock.family != socket.AF_UNIX:
+        return None
+    try:
+        name = sock.getsockname()
+    except OSError:
+        return None
+    path = name if isinstance(name, str) else name.decode("utf-8", "replace")
+    return path if path and not path.startswith("\0") else None
+
+
+def close_listeners(sockets: list[socket.socket]) -> None:
+    """Close listeners; remove the unix socket files this process created for them."""
+    for sock in sockets:
+        path = unix_path(sock)
+        with contextlib.suppress(OSError):
+            sock.close()
+        if path is None or path not in _created:
+            continue
+        inode, creator = _created[path]
+        if creator != os.getpid():
+            continue
+        del _created[path]
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_ino == inode:
+                os.unlink(path)

@@ -1,0 +1,225 @@
+"""Unit tests for listener parsing, binding, describing and socket activation."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ruvicorn import listeners
+from ruvicorn.config import Config, ConfigError
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("127.0.0.1:8000", listeners.Address("tcp", host="127.0.0.1", port=8000)),
+        ("tcp:127.0.0.1:9", listeners.Address("tcp", host="127.0.0.1", port=9)),
+        ("tcp://localhost:80", listeners.Address("tcp", host="localhost", port=80)),
+        ("[::1]:8001", listeners.Address("tcp", host="::1", port=8001)),
+        ("tcp:[::]:0", listeners.Address("tcp", host="::", port=0)),
+        (":8000", listeners.Address("tcp", host="0.0.0.0", port=8000)),
+        ("unix:/tmp/a.sock", listeners.Address("unix", path="/tmp/a.sock")),
+        ("unix:///tmp/a.sock", listeners.Address("unix", path="/tmp/a.sock")),
+        ("fd://3", listeners.Address("fd", fd=3)),
+    ],
+)
+def test_parse_address(spec: str, expected: listeners.Address) -> None:
+    assert listeners.parse_address(spec) == expected
+
+
+@pytest.mark.parametrize(
+    "spec", ["localhost", "host:port", "1.2.3.4:70000", "::1:80", "[::1]80", "unix:", "fd://x"]
+)
+def test_parse_address_rejects(spec: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        listeners.parse_address(spec)
+    assert "\n" not in str(info.value)
+
+
+def test_host_port_only_without_other_binds(tmp_path: Path) -> None:
+    assert listeners.addresses(Config(host="::1", port=5)) == [
+        listeners.Address("tcp", host="::1", port=5)
+    ]
+    uds = str(tmp_path / "s")
+    assert listeners.addresses(Config(uds=uds)) == [listeners.Address("unix", path=uds)]
+    got = listeners.addresses(Config(bind=("127.0.0.1:1",), uds=uds))
+    assert [a.kind for a in got] == ["tcp", "unix"]
+
+
+def test_bind_tcp_port_zero_and_describe() -> None:
+    socks = listeners.bind_listeners(Config(host="127.0.0.1", port=0))
+    try:
+        assert len(socks) == 1
+        port = socks[0].getsockname()[1]
+        assert port > 0
+        assert listeners.describe(socks[0]) == f"http://127.0.0.1:{port}"
+        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+        client.close()
+    finally:
+        listeners.close_listeners(socks)
+
+
+def test_bind_ipv6() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        socks = listeners.bind_listeners(Config(bind=("[::1]:0",)))
+    except ConfigError as exc:
+        pytest.skip(f"IPv6 loopback unavailable: {exc}")
+    try:
+        assert listeners.describe(socks[0]).startswith("http://[::1]:")
+    finally:
+        listeners.close_listeners(socks)
+
+
+def test_address_in_use_is_one_line() -> None:
+    first = listeners.bind_listeners(Config(host="127.0.0.1", port=0))
+    port = first[0].getsockname()[1]
+    try:
+        with pytest.raises(ConfigError) as info:
+            listeners.bind_listeners(Config(host="127.0.0.1", port=port))
+        assert str(info.value) == f"cannot bind 127.0.0.1:{port}: address already in use"
+    finally:
+        listeners.close_listeners(first)
+
+
+def test_partial_failure_closes_what_was_bound(tmp_path: Path) -> None:
+    blocker = listeners.bind_listeners(Config(host="127.0.0.1", port=0))
+    port = blocker[0].getsockname()[1]
+    uds = tmp_path / "s.sock"
+    try:
+        with pytest.raises(ConfigError):
+            listeners.bind_listeners(Config(bind=(f"unix:{uds}", f"127.0.0.1:{port}")))
+        assert not uds.exists()
+    finally:
+        listeners.close_listeners(blocker)
+
+
+def test_unix_socket_created_and_removed(tmp_path: Path) -> None:
+    path = tmp_path / "app.sock"
+    socks = listeners.bind_listeners(Config(uds=str(path)))
+    assert path.exists()
+    assert listeners.describe(socks[0]) == f"unix:{path}"
+    listeners.close_listeners(socks)
+    assert not path.exists()
+
+
+def test_stale_unix_socket_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "stale.sock"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()  # The file stays behind, nothing listens: as after a crash.
+    assert path.exists()
+    socks = listeners.bind_listeners(Config(uds=str(path)))
+    try:
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.connect(str(path))
+        client.close()
+    finally:
+        listeners.close_listeners(socks)
+
+
+def test_live_unix_socket_not_stolen(tmp_path: Path) -> None:
+    path = tmp_path / "live.sock"
+    live = listeners.bind_listeners(Config(uds=str(path)))
+    try:
+        with pytest.raises(ConfigError, match="another server is listening"):
+            listeners.bind_listeners(Config(uds=str(path)))
+        assert path.exists()
+    finally:
+        listeners.close_listeners(live)
+
+
+def test_unix_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "file"
+    path.write_text("keep me")
+    with pytest.raises(ConfigError, match="not a socket"):
+        listeners.bind_listeners(Config(uds=str(path)))
+    assert path.read_text() == "keep me"
+
+
+def test_forked_child_does_not_remove_socket_file(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sock"
+    socks = listeners.bind_listeners(Config(uds=str(path)))
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        listeners.close_listeners(socks)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert path.exists()
+    listeners.close_listeners(socks)
+    assert not path.exists()
+
+
+def test_fd_listener_adopted() -> None:
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.bind(("127.0.0.1", 0))  # Not listening yet: adopting makes it listen.
+    port = raw.getsockname()[1]
+    socks = listeners.bind_listeners(Config(fd=raw.fileno()))
+    try:
+        assert socks[0].fileno() == raw.fileno()
+        assert listeners.describe(socks[0]) == f"http://127.0.0.1:{port}"
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    finally:
+        raw.detach()
+        listeners.close_listeners(socks)
+
+
+def test_fd_that_is_not_a_socket(tmp_path: Path) -> None:
+    with open(tmp_path / "f", "w") as handle, pytest.raises(ConfigError, match="not"):
+        listeners.bind_listeners(Config(fd=handle.fileno()))
+
+
+def test_systemd_activation_in_subprocess() -> None:
+    """LISTEN_FDS/LISTEN_PID sockets replace --host/--port and the variables are unset."""
+    parent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    parent.bind(("127.0.0.1", 0))
+    parent.listen(8)
+    port = parent.getsockname()[1]
+    script = textwrap.dedent(
+        """
+        import os, socket, sys
+        os.dup2(int(sys.argv[1]), 3)  # Where systemd puts the first socket.
+        from ruvicorn import listeners
+        from ruvicorn.config import Config
+        os.environ["LISTEN_PID"] = str(os.getpid())
+        socks = listeners.bind_listeners(Config(host="127.0.0.1", port=1))
+        print(len(socks), listeners.describe(socks[0]), "LISTEN_FDS" in os.environ,
+              "LISTEN_FDNAMES" in os.environ)
+        conn, _ = socks[0].accept()
+        conn.sendall(b"hi")
+        conn.close()
+        """
+    )
+    env = dict(os.environ, LISTEN_FDS="1", LISTEN_FDNAMES="web")
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(parent.fileno())],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        pass_fds=(parent.fileno(),),
+    )
+    try:
+        client = socket.create_connection(("127.0.0.1", port), timeout=10)
+        client.settimeout(10)
+        assert client.recv(2) == b"hi"
+        client.close()
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+        parent.close()
+    assert out.split() == ["1", f"http://127.0.0.1:{port}", "False", "False"]
+
+
+def test_systemd_variables_for_another_pid_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LISTEN_FDS", "1")
+    monkeypatch.setenv("LISTEN_PID", str(os.getpid() + 100000))
+    assert listeners.systemd_sockets() is None
+    assert os.environ["LISTEN_FDS"] == "1"
