@@ -1,0 +1,3 @@
+from ruvicorn.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The master: binds listeners, forks workers, owns signals and reloads."""

@@ -1,0 +1,1 @@
+"""A worker process: its event loop, the app, and the native protocol serving it."""
