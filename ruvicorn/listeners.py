@@ -187,7 +187,6 @@ def _adopt_fd(fd: int, backlog: int, what: str) -> socket.socket:
     except OSError as exc:
         sock.detach()
         raise ConfigError(f"{what}: cannot listen on fd {fd}: {exc.strerror}") from None
-    os.set_inheritable(fd, True)
     return sock
 
 

@@ -1,0 +1,241 @@
+"""The master: bind once, fork workers, own every signal, reload without dropping requests.
+
+One thread, one loop: signal handlers only enqueue (see ``signals``), and every decision
+(spawn, retire, kill, reload, stop) is taken here, in ``Master.loop``. The listening
+sockets stay open in the master the whole time, so connections queued in the kernel
+survive any worker coming or going.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+
+from ruvicorn import exitcodes, listeners, logs
+from ruvicorn.config import Config, ConfigError
+from ruvicorn.supervisor import pidfile, proctitle
+from ruvicorn.supervisor.pool import Pool
+from ruvicorn.supervisor.reload import ReloadWatcher
+from ruvicorn.supervisor.sd_notify import Notifier
+from ruvicorn.supervisor.signals import SignalQueue, name
+
+log = logs.error_log
+
+#: Extra seconds past --timeout-graceful-shutdown a stopping worker gets for lifespan
+#: shutdown before it is killed.
+STOP_MARGIN = 3.0
+#: Seconds a fast stop (SIGQUIT, or a second SIGTERM/SIGINT) waits before SIGKILL.
+FAST_STOP_SECONDS = 5.0
+#: Longest sleep of the master loop; timers (deadlines, samples) are checked this often.
+TICK = 0.2
+
+
+def run_master(config: Config) -> int:
+    """Serve ``config`` with supervised workers until stopped; returns the exit code."""
+    return Master(config).run()
+
+
+class Master:
+    """The state of the supervisor; see the module docstring."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.signals = SignalQueue()
+        self.notifier = Notifier()
+        self.watcher: ReloadWatcher | None = None
+        # The master holds the write end and never writes: the kernel closes it when the
+        # master dies, which wakes every worker's reader (see worker_process).
+        self.alive_r, self.alive_w = os.pipe()
+        self.pool = Pool(config, self.notifier, self.alive_r, self._master_fds)
+        self.stopping = ""  # "", "graceful" or "fast"
+        self.exit_code = exitcodes.OK
+        self._last_status = ""
+
+    def _master_fds(self) -> list[int]:
+        """Descriptors only the master may hold; a forked worker closes them."""
+        fds = [self.signals.read_fd, self.signals.write_fd, self.alive_w]
+        if self.notifier.enabled:
+            fds.append(self.notifier.fileno())
+        if self.watcher is not None:
+            fds.extend(self.watcher.master_fds())
+        return fds
+
+    # -- life cycle
+
+    def run(self) -> int:
+        config = self.config
+        if config.reload and config.preload:
+            log.error(
+                "--reload and --preload cannot be combined: preloaded code is not re-imported"
+            )
+            return exitcodes.USAGE
+        try:
+            self.pool.sockets = listeners.bind_listeners(config)
+            if config.pid:
+                pidfile.write(config.pid)
+        except ConfigError as exc:
+            log.error("%s", exc)
+            listeners.close_listeners(self.pool.sockets)
+            return exitcodes.USAGE
+        try:
+            return self._serve()
+        finally:
+            self._cleanup()
+
+    def _serve(self) -> int:
+        config = self.config
+        for sock in self.pool.sockets:
+            log.info("Listening on %s", listeners.describe(sock))
+        if config.preload:
+            # Only --preload makes the master import application code.
+            from ruvicorn.worker.app_loading import AppLoadError, load_app  # noqa: PLC0415
+
+            try:
+                self.pool.app = load_app(config)
+            except AppLoadError as exc:
+                log.error("Could not load the app: %s", exc)
+                return exitcodes.APP_LOAD_FAILED
+        self.signals.install()
+        proctitle.set_title("master", config.app)
+        if config.reload:
+            self.watcher = ReloadWatcher(config)
+            log.info("Watching %s for changes", ", ".join(self.watcher.dirs))
+        log.info(
+            "Started master process %d with %d worker%s",
+            os.getpid(),
+            config.workers,
+            "" if config.workers == 1 else "s",
+        )
+        try:
+            self.loop()
+        except Exception:
+            log.exception("The master failed; stopping every worker")
+            self.exit_code = 1
+        return self.exit_code
+
+    def _cleanup(self) -> None:
+        self.pool.kill_all()
+        listeners.close_listeners(self.pool.sockets)
+        self.pool.sockets = []
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        if self.config.pid:
+            pidfile.remove(self.config.pid)
+        self.signals.close()
+        self.notifier.close()
+        for fd in (self.alive_r, self.alive_w):
+            os.close(fd)
+        log.info("Master %d exits with code %d", os.getpid(), self.exit_code)
+
+    # -- the loop
+
+    def loop(self) -> None:
+        pool = self.pool
+        while True:
+            for signum in self.signals.pop_all():
+                self.on_signal(signum)
+            pool.reap(self.stopping != "")
+            if pool.fatal_code is not None and not self.stopping:
+                self.exit_code = pool.fatal_code
+                self.begin_stop("fast", "a worker failed to boot")
+            now = time.monotonic()
+            if self.stopping:
+                if not pool.workers:
+                    return
+                pool.enforce_deadlines(now)
+            else:
+                pool.check(now)
+                pool.maintain(now)
+            self._report(now)
+            self._wait()
+
+    def _wait(self) -> None:
+        """Sleep until a signal, a worker message, a file change or the next tick."""
+        poller = select.poll()
+        poller.register(self.signals.read_fd, select.POLLIN)
+        by_fd = self.pool.status_fds()
+        for fd in by_fd:
+            poller.register(fd, select.POLLIN)
+        if self.watcher is not None:
+            poller.register(self.watcher.fd, select.POLLIN)
+        try:
+            events = poller.poll(TICK * 1000)
+        except InterruptedError:
+            return
+        for fd, _ in events:
+            if fd in by_fd:
+                self.pool.on_status(by_fd[fd])
+            elif self.watcher is not None and fd == self.watcher.fd:
+                self._on_file_changes()
+
+    def _on_file_changes(self) -> None:
+        assert self.watcher is not None
+        batches = self.watcher.read_changes()
+        if batches is None:
+            log.error("The file watcher stopped; --reload is off from now on")
+            self.watcher.stop()
+            self.watcher = None
+            return
+        paths = sorted({p for batch in batches for p in batch})
+        if paths and not self.stopping:
+            shown = ", ".join(os.path.relpath(p) for p in paths[:3])
+            more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+            self.pool.begin_reload(f"changes in {shown}{more}")
+
+    def _report(self, now: float) -> None:
+        status = self.pool.status_line()
+        if self.stopping:
+            status = f"stopping: {len(self.pool.workers)} workers left"
+        if status != self._last_status:
+            self._last_status = status
+            self.notifier.status(status)
+        self.notifier.watchdog(now, not self.stopping and self.pool.healthy())
+
+    # -- signals
+
+    def on_signal(self, signum: int) -> None:
+        if signum == signal.SIGCHLD:
+            return  # Reaping happens on every turn of the loop.
+        log.info("Received %s", name(signum))
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            if self.stopping:
+                self.begin_stop("fast", f"second {name(signum)}")
+            else:
+                self.begin_stop("graceful", name(signum))
+        elif signum == signal.SIGQUIT:
+            self.begin_stop("fast", name(signum))
+        elif self.stopping:
+            return
+        elif signum == signal.SIGHUP:
+            self.pool.begin_reload("SIGHUP")
+        elif signum == signal.SIGTTIN:
+            self.pool.resize(self.pool.target + 1)
+        elif signum == signal.SIGTTOU:
+            self.pool.resize(self.pool.target - 1)
+        elif signum == signal.SIGUSR1:
+            logs.reopen_files()
+            self.pool.signal_all(signal.SIGUSR1)
+
+    def begin_stop(self, mode: str, why: str) -> None:
+        """Stop serving: close the listeners and tell every worker to stop."""
+        if self.stopping in ("fast", mode):
+            return
+        self.stopping = mode
+        now = time.monotonic()
+        graceful = mode == "graceful"
+        self.notifier.stopping(f"stopping ({why})")
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        listeners.close_listeners(self.pool.sockets)
+        self.pool.sockets = []
+        if graceful:
+            limit = self.config.timeout_graceful_shutdown
+            log.info("Shutting down (%s): workers finish their requests (up to %.0f s)", why, limit)
+            self.pool.stop_all(signal.SIGTERM, now + limit + STOP_MARGIN)
+        else:
+            log.info("Shutting down fast (%s)", why)
+            self.pool.stop_all(signal.SIGQUIT, now + FAST_STOP_SECONDS)

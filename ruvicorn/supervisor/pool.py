@@ -1,0 +1,324 @@
+"""The set of workers: keep ``target`` of them serving, replace them one at a time.
+
+Every replacement takes the same rolling path, whether asked by SIGHUP, ``--reload`` or a
+recycling rule: mark the old worker, start a new one, wait until it reports ready, then
+retire the old one gracefully. A replacement that fails to boot aborts the roll and the
+old workers keep serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ruvicorn import exitcodes, logs
+from ruvicorn.config import MIB, Config
+from ruvicorn.supervisor import worker_process
+from ruvicorn.supervisor.recycling import Backoff, lifetime_exceeded
+from ruvicorn.supervisor.sd_notify import Notifier
+from ruvicorn.supervisor.signals import name
+from ruvicorn.supervisor.worker_process import Worker
+
+log = logs.error_log
+
+#: Seconds between SIGABRT (traceback) and SIGKILL for a worker whose loop is stuck.
+ABORT_GRACE = 2.0
+#: Seconds between recycling samples (RSS, lifetime).
+SAMPLE_INTERVAL = 1.0
+#: Extra seconds past --timeout-graceful-shutdown a retiring worker gets.
+RETIRE_MARGIN = 3.0
+
+BOOT_REASONS = {
+    exitcodes.APP_LOAD_FAILED: "the application could not be loaded",
+    exitcodes.LIFESPAN_FAILED: "lifespan startup failed",
+}
+
+
+def describe_exit(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        return f"killed by {name(-code)}"
+    return f"exit code {code}"
+
+
+class Pool:
+    """The master's workers and the rules that keep them serving."""
+
+    def __init__(
+        self,
+        config: Config,
+        notifier: Notifier,
+        alive_fd: int,
+        master_fds: Callable[[], list[int]],
+    ) -> None:
+        self.config = config
+        self.notifier = notifier
+        self.alive_fd = alive_fd
+        self.master_fds = master_fds
+        self.sockets: list[socket.socket] = []
+        self.workers: dict[int, Worker] = {}
+        self.target = config.workers
+        self.backoff = Backoff()
+        self.spawn_not_before = 0.0
+        #: True once ``target`` workers were ready together the first time.
+        self.booted = False
+        #: A reload (SIGHUP or --reload) is rolling and READY=1 is still owed to systemd.
+        self.reloading = False
+        #: Set when a worker fails during the first boot: the master must stop with it.
+        self.fatal_code: int | None = None
+        self._next_sample = 0.0
+        #: The application preloaded by the master (--preload), else None.
+        self.app: Any = None
+
+    # -- views
+
+    def active(self) -> list[Worker]:
+        return [w for w in self.workers.values() if not w.retiring]
+
+    def status_fds(self) -> dict[int, Worker]:
+        return {w.status_fd: w for w in self.workers.values() if w.status_fd >= 0}
+
+    def status_line(self) -> str:
+        ready = sum(1 for w in self.active() if w.ready)
+        text = f"{ready} of {self.target} workers ready"
+        return f"{text}, reloading" if self.reloading else text
+
+    def healthy(self) -> bool:
+        """At least one ready worker whose loop is alive (for the systemd watchdog)."""
+        limit = self.config.timeout_worker or float("inf")
+        return any(w.ready and w.heartbeat.age() < limit for w in self.active())
+
+    # -- worker messages and exits
+
+    def on_status(self, worker: Worker) -> None:
+        worker.read_status()
+        self._handle_messages(worker)
+
+    def _handle_messages(self, worker: Worker) -> None:
+        messages, worker.messages = worker.messages, []
+        for message in messages:
+            if message == worker_process.MSG_READY and not worker.ready:
+                worker.ready = True
+                log.info("Worker %d ready", worker.pid)
+                self._after_ready()
+            elif message == worker_process.MSG_RECYCLE and not worker.retiring:
+                self._mark(worker, "reached --limit-max-requests")
+
+    def _after_ready(self) -> None:
+        active = self.active()
+        fresh_ready = [w for w in active if w.ready and not w.replace_reason]
+        if not self.booted and len(fresh_ready) >= self.target:
+            self.booted = True
+            log.info("Ready: %d worker%s serving", self.target, "" if self.target == 1 else "s")
+            self.notifier.ready(self.status_line())
+
+    def reap(self, stopping: bool) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            worker = self.workers.pop(pid, None)
+            if worker is not None:
+                worker.read_status()  # A ready message may still sit in the pipe.
+                self._handle_messages(worker)
+                worker.close_status()
+                worker.heartbeat.close()
+                self._exited(worker, status, stopping)
+
+    def _exited(self, worker: Worker, status: int, stopping: bool) -> None:
+        pid, how = worker.pid, describe_exit(status)
+        code = os.waitstatus_to_exitcode(status)
+        now = time.monotonic()
+        if stopping or (worker.retiring and not worker.hung and not worker.boot_timed_out):
+            level = log.warning if worker.killed else log.info
+            level("Worker %d stopped (%s)", pid, how)
+            return
+        if not worker.ready:
+            reason = BOOT_REASONS.get(code, how)
+            if worker.boot_timed_out:
+                limit = self.config.timeout_worker_ready
+                reason = f"not ready within --timeout-worker-ready {limit:g} s"
+            if not self.booted:
+                log.error("Worker %d failed to boot: %s; stopping the server", pid, reason)
+                self.fatal_code = code if code in exitcodes.BOOT_FAILURES else 1
+                return
+            if any(w.replace_reason for w in self.active()):
+                log.error(
+                    "Worker %d failed to boot: %s. The replacement was aborted and the old "
+                    "workers keep serving; fix the error above (the next change or SIGHUP "
+                    "tries again)",
+                    pid,
+                    reason,
+                )
+                self._abort_roll()
+            else:
+                log.error("Worker %d failed to boot: %s", pid, reason)
+        elif worker.hung:
+            log.error("Worker %d was stopped after its event loop hung (%s)", pid, how)
+        else:
+            log.error("Worker %d died unexpectedly (%s)", pid, how)
+        delay = self.backoff.crashed(now)
+        self.spawn_not_before = max(self.spawn_not_before, now + delay)
+        if delay:
+            log.warning("Repeated worker failures: starting the next worker in %.1f s", delay)
+
+    def _abort_roll(self) -> None:
+        for worker in self.active():
+            worker.replace_reason = ""
+        if self.reloading:
+            self.reloading = False
+            self.notifier.ready(f"{self.status_line()}; the last reload failed")
+
+    # -- periodic checks
+
+    def check(self, now: float) -> None:
+        """Deadlines, boot timeouts, hung loops and recycling rules."""
+        self.enforce_deadlines(now)
+        sample = now >= self._next_sample
+        if sample:
+            self._next_sample = now + SAMPLE_INTERVAL
+        for worker in list(self.workers.values()):
+            if worker.retiring:
+                continue
+            if not worker.ready:
+                if now - worker.started > self.config.timeout_worker_ready:
+                    log.error(
+                        "Worker %d not ready after %g s (--timeout-worker-ready); killing it",
+                        worker.pid,
+                        self.config.timeout_worker_ready,
+                    )
+                    worker.boot_timed_out = True
+                    worker.signal(signal.SIGKILL)
+                    worker.killed = True
+                    worker.retiring = True
+                continue
+            age = worker.heartbeat.age()
+            if self.config.timeout_worker > 0 and age > self.config.timeout_worker:
+                log.error(
+                    "Worker %d: event loop blocked for %.0f s (over --timeout-worker %g s); "
+                    "sending SIGABRT for its traceback, then SIGKILL",
+                    worker.pid,
+                    age,
+                    self.config.timeout_worker,
+                )
+                worker.hung = True
+                worker.retiring = True
+                worker.kill_at = now + ABORT_GRACE
+                worker.signal(signal.SIGABRT)
+                continue
+            if sample and not worker.replace_reason:
+                if lifetime_exceeded(self.config, worker.started, now):
+                    self._mark(worker, "reached --max-worker-lifetime")
+                elif worker.memory.sample(worker.pid):
+                    rss = worker.memory.last_rss / MIB
+                    self._mark(worker, f"RSS {rss:.0f} MiB over --max-worker-memory")
+
+    def enforce_deadlines(self, now: float) -> None:
+        for worker in self.workers.values():
+            if worker.retiring and not worker.killed and worker.kill_at and now >= worker.kill_at:
+                log.warning("Worker %d did not stop in time; sending SIGKILL", worker.pid)
+                worker.signal(signal.SIGKILL)
+                worker.killed = True
+
+    def _mark(self, worker: Worker, reason: str) -> None:
+        if not worker.replace_reason:
+            worker.replace_reason = reason
+            log.info("Recycling worker %d: %s", worker.pid, reason)
+
+    # -- keeping the pool at its target
+
+    def maintain(self, now: float) -> None:
+        active = self.active()
+        fresh = [w for w in active if not w.replace_reason]
+        stale = sorted((w for w in active if w.replace_reason), key=lambda w: (w.ready, w.started))
+        fresh_ready = [w for w in fresh if w.ready]
+        # A stale worker leaves once a ready fresh one can take its place.
+        while stale and len(fresh_ready) + len(stale) > self.target:
+            self._retire(stale.pop(0), now)
+        # SIGTTOU: too many workers; the not-yet-ready, then the oldest, go first.
+        extra = sorted(fresh, key=lambda w: (w.ready, w.started))
+        while len(extra) > self.target:
+            self._retire(extra.pop(0), now)
+        fresh = [w for w in fresh if not w.retiring]
+        missing = self.target - len(fresh)
+        if missing > 0 and now >= self.spawn_not_before:
+            if stale:  # Rolling: one replacement at a time keeps capacity steady.
+                missing = 0 if any(not w.ready for w in fresh) else 1
+            for _ in range(missing):
+                if not self._spawn(now):
+                    break
+        settled = len(fresh) == self.target and all(w.ready for w in fresh)
+        if self.reloading and not stale and settled:
+            self.reloading = False
+            log.info("Reload complete: %d workers serving the new code", self.target)
+            self.notifier.ready(self.status_line())
+
+    def _spawn(self, now: float) -> bool:
+        try:
+            worker = worker_process.spawn(
+                self.config,
+                self.sockets,
+                self.alive_fd,
+                self.master_fds() + self._fds(),
+                app=self.app,
+            )
+        except OSError as exc:
+            log.error("Could not start a worker: %s", logs.one_line(exc))
+            self.spawn_not_before = now + self.backoff.crashed(now) + 1.0
+            return False
+        self.workers[worker.pid] = worker
+        log.info("Started worker %d", worker.pid)
+        return True
+
+    def _fds(self) -> list[int]:
+        return [w.status_fd for w in self.workers.values() if w.status_fd >= 0]
+
+    def _retire(self, worker: Worker, now: float) -> None:
+        reason = worker.replace_reason or "fewer workers wanted"
+        log.info("Retiring worker %d (%s)", worker.pid, reason)
+        worker.retiring = True
+        worker.kill_at = now + self.config.timeout_graceful_shutdown + RETIRE_MARGIN
+        worker.signal(signal.SIGTERM)
+
+    # -- requests from the master
+
+    def begin_reload(self, why: str) -> None:
+        active = self.active()
+        log.info("Reloading (%s): replacing %d workers one at a time", why, len(active))
+        for worker in active:
+            worker.replace_reason = f"reload: {why}"
+        if active:
+            self.reloading = True
+            self.notifier.reloading(f"reloading ({why})")
+
+    def resize(self, target: int) -> None:
+        self.target = max(1, target)
+        log.info("Worker count set to %d", self.target)
+
+    def signal_all(self, signum: int) -> None:
+        for worker in self.workers.values():
+            worker.signal(signum)
+
+    def stop_all(self, signum: int, deadline: float) -> None:
+        for worker in self.workers.values():
+            if not worker.killed:
+                worker.signal(signum)
+            worker.retiring = True
+            worker.kill_at = min(worker.kill_at or deadline, deadline)
+
+    def kill_all(self) -> None:
+        """Last resort at exit: nothing the master started may outlive it."""
+        for worker in self.workers.values():
+            worker.signal(signal.SIGKILL)
+        for pid in list(self.workers):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            self.workers.pop(pid).close_status()

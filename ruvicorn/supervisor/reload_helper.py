@@ -1,0 +1,79 @@
+"""The ``--reload`` watcher process (see ``reload``): reports changed files to the master.
+
+It prints one JSON list of changed paths per batch on stdout and exits when its stdin
+reaches EOF, which happens when the master stops it or dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import watchfiles
+
+from ruvicorn import logs
+
+DEFAULT_INCLUDE = ("*.py",)
+#: Milliseconds of quiet after a change before it is reported (editors save in steps).
+DEBOUNCE_MS = 400
+
+
+def _matches(path: str, globs: tuple[str, ...]) -> bool:
+    name = os.path.basename(path)
+    return any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(path, g) for g in globs)
+
+
+def make_filter(include: tuple[str, ...], exclude: tuple[str, ...]) -> Callable[[Any, str], bool]:
+    """Accept paths matching an include glob and no exclude glob (plus the watcher's
+    defaults, which skip VCS folders, caches and editor swap files)."""
+    default = watchfiles.DefaultFilter()
+    include = include or DEFAULT_INCLUDE
+
+    def accept(change: Any, path: str) -> bool:
+        if not default(change, path):
+            return False
+        return _matches(path, include) and not _matches(path, exclude)
+
+    return accept
+
+
+def helper_main(argv: list[str]) -> int:
+    """The watcher process: report changed files until stdin closes."""
+    spec = json.loads(argv[1])
+    logs.configure(spec["log_level"], spec["log_file"])
+    # Terminal Ctrl+C and hangups are the master's business; it stops us itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    stop = threading.Event()
+
+    def wait_for_master() -> None:
+        with contextlib.suppress(OSError):
+            sys.stdin.buffer.read()
+        stop.set()
+
+    threading.Thread(target=wait_for_master, daemon=True).start()
+    accept = make_filter(tuple(spec["include"]), tuple(spec["exclude"]))
+    for changes in watchfiles.watch(
+        *spec["dirs"],
+        watch_filter=accept,
+        stop_event=stop,
+        debounce=DEBOUNCE_MS,
+        raise_interrupt=False,
+    ):
+        paths = sorted({path for _, path in changes})
+        try:
+            os.write(sys.stdout.fileno(), (json.dumps(paths) + "\n").encode())
+        except OSError:
+            break
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(helper_main(sys.argv))

@@ -1,0 +1,237 @@
+"""Forking one worker, and everything the child does before it starts serving.
+
+Parent side: a status pipe (worker -> master: ready, recycle me), a shared heartbeat page,
+signals blocked around ``fork`` so no master handler runs in the child.
+Child side: default signal handlers, master-only descriptors closed (faulthandler on: a
+SIGABRT from the master dumps every thread's traceback to the log, enabled by
+``run_worker``), its own process group, a thread that stops
+the worker when the master dies, then ``run_worker`` and ``os._exit`` with its code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruvicorn import logs
+from ruvicorn.config import Config
+from ruvicorn.supervisor import proctitle, signals
+from ruvicorn.supervisor.heartbeat import Heartbeat
+from ruvicorn.supervisor.recycling import MemoryWatch, request_limit
+from ruvicorn.worker.hooks import WorkerHooks, WorkerStats
+
+#: Worker -> master messages on the status pipe, one byte each.
+MSG_READY = b"R"
+MSG_RECYCLE = b"M"
+
+#: How often a worker over its request budget repeats its recycle request.
+RECYCLE_ASK_INTERVAL = 10.0
+
+
+@dataclass
+class Worker:
+    """The master's record of one worker process."""
+
+    pid: int
+    status_fd: int
+    heartbeat: Heartbeat
+    started: float
+    memory: MemoryWatch
+    ready: bool = False
+    #: Why this worker should be replaced ("" = it should not): reload or recycling.
+    replace_reason: str = ""
+    #: Told to stop (retired, stopping, or hung); no longer counts as capacity.
+    retiring: bool = False
+    #: When a retiring worker gets SIGKILL if it is still alive.
+    kill_at: float = 0.0
+    killed: bool = False
+    hung: bool = False
+    boot_timed_out: bool = False
+    messages: list[bytes] = field(default_factory=list)
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum``, ignoring a worker that is already gone."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signum)
+
+    def read_status(self) -> bool:
+        """Collect pending status bytes; False once the worker closed its end (EOF)."""
+        if self.status_fd < 0:
+            return False
+        while True:
+            try:
+                data = os.read(self.status_fd, 512)
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError:
+                data = b""
+            if not data:
+                self.close_status()
+                return False
+            self.messages.extend(data[i : i + 1] for i in range(len(data)))
+
+    def close_status(self) -> None:
+        if self.status_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.status_fd)
+            self.status_fd = -1
+
+
+def spawn(
+    config: Config,
+    sockets: list[socket.socket],
+    alive_fd: int,
+    close_in_child: Iterable[int],
+    app: Any = None,
+) -> Worker:
+    """Fork a worker serving ``sockets``; returns at once in the master.
+
+    ``app`` is the application the master preloaded (``--preload``), else None: the
+    worker imports it itself, which is how a reload picks up new code.
+    """
+    status_r, status_w = os.pipe()
+    heartbeat = Heartbeat()
+    master_pid = os.getpid()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals.HANDLED)
+    try:
+        pid = os.fork()
+    except OSError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        os.close(status_r)
+        os.close(status_w)
+        heartbeat.close()
+        raise
+    if pid == 0:
+        _child_main(
+            config,
+            sockets,
+            status_w=status_w,
+            heartbeat=heartbeat,
+            alive_fd=alive_fd,
+            master_pid=master_pid,
+            close_fds=[status_r, *close_in_child],
+            old_mask=old_mask,
+            app=app,
+        )
+    signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    os.close(status_w)
+    os.set_blocking(status_r, False)
+    return Worker(
+        pid=pid,
+        status_fd=status_r,
+        heartbeat=heartbeat,
+        started=time.monotonic(),
+        memory=MemoryWatch(config.max_worker_memory),
+    )
+
+
+class _ChildHooks:
+    """The WorkerHooks a supervised worker runs on its loop."""
+
+    def __init__(self, status_fd: int, heartbeat: Heartbeat, limit: int, master_pid: int):
+        self.status_fd = status_fd
+        self.heartbeat = heartbeat
+        self.limit = limit
+        self.master_pid = master_pid
+        self._next_ask = 0.0
+
+    def _send(self, message: bytes) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self.status_fd, message)
+
+    def on_ready(self) -> None:
+        self.heartbeat.beat()
+        self._send(MSG_READY)
+
+    def on_tick(self, stats: WorkerStats) -> bool:
+        self.heartbeat.beat()
+        if os.getppid() != self.master_pid:
+            logs.error_log.warning("The master process is gone; this worker stops")
+            return True
+        now = time.monotonic()
+        if self.limit and stats.requests_served >= self.limit and now >= self._next_ask:
+            self._next_ask = now + RECYCLE_ASK_INTERVAL
+            self._send(MSG_RECYCLE)
+        return False
+
+
+def _watch_master(alive_fd: int, grace: float) -> None:
+    """Stop this worker when the master dies, even by SIGKILL.
+
+    The master holds the write end of the ``alive`` pipe and never writes; the kernel
+    closes it when the master dies, so this read returns EOF at that moment. The worker
+    then stops gracefully, and exits hard if that takes longer than the grace period.
+    """
+
+    def watch() -> None:
+        try:
+            os.read(alive_fd, 1)
+        except OSError:
+            return
+        logs.error_log.warning("The master process died; this worker stops")
+        with contextlib.suppress(OSError):
+            os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="ruvicorn-master-watch", daemon=True).start()
+
+
+def _child_main(
+    config: Config,
+    sockets: list[socket.socket],
+    *,
+    status_w: int,
+    heartbeat: Heartbeat,
+    alive_fd: int,
+    master_pid: int,
+    close_fds: list[int],
+    old_mask: Iterable[int],
+    app: Any,
+) -> None:
+    """Everything a freshly forked worker does; never returns."""
+    code = 1
+    try:
+        signals.reset_to_default()
+        with contextlib.suppress(ValueError):
+            signal.set_wakeup_fd(-1)
+        for fd in close_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        # Its own process group: a terminal's Ctrl+C reaches only the master, which then
+        # stops each worker exactly once (a second signal would make a worker stop fast).
+        with contextlib.suppress(OSError):
+            os.setpgid(0, 0)
+        proctitle.set_title("worker", config.app)
+        _watch_master(alive_fd, config.timeout_graceful_shutdown + 5.0)
+        hooks_impl = _ChildHooks(status_w, heartbeat, request_limit(config), master_pid)
+        hooks = WorkerHooks(on_ready=hooks_impl.on_ready, on_tick=hooks_impl.on_tick)
+        # Imported only in the child: the master never loads the protocol or the app.
+        from ruvicorn.worker.run import run_worker  # noqa: PLC0415
+
+        if app is None:
+            code = run_worker(config, sockets, hooks)
+        else:
+            code = run_worker(config, sockets, hooks, app=app)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        logs.error_log.exception("Worker crashed")
+        code = 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)

@@ -1,0 +1,64 @@
+"""A test app: answers with its pid; records lifespan events; can sleep, block, allocate.
+
+Routes: / -> pid, /sleep?s=N (async sleep), /block?s=N (blocks the event loop),
+/alloc?mb=N (keeps N MiB alive), /crash (kills its worker).
+Events are appended to $RUVICORN_TEST_EVENTS as "startup PID", "shutdown PID" and
+"request/sleep PID" / "request/block PID" when such a request reaches the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+_hoard: list[bytearray] = []
+
+
+def _record(event: str) -> None:
+    path = os.environ.get("RUVICORN_TEST_EVENTS")
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{event} {os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                _record("startup")
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                _record("shutdown")
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    query = dict(
+        part.split("=", 1) for part in scope["query_string"].decode().split("&") if "=" in part
+    )
+    path = scope["path"]
+    if path in ("/sleep", "/block"):
+        _record(f"request{path}")
+    if path == "/sleep":
+        await asyncio.sleep(float(query.get("s", "1")))
+    elif path == "/block":
+        time.sleep(float(query.get("s", "1")))
+    elif path == "/alloc":
+        chunk = bytearray(int(query.get("mb", "1")) * 1024 * 1024)
+        chunk[::4096] = b"x" * len(chunk[::4096])  # Touch every page so RSS grows.
+        _hoard.append(chunk)
+    elif path == "/crash":
+        os._exit(1)
+    body = str(os.getpid()).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,126 @@
+"""Process model: N workers, respawn, boot failures, backoff, scaling, master death."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+from sup_helpers import Server, wait_for
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def test_n_workers_distinct_pids_and_sigkill_is_replaced(start: Callable[..., Server]) -> None:
+    server = start("basic:app", "--workers", "3")
+    server.wait_ready()
+    workers = server.workers()
+    assert len(workers) == 3
+    seen: set[int] = set()
+    for _ in range(300):
+        status, body = server.get("/")
+        assert status == 200
+        seen.add(int(body))
+        if seen == workers:
+            break
+    assert seen <= workers and len(seen) >= 2
+    victim = next(iter(workers))
+    os.kill(victim, signal.SIGKILL)
+    server.wait_log(rf"Worker {victim} died unexpectedly \(killed by SIGKILL\)")
+    wait_for(lambda: len(server.workers()) == 3 and victim not in server.workers(), 30, "respawn")
+    server.wait_log(r"Worker \d+ ready", count=4)
+    for _ in range(20):
+        status, body = server.get("/")
+        assert status == 200 and int(body) != victim
+
+
+def test_master_sigkill_takes_workers_down(start: Callable[..., Server]) -> None:
+    server = start("basic:app", "--workers", "2")
+    server.wait_ready()
+    workers = [psutil.Process(pid) for pid in server.workers()]
+    assert len(workers) == 2
+    server.signal(signal.SIGKILL)
+    server.wait_exit(10)
+    _, alive = psutil.wait_procs(workers, timeout=15)
+    assert alive == []
+
+
+@pytest.mark.parametrize(
+    ("app", "code", "reason"),
+    [
+        ("broken_import:app", 3, "the application could not be loaded"),
+        ("lifespan_fail:app", 4, "lifespan startup failed"),
+    ],
+)
+def test_boot_failure_stops_the_server(
+    start: Callable[..., Server], app: str, code: int, reason: str
+) -> None:
+    server = start(app, "--workers", "3", "--lifespan", "on")
+    assert server.wait_exit(30) == code
+    log = server.log()
+    assert f"failed to boot: {reason}; stopping the server" in log
+    assert server.count(r"Started worker") == 3  # No respawn loop.
+
+
+def test_crash_looping_worker_backs_off(start: Callable[..., Server]) -> None:
+    server = start("crashloop:app", "--workers", "1")
+    server.wait_log(r"died unexpectedly", count=4, timeout=60)
+    delays = [float(d) for d in re.findall(r"starting the next worker in ([\d.]+) s", server.log())]
+    assert len(delays) >= 2
+    assert delays == sorted(delays) and delays[-1] > delays[0]
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(30) == 0
+
+
+def test_sigttin_sigttou_change_the_worker_count(start: Callable[..., Server]) -> None:
+    server = start("basic:app", "--workers", "1")
+    server.wait_ready()
+    first = server.workers()
+    server.signal(signal.SIGTTIN)
+    server.wait_log(r"Worker count set to 2")
+    wait_for(lambda: len(server.workers()) == 2, 30, "a second worker")
+    server.wait_log(r"Worker \d+ ready", count=2)
+    server.signal(signal.SIGTTOU)
+    server.wait_log(r"Worker count set to 1")
+    server.wait_log(r"Worker \d+ stopped \(exit code 0\)")
+    wait_for(lambda: len(server.workers()) == 1, 30, "one worker")
+    assert server.workers().isdisjoint(first)  # The oldest worker is the one retired.
+
+
+def test_unix_socket_and_pidfile(start: Callable[..., Server], tmp_path: Path) -> None:
+    uds = tmp_path / "web.sock"
+    pidfile = tmp_path / "web.pid"
+    server = start("basic:app", "--workers", "2", "--uds", str(uds), "--pid", str(pidfile))
+    server.wait_ready()
+    assert pidfile.read_text().strip() == str(server.pid)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    sock.connect(str(uds))
+    conn = http.client.HTTPConnection("localhost", timeout=10)
+    conn.sock = sock
+    conn.request("GET", "/", headers={"Connection": "close"})
+    response = conn.getresponse()
+    assert response.status == 200 and int(response.read()) in server.workers()
+    conn.close()
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(30) == 0
+    assert not uds.exists()
+    assert not pidfile.exists()
+
+
+def test_address_in_use_is_one_clear_line(start: Callable[..., Server]) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        server = start("basic:app", port=port)
+        assert server.wait_exit(30) == 2
+    lines = [line for line in server.log().splitlines() if "ERROR" in line]
+    assert lines and lines[0].endswith(f"cannot bind 127.0.0.1:{port}: address already in use")
+    assert "Traceback" not in server.log()
