@@ -1,7 +1,7 @@
 """A test app: answers with its pid; records lifespan events; can sleep, block, allocate.
 
 Routes: / -> pid, /sleep?s=N (async sleep), /block?s=N (blocks the event loop),
-/alloc?mb=N (keeps N MiB alive), /crash (kills its worker).
+/alloc?mb=N (keeps N MiB alive), /crash (kills its worker), /env?name=X (a variable).
 Events are appended to $RUVICORN_TEST_EVENTS as "startup PID", "shutdown PID" and
 "request/sleep PID" / "request/block PID" when such a request reaches the app.
 """
@@ -54,6 +54,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif path == "/crash":
         os._exit(1)
     body = str(os.getpid()).encode()
+    if path == "/env":
+        body = os.environ.get(query.get("name", ""), "").encode()
     await send(
         {
             "type": "http.response.start",

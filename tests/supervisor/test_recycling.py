@@ -1,0 +1,60 @@
+"""Recycling through the rolling path: max requests, max memory, hung event loop."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Callable
+
+import pytest
+from sup_helpers import Server, wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_max_requests_recycles_without_failures(start: Callable[..., Server]) -> None:
+    server = start("basic:app", "--workers", "1", "--limit-max-requests", "20")
+    server.wait_ready()
+    (first,) = server.workers()
+    pids = []
+    for _ in range(2000):
+        status, body = server.get("/")
+        assert status == 200
+        pids.append(int(body))
+        if int(body) != first:
+            break
+    assert pids[0] == first and pids[-1] != first
+    assert pids.count(first) >= 20
+    server.wait_log(rf"Recycling worker {first}: reached --limit-max-requests")
+    server.wait_log(rf"Worker {first} stopped \(exit code 0\)")
+
+
+def test_max_memory_recycles_a_growing_worker(start: Callable[..., Server]) -> None:
+    server = start("basic:app", "--workers", "1", "--max-worker-memory", "120")
+    server.wait_ready()
+    (first,) = server.workers()
+    assert server.get("/alloc?mb=200")[0] == 200
+    server.wait_log(rf"Recycling worker {first}: RSS \d+ MiB over --max-worker-memory", 60)
+    server.wait_log(rf"Worker {first} stopped \(exit code 0\)", 60)
+    status, body = server.get("/")
+    assert status == 200 and int(body) != first
+
+
+def test_blocked_event_loop_gets_sigabrt_then_replaced(start: Callable[..., Server]) -> None:
+    server = start("basic:app", "--workers", "2", "--timeout-worker", "2")
+    server.wait_ready()
+    workers = server.workers()
+    # The request itself is lost with its worker: that is the point.
+    with contextlib.suppress(OSError):
+        server.get("/block?s=60", timeout=1)
+    wait_for(lambda: any(e == "request/block" for e, _ in server.events()), 20, "request")
+    (hung,) = [pid for event, pid in server.events() if event == "request/block"]
+    server.wait_log(rf"Worker {hung}: event loop blocked for \d+ s", 60)
+    server.wait_log(rf"Worker {hung} was stopped after its event loop hung", 30)
+    log = server.log()
+    assert "basic.py" in log.split("event loop blocked", 1)[1]  # faulthandler's traceback.
+    wait_for(lambda: len(server.workers() - workers) == 1, 30, "a replacement")
+    server.wait_log(r"Worker \d+ ready", count=3)
+    assert server.get("/")[0] == 200
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(30) == 0

@@ -1,0 +1,75 @@
+"""Stopping: graceful with in-flight requests, bounded when a worker hangs, fast on demand."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+
+import pytest
+from sup_helpers import Server, wait_for
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def _request_in_background(server: Server, path: str) -> dict[str, object]:
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            result["response"] = server.get(path, timeout=30)
+        except Exception as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    result["thread"] = thread
+    return result
+
+
+def test_sigterm_lets_an_in_flight_request_finish(start: Callable[..., Server]) -> None:
+    server = start("basic:app", "--workers", "2")
+    server.wait_ready()
+    workers = server.workers()
+    pending = _request_in_background(server, "/sleep?s=2")
+    wait_for(lambda: any(e == "request/sleep" for e, _ in server.events()), 20, "request")
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(30) == 0
+    thread = pending["thread"]
+    assert isinstance(thread, threading.Thread)
+    thread.join(timeout=10)
+    assert "error" not in pending, pending.get("error")
+    status, body = pending["response"]  # type: ignore[misc]
+    assert status == 200 and int(body) in workers
+    shutdowns = {pid for event, pid in server.events() if event == "shutdown"}
+    assert shutdowns == workers  # Lifespan shutdown ran in every worker.
+    assert "Master" in server.log() and "exits with code 0" in server.log()
+
+
+def test_worker_hung_past_graceful_timeout_is_killed(start: Callable[..., Server]) -> None:
+    server = start("basic:app", "--workers", "1", "--timeout-graceful-shutdown", "1")
+    server.wait_ready()
+    _request_in_background(server, "/block?s=60")
+    wait_for(lambda: any(e == "request/block" for e, _ in server.events()), 20, "request")
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(30) == 0
+    assert "did not stop in time; sending SIGKILL" in server.log()
+    assert "stopped (killed by SIGKILL)" in server.log()
+
+
+def test_sigquit_and_second_sigterm_stop_fast(start: Callable[..., Server]) -> None:
+    server = start("basic:app", "--workers", "2", "--timeout-graceful-shutdown", "60")
+    server.wait_ready()
+    _request_in_background(server, "/sleep?s=50")
+    wait_for(lambda: any(e == "request/sleep" for e, _ in server.events()), 20, "request")
+    server.signal(signal.SIGTERM)
+    server.wait_log("Shutting down \\(SIGTERM\\)")
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(30) == 0
+    assert "Shutting down fast (second SIGTERM)" in server.log()
+
+    other = start("basic:app", "--workers", "2")
+    other.wait_ready()
+    other.signal(signal.SIGQUIT)
+    assert other.wait_exit(30) == 0
+    assert "Shutting down fast (SIGQUIT)" in other.log()

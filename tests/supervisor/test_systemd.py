@@ -1,0 +1,103 @@
+"""systemd integration: sd_notify datagrams, watchdog pings and socket activation."""
+
+from __future__ import annotations
+
+import http.client
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sup_helpers import Server
+
+pytestmark = pytest.mark.timeout(90)
+
+
+class NotifySocket:
+    """A datagram socket standing in for systemd's $NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.messages: list[dict[str, str]] = []
+
+    def wait_for(self, key: str, value: str | None = None, timeout: float = 30) -> dict[str, str]:
+        """Read datagrams until one carries ``key`` (with ``value``); returns it."""
+        self.sock.settimeout(timeout)
+        while True:
+            data = self.sock.recv(4096)
+            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if line)
+            self.messages.append(fields)
+            if key in fields and (value is None or fields[key] == value):
+                return fields
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_sd_notify_ready_reloading_stopping_watchdog(
+    start: Callable[..., Server], tmp_path: Path
+) -> None:
+    notify = NotifySocket(tmp_path / "notify.sock")
+    try:
+        server = start(
+            "basic:app",
+            "--workers",
+            "2",
+            env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "1000000"},
+        )
+        ready = notify.wait_for("READY", "1")
+        assert ready["STATUS"] == "2 of 2 workers ready"
+        notify.wait_for("WATCHDOG", "1")
+        server.signal(signal.SIGHUP)
+        reloading = notify.wait_for("RELOADING", "1")
+        assert int(reloading["MONOTONIC_USEC"]) > 0
+        notify.wait_for("READY", "1")
+        server.wait_log("Reload complete")
+        # Workers must not inherit the variables and speak to systemd for the master.
+        assert server.get("/env?name=NOTIFY_SOCKET") == (200, "")
+        assert server.get("/env?name=WATCHDOG_USEC") == (200, "")
+        server.signal(signal.SIGTERM)
+        notify.wait_for("STOPPING", "1")
+        assert server.wait_exit(30) == 0
+    finally:
+        notify.close()
+
+
+def test_listen_fds_socket_activation(start: Callable[..., Server]) -> None:
+    activated = socket.socket()
+    activated.bind(("127.0.0.1", 0))
+    activated.listen(64)
+    port = activated.getsockname()[1]
+    # Like systemd: the socket at fd 3, LISTEN_PID naming the process that execs ruvicorn.
+    shim = (
+        "import os, sys; os.dup2(int(sys.argv[1]), 3); "
+        "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid()), LISTEN_FDNAMES='web'); "
+        "os.execv(sys.executable, [sys.executable] + sys.argv[2:])"
+    )
+    server = start(
+        "basic:app",
+        "--workers",
+        "2",
+        argv_prefix=[
+            sys.executable,
+            "-c",
+            shim,
+            str(activated.fileno()),
+        ],
+        pass_fds=(activated.fileno(),),
+    )
+    activated.close()  # Only the server holds it now.
+    server.wait_ready()
+    assert f"Listening on http://127.0.0.1:{port}" in server.log()
+    assert f":{server.port}" not in server.log()  # --port was not bound.
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/", headers={"Connection": "close"})
+    response = conn.getresponse()
+    assert response.status == 200 and int(response.read()) in server.workers()
+    conn.close()
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(30) == 0
