@@ -84,9 +84,7 @@ class Config:
     app_dir: str = opt(".", "Look for the app module in this directory.", group="app")
     root_path: str = opt("", "The ASGI root_path of a sub-mounted app.", group="app")
     lifespan: str = opt("auto", "Lifespan protocol.", choices=("auto", "on", "off"), group="app")
-    preload: bool = opt(
-        False, "Import the app in the master before forking workers.", group="app"
-    )
+    preload: bool = opt(False, "Import the app in the master before forking workers.", group="app")
 
     # -- protocol
     loop: str = opt("auto", "Event loop.", choices=("auto", "asyncio", "uvloop"))

@@ -1,0 +1,68 @@
+# ruvicorn developer tasks. `make help` lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# cargo test links the interpreter's shared library; tell the loader where it lives.
+PYLIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+CARGO_ENV = PYO3_PYTHON=$(abspath $(PY)) LD_LIBRARY_PATH=$(PYLIBDIR)
+
+.PHONY: help
+help: ## Show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+.PHONY: install
+install: $(PY) ## Build the extension (release) and install ruvicorn with uvloop into .venv
+	$(PIP) install -q -e '.[standard]'
+
+.PHONY: install-dev
+install-dev: $(PY) ## Install ruvicorn plus everything tests and linters need
+	$(PIP) install -q -e '.[standard,test,lint]'
+
+.PHONY: build
+build: $(PY) ## Rebuild the native extension in release mode after Rust changes
+	$(PIP) install -q -e '.[standard]' --no-deps
+
+.PHONY: run
+run: install ## Serve examples/hello.py on http://127.0.0.1:8000
+	$(VENV)/bin/ruvicorn --app-dir examples hello:app
+
+.PHONY: lint
+lint: ## ruff, mypy, the .pyi stub check, rustfmt and clippy
+	$(VENV)/bin/ruff check ruvicorn tests examples bench
+	$(VENV)/bin/ruff format --check ruvicorn
+	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest ruvicorn._native --allowlist .ci/stubtest-allowlist
+	cargo fmt --all -- --check
+	$(CARGO_ENV) cargo clippy --workspace --all-targets -- -D warnings
+
+.PHONY: test-rust
+test-rust: ## cargo test (parser, framing, codec units and property tests)
+	$(CARGO_ENV) cargo test --workspace
+
+.PHONY: test-python
+test-python: ## pytest: units and black-box tests against real server processes
+	$(VENV)/bin/pytest -q
+
+.PHONY: test
+test: test-rust test-python ## Every test
+
+.PHONY: check
+check: install-dev lint test ## From a fresh clone: install, build (release), lint, run every test
+
+.PHONY: format
+format: ## Apply ruff and rustfmt formatting
+	$(VENV)/bin/ruff check --fix ruvicorn tests examples bench
+	$(VENV)/bin/ruff format ruvicorn
+	cargo fmt --all
+
+.PHONY: clean
+clean: ## Remove build products and the virtualenv
+	rm -rf $(VENV) target .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,278 @@
+//! `RequestCycle`: the `receive`/`send` pair handed to the app for one request.
+//!
+//! A cycle only names its exchange (`seq`); the state lives in the protocol, so a cycle
+//! whose response completed turns stale instead of touching the next request.
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use crate::awaitable::Ready;
+use crate::connection::{error_response, ReceiveOutcome, SendOutcome};
+use crate::key;
+use crate::protocol::{receive_message, Effects, HttpProtocol};
+
+create_exception!(
+    _native,
+    ClientDisconnected,
+    PyOSError,
+    "send() after the client closed the connection."
+);
+
+fn header_bytes(obj: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyBytes>> {
+    obj.cast_into::<PyBytes>()
+        .map_err(|_| PyTypeError::new_err("response header names and values must be bytes"))
+}
+
+#[pyclass(frozen, module = "ruvicorn._native")]
+pub struct RequestCycle {
+    protocol: Py<HttpProtocol>,
+    seq: u64,
+}
+
+impl RequestCycle {
+    pub fn new(protocol: Py<HttpProtocol>, seq: u64) -> Self {
+        Self { protocol, seq }
+    }
+
+    /// The app raised (or returned without a complete response): answer 500 if nothing was
+    /// sent yet, else cut the connection so the client sees a truncated response.
+    pub fn app_failed(
+        protocol: &Bound<'_, HttpProtocol>,
+        seq: u64,
+        error: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let py = protocol.py();
+        let this = protocol.get();
+        let log = this.server.get().error_log.bind(py);
+        let mut fx = Effects::default();
+        let mut complaint = None;
+        {
+            let mut inner = this.lock()?;
+            if inner.conn.is_current(seq) && !inner.conn.response_complete(seq) {
+                if !inner.conn.response_started(seq) {
+                    complaint = Some("ASGI callable returned without starting a response");
+                    if !inner.lost {
+                        fx.write = error_response(500, &this.default_lines());
+                    }
+                } else {
+                    complaint = Some("ASGI callable returned without completing the response");
+                }
+                inner.conn.close_after_response();
+                fx.close = true;
+            }
+        }
+        match error {
+            Some(error) => {
+                let kwargs = PyDict::new(py);
+                kwargs.set_item(key!(py, "exc_info"), error)?;
+                log.call_method(
+                    key!(py, "error"),
+                    ("Exception in ASGI application",),
+                    Some(&kwargs),
+                )?;
+            }
+            None => {
+                if let Some(complaint) = complaint {
+                    log.call_method1(key!(py, "error"), (complaint,))?;
+                }
+            }
+        }
+        if fx.close {
+            this.lock()?.mark_closing();
+        }
+        HttpProtocol::apply(protocol, fx)
+    }
+
+    fn send_start(&self, py: Python<'_>, message: &Bound<'_, PyDict>) -> PyResult<()> {
+        let this = self.protocol.get();
+        let status: u16 = match message.get_item(key!(py, "status"))? {
+            Some(status) => status
+                .extract()
+                .map_err(|_| PyTypeError::new_err("http.response.start 'status' must be an int"))?,
+            None => return Err(PyTypeError::new_err("http.response.start needs a 'status'")),
+        };
+        let mut pairs: Vec<(Bound<'_, PyBytes>, Bound<'_, PyBytes>)> = Vec::new();
+        if let Some(headers) = message.get_item(key!(py, "headers"))? {
+            let headers = match headers.cast::<PyList>() {
+                Ok(list) => list.clone(),
+                Err(_) => PyList::new(py, headers.try_iter()?.collect::<PyResult<Vec<_>>>()?)?,
+            };
+            pairs.reserve(headers.len());
+            for item in headers.iter() {
+                let (name, value) = match item.cast::<PyTuple>() {
+                    Ok(tuple) if tuple.len() == 2 => (tuple.get_item(0)?, tuple.get_item(1)?),
+                    _ => (item.get_item(0)?, item.get_item(1)?),
+                };
+                pairs.push((header_bytes(name)?, header_bytes(value)?));
+            }
+        }
+        let defaults = this.default_lines();
+        let mut inner = this.lock()?;
+        if inner.lost {
+            return Err(ClientDisconnected::new_err("client disconnected"));
+        }
+        inner
+            .conn
+            .start_response(
+                self.seq,
+                status,
+                pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+                &defaults,
+            )
+            .map_err(|err| PyRuntimeError::new_err(err.0))
+    }
+
+    fn send_body(slf: &Bound<'_, Self>, message: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let cycle = slf.get();
+        let protocol = cycle.protocol.bind(py);
+        let this = protocol.get();
+        let body = message.get_item(key!(py, "body"))?;
+        let body_bytes: Option<Bound<'_, PyBytes>> = match &body {
+            None => None,
+            Some(obj) => Some(match obj.cast::<PyBytes>() {
+                Ok(bytes) => bytes.clone(),
+                Err(_) => PyBytes::new(
+                    py,
+                    &obj.extract::<Vec<u8>>().map_err(|_| {
+                        PyTypeError::new_err("http.response.body 'body' must be bytes")
+                    })?,
+                ),
+            }),
+        };
+        let more_body = match message.get_item(key!(py, "more_body"))? {
+            Some(flag) => flag.is_truthy()?,
+            None => false,
+        };
+        let mut fx = Effects::default();
+        {
+            let mut inner = this.lock()?;
+            if inner.lost {
+                return Err(ClientDisconnected::new_err("client disconnected"));
+            }
+            let data = body_bytes.as_ref().map_or(&b""[..], |b| b.as_bytes());
+            let mut out = Vec::with_capacity(data.len() + 256);
+            let outcome = inner
+                .conn
+                .send_body(cycle.seq, &mut out, data, more_body)
+                .map_err(|err| PyRuntimeError::new_err(err.0));
+            fx.write = out;
+            match outcome {
+                Ok(SendOutcome::Open) => {}
+                Ok(SendOutcome::Complete) => this.finish(&mut inner, false, &mut fx),
+                Ok(SendOutcome::Close) => this.finish(&mut inner, true, &mut fx),
+                Err(err) => {
+                    this.finish(&mut inner, true, &mut fx);
+                    drop(inner);
+                    HttpProtocol::apply(protocol, fx)?;
+                    return Err(err);
+                }
+            }
+        }
+        HttpProtocol::apply(protocol, fx)?;
+        let paused = {
+            let inner = this.lock()?;
+            inner.write_paused && !inner.lost
+        };
+        if paused {
+            let waiter = this.server.get().create_future.bind(py).call0()?;
+            this.add_drain_waiter(waiter.clone().unbind())?;
+            return Ok(waiter.unbind());
+        }
+        Ok(this.server.get().ready_none.clone_ref(py).into_any())
+    }
+
+    fn send_path(slf: &Bound<'_, Self>, message: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let cycle = slf.get();
+        let this = cycle.protocol.get();
+        let Some(helper) = &this.server.get().pathsend else {
+            return Err(PyRuntimeError::new_err(
+                "http.response.pathsend is not enabled",
+            ));
+        };
+        let path = message
+            .get_item(key!(py, "path"))?
+            .ok_or_else(|| PyTypeError::new_err("http.response.pathsend needs a 'path'"))?;
+        let file: std::path::PathBuf = path.extract()?;
+        let length = std::fs::metadata(&file)?.len();
+        this.lock()?.conn.set_body_length(cycle.seq, length);
+        let send = slf.getattr(key!(py, "send"))?;
+        Ok(helper.bind(py).call1((send, path))?.unbind())
+    }
+}
+
+#[pymethods]
+impl RequestCycle {
+    /// ASGI `receive()`: ready at once when body bytes (or the end) are queued.
+    fn receive(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let protocol = self.protocol.bind(py);
+        let this = protocol.get();
+        let mut fx = Effects::default();
+        let outcome = {
+            let mut inner = this.lock()?;
+            let outcome = if inner.lost {
+                ReceiveOutcome::Disconnect
+            } else {
+                inner.conn.receive(self.seq)
+            };
+            if let ReceiveOutcome::Wait {
+                send_continue: true,
+            } = outcome
+            {
+                fx.write.extend_from_slice(HttpProtocol::continue_bytes());
+            }
+            inner.refresh_read_pause(&mut fx);
+            outcome
+        };
+        HttpProtocol::apply(protocol, fx)?;
+        if let ReceiveOutcome::Wait { .. } = outcome {
+            let waiter = this.server.get().create_future.bind(py).call0()?;
+            this.set_receive_waiter(self.seq, waiter.clone().unbind())?;
+            return Ok(waiter.unbind());
+        }
+        let message = receive_message(py, outcome)?;
+        Ok(Py::new(py, Ready::new(Some(message.into_any().unbind())))?.into_any())
+    }
+
+    /// ASGI `send(message)`.
+    fn send(slf: &Bound<'_, Self>, message: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let kind = message
+            .get_item(key!(py, "type"))?
+            .ok_or_else(|| PyTypeError::new_err("ASGI message without a 'type'"))?;
+        let kind = kind.cast::<PyString>()?.to_str()?;
+        match kind {
+            "http.response.body" => Self::send_body(slf, message),
+            "http.response.start" => {
+                slf.get().send_start(py, message)?;
+                Ok(slf
+                    .get()
+                    .protocol
+                    .get()
+                    .server
+                    .get()
+                    .ready_none
+                    .clone_ref(py)
+                    .into_any())
+            }
+            "http.response.pathsend" => Self::send_path(slf, message),
+            other => Err(PyRuntimeError::new_err(format!(
+                "Unexpected ASGI message '{other}' sent for an HTTP request"
+            ))),
+        }
+    }
+
+    /// Done-callback of the app's Task.
+    fn _app_done(&self, py: Python<'_>, task: &Bound<'_, PyAny>) -> PyResult<()> {
+        let error = if task.call_method0(key!(py, "cancelled"))?.is_truthy()? {
+            None
+        } else {
+            let exc = task.call_method0(key!(py, "exception"))?;
+            (!exc.is_none()).then_some(exc)
+        };
+        Self::app_failed(self.protocol.bind(py), self.seq, error)
+    }
+}

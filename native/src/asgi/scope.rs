@@ -1,0 +1,117 @@
+//! Building the ASGI connection scope from a parsed request head.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use crate::asgi::keys::{common_header_name, method_str};
+use crate::http1::request::RequestHead;
+use crate::http1::target::{percent_decode, Target};
+use crate::http1::Version;
+use crate::key;
+use crate::proxy::read_forwarded;
+use crate::server::ServerState;
+
+// HTTP spec 2.4 is the newest implemented in full: send() after the client left raises OSError.
+
+/// What the scope needs to know about the connection, computed once when it is made.
+pub struct Peer {
+    /// `(host, port)` of the client, or None on a unix socket.
+    pub client: Option<Py<PyTuple>>,
+    pub client_host: Option<String>,
+    /// `(host, port)` or `(path, None)` of the listening socket.
+    pub server: Option<Py<PyTuple>>,
+    /// The peer is a trusted proxy (its forwarding headers are honoured).
+    pub trusted: bool,
+}
+
+fn http_version(py: Python<'_>, version: Version) -> &Bound<'_, PyString> {
+    match version {
+        Version::Http10 => key!(py, "1.0"),
+        Version::Http11 => key!(py, "1.1"),
+    }
+}
+
+/// Build the scope of an HTTP request (or of a WebSocket handshake when `websocket`).
+pub fn build_scope<'py>(
+    py: Python<'py>,
+    state: &ServerState,
+    peer: &Peer,
+    head: &RequestHead,
+    target: &Target<'_>,
+    websocket: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let scope = PyDict::new(py);
+    let asgi = PyDict::new(py);
+    asgi.set_item(key!(py, "version"), key!(py, "3.0"))?;
+    if websocket {
+        scope.set_item(key!(py, "type"), key!(py, "websocket"))?;
+        asgi.set_item(key!(py, "spec_version"), key!(py, "2.4"))?;
+    } else {
+        scope.set_item(key!(py, "type"), key!(py, "http"))?;
+        asgi.set_item(key!(py, "spec_version"), key!(py, "2.4"))?;
+        scope.set_item(key!(py, "method"), method_str(py, head.method()))?;
+    }
+    scope.set_item(key!(py, "asgi"), asgi)?;
+    scope.set_item(key!(py, "http_version"), http_version(py, head.version))?;
+
+    let headers = PyList::empty(py);
+    for index in 0..head.headers.len() {
+        let name = head.header_name(index);
+        let name = match common_header_name(py, name) {
+            Some(shared) => shared,
+            None => PyBytes::new(py, name),
+        };
+        let value = PyBytes::new(py, head.header_value(index));
+        headers.append(PyTuple::new(py, [name.into_any(), value.into_any()])?)?;
+    }
+
+    let mut scheme = if websocket { "ws" } else { "http" };
+    let mut client = peer.client.as_ref().map(|c| c.bind(py).clone().into_any());
+    if peer.trusted {
+        if let Some(proxies) = &state.proxies {
+            let pairs =
+                (0..head.headers.len()).map(|i| (head.header_name(i), head.header_value(i)));
+            let forwarded = read_forwarded(proxies, pairs);
+            if let Some(proto) = forwarded.scheme {
+                scheme = match (websocket, proto) {
+                    (true, "https" | "wss") => "wss",
+                    (true, _) => "ws",
+                    (false, "https" | "wss") => "https",
+                    (false, _) => "http",
+                };
+            }
+            if let Some(host) = forwarded.client {
+                client = Some((host, 0u16).into_pyobject(py)?.into_any());
+            }
+        }
+    }
+    scope.set_item(key!(py, "scheme"), PyString::new(py, scheme))?;
+
+    let decoded = percent_decode(target.raw_path);
+    if state.root_path.is_empty() {
+        scope.set_item(key!(py, "path"), PyString::new(py, &decoded))?;
+        scope.set_item(key!(py, "raw_path"), PyBytes::new(py, target.raw_path))?;
+    } else {
+        let path = format!("{}{}", state.root_path, decoded);
+        let mut raw = state.root_path.as_bytes().to_vec();
+        raw.extend_from_slice(target.raw_path);
+        scope.set_item(key!(py, "path"), PyString::new(py, &path))?;
+        scope.set_item(key!(py, "raw_path"), PyBytes::new(py, &raw))?;
+    }
+    scope.set_item(key!(py, "query_string"), PyBytes::new(py, target.query))?;
+    scope.set_item(key!(py, "root_path"), PyString::new(py, &state.root_path))?;
+    scope.set_item(key!(py, "headers"), headers)?;
+    scope.set_item(key!(py, "client"), client)?;
+    scope.set_item(key!(py, "server"), peer.server.as_ref().map(|s| s.bind(py)))?;
+    if let Some(lifespan_state) = &state.lifespan_state {
+        scope.set_item(key!(py, "state"), lifespan_state.bind(py).copy()?)?;
+    }
+    if !websocket {
+        let extensions = PyDict::new(py);
+        if state.pathsend.is_some() {
+            extensions.set_item(key!(py, "http.response.pathsend"), PyDict::new(py))?;
+        }
+        scope.set_item(key!(py, "extensions"), extensions)?;
+    }
+    Ok(scope)
+}

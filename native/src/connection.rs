@@ -1,0 +1,717 @@
+//! One HTTP/1.1 connection as a state machine with no I/O (sans-IO).
+//!
+//! The pyo3 protocol feeds it bytes and ASGI send events; it answers with request heads,
+//! body bytes for `receive()`, and the exact bytes to write. Every framing decision lives
+//! here, so it is tested without sockets or Python.
+
+use crate::http1::body::BodyDecoder;
+use crate::http1::request::{parse_request_head, RequestHead};
+use crate::http1::response::{
+    is_field_value, is_token, write_chunk, write_status_line, LAST_CHUNK,
+};
+use crate::http1::{Limits, RequestError, Version};
+
+/// Unread bytes held (queued request body, pipelined input) before reading pauses.
+pub const READ_HIGH_WATER: usize = 256 * 1024;
+
+pub const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// What feeding bytes produced.
+#[derive(Debug)]
+pub enum Feed {
+    /// Nothing new for the app (waiting for more bytes, or body bytes were queued).
+    Pending,
+    /// A request head: the app must be started for it.
+    Request(RequestHead),
+    /// The input was refused: write `error_response(status)` and close.
+    Refused(RequestError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyFraming {
+    Length(u64),
+    Chunked,
+    UntilClose,
+    Empty,
+}
+
+#[derive(Debug)]
+enum ResponsePhase {
+    NotStarted,
+    /// `http.response.start` arrived; its head is kept until the first body part so both go
+    /// out in one write.
+    HeadPending(PendingHead),
+    Streaming {
+        framing: BodyFraming,
+        sent: u64,
+    },
+    Complete,
+}
+
+#[derive(Debug)]
+pub struct PendingHead {
+    status: u16,
+    bytes: Vec<u8>,
+    content_length: Option<u64>,
+    close: bool,
+}
+
+/// One request/response exchange.
+#[derive(Debug)]
+pub struct Exchange {
+    pub seq: u64,
+    pub keep_alive: bool,
+    head_request: bool,
+    http10: bool,
+    /// "100 Continue" is still owed: sent at the app's first wait for body.
+    expect_continue: bool,
+    decoder: BodyDecoder,
+    body: Vec<u8>,
+    body_complete: bool,
+    final_body_delivered: bool,
+    response: ResponsePhase,
+    pub status: u16,
+}
+
+/// What `receive()` can hand the app right now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReceiveOutcome {
+    Body {
+        body: Vec<u8>,
+        more_body: bool,
+    },
+    Disconnect,
+    /// Nothing yet; `send_continue` is true when "100 Continue" must be written first.
+    Wait {
+        send_continue: bool,
+    },
+}
+
+/// A send the app made that breaks the ASGI message order or HTTP rules.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SendError(pub &'static str);
+
+/// The result of a body send: what happened to the exchange.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// More body may follow.
+    Open,
+    /// The response is complete; the connection may carry another request.
+    Complete,
+    /// The response is complete (or broken off); the connection must close after the write.
+    Close,
+}
+
+pub struct Connection {
+    limits: Limits,
+    buf: Vec<u8>,
+    pos: usize,
+    exchange: Option<Exchange>,
+    next_seq: u64,
+    /// Graceful shutdown: serve what has arrived, then close instead of keeping alive.
+    pub draining: bool,
+    /// Any byte of the current (or next) request head has arrived.
+    pub head_started: bool,
+}
+
+fn status_has_no_body(status: u16) -> bool {
+    (100..200).contains(&status) || status == 204 || status == 304
+}
+
+fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+fn has_token(list: &[u8], token: &[u8]) -> bool {
+    list.split(|&b| b == b',')
+        .any(|item| eq_ignore_case(item.trim_ascii(), token))
+}
+
+impl Connection {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            buf: Vec::new(),
+            pos: 0,
+            exchange: None,
+            next_seq: 1,
+            draining: false,
+            head_started: false,
+        }
+    }
+
+    pub fn exchange(&self) -> Option<&Exchange> {
+        self.exchange.as_ref()
+    }
+
+    /// The current exchange if `seq` is still it (a finished cycle's callables go stale).
+    fn current(&mut self, seq: u64) -> Option<&mut Exchange> {
+        self.exchange.as_mut().filter(|ex| ex.seq == seq)
+    }
+
+    pub fn is_current(&self, seq: u64) -> bool {
+        self.exchange.as_ref().is_some_and(|ex| ex.seq == seq)
+    }
+
+    /// No request in progress and no byte of the next one received.
+    pub fn is_idle(&self) -> bool {
+        self.exchange.is_none() && self.pos == self.buf.len()
+    }
+
+    /// Bytes received and not yet consumed by the app or the parser.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.pos + self.exchange.as_ref().map_or(0, |ex| ex.body.len())
+    }
+
+    pub fn wants_read_pause(&self) -> bool {
+        self.buffered() > READ_HIGH_WATER
+    }
+
+    /// Append received bytes and advance the parser.
+    pub fn feed(&mut self, data: &[u8]) -> Feed {
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        } else if self.pos > 0 && self.pos >= self.buf.len() / 2 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(data);
+        self.advance()
+    }
+
+    /// Parse the next request head (when no exchange is open) and queue body bytes.
+    pub fn advance(&mut self) -> Feed {
+        if let Some(ex) = self.exchange.as_mut() {
+            if !ex.body_complete {
+                let input = &self.buf[self.pos..];
+                match ex.decoder.decode(input, &mut ex.body) {
+                    Ok(used) => self.pos += used,
+                    Err(err) => return Feed::Refused(err),
+                }
+                ex.body_complete = ex.decoder.is_complete();
+            }
+            return Feed::Pending;
+        }
+        let input = &self.buf[self.pos..];
+        if input.is_empty() {
+            return Feed::Pending;
+        }
+        self.head_started = true;
+        match parse_request_head(input, &self.limits) {
+            Ok(None) => Feed::Pending,
+            Err(err) => Feed::Refused(err),
+            Ok(Some((head, used))) => {
+                self.pos += used;
+                self.head_started = false;
+                self.open_exchange(&head);
+                if let Feed::Refused(err) = self.advance() {
+                    return Feed::Refused(err);
+                }
+                Feed::Request(head)
+            }
+        }
+    }
+
+    fn open_exchange(&mut self, head: &RequestHead) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let decoder = BodyDecoder::new(head.framing, &self.limits);
+        let body_complete = decoder.is_complete();
+        let http10 = head.version == Version::Http10;
+        self.exchange = Some(Exchange {
+            seq,
+            keep_alive: head.keep_alive && !self.draining,
+            head_request: head.method() == b"HEAD",
+            http10,
+            expect_continue: head.expect_continue && !body_complete && !http10,
+            decoder,
+            body: Vec::new(),
+            body_complete,
+            final_body_delivered: false,
+            response: ResponsePhase::NotStarted,
+            status: 0,
+        });
+    }
+
+    /// At least one request has been read on this connection.
+    pub fn has_served(&self) -> bool {
+        self.next_seq > 1
+    }
+
+    /// A file body of `length` bytes follows: announce it unless the app set a length.
+    pub fn set_body_length(&mut self, seq: u64, length: u64) {
+        if let Some(ex) = self.current(seq) {
+            if let ResponsePhase::HeadPending(head) = &mut ex.response {
+                if head.content_length.is_none() {
+                    head.content_length = Some(length);
+                    head.bytes.extend_from_slice(b"content-length: ");
+                    head.bytes.extend_from_slice(length.to_string().as_bytes());
+                    head.bytes.extend_from_slice(b"\r\n");
+                }
+            }
+        }
+    }
+
+    pub fn current_seq(&self) -> Option<u64> {
+        self.exchange.as_ref().map(|ex| ex.seq)
+    }
+
+    /// What `receive()` for exchange `seq` yields now.
+    pub fn receive(&mut self, seq: u64) -> ReceiveOutcome {
+        let Some(ex) = self.current(seq) else {
+            return ReceiveOutcome::Disconnect;
+        };
+        if matches!(ex.response, ResponsePhase::Complete) || ex.final_body_delivered {
+            return if matches!(ex.response, ResponsePhase::Complete) {
+                ReceiveOutcome::Disconnect
+            } else {
+                ReceiveOutcome::Wait {
+                    send_continue: false,
+                }
+            };
+        }
+        if !ex.body.is_empty() || ex.body_complete {
+            ex.final_body_delivered = ex.body_complete;
+            return ReceiveOutcome::Body {
+                body: std::mem::take(&mut ex.body),
+                more_body: !ex.body_complete,
+            };
+        }
+        let send_continue = std::mem::take(&mut ex.expect_continue);
+        ReceiveOutcome::Wait { send_continue }
+    }
+
+    /// Whether a waiting `receive()` can now be answered (body arrived or finished).
+    pub fn receive_ready(&self, seq: u64) -> bool {
+        self.exchange.as_ref().is_some_and(|ex| {
+            ex.seq == seq && !ex.final_body_delivered && (!ex.body.is_empty() || ex.body_complete)
+        })
+    }
+
+    /// `http.response.start`: validate and keep the head until the first body part.
+    pub fn start_response<'h>(
+        &mut self,
+        seq: u64,
+        status: u16,
+        headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
+        defaults: &[u8],
+    ) -> Result<(), SendError> {
+        let Some(ex) = self.current(seq) else {
+            return Err(SendError("response already completed"));
+        };
+        if !matches!(ex.response, ResponsePhase::NotStarted) {
+            return Err(SendError("http.response.start sent twice"));
+        }
+        if !(200..=599).contains(&status) {
+            return Err(SendError("status must be an int from 200 to 599"));
+        }
+        let mut bytes = Vec::with_capacity(256);
+        write_status_line(&mut bytes, status);
+        let mut content_length = None;
+        let mut close = false;
+        for (name, value) in headers {
+            if !is_token(name) || !is_field_value(value) {
+                return Err(SendError("invalid response header name or value"));
+            }
+            if eq_ignore_case(name, b"content-length") {
+                let parsed = std::str::from_utf8(value)
+                    .ok()
+                    .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|text| text.parse::<u64>().ok());
+                match parsed {
+                    Some(length) if content_length.is_none() => content_length = Some(length),
+                    _ => return Err(SendError("invalid or repeated content-length header")),
+                }
+            } else if eq_ignore_case(name, b"transfer-encoding") {
+                // The server owns message framing; a chunked body is produced when needed.
+                continue;
+            } else if eq_ignore_case(name, b"connection") && has_token(value, b"close") {
+                close = true;
+            }
+            bytes.extend_from_slice(name);
+            bytes.extend_from_slice(b": ");
+            bytes.extend_from_slice(value);
+            bytes.extend_from_slice(b"\r\n");
+        }
+        bytes.extend_from_slice(defaults);
+        ex.status = status;
+        ex.response = ResponsePhase::HeadPending(PendingHead {
+            status,
+            bytes,
+            content_length,
+            close,
+        });
+        Ok(())
+    }
+
+    /// `http.response.body`: append the bytes to write to `out`.
+    pub fn send_body(
+        &mut self,
+        seq: u64,
+        out: &mut Vec<u8>,
+        body: &[u8],
+        more_body: bool,
+    ) -> Result<SendOutcome, SendError> {
+        let draining = self.draining;
+        let Some(ex) = self.current(seq) else {
+            return Err(SendError("response already completed"));
+        };
+        match std::mem::replace(&mut ex.response, ResponsePhase::Complete) {
+            ResponsePhase::NotStarted => {
+                ex.response = ResponsePhase::NotStarted;
+                Err(SendError(
+                    "http.response.body sent before http.response.start",
+                ))
+            }
+            ResponsePhase::Complete => Err(SendError("response already completed")),
+            ResponsePhase::HeadPending(head) => {
+                let framing = ex.write_head(out, head, body.len() as u64, more_body, draining);
+                ex.response = ResponsePhase::Streaming { framing, sent: 0 };
+                ex.write_body(out, body, more_body)
+            }
+            streaming @ ResponsePhase::Streaming { .. } => {
+                ex.response = streaming;
+                ex.write_body(out, body, more_body)
+            }
+        }
+    }
+
+    /// The response is finished: either start on pipelined input or report the connection
+    /// must close.
+    pub fn finish_exchange(&mut self) -> bool {
+        let reusable = self.exchange.as_ref().is_some_and(|ex| {
+            ex.keep_alive && ex.body_complete && matches!(ex.response, ResponsePhase::Complete)
+        }) && !self.draining;
+        if reusable {
+            self.exchange = None;
+        }
+        reusable
+    }
+
+    pub fn response_started(&self, seq: u64) -> bool {
+        self.exchange
+            .as_ref()
+            .is_some_and(|ex| ex.seq == seq && !matches!(ex.response, ResponsePhase::NotStarted))
+    }
+
+    pub fn response_complete(&self, seq: u64) -> bool {
+        self.exchange
+            .as_ref()
+            .is_none_or(|ex| ex.seq != seq || matches!(ex.response, ResponsePhase::Complete))
+    }
+
+    /// Mark the current exchange so the connection closes after its response.
+    pub fn close_after_response(&mut self) {
+        if let Some(ex) = self.exchange.as_mut() {
+            ex.keep_alive = false;
+        }
+    }
+}
+
+impl Exchange {
+    fn write_head(
+        &mut self,
+        out: &mut Vec<u8>,
+        head: PendingHead,
+        first_len: u64,
+        more_body: bool,
+        draining: bool,
+    ) -> BodyFraming {
+        let mut bytes = head.bytes;
+        let no_body = self.head_request || status_has_no_body(head.status);
+        let framing = if status_has_no_body(head.status) {
+            BodyFraming::Empty
+        } else if let Some(length) = head.content_length {
+            BodyFraming::Length(length)
+        } else if !more_body {
+            bytes.extend_from_slice(b"content-length: ");
+            bytes.extend_from_slice(first_len.to_string().as_bytes());
+            bytes.extend_from_slice(b"\r\n");
+            BodyFraming::Length(first_len)
+        } else if self.http10 {
+            self.keep_alive = false;
+            BodyFraming::UntilClose
+        } else {
+            if !self.head_request {
+                bytes.extend_from_slice(b"transfer-encoding: chunked\r\n");
+            }
+            BodyFraming::Chunked
+        };
+        if head.close || draining {
+            self.keep_alive = false;
+        }
+        if !self.keep_alive && !head.close {
+            bytes.extend_from_slice(b"connection: close\r\n");
+        } else if self.keep_alive && self.http10 {
+            bytes.extend_from_slice(b"connection: keep-alive\r\n");
+        }
+        bytes.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&bytes);
+        if no_body {
+            BodyFraming::Empty
+        } else {
+            framing
+        }
+    }
+
+    fn write_body(
+        &mut self,
+        out: &mut Vec<u8>,
+        body: &[u8],
+        more_body: bool,
+    ) -> Result<SendOutcome, SendError> {
+        let ResponsePhase::Streaming { framing, sent } = &mut self.response else {
+            return Err(SendError("response is not streaming"));
+        };
+        let length = body.len() as u64;
+        match *framing {
+            BodyFraming::Empty => {}
+            BodyFraming::Length(total) => {
+                if *sent + length > total {
+                    self.keep_alive = false;
+                    self.response = ResponsePhase::Complete;
+                    return Err(SendError("response body longer than its content-length"));
+                }
+                out.extend_from_slice(body);
+            }
+            BodyFraming::Chunked => {
+                write_chunk(out, body);
+                if !more_body {
+                    out.extend_from_slice(LAST_CHUNK);
+                }
+            }
+            BodyFraming::UntilClose => out.extend_from_slice(body),
+        }
+        *sent += length;
+        if more_body {
+            return Ok(SendOutcome::Open);
+        }
+        let short =
+            matches!(*framing, BodyFraming::Length(total) if *sent < total) && !self.head_request;
+        let until_close = *framing == BodyFraming::UntilClose;
+        self.response = ResponsePhase::Complete;
+        if short || until_close || !self.keep_alive || !self.body_complete {
+            self.keep_alive = false;
+            return Ok(SendOutcome::Close);
+        }
+        Ok(SendOutcome::Complete)
+    }
+}
+
+/// A complete error response for a refused request (the connection closes after it).
+pub fn error_response(status: u16, defaults: &[u8]) -> Vec<u8> {
+    let reason = crate::http1::response::reason_phrase(status);
+    let body: &[u8] = if reason.is_empty() { b"Error" } else { reason };
+    let mut out = Vec::with_capacity(160 + body.len());
+    write_status_line(&mut out, status);
+    out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\ncontent-length: ");
+    out.extend_from_slice(body.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\nconnection: close\r\n");
+    out.extend_from_slice(defaults);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            request_line: 8190,
+            fields: 100,
+            field_size: 8190,
+            body: None,
+        }
+    }
+
+    fn request(conn: &mut Connection, bytes: &[u8]) -> RequestHead {
+        match conn.feed(bytes) {
+            Feed::Request(head) => head,
+            other => panic!("expected a request, got {other:?}"),
+        }
+    }
+
+    fn respond(conn: &mut Connection, seq: u64, body: &[u8]) -> (Vec<u8>, SendOutcome) {
+        let mut out = Vec::new();
+        conn.start_response(seq, 200, [(&b"content-type"[..], &b"text/plain"[..])], b"")
+            .expect("start");
+        let outcome = conn.send_body(seq, &mut out, body, false).expect("body");
+        (out, outcome)
+    }
+
+    #[test]
+    fn one_shot_response_is_coalesced_with_length() {
+        let mut conn = Connection::new(limits());
+        request(&mut conn, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        let (out, outcome) = respond(&mut conn, 1, b"hello");
+        assert_eq!(outcome, SendOutcome::Complete);
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("content-length: 5\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\nhello"), "{text}");
+        assert!(conn.finish_exchange());
+    }
+
+    #[test]
+    fn pipelined_requests_wait_for_the_previous_response() {
+        let mut conn = Connection::new(limits());
+        let head = request(
+            &mut conn,
+            b"GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n",
+        );
+        assert_eq!(head.target(), b"/a");
+        assert!(matches!(conn.advance(), Feed::Pending));
+        respond(&mut conn, 1, b"");
+        assert!(conn.finish_exchange());
+        match conn.advance() {
+            Feed::Request(head) => assert_eq!(head.target(), b"/b"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn streaming_without_length_is_chunked() {
+        let mut conn = Connection::new(limits());
+        request(&mut conn, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        conn.start_response(1, 200, [], b"").expect("start");
+        let mut out = Vec::new();
+        assert_eq!(
+            conn.send_body(1, &mut out, b"abc", true),
+            Ok(SendOutcome::Open)
+        );
+        assert_eq!(
+            conn.send_body(1, &mut out, b"", false),
+            Ok(SendOutcome::Complete)
+        );
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.contains("transfer-encoding: chunked\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), "{text}");
+    }
+
+    #[test]
+    fn http10_stream_is_close_delimited() {
+        let mut conn = Connection::new(limits());
+        request(&mut conn, b"GET / HTTP/1.0\r\n\r\n");
+        conn.start_response(1, 200, [], b"").expect("start");
+        let mut out = Vec::new();
+        conn.send_body(1, &mut out, b"abc", true).expect("body");
+        assert_eq!(
+            conn.send_body(1, &mut out, b"", false),
+            Ok(SendOutcome::Close)
+        );
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(!text.contains("chunked"), "{text}");
+        assert!(text.ends_with("\r\n\r\nabc"), "{text}");
+    }
+
+    #[test]
+    fn head_response_keeps_length_but_sends_no_body() {
+        let mut conn = Connection::new(limits());
+        request(&mut conn, b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n");
+        let (out, outcome) = respond(&mut conn, 1, b"hello");
+        assert_eq!(outcome, SendOutcome::Complete);
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.contains("content-length: 5\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\n"), "{text}");
+    }
+
+    #[test]
+    fn short_body_closes_the_connection() {
+        let mut conn = Connection::new(limits());
+        request(&mut conn, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        conn.start_response(1, 200, [(&b"content-length"[..], &b"10"[..])], b"")
+            .expect("start");
+        let mut out = Vec::new();
+        assert_eq!(
+            conn.send_body(1, &mut out, b"abc", false),
+            Ok(SendOutcome::Close)
+        );
+    }
+
+    #[test]
+    fn body_is_delivered_in_order_with_more_body() {
+        let mut conn = Connection::new(limits());
+        request(
+            &mut conn,
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nabc",
+        );
+        assert_eq!(
+            conn.receive(1),
+            ReceiveOutcome::Body {
+                body: b"abc".to_vec(),
+                more_body: true
+            }
+        );
+        assert_eq!(
+            conn.receive(1),
+            ReceiveOutcome::Wait {
+                send_continue: false
+            }
+        );
+        conn.feed(b"def");
+        assert!(conn.receive_ready(1));
+        assert_eq!(
+            conn.receive(1),
+            ReceiveOutcome::Body {
+                body: b"def".to_vec(),
+                more_body: false
+            }
+        );
+    }
+
+    #[test]
+    fn continue_is_owed_once_until_the_first_wait() {
+        let mut conn = Connection::new(limits());
+        request(
+            &mut conn,
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+        );
+        assert_eq!(
+            conn.receive(1),
+            ReceiveOutcome::Wait {
+                send_continue: true
+            }
+        );
+        assert_eq!(
+            conn.receive(1),
+            ReceiveOutcome::Wait {
+                send_continue: false
+            }
+        );
+    }
+
+    #[test]
+    fn bad_response_headers_are_refused() {
+        let mut conn = Connection::new(limits());
+        request(&mut conn, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        let bad = conn.start_response(1, 200, [(&b"x"[..], &b"a\r\nb: c"[..])], b"");
+        assert!(bad.is_err());
+        let bad = conn.start_response(1, 99, [], b"");
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn unread_body_prevents_reuse() {
+        let mut conn = Connection::new(limits());
+        request(
+            &mut conn,
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc",
+        );
+        let (_, outcome) = respond(&mut conn, 1, b"no");
+        assert_eq!(outcome, SendOutcome::Close);
+        assert!(!conn.finish_exchange());
+    }
+
+    #[test]
+    fn stale_sequence_is_refused() {
+        let mut conn = Connection::new(limits());
+        request(&mut conn, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        respond(&mut conn, 1, b"");
+        assert!(conn.finish_exchange());
+        assert!(conn.start_response(1, 200, [], b"").is_err());
+        assert_eq!(conn.receive(1), ReceiveOutcome::Disconnect);
+    }
+}

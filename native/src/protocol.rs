@@ -1,0 +1,548 @@
+//! `HttpProtocol`: the asyncio Protocol of every connection.
+//!
+//! All state sits behind one mutex that is never held while Python code runs: each method
+//! decides under the lock, releases it, then performs the transport calls, future
+//! completions and app start it decided on. Python callbacks that re-enter the protocol
+//! (`pause_writing` from inside `transport.write`) therefore always find it unlocked.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyTuple};
+
+use crate::asgi::cycle::RequestCycle;
+use crate::asgi::scope::{build_scope, Peer};
+use crate::connection::{error_response, Connection, Feed, ReceiveOutcome, CONTINUE_100};
+use crate::http1::request::RequestHead;
+use crate::http1::response::DateCache;
+use crate::http1::target::split_target;
+use crate::http1::{RequestError, Version};
+use crate::key;
+use crate::server::ServerState;
+
+thread_local! {
+    static DATE: std::cell::RefCell<DateCache> = std::cell::RefCell::new(DateCache::new());
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deadline {
+    /// The next request head must be complete by then.
+    Head(Instant),
+    /// An idle keep-alive connection closes then.
+    Idle(Instant),
+}
+
+pub(crate) struct Inner {
+    pub conn: Connection,
+    transport: Option<Py<PyAny>>,
+    id: u64,
+    peer: Option<Peer>,
+    /// The transport is closed or closing: nothing more is written.
+    closing: bool,
+    /// connection_lost ran: `send()` raises, `receive()` says http.disconnect.
+    pub lost: bool,
+    read_paused: bool,
+    pub write_paused: bool,
+    receive_waiter: Option<(u64, Py<PyAny>)>,
+    drain_waiters: Vec<Py<PyAny>>,
+    deadline: Option<Deadline>,
+    /// "METHOD target HTTP/x" of the current request, kept only when access logging is on.
+    access_line: Option<String>,
+}
+
+impl Inner {
+    pub(crate) fn mark_closing(&mut self) {
+        self.closing = true;
+    }
+
+    /// Pause reading while too much input waits for the app; resume once it catches up.
+    pub(crate) fn refresh_read_pause(&mut self, fx: &mut Effects) {
+        let want = self.conn.wants_read_pause() && !self.closing;
+        if want != self.read_paused {
+            self.read_paused = want;
+            fx.pause_reading = Some(want);
+        }
+    }
+}
+
+#[pyclass(frozen, module = "ruvicorn._native")]
+pub struct HttpProtocol {
+    pub(crate) server: Py<ServerState>,
+    inner: Mutex<Inner>,
+}
+
+/// Python work decided under the lock, done after it is released.
+#[derive(Default)]
+pub(crate) struct Effects {
+    pub write: Vec<u8>,
+    pub close: bool,
+    pub pause_reading: Option<bool>,
+    pub start: Option<RequestHead>,
+    pub wake_receive: Option<(Py<PyAny>, ReceiveOutcome)>,
+    pub wake_drain: Vec<Py<PyAny>>,
+    pub refused: Option<RequestError>,
+    pub access: Option<(String, u16)>,
+}
+
+fn to_addr(py: Python<'_>, info: &Bound<'_, PyAny>) -> PyResult<Option<(Py<PyTuple>, String)>> {
+    if let Ok(tuple) = info.cast::<PyTuple>() {
+        if tuple.len() >= 2 {
+            let host = tuple.get_item(0)?;
+            let port = tuple.get_item(1)?;
+            let text = host.str()?.to_string();
+            return Ok(Some((PyTuple::new(py, [host, port])?.unbind(), text)));
+        }
+    }
+    Ok(None)
+}
+
+impl HttpProtocol {
+    pub fn new(server: Py<ServerState>) -> Self {
+        let limits = server.get().limits.clone();
+        Self {
+            server,
+            inner: Mutex::new(Inner {
+                conn: Connection::new(limits),
+                transport: None,
+                id: 0,
+                peer: None,
+                closing: false,
+                lost: false,
+                read_paused: false,
+                write_paused: false,
+                receive_waiter: None,
+                drain_waiters: Vec::new(),
+                deadline: None,
+                access_line: None,
+            }),
+        }
+    }
+
+    /// The lock is only ever contended by a re-entrant call, which is a bug: report it
+    /// rather than deadlock.
+    pub(crate) fn lock(&self) -> PyResult<MutexGuard<'_, Inner>> {
+        self.inner
+            .try_lock()
+            .map_err(|_| PyRuntimeError::new_err("ruvicorn protocol re-entered while busy"))
+    }
+
+    fn state(&self) -> &ServerState {
+        self.server.get()
+    }
+
+    /// The default response header lines: date, server, then --header values.
+    pub(crate) fn default_lines(&self) -> Vec<u8> {
+        let state = self.state();
+        let mut lines = Vec::with_capacity(96);
+        if state.date_header {
+            DATE.with(|date| lines.extend_from_slice(date.borrow_mut().header_line()));
+        }
+        lines.extend_from_slice(&state.server_line);
+        lines.extend_from_slice(&state.extra_lines);
+        lines
+    }
+
+    /// Feed-side bookkeeping shared by data_received and the restart after a response.
+    fn after_feed(&self, inner: &mut Inner, feed: Feed, fx: &mut Effects) {
+        match feed {
+            Feed::Pending => {}
+            Feed::Request(head) => {
+                inner.deadline = None;
+                fx.start = Some(head);
+            }
+            Feed::Refused(err) => {
+                let seq = inner.conn.current_seq();
+                let started = seq.is_some_and(|seq| inner.conn.response_started(seq));
+                if !started && !inner.closing {
+                    fx.write
+                        .extend(error_response(err.status(), &self.default_lines()));
+                }
+                fx.refused = Some(err);
+                fx.close = true;
+                inner.closing = true;
+            }
+        }
+        if inner.conn.exchange().is_none()
+            && inner.conn.head_started
+            && !matches!(inner.deadline, Some(Deadline::Head(_)))
+        {
+            inner.deadline = Some(Deadline::Head(Instant::now() + self.state().header_timeout));
+        }
+        if let Some((seq, _)) = &inner.receive_waiter {
+            if inner.conn.receive_ready(*seq) {
+                if let Some((seq, waiter)) = inner.receive_waiter.take() {
+                    fx.wake_receive = Some((waiter, inner.conn.receive(seq)));
+                }
+            }
+        }
+        inner.refresh_read_pause(fx);
+    }
+
+    /// Perform what was decided under the lock.
+    pub(crate) fn apply(slf: &Bound<'_, Self>, fx: Effects) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let transport = this.lock()?.transport.as_ref().map(|t| t.clone_ref(py));
+        if let Some(err) = &fx.refused {
+            let peer = this
+                .lock()?
+                .peer
+                .as_ref()
+                .and_then(|p| p.client_host.clone());
+            this.state().error_log.bind(py).call_method1(
+                key!(py, "warning"),
+                (format!(
+                    "Invalid HTTP request from {}: {}",
+                    peer.as_deref().unwrap_or("unix socket"),
+                    err
+                ),),
+            )?;
+        }
+        if let Some(transport) = &transport {
+            let transport = transport.bind(py);
+            if !fx.write.is_empty() {
+                transport.call_method1(key!(py, "write"), (PyBytes::new(py, &fx.write),))?;
+            }
+            if let Some(pause) = fx.pause_reading {
+                if !fx.close {
+                    let name = if pause {
+                        key!(py, "pause_reading")
+                    } else {
+                        key!(py, "resume_reading")
+                    };
+                    transport.call_method0(name)?;
+                }
+            }
+            if fx.close {
+                transport.call_method0(key!(py, "close"))?;
+            }
+        }
+        if let Some((line, status)) = fx.access {
+            if let Some(log) = &this.state().access_log {
+                log.bind(py).call1((format!("{line} {status}"),))?;
+            }
+        }
+        if let Some((waiter, outcome)) = fx.wake_receive {
+            resolve(
+                py,
+                waiter.bind(py),
+                receive_message(py, outcome)?.into_any(),
+            )?;
+        }
+        for waiter in fx.wake_drain {
+            resolve(py, waiter.bind(py), py.None().into_bound(py))?;
+        }
+        if let Some(head) = fx.start {
+            Self::start_app(slf, &head)?;
+        }
+        Ok(())
+    }
+
+    /// Build the scope and run the app for `head` in its own asyncio Task.
+    fn start_app(slf: &Bound<'_, Self>, head: &RequestHead) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let state = this.state();
+        state.count_request();
+        let target = match split_target(head.method(), head.target()) {
+            Ok(target) => target,
+            Err(err) => {
+                let mut fx = Effects::default();
+                {
+                    let mut inner = this.lock()?;
+                    this.after_feed(&mut inner, Feed::Refused(err), &mut fx);
+                }
+                return Self::apply(slf, fx);
+            }
+        };
+        let (scope, seq) = {
+            let mut inner = this.lock()?;
+            let Some(seq) = inner.conn.current_seq() else {
+                return Ok(());
+            };
+            if state.access_log.is_some() {
+                let version = if head.version == Version::Http10 {
+                    "1.0"
+                } else {
+                    "1.1"
+                };
+                let client = match inner.peer.as_ref().and_then(|p| p.client.as_ref()) {
+                    Some(client) => {
+                        let client = client.bind(py);
+                        format!("{}:{}", client.get_item(0)?, client.get_item(1)?)
+                    }
+                    None => "-".to_owned(),
+                };
+                inner.access_line = Some(format!(
+                    "{client} - \"{} {} HTTP/{version}\"",
+                    String::from_utf8_lossy(head.method()),
+                    String::from_utf8_lossy(head.target())
+                ));
+            }
+            let peer = inner
+                .peer
+                .as_ref()
+                .ok_or_else(|| PyRuntimeError::new_err("no peer"))?;
+            (build_scope(py, state, peer, head, &target, false)?, seq)
+        };
+        let cycle = Bound::new(py, RequestCycle::new(slf.clone().unbind(), seq))?;
+        let receive = cycle.getattr(key!(py, "receive"))?;
+        let send = cycle.getattr(key!(py, "send"))?;
+        let done = cycle.getattr(key!(py, "_app_done"))?;
+        let run = || -> PyResult<()> {
+            let coro = state.app.bind(py).call1((scope, receive, send))?;
+            let task = state.create_task.bind(py).call1((coro,))?;
+            task.call_method1(key!(py, "add_done_callback"), (done,))?;
+            Ok(())
+        };
+        if let Err(err) = run() {
+            RequestCycle::app_failed(slf, seq, Some(err.into_value(py).into_bound(py).into_any()))?;
+        }
+        Ok(())
+    }
+
+    /// The response of exchange `seq` is complete: log it and move to the next request or
+    /// close.
+    pub(crate) fn finish(&self, inner: &mut Inner, close: bool, fx: &mut Effects) {
+        if let Some(line) = inner.access_line.take() {
+            let status = inner.conn.exchange().map_or(0, |ex| ex.status);
+            fx.access = Some((line, status));
+        }
+        if let Some((_, waiter)) = inner.receive_waiter.take() {
+            fx.wake_receive = Some((waiter, ReceiveOutcome::Disconnect));
+        }
+        if close || !inner.conn.finish_exchange() {
+            fx.close = true;
+            inner.closing = true;
+            return;
+        }
+        let feed = inner.conn.advance();
+        if inner.conn.is_idle() {
+            inner.deadline = Some(Deadline::Idle(
+                Instant::now() + self.state().keep_alive_timeout,
+            ));
+        }
+        self.after_feed(inner, feed, fx);
+    }
+
+    pub(crate) fn add_drain_waiter(&self, waiter: Py<PyAny>) -> PyResult<()> {
+        self.lock()?.drain_waiters.push(waiter);
+        Ok(())
+    }
+
+    pub(crate) fn set_receive_waiter(&self, seq: u64, waiter: Py<PyAny>) -> PyResult<()> {
+        self.lock()?.receive_waiter = Some((seq, waiter));
+        Ok(())
+    }
+
+    pub(crate) fn continue_bytes() -> &'static [u8] {
+        CONTINUE_100
+    }
+
+    /// Called by the worker's sweeper: enforce the head and idle deadlines.
+    pub fn check_deadline(slf: &Bound<'_, Self>, now: Instant) -> PyResult<()> {
+        let this = slf.get();
+        let mut fx = Effects::default();
+        {
+            let Ok(mut inner) = this.inner.try_lock() else {
+                return Ok(());
+            };
+            match inner.deadline {
+                Some(Deadline::Idle(at)) if now >= at && inner.conn.is_idle() => {
+                    fx.close = true;
+                }
+                Some(Deadline::Head(at)) if now >= at && inner.conn.exchange().is_none() => {
+                    if inner.conn.head_started {
+                        fx.write = error_response(408, &this.default_lines());
+                    }
+                    fx.close = true;
+                }
+                _ => return Ok(()),
+            }
+            inner.closing = true;
+            inner.deadline = None;
+        }
+        Self::apply(slf, fx)
+    }
+
+    /// Graceful stop of this connection.
+    pub fn drain(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let this = slf.get();
+        let mut fx = Effects::default();
+        {
+            let mut inner = this.lock()?;
+            inner.conn.draining = true;
+            inner.conn.close_after_response();
+            // A connection that has not sent its first request yet may have one on the way.
+            if inner.conn.is_idle() && inner.conn.has_served() && !inner.closing {
+                inner.closing = true;
+                fx.close = true;
+            }
+        }
+        Self::apply(slf, fx)
+    }
+
+    pub fn force_close(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let transport = {
+            let mut inner = slf.get().lock()?;
+            inner.closing = true;
+            inner.transport.as_ref().map(|t| t.clone_ref(py))
+        };
+        if let Some(transport) = transport {
+            transport.bind(py).call_method0(key!(py, "close"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Complete an asyncio future unless the app already cancelled it.
+pub(crate) fn resolve(
+    py: Python<'_>,
+    future: &Bound<'_, PyAny>,
+    value: Bound<'_, PyAny>,
+) -> PyResult<()> {
+    if !future.call_method0(key!(py, "done"))?.is_truthy()? {
+        future.call_method1(key!(py, "set_result"), (value,))?;
+    }
+    Ok(())
+}
+
+/// The ASGI message for a receive outcome that does not wait.
+pub(crate) fn receive_message(
+    py: Python<'_>,
+    outcome: ReceiveOutcome,
+) -> PyResult<Bound<'_, PyDict>> {
+    let message = PyDict::new(py);
+    match outcome {
+        ReceiveOutcome::Body { body, more_body } => {
+            message.set_item(key!(py, "type"), key!(py, "http.request"))?;
+            message.set_item(key!(py, "body"), PyBytes::new(py, &body))?;
+            message.set_item(key!(py, "more_body"), more_body)?;
+        }
+        ReceiveOutcome::Disconnect | ReceiveOutcome::Wait { .. } => {
+            message.set_item(key!(py, "type"), key!(py, "http.disconnect"))?;
+        }
+    }
+    Ok(message)
+}
+
+#[pymethods]
+impl HttpProtocol {
+    fn connection_made(slf: &Bound<'_, Self>, transport: Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let state = this.state();
+        let peername =
+            transport.call_method1(key!(py, "get_extra_info"), (key!(py, "peername"),))?;
+        let sockname =
+            transport.call_method1(key!(py, "get_extra_info"), (key!(py, "sockname"),))?;
+        let client = to_addr(py, &peername)?;
+        let server = match to_addr(py, &sockname)? {
+            Some((tuple, _)) => Some(tuple),
+            None if sockname.is_instance_of::<pyo3::types::PyString>() => {
+                Some(PyTuple::new(py, [sockname.clone(), py.None().into_bound(py)])?.unbind())
+            }
+            None => None,
+        };
+        let trusted = match (&state.proxies, &client) {
+            (Some(proxies), Some((_, host))) => proxies.trusts(host),
+            (Some(proxies), None) => proxies.trusts("unix") || proxies.trusts("*"),
+            (None, _) => false,
+        };
+        let id = state.register(slf.clone().unbind());
+        let mut inner = this.lock()?;
+        inner.id = id;
+        inner.transport = Some(transport.unbind());
+        inner.peer = Some(Peer {
+            client_host: client.as_ref().map(|(_, host)| host.clone()),
+            client: client.map(|(tuple, _)| tuple),
+            server,
+            trusted,
+        });
+        inner.deadline = Some(Deadline::Head(Instant::now() + state.header_timeout));
+        if state.is_draining() {
+            inner.conn.draining = true;
+        }
+        Ok(())
+    }
+
+    fn data_received(slf: &Bound<'_, Self>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
+        let this = slf.get();
+        let mut fx = Effects::default();
+        {
+            let mut inner = this.lock()?;
+            if inner.closing {
+                return Ok(());
+            }
+            let was_idle = inner.conn.exchange().is_none();
+            let feed = inner.conn.feed(data.as_bytes());
+            if was_idle && matches!(inner.deadline, Some(Deadline::Idle(_))) {
+                inner.deadline = None;
+            }
+            this.after_feed(&mut inner, feed, &mut fx);
+        }
+        Self::apply(slf, fx)
+    }
+
+    fn eof_received(&self) -> PyResult<bool> {
+        let mut inner = self.lock()?;
+        if inner.conn.is_idle() {
+            return Ok(false);
+        }
+        // A half-closed client still gets its response; the connection ends after it.
+        inner.conn.close_after_response();
+        Ok(true)
+    }
+
+    fn connection_lost(slf: &Bound<'_, Self>, exc: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        drop(exc);
+        let py = slf.py();
+        let this = slf.get();
+        let (transport, waiter, drains, id) = {
+            let mut inner = this.lock()?;
+            inner.lost = true;
+            inner.closing = true;
+            inner.deadline = None;
+            (
+                inner.transport.take(),
+                inner.receive_waiter.take(),
+                std::mem::take(&mut inner.drain_waiters),
+                inner.id,
+            )
+        };
+        let registered = this.state().unregister(id);
+        if let Some((_, waiter)) = waiter {
+            resolve(
+                py,
+                waiter.bind(py),
+                receive_message(py, ReceiveOutcome::Disconnect)?.into_any(),
+            )?;
+        }
+        for waiter in drains {
+            resolve(py, waiter.bind(py), py.None().into_bound(py))?;
+        }
+        drop((transport, registered));
+        Ok(())
+    }
+
+    fn pause_writing(&self) -> PyResult<()> {
+        self.lock()?.write_paused = true;
+        Ok(())
+    }
+
+    fn resume_writing(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let waiters = {
+            let mut inner = slf.get().lock()?;
+            inner.write_paused = false;
+            std::mem::take(&mut inner.drain_waiters)
+        };
+        for waiter in waiters {
+            resolve(py, waiter.bind(py), py.None().into_bound(py))?;
+        }
+        Ok(())
+    }
+}

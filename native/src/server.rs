@@ -1,0 +1,206 @@
+//! `ServerState`: what every connection of one worker shares, and the worker-wide operations
+//! (timeouts, graceful drain) that act on all of its connections.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use crate::awaitable::Ready;
+use crate::http1::response::{is_field_value, is_token};
+use crate::http1::Limits;
+use crate::protocol::HttpProtocol;
+use crate::proxy::TrustedProxies;
+
+/// Shared by all connections of a worker; built once by the Python worker.
+#[pyclass(frozen, module = "ruvicorn._native")]
+pub struct ServerState {
+    pub app: Py<PyAny>,
+    pub create_task: Py<PyAny>,
+    pub create_future: Py<PyAny>,
+    pub limits: Limits,
+    pub root_path: String,
+    /// Pre-serialised `server:` line (empty with --no-server-header).
+    pub server_line: Vec<u8>,
+    /// Pre-serialised --header lines.
+    pub extra_lines: Vec<u8>,
+    pub date_header: bool,
+    pub access_log: Option<Py<PyAny>>,
+    pub error_log: Py<PyAny>,
+    pub lifespan_state: Option<Py<PyDict>>,
+    pub proxies: Option<TrustedProxies>,
+    pub keep_alive_timeout: Duration,
+    pub header_timeout: Duration,
+    pub pathsend: Option<Py<PyAny>>,
+    /// `await send(...)` needs no Future most of the time: this one is reused.
+    pub ready_none: Py<Ready>,
+    requests_served: AtomicU64,
+    draining: AtomicBool,
+    next_id: AtomicU64,
+    connections: Mutex<HashMap<u64, Py<HttpProtocol>>>,
+}
+
+fn header_lines(pairs: &Bound<'_, PyList>) -> PyResult<Vec<u8>> {
+    let mut lines = Vec::new();
+    for pair in pairs.iter() {
+        let (name, value): (Vec<u8>, Vec<u8>) = pair.extract()?;
+        if !is_token(&name) || !is_field_value(&value) {
+            return Err(PyValueError::new_err("invalid default header"));
+        }
+        lines.extend_from_slice(&name.to_ascii_lowercase());
+        lines.extend_from_slice(b": ");
+        lines.extend_from_slice(&value);
+        lines.extend_from_slice(b"\r\n");
+    }
+    Ok(lines)
+}
+
+#[pymethods]
+impl ServerState {
+    #[new]
+    #[pyo3(signature = (
+        *, app, event_loop, error_log, access_log=None, lifespan_state=None,
+        limit_request_line=8190, limit_request_fields=100, limit_request_field_size=8190,
+        limit_request_body=0, root_path=None, server_header=true, date_header=true,
+        default_headers=None, forwarded_allow_ips=None, timeout_keep_alive=5.0,
+        timeout_request_header=10.0, pathsend=None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        app: Py<PyAny>,
+        event_loop: &Bound<'_, PyAny>,
+        error_log: Py<PyAny>,
+        access_log: Option<Py<PyAny>>,
+        lifespan_state: Option<Py<PyDict>>,
+        limit_request_line: usize,
+        limit_request_fields: usize,
+        limit_request_field_size: usize,
+        limit_request_body: u64,
+        root_path: Option<String>,
+        server_header: bool,
+        date_header: bool,
+        default_headers: Option<Bound<'_, PyList>>,
+        forwarded_allow_ips: Option<&str>,
+        timeout_keep_alive: f64,
+        timeout_request_header: f64,
+        pathsend: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
+        let extra_lines = match default_headers {
+            Some(pairs) => header_lines(&pairs)?,
+            None => Vec::new(),
+        };
+        let seconds = |value: f64| Duration::try_from_secs_f64(value.max(0.0));
+        Ok(Self {
+            app,
+            create_task: event_loop.getattr("create_task")?.unbind(),
+            create_future: event_loop.getattr("create_future")?.unbind(),
+            limits: Limits {
+                request_line: limit_request_line,
+                fields: limit_request_fields,
+                field_size: limit_request_field_size,
+                body: (limit_request_body > 0).then_some(limit_request_body),
+            },
+            root_path: root_path.unwrap_or_default(),
+            server_line: if server_header {
+                b"server: ruvicorn\r\n".to_vec()
+            } else {
+                Vec::new()
+            },
+            extra_lines,
+            date_header,
+            access_log,
+            error_log,
+            lifespan_state,
+            proxies: forwarded_allow_ips.map(TrustedProxies::parse),
+            keep_alive_timeout: seconds(timeout_keep_alive)
+                .map_err(|e| PyValueError::new_err(e.to_string()))?,
+            header_timeout: seconds(timeout_request_header)
+                .map_err(|e| PyValueError::new_err(e.to_string()))?,
+            pathsend,
+            ready_none: Py::new(py, Ready::new(None))?,
+            requests_served: AtomicU64::new(0),
+            draining: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            connections: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The protocol factory asyncio calls for each accepted connection.
+    fn __call__(slf: Py<Self>) -> HttpProtocol {
+        HttpProtocol::new(slf)
+    }
+
+    #[getter]
+    fn requests_served(&self) -> u64 {
+        self.requests_served.load(Ordering::Relaxed)
+    }
+
+    #[getter]
+    fn connections(&self) -> usize {
+        self.registry().len()
+    }
+
+    /// Enforce keep-alive and request-head timeouts; the worker calls this about once a
+    /// second, so no connection needs a timer of its own.
+    fn sweep(&self, py: Python<'_>) -> PyResult<()> {
+        let now = Instant::now();
+        for protocol in self.snapshot(py) {
+            HttpProtocol::check_deadline(protocol.bind(py), now)?;
+        }
+        Ok(())
+    }
+
+    /// Graceful stop: idle keep-alive connections close now, busy ones after their response.
+    fn drain(&self, py: Python<'_>) -> PyResult<()> {
+        self.draining.store(true, Ordering::Relaxed);
+        for protocol in self.snapshot(py) {
+            HttpProtocol::drain(protocol.bind(py))?;
+        }
+        Ok(())
+    }
+
+    /// Close every connection now (the graceful timeout ran out).
+    fn close_all(&self, py: Python<'_>) -> PyResult<()> {
+        for protocol in self.snapshot(py) {
+            HttpProtocol::force_close(protocol.bind(py))?;
+        }
+        Ok(())
+    }
+}
+
+impl ServerState {
+    fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Py<HttpProtocol>>> {
+        // The registry lock never calls into Python, so poisoning only follows a panic.
+        self.connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn snapshot(&self, py: Python<'_>) -> Vec<Py<HttpProtocol>> {
+        self.registry().values().map(|p| p.clone_ref(py)).collect()
+    }
+
+    pub fn register(&self, protocol: Py<HttpProtocol>) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.registry().insert(id, protocol);
+        id
+    }
+
+    /// Returns the protocol reference so the caller drops it outside the lock.
+    pub fn unregister(&self, id: u64) -> Option<Py<HttpProtocol>> {
+        self.registry().remove(&id)
+    }
+
+    pub fn count_request(&self) {
+        self.requests_served.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}

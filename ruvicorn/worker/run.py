@@ -1,0 +1,104 @@
+"""A worker process from start to exit: loop, app, lifespan, serving, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import faulthandler
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+from ruvicorn import exitcodes, logs
+from ruvicorn.config import Config
+from ruvicorn.listeners import describe
+from ruvicorn.logs import error_log
+from ruvicorn.worker.app_loading import AppLoadError, load_app
+from ruvicorn.worker.hooks import WorkerHooks
+from ruvicorn.worker.lifespan import Lifespan
+from ruvicorn.worker.loop import new_event_loop
+from ruvicorn.worker.server import WorkerServer
+
+
+def run_worker(
+    config: Config,
+    sockets: list[socket.socket],
+    hooks: WorkerHooks | None = None,
+    app: Any = None,
+) -> int:
+    """Serve until told to stop; returns an exit code from ``exitcodes``.
+
+    ``app`` is given when the master preloaded it; otherwise the worker imports it, so a
+    reload picks up new code.
+    """
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+    loop = new_event_loop(config.loop)
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(_serve(config, sockets, hooks or WorkerHooks(), app))
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+async def _serve(config: Config, sockets: list[socket.socket], hooks: WorkerHooks, app: Any) -> int:
+    loop = asyncio.get_running_loop()
+    if app is None:
+        try:
+            app = load_app(config)
+        except AppLoadError as exc:
+            error_log.error("Could not load the app: %s", exc)
+            return exitcodes.APP_LOAD_FAILED
+    lifespan = Lifespan(app, config.lifespan, error_log)
+    if not await lifespan.startup():
+        return exitcodes.LIFESPAN_FAILED
+    server = WorkerServer(config, app, loop, lifespan.state if lifespan.supported else None, hooks)
+    stop = _StopSignals(loop, server)
+    await server.start(sockets)
+    for sock in sockets:
+        error_log.info("Worker %d listening on %s", os.getpid(), describe(sock))
+    if hooks.on_ready is not None:
+        hooks.on_ready()
+    stop_wait = asyncio.ensure_future(stop.requested.wait())
+    retire_wait = asyncio.ensure_future(server.retire.wait())
+    await asyncio.wait({stop_wait, retire_wait}, return_when=asyncio.FIRST_COMPLETED)
+    stop_wait.cancel()
+    retire_wait.cancel()
+    timeout = 0.0 if stop.fast else config.timeout_graceful_shutdown
+    await server.shutdown(timeout)
+    await lifespan.shutdown()
+    stop.uninstall()
+    return exitcodes.OK
+
+
+class _StopSignals:
+    """SIGTERM/SIGINT: graceful stop (a second one: fast); SIGQUIT: fast; SIGUSR1: reopen logs."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, server: WorkerServer) -> None:
+        self.loop = loop
+        self.server = server
+        self.requested = asyncio.Event()
+        self.fast = False
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._graceful)
+        loop.add_signal_handler(signal.SIGQUIT, self._fast)
+        loop.add_signal_handler(signal.SIGUSR1, logs.reopen_files)
+
+    def _graceful(self) -> None:
+        if self.requested.is_set():
+            self._fast()
+            return
+        self.requested.set()
+
+    def _fast(self) -> None:
+        self.fast = True
+        self.requested.set()
+        self.server.state.close_all()
+
+    def uninstall(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1):
+            self.loop.remove_signal_handler(sig)

@@ -1,0 +1,124 @@
+"""The serving half of a worker: the native protocol on already-bound sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any
+
+from ruvicorn import _native
+from ruvicorn.config import Config
+from ruvicorn.logs import access_log, error_log
+from ruvicorn.worker.hooks import WorkerHooks, WorkerStats
+from ruvicorn.worker.pathsend import send_file
+
+#: How often timeouts are enforced and the heartbeat runs; no connection has its own timer.
+TICK_SECONDS = 1.0
+
+
+def native_state(
+    config: Config, app: Any, loop: asyncio.AbstractEventLoop, lifespan_state: dict[str, Any] | None
+) -> _native.ServerState:
+    """The per-worker state the native protocol shares across connections."""
+    log_access = config.access_log and access_log.isEnabledFor(logging.INFO)
+    return _native.ServerState(
+        app=app,
+        event_loop=loop,
+        error_log=error_log,
+        access_log=access_log.info if log_access else None,
+        lifespan_state=lifespan_state,
+        limit_request_line=config.limit_request_line,
+        limit_request_fields=config.limit_request_fields,
+        limit_request_field_size=config.limit_request_field_size,
+        limit_request_body=config.limit_request_body,
+        root_path=config.root_path,
+        server_header=config.server_header,
+        date_header=config.date_header,
+        default_headers=config.default_headers,
+        forwarded_allow_ips=config.forwarded_allow_ips if config.proxy_headers else None,
+        timeout_keep_alive=config.timeout_keep_alive,
+        timeout_request_header=config.timeout_request_header,
+        pathsend=send_file,
+    )
+
+
+class WorkerServer:
+    """Accepts connections for one worker and drains them on the way out."""
+
+    def __init__(
+        self,
+        config: Config,
+        app: Any,
+        loop: asyncio.AbstractEventLoop,
+        lifespan_state: dict[str, Any] | None,
+        hooks: WorkerHooks,
+    ) -> None:
+        self.config = config
+        self.loop = loop
+        self.hooks = hooks
+        self.state = native_state(config, app, loop, lifespan_state)
+        self.servers: list[asyncio.AbstractServer] = []
+        self.retire = asyncio.Event()
+        self._ticker: asyncio.TimerHandle | None = None
+
+    async def start(self, sockets: list[socket.socket]) -> None:
+        for sock in sockets:
+            if sock.family == socket.AF_UNIX:
+                server = await self.loop.create_unix_server(
+                    self.state, sock=sock, backlog=self.config.backlog
+                )
+            else:
+                server = await self.loop.create_server(
+                    self.state, sock=sock, backlog=self.config.backlog
+                )
+            self.servers.append(server)
+        self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
+
+    def _tick(self) -> None:
+        self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
+        try:
+            self.state.sweep()
+        except Exception:  # a sweep failure must not stop the heartbeat
+            error_log.exception("Timeout sweep failed")
+        if self.hooks.on_tick is not None:
+            stats = WorkerStats(self.state.requests_served, self.state.connections)
+            if self.hooks.on_tick(stats):
+                self.retire.set()
+
+    def stop_accepting(self) -> None:
+        """Close this worker's copy of every listener: the kernel keeps queued connections
+        for the processes that still hold the socket."""
+        for server in self.servers:
+            server.close()
+
+    async def shutdown(self, timeout: float) -> bool:
+        """Let accepted connections finish within ``timeout``; True when none was cut."""
+        self.stop_accepting()
+        self.state.drain()
+        deadline = self.loop.time() + timeout
+        while self.state.connections and self.loop.time() < deadline:
+            self.state.sweep()
+            await asyncio.sleep(0.05)
+        clean = self.state.connections == 0
+        if not clean:
+            error_log.warning(
+                "Graceful shutdown timed out: closing %d connection(s)", self.state.connections
+            )
+            self.state.close_all()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        await self._finish_tasks()
+        return clean
+
+    async def _finish_tasks(self) -> None:
+        """Give app tasks a moment to see the disconnect, then cancel what is left."""
+        current = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks(self.loop) if t is not current]
+        if not pending:
+            return
+        _, still_running = await asyncio.wait(pending, timeout=0.5)
+        for task in still_running:
+            task.cancel()
+        if still_running:
+            await asyncio.wait(still_running, timeout=1.0)
