@@ -1,0 +1,296 @@
+//! Request-target handling: split into path and query, and percent-decode
+//! the path for ASGI's `path`.
+
+use std::borrow::Cow;
+
+use super::RequestError;
+
+/// A request-target split the way ASGI wants it: `raw_path` and
+/// `query_string` (without the `?`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// The path, still percent-encoded; `/` for an absolute-form target with
+    /// an empty path, `*` for the asterisk-form.
+    pub raw_path: &'a [u8],
+    /// The bytes after the first `?`, or empty.
+    pub query: &'a [u8],
+}
+
+/// Split a request-target into path and query.
+///
+/// Accepts the origin-form (`/p?q`), the absolute-form
+/// (`http://host[:port]/p?q`, scheme `http` or `https` in any case) and the
+/// asterisk-form (`*`, only for `OPTIONS`). Everything else, including the
+/// authority-form, is refused with 400. Bytes are not checked here beyond the
+/// form: `parse_request_head` already refused CTLs, spaces, `#` and non-ASCII.
+pub fn split_target<'a>(method: &[u8], target: &'a [u8]) -> Result<Target<'a>, RequestError> {
+    match target.first() {
+        Some(b'/') => Ok(split_query(target)),
+        Some(b'*') if target.len() == 1 => {
+            if method == b"OPTIONS" {
+                Ok(Target {
+                    raw_path: target,
+                    query: b"",
+                })
+            } else {
+                Err(RequestError::BadRequest(
+                    "asterisk request target only allowed for OPTIONS",
+                ))
+            }
+        }
+        Some(_) => split_absolute(target),
+        None => Err(RequestError::BadRequest("empty request target")),
+    }
+}
+
+#[inline]
+fn split_query(path_and_query: &[u8]) -> Target<'_> {
+    match path_and_query.iter().position(|&b| b == b'?') {
+        Some(q) => Target {
+            raw_path: &path_and_query[..q],
+            query: &path_and_query[q + 1..],
+        },
+        None => Target {
+            raw_path: path_and_query,
+            query: b"",
+        },
+    }
+}
+
+fn split_absolute(target: &[u8]) -> Result<Target<'_>, RequestError> {
+    const BAD: RequestError = RequestError::BadRequest("invalid request target");
+    let rest = if starts_with_ignore_case(target, b"http://") {
+        &target[7..]
+    } else if starts_with_ignore_case(target, b"https://") {
+        &target[8..]
+    } else {
+        return Err(BAD);
+    };
+    let end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    let authority = &rest[..end];
+    // An http(s) URI needs a host; userinfo is deprecated and a known vector
+    // for confusing what host a request is for.
+    if authority.is_empty() || authority[0] == b':' || authority.contains(&b'@') {
+        return Err(BAD);
+    }
+    let path_and_query = &rest[end..];
+    if path_and_query.first() == Some(&b'/') {
+        Ok(split_query(path_and_query))
+    } else {
+        // Empty path ("http://h" or "http://h?q"): the path is "/".
+        let query = path_and_query.get(1..).unwrap_or(b"");
+        Ok(Target {
+            raw_path: b"/",
+            query,
+        })
+    }
+}
+
+#[inline]
+fn starts_with_ignore_case(haystack: &[u8], prefix: &[u8]) -> bool {
+    haystack.len() >= prefix.len() && haystack[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+#[inline]
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Percent-decode a path for ASGI's `path`.
+///
+/// `%XX` becomes the byte XX; a `%` not followed by two hex digits is kept
+/// as it is; the result is read as UTF-8 with invalid sequences replaced by
+/// U+FFFD. Paths without `%` that are valid UTF-8 (all paths that passed
+/// `parse_request_head`) are borrowed, not copied.
+pub fn percent_decode(raw_path: &[u8]) -> Cow<'_, str> {
+    let Some(first) = raw_path.iter().position(|&b| b == b'%') else {
+        return String::from_utf8_lossy(raw_path);
+    };
+    let mut out = Vec::with_capacity(raw_path.len());
+    out.extend_from_slice(&raw_path[..first]);
+    let mut i = first;
+    while i < raw_path.len() {
+        let b = raw_path[i];
+        if b == b'%' {
+            if let (Some(hi), Some(lo)) = (
+                raw_path.get(i + 1).copied().and_then(hex_value),
+                raw_path.get(i + 2).copied().and_then(hex_value),
+            ) {
+                out.push(hi << 4 | lo);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    match String::from_utf8(out) {
+        Ok(s) => Cow::Owned(s),
+        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn split(method: &str, target: &str) -> Result<(String, String), RequestError> {
+        split_target(method.as_bytes(), target.as_bytes()).map(|t| {
+            (
+                String::from_utf8_lossy(t.raw_path).into_owned(),
+                String::from_utf8_lossy(t.query).into_owned(),
+            )
+        })
+    }
+
+    fn ok(path: &str, query: &str) -> Result<(String, String), RequestError> {
+        Ok((path.to_owned(), query.to_owned()))
+    }
+
+    #[test]
+    fn origin_form() {
+        assert_eq!(split("GET", "/"), ok("/", ""));
+        assert_eq!(split("GET", "/a/b"), ok("/a/b", ""));
+        assert_eq!(split("GET", "/a?x=1&y=2"), ok("/a", "x=1&y=2"));
+        assert_eq!(split("GET", "/a?"), ok("/a", ""));
+        assert_eq!(split("GET", "/?a?b"), ok("/", "a?b"));
+        assert_eq!(split("GET", "//x"), ok("//x", ""));
+    }
+
+    #[test]
+    fn absolute_form() {
+        assert_eq!(split("GET", "http://h/p?q"), ok("/p", "q"));
+        assert_eq!(split("GET", "HTTPS://h:8443/p"), ok("/p", ""));
+        assert_eq!(split("GET", "http://h"), ok("/", ""));
+        assert_eq!(split("GET", "http://h?q=1"), ok("/", "q=1"));
+        assert_eq!(split("GET", "http://h:80"), ok("/", ""));
+        assert_eq!(split("GET", "http://[::1]:80/x"), ok("/x", ""));
+        assert_eq!(split("OPTIONS", "http://h/"), ok("/", ""));
+    }
+
+    #[test]
+    fn asterisk_form() {
+        assert_eq!(split("OPTIONS", "*"), ok("*", ""));
+        for method in ["GET", "options", "POST"] {
+            assert!(matches!(
+                split(method, "*"),
+                Err(RequestError::BadRequest(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn refused_forms() {
+        for target in [
+            "",
+            "*x",
+            "**",
+            "h:80",
+            "example.com:443",
+            "a/b",
+            "?q",
+            "ftp://h/p",
+            "http:/h/p",
+            "http://",
+            "http:///p",
+            "http://?q",
+            "http://:80/p",
+            "http://user@h/p",
+            "http://u:p@h/",
+            "http//h",
+        ] {
+            assert!(
+                matches!(split("GET", target), Err(RequestError::BadRequest(_))),
+                "{target:?}"
+            );
+        }
+        assert!(matches!(
+            split("CONNECT", "h:443"),
+            Err(RequestError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn decode_basics() {
+        assert!(matches!(
+            percent_decode(b"/plain/path"),
+            Cow::Borrowed("/plain/path")
+        ));
+        assert_eq!(percent_decode(b"/a%20b"), "/a b");
+        assert_eq!(percent_decode(b"/%2F%2f"), "///");
+        assert_eq!(percent_decode(b"/caf%C3%A9"), "/caf\u{e9}");
+        assert_eq!(percent_decode(b"/%e2%82%ac"), "/\u{20ac}");
+        assert_eq!(percent_decode(b""), "");
+    }
+
+    #[test]
+    fn decode_invalid_sequences_kept() {
+        assert_eq!(percent_decode(b"/%"), "/%");
+        assert_eq!(percent_decode(b"/%4"), "/%4");
+        assert_eq!(percent_decode(b"/%zz"), "/%zz");
+        assert_eq!(percent_decode(b"/%4g%41"), "/%4gA");
+        assert_eq!(percent_decode(b"/%%41"), "/%A");
+        assert_eq!(percent_decode(b"/100%"), "/100%");
+    }
+
+    #[test]
+    fn decode_invalid_utf8_is_lossy() {
+        assert_eq!(percent_decode(b"/%ff"), "/\u{fffd}");
+        assert_eq!(percent_decode(b"/%C3"), "/\u{fffd}");
+        assert_eq!(percent_decode(b"/%C3x"), "/\u{fffd}x");
+        assert_eq!(percent_decode(b"/\xff"), "/\u{fffd}");
+        assert_eq!(percent_decode(b"/%00"), "/\0");
+    }
+
+    proptest! {
+        #[test]
+        fn split_never_panics(method in prop::collection::vec(any::<u8>(), 0..8),
+                              target in prop::collection::vec(any::<u8>(), 0..64)) {
+            let _ = split_target(&method, &target);
+        }
+
+        #[test]
+        fn decode_matches_reference(raw in prop::collection::vec(any::<u8>(), 0..64)) {
+            // Reference: decode byte by byte without the fast paths.
+            let mut bytes = Vec::new();
+            let mut i = 0;
+            while i < raw.len() {
+                if raw[i] == b'%' && i + 2 < raw.len() {
+                    let h = (raw[i + 1] as char).to_digit(16);
+                    let l = (raw[i + 2] as char).to_digit(16);
+                    if let (Some(h), Some(l)) = (h, l) {
+                        bytes.push((h * 16 + l) as u8);
+                        i += 3;
+                        continue;
+                    }
+                }
+                bytes.push(raw[i]);
+                i += 1;
+            }
+            let expected = String::from_utf8_lossy(&bytes).into_owned();
+            prop_assert_eq!(percent_decode(&raw).into_owned(), expected);
+        }
+
+        #[test]
+        fn encode_decode_roundtrip(s in "\\PC{0,32}") {
+            let mut encoded = String::new();
+            for b in s.bytes() {
+                if b.is_ascii_alphanumeric() || b == b'/' {
+                    encoded.push(b as char);
+                } else {
+                    encoded.push_str(&format!("%{b:02X}"));
+                }
+            }
+            prop_assert_eq!(percent_decode(encoded.as_bytes()), s.as_str());
+        }
+    }
+}
