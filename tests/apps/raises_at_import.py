@@ -1,0 +1,3 @@
+"""Raises while being imported: the worker must say so in one line."""
+
+raise RuntimeError("configuration file missing")

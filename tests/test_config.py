@@ -1,0 +1,147 @@
+"""Settings: every option is readable from its RUVICORN_<NAME> environment variable, flags win
+over the environment, and bad values are one-line usage errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import ruvicorn.main
+from ruvicorn.cli import cli
+from ruvicorn.config import Config, ConfigError, settings
+
+SPECIAL: dict[str, tuple[str, Any]] = {
+    "host": ("127.0.0.2", "127.0.0.2"),
+    "app_dir": ("/srv/app", "/srv/app"),
+    "root_path": ("/mounted", "/mounted"),
+    "forwarded_allow_ips": ("10.0.0.1,10.0.0.0/8", "10.0.0.1,10.0.0.0/8"),
+    "uds": ("/tmp/ruvicorn-test.sock", "/tmp/ruvicorn-test.sock"),
+    "pid": ("/tmp/ruvicorn-test.pid", "/tmp/ruvicorn-test.pid"),
+    "log_file": ("/tmp/ruvicorn-test.log", "/tmp/ruvicorn-test.log"),
+    "header": ("x-a:1 x-b:2", ("x-a:1", "x-b:2")),
+    "bind": ("127.0.0.1:9001 unix:/tmp/r.sock", ("127.0.0.1:9001", "unix:/tmp/r.sock")),
+    "reload_dir": ("/srv/a /srv/b", ("/srv/a", "/srv/b")),
+    "reload_include": ("*.txt", ("*.txt",)),
+    "reload_exclude": ("*.tmp", ("*.tmp",)),
+    "fd": ("5", 5),
+    "workers": ("3", 3),
+}
+
+
+def env_case(f: dataclasses.Field[Any]) -> tuple[str, Any]:
+    """A non-default value for the setting, as an env var string and as the parsed value."""
+    if f.name in SPECIAL:
+        return SPECIAL[f.name]
+    hint = typing.get_type_hints(Config)[f.name]
+    default = f.default
+    if f.metadata["choices"]:
+        other = next(c for c in f.metadata["choices"] if c != default)
+        return other, other
+    if hint is bool:
+        return ("false", False) if default else ("true", True)
+    if hint is int:
+        return str(default + 7), default + 7
+    if hint is float:
+        return str(default + 1.5), default + 1.5
+    raise AssertionError(f"no test value for setting {f.name} ({hint})")
+
+
+@pytest.fixture
+def captured(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
+    seen: list[Config] = []
+
+    def fake_run(config: Config) -> int:
+        seen.append(config)
+        return 0
+
+    monkeypatch.setattr(ruvicorn.main, "run_from_config", fake_run)
+    for key in list(__import__("os").environ):
+        if key.startswith("RUVICORN_") or key == "WEB_CONCURRENCY":
+            monkeypatch.delenv(key)
+    return seen
+
+
+def invoke(args: list[str], env: dict[str, str] | None = None) -> Any:
+    return CliRunner().invoke(cli, args, env=env or {}, catch_exceptions=False)
+
+
+@pytest.mark.parametrize("f", [f for f in settings() if f.name != "app"], ids=lambda f: f.name)
+def test_every_option_reads_its_env_var(f: dataclasses.Field[Any], captured: list[Config]) -> None:
+    raw, expected = env_case(f)
+    env_name = f"RUVICORN_{f.name.upper()}"
+    result = invoke(["mod:app"], {env_name: raw})
+    assert result.exit_code == 0, result.output
+    [config] = captured
+    assert getattr(config, f.name) == expected, f"{env_name}={raw!r}"
+
+
+def test_app_from_env(captured: list[Config]) -> None:
+    result = invoke([], {"RUVICORN_APP": "pkg.mod:obj.app"})
+    assert result.exit_code == 0, result.output
+    assert captured[0].app == "pkg.mod:obj.app"
+
+
+def test_flag_wins_over_env(captured: list[Config]) -> None:
+    result = invoke(["--port", "9100", "mod:app"], {"RUVICORN_PORT": "9200"})
+    assert result.exit_code == 0, result.output
+    assert captured[0].port == 9100
+
+
+def test_defaults(captured: list[Config]) -> None:
+    invoke(["mod:app"])
+    config = captured[0]
+    assert config.host == "127.0.0.1"
+    assert config.port == 8000
+    assert config.limit_request_line == 8190
+    assert config.limit_request_fields == 100
+    assert config.limit_request_field_size == 8190
+    assert config.limit_request_body == 0
+    assert config.timeout_keep_alive == 5.0
+    assert config.timeout_request_header == 10.0
+    assert config.timeout_graceful_shutdown == 30.0
+    assert config.lifespan == "auto"
+    assert config.loop == "auto"
+    assert config.server_header and config.date_header
+    assert config.workers == 1
+
+
+def test_web_concurrency(captured: list[Config]) -> None:
+    invoke(["mod:app"], {"WEB_CONCURRENCY": "4"})
+    assert captured[0].workers == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--root-path", "no-slash", "m:a"], "--root-path"),
+        (["--header", "novalue", "m:a"], "--header"),
+        (["--workers", "0", "m:a"], "--workers"),
+        (["--limit-request-line", "0", "m:a"], "--limit-request-line"),
+        (["--loop", "tokio", "m:a"], "--loop"),
+        (["--port", "eighty", "m:a"], "--port"),
+    ],
+)
+def test_bad_values_are_one_line_usage_errors(
+    args: list[str], needle: str, captured: list[Config]
+) -> None:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1, result.output
+    assert needle in errors[0]
+    assert "Traceback" not in result.output
+    assert captured == []
+
+
+def test_config_check_direct() -> None:
+    with pytest.raises(ConfigError):
+        Config(app="m:a", port=-1)
+
+
+def test_default_headers_pairs() -> None:
+    config = Config(app="m:a", header=("X-A: 1", "x-b:two words "))
+    assert config.default_headers == [(b"x-a", b"1"), (b"x-b", b"two words")]

@@ -1,0 +1,98 @@
+"""Flow control both ways: a client that never reads, or an app that never reads, cannot make
+the worker buffer without bound.
+
+The bounds are generous (tens of MiB against hundreds sent) so kernel socket buffers and the
+transport's high-water marks fit comfortably; without flow control the numbers would be the
+whole payload.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+from conftest import ServerProcess
+from rawhttp import request, wait_for
+
+MIB = 1024 * 1024
+PAYLOAD = 512 * MIB
+PROGRESS_BOUND = 64 * MIB
+RSS_BOUND = 256 * MIB
+
+
+def settled(read, *, quiet_for: float = 1.5, bound: float = 30.0) -> int:
+    """Poll ``read()`` until its value stops changing for ``quiet_for`` seconds."""
+    deadline = time.monotonic() + bound
+    last, since = read(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        value = read()
+        if value != last:
+            last, since = value, time.monotonic()
+        elif time.monotonic() - since >= quiet_for:
+            break
+    return int(last)
+
+
+def test_client_that_never_reads_does_not_grow_memory(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    progress = tmp_path / "progress"
+    progress.write_text("0")
+    baseline = server.rss()
+    client = socket.create_connection((server.host, server.port), timeout=10)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    try:
+        client.sendall(request("GET", f"/flood?total={PAYLOAD}&progress={progress}"))
+        wait_for(lambda: int(progress.read_text() or 0) > 0)
+        sent = settled(lambda: int(progress.read_text() or 0))
+        growth = server.rss() - baseline
+        assert sent < PROGRESS_BOUND, f"the app could send {sent} bytes to a client not reading"
+        assert growth < RSS_BOUND, f"server RSS grew by {growth // MIB} MiB"
+    finally:
+        client.close()
+    server.assert_serving()
+
+
+def test_app_that_never_reads_body_stops_the_upload(server: ServerProcess, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    baseline = server.rss()
+    mark = server.mark()
+    client = socket.create_connection((server.host, server.port), timeout=10)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+    sent = 0
+    try:
+        client.sendall(
+            request("POST", f"/hold-body?gate={gate}", [("Content-Length", str(PAYLOAD))])
+        )
+        wait_for(lambda: any(r.get("event") == "hold-entered" for r in server.records_since(mark)))
+        chunk = b"u" * (256 * 1024)
+        client.settimeout(2.0)
+        deadline = time.monotonic() + 60
+        while sent < PAYLOAD and time.monotonic() < deadline:
+            try:
+                sent += client.send(chunk)
+            except TimeoutError:
+                break  # the server stopped reading: what flow control should do
+        growth = server.rss() - baseline
+        assert sent < PROGRESS_BOUND, f"the server accepted {sent // MIB} MiB nobody reads"
+        assert growth < RSS_BOUND, f"server RSS grew by {growth // MIB} MiB"
+    finally:
+        gate.touch()
+        client.close()
+    server.assert_serving()
+
+
+def test_slow_reader_gets_every_byte(server: ServerProcess, tmp_path: Path) -> None:
+    """Paused writing must resume: a client that reads late still gets the whole body."""
+    total = 8 * MIB
+    progress = tmp_path / "progress"
+    progress.write_text("0")
+    with server.client() as c:
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        c.send(request("GET", f"/flood?total={total}&progress={progress}"))
+        settled(lambda: int(progress.read_text() or 0), quiet_for=0.5)
+        resp = c.read_response()
+    assert resp.status == 200
+    assert len(resp.body) == total

@@ -1,0 +1,310 @@
+"""Strict parsing: every request-smuggling and malformed-request vector, byte for byte.
+
+Each vector is followed on the same connection by a smuggled ``GET /smuggled``. For each one
+the test asserts the status code, that the connection is closed, that the app never saw the
+bad request nor the smuggled one (the test app records every request it is called with), and
+that the server keeps serving new connections.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ServerProcess
+from rawhttp import ResponseError, request
+
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def req(head: bytes, body: bytes = b"") -> bytes:
+    return head + b"\r\n\r\n" + body
+
+
+# Requests whose head is invalid: the app must not be called at all.
+HEAD_VECTORS: dict[str, tuple[bytes, set[int]]] = {
+    # Content-Length / Transfer-Encoding conflicts
+    "cl-and-te": (
+        req(
+            b"POST /bad HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked",
+            b"0\r\n\r\n",
+        ),
+        {400},
+    ),
+    "te-and-cl": (
+        req(
+            b"POST /bad HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 30",
+            b"0\r\n\r\n",
+        ),
+        {400},
+    ),
+    "cl-duplicate-same": (
+        req(b"POST /bad HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5", b"hello"),
+        {400},
+    ),
+    "cl-duplicate-differing": (
+        req(b"POST /bad HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6", b"hello!"),
+        {400},
+    ),
+    "cl-list": (req(b"POST /bad HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5", b"hello"), {400}),
+    "cl-plus": (req(b"POST /bad HTTP/1.1\r\nHost: x\r\nContent-Length: +5", b"hello"), {400}),
+    "cl-negative": (req(b"POST /bad HTTP/1.1\r\nHost: x\r\nContent-Length: -1"), {400}),
+    "cl-hex": (req(b"POST /bad HTTP/1.1\r\nHost: x\r\nContent-Length: 0x5", b"hello"), {400}),
+    "cl-inner-space": (req(b"POST /bad HTTP/1.1\r\nHost: x\r\nContent-Length: 1 5"), {400}),
+    "cl-empty": (req(b"POST /bad HTTP/1.1\r\nHost: x\r\nContent-Length: "), {400}),
+    "cl-overflow": (
+        req(b"POST /bad HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999999"),
+        {400, 413},
+    ),
+    "te-gzip": (
+        req(b"POST /bad HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip", b"abc"),
+        {400, 501},
+    ),
+    "te-chunked-not-last": (
+        req(b"POST /bad HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip", b"0\r\n\r\n"),
+        {400},
+    ),
+    "te-chunked-twice": (
+        req(b"POST /bad HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked", b"0\r\n\r\n"),
+        {400},
+    ),
+    "te-two-fields": (
+        req(
+            b"POST /bad HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            b"Transfer-Encoding: identity",
+            b"0\r\n\r\n",
+        ),
+        {400, 501},
+    ),
+    "te-identity": (
+        req(b"POST /bad HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity"),
+        {400, 501},
+    ),
+    "te-xchunked": (
+        req(b"POST /bad HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked", b"0\r\n\r\n"),
+        {400, 501},
+    ),
+    "te-vertical-tab": (
+        req(b"POST /bad HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \x0bchunked", b"0\r\n\r\n"),
+        {400},
+    ),
+    "te-space-before-colon": (
+        req(b"POST /bad HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked", b"0\r\n\r\n"),
+        {400},
+    ),
+    "te-in-http10": (
+        req(b"POST /bad HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked", b"0\r\n\r\n"),
+        {400},
+    ),
+    # line endings
+    "bare-lf-request-line": (req(b"GET /bad HTTP/1.1\nHost: x"), {400}),
+    "bare-lf-header": (req(b"GET /bad HTTP/1.1\r\nHost: x\nX-A: b"), {400}),
+    "bare-lf-everywhere": (b"GET /bad HTTP/1.1\nHost: x\n\n", {400}),
+    "bare-lf-end-of-head": (b"GET /bad HTTP/1.1\r\nHost: x\r\n\n", {400}),
+    "bare-cr-request-line": (req(b"GET /bad HTTP/1.1\rHost: x"), {400}),
+    "bare-cr-in-value": (req(b"GET /bad HTTP/1.1\r\nHost: x\r\nX-A: a\rb"), {400}),
+    # header syntax
+    "obs-fold-space": (req(b"GET /bad HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b"), {400}),
+    "obs-fold-tab": (req(b"GET /bad HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n\tb"), {400}),
+    "fold-before-first-header": (req(b"GET /bad HTTP/1.1\r\n Host: x"), {400}),
+    "space-before-colon": (req(b"GET /bad HTTP/1.1\r\nHost: x\r\nX-A : b"), {400}),
+    "space-before-colon-host": (req(b"GET /bad HTTP/1.1\r\nHost : x"), {400}),
+    "tab-before-colon": (req(b"GET /bad HTTP/1.1\r\nHost: x\r\nX-A\t: b"), {400}),
+    "ctl-nul-in-value": (req(b"GET /bad HTTP/1.1\r\nHost: x\r\nX-A: a\x00b"), {400}),
+    "ctl-soh-in-value": (req(b"GET /bad HTTP/1.1\r\nHost: x\r\nX-A: a\x01b"), {400}),
+    "ctl-esc-in-value": (req(b"GET /bad HTTP/1.1\r\nHost: x\r\nX-A: a\x1bb"), {400}),
+    "ctl-del-in-value": (req(b"GET /bad HTTP/1.1\r\nHost: x\r\nX-A: a\x7fb"), {400}),
+    "empty-header-name": (req(b"GET /bad HTTP/1.1\r\nHost: x\r\n: b"), {400}),
+    "bad-header-name": (req(b"GET /bad HTTP/1.1\r\nHost: x\r\nX(A): b"), {400}),
+    "header-name-with-space": (req(b"GET /bad HTTP/1.1\r\nHost: x\r\nX A: b"), {400}),
+    "header-without-colon": (req(b"GET /bad HTTP/1.1\r\nHost: x\r\nX-No-Colon"), {400}),
+    # Host
+    "http11-missing-host": (req(b"GET /bad HTTP/1.1\r\nX-A: b"), {400}),
+    "http11-duplicate-host": (req(b"GET /bad HTTP/1.1\r\nHost: a\r\nHost: a"), {400}),
+    "http11-differing-hosts": (req(b"GET /bad HTTP/1.1\r\nHost: a\r\nHost: b"), {400}),
+    # request line: method
+    "method-bad-char": (req(b"G@T /bad HTTP/1.1\r\nHost: x"), {400}),
+    "method-nul": (req(b"GE\x00T /bad HTTP/1.1\r\nHost: x"), {400}),
+    "method-empty": (req(b" /bad HTTP/1.1\r\nHost: x"), {400}),
+    "method-with-colon": (req(b"GE:T /bad HTTP/1.1\r\nHost: x"), {400}),
+    # request line: version
+    "version-lowercase": (req(b"GET /bad http/1.1\r\nHost: x"), {400}),
+    "version-garbage": (req(b"GET /bad HTTP/1.x\r\nHost: x"), {400}),
+    "version-no-dot": (req(b"GET /bad HTTP/11\r\nHost: x"), {400}),
+    "version-wrong-name": (req(b"GET /bad HTTX/1.1\r\nHost: x"), {400}),
+    "version-missing": (req(b"GET /bad \r\nHost: x"), {400}),
+    "version-2": (req(b"GET /bad HTTP/2.0\r\nHost: x"), {400, 505}),
+    "version-trailing-space": (req(b"GET /bad HTTP/1.1 \r\nHost: x"), {400}),
+    # request line: target
+    "target-ctl": (req(b"GET /bad\x01x HTTP/1.1\r\nHost: x"), {400}),
+    "target-del": (req(b"GET /bad\x7f HTTP/1.1\r\nHost: x"), {400}),
+    "target-space": (req(b"GET /bad x HTTP/1.1\r\nHost: x"), {400}),
+    "target-double-space": (req(b"GET  /bad HTTP/1.1\r\nHost: x"), {400}),
+    "target-not-origin-form": (req(b"GET bad/path HTTP/1.1\r\nHost: x"), {400}),
+    "target-fragment-only": (req(b"GET # HTTP/1.1\r\nHost: x"), {400}),
+    "target-empty": (req(b"GET  HTTP/1.1\r\nHost: x"), {400}),
+}
+
+# Requests whose head is valid but whose chunked body is not.
+BODY_VECTORS: dict[str, bytes] = {
+    "chunk-size-not-hex": b"zz\r\nhello\r\n0\r\n\r\n",
+    "chunk-size-negative": b"-1\r\nhello\r\n0\r\n\r\n",
+    "chunk-size-0x-prefix": b"0x5\r\nhello\r\n0\r\n\r\n",
+    "chunk-size-overflow": b"ffffffffffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+    "chunk-size-empty": b"\r\nhello\r\n0\r\n\r\n",
+    "chunk-size-inner-space": b"5 5\r\nhello\r\n0\r\n\r\n",
+    "chunk-data-too-long": b"5\r\nhelloEXTRA\r\n0\r\n\r\n",
+    "chunk-data-no-crlf": b"5\r\nhello0\r\n\r\n",
+    "chunk-size-bare-lf": b"5\nhello\r\n0\r\n\r\n",
+    "chunk-data-bare-lf": b"5\r\nhello\n0\r\n\r\n",
+    "chunk-data-bare-cr": b"5\r\nhello\r0\r\n\r\n",
+    "last-chunk-bare-lf": b"5\r\nhello\r\n0\n\n",
+    "trailer-bare-lf": b"5\r\nhello\r\n0\r\nX-T: a\n\r\n",
+    "trailer-obs-fold": b"5\r\nhello\r\n0\r\nX-T: a\r\n b\r\n\r\n",
+    "trailer-without-colon": b"5\r\nhello\r\n0\r\nnocolon\r\n\r\n",
+}
+
+
+def assert_refused(
+    server: ServerProcess, data: bytes, statuses: set[int], *, app_may_see: str | None = None
+) -> None:
+    mark = server.mark()
+    with server.client() as c:
+        c.send(data + SMUGGLED)
+        resp = c.read_response()
+        assert resp.status in statuses, (resp.status, resp.reason)
+        leftover = c.expect_closed()
+        assert b"HTTP/1." not in leftover, f"a second response followed: {leftover[:200]!r}"
+    seen = server.records_since(mark)
+    paths = [r["path"] for r in seen if r.get("event") == "request"]
+    assert "/smuggled" not in paths
+    if app_may_see is None:
+        assert paths == [], f"the app saw {paths}"
+    else:
+        assert set(paths) <= {app_may_see}
+        complete = [r for r in seen if r.get("event") == "body" and not r["disconnected"]]
+        assert complete == [], f"the app got a body from a malformed request: {complete}"
+    server.assert_serving()
+
+
+@pytest.mark.parametrize("name", list(HEAD_VECTORS))
+def test_malformed_head_is_refused(server: ServerProcess, name: str) -> None:
+    data, statuses = HEAD_VECTORS[name]
+    assert_refused(server, data, statuses)
+
+
+@pytest.mark.parametrize("name", list(BODY_VECTORS))
+def test_malformed_chunked_body_is_refused(server: ServerProcess, name: str) -> None:
+    head = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert_refused(server, head + BODY_VECTORS[name], {400}, app_may_see="/echo")
+
+
+def test_http09_request_is_refused(server: ServerProcess) -> None:
+    mark = server.mark()
+    with server.client() as c:
+        c.send(b"GET /bad\r\n")
+        try:
+            resp = c.read_response()
+        except ResponseError:
+            resp = None  # closed without an answer: refused too
+        if resp is not None:
+            assert resp.status == 400
+        c.expect_closed()
+    assert server.paths_seen_since(mark) == []
+    server.assert_serving()
+
+
+def test_http10_without_host_is_fine(server: ServerProcess) -> None:
+    with server.client() as c:
+        c.send(b"GET /ok HTTP/1.0\r\n\r\n")
+        assert c.read_response().body == b"ok"
+
+
+def test_optional_whitespace_around_values_is_trimmed(server: ServerProcess) -> None:
+    with server.client() as c:
+        c.send(b"GET /ows HTTP/1.1\r\nHost:x\r\nX-A:\t value with  inner  space \t\r\n\r\n")
+        headers = c.read_response().json()["headers"]
+    assert ["host", "x"] in headers
+    assert ["x-a", "value with  inner  space"] in headers
+
+
+def test_obs_text_in_value_reaches_app(server: ServerProcess) -> None:
+    with server.client() as c:
+        c.send(b"GET /obs HTTP/1.1\r\nHost: x\r\nX-Latin: caf\xe9\r\n\r\n")
+        headers = c.read_response().json()["headers"]
+    assert ["x-latin", "caf\xe9"] in headers
+
+
+# -- limits
+
+
+def test_default_request_line_limit_is_414(server: ServerProcess) -> None:
+    target = "/" + "a" * 9000
+    assert_refused(server, request("GET", target), {414})
+
+
+def test_request_line_just_under_default_limit(server: ServerProcess) -> None:
+    target = "/" + "a" * 8000
+    assert server.get(target).status == 200
+
+
+def test_default_field_count_limit_is_431(server: ServerProcess) -> None:
+    headers = [(f"X-H{i}", "v") for i in range(101)]
+    assert_refused(server, request("GET", "/bad", headers), {431})
+
+
+def test_default_field_size_limit_is_431(server: ServerProcess) -> None:
+    assert_refused(server, request("GET", "/bad", [("X-Big", "v" * 9000)]), {431})
+
+
+def test_huge_header_name_is_431(server: ServerProcess) -> None:
+    assert_refused(server, request("GET", "/bad", [("X" * 9000, "v")]), {431})
+
+
+@pytest.fixture(scope="module")
+def tight(module_server_factory, loop: str) -> ServerProcess:
+    return module_server_factory(
+        "testapp:app",
+        "--limit-request-line",
+        "100",
+        "--limit-request-fields",
+        "5",
+        "--limit-request-field-size",
+        "100",
+        loop=loop,
+    )
+
+
+def test_limit_request_line_flag(tight: ServerProcess) -> None:
+    assert tight.get("/" + "a" * 60).status == 200
+    assert_refused(tight, request("GET", "/" + "a" * 200), {414})
+
+
+def test_limit_request_fields_flag(tight: ServerProcess) -> None:
+    four = [(f"X-H{i}", "v") for i in range(4)]  # plus Host: five fields
+    assert tight.get("/ok", headers=four).status == 200
+    five = [(f"X-H{i}", "v") for i in range(5)]
+    assert_refused(tight, request("GET", "/bad", five), {431})
+
+
+def test_limit_request_field_size_flag(tight: ServerProcess) -> None:
+    assert tight.get("/ok", headers=[("X-A", "v" * 50)]).status == 200
+    assert_refused(tight, request("GET", "/bad", [("X-A", "v" * 150)]), {431})
+
+
+def test_head_dribbled_byte_by_byte_is_still_checked(server: ServerProcess) -> None:
+    data = (
+        req(
+            b"POST /bad HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked",
+            b"0\r\n\r\n",
+        )
+        + SMUGGLED
+    )
+    mark = server.mark()
+    with server.client() as c:
+        for i in range(len(data)):
+            try:
+                c.send(data[i : i + 1])
+            except OSError:
+                break  # the server may close once it has seen enough
+        assert c.read_response().status == 400
+        c.expect_closed()
+    assert server.paths_seen_since(mark) == []

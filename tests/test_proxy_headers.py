@@ -1,0 +1,101 @@
+"""Proxy headers (X-Forwarded-For/-Proto and RFC 7239 Forwarded): honoured only from trusted
+peers. The test client connects from 127.0.0.1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import ServerProcess
+
+
+def scope_via(server: ServerProcess, headers: list[tuple[str, str]]) -> dict[str, Any]:
+    resp = server.get("/proxy", headers=headers)
+    assert resp.status == 200, resp
+    return resp.json()
+
+
+@pytest.fixture(scope="module")
+def trusted(module_server_factory) -> ServerProcess:
+    return module_server_factory("testapp:app")  # default: --forwarded-allow-ips 127.0.0.1
+
+
+@pytest.fixture(scope="module")
+def untrusted(module_server_factory) -> ServerProcess:
+    return module_server_factory("testapp:app", "--forwarded-allow-ips", "10.1.2.3")
+
+
+def test_x_forwarded_from_trusted_peer(trusted: ServerProcess) -> None:
+    scope = scope_via(trusted, [("X-Forwarded-For", "203.0.113.7"), ("X-Forwarded-Proto", "https")])
+    assert scope["client"][0] == "203.0.113.7"
+    assert scope["scheme"] == "https"
+
+
+def test_x_forwarded_chain_takes_the_closest_untrusted_hop(trusted: ServerProcess) -> None:
+    scope = scope_via(trusted, [("X-Forwarded-For", "198.51.100.1, 203.0.113.7")])
+    assert scope["client"][0] == "203.0.113.7"
+
+
+def test_x_forwarded_chain_skips_trusted_hops(module_server_factory) -> None:
+    srv = module_server_factory("testapp:app", "--forwarded-allow-ips", "127.0.0.1,203.0.113.7")
+    scope = scope_via(srv, [("X-Forwarded-For", "198.51.100.1, 203.0.113.7")])
+    assert scope["client"][0] == "198.51.100.1"
+
+
+def test_trusted_network_notation(module_server_factory) -> None:
+    srv = module_server_factory("testapp:app", "--forwarded-allow-ips", "127.0.0.0/8")
+    scope = scope_via(srv, [("X-Forwarded-For", "203.0.113.9")])
+    assert scope["client"][0] == "203.0.113.9"
+
+
+def test_trust_all(module_server_factory) -> None:
+    srv = module_server_factory("testapp:app", "--forwarded-allow-ips", "*")
+    scope = scope_via(srv, [("X-Forwarded-For", "203.0.113.10"), ("X-Forwarded-Proto", "https")])
+    assert scope["client"][0] == "203.0.113.10"
+    assert scope["scheme"] == "https"
+
+
+def test_forwarded_header_from_trusted_peer(trusted: ServerProcess) -> None:
+    scope = scope_via(trusted, [("Forwarded", "for=203.0.113.43;proto=https;by=10.0.0.1")])
+    assert scope["client"][0] == "203.0.113.43"
+    assert scope["scheme"] == "https"
+
+
+def test_forwarded_header_quoted_ipv6_with_port(trusted: ServerProcess) -> None:
+    scope = scope_via(trusted, [("Forwarded", 'for="[2001:db8:cafe::17]:4711"')])
+    assert scope["client"][0] == "2001:db8:cafe::17"
+
+
+def test_forwarded_header_list_takes_closest_untrusted(trusted: ServerProcess) -> None:
+    scope = scope_via(trusted, [("Forwarded", "for=198.51.100.1, for=203.0.113.43")])
+    assert scope["client"][0] == "203.0.113.43"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("X-Forwarded-For", "203.0.113.7"), ("X-Forwarded-Proto", "https")],
+        [("Forwarded", "for=203.0.113.43;proto=https")],
+    ],
+    ids=["x-forwarded", "forwarded"],
+)
+def test_untrusted_peer_is_ignored(untrusted: ServerProcess, headers) -> None:
+    scope = scope_via(untrusted, headers)
+    assert scope["client"][0] == "127.0.0.1"
+    assert scope["scheme"] == "http"
+
+
+def test_no_proxy_headers_flag(module_server_factory) -> None:
+    srv = module_server_factory("testapp:app", "--no-proxy-headers", "--forwarded-allow-ips", "*")
+    scope = scope_via(srv, [("X-Forwarded-For", "203.0.113.7"), ("X-Forwarded-Proto", "https")])
+    assert scope["client"][0] == "127.0.0.1"
+    assert scope["scheme"] == "http"
+
+
+def test_garbage_forwarded_values_do_not_break_requests(trusted: ServerProcess) -> None:
+    scope = scope_via(
+        trusted, [("X-Forwarded-For", "not an ip,,"), ("X-Forwarded-Proto", "gopher")]
+    )
+    assert scope["scheme"] in ("http", "https")
+    scope = scope_via(trusted, [("Forwarded", 'for=";;;;;')])
+    assert scope["type"] == "http"
