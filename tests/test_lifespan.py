@@ -238,3 +238,17 @@ def test_starlette_startup_failure_is_one_line(caplog: pytest.LogCaptureFixture)
     assert not ok
     [line] = errors(caplog)
     assert line == "Application startup failed: ConnectionError: database unreachable"
+
+
+def test_task_cancelled_before_shutdown_is_reported(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        lifespan = Lifespan(Recorder(), "on", LOGGER)
+        assert await lifespan.startup()
+        assert lifespan.task is not None
+        lifespan.task.cancel()
+        await asyncio.sleep(0)
+        await lifespan.shutdown()
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(main())
+    assert "cancelled before shutdown" in caplog.text

@@ -56,6 +56,12 @@ class Lifespan:
         return self._state
 
     @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The task running the app's lifespan scope; whoever cancels stray tasks must spare it
+        until ``shutdown()`` has run."""
+        return self._task
+
+    @property
     def supported(self) -> bool:
         """False when lifespan is off or the app turned out not to speak it."""
         return self._supported
@@ -99,6 +105,11 @@ class Lifespan:
             return
         if self._task.done():  # the app's lifespan task ended while serving
             self._phase = "done"
+            if self._task.cancelled():
+                self.logger.warning(
+                    "The lifespan task was cancelled before shutdown: "
+                    "the app's shutdown did not run"
+                )
             return
         self.logger.info("Waiting for application shutdown.")
         self._phase = "shutdown"
