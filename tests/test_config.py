@@ -145,3 +145,17 @@ def test_config_check_direct() -> None:
 def test_default_headers_pairs() -> None:
     config = Config(app="m:a", header=("X-A: 1", "x-b:two words "))
     assert config.default_headers == [(b"x-a", b"1"), (b"x-b", b"two words")]
+
+
+BOOLS = [f for f in settings() if isinstance(f.default, bool)]
+
+
+@pytest.mark.parametrize("f", BOOLS, ids=lambda f: f.name)
+def test_boolean_flags_take_no_value(f: dataclasses.Field[Any], captured: list[Config]) -> None:
+    """``--factory mod:app`` must not swallow the app as the flag's value."""
+    flag = f.metadata["secondary"] if f.default else "--" + f.name.replace("_", "-")
+    result = CliRunner().invoke(cli, [flag, "mod:app"])
+    assert result.exit_code == 0, result.output
+    [config] = captured
+    assert getattr(config, f.name) is (not f.default)
+    assert config.app == "mod:app"

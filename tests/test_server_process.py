@@ -144,6 +144,7 @@ def test_graceful_shutdown_finishes_in_flight_request(server_factory, sig: int) 
         assert resp.body == b"slow done"
     assert srv.wait_exit(BOUND) == 0
     events = [r["event"] for r in srv.records()]
+    assert "shutdown" in events, f"lifespan shutdown never ran: {events}"
     assert events.index("slow-done") < events.index("shutdown"), events
 
 
