@@ -17,6 +17,7 @@
 // module, most of it is only reached from its own tests.
 #![allow(dead_code)]
 
+pub mod deflate;
 pub mod frame;
 
 use std::fmt;
