@@ -19,6 +19,7 @@
 
 pub mod deflate;
 pub mod frame;
+pub mod handshake;
 pub mod message;
 
 use std::fmt;
