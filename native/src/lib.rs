@@ -9,6 +9,7 @@ pub mod http1;
 mod protocol;
 mod proxy;
 mod server;
+pub mod ws;
 
 #[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
