@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import struct
+
+import pytest
 from conftest import ServerProcess
-from rawhttp import request, wait_for
+from rawhttp import RawClient, request, wait_for
 
 
 def test_exception_before_response_is_500(server: ServerProcess) -> None:
@@ -50,12 +54,23 @@ def test_body_shorter_than_content_length_closes_connection(server: ServerProces
     server.assert_serving()
 
 
-def test_disconnect_is_delivered_to_waiting_app(server: ServerProcess) -> None:
+def leave(c: RawClient, how: str) -> None:
+    """The client goes away: an orderly close (FIN) or an abortive one (RST)."""
+    if how == "rst":
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
+
+
+LEAVE = pytest.mark.parametrize("how", ["fin", "rst"])
+
+
+@LEAVE
+def test_disconnect_is_delivered_to_waiting_app(server: ServerProcess, how: str) -> None:
     mark = server.mark()
     c = server.client()
     c.send(request("GET", "/wait-disconnect"))
     wait_for(lambda: "/wait-disconnect" in server.paths_seen_since(mark))
-    c.close()
+    leave(c, how)
     wait_for(lambda: any(r.get("event") == "disconnect" for r in server.records_since(mark)))
 
 
@@ -74,12 +89,13 @@ def test_disconnect_is_delivered_while_streaming(server: ServerProcess) -> None:
     assert ended[0]["disconnected"] or ended[0]["error"], ended
 
 
-def test_send_after_disconnect_raises_oserror(server: ServerProcess) -> None:
+@LEAVE
+def test_send_after_disconnect_raises_oserror(server: ServerProcess, how: str) -> None:
     mark = server.mark()
     c = server.client()
     c.send(request("GET", "/send-after-disconnect"))
     wait_for(lambda: "/send-after-disconnect" in server.paths_seen_since(mark))
-    c.close()
+    leave(c, how)
     [event] = wait_for(
         lambda: [r for r in server.records_since(mark) if r.get("event") == "send-after-disconnect"]
     )
