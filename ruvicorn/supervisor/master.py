@@ -90,7 +90,7 @@ class Master:
             log.info("Listening on %s", listeners.describe(sock))
         if config.preload:
             # Only --preload makes the master import application code.
-            from ruvicorn.worker.app_loading import AppLoadError, load_app  # noqa: PLC0415
+            from ruvicorn.worker.app_loading import AppLoadError, load_app
 
             try:
                 self.pool.app = load_app(config)
@@ -199,6 +199,8 @@ class Master:
     def on_signal(self, signum: int) -> None:
         if signum == signal.SIGCHLD:
             return  # Reaping happens on every turn of the loop.
+        if signum == signal.SIGUSR1:
+            logs.reopen_files()  # First, so this very line lands in the new file.
         log.info("Received %s", name(signum))
         if signum in (signal.SIGTERM, signal.SIGINT):
             if self.stopping:
@@ -216,7 +218,6 @@ class Master:
         elif signum == signal.SIGTTOU:
             self.pool.resize(self.pool.target - 1)
         elif signum == signal.SIGUSR1:
-            logs.reopen_files()
             self.pool.signal_all(signal.SIGUSR1)
 
     def begin_stop(self, mode: str, why: str) -> None:

@@ -219,7 +219,7 @@ def _child_main(
         hooks_impl = _ChildHooks(status_w, heartbeat, request_limit(config), master_pid)
         hooks = WorkerHooks(on_ready=hooks_impl.on_ready, on_tick=hooks_impl.on_tick)
         # Imported only in the child: the master never loads the protocol or the app.
-        from ruvicorn.worker.run import run_worker  # noqa: PLC0415
+        from ruvicorn.worker.run import run_worker
 
         if app is None:
             code = run_worker(config, sockets, hooks)

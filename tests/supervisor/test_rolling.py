@@ -29,6 +29,7 @@ def test_sighup_under_load_drops_nothing(start: Callable[..., Server]) -> None:
         load.stop()
     assert load.failures == []
     assert load.ok >= 2000
+    server.wait_log(r"Worker \d+ stopped \(exit code 0\)", count=6, timeout=60)
     last = server.workers()
     assert len(last) == 2 and last.isdisjoint(first)
     served_by = {int(body) for body in load.bodies}

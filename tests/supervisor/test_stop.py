@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sup_helpers import Server, wait_for
@@ -73,3 +74,27 @@ def test_sigquit_and_second_sigterm_stop_fast(start: Callable[..., Server]) -> N
     other.signal(signal.SIGQUIT)
     assert other.wait_exit(30) == 0
     assert "Shutting down fast (SIGQUIT)" in other.log()
+
+
+def test_sigusr1_reopens_log_files_in_master_and_workers(
+    start: Callable[..., Server], tmp_path: Path
+) -> None:
+    log_file = tmp_path / "ruvicorn.log"
+    server = start("basic:app", "--workers", "2", "--log-file", str(log_file), "--access-log")
+    wait_for(lambda: log_file.exists() and "Ready:" in log_file.read_text(), 30, "ready")
+    workers = server.workers()
+    rotated = tmp_path / "ruvicorn.log.1"
+    log_file.rename(rotated)
+    server.signal(signal.SIGUSR1)
+    wait_for(lambda: log_file.exists() and "Received SIGUSR1" in log_file.read_text(), 30, "reopen")
+    # Each worker reopens too: its access lines land in the new file.
+    seen: set[int] = set()
+    for _ in range(300):
+        seen.add(int(server.get("/")[1]))
+        if seen == workers:
+            break
+    pids = {f"[{pid}]" for pid in workers}
+    wait_for(
+        lambda: all(p in log_file.read_text() for p in pids), 30, "worker lines in the new file"
+    )
+    assert "Received SIGUSR1" not in rotated.read_text()
