@@ -40,15 +40,45 @@ def test_n_workers_distinct_pids_and_sigkill_is_replaced(start: Callable[..., Se
         assert status == 200 and int(body) != victim
 
 
-def test_master_sigkill_takes_workers_down(start: Callable[..., Server]) -> None:
-    server = start("basic:app", "--workers", "2")
+def test_master_sigkill_takes_workers_and_watcher_down(
+    start: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = start(
+        "basic:app",
+        "--workers",
+        "2",
+        "--reload-dir",
+        str(tmp_path),
+        env={"RUVICORN_RELOAD": "1"},
+    )
     server.wait_ready()
-    workers = [psutil.Process(pid) for pid in server.workers()]
-    assert len(workers) == 2
+    server.wait_log("Watching")
+    children = psutil.Process(server.pid).children()
+    assert len(children) == 3  # Two workers and the file watcher.
     server.signal(signal.SIGKILL)
     server.wait_exit(10)
-    _, alive = psutil.wait_procs(workers, timeout=15)
+    _, alive = psutil.wait_procs(children, timeout=15)
     assert alive == []
+
+
+def test_master_imports_no_app_code_unless_preload(start: Callable[..., Server]) -> None:
+    server = start("basic:app", "--workers", "2")
+    server.wait_ready()
+    importers = {pid for event, pid in server.events() if event == "import"}
+    assert importers == server.workers()  # Each worker imported the app; the master did not.
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(30) == 0
+
+
+def test_preload_imports_once_in_the_master(start: Callable[..., Server]) -> None:
+    server = start("basic:app", "--workers", "2", env={"RUVICORN_PRELOAD": "1"})
+    server.wait_ready()
+    importers = [pid for event, pid in server.events() if event == "import"]
+    assert importers == [server.pid]
+    status, body = server.get("/")
+    assert status == 200 and int(body) in server.workers()
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(30) == 0
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 
 Routes: / -> pid, /sleep?s=N (async sleep), /block?s=N (blocks the event loop),
 /alloc?mb=N (keeps N MiB alive), /crash (kills its worker), /env?name=X (a variable).
-Events are appended to $RUVICORN_TEST_EVENTS as "startup PID", "shutdown PID" and
+Events are appended to $RUVICORN_TEST_EVENTS as "import PID" (module imported),
+"startup PID", "shutdown PID" and
 "request/sleep PID" / "request/block PID" when such a request reaches the app.
 """
 
@@ -24,6 +25,9 @@ def _record(event: str) -> None:
             os.write(fd, f"{event} {os.getpid()}\n".encode())
         finally:
             os.close(fd)
+
+
+_record("import")
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
