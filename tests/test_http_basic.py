@@ -346,3 +346,14 @@ def test_scope_json_round_trip_of_body(server: ServerProcess) -> None:
     with server.client() as c:
         c.send(request("POST", "/scope-with-body", body=body))
         assert c.read_response().json()["body"] == body.decode()
+
+
+def test_app_runs_in_a_task_with_its_own_context(server: ServerProcess) -> None:
+    with server.client() as c:
+        for token in ("first", "second"):
+            c.send(request("GET", f"/task-context?token={token}"))
+            data = c.read_response().json()
+            assert data["has_task"]
+            assert data["before"] == "unset", "a context variable leaked between requests"
+            assert data["child_saw"] == [token]
+            assert data["cancel_scope_worked"]

@@ -8,6 +8,7 @@ events (body complete, disconnect seen, exceptions raised by send) are recorded 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import os
 from pathlib import Path
@@ -314,7 +315,39 @@ async def status(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
+
+
+async def task_context(scope: Any, receive: Any, send: Any) -> None:
+    """The app runs in a real asyncio Task: contextvars, anyio task groups, cancellation."""
+    import anyio
+
+    token = query(scope).get("token", "")
+    before = REQUEST_ID.get()
+    REQUEST_ID.set(token)
+    seen_in_child: list[str] = []
+
+    async def child() -> None:
+        await anyio.sleep(0)
+        seen_in_child.append(REQUEST_ID.get())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(child)
+    cancelled = False
+    with anyio.move_on_after(0.01) as cancel_scope:
+        await anyio.sleep(5)
+    cancelled = cancel_scope.cancelled_caught
+    data = {
+        "has_task": asyncio.current_task() is not None,
+        "before": before,
+        "child_saw": seen_in_child,
+        "cancel_scope_worked": cancelled,
+    }
+    await respond(send, json.dumps(data).encode(), content_type=b"application/json")
+
+
 ROUTES = {
+    "/task-context": task_context,
     "/ok": ok,
     "/scope": scope_view,
     "/echo": echo,
