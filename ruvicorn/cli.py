@@ -41,8 +41,10 @@ def _option(f: dataclasses.Field[Any]) -> Callable[[Any], Any]:
     if f.default_factory is not dataclasses.MISSING:  # repeatable option
         return click.option(*flags, f.name, multiple=True, type=str, **kwargs)
     if isinstance(default, bool):
-        spec = f"{flags[0]}/{meta['secondary']}" if meta["secondary"] else flags[0]
-        return click.option(spec, f.name, default=default, show_default=True, **kwargs)
+        if meta["secondary"]:
+            spec = f"{flags[0]}/{meta['secondary']}"
+            return click.option(spec, f.name, default=default, show_default=True, **kwargs)
+        return click.option(flags[0], f.name, is_flag=True, default=default, **kwargs)
     if f.name == "workers":
         return click.option(*flags, f.name, type=int, default=None, **kwargs)
     return click.option(

@@ -5,7 +5,7 @@
 //! here, so it is tested without sockets or Python.
 
 use crate::http1::body::BodyDecoder;
-use crate::http1::request::{parse_request_head, RequestHead};
+use crate::http1::request::{HeadParser, RequestHead};
 use crate::http1::response::{
     is_field_value, is_token, write_chunk, write_status_line, LAST_CHUNK,
 };
@@ -106,6 +106,8 @@ pub struct Connection {
     limits: Limits,
     buf: Vec<u8>,
     pos: usize,
+    /// Resumes where it stopped, so a head arriving in pieces is scanned once.
+    head_parser: HeadParser,
     exchange: Option<Exchange>,
     next_seq: u64,
     /// Graceful shutdown: serve what has arrived, then close instead of keeping alive.
@@ -133,6 +135,7 @@ impl Connection {
             limits,
             buf: Vec::new(),
             pos: 0,
+            head_parser: HeadParser::new(),
             exchange: None,
             next_seq: 1,
             draining: false,
@@ -198,7 +201,7 @@ impl Connection {
             return Feed::Pending;
         }
         self.head_started = true;
-        match parse_request_head(input, &self.limits) {
+        match self.head_parser.parse(input, &self.limits) {
             Ok(None) => Feed::Pending,
             Err(err) => Feed::Refused(err),
             Ok(Some((head, used))) => {

@@ -17,6 +17,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::ServerState>()?;
     m.add_class::<protocol::HttpProtocol>()?;
     m.add_class::<asgi::cycle::RequestCycle>()?;
+    m.add_class::<asgi::runner::AppRunner>()?;
     m.add_class::<awaitable::Ready>()?;
     m.add(
         "ClientDisconnected",

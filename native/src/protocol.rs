@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::asgi::cycle::RequestCycle;
+use crate::asgi::runner::AppRunner;
 use crate::asgi::scope::{build_scope, Peer};
 use crate::connection::{error_response, Connection, Feed, ReceiveOutcome, CONTINUE_100};
 use crate::http1::request::RequestHead;
@@ -84,6 +85,19 @@ pub(crate) struct Effects {
     pub wake_drain: Vec<Py<PyAny>>,
     pub refused: Option<RequestError>,
     pub access: Option<(String, u16)>,
+}
+
+impl Effects {
+    fn is_empty(&self) -> bool {
+        self.write.is_empty()
+            && !self.close
+            && self.pause_reading.is_none()
+            && self.start.is_none()
+            && self.wake_receive.is_none()
+            && self.wake_drain.is_empty()
+            && self.refused.is_none()
+            && self.access.is_none()
+    }
 }
 
 fn to_addr(py: Python<'_>, info: &Bound<'_, PyAny>) -> PyResult<Option<(Py<PyTuple>, String)>> {
@@ -182,6 +196,9 @@ impl HttpProtocol {
 
     /// Perform what was decided under the lock.
     pub(crate) fn apply(slf: &Bound<'_, Self>, fx: Effects) -> PyResult<()> {
+        if fx.is_empty() {
+            return Ok(());
+        }
         let py = slf.py();
         let this = slf.get();
         let transport = this.lock()?.transport.as_ref().map(|t| t.clone_ref(py));
@@ -290,15 +307,18 @@ impl HttpProtocol {
         let cycle = Bound::new(py, RequestCycle::new(slf.clone().unbind(), seq))?;
         let receive = cycle.getattr(key!(py, "receive"))?;
         let send = cycle.getattr(key!(py, "send"))?;
-        let done = cycle.getattr(key!(py, "_app_done"))?;
         let run = || -> PyResult<()> {
-            let coro = state.app.bind(py).call1((scope, receive, send))?;
-            let task = state.create_task.bind(py).call1((coro,))?;
-            task.call_method1(key!(py, "add_done_callback"), (done,))?;
+            let awaitable = state.app.bind(py).call1((scope, receive, send))?;
+            let runner = AppRunner::new(&awaitable, slf.clone().unbind(), seq)?;
+            state
+                .task_type
+                .bind(py)
+                .call((runner,), Some(state.task_kwargs.bind(py)))?;
             Ok(())
         };
         if let Err(err) = run() {
-            RequestCycle::app_failed(slf, seq, Some(err.into_value(py).into_bound(py).into_any()))?;
+            let error = err.into_value(py).into_bound(py).into_any();
+            RequestCycle::app_finished(slf, seq, Some(error))?;
         }
         Ok(())
     }
@@ -487,14 +507,10 @@ impl HttpProtocol {
         Self::apply(slf, fx)
     }
 
-    fn eof_received(&self) -> PyResult<bool> {
-        let mut inner = self.lock()?;
-        if inner.conn.is_idle() {
-            return Ok(false);
-        }
-        // A half-closed client still gets its response; the connection ends after it.
-        inner.conn.close_after_response();
-        Ok(true)
+    /// A half-close ends the connection: the app sees http.disconnect and later sends
+    /// raise, as an ASGI app expects when its client goes away.
+    fn eof_received(&self) -> bool {
+        false
     }
 
     fn connection_lost(slf: &Bound<'_, Self>, exc: Option<Bound<'_, PyAny>>) -> PyResult<()> {

@@ -10,6 +10,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use crate::asgi::scope::{asgi_template, scope_template};
 use crate::awaitable::Ready;
 use crate::http1::response::{is_field_value, is_token};
 use crate::http1::Limits;
@@ -20,7 +21,11 @@ use crate::proxy::TrustedProxies;
 #[pyclass(frozen, module = "ruvicorn._native")]
 pub struct ServerState {
     pub app: Py<PyAny>,
-    pub create_task: Py<PyAny>,
+    /// `asyncio.Task`, or the loop's own task factory when one is set.
+    pub task_type: Py<PyAny>,
+    /// Keyword arguments for `task_type`: the loop, and a fixed name so no per-request
+    /// "Task-N" string is formatted.
+    pub task_kwargs: Py<PyDict>,
     pub create_future: Py<PyAny>,
     pub limits: Limits,
     pub root_path: String,
@@ -38,10 +43,27 @@ pub struct ServerState {
     pub pathsend: Option<Py<PyAny>>,
     /// `await send(...)` needs no Future most of the time: this one is reused.
     pub ready_none: Py<Ready>,
+    http_template: Py<PyDict>,
+    ws_template: Py<PyDict>,
+    asgi: Py<PyDict>,
     requests_served: AtomicU64,
     draining: AtomicBool,
     next_id: AtomicU64,
     connections: Mutex<HashMap<u64, Py<HttpProtocol>>>,
+}
+
+/// How the app's Task is created: `asyncio.Task(coro, loop=..., name=...)` unless the loop
+/// has a custom task factory, which is then honoured through `loop.create_task`.
+fn task_spawner(event_loop: &Bound<'_, PyAny>) -> PyResult<(Py<PyAny>, Py<PyDict>)> {
+    let py = event_loop.py();
+    let kwargs = PyDict::new(py);
+    if event_loop.call_method0("get_task_factory")?.is_none() {
+        kwargs.set_item("loop", event_loop)?;
+        kwargs.set_item("name", "ruvicorn.request")?;
+        let task = py.import("asyncio")?.getattr("Task")?;
+        return Ok((task.unbind(), kwargs.unbind()));
+    }
+    Ok((event_loop.getattr("create_task")?.unbind(), kwargs.unbind()))
 }
 
 fn header_lines(pairs: &Bound<'_, PyList>) -> PyResult<Vec<u8>> {
@@ -94,10 +116,26 @@ impl ServerState {
             Some(pairs) => header_lines(&pairs)?,
             None => Vec::new(),
         };
+        let (task_type, task_kwargs) = task_spawner(event_loop)?;
+        let http_template = scope_template(
+            py,
+            root_path.as_deref().unwrap_or(""),
+            lifespan_state.is_some(),
+            false,
+        )?
+        .unbind();
+        let ws_template = scope_template(
+            py,
+            root_path.as_deref().unwrap_or(""),
+            lifespan_state.is_some(),
+            true,
+        )?
+        .unbind();
         let seconds = |value: f64| Duration::try_from_secs_f64(value.max(0.0));
         Ok(Self {
             app,
-            create_task: event_loop.getattr("create_task")?.unbind(),
+            task_type,
+            task_kwargs,
             create_future: event_loop.getattr("create_future")?.unbind(),
             limits: Limits {
                 request_line: limit_request_line,
@@ -123,6 +161,9 @@ impl ServerState {
                 .map_err(|e| PyValueError::new_err(e.to_string()))?,
             pathsend,
             ready_none: Py::new(py, Ready::new(None))?,
+            http_template,
+            ws_template,
+            asgi: asgi_template(py)?.unbind(),
             requests_served: AtomicU64::new(0),
             draining: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
@@ -174,6 +215,18 @@ impl ServerState {
 }
 
 impl ServerState {
+    pub fn scope_template<'py>(&self, py: Python<'py>, websocket: bool) -> &Bound<'py, PyDict> {
+        if websocket {
+            self.ws_template.bind(py)
+        } else {
+            self.http_template.bind(py)
+        }
+    }
+
+    pub fn asgi_template<'py>(&self, py: Python<'py>, _websocket: bool) -> &Bound<'py, PyDict> {
+        self.asgi.bind(py)
+    }
+
     fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Py<HttpProtocol>>> {
         // The registry lock never calls into Python, so poisoning only follows a panic.
         self.connections

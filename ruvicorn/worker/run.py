@@ -69,7 +69,7 @@ async def _serve(config: Config, sockets: list[socket.socket], hooks: WorkerHook
     stop_wait.cancel()
     retire_wait.cancel()
     timeout = 0.0 if stop.fast else config.timeout_graceful_shutdown
-    await server.shutdown(timeout)
+    await server.shutdown(timeout, spare=lifespan.task)
     await lifespan.shutdown()
     stop.uninstall()
     return exitcodes.OK

@@ -92,8 +92,12 @@ class WorkerServer:
         for server in self.servers:
             server.close()
 
-    async def shutdown(self, timeout: float) -> bool:
-        """Let accepted connections finish within ``timeout``; True when none was cut."""
+    async def shutdown(self, timeout: float, spare: asyncio.Task[Any] | None = None) -> bool:
+        """Let accepted connections finish within ``timeout``; True when none was cut.
+
+        App tasks still running afterwards are cancelled, except ``spare`` (the lifespan
+        task, which must live until lifespan shutdown).
+        """
         self.stop_accepting()
         self.state.drain()
         deadline = self.loop.time() + timeout
@@ -108,13 +112,13 @@ class WorkerServer:
             self.state.close_all()
         if self._ticker is not None:
             self._ticker.cancel()
-        await self._finish_tasks()
+        await self._finish_tasks(spare)
         return clean
 
-    async def _finish_tasks(self) -> None:
+    async def _finish_tasks(self, spare: asyncio.Task[Any] | None) -> None:
         """Give app tasks a moment to see the disconnect, then cancel what is left."""
-        current = asyncio.current_task()
-        pending = [t for t in asyncio.all_tasks(self.loop) if t is not current]
+        keep = {asyncio.current_task(), spare}
+        pending = [t for t in asyncio.all_tasks(self.loop) if t not in keep]
         if not pending:
             return
         _, still_running = await asyncio.wait(pending, timeout=0.5)

@@ -36,9 +36,10 @@ impl RequestCycle {
         Self { protocol, seq }
     }
 
-    /// The app raised (or returned without a complete response): answer 500 if nothing was
-    /// sent yet, else cut the connection so the client sees a truncated response.
-    pub fn app_failed(
+    /// The app is done (`error` when it raised). A response it did not complete is settled:
+    /// 500 if nothing was sent yet, else the connection is cut so the client sees a
+    /// truncated response.
+    pub fn app_finished(
         protocol: &Bound<'_, HttpProtocol>,
         seq: u64,
         error: Option<Bound<'_, PyAny>>,
@@ -213,10 +214,9 @@ impl RequestCycle {
         let mut fx = Effects::default();
         let outcome = {
             let mut inner = this.lock()?;
-            let outcome = if inner.lost {
-                ReceiveOutcome::Disconnect
-            } else {
-                inner.conn.receive(self.seq)
+            let outcome = match inner.conn.receive(self.seq) {
+                _ if inner.lost => ReceiveOutcome::Disconnect,
+                outcome => outcome,
             };
             if let ReceiveOutcome::Wait {
                 send_continue: true,
@@ -263,16 +263,5 @@ impl RequestCycle {
                 "Unexpected ASGI message '{other}' sent for an HTTP request"
             ))),
         }
-    }
-
-    /// Done-callback of the app's Task.
-    fn _app_done(&self, py: Python<'_>, task: &Bound<'_, PyAny>) -> PyResult<()> {
-        let error = if task.call_method0(key!(py, "cancelled"))?.is_truthy()? {
-            None
-        } else {
-            let exc = task.call_method0(key!(py, "exception"))?;
-            (!exc.is_none()).then_some(exc)
-        };
-        Self::app_failed(self.protocol.bind(py), self.seq, error)
     }
 }

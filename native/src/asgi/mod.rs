@@ -2,4 +2,5 @@
 
 pub mod cycle;
 pub mod keys;
+pub mod runner;
 pub mod scope;

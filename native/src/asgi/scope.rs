@@ -40,21 +40,16 @@ pub fn build_scope<'py>(
     target: &Target<'_>,
     websocket: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let scope = PyDict::new(py);
-    let asgi = PyDict::new(py);
-    asgi.set_item(key!(py, "version"), key!(py, "3.0"))?;
-    if websocket {
-        scope.set_item(key!(py, "type"), key!(py, "websocket"))?;
-        asgi.set_item(key!(py, "spec_version"), key!(py, "2.4"))?;
-    } else {
-        scope.set_item(key!(py, "type"), key!(py, "http"))?;
-        asgi.set_item(key!(py, "spec_version"), key!(py, "2.4"))?;
+    // Copying a template that already holds every key avoids growing a new dict.
+    let scope = state.scope_template(py, websocket).copy()?;
+    let asgi = state.asgi_template(py, websocket).copy()?;
+    scope.set_item(key!(py, "asgi"), asgi)?;
+    if !websocket {
         scope.set_item(key!(py, "method"), method_str(py, head.method()))?;
     }
-    scope.set_item(key!(py, "asgi"), asgi)?;
     scope.set_item(key!(py, "http_version"), http_version(py, head.version))?;
 
-    let headers = PyList::empty(py);
+    let mut items = Vec::with_capacity(head.headers.len());
     for index in 0..head.headers.len() {
         let name = head.header_name(index);
         let name = match common_header_name(py, name) {
@@ -62,8 +57,9 @@ pub fn build_scope<'py>(
             None => PyBytes::new(py, name),
         };
         let value = PyBytes::new(py, head.header_value(index));
-        headers.append(PyTuple::new(py, [name.into_any(), value.into_any()])?)?;
+        items.push(PyTuple::new(py, [name.into_any(), value.into_any()])?);
     }
+    let headers = PyList::new(py, items)?;
 
     let mut scheme = if websocket { "ws" } else { "http" };
     let mut client = peer.client.as_ref().map(|c| c.bind(py).clone().into_any());
@@ -99,7 +95,6 @@ pub fn build_scope<'py>(
         scope.set_item(key!(py, "raw_path"), PyBytes::new(py, &raw))?;
     }
     scope.set_item(key!(py, "query_string"), PyBytes::new(py, target.query))?;
-    scope.set_item(key!(py, "root_path"), PyString::new(py, &state.root_path))?;
     scope.set_item(key!(py, "headers"), headers)?;
     scope.set_item(key!(py, "client"), client)?;
     scope.set_item(key!(py, "server"), peer.server.as_ref().map(|s| s.bind(py)))?;
@@ -114,4 +109,54 @@ pub fn build_scope<'py>(
         scope.set_item(key!(py, "extensions"), extensions)?;
     }
     Ok(scope)
+}
+
+/// The scope's keys in their usual order, with the values that never change per server.
+pub fn scope_template<'py>(
+    py: Python<'py>,
+    root_path: &str,
+    with_state: bool,
+    websocket: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let scope = PyDict::new(py);
+    let none = py.None();
+    let kind = if websocket {
+        key!(py, "websocket")
+    } else {
+        key!(py, "http")
+    };
+    scope.set_item(key!(py, "type"), kind)?;
+    scope.set_item(key!(py, "asgi"), &none)?;
+    scope.set_item(key!(py, "http_version"), &none)?;
+    if !websocket {
+        scope.set_item(key!(py, "method"), &none)?;
+    }
+    for name in [
+        key!(py, "scheme"),
+        key!(py, "path"),
+        key!(py, "raw_path"),
+        key!(py, "query_string"),
+    ] {
+        scope.set_item(name, &none)?;
+    }
+    scope.set_item(key!(py, "root_path"), PyString::new(py, root_path))?;
+    for name in [key!(py, "headers"), key!(py, "client"), key!(py, "server")] {
+        scope.set_item(name, &none)?;
+    }
+    if websocket {
+        scope.set_item(key!(py, "subprotocols"), &none)?;
+    }
+    if with_state {
+        scope.set_item(key!(py, "state"), &none)?;
+    }
+    scope.set_item(key!(py, "extensions"), &none)?;
+    Ok(scope)
+}
+
+/// `scope["asgi"]`.
+pub fn asgi_template(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let asgi = PyDict::new(py);
+    asgi.set_item(key!(py, "version"), key!(py, "3.0"))?;
+    asgi.set_item(key!(py, "spec_version"), key!(py, "2.4"))?;
+    Ok(asgi)
 }

@@ -16,6 +16,11 @@ enum State {
         size: u64,
         digits: u8,
     },
+    /// Whitespace after the size digits, which only a `;` may follow (RFC 9112 BWS).
+    SizeBws {
+        size: u64,
+        len: usize,
+    },
     /// Inside a chunk extension (after `;`); `len` counts the size line so far.
     Ext {
         size: u64,
@@ -147,6 +152,10 @@ impl BodyDecoder {
                     self.check_body(size)?;
                     self.ext(size, usize::from(digits) + 1)?
                 }
+                b' ' | b'\t' if digits > 0 => {
+                    self.check_body(size)?;
+                    self.bws(size, usize::from(digits) + 1)?
+                }
                 _ => {
                     let Some(digit) = hex_digit(b) else {
                         return Err(BAD_CHUNK_SIZE);
@@ -159,6 +168,11 @@ impl BodyDecoder {
                         digits: digits + 1,
                     }
                 }
+            },
+            State::SizeBws { size, len } => match b {
+                b' ' | b'\t' => self.bws(size, len + 1)?,
+                b';' => self.ext(size, len + 1)?,
+                _ => return Err(BAD_CHUNK_SIZE),
             },
             State::Ext { size, len } => match b {
                 b'\r' => State::SizeLf { size },
@@ -222,6 +236,13 @@ impl BodyDecoder {
     }
 
     #[inline]
+    fn bws(&self, size: u64, len: usize) -> Result<State, RequestError> {
+        if len > self.field_size {
+            return Err(EXT_TOO_LONG);
+        }
+        Ok(State::SizeBws { size, len })
+    }
+
     fn ext(&self, size: u64, len: usize) -> Result<State, RequestError> {
         if len > self.field_size {
             return Err(EXT_TOO_LONG);
@@ -397,6 +418,17 @@ mod tests {
     }
 
     #[test]
+    fn whitespace_before_extension_is_accepted() {
+        // RFC 9112 7.1.1: chunk-ext = *( BWS ";" BWS chunk-ext-name ... )
+        let mut decoder = BodyDecoder::new(Framing::Chunked, &Limits::default());
+        let mut out = Vec::new();
+        let input = b"3 \t;x\r\nabc\r\n0\r\n\r\n";
+        assert_eq!(decoder.decode(input, &mut out), Ok(input.len()));
+        assert_eq!(out, b"abc");
+        assert!(decoder.is_complete());
+    }
+
+    #[test]
     fn chunk_size_refused() {
         for bad in [
             &b"\r\nabc\r\n0\r\n\r\n"[..],
@@ -407,7 +439,7 @@ mod tests {
             b" 3\r\nabc\r\n0\r\n\r\n",
             b"3 \r\nabc\r\n0\r\n\r\n",
             b"3\t\r\nabc\r\n0\r\n\r\n",
-            b"3 ;x\r\nabc\r\n0\r\n\r\n",
+            b"3 x\r\nabc\r\n0\r\n\r\n",
             b"g\r\n",
             b"3\n\nabc\r\n0\r\n\r\n",
             b"3\nabc\r\n0\r\n\r\n",

@@ -200,6 +200,10 @@ impl HeadParser {
                     self.start = next;
                 } else if line.len() > limits.request_line {
                     return Err(RequestError::UriTooLong);
+                } else if !line.ends_with(b" HTTP/1.1") && !line.ends_with(b" HTTP/1.0") {
+                    // HTTP/0.9 or garbage: refuse now rather than wait for a head end
+                    // that such a client never sends.
+                    return Err(BAD_REQUEST_LINE);
                 } else {
                     self.request_line_done = true;
                 }

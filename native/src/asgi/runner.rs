@@ -1,0 +1,127 @@
+//! `AppRunner`: the coroutine an app's asyncio Task runs.
+//!
+//! It steps the app's own coroutine and, in the same step in which the app returns or
+//! raises, settles the response (500, or cutting a half-sent one). That replaces a
+//! done-callback, which would cost every request a scheduled handle and two method calls.
+//! The Task stays a real `asyncio.Task`: contextvars, cancellation (forwarded through
+//! `throw`) and introspection (`cr_frame` and friends, forwarded to the app's coroutine)
+//! behave as with the bare coroutine.
+
+use pyo3::exceptions::{PyException, PyStopIteration};
+use pyo3::prelude::*;
+use pyo3::types::iterator::PySendResult;
+use pyo3::types::{PyIterator, PyNone};
+
+use crate::asgi::cycle::RequestCycle;
+use crate::key;
+use crate::protocol::HttpProtocol;
+
+#[pyclass(frozen, module = "ruvicorn._native")]
+pub struct AppRunner {
+    /// What the app returned (kept for attribute forwarding).
+    coro: Py<PyAny>,
+    /// `coro.__await__()`: the iterator actually stepped.
+    steps: Py<PyIterator>,
+    protocol: Py<HttpProtocol>,
+    seq: u64,
+}
+
+impl AppRunner {
+    pub fn new(
+        awaitable: &Bound<'_, PyAny>,
+        protocol: Py<HttpProtocol>,
+        seq: u64,
+    ) -> PyResult<Self> {
+        let py = awaitable.py();
+        let steps = awaitable
+            .call_method0(key!(py, "__await__"))?
+            .cast_into::<PyIterator>()?;
+        Ok(Self {
+            coro: awaitable.clone().unbind(),
+            steps: steps.unbind(),
+            protocol,
+            seq,
+        })
+    }
+
+    /// The app returned: make sure its response is complete.
+    fn returned(&self, py: Python<'_>) -> PyResult<()> {
+        RequestCycle::app_finished(self.protocol.bind(py), self.seq, None)
+    }
+
+    /// The app raised. An `Exception` is logged and answered here and the Task ends
+    /// normally; cancellation and other `BaseException`s propagate to the Task.
+    fn raised(&self, py: Python<'_>, err: PyErr) -> PyResult<()> {
+        if err.is_instance_of::<PyException>(py) {
+            let value = err.into_value(py).into_bound(py).into_any();
+            return RequestCycle::app_finished(self.protocol.bind(py), self.seq, Some(value));
+        }
+        RequestCycle::app_finished(self.protocol.bind(py), self.seq, None)?;
+        Err(err)
+    }
+
+    fn step(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        match self.steps.bind(py).send(value) {
+            Ok(PySendResult::Next(yielded)) => Ok(Some(yielded.unbind())),
+            Ok(PySendResult::Return(_)) => self.returned(py).map(|()| None),
+            Err(err) => self.raised(py, err).map(|()| None),
+        }
+    }
+}
+
+#[pymethods]
+impl AppRunner {
+    fn __await__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// What the Task calls on each step (`send(None)` takes this path).
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        self.step(py, PyNone::get(py).as_any())
+    }
+
+    fn send(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.step(py, value)?
+            .ok_or_else(|| PyStopIteration::new_err(()))
+    }
+
+    #[pyo3(signature = (typ, val=None, tb=None))]
+    fn throw(
+        &self,
+        py: Python<'_>,
+        typ: &Bound<'_, PyAny>,
+        val: Option<&Bound<'_, PyAny>>,
+        tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let steps = self.steps.bind(py);
+        let result = match (val, tb) {
+            (None, None) => steps.call_method1(key!(py, "throw"), (typ,)),
+            (val, tb) => steps.call_method1(key!(py, "throw"), (typ, val, tb)),
+        };
+        match result {
+            Ok(yielded) => Ok(yielded.unbind()),
+            Err(err) if err.is_instance_of::<PyStopIteration>(py) => {
+                self.returned(py)?;
+                Err(err)
+            }
+            Err(err) => {
+                self.raised(py, err)?;
+                Err(PyStopIteration::new_err(()))
+            }
+        }
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.steps.bind(py).call_method0(key!(py, "close"))?;
+        Ok(())
+    }
+
+    /// `cr_frame`, `cr_running`, `__qualname__`...: answered by the app's coroutine.
+    fn __getattr__(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, pyo3::types::PyString>,
+    ) -> PyResult<Py<PyAny>> {
+        Ok(self.coro.bind(py).getattr(name)?.unbind())
+    }
+}
