@@ -7,7 +7,7 @@ import struct
 
 import pytest
 from conftest import ServerProcess
-from rawhttp import RawClient, request, wait_for
+from rawhttp import RawClient, ResponseError, request, wait_for
 
 
 def test_exception_before_response_is_500(server: ServerProcess) -> None:
@@ -100,3 +100,44 @@ def test_send_after_disconnect_raises_oserror(server: ServerProcess, how: str) -
         lambda: [r for r in server.records_since(mark) if r.get("event") == "send-after-disconnect"]
     )
     assert event["is_oserror"], f"send() after disconnect raised {event['raised']}"
+
+
+def test_body_longer_than_content_length_is_not_sent(server: ServerProcess) -> None:
+    """Extra bytes past Content-Length would be read as the next response: never send them."""
+    with server.client() as c:
+        c.send(request("GET", "/long-cl") + request("GET", "/ok"))
+        first = c.read_response()
+        assert first.status == 200
+        assert b"abc".startswith(first.body)
+        try:
+            following = c.read_response()
+        except ResponseError:
+            following = None  # the server closed instead: fine
+        if following is not None:
+            assert not first.incomplete
+            assert following.body == b"ok", "bytes past Content-Length reached the client"
+    server.assert_serving()
+
+
+@pytest.mark.parametrize("where", ["value", "name"])
+def test_response_header_with_crlf_is_refused(server: ServerProcess, where: str) -> None:
+    with server.client() as c:
+        c.send(request("GET", f"/bad-response-header?where={where}"))
+        try:
+            resp = c.read_response()
+        except ResponseError:
+            resp = None
+    if resp is not None:
+        assert resp.status == 500
+        assert resp.header("x-injected") is None
+        assert resp.body != b"split"
+    server.assert_serving()
+
+
+def test_body_before_start_is_an_app_error(server: ServerProcess) -> None:
+    mark = server.mark()
+    resp = server.get("/body-before-start")
+    assert resp.status == 500
+    assert resp.body != b"no start"
+    refused = [r for r in server.records_since(mark) if r.get("event") == "out-of-order-refused"]
+    assert refused, "send() accepted a body before http.response.start"

@@ -357,3 +357,11 @@ def test_app_runs_in_a_task_with_its_own_context(server: ServerProcess) -> None:
             assert data["before"] == "unset", "a context variable leaked between requests"
             assert data["child_saw"] == [token]
             assert data["cancel_scope_worked"]
+
+
+def test_hundred_pipelined_requests_in_one_write(server: ServerProcess) -> None:
+    batch = b"".join(request("GET", f"/pipe/{i}") for i in range(100))
+    with server.client() as c:
+        c.send(batch)
+        responses = c.read_responses(100)
+    assert [r.json()["path"] for r in responses] == [f"/pipe/{i}" for i in range(100)]

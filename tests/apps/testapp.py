@@ -346,7 +346,40 @@ async def task_context(scope: Any, receive: Any, send: Any) -> None:
     await respond(send, json.dumps(data).encode(), content_type=b"application/json")
 
 
+async def long_cl(scope: Any, receive: Any, send: Any) -> None:
+    """Send more body than the Content-Length announced."""
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"3")]}
+    )
+    await send({"type": "http.response.body", "body": b"abcHTTP/1.1 200 OK\r\n\r\n"})
+
+
+async def bad_response_header(scope: Any, receive: Any, send: Any) -> None:
+    """Try to split the response with CRLF in a header value (or name)."""
+    where = query(scope).get("where", "value")
+    header = (
+        (b"x-ok", b"a\r\nx-injected: yes") if where == "value" else (b"x-ok\r\nx-injected", b"yes")
+    )
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": [header]})
+        await send({"type": "http.response.body", "body": b"split"})
+    except Exception as exc:
+        record(event="bad-header-refused", error=type(exc).__name__)
+        raise
+
+
+async def body_before_start(scope: Any, receive: Any, send: Any) -> None:
+    try:
+        await send({"type": "http.response.body", "body": b"no start"})
+    except Exception as exc:
+        record(event="out-of-order-refused", error=type(exc).__name__)
+        raise
+
+
 ROUTES = {
+    "/long-cl": long_cl,
+    "/bad-response-header": bad_response_header,
+    "/body-before-start": body_before_start,
     "/task-context": task_context,
     "/ok": ok,
     "/scope": scope_view,
