@@ -58,7 +58,7 @@ class WorkerServer:
         self.loop = loop
         self.hooks = hooks
         self.state = native_state(config, app, loop, lifespan_state)
-        self.servers: list[asyncio.AbstractServer] = []
+        self.servers: list[asyncio.Server] = []
         self.retire = asyncio.Event()
         self._ticker: asyncio.TimerHandle | None = None
 
@@ -86,9 +86,20 @@ class WorkerServer:
             if self.hooks.on_tick(stats):
                 self.retire.set()
 
-    def stop_accepting(self) -> None:
+    async def stop_accepting(self) -> None:
         """Close this worker's copy of every listener: the kernel keeps queued connections
-        for the processes that still hold the socket."""
+        for the processes that still hold the socket.
+
+        The stdlib selector loop attaches an accepted connection in a task of its own; one
+        accepted just before ``close()`` would be orphaned and reset. So accepting stops
+        first, those tasks get to run, and only then is the server closed.
+        """
+        if isinstance(self.loop, asyncio.selector_events.BaseSelectorEventLoop):
+            for server in self.servers:
+                for sock in server.sockets:
+                    self.loop.remove_reader(sock.fileno())
+            for _ in range(3):
+                await asyncio.sleep(0)
         for server in self.servers:
             server.close()
 
@@ -98,7 +109,7 @@ class WorkerServer:
         App tasks still running afterwards are cancelled, except ``spare`` (the lifespan
         task, which must live until lifespan shutdown).
         """
-        self.stop_accepting()
+        await self.stop_accepting()
         self.state.drain()
         deadline = self.loop.time() + timeout
         while self.state.connections and self.loop.time() < deadline:
