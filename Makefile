@@ -63,6 +63,10 @@ format: ## Apply ruff and rustfmt formatting
 	$(VENV)/bin/ruff format ruvicorn
 	cargo fmt --all
 
+.PHONY: bench
+bench: ## Benchmark ruvicorn against its peers (bench/README.md); BENCH_ARGS=--quick for a smoke run
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
 .PHONY: clean
 clean: ## Remove build products and the virtualenv
 	rm -rf $(VENV) target .mypy_cache .ruff_cache .pytest_cache
