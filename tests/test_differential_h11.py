@@ -8,7 +8,7 @@ import string
 from typing import Any
 
 import pytest
-from conftest import ServerProcess
+from realserver import ServerProcess
 
 h11 = pytest.importorskip("h11")
 

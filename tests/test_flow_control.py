@@ -12,8 +12,8 @@ import socket
 import time
 from pathlib import Path
 
-from conftest import ServerProcess
 from rawhttp import request, wait_for
+from realserver import ServerProcess
 
 MIB = 1024 * 1024
 PAYLOAD = 512 * MIB

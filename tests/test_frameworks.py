@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import REPO, ServerProcess
+from realserver import REPO, ServerProcess
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("multipart")

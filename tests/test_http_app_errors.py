@@ -6,8 +6,8 @@ import socket
 import struct
 
 import pytest
-from conftest import ServerProcess
 from rawhttp import RawClient, ResponseError, request, wait_for
+from realserver import ServerProcess
 
 
 def test_exception_before_response_is_500(server: ServerProcess) -> None:

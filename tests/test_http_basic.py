@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ServerProcess
 from rawhttp import chunked, request
+from realserver import ServerProcess
 
 
 def test_simple_get(server: ServerProcess) -> None:

@@ -6,8 +6,8 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import ServerProcess
 from rawhttp import ResponseError, chunked, request, wait_for
+from realserver import ServerProcess
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
 

@@ -9,8 +9,8 @@ that the server keeps serving new connections.
 from __future__ import annotations
 
 import pytest
-from conftest import ServerProcess
 from rawhttp import ResponseError, request
+from realserver import ServerProcess
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
 

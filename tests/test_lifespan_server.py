@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 
 import pytest
-from conftest import ServerProcess
+from realserver import ServerProcess
 
 from ruvicorn import exitcodes
 

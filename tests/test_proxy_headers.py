@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import ServerProcess
+from realserver import ServerProcess
 
 
 def scope_via(server: ServerProcess, headers: list[tuple[str, str]]) -> dict[str, Any]:

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import APPS, REPO, ServerProcess, clean_env, free_port
 from rawhttp import RawClient, request, wait_for
+from realserver import APPS, REPO, ServerProcess, clean_env, free_port
 
 from ruvicorn import exitcodes
 

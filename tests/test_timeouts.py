@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import ServerProcess
 from rawhttp import ResponseError, request
+from realserver import ServerProcess
 
 BOUND = 20.0  # the most any check here waits; the configured timeouts are 1 s
 

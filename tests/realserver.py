@@ -1,0 +1,218 @@
+"""A real ``python -m ruvicorn`` process for black-box tests, and how to observe it.
+
+Lives outside conftest.py so test modules can import it by a name no other conftest shares.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+from rawhttp import RawClient, Response, exchange, request
+
+REPO = Path(__file__).resolve().parent.parent
+APPS = REPO / "tests" / "apps"
+HOST = "127.0.0.1"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 40.0
+LOOPS = ["asyncio", "uvloop"]
+
+
+def free_port(host: str = HOST) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The test environment without settings that would leak into the server."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("RUVICORN_") and k not in ("WEB_CONCURRENCY", "TESTAPP_RECORD")
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+class ServerProcess:
+    """One ``python -m ruvicorn`` process and the files it writes."""
+
+    def __init__(
+        self,
+        app: str,
+        args: list[str],
+        workdir: Path,
+        *,
+        app_dir: Path = APPS,
+        env: dict[str, str] | None = None,
+        loop: str | None = None,
+        port: int | None = None,
+        use_port_flag: bool = True,
+    ) -> None:
+        self.app = app
+        self.args = list(args)
+        self.workdir = workdir
+        self.app_dir = app_dir
+        self.loop = loop
+        self.host = HOST
+        self.port = port or free_port()
+        self.use_port_flag = use_port_flag
+        self.record_path = workdir / f"record-{self.port}.jsonl"
+        self.stderr_path = workdir / f"stderr-{self.port}.log"
+        self.extra_env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.expect_exit: int | None = 0
+        self.returncode: int | None = None
+
+    # -- lifecycle
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "ruvicorn"]
+        if self.use_port_flag:
+            cmd += ["--host", self.host, "--port", str(self.port)]
+        cmd += ["--app-dir", str(self.app_dir)]
+        if self.loop:
+            cmd += ["--loop", self.loop]
+        cmd += self.args
+        if self.app:
+            cmd.append(self.app)
+        return cmd
+
+    def start(self, wait: bool = True) -> ServerProcess:
+        self.record_path.touch()
+        env = clean_env({"TESTAPP_RECORD": str(self.record_path), **self.extra_env})
+        with open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                self.command(),
+                cwd=REPO,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=err,
+                start_new_session=True,
+            )
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Wait until the port accepts connections; fail with the server's stderr if not."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"server exited with {self.proc.returncode} before accepting:\n"
+                    f"{self.stderr()[-4000:]}"
+                )
+            try:
+                with socket.create_connection((self.host, self.port), timeout=1.0):
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"server did not accept within {timeout}s:\n{self.stderr()[-4000:]}"
+                )
+            time.sleep(0.05)
+
+    def send_signal(self, sig: int) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout: float = STOP_TIMEOUT) -> int:
+        """Wait (bounded) for the process to exit; kill its process group after the bound."""
+        assert self.proc is not None
+        try:
+            self.returncode = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(
+                f"server did not exit within {timeout}s:\n{self.stderr()[-4000:]}"
+            ) from None
+        self._reap_group()
+        return self.returncode
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.send_signal(sig)
+        return self.wait_exit(timeout)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+
+    def _reap_group(self) -> None:
+        """Workers left behind by a master that exited are killed (they were ours)."""
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    # -- observation
+
+    def stderr(self) -> str:
+        try:
+            return self.stderr_path.read_text("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def records(self) -> list[dict[str, Any]]:
+        """What the test app recorded, one JSON object per line."""
+        out = []
+        for line in self.record_path.read_text("utf-8").splitlines():
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+        return out
+
+    def mark(self) -> int:
+        return len(self.records())
+
+    def records_since(self, mark: int) -> list[dict[str, Any]]:
+        return self.records()[mark:]
+
+    def paths_seen_since(self, mark: int) -> list[str]:
+        return [r["path"] for r in self.records_since(mark) if r.get("event") == "request"]
+
+    def client(self, timeout: float | None = None) -> RawClient:
+        if timeout is None:
+            return RawClient(self.host, self.port)
+        return RawClient(self.host, self.port, timeout)
+
+    def get(self, target: str = "/", **kw: Any) -> Response:
+        return exchange(self.host, self.port, request("GET", target, **kw))
+
+    def assert_serving(self) -> None:
+        """A fresh connection still gets a normal answer."""
+        resp = self.get("/ok")
+        assert resp.status == 200, resp
+        assert resp.body == b"ok"
+
+    def rss(self) -> int:
+        """Resident memory of the server's whole process tree, in bytes."""
+        assert self.proc is not None
+        root = psutil.Process(self.proc.pid)
+        total = 0
+        for p in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        return total
