@@ -1025,6 +1025,21 @@ def write_markdown(
         "![ratio to uvicorn](ratios.png)",
         "",
     ]
+    worst = max(
+        (
+            max(a.get("other_load", 0.0), a.get("client_other_load", 0.0))
+            for aggs in all_aggs.values()
+            for a in aggs.values()
+        ),
+        default=0.0,
+    )
+    if worst > 0.10:
+        out += [
+            f"**Noisy run**: other processes took up to {worst:.0%} of a benchmark core "
+            "during a measured window (column noise). Ratios of req/s are unreliable here; "
+            "the by CPU ratios much less so. Rerun on a quiet machine for numbers to keep.",
+            "",
+        ]
     if all_aggs:
         out += ["## Targets (from the benchmark issue)", "", *targets_table(all_aggs, memory), ""]
     for wname, aggs in all_aggs.items():
