@@ -89,7 +89,20 @@ pub enum ReceiveOutcome {
 
 /// A send the app made that breaks the ASGI message order or HTTP rules.
 #[derive(Debug, PartialEq, Eq)]
-pub struct SendError(pub &'static str);
+pub enum SendError {
+    /// Refused; nothing was written, so the exchange can still be answered (e.g. a 500).
+    Refused(&'static str),
+    /// Part of the response is already on the wire: the connection must be cut.
+    Broken(&'static str),
+}
+
+impl SendError {
+    pub fn message(&self) -> &'static str {
+        match self {
+            Self::Refused(message) | Self::Broken(message) => message,
+        }
+    }
+}
 
 /// The result of a body send: what happened to the exchange.
 #[derive(Debug, PartialEq, Eq)]
@@ -301,13 +314,13 @@ impl Connection {
         defaults: &[u8],
     ) -> Result<(), SendError> {
         let Some(ex) = self.current(seq) else {
-            return Err(SendError("response already completed"));
+            return Err(SendError::Refused("response already completed"));
         };
         if !matches!(ex.response, ResponsePhase::NotStarted) {
-            return Err(SendError("http.response.start sent twice"));
+            return Err(SendError::Refused("http.response.start sent twice"));
         }
         if !(200..=599).contains(&status) {
-            return Err(SendError("status must be an int from 200 to 599"));
+            return Err(SendError::Refused("status must be an int from 200 to 599"));
         }
         let mut bytes = Vec::with_capacity(256);
         write_status_line(&mut bytes, status);
@@ -315,7 +328,7 @@ impl Connection {
         let mut close = false;
         for (name, value) in headers {
             if !is_token(name) || !is_field_value(value) {
-                return Err(SendError("invalid response header name or value"));
+                return Err(SendError::Refused("invalid response header name or value"));
             }
             if eq_ignore_case(name, b"content-length") {
                 let parsed = std::str::from_utf8(value)
@@ -324,7 +337,11 @@ impl Connection {
                     .and_then(|text| text.parse::<u64>().ok());
                 match parsed {
                     Some(length) if content_length.is_none() => content_length = Some(length),
-                    _ => return Err(SendError("invalid or repeated content-length header")),
+                    _ => {
+                        return Err(SendError::Refused(
+                            "invalid or repeated content-length header",
+                        ))
+                    }
                 }
             } else if eq_ignore_case(name, b"transfer-encoding") {
                 // The server owns message framing; a chunked body is produced when needed.
@@ -358,16 +375,16 @@ impl Connection {
     ) -> Result<SendOutcome, SendError> {
         let draining = self.draining;
         let Some(ex) = self.current(seq) else {
-            return Err(SendError("response already completed"));
+            return Err(SendError::Refused("response already completed"));
         };
         match std::mem::replace(&mut ex.response, ResponsePhase::Complete) {
             ResponsePhase::NotStarted => {
                 ex.response = ResponsePhase::NotStarted;
-                Err(SendError(
+                Err(SendError::Refused(
                     "http.response.body sent before http.response.start",
                 ))
             }
-            ResponsePhase::Complete => Err(SendError("response already completed")),
+            ResponsePhase::Complete => Err(SendError::Refused("response already completed")),
             ResponsePhase::HeadPending(head) => {
                 let framing = ex.write_head(out, head, body.len() as u64, more_body, draining);
                 ex.response = ResponsePhase::Streaming { framing, sent: 0 };
@@ -465,7 +482,7 @@ impl Exchange {
         more_body: bool,
     ) -> Result<SendOutcome, SendError> {
         let ResponsePhase::Streaming { framing, sent } = &mut self.response else {
-            return Err(SendError("response is not streaming"));
+            return Err(SendError::Refused("response is not streaming"));
         };
         let length = body.len() as u64;
         match *framing {
@@ -474,7 +491,9 @@ impl Exchange {
                 if *sent + length > total {
                     self.keep_alive = false;
                     self.response = ResponsePhase::Complete;
-                    return Err(SendError("response body longer than its content-length"));
+                    return Err(SendError::Broken(
+                        "response body longer than its content-length",
+                    ));
                 }
                 out.extend_from_slice(body);
             }

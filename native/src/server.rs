@@ -16,6 +16,7 @@ use crate::http1::response::{is_field_value, is_token};
 use crate::http1::Limits;
 use crate::protocol::HttpProtocol;
 use crate::proxy::TrustedProxies;
+use crate::websocket::session::WsSettings;
 
 /// Shared by all connections of a worker; built once by the Python worker.
 #[pyclass(frozen, module = "ruvicorn._native")]
@@ -41,6 +42,9 @@ pub struct ServerState {
     pub keep_alive_timeout: Duration,
     pub header_timeout: Duration,
     pub pathsend: Option<Py<PyAny>>,
+    /// WebSocket settings; None with `--ws none` (upgrade requests then reach the app as
+    /// plain HTTP).
+    pub ws: Option<WsSettings>,
     /// `await send(...)` needs no Future most of the time: this one is reused.
     pub ready_none: Py<Ready>,
     http_template: Py<PyDict>,
@@ -89,7 +93,9 @@ impl ServerState {
         limit_request_line=8190, limit_request_fields=100, limit_request_field_size=8190,
         limit_request_body=0, root_path=None, server_header=true, date_header=true,
         default_headers=None, forwarded_allow_ips=None, timeout_keep_alive=5.0,
-        timeout_request_header=10.0, pathsend=None,
+        timeout_request_header=10.0, pathsend=None, ws="auto", ws_max_size=16 * 1024 * 1024,
+        ws_max_queue=32, ws_ping_interval=20.0, ws_ping_timeout=20.0,
+        ws_per_message_deflate=true,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -111,6 +117,12 @@ impl ServerState {
         timeout_keep_alive: f64,
         timeout_request_header: f64,
         pathsend: Option<Py<PyAny>>,
+        ws: &str,
+        ws_max_size: usize,
+        ws_max_queue: usize,
+        ws_ping_interval: f64,
+        ws_ping_timeout: f64,
+        ws_per_message_deflate: bool,
     ) -> PyResult<Self> {
         let extra_lines = match default_headers {
             Some(pairs) => header_lines(&pairs)?,
@@ -132,6 +144,31 @@ impl ServerState {
         )?
         .unbind();
         let seconds = |value: f64| Duration::try_from_secs_f64(value.max(0.0));
+        // Zero (or less) turns pings, or the wait for their pong, off.
+        let optional = |value: f64| -> PyResult<Option<Duration>> {
+            if value > 0.0 {
+                Duration::try_from_secs_f64(value)
+                    .map(Some)
+                    .map_err(|e| PyValueError::new_err(e.to_string()))
+            } else {
+                Ok(None)
+            }
+        };
+        let ws = match ws {
+            "auto" => Some(WsSettings {
+                max_size: ws_max_size,
+                max_queue: ws_max_queue.max(1),
+                ping_interval: optional(ws_ping_interval)?,
+                ping_timeout: optional(ws_ping_timeout)?,
+                per_message_deflate: ws_per_message_deflate,
+            }),
+            "none" => None,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "ws must be 'auto' or 'none', not {other:?}"
+                )))
+            }
+        };
         Ok(Self {
             app,
             task_type,
@@ -160,7 +197,8 @@ impl ServerState {
             header_timeout: seconds(timeout_request_header)
                 .map_err(|e| PyValueError::new_err(e.to_string()))?,
             pathsend,
-            ready_none: Py::new(py, Ready::new(None))?,
+            ws,
+            ready_none: Py::new(py, Ready)?,
             http_template,
             ws_template,
             asgi: asgi_template(py)?.unbind(),

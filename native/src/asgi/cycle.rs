@@ -8,8 +8,8 @@ use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use crate::awaitable::Ready;
-use crate::connection::{error_response, ReceiveOutcome, SendOutcome};
+use crate::awaitable::ready_with;
+use crate::connection::{error_response, ReceiveOutcome, SendError, SendOutcome};
 use crate::key;
 use crate::protocol::{receive_message, Effects, HttpProtocol};
 
@@ -122,7 +122,7 @@ impl RequestCycle {
                 pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
                 &defaults,
             )
-            .map_err(|err| PyRuntimeError::new_err(err.0))
+            .map_err(|err| PyRuntimeError::new_err(err.message()))
     }
 
     fn send_body(slf: &Bound<'_, Self>, message: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
@@ -155,20 +155,19 @@ impl RequestCycle {
             }
             let data = body_bytes.as_ref().map_or(&b""[..], |b| b.as_bytes());
             let mut out = Vec::with_capacity(data.len() + 256);
-            let outcome = inner
-                .conn
-                .send_body(cycle.seq, &mut out, data, more_body)
-                .map_err(|err| PyRuntimeError::new_err(err.0));
+            let outcome = inner.conn.send_body(cycle.seq, &mut out, data, more_body);
             fx.write = out;
             match outcome {
                 Ok(SendOutcome::Open) => {}
                 Ok(SendOutcome::Complete) => this.finish(&mut inner, false, &mut fx),
                 Ok(SendOutcome::Close) => this.finish(&mut inner, true, &mut fx),
                 Err(err) => {
-                    this.finish(&mut inner, true, &mut fx);
+                    if let SendError::Broken(_) = err {
+                        this.finish(&mut inner, true, &mut fx);
+                    }
                     drop(inner);
                     HttpProtocol::apply(protocol, fx)?;
-                    return Err(err);
+                    return Err(PyRuntimeError::new_err(err.message()));
                 }
             }
         }
@@ -234,7 +233,7 @@ impl RequestCycle {
             return Ok(waiter.unbind());
         }
         let message = receive_message(py, outcome)?;
-        Ok(Py::new(py, Ready::new(Some(message.into_any().unbind())))?.into_any())
+        Ok(ready_with(message.into_any())?.unbind())
     }
 
     /// ASGI `send(message)`.
