@@ -9,6 +9,7 @@ pub mod http1;
 mod protocol;
 mod proxy;
 mod server;
+mod websocket;
 pub mod ws;
 
 #[pymodule(gil_used = true)]
@@ -18,6 +19,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<protocol::HttpProtocol>()?;
     m.add_class::<asgi::cycle::RequestCycle>()?;
     m.add_class::<asgi::runner::AppRunner>()?;
+    m.add_class::<websocket::cycle::WebSocketCycle>()?;
     m.add_class::<awaitable::Ready>()?;
     m.add(
         "ClientDisconnected",

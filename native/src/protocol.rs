@@ -50,7 +50,9 @@ pub(crate) struct Inner {
     drain_waiters: Vec<Py<PyAny>>,
     deadline: Option<Deadline>,
     /// "METHOD target HTTP/x" of the current request, kept only when access logging is on.
-    access_line: Option<String>,
+    pub(crate) access_line: Option<String>,
+    /// From a WebSocket upgrade request on, the connection belongs to its WebSocket.
+    pub(crate) ws: Option<Box<crate::websocket::WsConn>>,
 }
 
 impl Inner {
@@ -60,7 +62,10 @@ impl Inner {
 
     /// Pause reading while too much input waits for the app; resume once it catches up.
     pub(crate) fn refresh_read_pause(&mut self, fx: &mut Effects) {
-        let want = self.conn.wants_read_pause() && !self.closing;
+        let want = match &self.ws {
+            Some(ws) => ws.wants_read_pause(),
+            None => self.conn.wants_read_pause(),
+        } && !self.closing;
         if want != self.read_paused {
             self.read_paused = want;
             fx.pause_reading = Some(want);
@@ -130,6 +135,7 @@ impl HttpProtocol {
                 drain_waiters: Vec::new(),
                 deadline: None,
                 access_line: None,
+                ws: None,
             }),
         }
     }
@@ -274,6 +280,7 @@ impl HttpProtocol {
                 return Self::apply(slf, fx);
             }
         };
+        let websocket = crate::websocket::is_upgrade(state, head);
         let (scope, seq) = {
             let mut inner = this.lock()?;
             let Some(seq) = inner.conn.current_seq() else {
@@ -302,8 +309,11 @@ impl HttpProtocol {
                 .peer
                 .as_ref()
                 .ok_or_else(|| PyRuntimeError::new_err("no peer"))?;
-            (build_scope(py, state, peer, head, &target, false)?, seq)
+            (build_scope(py, state, peer, head, &target, websocket)?, seq)
         };
+        if websocket {
+            return crate::websocket::start(slf, head, &scope, seq);
+        }
         let cycle = Bound::new(py, RequestCycle::new(slf.clone().unbind(), seq))?;
         let receive = cycle.getattr(key!(py, "receive"))?;
         let send = cycle.getattr(key!(py, "send"))?;
@@ -369,6 +379,10 @@ impl HttpProtocol {
             let Ok(mut inner) = this.inner.try_lock() else {
                 return Ok(());
             };
+            if inner.ws.is_some() {
+                drop(inner);
+                return crate::websocket::check_deadline(slf, now);
+            }
             match inner.deadline {
                 Some(Deadline::Idle(at)) if now >= at && inner.conn.is_idle() => {
                     fx.close = true;
@@ -393,6 +407,10 @@ impl HttpProtocol {
         let mut fx = Effects::default();
         {
             let mut inner = this.lock()?;
+            if inner.ws.is_some() {
+                drop(inner);
+                return crate::websocket::drain(slf);
+            }
             inner.conn.draining = true;
             inner.conn.close_after_response();
             // A connection that has not sent its first request yet may have one on the way.
@@ -497,6 +515,10 @@ impl HttpProtocol {
             if inner.closing {
                 return Ok(());
             }
+            if inner.ws.is_some() {
+                drop(inner);
+                return crate::websocket::data_received(slf, data.as_bytes());
+            }
             let was_idle = inner.conn.exchange().is_none();
             let feed = inner.conn.feed(data.as_bytes());
             if was_idle && matches!(inner.deadline, Some(Deadline::Idle(_))) {
@@ -517,16 +539,18 @@ impl HttpProtocol {
         drop(exc);
         let py = slf.py();
         let this = slf.get();
-        let (transport, waiter, drains, id) = {
+        let (transport, waiter, drains, id, ws_wake) = {
             let mut inner = this.lock()?;
             inner.lost = true;
             inner.closing = true;
             inner.deadline = None;
+            let ws_wake = crate::websocket::connection_lost(&mut inner);
             (
                 inner.transport.take(),
                 inner.receive_waiter.take(),
                 std::mem::take(&mut inner.drain_waiters),
                 inner.id,
+                ws_wake,
             )
         };
         let registered = this.state().unregister(id);
@@ -537,6 +561,7 @@ impl HttpProtocol {
                 receive_message(py, ReceiveOutcome::Disconnect)?.into_any(),
             )?;
         }
+        crate::websocket::wake(py, ws_wake)?;
         for waiter in drains {
             resolve(py, waiter.bind(py), py.None().into_bound(py))?;
         }

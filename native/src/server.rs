@@ -93,7 +93,7 @@ impl ServerState {
         limit_request_line=8190, limit_request_fields=100, limit_request_field_size=8190,
         limit_request_body=0, root_path=None, server_header=true, date_header=true,
         default_headers=None, forwarded_allow_ips=None, timeout_keep_alive=5.0,
-        timeout_request_header=10.0, pathsend=None, ws="auto", ws_max_size=16 * 1024 * 1024,
+        timeout_request_header=10.0, pathsend=None, ws="auto", ws_max_size=16777216,
         ws_max_queue=32, ws_ping_interval=20.0, ws_ping_timeout=20.0,
         ws_per_message_deflate=true,
     ))]

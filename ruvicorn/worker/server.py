@@ -40,6 +40,12 @@ def native_state(
         timeout_keep_alive=config.timeout_keep_alive,
         timeout_request_header=config.timeout_request_header,
         pathsend=send_file,
+        ws=config.ws,
+        ws_max_size=config.ws_max_size,
+        ws_max_queue=config.ws_max_queue,
+        ws_ping_interval=config.ws_ping_interval,
+        ws_ping_timeout=config.ws_ping_timeout,
+        ws_per_message_deflate=config.ws_per_message_deflate,
     )
 
 

@@ -24,6 +24,8 @@ pub struct AppRunner {
     steps: Py<PyIterator>,
     protocol: Py<HttpProtocol>,
     seq: u64,
+    /// The app serves a WebSocket: its end settles the handshake or closes the socket.
+    websocket: bool,
 }
 
 impl AppRunner {
@@ -41,12 +43,35 @@ impl AppRunner {
             steps: steps.unbind(),
             protocol,
             seq,
+            websocket: false,
         })
+    }
+
+    /// A runner for a websocket app.
+    pub fn for_websocket(
+        awaitable: &Bound<'_, PyAny>,
+        protocol: Py<HttpProtocol>,
+        seq: u64,
+    ) -> PyResult<Self> {
+        Ok(Self {
+            websocket: true,
+            ..Self::new(awaitable, protocol, seq)?
+        })
+    }
+
+    /// The app is done (`error` when it raised an `Exception`).
+    fn finished(&self, py: Python<'_>, error: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let protocol = self.protocol.bind(py);
+        if self.websocket {
+            crate::websocket::app_finished(protocol, self.seq, error)
+        } else {
+            RequestCycle::app_finished(protocol, self.seq, error)
+        }
     }
 
     /// The app returned: make sure its response is complete.
     fn returned(&self, py: Python<'_>) -> PyResult<()> {
-        RequestCycle::app_finished(self.protocol.bind(py), self.seq, None)
+        self.finished(py, None)
     }
 
     /// The app raised. An `Exception` is logged and answered here and the Task ends
@@ -54,9 +79,9 @@ impl AppRunner {
     fn raised(&self, py: Python<'_>, err: PyErr) -> PyResult<()> {
         if err.is_instance_of::<PyException>(py) {
             let value = err.into_value(py).into_bound(py).into_any();
-            return RequestCycle::app_finished(self.protocol.bind(py), self.seq, Some(value));
+            return self.finished(py, Some(value));
         }
-        RequestCycle::app_finished(self.protocol.bind(py), self.seq, None)?;
+        self.finished(py, None)?;
         Err(err)
     }
 
