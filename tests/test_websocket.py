@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import struct
+import threading
 import zlib
 from pathlib import Path
 from typing import Any
@@ -322,12 +323,6 @@ V13 = ("Sec-WebSocket-Version", "13")
             id="version-8",
         ),
         pytest.param([*UPGRADE, ("Sec-WebSocket-Key", KEY), V13], "POST", 400, id="post"),
-        pytest.param(
-            [("Upgrade", "websocket"), ("Sec-WebSocket-Key", KEY), V13],
-            "GET",
-            400,
-            id="no-connection-upgrade",
-        ),
     ],
 )
 def test_bad_handshake(
@@ -342,6 +337,14 @@ def test_bad_handshake(
             assert resp.header("sec-websocket-version") == "13"
         client.expect_closed()
     assert not [r for r in ws_server.records_since(mark) if r.get("event") == "websocket"]
+
+
+def test_upgrade_header_without_connection_upgrade_is_http(ws_server: ServerProcess) -> None:
+    """Without `Connection: upgrade` nothing asks to switch protocols: plain HTTP."""
+    headers = [("Upgrade", "websocket"), ("Sec-WebSocket-Key", KEY), V13]
+    resp = ws_server.get("/echo", headers=headers)
+    assert resp.status == 200
+    assert resp.body == b"http /echo"
 
 
 # -- protocol violations on raw sockets: the right close code, and the worker goes on
@@ -464,7 +467,12 @@ def test_server_pings_and_drops_a_silent_peer(server_factory: Any) -> None:
         _, opcode, payload = raw.read_frame()
         assert opcode == 0x9
         raw.send(frame(0x1, b"alive"))
-        assert raw.read_frame()[1:] == (0x1, b"alive")
+        while True:  # on a busy machine another ping may come first: answer it
+            _, opcode, payload = raw.read_frame()
+            if opcode != 0x9:
+                break
+            raw.send(frame(0xA, payload))
+        assert (opcode, payload) == (0x1, b"alive")
         # Silence: the next ping goes unanswered and the server closes with 1011.
         assert raw.read_close()[0] == 1011
         raw.client.expect_closed()
@@ -486,12 +494,17 @@ def test_backpressure_with_small_queue(server_factory: Any, tmp_path: Path) -> N
     gate = tmp_path / "gate"
     mark = server.mark()
     count = 300
+    opener = threading.Timer(0.5, gate.touch)
     with ws(server, f"/late-reader?gate={gate}", ping_interval=None) as conn:
-        # The sends fill the socket buffers while the app reads nothing.
+        # The sends fill the socket buffers while the app reads nothing (they may block
+        # until the gate opens).
+        opener.start()
         payload = b"x" * 4096
-        for _ in range(count):
-            conn.send(payload)
-        gate.touch()
+        try:
+            for _ in range(count):
+                conn.send(payload)
+        finally:
+            opener.join(TIMEOUT)
         conn.send("done")
         assert conn.recv(timeout=TIMEOUT) == str(count)
     wait_record(server, mark, event="late-reader", count=count)

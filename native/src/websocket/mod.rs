@@ -120,10 +120,12 @@ impl WsConn {
 /// A waiting `receive()` and what it gets.
 pub(crate) type Wake = (Py<PyAny>, ToApp);
 
-/// Whether this request head asks for a WebSocket that this worker serves.
+/// Whether this request head asks for a WebSocket that this worker serves: an HTTP/1.1
+/// upgrade (`Connection: upgrade`, which the head parser already noted) to `websocket`.
+/// Other requests pay one flag test.
 pub(crate) fn is_upgrade(state: &ServerState, head: &RequestHead) -> bool {
-    state.ws.is_some()
-        && head.header(b"upgrade").is_some()
+    head.upgrade
+        && state.ws.is_some()
         && is_websocket_upgrade(&head.iter_headers().collect::<Vec<_>>())
 }
 
