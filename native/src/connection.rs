@@ -7,7 +7,7 @@
 use crate::http1::body::BodyDecoder;
 use crate::http1::request::{HeadParser, RequestHead};
 use crate::http1::response::{
-    is_field_value, is_token, write_chunk, write_status_line, LAST_CHUNK,
+    is_field_value, is_token, write_chunk_size, write_status_line, LAST_CHUNK,
 };
 use crate::http1::{Limits, RequestError, Version};
 
@@ -104,6 +104,15 @@ impl SendError {
     }
 }
 
+/// How a body part goes on the wire: the bytes already put in `out`, then the body itself
+/// when `with_body`, then `suffix`. The caller assembles them in one buffer, so the body is
+/// copied once.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BodyPart {
+    pub with_body: bool,
+    pub suffix: &'static [u8],
+}
+
 /// The result of a body send: what happened to the exchange.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SendOutcome {
@@ -183,12 +192,18 @@ impl Connection {
         self.buffered() > READ_HIGH_WATER
     }
 
-    /// Append received bytes and advance the parser.
+    /// Take received bytes and advance the parser.
     pub fn feed(&mut self, data: &[u8]) -> Feed {
         if self.pos == self.buf.len() {
+            // Nothing buffered: parse the received bytes where they are and keep only what
+            // is left over (a partial head, pipelined requests).
             self.buf.clear();
             self.pos = 0;
-        } else if self.pos > 0 && self.pos >= self.buf.len() / 2 {
+            let (feed, used) = self.advance_over(data);
+            self.buf.extend_from_slice(&data[used..]);
+            return feed;
+        }
+        if self.pos > 0 && self.pos >= self.buf.len() / 2 {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
@@ -198,33 +213,40 @@ impl Connection {
 
     /// Parse the next request head (when no exchange is open) and queue body bytes.
     pub fn advance(&mut self) -> Feed {
+        let buf = std::mem::take(&mut self.buf);
+        let (feed, used) = self.advance_over(&buf[self.pos..]);
+        self.buf = buf;
+        self.pos += used;
+        feed
+    }
+
+    /// `advance` over `input`; also returns how many bytes of it were consumed.
+    fn advance_over(&mut self, input: &[u8]) -> (Feed, usize) {
         if let Some(ex) = self.exchange.as_mut() {
-            if !ex.body_complete {
-                let input = &self.buf[self.pos..];
-                match ex.decoder.decode(input, &mut ex.body) {
-                    Ok(used) => self.pos += used,
-                    Err(err) => return Feed::Refused(err),
-                }
-                ex.body_complete = ex.decoder.is_complete();
+            if ex.body_complete {
+                return (Feed::Pending, 0);
             }
-            return Feed::Pending;
+            let used = match ex.decoder.decode(input, &mut ex.body) {
+                Ok(used) => used,
+                Err(err) => return (Feed::Refused(err), 0),
+            };
+            ex.body_complete = ex.decoder.is_complete();
+            return (Feed::Pending, used);
         }
-        let input = &self.buf[self.pos..];
         if input.is_empty() {
-            return Feed::Pending;
+            return (Feed::Pending, 0);
         }
         self.head_started = true;
         match self.head_parser.parse(input, &self.limits) {
-            Ok(None) => Feed::Pending,
-            Err(err) => Feed::Refused(err),
+            Ok(None) => (Feed::Pending, 0),
+            Err(err) => (Feed::Refused(err), 0),
             Ok(Some((head, used))) => {
-                self.pos += used;
                 self.head_started = false;
                 self.open_exchange(&head);
-                if let Feed::Refused(err) = self.advance() {
-                    return Feed::Refused(err);
+                match self.advance_over(&input[used..]) {
+                    (Feed::Refused(err), _) => (Feed::Refused(err), used),
+                    (_, body_used) => (Feed::Request(head), used + body_used),
                 }
-                Feed::Request(head)
             }
         }
     }
@@ -372,7 +394,7 @@ impl Connection {
         out: &mut Vec<u8>,
         body: &[u8],
         more_body: bool,
-    ) -> Result<SendOutcome, SendError> {
+    ) -> Result<(SendOutcome, BodyPart), SendError> {
         let draining = self.draining;
         let Some(ex) = self.current(seq) else {
             return Err(SendError::Refused("response already completed"));
@@ -480,13 +502,17 @@ impl Exchange {
         out: &mut Vec<u8>,
         body: &[u8],
         more_body: bool,
-    ) -> Result<SendOutcome, SendError> {
+    ) -> Result<(SendOutcome, BodyPart), SendError> {
         let ResponsePhase::Streaming { framing, sent } = &mut self.response else {
             return Err(SendError::Refused("response is not streaming"));
         };
         let length = body.len() as u64;
+        let mut part = BodyPart {
+            with_body: true,
+            suffix: b"",
+        };
         match *framing {
-            BodyFraming::Empty => {}
+            BodyFraming::Empty => part.with_body = false,
             BodyFraming::Length(total) => {
                 if *sent + length > total {
                     self.keep_alive = false;
@@ -495,19 +521,24 @@ impl Exchange {
                         "response body longer than its content-length",
                     ));
                 }
-                out.extend_from_slice(body);
             }
             BodyFraming::Chunked => {
-                write_chunk(out, body);
-                if !more_body {
-                    out.extend_from_slice(LAST_CHUNK);
+                part.with_body = !body.is_empty();
+                if part.with_body {
+                    write_chunk_size(out, body.len());
                 }
+                part.suffix = match (part.with_body, more_body) {
+                    (true, true) => b"\r\n",
+                    (true, false) => b"\r\n0\r\n\r\n",
+                    (false, true) => b"",
+                    (false, false) => LAST_CHUNK,
+                };
             }
-            BodyFraming::UntilClose => out.extend_from_slice(body),
+            BodyFraming::UntilClose => {}
         }
         *sent += length;
         if more_body {
-            return Ok(SendOutcome::Open);
+            return Ok((SendOutcome::Open, part));
         }
         let short =
             matches!(*framing, BodyFraming::Length(total) if *sent < total) && !self.head_request;
@@ -515,9 +546,9 @@ impl Exchange {
         self.response = ResponsePhase::Complete;
         if short || until_close || !self.keep_alive || !self.body_complete {
             self.keep_alive = false;
-            return Ok(SendOutcome::Close);
+            return Ok((SendOutcome::Close, part));
         }
-        Ok(SendOutcome::Complete)
+        Ok((SendOutcome::Complete, part))
     }
 }
 
@@ -556,11 +587,27 @@ mod tests {
         }
     }
 
+    /// The bytes a body send puts on the wire.
+    fn send(
+        conn: &mut Connection,
+        seq: u64,
+        out: &mut Vec<u8>,
+        body: &[u8],
+        more: bool,
+    ) -> Result<SendOutcome, SendError> {
+        let (outcome, part) = conn.send_body(seq, out, body, more)?;
+        if part.with_body {
+            out.extend_from_slice(body);
+        }
+        out.extend_from_slice(part.suffix);
+        Ok(outcome)
+    }
+
     fn respond(conn: &mut Connection, seq: u64, body: &[u8]) -> (Vec<u8>, SendOutcome) {
         let mut out = Vec::new();
         conn.start_response(seq, 200, [(&b"content-type"[..], &b"text/plain"[..])], b"")
             .expect("start");
-        let outcome = conn.send_body(seq, &mut out, body, false).expect("body");
+        let outcome = send(conn, seq, &mut out, body, false).expect("body");
         (out, outcome)
     }
 
@@ -601,11 +648,11 @@ mod tests {
         conn.start_response(1, 200, [], b"").expect("start");
         let mut out = Vec::new();
         assert_eq!(
-            conn.send_body(1, &mut out, b"abc", true),
+            send(&mut conn, 1, &mut out, b"abc", true),
             Ok(SendOutcome::Open)
         );
         assert_eq!(
-            conn.send_body(1, &mut out, b"", false),
+            send(&mut conn, 1, &mut out, b"", false),
             Ok(SendOutcome::Complete)
         );
         let text = String::from_utf8(out).expect("utf8");
@@ -619,9 +666,9 @@ mod tests {
         request(&mut conn, b"GET / HTTP/1.0\r\n\r\n");
         conn.start_response(1, 200, [], b"").expect("start");
         let mut out = Vec::new();
-        conn.send_body(1, &mut out, b"abc", true).expect("body");
+        send(&mut conn, 1, &mut out, b"abc", true).expect("body");
         assert_eq!(
-            conn.send_body(1, &mut out, b"", false),
+            send(&mut conn, 1, &mut out, b"", false),
             Ok(SendOutcome::Close)
         );
         let text = String::from_utf8(out).expect("utf8");
@@ -648,7 +695,7 @@ mod tests {
             .expect("start");
         let mut out = Vec::new();
         assert_eq!(
-            conn.send_body(1, &mut out, b"abc", false),
+            send(&mut conn, 1, &mut out, b"abc", false),
             Ok(SendOutcome::Close)
         );
     }
@@ -725,6 +772,42 @@ mod tests {
         let (_, outcome) = respond(&mut conn, 1, b"no");
         assert_eq!(outcome, SendOutcome::Close);
         assert!(!conn.finish_exchange());
+    }
+
+    #[test]
+    fn byte_by_byte_input_gives_the_same_exchanges() {
+        let wire: &[u8] = b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello\
+GET /b HTTP/1.1\r\nHost: a\r\n\r\n";
+        let mut conn = Connection::new(limits());
+        let mut targets = Vec::new();
+        let mut body = Vec::new();
+        for (i, byte) in wire.iter().enumerate() {
+            let mut feed = conn.feed(std::slice::from_ref(byte));
+            loop {
+                match feed {
+                    Feed::Request(head) => targets.push(head.target().to_vec()),
+                    Feed::Refused(err) => panic!("refused at byte {i}: {err}"),
+                    Feed::Pending => {}
+                }
+                let Some(seq) = conn.current_seq() else { break };
+                if let ReceiveOutcome::Body {
+                    body: part,
+                    more_body,
+                } = conn.receive(seq)
+                {
+                    body.extend(part);
+                    if !more_body {
+                        respond(&mut conn, seq, b"");
+                        assert!(conn.finish_exchange());
+                        feed = conn.advance();
+                        continue;
+                    }
+                }
+                break;
+            }
+        }
+        assert_eq!(targets, vec![b"/a".to_vec(), b"/b".to_vec()]);
+        assert_eq!(body, b"hello");
     }
 
     #[test]

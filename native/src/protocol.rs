@@ -82,7 +82,12 @@ pub struct HttpProtocol {
 /// Python work decided under the lock, done after it is released.
 #[derive(Default)]
 pub(crate) struct Effects {
+    /// Bytes to write; then `write_body` and `write_suffix` (a response body part, so the
+    /// app's bytes are copied only into the final buffer); then `write_tail`.
     pub write: Vec<u8>,
+    pub write_body: Option<Py<PyBytes>>,
+    pub write_suffix: &'static [u8],
+    pub write_tail: Vec<u8>,
     pub close: bool,
     pub pause_reading: Option<bool>,
     pub start: Option<RequestHead>,
@@ -93,8 +98,36 @@ pub(crate) struct Effects {
 }
 
 impl Effects {
+    /// Everything to write, as one `bytes` built with a single copy of each part.
+    fn wire_bytes<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let body = self.write_body.as_ref().map(|b| b.bind(py));
+        if body.is_none() && self.write_suffix.is_empty() && self.write_tail.is_empty() {
+            return Ok((!self.write.is_empty()).then(|| PyBytes::new(py, &self.write)));
+        }
+        let body = body.map_or(&b""[..], |b| b.as_bytes());
+        let parts = [
+            &self.write[..],
+            body,
+            self.write_suffix,
+            &self.write_tail[..],
+        ];
+        let total = parts.iter().map(|part| part.len()).sum();
+        PyBytes::new_with(py, total, |buf| {
+            let mut at = 0;
+            for part in parts {
+                buf[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+            Ok(())
+        })
+        .map(Some)
+    }
+
     fn is_empty(&self) -> bool {
         self.write.is_empty()
+            && self.write_body.is_none()
+            && self.write_suffix.is_empty()
+            && self.write_tail.is_empty()
             && !self.close
             && self.pause_reading.is_none()
             && self.start.is_none()
@@ -176,7 +209,7 @@ impl HttpProtocol {
                 let seq = inner.conn.current_seq();
                 let started = seq.is_some_and(|seq| inner.conn.response_started(seq));
                 if !started && !inner.closing {
-                    fx.write
+                    fx.write_tail
                         .extend(error_response(err.status(), &self.default_lines()));
                 }
                 fx.refused = Some(err);
@@ -225,8 +258,8 @@ impl HttpProtocol {
         }
         if let Some(transport) = &transport {
             let transport = transport.bind(py);
-            if !fx.write.is_empty() {
-                transport.call_method1(key!(py, "write"), (PyBytes::new(py, &fx.write),))?;
+            if let Some(bytes) = fx.wire_bytes(py)? {
+                transport.call_method1(key!(py, "write"), (bytes,))?;
             }
             if let Some(pause) = fx.pause_reading {
                 if !fx.close {

@@ -52,12 +52,13 @@ impl RequestCycle {
         {
             let mut inner = this.lock()?;
             if inner.conn.is_current(seq) && !inner.conn.response_complete(seq) {
+                // An app that stops because its client left has nothing to answer for.
                 if !inner.conn.response_started(seq) {
-                    complaint = Some("ASGI callable returned without starting a response");
                     if !inner.lost {
+                        complaint = Some("ASGI callable returned without starting a response");
                         fx.write = error_response(500, &this.default_lines());
                     }
-                } else {
+                } else if !inner.lost {
                     complaint = Some("ASGI callable returned without completing the response");
                 }
                 inner.conn.close_after_response();
@@ -65,6 +66,13 @@ impl RequestCycle {
             }
         }
         match error {
+            // The client left and send() said so: expected, not an application bug.
+            Some(error) if error.is_instance_of::<ClientDisconnected>() => {
+                log.call_method1(
+                    key!(py, "debug"),
+                    ("Client disconnected before the response was complete",),
+                )?;
+            }
             Some(error) => {
                 let kwargs = PyDict::new(py);
                 kwargs.set_item(key!(py, "exc_info"), error)?;
@@ -154,15 +162,24 @@ impl RequestCycle {
                 return Err(ClientDisconnected::new_err("client disconnected"));
             }
             let data = body_bytes.as_ref().map_or(&b""[..], |b| b.as_bytes());
-            let mut out = Vec::with_capacity(data.len() + 256);
-            let outcome = inner.conn.send_body(cycle.seq, &mut out, data, more_body);
-            fx.write = out;
-            match outcome {
-                Ok(SendOutcome::Open) => {}
-                Ok(SendOutcome::Complete) => this.finish(&mut inner, false, &mut fx),
-                Ok(SendOutcome::Close) => this.finish(&mut inner, true, &mut fx),
+            let mut head = Vec::with_capacity(256);
+            match inner.conn.send_body(cycle.seq, &mut head, data, more_body) {
+                Ok((outcome, part)) => {
+                    fx.write = head;
+                    if part.with_body {
+                        fx.write_body = body_bytes.as_ref().map(|b| b.clone().unbind());
+                    }
+                    fx.write_suffix = part.suffix;
+                    match outcome {
+                        SendOutcome::Open => {}
+                        SendOutcome::Complete => this.finish(&mut inner, false, &mut fx),
+                        SendOutcome::Close => this.finish(&mut inner, true, &mut fx),
+                    }
+                }
                 Err(err) => {
                     if let SendError::Broken(_) = err {
+                        // The head may already be framed: send it, then cut the connection.
+                        fx.write = head;
                         this.finish(&mut inner, true, &mut fx);
                     }
                     drop(inner);

@@ -114,18 +114,23 @@ pub fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
     if data.is_empty() {
         return;
     }
+    out.reserve(16 + 2 + data.len() + 2);
+    write_chunk_size(out, data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The `<hex>\r\n` line that opens a chunk of `len` bytes (its data and CRLF follow).
+pub fn write_chunk_size(out: &mut Vec<u8>, len: usize) {
     let mut hex = [0u8; 16];
-    let mut n = data.len();
+    let mut n = len;
     let mut i = hex.len();
     while n > 0 {
         i -= 1;
         hex[i] = b"0123456789abcdef"[n & 0xf];
         n >>= 4;
     }
-    out.reserve(hex.len() - i + 2 + data.len() + 2);
     out.extend_from_slice(&hex[i..]);
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
 }
 
