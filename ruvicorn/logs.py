@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import IO, Any
+from typing import IO
 
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
