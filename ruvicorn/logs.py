@@ -6,6 +6,7 @@ processes sharing stderr or a log file never interleave mid-line.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import sys
@@ -79,6 +80,29 @@ def reopen_files() -> None:
         for handler in logger.handlers:
             if isinstance(handler, AtomicLineHandler):
                 handler.reopen()
+    if faulthandler.is_enabled():
+        enable_fault_tracebacks()
+
+
+_fault_file: IO[str] | None = None
+
+
+def enable_fault_tracebacks() -> None:
+    """Send the tracebacks of a hung or crashing process where the logs go (SIGABRT from the
+    master's heartbeat check writes them)."""
+    global _fault_file
+    path = next(
+        (
+            h.path
+            for h in error_log.handlers
+            if isinstance(h, AtomicLineHandler) and h.path is not None
+        ),
+        None,
+    )
+    old, _fault_file = _fault_file, open(path, "a") if path else None  # noqa: SIM115
+    faulthandler.enable(file=_fault_file or sys.stderr, all_threads=True)
+    if old is not None:
+        old.close()
 
 
 def one_line(exc: BaseException) -> str:

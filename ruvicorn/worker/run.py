@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import faulthandler
 import os
 import signal
 import socket
-import sys
 from typing import Any
 
 from ruvicorn import exitcodes, logs
@@ -32,7 +30,7 @@ def run_worker(
     ``app`` is given when the master preloaded it; otherwise the worker imports it, so a
     reload picks up new code.
     """
-    faulthandler.enable(file=sys.stderr, all_threads=True)
+    logs.enable_fault_tracebacks()
     loop = new_event_loop(config.loop)
     asyncio.set_event_loop(loop)
     try:

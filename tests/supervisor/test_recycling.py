@@ -6,6 +6,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sup_helpers import Server, wait_for
@@ -58,5 +59,30 @@ def test_blocked_event_loop_gets_sigabrt_then_replaced(start: Callable[..., Serv
     wait_for(lambda: len(server.workers() - workers) == 1, 30, "a replacement")
     server.wait_log(r"Worker \d+ ready", count=3)
     assert server.get("/")[0] == 200
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(30) == 0
+
+
+def test_hung_worker_traceback_lands_in_the_log_file(
+    start: Callable[..., Server], tmp_path: Path
+) -> None:
+    log_file = tmp_path / "ruvicorn.log"
+    server = start(
+        "basic:app", "--workers", "1", "--timeout-worker", "2", "--log-file", str(log_file)
+    )
+
+    def logged(text: str) -> bool:
+        return log_file.exists() and text in log_file.read_text(errors="replace")
+
+    wait_for(lambda: logged("Ready: 1 worker serving"), 30, "ready in the log file")
+    with contextlib.suppress(OSError):
+        server.get("/block?s=60", timeout=1)
+    wait_for(lambda: logged("event loop blocked"), 60, "the hang logged")
+
+    def traceback_logged() -> bool:
+        after_hang = log_file.read_text(errors="replace").split("event loop blocked", 1)[1]
+        return "basic.py" in after_hang  # faulthandler names the blocking frame
+
+    wait_for(traceback_logged, 30, "faulthandler's traceback in the log file")
     server.signal(signal.SIGTERM)
     assert server.wait_exit(30) == 0
