@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::asgi::cycle::RequestCycle;
-use crate::asgi::runner::AppRunner;
+use crate::asgi::runner::{spawn_app, AppRunner};
 use crate::asgi::scope::{build_scope, Peer};
 use crate::connection::{error_response, Connection, Feed, ReceiveOutcome, CONTINUE_100};
 use crate::http1::request::RequestHead;
@@ -348,19 +348,10 @@ impl HttpProtocol {
             return crate::websocket::start(slf, head, &scope, seq);
         }
         let cycle = Bound::new(py, RequestCycle::new(slf.clone().unbind(), seq))?;
-        let receive = cycle.getattr(key!(py, "receive"))?;
-        let send = cycle.getattr(key!(py, "send"))?;
-        let run = || -> PyResult<()> {
-            let awaitable = state.app.bind(py).call1((scope, receive, send))?;
-            let runner = AppRunner::new(&awaitable, slf.clone().unbind(), seq)?;
-            state
-                .task_type
-                .bind(py)
-                .call((runner,), Some(state.task_kwargs.bind(py)))?;
-            Ok(())
-        };
-        if let Err(err) = run() {
-            let error = err.into_value(py).into_bound(py).into_any();
+        let failed = spawn_app(state, scope, cycle.as_any(), |awaitable| {
+            AppRunner::new(awaitable, slf.clone().unbind(), seq)
+        });
+        if let Some(error) = failed {
             RequestCycle::app_finished(slf, seq, Some(error))?;
         }
         Ok(())

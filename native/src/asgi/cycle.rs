@@ -20,6 +20,39 @@ create_exception!(
     "send() after the client closed the connection."
 );
 
+/// Log how an app ended: its exception with traceback, or a one-line complaint about a
+/// response it left unfinished. A client that left is expected, so it is a debug line.
+pub fn report_app_outcome(
+    log: &Bound<'_, PyAny>,
+    error: Option<Bound<'_, PyAny>>,
+    complaint: Option<&str>,
+) -> PyResult<()> {
+    let py = log.py();
+    match error {
+        Some(error) if error.is_instance_of::<ClientDisconnected>() => {
+            log.call_method1(
+                key!(py, "debug"),
+                ("Client disconnected before the app finished",),
+            )?;
+        }
+        Some(error) => {
+            let kwargs = PyDict::new(py);
+            kwargs.set_item(key!(py, "exc_info"), error)?;
+            log.call_method(
+                key!(py, "error"),
+                ("Exception in ASGI application",),
+                Some(&kwargs),
+            )?;
+        }
+        None => {
+            if let Some(complaint) = complaint {
+                log.call_method1(key!(py, "error"), (complaint,))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn header_bytes(obj: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyBytes>> {
     obj.cast_into::<PyBytes>()
         .map_err(|_| PyTypeError::new_err("response header names and values must be bytes"))
@@ -65,29 +98,7 @@ impl RequestCycle {
                 fx.close = true;
             }
         }
-        match error {
-            // The client left and send() said so: expected, not an application bug.
-            Some(error) if error.is_instance_of::<ClientDisconnected>() => {
-                log.call_method1(
-                    key!(py, "debug"),
-                    ("Client disconnected before the response was complete",),
-                )?;
-            }
-            Some(error) => {
-                let kwargs = PyDict::new(py);
-                kwargs.set_item(key!(py, "exc_info"), error)?;
-                log.call_method(
-                    key!(py, "error"),
-                    ("Exception in ASGI application",),
-                    Some(&kwargs),
-                )?;
-            }
-            None => {
-                if let Some(complaint) = complaint {
-                    log.call_method1(key!(py, "error"), (complaint,))?;
-                }
-            }
-        }
+        report_app_outcome(log, error, complaint)?;
         if fx.close {
             this.lock()?.mark_closing();
         }

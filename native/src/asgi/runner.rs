@@ -10,11 +10,12 @@
 use pyo3::exceptions::{PyException, PyStopIteration};
 use pyo3::prelude::*;
 use pyo3::types::iterator::PySendResult;
-use pyo3::types::{PyIterator, PyNone};
+use pyo3::types::{PyDict, PyIterator, PyNone};
 
 use crate::asgi::cycle::RequestCycle;
 use crate::key;
 use crate::protocol::HttpProtocol;
+use crate::server::ServerState;
 
 #[pyclass(frozen, module = "ruvicorn._native")]
 pub struct AppRunner {
@@ -149,4 +150,30 @@ impl AppRunner {
     ) -> PyResult<Py<PyAny>> {
         Ok(self.coro.bind(py).getattr(name)?.unbind())
     }
+}
+
+/// Call the app with `(scope, receive, send)` of `cycle` and run what it returns in its own
+/// Task through the runner `make_runner` builds. An exception raised before a Task exists
+/// is returned for the caller to settle.
+pub fn spawn_app<'py>(
+    state: &ServerState,
+    scope: Bound<'py, PyDict>,
+    cycle: &Bound<'py, PyAny>,
+    make_runner: impl FnOnce(&Bound<'py, PyAny>) -> PyResult<AppRunner>,
+) -> Option<Bound<'py, PyAny>> {
+    let py = cycle.py();
+    let run = || -> PyResult<()> {
+        let receive = cycle.getattr(key!(py, "receive"))?;
+        let send = cycle.getattr(key!(py, "send"))?;
+        let awaitable = state.app.bind(py).call1((scope, receive, send))?;
+        let runner = make_runner(&awaitable)?;
+        state
+            .task_type
+            .bind(py)
+            .call((runner,), Some(state.task_kwargs.bind(py)))?;
+        Ok(())
+    };
+    run()
+        .err()
+        .map(|err| err.into_value(py).into_bound(py).into_any())
 }

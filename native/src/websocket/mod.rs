@@ -15,8 +15,8 @@ use std::time::Instant;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
-use crate::asgi::cycle::RequestCycle;
-use crate::asgi::runner::AppRunner;
+use crate::asgi::cycle::{report_app_outcome, RequestCycle};
+use crate::asgi::runner::{spawn_app, AppRunner};
 use crate::connection::error_response;
 use crate::http1::request::{Framing, RequestHead};
 use crate::http1::Version;
@@ -247,19 +247,10 @@ pub(crate) fn start(
         draining: state.is_draining(),
     }));
     let cycle = Bound::new(py, WebSocketCycle::new(slf.clone().unbind()))?;
-    let receive = cycle.getattr(key!(py, "receive"))?;
-    let send = cycle.getattr(key!(py, "send"))?;
-    let run = || -> PyResult<()> {
-        let awaitable = state.app.bind(py).call1((scope, receive, send))?;
-        let runner = AppRunner::for_websocket(&awaitable, slf.clone().unbind(), seq)?;
-        state
-            .task_type
-            .bind(py)
-            .call((runner,), Some(state.task_kwargs.bind(py)))?;
-        Ok(())
-    };
-    if let Err(err) = run() {
-        let error = err.into_value(py).into_bound(py).into_any();
+    let failed = spawn_app(state, scope.clone(), cycle.as_any(), |awaitable| {
+        AppRunner::for_websocket(awaitable, slf.clone().unbind(), seq)
+    });
+    if let Some(error) = failed {
         app_finished(slf, seq, Some(error))?;
     }
     Ok(())
@@ -407,17 +398,7 @@ pub(crate) fn app_finished(
         wake_app
     };
     let log = this.server.get().error_log.bind(py);
-    if let Some(error) = error {
-        let kwargs = PyDict::new(py);
-        kwargs.set_item(key!(py, "exc_info"), error)?;
-        log.call_method(
-            key!(py, "error"),
-            ("Exception in ASGI application",),
-            Some(&kwargs),
-        )?;
-    } else if let Some(complaint) = complaint {
-        log.call_method1(key!(py, "error"), (complaint,))?;
-    }
+    report_app_outcome(log, error, complaint)?;
     finish(slf, fx, wake_app)
 }
 
