@@ -13,8 +13,9 @@ from sup_helpers import Load, Server, wait_for
 pytestmark = pytest.mark.timeout(180)
 
 
-def test_sighup_under_load_drops_nothing(start: Callable[..., Server]) -> None:
-    server = start("basic:app", "--workers", "2")
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_sighup_under_load_drops_nothing(start: Callable[..., Server], loop: str) -> None:
+    server = start("basic:app", "--workers", "2", "--loop", loop)
     server.wait_ready()
     first = server.workers()
     load = Load(server, threads=4, max_requests=2400, max_seconds=150)
