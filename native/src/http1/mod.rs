@@ -121,34 +121,24 @@ impl fmt::Display for RequestError {
 
 impl std::error::Error for RequestError {}
 
-/// RFC 9110 `tchar`: the bytes allowed in a token (method, field name, coding).
-pub(crate) static TCHAR: [bool; 256] = {
+/// A byte-class table: ASCII letters and digits, plus `extra`.
+pub(crate) const fn alnum_and(extra: &[u8]) -> [bool; 256] {
     let mut map = [false; 256];
     let mut i = 0;
     while i < 256 {
-        let b = i as u8;
-        map[i] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
+        map[i] = (i as u8).is_ascii_alphanumeric();
         i += 1;
     }
+    let mut j = 0;
+    while j < extra.len() {
+        map[extra[j] as usize] = true;
+        j += 1;
+    }
     map
-};
+}
+
+/// RFC 9110 `tchar`: the bytes allowed in a token (method, field name, coding).
+pub(crate) static TCHAR: [bool; 256] = alnum_and(b"!#$%&'*+-.^_`|~");
 
 /// Whether `b` may appear in a field value: HTAB, SP, VCHAR or obs-text.
 #[inline]

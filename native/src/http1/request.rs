@@ -553,37 +553,7 @@ fn parse_content_length(value: &[u8]) -> Result<u64, RequestError> {
 
 /// Bytes of `Host = uri-host [ ":" port ]`: reg-name, IP-literal, IPv4 and
 /// port characters (unreserved, sub-delims, `%`, `:`, `[`, `]`).
-static HOST_CHAR: [bool; 256] = {
-    let mut map = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        map[i] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b'%'
-                    | b':'
-                    | b'['
-                    | b']'
-            );
-        i += 1;
-    }
-    map
-};
+static HOST_CHAR: [bool; 256] = super::alnum_and(b"-._~!$&'()*+,;=%:[]");
 
 #[cfg(test)]
 mod tests {
