@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Side-by-side HTTP benchmark of ruvicorn and its peers, in one command.
+"""Side-by-side HTTP and WebSocket benchmark of ruvicorn and its peers, in one command.
 
     python bench/run.py            # full run (~25 min), writes bench/results/
     python bench/run.py --quick    # smoke run (~3 min): 2 rounds x 3 s, fewer rows
 
 Why it is built this way (details in bench/README.md):
-- every server is pinned to one core and wrk to the other, so a row measures the server's
+- every server is pinned to one core and the load generator (wrk, or bench/wsload for the
+  WebSocket echo) to the other, so a row measures the server's
   own cost per request, not how it competes with the load generator for a core;
 - servers are interleaved (A B C, A B C, ...) and restarted for every round, so a slow
   minute on this shared machine spreads over all rows instead of sinking one of them;
@@ -20,9 +21,11 @@ Only loopback is used, every run is bounded in time, and every server is stopped
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import dataclasses
 import datetime as dt
+import hashlib
 import http.client
 import json
 import os
@@ -56,6 +59,8 @@ BASELINE = "uvicorn"
 HELLO = b"Hello, world!"
 ECHO_BODY = b"x" * 4096
 STREAM_BYTES = 16 * 65536
+WS_MESSAGE = HELLO  # what each WebSocket connection sends and expects back, 13 bytes
+WSLOAD = VENV / "bin" / "wsload"  # built from bench/wsload by setup.sh
 
 
 def venv_bin(name: str) -> str:
@@ -67,7 +72,7 @@ def venv_bin(name: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Workload:
-    """One request pattern: what wrk sends and how a healthy answer looks."""
+    """One request pattern: what the load generator sends and how a healthy answer looks."""
 
     name: str
     title: str
@@ -79,6 +84,8 @@ class Workload:
     headers: tuple[str, ...] = ()
     method: str = "GET"
     throughput: bool = False  # report MB/s and rank by it
+    client: str = "wrk"  # the load generator: wrk, or wsload (WebSocket echo)
+    unit: str = "req"  # what one counted round trip is: a request, or a message
 
 
 WORKLOADS: dict[str, Workload] = {
@@ -126,6 +133,15 @@ WORKLOADS: dict[str, Workload] = {
             "plaintext",
             script="pipeline_16.lua",
         ),
+        Workload(
+            "websocket",
+            f"websocket: a {len(WS_MESSAGE)}-byte text message echoed, closed loop",
+            "/ws",
+            "benchapp:websocket",
+            "",
+            client="wsload",
+            unit="msg",
+        ),
     )
 }
 MEMORY = "memory"  # the optional soak: plaintext for a minute, worker RSS sampled
@@ -149,8 +165,14 @@ class Server:
     start: Callable[[Workload, int], Launch | None]  # None: not applicable to the workload
     workloads: tuple[str, ...] | None = None  # None: every workload
     need: str = ""  # executable that must exist
+    na: tuple[tuple[str, str], ...] = ()  # (workload, why not): shown as "n/a" rows
+
+    def na_reason(self, workload: Workload) -> str | None:
+        return dict(self.na).get(workload.name)
 
     def applies(self, workload: Workload) -> bool:
+        if self.na_reason(workload) is not None:
+            return False
         return self.workloads is None or workload.name in self.workloads
 
 
@@ -181,6 +203,9 @@ def _ruvicorn(loop: str) -> Callable[[Workload, int], Launch]:
 
 def _uvicorn(loop: str, http: str) -> Callable[[Workload, int], Launch]:
     def start(w: Workload, port: int) -> Launch:
+        # websockets-sansio is what its default (auto) picks when websockets is installed,
+        # as in the gunicorn worker; named so the row cannot fall back to another one.
+        ws = ["--ws", "websockets-sansio"] if w.client == "wsload" else []
         return Launch(
             [
                 venv_bin("uvicorn"),
@@ -195,6 +220,7 @@ def _uvicorn(loop: str, http: str) -> Callable[[Workload, int], Launch]:
                 loop,
                 "--http",
                 http,
+                *ws,
                 "--log-level",
                 "warning",
                 w.app,
@@ -297,15 +323,28 @@ SERVERS: dict[str, Server] = {
         Server(
             "uvicorn", "uvicorn httptools+uvloop", _uvicorn("uvloop", "httptools"), need="uvicorn"
         ),
-        Server("uvicorn-h11", "uvicorn h11+uvloop", _uvicorn("uvloop", "h11"), need="uvicorn"),
+        Server(
+            "uvicorn-h11",
+            "uvicorn h11+uvloop",
+            _uvicorn("uvloop", "h11"),
+            need="uvicorn",
+            na=(("websocket", "h11 only parses the handshake; same WebSocket code as uvicorn"),),
+        ),
         Server("granian", "granian asgi, uvloop (1 worker)", _granian, need="granian"),
         Server("gunicorn", "gunicorn + uvicorn worker (1 worker)", _gunicorn, need="gunicorn"),
-        Server("floor", "floor: bare uvloop Protocol", _floor, need="python"),
+        Server(
+            "floor",
+            "floor: bare uvloop Protocol",
+            _floor,
+            need="python",
+            na=(("websocket", "no WebSocket floor"),),
+        ),
         Server(
             "nginx",
             "floor: nginx (1 worker)",
             _nginx,
             workloads=("plaintext", "close", "json", "stream", "pipeline"),
+            na=(("websocket", "no WebSocket floor"),),
         ),
         Server(
             "ruvicorn-asyncio",
@@ -453,6 +492,8 @@ def wait_port_free(port: int, timeout: float) -> bool:
 
 def probe(w: Workload, port: int) -> str | None:
     """One real request: None when the answer is right, else why not. Raises if refused."""
+    if w.client == "wsload":
+        return ws_probe(port, w.path)
     conn = http.client.HTTPConnection(HOST, port, timeout=5)
     try:
         body = ECHO_BODY if w.method == "POST" else None
@@ -476,6 +517,58 @@ def probe(w: Workload, port: int) -> str | None:
     else:
         ok = data == HELLO
     return None if ok else f"probe {w.method} {w.path}: unexpected body {data[:60]!r}"
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionResetError("closed mid-frame")
+        data += chunk
+    return data
+
+
+def ws_probe(port: int, path: str) -> str | None:
+    """A WebSocket handshake and one echoed message, with the stdlib: None when all is right.
+
+    Raises OSError (ConnectionRefusedError while nothing listens) like the HTTP probe.
+    """
+    key = base64.b64encode(os.urandom(16)).decode()
+    accept = base64.b64encode(
+        hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+    ).decode()
+    with socket.create_connection((HOST, port), timeout=5) as sock:
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk or len(head) > 16384:
+                return f"probe GET {path}: no complete upgrade response ({head[:60]!r})"
+            head += chunk
+        head, _, rest = head.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        if not lines[0].startswith("HTTP/1.1 101"):
+            return f"probe GET {path}: {lines[0]!r} instead of 101"
+        fields = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines)}
+        if fields.get("sec-websocket-accept") != accept:
+            return f"probe GET {path}: wrong Sec-WebSocket-Accept"
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(WS_MESSAGE))
+        sock.sendall(bytes([0x81, 0x80 | len(WS_MESSAGE)]) + mask + masked)
+        need = 2 + len(WS_MESSAGE)
+        frame = rest + (_recv_exact(sock, need - len(rest)) if len(rest) < need else b"")
+        if frame[:need] != bytes([0x81, len(WS_MESSAGE)]) + WS_MESSAGE:
+            return f"probe GET {path}: echo was {frame[:40]!r}"
+        close = bytes(b ^ mask[i % 4] for i, b in enumerate(b"\x03\xe8"))
+        sock.sendall(b"\x88\x82" + mask + close)
+        with contextlib.suppress(OSError):
+            sock.recv(64)  # the server's close frame; a bounded courtesy wait
+    return None
 
 
 def tail(path: Path, lines: int = 12) -> str:
@@ -636,18 +729,60 @@ def run_wrk(
     for h in w.headers:
         argv += ["-H", h]
     argv.append(f"http://{HOST}:{port}{w.path}")
+    return run_client("wrk", argv, seconds)
+
+
+def run_wsload(
+    w: Workload, port: int, seconds: int, cpu: str, connections: int | None = None
+) -> dict[str, Any]:
+    """The WebSocket echo load: bench/wsload, pinned like wrk, reporting in wrk's format."""
+    if not WSLOAD.exists():
+        return {"error": "bench/.venv/bin/wsload is missing: run bash bench/setup.sh (needs cargo)"}
+    argv = [
+        "taskset",
+        "-c",
+        cpu,
+        str(WSLOAD),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--path",
+        w.path,
+        "-c",
+        str(connections or w.connections),
+        "-d",
+        str(seconds),
+        "--size",
+        str(len(WS_MESSAGE)),
+        "--timeout",
+        "5",
+    ]
+    return run_client("wsload", argv, seconds)
+
+
+def run_load(
+    w: Workload, port: int, seconds: int, cpu: str, connections: int | None = None
+) -> dict[str, Any]:
+    """The workload's load generator for ``seconds``: its totals, or {"error": why}."""
+    run = run_wsload if w.client == "wsload" else run_wrk
+    return run(w, port, seconds, cpu, connections)
+
+
+def run_client(name: str, argv: list[str], seconds: int) -> dict[str, Any]:
+    """Run one load generator and read its BENCH_JSON line, plus its own CPU share."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         out = subprocess.run(
             argv, capture_output=True, text=True, timeout=seconds + 30, check=False
         )
     except subprocess.TimeoutExpired:
-        return {"error": f"wrk did not finish within {seconds + 30} s"}
+        return {"error": f"{name} did not finish within {seconds + 30} s"}
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     m = re.search(r"^BENCH_JSON (\{.*\})$", out.stdout, re.M)
     if not m:
         last = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
-        return {"error": f"wrk failed (code {out.returncode}): {last[0]}"}
+        return {"error": f"{name} failed (code {out.returncode}): {last[0]}"}
     result: dict[str, Any] = json.loads(m.group(1))
     for key in ("p50_us", "p90_us", "p99_us"):
         if not result[key]:  # wrk's histogram gives 0 when it lost samples: unknown, not 0
@@ -683,6 +818,9 @@ def measure(server: Server, w: Workload, rnd: int, opt: Options) -> dict[str, An
     """Start, warm up, measure once, stop. Never raises for a server's own failure."""
     log = RAW / f"{w.name}-{server.name}-r{rnd}.log"
     row: dict[str, Any] = {"server": server.name, "workload": w.name, "round": rnd, "log": str(log)}
+    if w.client == "wsload" and not WSLOAD.exists():
+        row["error"] = "bench/.venv/bin/wsload is missing: run bash bench/setup.sh (needs cargo)"
+        return row
     if not wait_port_free(opt.port, 15):
         row["error"] = f"port {opt.port} still busy before start"
         return row
@@ -694,13 +832,13 @@ def measure(server: Server, w: Workload, rnd: int, opt: Options) -> dict[str, An
     try:
         running.wait_ready(opt.start_timeout)
         if opt.warmup > 0:
-            warm = run_wrk(w, opt.port, opt.warmup, opt.client_cpu)
+            warm = run_load(w, opt.port, opt.warmup, opt.client_cpu)
             if "error" in warm:
                 raise StartFailed(f"warm-up: {warm['error']}")
         cpus = parse_cpus(opt.server_cpu)
         client_cpus = parse_cpus(opt.client_cpu)
         wrk0, core0, before = core_ticks(client_cpus), core_ticks(cpus), running.tree()
-        result = run_wrk(w, opt.port, opt.duration, opt.client_cpu)
+        result = run_load(w, opt.port, opt.duration, opt.client_cpu)
         after, core1, wrk1 = running.tree(), core_ticks(cpus), core_ticks(client_cpus)
         if "error" in result:
             raise StartFailed(result["error"])
@@ -849,6 +987,7 @@ def versions() -> dict[str, str]:
         "fastapi",
         "starlette",
         "pydantic",
+        "websockets",
     ):
         try:
             out[dist] = metadata.version(dist)
@@ -895,7 +1034,7 @@ def fmt_ratio(x: float | None) -> str:
 
 def workload_table(w: Workload, aggs: dict[str, dict[str, Any]], order: list[str]) -> list[str]:
     key = "mbps" if w.throughput else "rps"
-    head = ["server", "req/s (median)", "min-max"]
+    head = ["server", f"{w.unit}/s (median)", "min-max"]
     if w.throughput:
         head += ["MB/s (median)", "MB/s min-max"]
     head += [
@@ -903,18 +1042,21 @@ def workload_table(w: Workload, aggs: dict[str, dict[str, Any]], order: list[str
         "by CPU",
         "p50 ms",
         "p99 ms",
-        "CPU µs/req",
+        f"CPU µs/{w.unit}",
         "core %",
         "RSS MiB",
         "errors",
     ]
-    head += ["noise % server / wrk"]
+    head += [f"noise % server / {w.client}"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in order:
         if name not in aggs:
             continue
         a = aggs[name]
         label = SERVERS[name].label
+        if "na" in a:
+            lines.append(f"| {label} | n/a: {a['na']} |" + " |" * (len(head) - 2))
+            continue
         if "error" in a:
             lines.append(
                 f"| {label} | failed: {a['error'][:120].replace('|', '/')} |"
@@ -1003,7 +1145,8 @@ def write_markdown(
         f"- date: {meta['date']}  ",
         f"- mode: {meta['mode']}: {o['rounds']} round(s) x {o['duration']} s per server and "
         f"workload, {o['warmup']} s warm-up, servers interleaved and restarted every round  ",
-        f"- pinning: server on CPU {o['server_cpu']}, wrk (1 thread) on CPU {o['client_cpu']}; "
+        f"- pinning: server on CPU {o['server_cpu']}, wrk (1 thread; wsload for websocket) on "
+        f"CPU {o['client_cpu']}; "
         "loopback only  ",
         f"- machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores, kernel "
         f"{meta['machine']['kernel']}, Python {meta['machine']['python']}  ",
@@ -1040,11 +1183,20 @@ def write_markdown(
             "the by CPU ratios much less so. Rerun on a quiet machine for numbers to keep.",
             "",
         ]
-    if all_aggs:
-        out += ["## Targets (from the benchmark issue)", "", *targets_table(all_aggs, memory), ""]
+    targets = targets_table(all_aggs, memory)
+    if len(targets) > 2:  # more than the header: some workload with a target was measured
+        out += ["## Targets (from the benchmark issue)", "", *targets, ""]
     for wname, aggs in all_aggs.items():
         w = WORKLOADS[wname]
         out += [f"## {w.title}", "", f"{w.connections} connections.", ""]
+        if w.client == "wsload":
+            out[-2:] = [
+                f"{w.connections} connections, each sending a {len(WS_MESSAGE)}-byte text "
+                "message and waiting for its echo before the next (closed loop); load from "
+                "bench/wsload, pinned like wrk. msg/s = echoes per second, p50/p99 = round "
+                "trip, CPU µs/msg = server CPU per echoed message.",
+                "",
+            ]
         out += workload_table(w, aggs, orders[wname])
         if wname == "plaintext":
             r = ratio(aggs, "ruvicorn-asyncio", "uvicorn-asyncio", "rps")
@@ -1106,7 +1258,10 @@ def write_chart(
         "floor": "#9467bd",
         "nginx": "#8c564b",
     }
-    groups = [[s for s in orders[w] if s in all_aggs[w]] for w in workloads]
+    groups = [
+        [s for s in orders[w] if s in all_aggs[w] and "na" not in all_aggs[w][s]] for w in workloads
+    ]
+    servers = [s for s in servers if any(s in g for g in groups)]
     slots = sum(len(g) for g in groups) + 1.2 * len(groups)
     fig, ax = plt.subplots(figsize=(min(18, max(7, 0.3 * slots + 2)), 5.4), dpi=110)
     tallest, x, ticks = 1.5, 0.0, []
@@ -1136,7 +1291,9 @@ def write_chart(
     handles = [Patch(color=colors.get(n, "#17becf"), label=SERVERS[n].label) for n in servers]
     ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
     ax.set_xticks(ticks, workloads)
-    ax.set_ylabel("ratio to uvicorn httptools+uvloop (req/s; MB/s for stream)")
+    ax.set_ylabel(
+        "ratio to uvicorn httptools+uvloop\n(req/s; MB/s for stream; msg/s for websocket)"
+    )
     ax.set_title(title, fontsize=9)
     ax.legend(handles=handles, fontsize=7, ncol=3, loc="upper left")
     ax.set_ylim(0, tallest * 1.35)
@@ -1238,7 +1395,9 @@ def select(spec: str, known: list[str], default: list[str], kind: str) -> list[s
     return names
 
 
-def plan(args: argparse.Namespace) -> list[tuple[Workload, list[Server]]]:
+def plan(args: argparse.Namespace) -> list[tuple[Workload, list[Server], list[Server]]]:
+    """Per workload: the servers to measure, and those selected that it does not apply to
+    for a stated reason (reported as n/a rows)."""
     workloads = select(args.workloads, [*WORKLOADS, MEMORY], list(WORKLOADS), "workload")
     explicit = args.servers != "default"
     servers = select(args.servers, list(SERVERS), list(SERVERS), "server")
@@ -1248,10 +1407,12 @@ def plan(args: argparse.Namespace) -> list[tuple[Workload, list[Server]]]:
             continue
         w = WORKLOADS[wname]
         chosen = [SERVERS[s] for s in servers if SERVERS[s].applies(w)]
+        na = [SERVERS[s] for s in servers if SERVERS[s].na_reason(w) is not None]
         if args.quick and not explicit and wname != "plaintext":
             chosen = [s for s in chosen if s.name in QUICK_SERVERS]
+            na = []
         if chosen:
-            out.append((w, chosen))
+            out.append((w, chosen, na))
     return out
 
 
@@ -1301,7 +1462,7 @@ def main(argv: list[str]) -> int:
             else list(MEMORY_SERVERS)
         )
         mem_servers = [SERVERS[n] for n in names]
-    runs = sum(len(servers) for _, servers in work) * opt.rounds
+    runs = sum(len(servers) for _, servers, _ in work) * opt.rounds
     estimate = runs * (opt.duration + opt.warmup + 1.5) + len(mem_servers) * (
         opt.memory_duration + 3
     )
@@ -1314,7 +1475,7 @@ def main(argv: list[str]) -> int:
 
     # A server that is not installed, or failed to start in two workloads, is not retried.
     unusable: dict[str, str] = {}
-    for s in [*{s.name: s for _, ss in work for s in ss}.values(), *mem_servers]:
+    for s in [*{s.name: s for _, ss, _ in work for s in ss}.values(), *mem_servers]:
         if s.need and not (VENV / "bin" / s.need).exists():
             why = f"{s.need} is not installed in bench/.venv"
             if s.need == "ruvicorn":
@@ -1341,7 +1502,7 @@ def main(argv: list[str]) -> int:
     current = ""  # the workload being measured
     per: dict[str, list[dict[str, Any]]] = {}
     try:
-        for w, servers in work:
+        for w, servers, not_applicable in work:
             current = w.name
             orders[w.name] = [s.name for s in servers]
             per = {s.name: [] for s in servers}
@@ -1395,6 +1556,9 @@ def main(argv: list[str]) -> int:
                             if start_failures[s.name] >= 2:
                                 unusable[s.name] = "failed to start twice; not retried"
             all_aggs[w.name] = {name: aggregate(rs) for name, rs in per.items()}
+            for s in not_applicable:
+                all_aggs[w.name][s.name] = {"na": s.na_reason(w)}
+                orders[w.name].append(s.name)
             print_summary(w, all_aggs[w.name], orders[w.name])
         for s in mem_servers:
             if s.name in unusable:
@@ -1471,8 +1635,8 @@ def describe(row: dict[str, Any], w: Workload) -> str:
         else ""
     )
     return (
-        f"{row['rps']:>10,.0f} req/s{extra}  p50 {fmt(row['p50_us'], 2, 1000):>6} ms  "
-        f"p99 {fmt(row['p99_us'], 2, 1000):>6} ms  {fmt(cpu):>6} µs/req  "
+        f"{row['rps']:>10,.0f} {w.unit}/s{extra}  p50 {fmt(row['p50_us'], 2, 1000):>6} ms  "
+        f"p99 {fmt(row['p99_us'], 2, 1000):>6} ms  {fmt(cpu):>6} µs/{w.unit}  "
         f"core {fmt(row.get('server_busy'), 0, 0.01):>3}%  "
         f"RSS {row['rss_kib'] / 1024:6.1f} MiB  errors {row['errors']}{noise}"
     )
@@ -1490,15 +1654,18 @@ def describe_memory(m: dict[str, Any]) -> str:
 
 def print_summary(w: Workload, aggs: dict[str, dict[str, Any]], order: list[str]) -> None:
     key = "mbps" if w.throughput else "rps"
-    print(f"--- {w.name}: median {'MB/s' if w.throughput else 'req/s'} and ratio to uvicorn")
+    unit = "MB/s" if w.throughput else f"{w.unit}/s"
+    print(f"--- {w.name}: median {unit} and ratio to uvicorn")
     for name in order:
         a = aggs[name]
-        if "error" in a:
+        if "na" in a:
+            print(f"    {name:16} n/a: {a['na']}")
+        elif "error" in a:
             print(f"    {name:16} failed: {a['error']}")
         else:
             print(
                 f"    {name:16} {a[key]:>10,.1f}  {fmt_ratio(ratio(aggs, name, BASELINE, key))}"
-                f"  ({fmt_int(a['rps_min'])}-{fmt_int(a['rps_max'])} req/s)"
+                f"  ({fmt_int(a['rps_min'])}-{fmt_int(a['rps_max'])} {w.unit}/s)"
             )
     sys.stdout.flush()
 

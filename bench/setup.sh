@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Prepare everything the benchmark needs, idempotently, so `python bench/run.py` works from a
 # fresh clone: the load generator and the native floor from Debian, the peer servers in a
-# private virtualenv (bench/.venv), and ruvicorn built from this checkout in release mode.
+# private virtualenv (bench/.venv), the WebSocket load generator (bench/wsload, cargo) and
+# ruvicorn built from this checkout in release mode.
 #
 # Each step is skipped when it is already done; ruvicorn is rebuilt only when its sources
-# changed (a hash of the checkout outside bench/, tests/ and examples/ is kept in the venv).
+# changed (a hash of the checkout outside bench/, tests/ and examples/ is kept in the venv);
+# wsload likewise when bench/wsload changed.
 #
 # Environment: PYTHON (interpreter for the venv, default python3), BENCH_SKIP_APT=1,
 # BENCH_SKIP_RUVICORN=1, BENCH_REBUILD=1 (rebuild ruvicorn even if unchanged),
@@ -60,6 +62,32 @@ make_venv() {
         "$VENV/bin/python" -m pip install -q --disable-pip-version-check -U pip
         "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$BENCH_DIR/requirements.txt"
         echo "$want" >"$VENV/.requirements.sha256"
+    fi
+}
+
+# --- the WebSocket load generator ------------------------------------------------------------
+install_wsload() {
+    # A crate of its own (not in the repository's workspace), built in release mode and
+    # copied to bench/.venv/bin/wsload; its cargo cache is bench/.venv/wsload-target.
+    local src="$BENCH_DIR/wsload" stamp="$VENV/.wsload.sha256" want
+    want="$(cd "$src" && find Cargo.toml Cargo.lock src -type f -print0 | sort -z \
+        | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
+    if [ "$want" = "$(cat "$stamp" 2>/dev/null || true)" ] && [ -x "$VENV/bin/wsload" ]; then
+        return 0
+    fi
+    if ! command -v cargo >/dev/null 2>&1; then
+        say "cargo is missing: no wsload, so the websocket rows will fail"
+        return 0
+    fi
+    say "building bench/wsload (release); the log is in $VENV/wsload-build.log"
+    if nice -n 10 cargo build --release --locked --manifest-path "$src/Cargo.toml" \
+        --target-dir "$VENV/wsload-target" >"$VENV/wsload-build.log" 2>&1; then
+        install -m 755 "$VENV/wsload-target/release/wsload" "$VENV/bin/wsload"
+        echo "$want" >"$stamp"
+    else
+        rm -f "$VENV/bin/wsload" "$stamp"
+        say "wsload did not build; the websocket rows will fail. From $VENV/wsload-build.log:"
+        tail -n 8 "$VENV/wsload-build.log" | sed 's/^/    /' >&2
     fi
 }
 
@@ -125,4 +153,5 @@ install_ruvicorn() {
 
 install_debian_packages
 make_venv
+install_wsload
 install_ruvicorn

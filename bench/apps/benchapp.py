@@ -2,8 +2,8 @@
 
 Each attribute is one workload's app, so every server is measured on exactly the same
 application code: ``plaintext`` (also used by ``close``, ``pipeline`` and ``memory``),
-``echo`` and ``stream``. All of them answer the lifespan protocol, so no server logs a
-lifespan error or takes a slower fallback path.
+``echo``, ``stream`` and ``websocket``. All of them answer the lifespan protocol, so no server
+logs a lifespan error or takes a slower fallback path.
 """
 
 from __future__ import annotations
@@ -71,3 +71,28 @@ async def stream(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.body", "body": STREAM_CHUNK, "more_body": True})
     await send({"type": "http.response.body", "body": STREAM_CHUNK})
     return None
+
+
+async def websocket(scope: Scope, receive: Receive, send: Send) -> None:
+    """Accept, then send every message back as it came until the client disconnects: the
+    per-message cost of the server's WebSocket path (the ``websocket`` workload)."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    if scope["type"] != "websocket":
+        headers = [(b"content-type", b"text/plain"), (b"content-length", b"10")]
+        await send({"type": "http.response.start", "status": 426, "headers": headers})
+        await send({"type": "http.response.body", "body": b"websocket\n"})
+        return None
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return None
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] != "websocket.receive":
+            return None  # websocket.disconnect
+        text = message.get("text")
+        if text is not None:
+            await send({"type": "websocket.send", "text": text})
+        else:
+            await send({"type": "websocket.send", "bytes": message.get("bytes") or b""})
