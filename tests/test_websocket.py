@@ -510,18 +510,31 @@ def test_backpressure_with_small_queue(server_factory: Any, tmp_path: Path) -> N
     wait_record(server, mark, event="late-reader", count=count)
 
 
-def test_graceful_shutdown_closes_with_1012(server_factory: Any) -> None:
+@pytest.mark.parametrize(
+    ("sig", "code"),
+    [(signal.SIGTERM, 1001), (signal.SIGHUP, 1012)],
+    ids=["stop-going-away", "reload-service-restart"],
+)
+def test_graceful_stop_or_reload_closes_with_its_code(
+    server_factory: Any, sig: signal.Signals, code: int
+) -> None:
+    """A stop says 1001 (going away); a rolling restart says 1012 (service restart)."""
     server = server_factory("ws_apps:app")
     mark = server.mark()
     with ws(server) as conn:
         conn.send("x")
         assert conn.recv(timeout=TIMEOUT) == "x"
-        server.send_signal(signal.SIGTERM)
+        server.send_signal(sig)
         with pytest.raises(ConnectionClosed):
             conn.recv(timeout=TIMEOUT)
-        assert conn.close_code == 1012
+        assert conn.close_code == code
     rec = wait_record(server, mark, event="disconnect", path="/echo")
-    assert rec["code"] == 1012
+    assert rec["code"] == code
+    if sig == signal.SIGHUP:
+        with ws(server) as conn:  # the replacement serves
+            conn.send("y")
+            assert conn.recv(timeout=TIMEOUT) == "y"
+        server.send_signal(signal.SIGTERM)
     assert server.wait_exit() == 0
 
 

@@ -52,6 +52,7 @@ pub struct ServerState {
     asgi: Py<PyDict>,
     requests_served: AtomicU64,
     draining: AtomicBool,
+    restarting: AtomicBool,
     next_id: AtomicU64,
     connections: Mutex<HashMap<u64, Py<HttpProtocol>>>,
 }
@@ -204,6 +205,7 @@ impl ServerState {
             asgi: asgi_template(py)?.unbind(),
             requests_served: AtomicU64::new(0),
             draining: AtomicBool::new(false),
+            restarting: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             connections: Mutex::new(HashMap::new()),
         })
@@ -235,7 +237,11 @@ impl ServerState {
     }
 
     /// Graceful stop: idle keep-alive connections close now, busy ones after their response.
-    fn drain(&self, py: Python<'_>) -> PyResult<()> {
+    /// `restart` says the worker is being replaced (WebSockets close with 1012) rather than
+    /// the service going away (1001).
+    #[pyo3(signature = (restart=false))]
+    fn drain(&self, py: Python<'_>, restart: bool) -> PyResult<()> {
+        self.restarting.store(restart, Ordering::Relaxed);
         self.draining.store(true, Ordering::Relaxed);
         for protocol in self.snapshot(py) {
             HttpProtocol::drain(protocol.bind(py))?;
@@ -293,5 +299,14 @@ impl ServerState {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// The close code and reason for WebSockets cut by a graceful stop.
+    pub fn shutdown_close(&self) -> (u16, &'static str) {
+        if self.restarting.load(Ordering::Relaxed) {
+            (crate::ws::close_code::SERVICE_RESTART, "service restart")
+        } else {
+            (crate::ws::close_code::GOING_AWAY, "going away")
+        }
     }
 }

@@ -286,7 +286,9 @@ class Pool:
         log.info("Retiring worker %d (%s)", worker.pid, reason)
         worker.retiring = True
         worker.kill_at = now + self.config.timeout_graceful_shutdown + RETIRE_MARGIN
-        worker.signal(signal.SIGTERM)
+        # SIGHUP tells the worker a replacement takes over (its WebSockets close with 1012,
+        # service restart); fewer workers wanted is a plain graceful stop.
+        worker.signal(signal.SIGHUP if worker.replace_reason else signal.SIGTERM)
 
     # -- requests from the master
 

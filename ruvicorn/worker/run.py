@@ -72,22 +72,27 @@ async def _serve(config: Config, sockets: list[socket.socket], hooks: WorkerHook
     stop_wait.cancel()
     retire_wait.cancel()
     timeout = 0.0 if stop.fast else config.timeout_graceful_shutdown
-    await server.shutdown(timeout, spare=lifespan.task)
+    restart = stop.restart or server.retire.is_set()
+    await server.shutdown(timeout, spare=lifespan.task, restart=restart)
     await lifespan.shutdown()
     stop.uninstall()
     return exitcodes.OK
 
 
 class _StopSignals:
-    """SIGTERM/SIGINT: graceful stop (a second one: fast); SIGQUIT: fast; SIGUSR1: reopen logs."""
+    """SIGTERM/SIGINT: graceful stop (a second one: fast); SIGHUP: graceful stop because a
+    replacement takes over (the master's rolling restarts); SIGQUIT: fast; SIGUSR1: reopen
+    logs."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, server: WorkerServer) -> None:
         self.loop = loop
         self.server = server
         self.requested = asyncio.Event()
         self.fast = False
+        self.restart = False
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._graceful)
+        loop.add_signal_handler(signal.SIGHUP, self._replaced)
         loop.add_signal_handler(signal.SIGQUIT, self._fast)
         loop.add_signal_handler(signal.SIGUSR1, logs.reopen_files)
 
@@ -97,11 +102,15 @@ class _StopSignals:
             return
         self.requested.set()
 
+    def _replaced(self) -> None:
+        self.restart = True
+        self._graceful()
+
     def _fast(self) -> None:
         self.fast = True
         self.requested.set()
         self.server.state.close_all()
 
     def uninstall(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1):
             self.loop.remove_signal_handler(sig)

@@ -109,14 +109,17 @@ class WorkerServer:
         for server in self.servers:
             server.close()
 
-    async def shutdown(self, timeout: float, spare: asyncio.Task[Any] | None = None) -> bool:
+    async def shutdown(
+        self, timeout: float, spare: asyncio.Task[Any] | None = None, restart: bool = False
+    ) -> bool:
         """Let accepted connections finish within ``timeout``; True when none was cut.
 
         App tasks still running afterwards are cancelled, except ``spare`` (the lifespan
-        task, which must live until lifespan shutdown).
+        task, which must live until lifespan shutdown). ``restart`` tells clients this worker
+        is being replaced rather than the service going away.
         """
         await self.stop_accepting()
-        self.state.drain()
+        self.state.drain(restart)
         deadline = self.loop.time() + timeout
         while self.state.connections and self.loop.time() < deadline:
             self.state.sweep()

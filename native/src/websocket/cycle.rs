@@ -149,12 +149,8 @@ impl WebSocketCycle {
             let early = std::mem::take(early);
             let step = session.feed(&early, &mut fx.write);
             if ws.draining {
-                session.close_by_server(
-                    close_code::SERVICE_RESTART,
-                    "service restart",
-                    now,
-                    &mut fx.write,
-                );
+                let (code, reason) = this.server.get().shutdown_close();
+                session.close_by_server(code, reason, now, &mut fx.write);
             }
             ws.phase = Phase::Open(Box::new(session));
             let (wake_app, more) = ws.wake(lost, &mut fx.write);

@@ -316,9 +316,10 @@ pub(crate) fn check_deadline(slf: &Bound<'_, HttpProtocol>, now: Instant) -> PyR
     finish(slf, fx, wake_app)
 }
 
-/// Graceful stop: the app is told (`websocket.disconnect` with 1012), then the client gets
-/// a close frame with 1012 (service restart). A handshake still waiting for the app is
-/// closed the same way as soon as it is accepted.
+/// Graceful stop: the app is told (`websocket.disconnect`), then the client gets a close
+/// frame: 1012 (service restart) when the worker is being replaced, 1001 (going away) when
+/// the server stops. A handshake still waiting for the app is closed the same way as soon
+/// as it is accepted.
 pub(crate) fn drain(slf: &Bound<'_, HttpProtocol>) -> PyResult<()> {
     let mut fx = Effects::default();
     let wake_app = {
@@ -329,12 +330,8 @@ pub(crate) fn drain(slf: &Bound<'_, HttpProtocol>) -> PyResult<()> {
         };
         ws.draining = true;
         if let Phase::Open(session) = &mut ws.phase {
-            session.close_by_server(
-                close_code::SERVICE_RESTART,
-                "service restart",
-                Instant::now(),
-                &mut fx.write,
-            );
+            let (code, reason) = slf.get().server.get().shutdown_close();
+            session.close_by_server(code, reason, Instant::now(), &mut fx.write);
         }
         let (wake_app, step) = ws.wake(lost, &mut fx.write);
         close_if(&mut inner, step, &mut fx);
