@@ -856,7 +856,9 @@ def measure(server: Server, w: Workload, rnd: int, opt: Options) -> dict[str, An
         row["client_other_load"] = other_load(wrk0, wrk1, result.pop("client_user_ticks"))
         row["noise"] = max(row["other_load"], row["client_other_load"])
         row["cpu_us_per_req"] = cpu * 1e6 / result["requests"] if result["requests"] else None
-        row["rss_kib"] = sum(rss_kib(pid) for pid in after)
+        # The memory target is per worker: a master (ruvicorn's, gunicorn's) that
+        # serves nothing is left out, as in the memory soak.
+        row["rss_kib"] = sum(rss_kib(pid) for pid in worker_pids(after, running.pid))
         row["processes"] = len(after)
     except StartFailed as exc:
         row["error"] = str(exc)
@@ -1157,8 +1159,9 @@ def write_markdown(
         "Columns (details in bench/README.md): req/s median and min-max over rounds; "
         "vs uvicorn = median / median of uvicorn httptools+uvloop (MB/s for stream); "
         "p50/p99 = median over rounds of wrk's latency percentiles; CPU µs/req = user+system "
-        "CPU of the server's process tree during the measured window / requests; RSS = sum "
-        "over the process tree after the run; core % = that CPU / the window (under 100: the "
+        "CPU of the server's process tree during the measured window / requests; RSS = the "
+        "serving worker's (a master that serves nothing is left out) after the run; "
+        "core % = that CPU / the window (under 100: the "
         "server waited, for the client or on a stall); errors = wrk socket errors + "
         "responses ≥ 400, "
         "summed over rounds; noise = the most, over rounds, of the server's core / of wrk's "
