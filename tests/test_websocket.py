@@ -9,6 +9,7 @@ import os
 import signal
 import struct
 import threading
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -536,6 +537,15 @@ def test_graceful_stop_or_reload_closes_with_its_code(
             assert conn.recv(timeout=TIMEOUT) == "y"
         server.send_signal(signal.SIGTERM)
     assert server.wait_exit() == 0
+
+
+def test_cancelled_receive_keeps_the_message_and_one_receive_waits(
+    ws_server: ServerProcess,
+) -> None:
+    with ws(ws_server, "/timed-out-receive") as conn:
+        time.sleep(0.5)  # after the app's receive() timed out, before it reads again
+        conn.send("hello")
+        assert conn.recv(timeout=TIMEOUT) == "timeout hello refused"
 
 
 # -- frameworks: the websocket routes of the example Starlette and FastAPI apps

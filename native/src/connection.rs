@@ -316,6 +316,7 @@ impl Connection {
                 more_body: !ex.body_complete,
             };
         }
+        // Owed only until the final response head goes out (write_head clears it).
         let send_continue = std::mem::take(&mut ex.expect_continue);
         ReceiveOutcome::Wait { send_continue }
     }
@@ -431,10 +432,16 @@ impl Connection {
         reusable
     }
 
-    pub fn response_started(&self, seq: u64) -> bool {
-        self.exchange
-            .as_ref()
-            .is_some_and(|ex| ex.seq == seq && !matches!(ex.response, ResponsePhase::NotStarted))
+    /// Some of the response is on the wire (its head at least): an error can no longer be
+    /// answered with a fresh response.
+    pub fn response_on_wire(&self, seq: u64) -> bool {
+        self.exchange.as_ref().is_some_and(|ex| {
+            ex.seq == seq
+                && matches!(
+                    ex.response,
+                    ResponsePhase::Streaming { .. } | ResponsePhase::Complete
+                )
+        })
     }
 
     pub fn response_complete(&self, seq: u64) -> bool {
@@ -461,6 +468,8 @@ impl Exchange {
         draining: bool,
     ) -> BodyFraming {
         let mut bytes = head.bytes;
+        // The final response answers the request: an interim 100 may no longer be sent.
+        self.expect_continue = false;
         let no_body = self.head_request || status_has_no_body(head.status);
         let framing = if status_has_no_body(head.status) {
             BodyFraming::Empty
@@ -808,6 +817,25 @@ GET /b HTTP/1.1\r\nHost: a\r\n\r\n";
         }
         assert_eq!(targets, vec![b"/a".to_vec(), b"/b".to_vec()]);
         assert_eq!(body, b"hello");
+    }
+
+    #[test]
+    fn continue_is_not_owed_once_the_response_head_is_out() {
+        let mut conn = Connection::new(limits());
+        request(
+            &mut conn,
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+        );
+        conn.start_response(1, 200, [], b"").expect("start");
+        let mut out = Vec::new();
+        send(&mut conn, 1, &mut out, b"partial", true).expect("body");
+        assert!(conn.response_on_wire(1));
+        assert_eq!(
+            conn.receive(1),
+            ReceiveOutcome::Wait {
+                send_continue: false
+            }
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! completions and app start it decided on. Python callbacks that re-enter the protocol
 //! (`pause_writing` from inside `transport.write`) therefore always find it unlocked.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use pyo3::exceptions::PyRuntimeError;
@@ -39,14 +39,14 @@ pub(crate) struct Inner {
     pub conn: Connection,
     transport: Option<Py<PyAny>>,
     id: u64,
-    peer: Option<Peer>,
     /// The transport is closed or closing: nothing more is written.
-    closing: bool,
+    pub(crate) closing: bool,
     /// connection_lost ran: `send()` raises, `receive()` says http.disconnect.
     pub lost: bool,
     read_paused: bool,
     pub write_paused: bool,
-    receive_waiter: Option<(u64, Py<PyAny>)>,
+    /// Pending `receive()` futures of the current exchange, oldest first.
+    receive_waiters: Vec<(u64, Py<PyAny>)>,
     drain_waiters: Vec<Py<PyAny>>,
     deadline: Option<Deadline>,
     /// "METHOD target HTTP/x" of the current request, kept only when access logging is on.
@@ -76,6 +76,8 @@ impl Inner {
 #[pyclass(frozen, module = "ruvicorn._native")]
 pub struct HttpProtocol {
     pub(crate) server: Py<ServerState>,
+    /// Who is at each end; set once in connection_made, so it needs no lock.
+    peer: OnceLock<Peer>,
     inner: Mutex<Inner>,
 }
 
@@ -91,7 +93,9 @@ pub(crate) struct Effects {
     pub close: bool,
     pub pause_reading: Option<bool>,
     pub start: Option<RequestHead>,
-    pub wake_receive: Option<(Py<PyAny>, ReceiveOutcome)>,
+    /// `receive()` futures to complete: with the next body message (`Some(seq)`, taken only
+    /// once the future is known not to be cancelled) or with http.disconnect (`None`).
+    pub wake_receive: Vec<(Py<PyAny>, Option<u64>)>,
     pub wake_drain: Vec<Py<PyAny>>,
     pub refused: Option<RequestError>,
     pub access: Option<(String, u16)>,
@@ -131,7 +135,7 @@ impl Effects {
             && !self.close
             && self.pause_reading.is_none()
             && self.start.is_none()
-            && self.wake_receive.is_none()
+            && self.wake_receive.is_empty()
             && self.wake_drain.is_empty()
             && self.refused.is_none()
             && self.access.is_none()
@@ -155,16 +159,16 @@ impl HttpProtocol {
         let limits = server.get().limits.clone();
         Self {
             server,
+            peer: OnceLock::new(),
             inner: Mutex::new(Inner {
                 conn: Connection::new(limits),
                 transport: None,
                 id: 0,
-                peer: None,
                 closing: false,
                 lost: false,
                 read_paused: false,
                 write_paused: false,
-                receive_waiter: None,
+                receive_waiters: Vec::new(),
                 drain_waiters: Vec::new(),
                 deadline: None,
                 access_line: None,
@@ -207,7 +211,7 @@ impl HttpProtocol {
             }
             Feed::Refused(err) => {
                 let seq = inner.conn.current_seq();
-                let started = seq.is_some_and(|seq| inner.conn.response_started(seq));
+                let started = seq.is_some_and(|seq| inner.conn.response_on_wire(seq));
                 if !started && !inner.closing {
                     fx.write_tail
                         .extend(error_response(err.status(), &self.default_lines()));
@@ -223,11 +227,11 @@ impl HttpProtocol {
         {
             inner.deadline = Some(Deadline::Head(Instant::now() + self.state().header_timeout));
         }
-        if let Some((seq, _)) = &inner.receive_waiter {
+        if let Some((seq, _)) = inner.receive_waiters.first() {
             if inner.conn.receive_ready(*seq) {
-                if let Some((seq, waiter)) = inner.receive_waiter.take() {
-                    fx.wake_receive = Some((waiter, inner.conn.receive(seq)));
-                }
+                let waiters = std::mem::take(&mut inner.receive_waiters);
+                fx.wake_receive
+                    .extend(waiters.into_iter().map(|(seq, w)| (w, Some(seq))));
             }
         }
         inner.refresh_read_pause(fx);
@@ -242,11 +246,7 @@ impl HttpProtocol {
         let this = slf.get();
         let transport = this.lock()?.transport.as_ref().map(|t| t.clone_ref(py));
         if let Some(err) = &fx.refused {
-            let peer = this
-                .lock()?
-                .peer
-                .as_ref()
-                .and_then(|p| p.client_host.clone());
+            let peer = this.peer.get().and_then(|p| p.client_host.clone());
             this.state().error_log.bind(py).call_method1(
                 key!(py, "warning"),
                 (format!(
@@ -280,13 +280,7 @@ impl HttpProtocol {
                 log.bind(py).call1((format!("{line} {status}"),))?;
             }
         }
-        if let Some((waiter, outcome)) = fx.wake_receive {
-            resolve(
-                py,
-                waiter.bind(py),
-                receive_message(py, outcome)?.into_any(),
-            )?;
-        }
+        Self::wake_receivers(slf, fx.wake_receive)?;
         for waiter in fx.wake_drain {
             resolve(py, waiter.bind(py), py.None().into_bound(py))?;
         }
@@ -314,36 +308,34 @@ impl HttpProtocol {
             }
         };
         let websocket = crate::websocket::is_upgrade(state, head);
-        let (scope, seq) = {
-            let mut inner = this.lock()?;
-            let Some(seq) = inner.conn.current_seq() else {
-                return Ok(());
-            };
-            if state.access_log.is_some() {
-                let version = if head.version == Version::Http10 {
-                    "1.0"
-                } else {
-                    "1.1"
-                };
-                let client = match inner.peer.as_ref().and_then(|p| p.client.as_ref()) {
-                    Some(client) => {
-                        let client = client.bind(py);
-                        format!("{}:{}", client.get_item(0)?, client.get_item(1)?)
-                    }
-                    None => "-".to_owned(),
-                };
-                inner.access_line = Some(format!(
-                    "{client} - \"{} {} HTTP/{version}\"",
-                    String::from_utf8_lossy(head.method()),
-                    String::from_utf8_lossy(head.target())
-                ));
-            }
-            let peer = inner
-                .peer
-                .as_ref()
-                .ok_or_else(|| PyRuntimeError::new_err("no peer"))?;
-            (build_scope(py, state, peer, head, &target, websocket)?, seq)
+        let Some(seq) = this.lock()?.conn.current_seq() else {
+            return Ok(());
         };
+        let peer = this
+            .peer
+            .get()
+            .ok_or_else(|| PyRuntimeError::new_err("no peer"))?;
+        if state.access_log.is_some() {
+            let version = if head.version == Version::Http10 {
+                "1.0"
+            } else {
+                "1.1"
+            };
+            let client = match &peer.client {
+                Some(client) => {
+                    let client = client.bind(py);
+                    format!("{}:{}", client.get_item(0)?, client.get_item(1)?)
+                }
+                None => "-".to_owned(),
+            };
+            let line = format!(
+                "{client} - \"{} {} HTTP/{version}\"",
+                String::from_utf8_lossy(head.method()),
+                String::from_utf8_lossy(head.target())
+            );
+            this.lock()?.access_line = Some(line);
+        }
+        let scope = build_scope(py, state, peer, head, &target, websocket)?;
         if websocket {
             return crate::websocket::start(slf, head, &scope, seq);
         }
@@ -364,9 +356,9 @@ impl HttpProtocol {
             let status = inner.conn.exchange().map_or(0, |ex| ex.status);
             fx.access = Some((line, status));
         }
-        if let Some((_, waiter)) = inner.receive_waiter.take() {
-            fx.wake_receive = Some((waiter, ReceiveOutcome::Disconnect));
-        }
+        let waiters = std::mem::take(&mut inner.receive_waiters);
+        fx.wake_receive
+            .extend(waiters.into_iter().map(|(_, w)| (w, None)));
         if close || !inner.conn.finish_exchange() {
             fx.close = true;
             inner.closing = true;
@@ -386,8 +378,48 @@ impl HttpProtocol {
         Ok(())
     }
 
-    pub(crate) fn set_receive_waiter(&self, seq: u64, waiter: Py<PyAny>) -> PyResult<()> {
-        self.lock()?.receive_waiter = Some((seq, waiter));
+    pub(crate) fn add_receive_waiter(&self, seq: u64, waiter: Py<PyAny>) -> PyResult<()> {
+        self.lock()?.receive_waiters.push((seq, waiter));
+        Ok(())
+    }
+
+    /// Complete `receive()` futures. A future the app cancelled is dropped without taking
+    /// anything, so its body bytes stay queued for the next `receive()`.
+    fn wake_receivers(
+        slf: &Bound<'_, Self>,
+        waiters: Vec<(Py<PyAny>, Option<u64>)>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        for (waiter, wake) in waiters {
+            let waiter = waiter.bind(py);
+            if waiter.call_method0(key!(py, "done"))?.is_truthy()? {
+                continue;
+            }
+            let outcome = match wake {
+                None => ReceiveOutcome::Disconnect,
+                Some(seq) => {
+                    let mut fx = Effects::default();
+                    let outcome = {
+                        let mut inner = this.lock()?;
+                        let outcome = match inner.conn.receive(seq) {
+                            _ if inner.lost => ReceiveOutcome::Disconnect,
+                            outcome => outcome,
+                        };
+                        if let ReceiveOutcome::Wait { .. } = outcome {
+                            inner.receive_waiters.push((seq, waiter.clone().unbind()));
+                        }
+                        inner.refresh_read_pause(&mut fx);
+                        outcome
+                    };
+                    Self::apply(slf, fx)?;
+                    outcome
+                }
+            };
+            if !matches!(outcome, ReceiveOutcome::Wait { .. }) {
+                waiter.call_method1(key!(py, "set_result"), (receive_message(py, outcome)?,))?;
+            }
+        }
         Ok(())
     }
 
@@ -454,7 +486,8 @@ impl HttpProtocol {
             inner.transport.as_ref().map(|t| t.clone_ref(py))
         };
         if let Some(transport) = transport {
-            transport.bind(py).call_method0(key!(py, "close"))?;
+            // close() would wait for a client that stopped reading; abort() does not.
+            transport.bind(py).call_method0(key!(py, "abort"))?;
         }
         Ok(())
     }
@@ -514,16 +547,19 @@ impl HttpProtocol {
             (Some(proxies), None) => proxies.trusts("unix") || proxies.trusts("*"),
             (None, _) => false,
         };
-        let id = state.register(slf.clone().unbind());
-        let mut inner = this.lock()?;
-        inner.id = id;
-        inner.transport = Some(transport.unbind());
-        inner.peer = Some(Peer {
+        let peer = Peer {
             client_host: client.as_ref().map(|(_, host)| host.clone()),
             client: client.map(|(tuple, _)| tuple),
             server,
             trusted,
-        });
+        };
+        if this.peer.set(peer).is_err() {
+            return Err(PyRuntimeError::new_err("connection_made called twice"));
+        }
+        let id = state.register(slf.clone().unbind());
+        let mut inner = this.lock()?;
+        inner.id = id;
+        inner.transport = Some(transport.unbind());
         inner.deadline = Some(Deadline::Head(Instant::now() + state.header_timeout));
         if state.is_draining() {
             inner.conn.draining = true;
@@ -563,7 +599,7 @@ impl HttpProtocol {
         drop(exc);
         let py = slf.py();
         let this = slf.get();
-        let (transport, waiter, drains, id, ws_wake) = {
+        let (transport, waiters, drains, id, ws_wake) = {
             let mut inner = this.lock()?;
             inner.lost = true;
             inner.closing = true;
@@ -571,21 +607,15 @@ impl HttpProtocol {
             let ws_wake = crate::websocket::connection_lost(&mut inner);
             (
                 inner.transport.take(),
-                inner.receive_waiter.take(),
+                std::mem::take(&mut inner.receive_waiters),
                 std::mem::take(&mut inner.drain_waiters),
                 inner.id,
                 ws_wake,
             )
         };
         let registered = this.state().unregister(id);
-        if let Some((_, waiter)) = waiter {
-            resolve(
-                py,
-                waiter.bind(py),
-                receive_message(py, ReceiveOutcome::Disconnect)?.into_any(),
-            )?;
-        }
-        crate::websocket::wake(py, ws_wake)?;
+        Self::wake_receivers(slf, waiters.into_iter().map(|(_, w)| (w, None)).collect())?;
+        crate::websocket::wake(slf, ws_wake)?;
         for waiter in drains {
             resolve(py, waiter.bind(py), py.None().into_bound(py))?;
         }

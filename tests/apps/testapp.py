@@ -376,7 +376,50 @@ async def body_before_start(scope: Any, receive: Any, send: Any) -> None:
         raise
 
 
+async def cancelled_receive(scope: Any, receive: Any, send: Any) -> None:
+    """Give up on a receive() (as a timeout or cancel scope does), then read the body."""
+    try:
+        await asyncio.wait_for(receive(), 0.3)
+    except TimeoutError:
+        record(event="receive-timed-out", path=scope["path"])
+    await asyncio.sleep(0.6)  # the body arrives while the cancelled receive() is pending
+    body, _, _ = await read_body(receive)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"got:" + body})
+
+
+async def stream_then_receive(scope: Any, receive: Any, send: Any) -> None:
+    """Start streaming before reading a body that expects 100-continue."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"first", "more_body": True})
+    message = await asyncio.wait_for(receive(), 2.0)
+    record(event="after-stream-receive", type=message["type"])
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def start_then_raise(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    raise RuntimeError("raised after start, before any body")
+
+
+async def two_receivers(scope: Any, receive: Any, send: Any) -> None:
+    """Two receive() calls wait at once: one gets the body, the other is not forgotten."""
+    first = asyncio.ensure_future(receive())
+    second = asyncio.ensure_future(receive())
+    done, _ = await asyncio.wait({first, second}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+    message = done.pop().result() if done else {"body": b"none"}
+    other = second if first in done or not done else first
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": message.get("body", b"")})
+    later = await asyncio.wait_for(other, 5)
+    record(event="second-receive", path=scope["path"], type=later["type"])
+
+
 ROUTES = {
+    "/cancelled-receive": cancelled_receive,
+    "/stream-then-receive": stream_then_receive,
+    "/start-then-raise": start_then_raise,
+    "/two-receivers": two_receivers,
     "/long-cl": long_cl,
     "/bad-response-header": bad_response_header,
     "/body-before-start": body_before_start,

@@ -197,7 +197,31 @@ async def http(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def timed_out_receive(scope: Any, receive: Any, send: Any) -> None:
+    """Give up on one receive(), then read: the message must still be there. Also: a
+    second receive() while one waits is refused."""
+    await accept(receive, send)
+    try:
+        await asyncio.wait_for(receive(), 0.3)
+        first = "early"
+    except TimeoutError:
+        first = "timeout"
+    await asyncio.sleep(0.6)  # the message arrives while the cancelled receive() is pending
+    got = await receive_bounded(receive)
+    pending = asyncio.ensure_future(receive())
+    await asyncio.sleep(0)
+    try:
+        await receive()
+        second = "accepted"
+    except RuntimeError:
+        second = "refused"
+    pending.cancel()
+    await send({"type": "websocket.send", "text": f"{first} {got.get('text')} {second}"})
+    await send({"type": "websocket.close"})
+
+
 ROUTES = {
+    "/timed-out-receive": timed_out_receive,
     "/echo": echo,
     "/scope": scope_view,
     "/close-before-accept": close_before_accept,

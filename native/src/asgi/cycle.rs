@@ -86,8 +86,8 @@ impl RequestCycle {
             let mut inner = this.lock()?;
             if inner.conn.is_current(seq) && !inner.conn.response_complete(seq) {
                 // An app that stops because its client left has nothing to answer for.
-                if !inner.conn.response_started(seq) {
-                    if !inner.lost {
+                if !inner.conn.response_on_wire(seq) {
+                    if !inner.lost && !inner.closing {
                         complaint = Some("ASGI callable returned without starting a response");
                         fx.write = error_response(500, &this.default_lines());
                     }
@@ -130,7 +130,7 @@ impl RequestCycle {
         }
         let defaults = this.default_lines();
         let mut inner = this.lock()?;
-        if inner.lost {
+        if inner.lost || (inner.closing && !inner.conn.response_complete(self.seq)) {
             return Err(ClientDisconnected::new_err("client disconnected"));
         }
         inner
@@ -169,7 +169,7 @@ impl RequestCycle {
         let mut fx = Effects::default();
         {
             let mut inner = this.lock()?;
-            if inner.lost {
+            if inner.lost || (inner.closing && !inner.conn.response_complete(cycle.seq)) {
                 return Err(ClientDisconnected::new_err("client disconnected"));
             }
             let data = body_bytes.as_ref().map_or(&b""[..], |b| b.as_bytes());
@@ -257,7 +257,7 @@ impl RequestCycle {
         HttpProtocol::apply(protocol, fx)?;
         if let ReceiveOutcome::Wait { .. } = outcome {
             let waiter = this.server.get().create_future.bind(py).call0()?;
-            this.set_receive_waiter(self.seq, waiter.clone().unbind())?;
+            this.add_receive_waiter(self.seq, waiter.clone().unbind())?;
             return Ok(waiter.unbind());
         }
         let message = receive_message(py, outcome)?;

@@ -153,9 +153,8 @@ impl WebSocketCycle {
                 session.close_by_server(code, reason, now, &mut fx.write);
             }
             ws.phase = Phase::Open(Box::new(session));
-            let (wake_app, more) = ws.wake(lost, &mut fx.write);
+            let wake_app = ws.wake(lost);
             close_if(&mut inner, step, &mut fx);
-            close_if(&mut inner, more, &mut fx);
             inner.refresh_read_pause(&mut fx);
             fx.access = inner.access_line.take().map(|line| (line, 101));
             wake_app
@@ -262,8 +261,7 @@ impl WebSocketCycle {
                     ))
                 }
             }
-            let (wake_app, step) = ws.wake(lost, &mut fx.write);
-            close_if(&mut inner, step, &mut fx);
+            let wake_app = ws.wake(lost);
             if refused {
                 if !lost {
                     fx.write = error_response(403, &this.default_lines());
@@ -356,6 +354,22 @@ impl WebSocketCycle {
                 Ok(ready_with(dict.into_any())?.unbind())
             }
             None => {
+                // One receive() waits at a time; a cancelled one's slot is free again.
+                let previous = this.lock()?.ws.as_mut().and_then(|ws| ws.waiter.take());
+                if let Some(previous) = previous {
+                    if !previous
+                        .bind(py)
+                        .call_method0(key!(py, "done"))?
+                        .is_truthy()?
+                    {
+                        if let Some(ws) = this.lock()?.ws.as_mut() {
+                            ws.waiter = Some(previous);
+                        }
+                        return Err(PyRuntimeError::new_err(
+                            "receive() called while another receive() is waiting",
+                        ));
+                    }
+                }
                 let waiter = this.server.get().create_future.bind(py).call0()?;
                 let mut inner = this.lock()?;
                 if let Some(ws) = inner.ws.as_mut() {

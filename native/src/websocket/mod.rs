@@ -21,7 +21,7 @@ use crate::connection::error_response;
 use crate::http1::request::{Framing, RequestHead};
 use crate::http1::Version;
 use crate::key;
-use crate::protocol::{resolve, Effects, HttpProtocol, Inner};
+use crate::protocol::{Effects, HttpProtocol, Inner};
 use crate::server::ServerState;
 use crate::ws::close_code;
 use crate::ws::handshake::{is_websocket_upgrade, validate_handshake, Handshake, HandshakeError};
@@ -106,19 +106,27 @@ impl WsConn {
         }
     }
 
-    /// Hand a ready message to a waiting `receive()`.
-    fn wake(&mut self, lost: bool, out: &mut Vec<u8>) -> (Option<Wake>, Step) {
-        if self.waiter.is_none() {
-            return (None, Step::default());
+    /// Whether `next_for_app` would hand the app something now (it takes nothing).
+    fn has_for_app(&self, lost: bool) -> bool {
+        match &self.phase {
+            Phase::Handshake { connect_sent, .. } => !*connect_sent || lost,
+            Phase::Open(session) => session.queued() > 0,
+            Phase::Denial | Phase::Refused => true,
         }
-        let (message, step) = self.next_for_app(lost, out);
-        let wake = message.and_then(|m| self.waiter.take().map(|w| (w, m)));
-        (wake, step)
+    }
+
+    /// The waiting `receive()` to complete, when something is ready for it. The message is
+    /// taken later, once the future is known not to be cancelled.
+    fn wake(&mut self, lost: bool) -> Option<Wake> {
+        if !self.has_for_app(lost) {
+            return None;
+        }
+        self.waiter.take()
     }
 }
 
-/// A waiting `receive()` and what it gets.
-pub(crate) type Wake = (Py<PyAny>, ToApp);
+/// A `receive()` future to complete.
+pub(crate) type Wake = Py<PyAny>;
 
 /// Whether this request head asks for a WebSocket that this worker serves: an HTTP/1.1
 /// upgrade (`Connection: upgrade`, which the head parser already noted) to `websocket`.
@@ -163,10 +171,35 @@ pub(crate) fn app_message(py: Python<'_>, message: ToApp) -> PyResult<Bound<'_, 
     Ok(dict)
 }
 
-/// Complete a waiting `receive()`.
-pub(crate) fn wake(py: Python<'_>, wake: Option<Wake>) -> PyResult<()> {
-    if let Some((waiter, message)) = wake {
-        resolve(py, waiter.bind(py), app_message(py, message)?.into_any())?;
+/// Complete a waiting `receive()` with the next message. A future the app cancelled is
+/// dropped without taking one, so the message stays queued for the next `receive()`.
+pub(crate) fn wake(slf: &Bound<'_, HttpProtocol>, waiter: Option<Wake>) -> PyResult<()> {
+    let Some(waiter) = waiter else {
+        return Ok(());
+    };
+    let py = slf.py();
+    let waiter = waiter.bind(py);
+    if waiter.call_method0(key!(py, "done"))?.is_truthy()? {
+        return Ok(());
+    }
+    let mut fx = Effects::default();
+    let message = {
+        let mut inner = slf.get().lock()?;
+        let lost = inner.lost;
+        let Some(ws) = inner.ws.as_mut() else {
+            return Ok(());
+        };
+        let (message, step) = ws.next_for_app(lost, &mut fx.write);
+        if message.is_none() {
+            ws.waiter = Some(waiter.clone().unbind());
+        }
+        close_if(&mut inner, step, &mut fx);
+        inner.refresh_read_pause(&mut fx);
+        message
+    };
+    HttpProtocol::apply(slf, fx)?;
+    if let Some(message) = message {
+        waiter.call_method1(key!(py, "set_result"), (app_message(py, message)?,))?;
     }
     Ok(())
 }
@@ -182,7 +215,7 @@ fn close_if(inner: &mut Inner, step: Step, fx: &mut Effects) {
 /// Perform the effects, then wake the app.
 fn finish(slf: &Bound<'_, HttpProtocol>, fx: Effects, wake_app: Option<Wake>) -> PyResult<()> {
     HttpProtocol::apply(slf, fx)?;
-    wake(slf.py(), wake_app)
+    wake(slf, wake_app)
 }
 
 /// An upgrade request's head arrived: validate it, then run the app with a websocket
@@ -271,9 +304,8 @@ pub(crate) fn data_received(slf: &Bound<'_, HttpProtocol>, data: &[u8]) -> PyRes
             Phase::Open(session) => step = session.feed(data, &mut fx.write),
             Phase::Denial | Phase::Refused => {}
         }
-        let (wake_app, more) = ws.wake(lost, &mut fx.write);
+        let wake_app = ws.wake(lost);
         close_if(&mut inner, step, &mut fx);
-        close_if(&mut inner, more, &mut fx);
         inner.refresh_read_pause(&mut fx);
         wake_app
     };
@@ -286,8 +318,7 @@ pub(crate) fn connection_lost(inner: &mut Inner) -> Option<Wake> {
     if let Phase::Open(session) = &mut ws.phase {
         session.connection_lost();
     }
-    let mut out = Vec::new();
-    ws.wake(true, &mut out).0
+    ws.wake(true)
 }
 
 /// The sweep: server pings, the pong deadline and the closing-handshake deadline.
@@ -308,9 +339,8 @@ pub(crate) fn check_deadline(slf: &Bound<'_, HttpProtocol>, now: Instant) -> PyR
             return Ok(());
         };
         let step = session.tick(now, &mut fx.write);
-        let (wake_app, more) = ws.wake(lost, &mut fx.write);
+        let wake_app = ws.wake(lost);
         close_if(&mut inner, step, &mut fx);
-        close_if(&mut inner, more, &mut fx);
         wake_app
     };
     finish(slf, fx, wake_app)
@@ -333,9 +363,7 @@ pub(crate) fn drain(slf: &Bound<'_, HttpProtocol>) -> PyResult<()> {
             let (code, reason) = slf.get().server.get().shutdown_close();
             session.close_by_server(code, reason, Instant::now(), &mut fx.write);
         }
-        let (wake_app, step) = ws.wake(lost, &mut fx.write);
-        close_if(&mut inner, step, &mut fx);
-        wake_app
+        ws.wake(lost)
     };
     finish(slf, fx, wake_app)
 }
@@ -382,8 +410,7 @@ pub(crate) fn app_finished(
             }
             Phase::Refused => {}
         }
-        let (wake_app, step) = ws.wake(lost, &mut fx.write);
-        close_if(&mut inner, step, &mut fx);
+        let wake_app = ws.wake(lost);
         if let Some(status) = status {
             if !lost {
                 fx.write = error_response(status, &this.default_lines());

@@ -146,7 +146,6 @@ impl Session {
     }
 
     /// Messages waiting for the app.
-    #[cfg(test)]
     pub fn queued(&self) -> usize {
         self.queue.len()
     }
