@@ -548,6 +548,18 @@ def test_cancelled_receive_keeps_the_message_and_one_receive_waits(
         assert conn.recv(timeout=TIMEOUT) == "timeout hello refused"
 
 
+def test_close_with_a_full_queue_completes_the_handshake(ws_server: ServerProcess) -> None:
+    """Reading paused for a full queue must resume for the client's close reply; else the
+    server waits out its whole close timeout (20 s) before dropping the connection."""
+    with RawWebSocket(ws_server, "/close-unread") as raw:
+        assert raw.response.status == 101
+        raw.send(b"".join(frame(0x1, b"x" * 10) for _ in range(64)))  # twice --ws-max-queue
+        code, _ = raw.read_close()
+        assert code == 1000
+        raw.send(frame(0x8, struct.pack("!H", 1000)))
+        assert raw.client.expect_closed(timeout=TIMEOUT) == b""
+
+
 # -- frameworks: the websocket routes of the example Starlette and FastAPI apps
 
 

@@ -220,7 +220,15 @@ async def timed_out_receive(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "websocket.close"})
 
 
+async def close_unread(scope: Any, receive: Any, send: Any) -> None:
+    """Close while the client has filled the receive queue with unread messages."""
+    await accept(receive, send)
+    await asyncio.sleep(0.5)
+    await send({"type": "websocket.close", "code": 1000})
+
+
 ROUTES = {
+    "/close-unread": close_unread,
     "/timed-out-receive": timed_out_receive,
     "/echo": echo,
     "/scope": scope_view,

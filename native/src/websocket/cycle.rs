@@ -7,7 +7,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
-use super::session::{SendError, Session};
+use super::session::{SendError, Session, Step};
 use super::{close_if, finish, header_pairs, Phase, Wake};
 use crate::asgi::cycle::{ClientDisconnected, RequestCycle};
 use crate::awaitable::ready_with;
@@ -241,6 +241,7 @@ impl WebSocketCycle {
                 return Err(unexpected("websocket.close", "outside a websocket"));
             };
             let mut refused = false;
+            let mut step = Step::default();
             match &mut ws.phase {
                 Phase::Handshake { .. } => {
                     // Closing before accepting refuses the handshake with 403.
@@ -252,6 +253,8 @@ impl WebSocketCycle {
                         session
                             .close_by_app(code, &reason, Instant::now(), &mut fx.write)
                             .map_err(|_| unexpected("websocket.close", "after websocket.close"))?;
+                        // Input held back by a full queue may hold the peer's close reply.
+                        step = session.process(&mut fx.write);
                     }
                 }
                 Phase::Denial | Phase::Refused => {
@@ -262,6 +265,8 @@ impl WebSocketCycle {
                 }
             }
             let wake_app = ws.wake(lost);
+            close_if(&mut inner, step, &mut fx);
+            inner.refresh_read_pause(&mut fx);
             if refused {
                 if !lost {
                     fx.write = error_response(403, &this.default_lines());

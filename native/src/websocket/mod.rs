@@ -359,11 +359,16 @@ pub(crate) fn drain(slf: &Bound<'_, HttpProtocol>) -> PyResult<()> {
             return Ok(());
         };
         ws.draining = true;
+        let mut step = Step::default();
         if let Phase::Open(session) = &mut ws.phase {
             let (code, reason) = slf.get().server.get().shutdown_close();
             session.close_by_server(code, reason, Instant::now(), &mut fx.write);
+            step = session.process(&mut fx.write);
         }
-        ws.wake(lost)
+        let wake_app = ws.wake(lost);
+        close_if(&mut inner, step, &mut fx);
+        inner.refresh_read_pause(&mut fx);
+        wake_app
     };
     finish(slf, fx, wake_app)
 }
@@ -387,6 +392,7 @@ pub(crate) fn app_finished(
             return Ok(());
         };
         let mut status = None;
+        let mut step = Step::default();
         match &mut ws.phase {
             Phase::Handshake { .. } => {
                 if error.is_none() {
@@ -407,10 +413,13 @@ pub(crate) fn app_finished(
                 };
                 // Already closing or closed: nothing to add.
                 let _ = session.close_by_app(code, "", Instant::now(), &mut fx.write);
+                step = session.process(&mut fx.write);
             }
             Phase::Refused => {}
         }
         let wake_app = ws.wake(lost);
+        close_if(&mut inner, step, &mut fx);
+        inner.refresh_read_pause(&mut fx);
         if let Some(status) = status {
             if !lost {
                 fx.write = error_response(status, &this.default_lines());

@@ -151,9 +151,10 @@ impl Session {
     }
 
     /// Reading should pause: the app has `--ws-max-queue` messages it has not read.
+    /// Only while open: once closing, input is read (to find the peer's close) and data
+    /// is dropped, so a full queue must not hold the close handshake up.
     pub fn wants_read_pause(&self) -> bool {
-        self.queue.len() >= self.settings.max_queue
-            && !matches!(self.close, CloseState::Done { .. })
+        self.is_open() && self.queue.len() >= self.settings.max_queue
     }
 
     /// Bytes from the socket; replies (pongs, the close answer) are appended to `out`.
@@ -172,7 +173,7 @@ impl Session {
             if matches!(self.close, CloseState::Done { .. }) {
                 return Step::default();
             }
-            if self.queue.len() >= self.settings.max_queue {
+            if self.is_open() && self.queue.len() >= self.settings.max_queue {
                 return Step::default();
             }
             match self.reader.next_event() {
