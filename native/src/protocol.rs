@@ -245,49 +245,59 @@ impl HttpProtocol {
         let py = slf.py();
         let this = slf.get();
         let transport = this.lock()?.transport.as_ref().map(|t| t.clone_ref(py));
+        // Every effect is attempted even when one fails (a logging handler raising, say):
+        // a skipped wake-up would leave the app waiting forever. The first error is raised.
+        let mut first_error: Option<PyErr> = None;
+        let mut keep = |result: PyResult<()>| {
+            if let Err(err) = result {
+                first_error.get_or_insert(err);
+            }
+        };
         if let Some(err) = &fx.refused {
             let peer = this.peer.get().and_then(|p| p.client_host.clone());
-            this.state().error_log.bind(py).call_method1(
-                key!(py, "warning"),
-                (format!(
-                    "Invalid HTTP request from {}: {}",
-                    peer.as_deref().unwrap_or("unix socket"),
-                    err
-                ),),
-            )?;
+            let line = format!(
+                "Invalid HTTP request from {}: {}",
+                peer.as_deref().unwrap_or("unix socket"),
+                err
+            );
+            let log = this.state().error_log.bind(py);
+            keep(log.call_method1(key!(py, "warning"), (line,)).map(drop));
         }
         if let Some(transport) = &transport {
             let transport = transport.bind(py);
-            if let Some(bytes) = fx.wire_bytes(py)? {
-                transport.call_method1(key!(py, "write"), (bytes,))?;
-            }
-            if let Some(pause) = fx.pause_reading {
-                if !fx.close {
-                    let name = if pause {
-                        key!(py, "pause_reading")
-                    } else {
-                        key!(py, "resume_reading")
-                    };
-                    transport.call_method0(name)?;
+            keep(fx.wire_bytes(py).and_then(|bytes| {
+                match bytes {
+                    Some(bytes) => transport
+                        .call_method1(key!(py, "write"), (bytes,))
+                        .map(drop),
+                    None => Ok(()),
                 }
+            }));
+            if let Some(pause) = fx.pause_reading.filter(|_| !fx.close) {
+                let name = if pause {
+                    key!(py, "pause_reading")
+                } else {
+                    key!(py, "resume_reading")
+                };
+                keep(transport.call_method0(name).map(drop));
             }
             if fx.close {
-                transport.call_method0(key!(py, "close"))?;
+                keep(transport.call_method0(key!(py, "close")).map(drop));
             }
         }
         if let Some((line, status)) = fx.access {
             if let Some(log) = &this.state().access_log {
-                log.bind(py).call1((format!("{line} {status}"),))?;
+                keep(log.bind(py).call1((format!("{line} {status}"),)).map(drop));
             }
         }
-        Self::wake_receivers(slf, fx.wake_receive)?;
+        keep(Self::wake_receivers(slf, fx.wake_receive));
         for waiter in fx.wake_drain {
-            resolve(py, waiter.bind(py), py.None().into_bound(py))?;
+            keep(resolve(py, waiter.bind(py), py.None().into_bound(py)));
         }
         if let Some(head) = fx.start {
-            Self::start_app(slf, &head)?;
+            keep(Self::start_app(slf, &head));
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Build the scope and run the app for `head` in its own asyncio Task.
