@@ -330,26 +330,8 @@ fn receive(
     stats: &mut Stats,
     rng: &mut Rng,
 ) -> Result<(), (Kind, String)> {
-    let mut eof = false;
-    loop {
-        match c.stream.read(buf) {
-            Ok(0) => {
-                eof = true;
-                break;
-            }
-            Ok(n) => {
-                c.inbuf.extend_from_slice(&buf[..n]);
-                if n < buf.len() {
-                    // A short read drained the socket: the next bytes raise a new edge, so
-                    // the read that would only say WouldBlock (one syscall a message) is saved.
-                    break;
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err((Kind::Read, e.to_string())),
-        }
-    }
+    let eof = frame::drain_into(&mut c.stream, buf, &mut c.inbuf)
+        .map_err(|e| (Kind::Read, e.to_string()))?;
     let mut pos = 0;
     let mut result = Ok(());
     while pos < c.inbuf.len() {

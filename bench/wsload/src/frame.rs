@@ -149,6 +149,30 @@ impl Rng {
     }
 }
 
+/// Read everything the socket has into `inbuf`; true when the peer closed.
+/// A short read means the socket is drained: the next bytes raise a new edge, so the read
+/// that would only say WouldBlock (one syscall a message) is saved.
+pub fn drain_into(
+    stream: &mut impl std::io::Read,
+    buf: &mut [u8],
+    inbuf: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    loop {
+        match stream.read(buf) {
+            Ok(0) => return Ok(true),
+            Ok(n) => {
+                inbuf.extend_from_slice(&buf[..n]);
+                if n < buf.len() {
+                    return Ok(false);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

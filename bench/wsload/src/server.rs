@@ -2,7 +2,7 @@
 //! the client's own ceiling: it does so little per message that, pinned to its own core,
 //! it outruns the client, so the rate the client reaches against it is the client's limit.
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Write};
 use std::net::SocketAddr;
 
 use mio::net::{TcpListener, TcpStream};
@@ -83,26 +83,7 @@ pub fn serve(addr: SocketAddr) -> io::Result<()> {
 
 /// Reads, answers and writes what it can; false when the connection is over.
 fn handle(c: &mut Conn, buf: &mut [u8]) -> io::Result<bool> {
-    let mut eof = false;
-    loop {
-        match c.stream.read(buf) {
-            Ok(0) => {
-                eof = true;
-                break;
-            }
-            Ok(n) => {
-                c.inbuf.extend_from_slice(&buf[..n]);
-                if n < buf.len() {
-                    // A short read drained the socket: the next bytes raise a new edge, so
-                    // the read that would only say WouldBlock (one syscall a message) is saved.
-                    break;
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let eof = frame::drain_into(&mut c.stream, buf, &mut c.inbuf)?;
     if !c.open {
         let Some(end) = c.inbuf.windows(4).position(|w| w == b"\r\n\r\n") else {
             return Ok(!eof && c.inbuf.len() < 16 * 1024);
