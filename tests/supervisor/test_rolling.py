@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 from sup_helpers import Load, Server, wait_for
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(240)
+
+
+#: Keep-alive clients of both kinds beside one-shot ones: a retiring worker must answer a
+#: request that reaches an idle keep-alive connection (with ``connection: close``) rather
+#: than close the connection under it.
+MIXED = {"close": 8, "pool": 4, "eager": 4}
+RELOADS = 10
 
 
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
@@ -18,22 +25,21 @@ def test_sighup_under_load_drops_nothing(start: Callable[..., Server], loop: str
     server = start("basic:app", "--workers", "2", "--loop", loop)
     server.wait_ready()
     first = server.workers()
-    load = Load(server, threads=4, max_requests=2400, max_seconds=150)
+    load = Load(server, MIXED, max_requests=200000, max_seconds=150)
     try:
         load.wait_count(200)
-        for reload_number in range(1, 4):
+        for reload_number in range(1, RELOADS + 1):
+            before = load.ok + len(load.failures)
             server.signal(signal.SIGHUP)
             server.wait_log("Reload complete", count=reload_number, timeout=60)
-            load.wait_count(200 + 500 * reload_number)
-        load.wait_count(2000, timeout=120)
+            load.wait_count(before + 200)
     finally:
         load.stop()
     assert load.failures == []
-    assert load.ok >= 2000
-    server.wait_log(r"Worker \d+ stopped \(exit code 0\)", count=6, timeout=60)
+    server.wait_log(r"Worker \d+ stopped \(exit code 0\)", count=2 * RELOADS, timeout=60)
     last = server.workers()
     assert len(last) == 2 and last.isdisjoint(first)
-    served_by = {int(body) for body in load.bodies}
+    served_by = set(load.served_by())
     # Workers of the first and of later generations both served during the rolls.
     assert served_by & first and served_by - first
     server.signal(signal.SIGTERM)
@@ -41,7 +47,7 @@ def test_sighup_under_load_drops_nothing(start: Callable[..., Server], loop: str
     events = server.events()
     started = [pid for event, pid in events if event == "startup"]
     stopped = [pid for event, pid in events if event == "shutdown"]
-    assert len(started) == 8 and len(set(started)) == 8  # 2 + 2 per reload, one each.
+    assert len(started) == 2 + 2 * RELOADS and len(set(started)) == len(started)
     assert sorted(started) == sorted(stopped)
 
 
@@ -78,7 +84,7 @@ def test_reload_serves_new_code_and_survives_a_broken_change(
     server.wait_ready()
     server.wait_log("Watching")
     time.sleep(1.0)  # Let the watcher start before the first edit (not an assertion).
-    load = Load(server, threads=2, max_requests=20000, max_seconds=150)
+    load = Load(server, {"close": 2}, max_requests=20000, max_seconds=150)
     try:
         load.wait_count(50)
         _write_app(module, b"version two, longer")
