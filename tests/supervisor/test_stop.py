@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sup_helpers import Server, wait_for
+from sup_helpers import Load, Server, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -45,6 +45,26 @@ def test_sigterm_lets_an_in_flight_request_finish(start: Callable[..., Server]) 
     shutdowns = {pid for event, pid in server.events() if event == "shutdown"}
     assert shutdowns == workers  # Lifespan shutdown ran in every worker.
     assert "Master" in server.log() and "exits with code 0" in server.log()
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_sigterm_under_keep_alive_load_fails_no_accepted_request(
+    start: Callable[..., Server], loop: str
+) -> None:
+    server = start("basic:app", "--workers", "2", "--loop", loop)
+    server.wait_ready()
+    clients = {"close": 8, "pool": 4, "eager": 4}
+    # Every client keeps sending through the stop; once the listener is gone its next
+    # connection is refused, which ends it. Anything else is a lost request.
+    load = Load(server, clients, max_requests=200000, max_seconds=60, refusal_ends=True)
+    try:
+        load.wait_count(500)
+        server.signal(signal.SIGTERM)
+        assert server.wait_exit(60) == 0
+        wait_for(lambda: load.refused == sum(clients.values()), 30, "every client refused")
+    finally:
+        load.stop()
+    assert load.failures == []
 
 
 def test_worker_hung_past_graceful_timeout_is_killed(start: Callable[..., Server]) -> None:
