@@ -496,6 +496,20 @@ impl HttpProtocol {
             }
             match inner.deadline {
                 Some(Deadline::Idle(at)) if now >= at && inner.conn.is_idle() => {
+                    let transport = inner.transport.as_ref().map(|t| t.clone_ref(slf.py()));
+                    drop(inner);
+                    // A request already in the socket buffer is read (and answered) on the
+                    // loop's next turn: closing now would lose it.
+                    if transport.is_some_and(|t| input_pending(t.bind(slf.py()))) {
+                        return Ok(());
+                    }
+                    let mut inner = this.lock()?;
+                    if inner.closing
+                        || !inner.conn.is_idle()
+                        || inner.deadline != Some(Deadline::Idle(at))
+                    {
+                        return Ok(());
+                    }
                     this.half_close(&mut inner, &mut fx);
                     drop(inner);
                     return Self::apply(slf, fx);
@@ -545,6 +559,34 @@ impl HttpProtocol {
         }
         Ok(())
     }
+}
+
+/// Whether bytes wait unread in the connection's socket (peeked, never consumed). Any
+/// failure (no socket, a transport without one) reads as no.
+fn input_pending(transport: &Bound<'_, PyAny>) -> bool {
+    let py = transport.py();
+    let peek = || -> PyResult<bool> {
+        let info = transport.call_method1(key!(py, "get_extra_info"), ("socket",))?;
+        if info.is_none() {
+            return Ok(false);
+        }
+        let fd: i32 = info.call_method0("fileno")?.extract()?;
+        let socket = py.import("socket")?;
+        let flags: i32 = socket.getattr("MSG_PEEK")?.extract::<i32>()?
+            | socket.getattr("MSG_DONTWAIT")?.extract::<i32>()?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("fileno", fd)?;
+        // A second socket object on the same descriptor, detached again so it never
+        // closes it.
+        let sock = socket.getattr("socket")?.call((), Some(&kwargs))?;
+        let peeked = sock.call_method1("recv", (1, flags));
+        sock.call_method0("detach")?;
+        match peeked {
+            Ok(data) => Ok(data.len()? > 0),
+            Err(_) => Ok(false),
+        }
+    };
+    peek().unwrap_or(false)
 }
 
 /// Complete an asyncio future unless the app already cancelled it.

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from rawhttp import RawClient, request
 from sup_helpers import Load, Server, wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -49,6 +50,46 @@ def test_sighup_under_load_drops_nothing(start: Callable[..., Server], loop: str
     stopped = [pid for event, pid in events if event == "shutdown"]
     assert len(started) == 2 + 2 * RELOADS and len(set(started)) == len(started)
     assert sorted(started) == sorted(stopped)
+
+
+def test_sighup_answers_keep_alive_clients_idle_between_requests(
+    start: Callable[..., Server],
+) -> None:
+    """Connections idle when the drain starts: the next request, 0.3 s later, arrives while
+    the retiring worker lingers and is answered with connection: close."""
+    server = start("basic:app", "--workers", "2")
+    server.wait_ready()
+    load = Load(server, {"pool": 4, "eager": 4}, max_requests=20000, max_seconds=90, interval=0.3)
+    try:
+        load.wait_count(20)
+        for reload_number in range(1, 4):
+            before = load.ok + len(load.failures)
+            server.signal(signal.SIGHUP)
+            server.wait_log("Reload complete", count=reload_number, timeout=60)
+            load.wait_count(before + 40)
+    finally:
+        load.stop()
+    assert load.failures == []
+    assert len(load.served_by()) >= 4
+
+
+def test_sighup_answers_pipelined_requests_before_closing(start: Callable[..., Server]) -> None:
+    server = start("basic:app", "--workers", "1")
+    server.wait_ready()
+    (old,) = server.workers()
+    with RawClient("127.0.0.1", server.port, timeout=30) as conn:
+        conn.send(request("GET", "/sleep?s=3") + request("GET", "/") + request("GET", "/"))
+        wait_for(lambda: ("request/sleep", old) in server.events(), 20, "the slow request")
+        server.signal(signal.SIGHUP)
+        server.wait_log(rf"Retiring worker {old}", timeout=30)
+        first, second, third = conn.read_responses(3)
+        # All three were received before the drain: each is answered, by the old worker,
+        # and only the last says connection: close.
+        assert [r.status for r in (first, second, third)] == [200, 200, 200]
+        assert {first.body, second.body, third.body} == {str(old).encode()}
+        assert first.keeps_alive and second.keeps_alive and not third.keeps_alive
+        assert conn.expect_closed() == b""
+    server.wait_log(rf"Worker {old} stopped \(exit code 0\)", timeout=30)
 
 
 def _write_app(path: Path, body: str) -> None:
