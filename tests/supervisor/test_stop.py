@@ -67,6 +67,27 @@ def test_sigterm_under_keep_alive_load_fails_no_accepted_request(
     assert load.failures == []
 
 
+def test_sigterm_during_a_reload_lets_the_retiring_worker_finish(
+    start: Callable[..., Server],
+) -> None:
+    server = start("basic:app", "--workers", "1")
+    server.wait_ready()
+    (old,) = server.workers()
+    pending = _request_in_background(server, "/sleep?s=3")
+    wait_for(lambda: ("request/sleep", old) in server.events(), 20, "the slow request")
+    server.signal(signal.SIGHUP)
+    server.wait_log(rf"Retiring worker {old}", timeout=30)
+    # The retiring worker is already stopping gracefully: a second signal would make it
+    # stop fast and cut the request.
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(30) == 0
+    thread = pending["thread"]
+    assert isinstance(thread, threading.Thread)
+    thread.join(timeout=10)
+    assert "error" not in pending, pending.get("error")
+    assert pending["response"] == (200, str(old))
+
+
 def test_worker_hung_past_graceful_timeout_is_killed(start: Callable[..., Server]) -> None:
     server = start("basic:app", "--workers", "1", "--timeout-graceful-shutdown", "1")
     server.wait_ready()
