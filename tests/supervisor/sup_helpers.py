@@ -216,12 +216,22 @@ class EagerClient:
 CLIENTS = {"close": CloseClient, "pool": PoolClient, "eager": EagerClient}
 
 
+def _refused(kind: str, exc: Exception) -> bool:
+    """Whether ``exc`` says no process took the connection (see ``Load``)."""
+    if isinstance(exc, (ConnectionRefusedError, httpx.ConnectError)):
+        return True
+    return kind == "close" and isinstance(exc, ConnectionResetError)
+
+
 class Load:
     """Bounded client loops: one thread per client issuing GETs until told to stop or a
     bound is hit. ``clients`` maps a kind of ``CLIENTS`` to how many of them run.
 
     ``refusal_ends``: a refused connection ends that client (counted in ``refused``), as
-    expected once a stopping server's listener is gone; otherwise it is a failure.
+    expected once a stopping server's listener is gone; otherwise it is a failure. A new
+    connection reset before any response counts as refused too: the kernel completes a
+    handshake under way while the last listener closes, then resets it, and no process
+    ever accepted it. (A connection the server accepted is never a refusal.)
     """
 
     def __init__(
@@ -269,15 +279,11 @@ class Load:
         """One request; False when this client should stop (its connection was refused)."""
         try:
             status, body = client.get()
-        except (ConnectionRefusedError, httpx.ConnectError) as exc:
-            with self._lock:
-                if self.refusal_ends:
-                    self.refused += 1
-                    return False
-                self.failures.append(f"{kind}: {type(exc).__name__}: {exc}")
-            return True
         except Exception as exc:
             with self._lock:
+                if self.refusal_ends and _refused(kind, exc):
+                    self.refused += 1
+                    return False
                 self.failures.append(f"{kind}: {type(exc).__name__}: {exc}")
             return True
         with self._lock:

@@ -21,22 +21,28 @@ MIXED = {"close": 8, "pool": 4, "eager": 4}
 RELOADS = 10
 
 
+def _reload_under(server: Server, load: Load, reloads: int, requests_between: int) -> None:
+    """SIGHUP ``reloads`` times, each once the last reload completed and the load made
+    progress; then stop the load and require that no request failed."""
+    try:
+        load.wait_count(requests_between)
+        for reload_number in range(1, reloads + 1):
+            before = load.ok + len(load.failures)
+            server.signal(signal.SIGHUP)
+            server.wait_log("Reload complete", count=reload_number, timeout=60)
+            load.wait_count(before + requests_between)
+    finally:
+        load.stop()
+    assert load.failures == []
+
+
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
 def test_sighup_under_load_drops_nothing(start: Callable[..., Server], loop: str) -> None:
     server = start("basic:app", "--workers", "2", "--loop", loop)
     server.wait_ready()
     first = server.workers()
     load = Load(server, MIXED, max_requests=200000, max_seconds=150)
-    try:
-        load.wait_count(200)
-        for reload_number in range(1, RELOADS + 1):
-            before = load.ok + len(load.failures)
-            server.signal(signal.SIGHUP)
-            server.wait_log("Reload complete", count=reload_number, timeout=60)
-            load.wait_count(before + 200)
-    finally:
-        load.stop()
-    assert load.failures == []
+    _reload_under(server, load, RELOADS, requests_between=200)
     server.wait_log(r"Worker \d+ stopped \(exit code 0\)", count=2 * RELOADS, timeout=60)
     last = server.workers()
     assert len(last) == 2 and last.isdisjoint(first)
@@ -60,16 +66,7 @@ def test_sighup_answers_keep_alive_clients_idle_between_requests(
     server = start("basic:app", "--workers", "2")
     server.wait_ready()
     load = Load(server, {"pool": 4, "eager": 4}, max_requests=20000, max_seconds=90, interval=0.3)
-    try:
-        load.wait_count(20)
-        for reload_number in range(1, 4):
-            before = load.ok + len(load.failures)
-            server.signal(signal.SIGHUP)
-            server.wait_log("Reload complete", count=reload_number, timeout=60)
-            load.wait_count(before + 40)
-    finally:
-        load.stop()
-    assert load.failures == []
+    _reload_under(server, load, 3, requests_between=40)
     assert len(load.served_by()) >= 4
 
 

@@ -13,7 +13,9 @@ from sup_helpers import Load, Server, wait_for
 pytestmark = pytest.mark.timeout(90)
 
 
-def _request_in_background(server: Server, path: str) -> dict[str, object]:
+def _request_in_background(server: Server, path: str) -> Callable[[], tuple[int, str]]:
+    """Send ``path`` from a thread; the returned callable waits for its response (an error
+    fails the test)."""
     result: dict[str, object] = {}
 
     def run() -> None:
@@ -24,23 +26,25 @@ def _request_in_background(server: Server, path: str) -> dict[str, object]:
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    result["thread"] = thread
-    return result
+
+    def response() -> tuple[int, str]:
+        thread.join(timeout=10)
+        assert "error" not in result, result.get("error")
+        status, body = result["response"]  # type: ignore[misc]
+        return int(status), str(body)
+
+    return response
 
 
 def test_sigterm_lets_an_in_flight_request_finish(start: Callable[..., Server]) -> None:
     server = start("basic:app", "--workers", "2")
     server.wait_ready()
     workers = server.workers()
-    pending = _request_in_background(server, "/sleep?s=2")
+    response = _request_in_background(server, "/sleep?s=2")
     wait_for(lambda: any(e == "request/sleep" for e, _ in server.events()), 20, "request")
     server.signal(signal.SIGTERM)
     assert server.wait_exit(30) == 0
-    thread = pending["thread"]
-    assert isinstance(thread, threading.Thread)
-    thread.join(timeout=10)
-    assert "error" not in pending, pending.get("error")
-    status, body = pending["response"]  # type: ignore[misc]
+    status, body = response()
     assert status == 200 and int(body) in workers
     shutdowns = {pid for event, pid in server.events() if event == "shutdown"}
     assert shutdowns == workers  # Lifespan shutdown ran in every worker.
@@ -73,7 +77,7 @@ def test_sigterm_during_a_reload_lets_the_retiring_worker_finish(
     server = start("basic:app", "--workers", "1")
     server.wait_ready()
     (old,) = server.workers()
-    pending = _request_in_background(server, "/sleep?s=3")
+    response = _request_in_background(server, "/sleep?s=3")
     wait_for(lambda: ("request/sleep", old) in server.events(), 20, "the slow request")
     server.signal(signal.SIGHUP)
     server.wait_log(rf"Retiring worker {old}", timeout=30)
@@ -81,11 +85,7 @@ def test_sigterm_during_a_reload_lets_the_retiring_worker_finish(
     # stop fast and cut the request.
     server.signal(signal.SIGTERM)
     assert server.wait_exit(30) == 0
-    thread = pending["thread"]
-    assert isinstance(thread, threading.Thread)
-    thread.join(timeout=10)
-    assert "error" not in pending, pending.get("error")
-    assert pending["response"] == (200, str(old))
+    assert response() == (200, str(old))
 
 
 def test_worker_hung_past_graceful_timeout_is_killed(start: Callable[..., Server]) -> None:
