@@ -665,9 +665,7 @@ mod tests {
         assert!(conn.finish_exchange());
         assert!(matches!(conn.advance(), Feed::Request(head) if head.target() == b"/b"));
         // Nothing behind /b: its response is the last one.
-        let (out, outcome) = respond(&mut conn, 2, b"b");
-        assert_eq!(outcome, SendOutcome::Close);
-        assert!(String::from_utf8_lossy(&out).contains("connection: close\r\n"));
+        respond_last(&mut conn, 2);
         assert!(!conn.finish_exchange());
     }
 
@@ -687,7 +685,12 @@ mod tests {
         // request is answered (with connection: close), not cut.
         assert!(conn.finish_exchange());
         request(&mut conn, b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
-        let (out, outcome) = respond(&mut conn, 2, b"next");
+        respond_last(&mut conn, 2);
+    }
+
+    /// Answer exchange `seq` of a draining connection: the response must end it.
+    fn respond_last(conn: &mut Connection, seq: u64) {
+        let (out, outcome) = respond(conn, seq, b"last");
         assert_eq!(outcome, SendOutcome::Close);
         assert!(String::from_utf8_lossy(&out).contains("connection: close\r\n"));
     }
