@@ -1,7 +1,8 @@
 """Forking one worker, and everything the child does before it starts serving.
 
-Parent side: a status pipe (worker -> master: ready, recycle me), a shared heartbeat page,
-signals blocked around ``fork`` so no master handler runs in the child.
+Parent side: a status pipe (worker -> master: ready, retiring at its request budget), a
+shared heartbeat page, signals blocked around ``fork`` so no master handler runs in the
+child.
 Child side: default signal handlers, master-only descriptors closed (faulthandler on: a
 SIGABRT from the master dumps every thread's traceback to the log, enabled by
 ``run_worker``), its own process group, a thread that stops
