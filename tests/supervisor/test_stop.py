@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from rawhttp import RawClient, request
 from sup_helpers import Load, Server, wait_for
 
 pytestmark = pytest.mark.timeout(90)
@@ -86,6 +88,26 @@ def test_sigterm_during_a_reload_lets_the_retiring_worker_finish(
     server.signal(signal.SIGTERM)
     assert server.wait_exit(30) == 0
     assert response() == (200, str(old))
+
+
+def test_an_idle_keep_alive_connection_is_half_closed_not_reset(
+    start: Callable[..., Server],
+) -> None:
+    server = start("basic:app", "--workers", "1")
+    server.wait_ready()
+    with RawClient("127.0.0.1", server.port, timeout=30) as conn:
+        conn.send(request("GET", "/"))
+        assert conn.read_response().keeps_alive
+        server.signal(signal.SIGTERM)
+        # Idle through the linger: the server sends its FIN...
+        assert conn.sock.recv(1024) == b""
+        # ...and keeps reading, so requests that crossed it are dropped quietly. A fully
+        # closed socket would answer the first with a reset, failing the second send.
+        conn.sock.sendall(request("GET", "/"))
+        time.sleep(0.2)  # give a reset time to arrive; not an assertion on timing
+        conn.sock.sendall(request("GET", "/"))
+        assert conn.sock.recv(1024) == b""
+    assert server.wait_exit(30) == 0
 
 
 def test_worker_hung_past_graceful_timeout_is_killed(start: Callable[..., Server]) -> None:
