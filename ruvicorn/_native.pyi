@@ -32,6 +32,9 @@ class ServerState:
         forwarded_allow_ips: str | None = None,
         timeout_keep_alive: float = 5.0,
         timeout_request_header: float = 10.0,
+        drain_linger: float = 1.0,
+        limit_max_requests: int = 0,
+        on_limit: Callable[[], object] | None = None,
         pathsend: Callable[..., Awaitable[None]] | None = None,
         ws: str = "auto",
         ws_max_size: int = 16777216,
@@ -41,8 +44,6 @@ class ServerState:
         ws_per_message_deflate: bool = True,
     ) -> ServerState: ...
     def __call__(self) -> HttpProtocol: ...
-    @property
-    def requests_served(self) -> int: ...
     @property
     def connections(self) -> int: ...
     def sweep(self) -> None: ...

@@ -132,7 +132,8 @@ pub struct Connection {
     head_parser: HeadParser,
     exchange: Option<Exchange>,
     next_seq: u64,
-    /// Graceful shutdown: serve what has arrived, then close instead of keeping alive.
+    /// Graceful shutdown: each response that has no pipelined request behind it says
+    /// `connection: close`; requests already received are still answered first.
     pub draining: bool,
     /// Any byte of the current (or next) request head has arrived.
     pub head_started: bool,
@@ -259,7 +260,7 @@ impl Connection {
         let http10 = head.version == Version::Http10;
         self.exchange = Some(Exchange {
             seq,
-            keep_alive: head.keep_alive && !self.draining,
+            keep_alive: head.keep_alive,
             head_request: head.method() == b"HEAD",
             http10,
             expect_continue: head.expect_continue && !body_complete && !http10,
@@ -270,11 +271,6 @@ impl Connection {
             response: ResponsePhase::NotStarted,
             status: 0,
         });
-    }
-
-    /// At least one request has been read on this connection.
-    pub fn has_served(&self) -> bool {
-        self.next_seq > 1
     }
 
     /// A file body of `length` bytes follows: announce it unless the app set a length.
@@ -396,7 +392,9 @@ impl Connection {
         body: &[u8],
         more_body: bool,
     ) -> Result<(SendOutcome, BodyPart), SendError> {
-        let draining = self.draining;
+        // Bytes after a complete body are a pipelined request: it is answered before the
+        // close, so this response keeps the connection open for it.
+        let draining = self.draining && self.pos == self.buf.len();
         let Some(ex) = self.current(seq) else {
             return Err(SendError::Refused("response already completed"));
         };
@@ -421,11 +419,13 @@ impl Connection {
     }
 
     /// The response is finished: either start on pipelined input or report the connection
-    /// must close.
+    /// must close. A response that went out keep-alive keeps the connection even while
+    /// draining: the client may already be sending its next request, which is then answered
+    /// with `connection: close`.
     pub fn finish_exchange(&mut self) -> bool {
         let reusable = self.exchange.as_ref().is_some_and(|ex| {
             ex.keep_alive && ex.body_complete && matches!(ex.response, ResponsePhase::Complete)
-        }) && !self.draining;
+        });
         if reusable {
             self.exchange = None;
         }
@@ -648,6 +648,51 @@ mod tests {
             Feed::Request(head) => assert_eq!(head.target(), b"/b"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn draining_answers_pipelined_requests_then_says_close() {
+        let mut conn = Connection::new(limits());
+        request(
+            &mut conn,
+            b"GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n",
+        );
+        conn.draining = true;
+        // /b is already here: /a's response keeps the connection open for it.
+        let (out, outcome) = respond(&mut conn, 1, b"a");
+        assert_eq!(outcome, SendOutcome::Complete);
+        assert!(!String::from_utf8_lossy(&out).contains("connection: close"));
+        assert!(conn.finish_exchange());
+        assert!(matches!(conn.advance(), Feed::Request(head) if head.target() == b"/b"));
+        // Nothing behind /b: its response is the last one.
+        respond_last(&mut conn, 2);
+        assert!(!conn.finish_exchange());
+    }
+
+    #[test]
+    fn a_keep_alive_response_sent_before_the_drain_keeps_the_connection() {
+        let mut conn = Connection::new(limits());
+        request(&mut conn, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        conn.start_response(1, 200, [], b"").expect("start");
+        let mut out = Vec::new();
+        send(&mut conn, 1, &mut out, b"abc", true).expect("head and first part");
+        conn.draining = true;
+        assert_eq!(
+            send(&mut conn, 1, &mut out, b"", false),
+            Ok(SendOutcome::Complete)
+        );
+        // The client was promised keep-alive and may be sending already: its next
+        // request is answered (with connection: close), not cut.
+        assert!(conn.finish_exchange());
+        request(&mut conn, b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+        respond_last(&mut conn, 2);
+    }
+
+    /// Answer exchange `seq` of a draining connection: the response must end it.
+    fn respond_last(conn: &mut Connection, seq: u64) {
+        let (out, outcome) = respond(conn, seq, b"last");
+        assert_eq!(outcome, SendOutcome::Close);
+        assert!(String::from_utf8_lossy(&out).contains("connection: close\r\n"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! (`pause_writing` from inside `transport.write`) therefore always find it unlocked.
 
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -23,6 +23,11 @@ use crate::http1::{RequestError, Version};
 use crate::key;
 use crate::server::ServerState;
 
+/// How long a half-closed connection keeps reading (and discarding) before it is closed.
+const HALF_CLOSE_DRAIN: Duration = Duration::from_secs(2);
+/// Bytes discarded after a half-close before the connection is closed outright.
+const HALF_CLOSE_MAX_BYTES: usize = 64 * 1024;
+
 thread_local! {
     static DATE: std::cell::RefCell<DateCache> = std::cell::RefCell::new(DateCache::new());
 }
@@ -33,6 +38,8 @@ enum Deadline {
     Head(Instant),
     /// An idle keep-alive connection closes then.
     Idle(Instant),
+    /// The server half-closed: reads are discarded until the client's FIN or then.
+    HalfClosed(Instant),
 }
 
 pub(crate) struct Inner {
@@ -49,6 +56,8 @@ pub(crate) struct Inner {
     receive_waiters: Vec<(u64, Py<PyAny>)>,
     drain_waiters: Vec<Py<PyAny>>,
     deadline: Option<Deadline>,
+    /// Bytes read and thrown away since the half-close.
+    discarded: usize,
     /// "METHOD target HTTP/x" of the current request, kept only when access logging is on.
     pub(crate) access_line: Option<String>,
     /// From a WebSocket upgrade request on, the connection belongs to its WebSocket.
@@ -90,6 +99,8 @@ pub(crate) struct Effects {
     pub write_body: Option<Py<PyBytes>>,
     pub write_suffix: &'static [u8],
     pub write_tail: Vec<u8>,
+    /// Half-close after the writes (`transport.write_eof()`); see `HttpProtocol::half_close`.
+    pub write_eof: bool,
     pub close: bool,
     pub pause_reading: Option<bool>,
     pub start: Option<RequestHead>,
@@ -133,6 +144,7 @@ impl Effects {
             && self.write_suffix.is_empty()
             && self.write_tail.is_empty()
             && !self.close
+            && !self.write_eof
             && self.pause_reading.is_none()
             && self.start.is_none()
             && self.wake_receive.is_empty()
@@ -171,6 +183,7 @@ impl HttpProtocol {
                 receive_waiters: Vec::new(),
                 drain_waiters: Vec::new(),
                 deadline: None,
+                discarded: 0,
                 access_line: None,
                 ws: None,
             }),
@@ -281,7 +294,9 @@ impl HttpProtocol {
                 };
                 keep(transport.call_method0(name).map(drop));
             }
-            if fx.close {
+            let half_closed =
+                fx.write_eof && !fx.close && transport.call_method0(key!(py, "write_eof")).is_ok();
+            if fx.close || (fx.write_eof && !half_closed) {
                 keep(transport.call_method0(key!(py, "close")).map(drop));
             }
         }
@@ -305,7 +320,7 @@ impl HttpProtocol {
         let py = slf.py();
         let this = slf.get();
         let state = this.state();
-        state.count_request();
+        state.count_request(py);
         let target = match split_target(head.method(), head.target()) {
             Ok(target) => target,
             Err(err) => {
@@ -370,17 +385,47 @@ impl HttpProtocol {
         fx.wake_receive
             .extend(waiters.into_iter().map(|(_, w)| (w, None)));
         if close || !inner.conn.finish_exchange() {
-            fx.close = true;
-            inner.closing = true;
+            if inner.conn.draining {
+                self.half_close(inner, fx);
+            } else {
+                fx.close = true;
+                inner.closing = true;
+            }
             return;
         }
         let feed = inner.conn.advance();
         if inner.conn.is_idle() {
-            inner.deadline = Some(Deadline::Idle(
-                Instant::now() + self.state().keep_alive_timeout,
-            ));
+            self.set_idle_deadline(inner);
         }
         self.after_feed(inner, feed, fx);
+    }
+
+    /// An idle connection waits the keep-alive timeout for its next request; while the
+    /// worker drains, only the short linger (the deadline never moves later).
+    fn set_idle_deadline(&self, inner: &mut Inner) {
+        let state = self.state();
+        let wait = if inner.conn.draining {
+            state.keep_alive_timeout.min(state.drain_linger)
+        } else {
+            state.keep_alive_timeout
+        };
+        let at = Instant::now() + wait;
+        inner.deadline = Some(Deadline::Idle(match inner.deadline {
+            Some(Deadline::Idle(earlier)) if inner.conn.draining => earlier.min(at),
+            _ => at,
+        }));
+    }
+
+    /// Close without a reset: send FIN now and keep reading, discarding, until the client's
+    /// own FIN, a short deadline or a byte bound. A request that crossed the close is then
+    /// simply never answered (the client sees EOF, never a reset that could also destroy a
+    /// response it has not read yet).
+    fn half_close(&self, inner: &mut Inner, fx: &mut Effects) {
+        inner.closing = true;
+        inner.discarded = 0;
+        inner.deadline = Some(Deadline::HalfClosed(Instant::now() + HALF_CLOSE_DRAIN));
+        fx.write_eof = true;
+        inner.refresh_read_pause(fx);
     }
 
     pub(crate) fn add_drain_waiter(&self, waiter: Py<PyAny>) -> PyResult<()> {
@@ -451,8 +496,25 @@ impl HttpProtocol {
             }
             match inner.deadline {
                 Some(Deadline::Idle(at)) if now >= at && inner.conn.is_idle() => {
-                    fx.close = true;
+                    let transport = inner.transport.as_ref().map(|t| t.clone_ref(slf.py()));
+                    drop(inner);
+                    // A request already in the socket buffer is read (and answered) on the
+                    // loop's next turn: closing now would lose it.
+                    if transport.is_some_and(|t| input_pending(t.bind(slf.py()))) {
+                        return Ok(());
+                    }
+                    let mut inner = this.lock()?;
+                    if inner.closing
+                        || !inner.conn.is_idle()
+                        || inner.deadline != Some(Deadline::Idle(at))
+                    {
+                        return Ok(());
+                    }
+                    this.half_close(&mut inner, &mut fx);
+                    drop(inner);
+                    return Self::apply(slf, fx);
                 }
+                Some(Deadline::HalfClosed(at)) if now >= at => fx.close = true,
                 Some(Deadline::Head(at)) if now >= at && inner.conn.exchange().is_none() => {
                     if inner.conn.head_started {
                         fx.write = error_response(408, &this.default_lines());
@@ -467,25 +529,21 @@ impl HttpProtocol {
         Self::apply(slf, fx)
     }
 
-    /// Graceful stop of this connection.
+    /// Graceful stop of this connection: its next response says `connection: close`
+    /// (requests already received are answered first), and an idle one lingers briefly so
+    /// a request already on the way is answered rather than lost, then half-closes.
     pub fn drain(slf: &Bound<'_, Self>) -> PyResult<()> {
         let this = slf.get();
-        let mut fx = Effects::default();
-        {
-            let mut inner = this.lock()?;
-            if inner.ws.is_some() {
-                drop(inner);
-                return crate::websocket::drain(slf);
-            }
-            inner.conn.draining = true;
-            inner.conn.close_after_response();
-            // A connection that has not sent its first request yet may have one on the way.
-            if inner.conn.is_idle() && inner.conn.has_served() && !inner.closing {
-                inner.closing = true;
-                fx.close = true;
-            }
+        let mut inner = this.lock()?;
+        if inner.ws.is_some() {
+            drop(inner);
+            return crate::websocket::drain(slf);
         }
-        Self::apply(slf, fx)
+        inner.conn.draining = true;
+        if inner.conn.is_idle() && !inner.closing {
+            this.set_idle_deadline(&mut inner);
+        }
+        Ok(())
     }
 
     pub fn force_close(slf: &Bound<'_, Self>) -> PyResult<()> {
@@ -501,6 +559,34 @@ impl HttpProtocol {
         }
         Ok(())
     }
+}
+
+/// Whether bytes wait unread in the connection's socket (peeked, never consumed). Any
+/// failure (no socket, a transport without one) reads as no.
+fn input_pending(transport: &Bound<'_, PyAny>) -> bool {
+    let py = transport.py();
+    let peek = || -> PyResult<bool> {
+        let info = transport.call_method1(key!(py, "get_extra_info"), ("socket",))?;
+        if info.is_none() {
+            return Ok(false);
+        }
+        let fd: i32 = info.call_method0("fileno")?.extract()?;
+        let socket = py.import("socket")?;
+        let flags: i32 = socket.getattr("MSG_PEEK")?.extract::<i32>()?
+            | socket.getattr("MSG_DONTWAIT")?.extract::<i32>()?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("fileno", fd)?;
+        // A second socket object on the same descriptor, detached again so it never
+        // closes it.
+        let sock = socket.getattr("socket")?.call((), Some(&kwargs))?;
+        let peeked = sock.call_method1("recv", (1, flags));
+        sock.call_method0("detach")?;
+        match peeked {
+            Ok(data) => Ok(data.len()? > 0),
+            Err(_) => Ok(false),
+        }
+    };
+    peek().unwrap_or(false)
 }
 
 /// Complete an asyncio future unless the app already cancelled it.
@@ -573,6 +659,7 @@ impl HttpProtocol {
         inner.deadline = Some(Deadline::Head(Instant::now() + state.header_timeout));
         if state.is_draining() {
             inner.conn.draining = true;
+            this.set_idle_deadline(&mut inner);
         }
         Ok(())
     }
@@ -583,7 +670,15 @@ impl HttpProtocol {
         {
             let mut inner = this.lock()?;
             if inner.closing {
-                return Ok(());
+                if let Some(Deadline::HalfClosed(_)) = inner.deadline {
+                    inner.discarded += data.as_bytes().len();
+                    if inner.discarded > HALF_CLOSE_MAX_BYTES {
+                        inner.deadline = None;
+                        fx.close = true;
+                    }
+                }
+                drop(inner);
+                return Self::apply(slf, fx);
             }
             if inner.ws.is_some() {
                 drop(inner);

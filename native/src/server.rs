@@ -41,6 +41,9 @@ pub struct ServerState {
     pub proxies: Option<TrustedProxies>,
     pub keep_alive_timeout: Duration,
     pub header_timeout: Duration,
+    /// While draining, how long an idle keep-alive connection waits for a request that may
+    /// already be on its way before it half-closes.
+    pub drain_linger: Duration,
     pub pathsend: Option<Py<PyAny>>,
     /// WebSocket settings; None with `--ws none` (upgrade requests then reach the app as
     /// plain HTTP).
@@ -51,6 +54,10 @@ pub struct ServerState {
     ws_template: Py<PyDict>,
     asgi: Py<PyDict>,
     requests_served: AtomicU64,
+    /// The request budget (0 = none): the request that spends it starts the drain and runs
+    /// `on_limit` (the worker stops accepting), so no later connection is taken.
+    limit_max_requests: u64,
+    on_limit: Option<Py<PyAny>>,
     draining: AtomicBool,
     restarting: AtomicBool,
     next_id: AtomicU64,
@@ -94,7 +101,8 @@ impl ServerState {
         limit_request_line=8190, limit_request_fields=100, limit_request_field_size=8190,
         limit_request_body=0, root_path=None, server_header=true, date_header=true,
         default_headers=None, forwarded_allow_ips=None, timeout_keep_alive=5.0,
-        timeout_request_header=10.0, pathsend=None, ws="auto", ws_max_size=16777216,
+        timeout_request_header=10.0, drain_linger=1.0, limit_max_requests=0, on_limit=None,
+        pathsend=None, ws="auto", ws_max_size=16777216,
         ws_max_queue=32, ws_ping_interval=20.0, ws_ping_timeout=20.0,
         ws_per_message_deflate=true,
     ))]
@@ -117,6 +125,9 @@ impl ServerState {
         forwarded_allow_ips: Option<&str>,
         timeout_keep_alive: f64,
         timeout_request_header: f64,
+        drain_linger: f64,
+        limit_max_requests: u64,
+        on_limit: Option<Py<PyAny>>,
         pathsend: Option<Py<PyAny>>,
         ws: &str,
         ws_max_size: usize,
@@ -197,6 +208,8 @@ impl ServerState {
                 .map_err(|e| PyValueError::new_err(e.to_string()))?,
             header_timeout: seconds(timeout_request_header)
                 .map_err(|e| PyValueError::new_err(e.to_string()))?,
+            drain_linger: seconds(drain_linger)
+                .map_err(|e| PyValueError::new_err(e.to_string()))?,
             pathsend,
             ws,
             ready_none: Py::new(py, Ready)?,
@@ -204,6 +217,8 @@ impl ServerState {
             ws_template,
             asgi: asgi_template(py)?.unbind(),
             requests_served: AtomicU64::new(0),
+            limit_max_requests,
+            on_limit,
             draining: AtomicBool::new(false),
             restarting: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
@@ -214,11 +229,6 @@ impl ServerState {
     /// The protocol factory asyncio calls for each accepted connection.
     fn __call__(slf: Py<Self>) -> HttpProtocol {
         HttpProtocol::new(slf)
-    }
-
-    #[getter]
-    fn requests_served(&self) -> u64 {
-        self.requests_served.load(Ordering::Relaxed)
     }
 
     #[getter]
@@ -236,9 +246,9 @@ impl ServerState {
         Ok(())
     }
 
-    /// Graceful stop: idle keep-alive connections close now, busy ones after their response.
-    /// `restart` says the worker is being replaced (WebSockets close with 1012) rather than
-    /// the service going away (1001).
+    /// Graceful stop: every connection's next response says `connection: close`; idle ones
+    /// linger for `drain_linger`, then half-close. `restart` says the worker is being
+    /// replaced (WebSockets close with 1012) rather than the service going away (1001).
     #[pyo3(signature = (restart=false))]
     fn drain(&self, py: Python<'_>, restart: bool) -> PyResult<()> {
         self.restarting.store(restart, Ordering::Relaxed);
@@ -293,8 +303,23 @@ impl ServerState {
         self.registry().remove(&id)
     }
 
-    pub fn count_request(&self) {
-        self.requests_served.fetch_add(1, Ordering::Relaxed);
+    pub fn count_request(&self, py: Python<'_>) {
+        let served = self.requests_served.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.limit_max_requests == 0 || served != self.limit_max_requests {
+            return;
+        }
+        // Retiring starts with the request that spends the budget, not on a later tick.
+        let outcome = self.drain(py, true).and_then(|()| match &self.on_limit {
+            Some(hook) => hook.call0(py).map(drop),
+            None => Ok(()),
+        });
+        if let Err(err) = outcome {
+            let line = format!("Retiring at --limit-max-requests failed: {err}");
+            let _ = self
+                .error_log
+                .bind(py)
+                .call_method1(crate::key!(py, "error"), (line,));
+        }
     }
 
     pub fn is_draining(&self) -> bool {

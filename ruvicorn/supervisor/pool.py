@@ -1,9 +1,10 @@
 """The set of workers: keep ``target`` of them serving, replace them one at a time.
 
-Every replacement takes the same rolling path, whether asked by SIGHUP, ``--reload`` or a
-recycling rule: mark the old worker, start a new one, wait until it reports ready, then
-retire the old one gracefully. A replacement that fails to boot aborts the roll and the
-old workers keep serving.
+A reload (SIGHUP or ``--reload``) rolls: mark the old worker, start a new one, wait until it
+reports ready, then retire the old one gracefully. A replacement that fails to boot aborts
+the roll and the old workers keep serving. Recycling (request budget, memory, lifetime)
+retires first: the worker stops accepting at once, so it never serves past its limit,
+while the kernel queues new connections for the other workers and its replacement.
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ class Pool:
                 log.info("Worker %d ready", worker.pid)
                 self._after_ready()
             elif message == worker_process.MSG_RECYCLE and not worker.retiring:
-                self._mark(worker, "reached --limit-max-requests")
+                # The worker already stopped accepting and drains on its own.
+                self._recycle(worker, "reached --limit-max-requests", signal_it=False)
 
     def _after_ready(self) -> None:
         active = self.active()
@@ -214,12 +216,12 @@ class Pool:
                 worker.kill_at = now + ABORT_GRACE
                 worker.signal(signal.SIGABRT)
                 continue
-            if sample and not worker.replace_reason:
+            if sample:
                 if lifetime_exceeded(self.config, worker.started, now):
-                    self._mark(worker, "reached --max-worker-lifetime")
+                    self._recycle(worker, "reached --max-worker-lifetime")
                 elif worker.memory.sample(worker.pid):
                     rss = worker.memory.last_rss / MIB
-                    self._mark(worker, f"RSS {rss:.0f} MiB over --max-worker-memory")
+                    self._recycle(worker, f"RSS {rss:.0f} MiB over --max-worker-memory")
 
     def enforce_deadlines(self, now: float) -> None:
         for worker in self.workers.values():
@@ -228,10 +230,14 @@ class Pool:
                 worker.signal(signal.SIGKILL)
                 worker.killed = True
 
-    def _mark(self, worker: Worker, reason: str) -> None:
-        if not worker.replace_reason:
-            worker.replace_reason = reason
-            log.info("Recycling worker %d: %s", worker.pid, reason)
+    def _recycle(self, worker: Worker, reason: str, signal_it: bool = True) -> None:
+        """Retire ``worker`` now; ``maintain`` starts its replacement on this same turn."""
+        log.info("Recycling worker %d: %s", worker.pid, reason)
+        worker.replace_reason = reason
+        if signal_it:
+            self._retire(worker, time.monotonic())
+        else:
+            self._retiring(worker, time.monotonic())
 
     # -- keeping the pool at its target
 
@@ -284,11 +290,14 @@ class Pool:
     def _retire(self, worker: Worker, now: float) -> None:
         reason = worker.replace_reason or "fewer workers wanted"
         log.info("Retiring worker %d (%s)", worker.pid, reason)
-        worker.retiring = True
-        worker.kill_at = now + self.config.timeout_graceful_shutdown + RETIRE_MARGIN
+        self._retiring(worker, now)
         # SIGHUP tells the worker a replacement takes over (its WebSockets close with 1012,
         # service restart); fewer workers wanted is a plain graceful stop.
         worker.signal(signal.SIGHUP if worker.replace_reason else signal.SIGTERM)
+
+    def _retiring(self, worker: Worker, now: float) -> None:
+        worker.retiring = True
+        worker.kill_at = now + self.config.timeout_graceful_shutdown + RETIRE_MARGIN
 
     # -- requests from the master
 
@@ -310,8 +319,11 @@ class Pool:
             worker.signal(signum)
 
     def stop_all(self, signum: int, deadline: float) -> None:
+        """Signal every worker; a graceful stop skips those already retiring (a second
+        signal would make them stop fast)."""
+        graceful = signum != signal.SIGQUIT
         for worker in self.workers.values():
-            if not worker.killed:
+            if not worker.killed and not (graceful and worker.retiring):
                 worker.signal(signum)
             worker.retiring = True
             worker.kill_at = min(worker.kill_at or deadline, deadline)

@@ -1,7 +1,9 @@
 """When a healthy worker should be replaced: request count, memory, age.
 
-Recycling never kills a worker outright: the master starts a replacement, waits until it
-is ready and only then retires the old worker gracefully (the same path as a reload).
+Recycling never kills a worker outright: the worker stops accepting at once (the request
+that spends its budget does that inside the worker; memory and age are sampled by the
+master, which then retires it), answers what it already has, and the master starts its
+replacement meanwhile. New connections wait in the kernel's queue, so none is lost.
 """
 
 from __future__ import annotations

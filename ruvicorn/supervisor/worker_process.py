@@ -1,7 +1,8 @@
 """Forking one worker, and everything the child does before it starts serving.
 
-Parent side: a status pipe (worker -> master: ready, recycle me), a shared heartbeat page,
-signals blocked around ``fork`` so no master handler runs in the child.
+Parent side: a status pipe (worker -> master: ready, retiring at its request budget), a
+shared heartbeat page, signals blocked around ``fork`` so no master handler runs in the
+child.
 Child side: default signal handlers, master-only descriptors closed (faulthandler on: a
 SIGABRT from the master dumps every thread's traceback to the log, enabled by
 ``run_worker``), its own process group, a thread that stops
@@ -26,14 +27,12 @@ from ruvicorn.config import Config
 from ruvicorn.supervisor import proctitle, signals
 from ruvicorn.supervisor.heartbeat import Heartbeat
 from ruvicorn.supervisor.recycling import MemoryWatch, request_limit
-from ruvicorn.worker.hooks import WorkerHooks, WorkerStats
+from ruvicorn.worker.hooks import WorkerHooks
 
 #: Worker -> master messages on the status pipe, one byte each.
 MSG_READY = b"R"
+#: The worker spent its request budget: it no longer accepts and is retiring on its own.
 MSG_RECYCLE = b"M"
-
-#: How often a worker over its request budget repeats its recycle request.
-RECYCLE_ASK_INTERVAL = 10.0
 
 
 @dataclass
@@ -139,12 +138,10 @@ def spawn(
 class _ChildHooks:
     """The WorkerHooks a supervised worker runs on its loop."""
 
-    def __init__(self, status_fd: int, heartbeat: Heartbeat, limit: int, master_pid: int):
+    def __init__(self, status_fd: int, heartbeat: Heartbeat, master_pid: int):
         self.status_fd = status_fd
         self.heartbeat = heartbeat
-        self.limit = limit
         self.master_pid = master_pid
-        self._next_ask = 0.0
 
     def _send(self, message: bytes) -> None:
         with contextlib.suppress(OSError):
@@ -154,16 +151,15 @@ class _ChildHooks:
         self.heartbeat.beat()
         self._send(MSG_READY)
 
-    def on_tick(self, stats: WorkerStats) -> bool:
+    def on_tick(self) -> bool:
         self.heartbeat.beat()
         if os.getppid() != self.master_pid:
             logs.error_log.warning("The master process is gone; this worker stops")
             return True
-        now = time.monotonic()
-        if self.limit and stats.requests_served >= self.limit and now >= self._next_ask:
-            self._next_ask = now + RECYCLE_ASK_INTERVAL
-            self._send(MSG_RECYCLE)
         return False
+
+    def on_recycle(self) -> None:
+        self._send(MSG_RECYCLE)
 
 
 def _watch_master(alive_fd: int, grace: float) -> None:
@@ -216,8 +212,13 @@ def _child_main(
             os.setpgid(0, 0)
         proctitle.set_title("worker", config.app)
         _watch_master(alive_fd, config.timeout_graceful_shutdown + 5.0)
-        hooks_impl = _ChildHooks(status_w, heartbeat, request_limit(config), master_pid)
-        hooks = WorkerHooks(on_ready=hooks_impl.on_ready, on_tick=hooks_impl.on_tick)
+        hooks_impl = _ChildHooks(status_w, heartbeat, master_pid)
+        hooks = WorkerHooks(
+            on_ready=hooks_impl.on_ready,
+            on_tick=hooks_impl.on_tick,
+            request_limit=request_limit(config),
+            on_recycle=hooks_impl.on_recycle,
+        )
         # Imported only in the child: the master never loads the protocol or the app.
         from ruvicorn.worker.run import run_worker
 

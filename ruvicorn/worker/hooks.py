@@ -7,21 +7,18 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class WorkerStats:
-    """A snapshot handed to ``on_tick``."""
-
-    requests_served: int
-    connections: int
-
-
-@dataclass(frozen=True)
 class WorkerHooks:
     """Callbacks run on the worker's event loop.
 
     ``on_ready`` runs once, after lifespan startup, when every listener accepts.
     ``on_tick`` runs about once a second while the loop is healthy (the heartbeat); it
-    returns True to ask the worker to retire gracefully (recycling).
+    returns True to ask the worker to stop gracefully.
+    ``request_limit`` is this worker's request budget (0 = none). The request that spends
+    it makes the worker stop accepting at once and retire; ``on_recycle`` then runs once,
+    so the supervisor can start a replacement.
     """
 
     on_ready: Callable[[], None] | None = None
-    on_tick: Callable[[WorkerStats], bool] | None = None
+    on_tick: Callable[[], bool] | None = None
+    request_limit: int = 0
+    on_recycle: Callable[[], None] | None = None

@@ -5,20 +5,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from ruvicorn import _native
 from ruvicorn.config import Config
 from ruvicorn.logs import access_log, error_log
-from ruvicorn.worker.hooks import WorkerHooks, WorkerStats
+from ruvicorn.worker.hooks import WorkerHooks
 from ruvicorn.worker.pathsend import send_file
 
 #: How often timeouts are enforced and the heartbeat runs; no connection has its own timer.
 TICK_SECONDS = 1.0
+#: Longest an idle keep-alive connection of a retiring worker waits for a request that may
+#: already be on its way (also capped by --timeout-keep-alive and half the graceful
+#: timeout). Shorter loses such requests; longer only delays the worker's exit.
+DRAIN_LINGER = 1.0
 
 
 def native_state(
-    config: Config, app: Any, loop: asyncio.AbstractEventLoop, lifespan_state: dict[str, Any] | None
+    config: Config,
+    app: Any,
+    loop: asyncio.AbstractEventLoop,
+    lifespan_state: dict[str, Any] | None,
+    *,
+    request_limit: int = 0,
+    on_limit: Callable[[], None] | None = None,
 ) -> _native.ServerState:
     """The per-worker state the native protocol shares across connections."""
     log_access = config.access_log and access_log.isEnabledFor(logging.INFO)
@@ -39,6 +50,9 @@ def native_state(
         forwarded_allow_ips=config.forwarded_allow_ips if config.proxy_headers else None,
         timeout_keep_alive=config.timeout_keep_alive,
         timeout_request_header=config.timeout_request_header,
+        drain_linger=min(DRAIN_LINGER, config.timeout_graceful_shutdown / 2),
+        limit_max_requests=request_limit,
+        on_limit=on_limit,
         pathsend=send_file,
         ws=config.ws,
         ws_max_size=config.ws_max_size,
@@ -63,12 +77,21 @@ class WorkerServer:
         self.config = config
         self.loop = loop
         self.hooks = hooks
-        self.state = native_state(config, app, loop, lifespan_state)
+        self.state = native_state(
+            config,
+            app,
+            loop,
+            lifespan_state,
+            request_limit=hooks.request_limit,
+            on_limit=self._budget_spent,
+        )
         self.servers: list[asyncio.Server] = []
+        self.sockets: list[socket.socket] = []
         self.retire = asyncio.Event()
         self._ticker: asyncio.TimerHandle | None = None
 
     async def start(self, sockets: list[socket.socket]) -> None:
+        self.sockets = sockets
         for sock in sockets:
             if sock.family == socket.AF_UNIX:
                 server = await self.loop.create_unix_server(
@@ -87,27 +110,71 @@ class WorkerServer:
             self.state.sweep()
         except Exception:  # a sweep failure must not stop the heartbeat
             error_log.exception("Timeout sweep failed")
-        if self.hooks.on_tick is not None:
-            stats = WorkerStats(self.state.requests_served, self.state.connections)
-            if self.hooks.on_tick(stats):
-                self.retire.set()
+        if self.hooks.on_tick is not None and self.hooks.on_tick():
+            self.retire.set()
 
-    async def stop_accepting(self) -> None:
+    def _budget_spent(self) -> None:
+        """Run by the native protocol when the request that spends the budget arrives (its
+        connections already drain): stop accepting now, so the kernel queues new
+        connections for the other workers and the replacement, then retire."""
+        self._stop_accepting_now()
+        if self.hooks.on_recycle is not None:
+            self.hooks.on_recycle()
+        self.retire.set()
+
+    def _selector_loop(self) -> bool:
+        return isinstance(self.loop, asyncio.selector_events.BaseSelectorEventLoop)
+
+    def _stop_accepting_now(self) -> None:
+        if self._selector_loop():
+            for server in self.servers:
+                for sock in server.sockets:
+                    self.loop.remove_reader(sock.fileno())
+        else:
+            for server in self.servers:
+                server.close()
+
+    async def stop_accepting(self, last: bool = False) -> None:
         """Close this worker's copy of every listener: the kernel keeps queued connections
         for the processes that still hold the socket.
 
         The stdlib selector loop attaches an accepted connection in a task of its own; one
         accepted just before ``close()`` would be orphaned and reset. So accepting stops
         first, those tasks get to run, and only then is the server closed.
+
+        ``last``: the service is stopping, so this may be the listener's last holder, whose
+        close resets every connection still queued. Those are accepted first (and answered
+        with ``connection: close``); from the close on, clients are refused.
         """
-        if isinstance(self.loop, asyncio.selector_events.BaseSelectorEventLoop):
-            for server in self.servers:
-                for sock in server.sockets:
-                    self.loop.remove_reader(sock.fileno())
+        selector = self._selector_loop()
+        # Other loops detach the sockets on close(), so what is queued is taken first.
+        queued = self._take_queued() if last and not selector else []
+        self._stop_accepting_now()
+        if selector:
             for _ in range(3):
                 await asyncio.sleep(0)
+            queued = self._take_queued() if last else []
         for server in self.servers:
             server.close()
+        if queued:
+            attach = [self.loop.connect_accepted_socket(self.state, sock) for sock in queued]
+            for failed in await asyncio.gather(*attach, return_exceptions=True):
+                if isinstance(failed, Exception):
+                    error_log.debug("A queued connection could not be attached: %s", failed)
+
+    def _take_queued(self) -> list[socket.socket]:
+        """Accept, without waiting, every connection the kernel has queued (bounded)."""
+        taken: list[socket.socket] = []
+        for sock in self.sockets:
+            try:
+                sock.setblocking(False)
+                while len(taken) < self.config.backlog:
+                    conn, _ = sock.accept()
+                    conn.setblocking(False)
+                    taken.append(conn)
+            except OSError:  # nothing queued (EAGAIN), the listener is gone, no descriptors
+                continue
+        return taken
 
     async def shutdown(
         self, timeout: float, spare: asyncio.Task[Any] | None = None, restart: bool = False
@@ -118,7 +185,7 @@ class WorkerServer:
         task, which must live until lifespan shutdown). ``restart`` tells clients this worker
         is being replaced rather than the service going away.
         """
-        await self.stop_accepting()
+        await self.stop_accepting(last=not restart)
         self.state.drain(restart)
         deadline = self.loop.time() + timeout
         while self.state.connections and self.loop.time() < deadline:

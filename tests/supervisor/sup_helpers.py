@@ -12,10 +12,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import psutil
+from rawhttp import RawClient, request
 
 APPS = Path(__file__).parent / "apps"
 
@@ -151,48 +154,153 @@ class Server:
         self._log.close()
 
 
+class CloseClient:
+    """A new connection per request, ``Connection: close``."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def get(self) -> tuple[int, str]:
+        return self.server.get("/")
+
+    def close(self) -> None:
+        pass
+
+
+class PoolClient:
+    """httpx with a keep-alive pool of one connection, as an application would use it."""
+
+    def __init__(self, server: Server) -> None:
+        self.client = httpx.Client(
+            base_url=f"http://127.0.0.1:{server.port}",
+            timeout=10,
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        )
+
+    def get(self) -> tuple[int, str]:
+        response = self.client.get("/")
+        return response.status_code, response.text
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class EagerClient:
+    """A raw keep-alive connection that sends its next request the instant the previous
+    response ends (the worst moment for a server that closes idle connections), and
+    reconnects only when told ``connection: close``."""
+
+    def __init__(self, server: Server) -> None:
+        self.port = server.port
+        self.conn: RawClient | None = None
+
+    def get(self) -> tuple[int, str]:
+        if self.conn is None:
+            self.conn = RawClient("127.0.0.1", self.port, timeout=10)
+        try:
+            self.conn.send(request("GET", "/"))
+            response = self.conn.read_response()
+        except BaseException:
+            self.close()
+            raise
+        if not response.keeps_alive:
+            self.close()
+        return response.status, response.body.decode()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+CLIENTS = {"close": CloseClient, "pool": PoolClient, "eager": EagerClient}
+
+
+def _refused(kind: str, exc: Exception) -> bool:
+    """Whether ``exc`` says no process took the connection (see ``Load``)."""
+    if isinstance(exc, (ConnectionRefusedError, httpx.ConnectError)):
+        return True
+    return kind == "close" and isinstance(exc, ConnectionResetError)
+
+
 class Load:
-    """A bounded client loop: threads issuing GETs until told to stop or a bound is hit."""
+    """Bounded client loops: one thread per client issuing GETs until told to stop or a
+    bound is hit. ``clients`` maps a kind of ``CLIENTS`` to how many of them run.
+
+    ``refusal_ends``: a refused connection ends that client (counted in ``refused``), as
+    expected once a stopping server's listener is gone; otherwise it is a failure. A new
+    connection reset before any response counts as refused too: the kernel completes a
+    handshake under way while the last listener closes, then resets it, and no process
+    ever accepted it. (A connection the server accepted is never a refusal.)
+    """
 
     def __init__(
         self,
         server: Server,
-        threads: int = 4,
+        clients: dict[str, int] | None = None,
         max_requests: int = 20000,
         max_seconds: float = 120.0,
+        interval: float = 0.0,
+        refusal_ends: bool = False,
     ) -> None:
         self.server = server
         self.max_requests = max_requests
         self.deadline = time.monotonic() + max_seconds
+        self.interval = interval
+        self.refusal_ends = refusal_ends
         self.ok = 0
+        self.refused = 0
         self.failures: list[str] = []
         self.bodies: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        kinds = [kind for kind, n in (clients or {"close": 4}).items() for _ in range(n)]
+        self._threads = [
+            threading.Thread(target=self._run, args=(kind,), daemon=True) for kind in kinds
+        ]
         for thread in self._threads:
             thread.start()
 
-    def _run(self) -> None:
-        while not self._stop.is_set() and time.monotonic() < self.deadline:
-            with self._lock:
-                if self.ok + len(self.failures) >= self.max_requests:
-                    return
-            try:
-                status, body = self.server.get("/")
-            except Exception as exc:
+    def _run(self, kind: str) -> None:
+        client = CLIENTS[kind](self.server)
+        try:
+            while not self._stop.is_set() and time.monotonic() < self.deadline:
                 with self._lock:
-                    self.failures.append(f"{type(exc).__name__}: {exc}")
-                continue
+                    if self.ok + len(self.failures) >= self.max_requests:
+                        return
+                if not self._one(kind, client):
+                    return
+                if self.interval:
+                    self._stop.wait(self.interval)
+        finally:
+            client.close()
+
+    def _one(self, kind: str, client: CloseClient | PoolClient | EagerClient) -> bool:
+        """One request; False when this client should stop (its connection was refused)."""
+        try:
+            status, body = client.get()
+        except Exception as exc:
             with self._lock:
-                if status == 200:
-                    self.ok += 1
-                    self.bodies.append(body)
-                else:
-                    self.failures.append(f"status {status}")
+                if self.refusal_ends and _refused(kind, exc):
+                    self.refused += 1
+                    return False
+                self.failures.append(f"{kind}: {type(exc).__name__}: {exc}")
+            return True
+        with self._lock:
+            if status == 200:
+                self.ok += 1
+                self.bodies.append(body)
+            else:
+                self.failures.append(f"{kind}: status {status}")
+        return True
 
     def wait_count(self, count: int, timeout: float = 60) -> None:
         wait_for(lambda: self.ok + len(self.failures) >= count, timeout, f"{count} requests")
+
+    def served_by(self) -> dict[int, int]:
+        """How many requests each worker pid answered."""
+        with self._lock:
+            return dict(Counter(int(body) for body in self.bodies))
 
     def stop(self) -> None:
         self._stop.set()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from sup_helpers import Server, wait_for
+from sup_helpers import Load, Server, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -112,14 +112,22 @@ def test_sigttin_sigttou_change_the_worker_count(start: Callable[..., Server]) -
     server = start("basic:app", "--workers", "1")
     server.wait_ready()
     first = server.workers()
-    server.signal(signal.SIGTTIN)
-    server.wait_log(r"Worker count set to 2")
-    wait_for(lambda: len(server.workers()) == 2, 30, "a second worker")
-    server.wait_log(r"Worker \d+ ready", count=2)
-    server.signal(signal.SIGTTOU)
-    server.wait_log(r"Worker count set to 1")
-    server.wait_log(r"Worker \d+ stopped \(exit code 0\)")
-    wait_for(lambda: len(server.workers()) == 1, 30, "one worker")
+    # Keep-alive clients throughout: the worker SIGTTOU retires loses none of them.
+    load = Load(server, {"close": 2, "pool": 2, "eager": 2}, max_seconds=60)
+    try:
+        server.signal(signal.SIGTTIN)
+        server.wait_log(r"Worker count set to 2")
+        wait_for(lambda: len(server.workers()) == 2, 30, "a second worker")
+        server.wait_log(r"Worker \d+ ready", count=2)
+        load.wait_count(load.ok + 200)
+        server.signal(signal.SIGTTOU)
+        server.wait_log(r"Worker count set to 1")
+        server.wait_log(r"Worker \d+ stopped \(exit code 0\)")
+        wait_for(lambda: len(server.workers()) == 1, 30, "one worker")
+        load.wait_count(load.ok + 200)
+    finally:
+        load.stop()
+    assert load.failures == []
     assert server.workers().isdisjoint(first)  # The oldest worker is the one retired.
 
 

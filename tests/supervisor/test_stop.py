@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sup_helpers import Server, wait_for
+from rawhttp import RawClient, request
+from sup_helpers import Load, Server, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
 
-def _request_in_background(server: Server, path: str) -> dict[str, object]:
+def _request_in_background(server: Server, path: str) -> Callable[[], tuple[int, str]]:
+    """Send ``path`` from a thread; the returned callable waits for its response (an error
+    fails the test)."""
     result: dict[str, object] = {}
 
     def run() -> None:
@@ -24,27 +28,86 @@ def _request_in_background(server: Server, path: str) -> dict[str, object]:
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    result["thread"] = thread
-    return result
+
+    def response() -> tuple[int, str]:
+        thread.join(timeout=10)
+        assert "error" not in result, result.get("error")
+        status, body = result["response"]  # type: ignore[misc]
+        return int(status), str(body)
+
+    return response
 
 
 def test_sigterm_lets_an_in_flight_request_finish(start: Callable[..., Server]) -> None:
     server = start("basic:app", "--workers", "2")
     server.wait_ready()
     workers = server.workers()
-    pending = _request_in_background(server, "/sleep?s=2")
+    response = _request_in_background(server, "/sleep?s=2")
     wait_for(lambda: any(e == "request/sleep" for e, _ in server.events()), 20, "request")
     server.signal(signal.SIGTERM)
     assert server.wait_exit(30) == 0
-    thread = pending["thread"]
-    assert isinstance(thread, threading.Thread)
-    thread.join(timeout=10)
-    assert "error" not in pending, pending.get("error")
-    status, body = pending["response"]  # type: ignore[misc]
+    status, body = response()
     assert status == 200 and int(body) in workers
     shutdowns = {pid for event, pid in server.events() if event == "shutdown"}
     assert shutdowns == workers  # Lifespan shutdown ran in every worker.
     assert "Master" in server.log() and "exits with code 0" in server.log()
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_sigterm_under_keep_alive_load_fails_no_accepted_request(
+    start: Callable[..., Server], loop: str
+) -> None:
+    server = start("basic:app", "--workers", "2", "--loop", loop)
+    server.wait_ready()
+    clients = {"close": 8, "pool": 4, "eager": 4}
+    # Every client keeps sending through the stop; once the listener is gone its next
+    # connection is refused, which ends it. Anything else is a lost request.
+    load = Load(server, clients, max_requests=200000, max_seconds=60, refusal_ends=True)
+    try:
+        load.wait_count(500)
+        server.signal(signal.SIGTERM)
+        assert server.wait_exit(60) == 0
+        wait_for(lambda: load.refused == sum(clients.values()), 30, "every client refused")
+    finally:
+        load.stop()
+    assert load.failures == []
+
+
+def test_sigterm_during_a_reload_lets_the_retiring_worker_finish(
+    start: Callable[..., Server],
+) -> None:
+    server = start("basic:app", "--workers", "1")
+    server.wait_ready()
+    (old,) = server.workers()
+    response = _request_in_background(server, "/sleep?s=3")
+    wait_for(lambda: ("request/sleep", old) in server.events(), 20, "the slow request")
+    server.signal(signal.SIGHUP)
+    server.wait_log(rf"Retiring worker {old}", timeout=30)
+    # The retiring worker is already stopping gracefully: a second signal would make it
+    # stop fast and cut the request.
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(30) == 0
+    assert response() == (200, str(old))
+
+
+def test_an_idle_keep_alive_connection_is_half_closed_not_reset(
+    start: Callable[..., Server],
+) -> None:
+    server = start("basic:app", "--workers", "1")
+    server.wait_ready()
+    with RawClient("127.0.0.1", server.port, timeout=30) as conn:
+        conn.send(request("GET", "/"))
+        assert conn.read_response().keeps_alive
+        server.signal(signal.SIGTERM)
+        # Idle through the linger: the server sends its FIN...
+        assert conn.sock.recv(1024) == b""
+        # ...and keeps reading, so requests that crossed it are dropped quietly. A fully
+        # closed socket would answer the first with a reset, failing the second send.
+        conn.sock.sendall(request("GET", "/"))
+        time.sleep(0.2)  # give a reset time to arrive; not an assertion on timing
+        conn.sock.sendall(request("GET", "/"))
+        assert conn.sock.recv(1024) == b""
+    assert server.wait_exit(30) == 0
 
 
 def test_worker_hung_past_graceful_timeout_is_killed(start: Callable[..., Server]) -> None:
