@@ -103,9 +103,17 @@ def exchange_once(server: ServerProcess, data: bytes) -> tuple[int, bool]:
         return resp.status, False
 
 
+def largest_head(limits: dict[str, int]) -> bytes:
+    """Every limit met at once: the longest line and the most fields, each of the most bytes
+    (with the defaults about 800 KiB, more than the worker's read high-water mark)."""
+    fields = [b"Host: x"] + [field_of(limits["field_size"])] * (limits["fields"] - 1)
+    return head(line_of(limits["line"]), fields)
+
+
 def test_each_limit_exactly(limited: tuple[ServerProcess, dict]) -> None:
     server, limits = limited
-    for name, (data, status) in cases(limits).items():
+    every = {**cases(limits), "every-limit-at-once": (largest_head(limits), 200)}
+    for name, (data, status) in every.items():
         mark = server.mark()
         got, alive = exchange_once(server, data)
         assert got == status, f"{name}: got {got}, expected {status}"
