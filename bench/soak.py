@@ -57,7 +57,6 @@ STREAM_SIZE = MIB
 WORKERS = 2
 HUP_EVERY = 10.0
 TTIN_AT, TTOU_AT, KILL_AT = 33.0, 53.0, 75.0
-FD_BASELINE_AT = 5.0  # before the first SIGHUP, with 2 settled workers
 WARMUP = 15.0  # RSS samples before this (and of a worker younger than WORKER_WARM) are ignored
 WORKER_WARM = 3.0
 RSS_BOUND = 5 * MIB
@@ -394,6 +393,7 @@ class Soak:
         obs = Observer(psutil.Process(proc.pid), time.monotonic())
         if not obs.settled(WORKERS):
             raise SystemExit(f"soak: the workers never settled:\n{self.log()[-3000:]}")
+        self.fd_baseline = obs.master_fds()  # settled, before any load or signal
         stop_obs = threading.Event()
         threads = [threading.Thread(target=obs.run, args=(stop_obs,), daemon=True)]
         base = f"http://{HOST}:{self.port}"
@@ -425,8 +425,7 @@ class Soak:
 
     def _schedule(self, proc: subprocess.Popen[bytes], obs: Observer, t0: float) -> None:
         """Signals at fixed times from the start of the load, until ``duration``."""
-        plan: list[tuple[float, str]] = [(FD_BASELINE_AT, "fd-baseline")]
-        plan += [(HUP_EVERY * k, "SIGHUP") for k in range(1, int(self.duration // HUP_EVERY))]
+        plan = [(HUP_EVERY * k, "SIGHUP") for k in range(1, int(self.duration // HUP_EVERY))]
         plan += [(TTIN_AT, "SIGTTIN"), (TTOU_AT, "SIGTTOU"), (KILL_AT, "SIGKILL")]
         plan = sorted(p for p in plan if p[0] < self.duration - 5)
         for at, what in plan:
@@ -435,10 +434,7 @@ class Soak:
                 time.sleep(delay)
             if proc.poll() is not None:
                 return
-            if what == "fd-baseline":
-                with contextlib.suppress(OSError):
-                    self.fd_baseline = obs.master_fds()
-            elif what == "SIGKILL":
+            if what == "SIGKILL":
                 self._kill_one(obs)
             else:
                 proc.send_signal(getattr(signal, what))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import dataclass, field
+from typing import Self
 
 import psutil
 from rawhttp import RawClient, request, wait_for
@@ -45,29 +45,39 @@ def warm(server: ServerProcess, requests: int = 50) -> None:
             assert c.read_response().status == 200
 
 
-class RssWatch:
-    """Samples a process's RSS in a thread and keeps the peak."""
+class Background:
+    """A loop in a daemon thread for the length of a ``with`` block."""
 
-    def __init__(self, proc: psutil.Process, interval: float = 0.05) -> None:
-        self.proc = proc
-        self.interval = interval
-        self.baseline = proc.memory_info().rss
-        self.peak = self.baseline
+    def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            with contextlib.suppress(psutil.Error):
-                self.peak = max(self.peak, self.proc.memory_info().rss)
+        raise NotImplementedError
 
-    def __enter__(self) -> RssWatch:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=30)
+
+
+class RssWatch(Background):
+    """Samples a process's RSS in a thread and keeps the peak."""
+
+    def __init__(self, proc: psutil.Process, interval: float = 0.05) -> None:
+        super().__init__()
+        self.proc = proc
+        self.interval = interval
+        self.baseline = proc.memory_info().rss
+        self.peak = self.baseline
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            with contextlib.suppress(psutil.Error):
+                self.peak = max(self.peak, self.proc.memory_info().rss)
 
     @property
     def growth(self) -> int:
@@ -80,23 +90,20 @@ class RssWatch:
         )
 
 
-@dataclass
-class OrdinaryClient:
+class OrdinaryClient(Background):
     """A well-behaved keep-alive client asking for ``/ok`` every ``pause`` seconds.
 
     Every request must be answered 200 ``ok`` (each read is bounded by the raw client's
     timeout); a connection the server closes is replaced by a new one.
     """
 
-    server: ServerProcess
-    pause: float = 0.1
-    max_requests: int = 5000
-    answered: int = 0
-    failures: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+    def __init__(self, server: ServerProcess, pause: float = 0.1, max_requests: int = 5000):
+        super().__init__()
+        self.server = server
+        self.pause = pause
+        self.max_requests = max_requests
+        self.answered = 0
+        self.failures: list[str] = []
 
     def _run(self) -> None:
         client: RawClient | None = None
@@ -121,14 +128,6 @@ class OrdinaryClient:
             self._stop.wait(self.pause)
         if client is not None:
             client.close()
-
-    def __enter__(self) -> OrdinaryClient:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
 
     def wait_answers(self, count: int, timeout: float = 30.0) -> None:
         """Wait (bounded) until ``count`` more answers arrived than now."""
