@@ -67,6 +67,10 @@ format: ## Apply ruff and rustfmt formatting
 bench: ## Benchmark ruvicorn against its peers (bench/README.md); BENCH_ARGS=--quick for a smoke run
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
+.PHONY: soak
+soak: install-dev ## Bounded soak (~3 min): 2 workers, mixed load, reloads, resizes, a SIGKILL, recycling
+	$(PY) bench/soak.py $(SOAK_ARGS)
+
 .PHONY: clean
 clean: ## Remove build products and the virtualenv
 	rm -rf $(VENV) target .mypy_cache .ruff_cache .pytest_cache

@@ -189,8 +189,11 @@ impl Connection {
         self.buf.len() - self.pos + self.exchange.as_ref().map_or(0, |ex| ex.body.len())
     }
 
+    /// With no exchange open, what is buffered is an incomplete head: the head limits bound
+    /// it (431 past them), and pausing there would stall a head within those limits until
+    /// the head timeout.
     pub fn wants_read_pause(&self) -> bool {
-        self.buffered() > READ_HIGH_WATER
+        self.exchange.is_some() && self.buffered() > READ_HIGH_WATER
     }
 
     /// Take received bytes and advance the parser.
@@ -618,6 +621,31 @@ mod tests {
             .expect("start");
         let outcome = send(conn, seq, &mut out, body, false).expect("body");
         (out, outcome)
+    }
+
+    #[test]
+    fn a_head_larger_than_the_read_high_water_mark_is_read_to_its_end() {
+        let mut conn = Connection::new(limits());
+        let field = [b"x-big: ".as_slice(), &[b'v'; 8000], b"\r\n"].concat();
+        let mut head = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+        while head.len() <= READ_HIGH_WATER {
+            head.extend_from_slice(&field);
+        }
+        assert!(matches!(conn.feed(&head), Feed::Pending));
+        assert!(
+            !conn.wants_read_pause(),
+            "reading paused inside a head within the limits"
+        );
+        request(&mut conn, b"\r\n");
+    }
+
+    #[test]
+    fn unread_pipelined_input_pauses_reading() {
+        let mut conn = Connection::new(limits());
+        let mut input = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 300000\r\n\r\n".to_vec();
+        input.resize(input.len() + 300_000, b'b');
+        request(&mut conn, &input);
+        assert!(conn.wants_read_pause());
     }
 
     #[test]
