@@ -2,7 +2,7 @@
 //! (timeouts, graceful drain) that act on all of its connections.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,12 @@ pub struct ServerState {
     ws_template: Py<PyDict>,
     asgi: Py<PyDict>,
     requests_served: AtomicU64,
+    /// `--limit-concurrency` (None = off).
+    limit_concurrency: Option<usize>,
+    /// App Tasks (HTTP and WebSocket) that have not finished yet.
+    running: AtomicUsize,
+    /// When the last overload warning was logged, and the 503s answered since.
+    overload_log: Mutex<(Option<Instant>, u64)>,
     draining: AtomicBool,
     restarting: AtomicBool,
     next_id: AtomicU64,
@@ -96,7 +102,7 @@ impl ServerState {
         default_headers=None, forwarded_allow_ips=None, timeout_keep_alive=5.0,
         timeout_request_header=10.0, pathsend=None, ws="auto", ws_max_size=16777216,
         ws_max_queue=32, ws_ping_interval=20.0, ws_ping_timeout=20.0,
-        ws_per_message_deflate=true,
+        ws_per_message_deflate=true, limit_concurrency=0,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -124,6 +130,7 @@ impl ServerState {
         ws_ping_interval: f64,
         ws_ping_timeout: f64,
         ws_per_message_deflate: bool,
+        limit_concurrency: usize,
     ) -> PyResult<Self> {
         let extra_lines = match default_headers {
             Some(pairs) => header_lines(&pairs)?,
@@ -204,6 +211,9 @@ impl ServerState {
             ws_template,
             asgi: asgi_template(py)?.unbind(),
             requests_served: AtomicU64::new(0),
+            limit_concurrency: (limit_concurrency > 0).then_some(limit_concurrency),
+            running: AtomicUsize::new(0),
+            overload_log: Mutex::new((None, 0)),
             draining: AtomicBool::new(false),
             restarting: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
@@ -224,6 +234,12 @@ impl ServerState {
     #[getter]
     fn connections(&self) -> usize {
         self.registry().len()
+    }
+
+    /// App Tasks that have not finished yet.
+    #[getter]
+    fn running(&self) -> usize {
+        self.running.load(Ordering::Relaxed)
     }
 
     /// Enforce keep-alive and request-head timeouts; the worker calls this about once a
@@ -295,6 +311,44 @@ impl ServerState {
 
     pub fn count_request(&self) {
         self.requests_served.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn task_started(&self) {
+        self.running.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn task_ended(&self) {
+        self.running.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A new request would go beyond `--limit-concurrency`: more connections than the
+    /// limit are open, or as many app Tasks as the limit are still running.
+    pub fn over_capacity(&self) -> bool {
+        self.limit_concurrency.is_some_and(|limit| {
+            self.running.load(Ordering::Relaxed) >= limit || self.registry().len() > limit
+        })
+    }
+
+    /// Count one 503 for overload; the warning to log, at most one a second.
+    pub fn overload_warning(&self, now: Instant) -> Option<String> {
+        let mut log = self
+            .overload_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (last, count) = &mut *log;
+        *count += 1;
+        if last.is_some_and(|at| now.duration_since(at) < Duration::from_secs(1)) {
+            return None;
+        }
+        let limit = self.limit_concurrency.unwrap_or(0);
+        let line = match std::mem::replace(count, 0) {
+            1 => format!("Exceeded --limit-concurrency {limit}: answering 503"),
+            n => format!(
+                "Exceeded --limit-concurrency {limit}: {n} requests answered 503 since the last warning"
+            ),
+        };
+        *last = Some(now);
+        Some(line)
     }
 
     pub fn is_draining(&self) -> bool {
