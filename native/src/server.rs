@@ -55,12 +55,33 @@ pub struct ServerState {
     limit_concurrency: Option<usize>,
     /// App Tasks (HTTP and WebSocket) that have not finished yet.
     running: AtomicUsize,
-    /// When the last overload warning was logged, and the 503s answered since.
-    overload_log: Mutex<(Option<Instant>, u64)>,
+    overload_log: Mutex<RateLimitedCount>,
     draining: AtomicBool,
     restarting: AtomicBool,
     next_id: AtomicU64,
     connections: Mutex<HashMap<u64, Py<HttpProtocol>>>,
+}
+
+/// Events counted between log lines written at most once a second.
+#[derive(Debug, Default)]
+pub struct RateLimitedCount {
+    last_line: Option<Instant>,
+    since: u64,
+}
+
+impl RateLimitedCount {
+    /// Count one event; when a line is due, the events it reports (this one included).
+    pub fn note(&mut self, now: Instant) -> Option<u64> {
+        self.since += 1;
+        if self
+            .last_line
+            .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1))
+        {
+            return None;
+        }
+        self.last_line = Some(now);
+        Some(std::mem::take(&mut self.since))
+    }
 }
 
 /// How the app's Task is created: `asyncio.Task(coro, loop=..., name=...)` unless the loop
@@ -213,7 +234,7 @@ impl ServerState {
             requests_served: AtomicU64::new(0),
             limit_concurrency: (limit_concurrency > 0).then_some(limit_concurrency),
             running: AtomicUsize::new(0),
-            overload_log: Mutex::new((None, 0)),
+            overload_log: Mutex::new(RateLimitedCount::default()),
             draining: AtomicBool::new(false),
             restarting: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
@@ -331,24 +352,18 @@ impl ServerState {
 
     /// Count one 503 for overload; the warning to log, at most one a second.
     pub fn overload_warning(&self, now: Instant) -> Option<String> {
-        let mut log = self
+        let refused = self
             .overload_log
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (last, count) = &mut *log;
-        *count += 1;
-        if last.is_some_and(|at| now.duration_since(at) < Duration::from_secs(1)) {
-            return None;
-        }
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .note(now)?;
         let limit = self.limit_concurrency.unwrap_or(0);
-        let line = match std::mem::replace(count, 0) {
+        Some(match refused {
             1 => format!("Exceeded --limit-concurrency {limit}: answering 503"),
             n => format!(
                 "Exceeded --limit-concurrency {limit}: {n} requests answered 503 since the last warning"
             ),
-        };
-        *last = Some(now);
-        Some(line)
+        })
     }
 
     pub fn is_draining(&self) -> bool {
@@ -362,5 +377,25 @@ impl ServerState {
         } else {
             (crate::ws::close_code::GOING_AWAY, "going away")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_most_one_line_a_second_reporting_what_was_held_back() {
+        let start = Instant::now();
+        let mut count = RateLimitedCount::default();
+        assert_eq!(count.note(start), Some(1));
+        for ms in [1, 10, 500, 999] {
+            assert_eq!(count.note(start + Duration::from_millis(ms)), None);
+        }
+        assert_eq!(count.note(start + Duration::from_millis(1000)), Some(5));
+        assert_eq!(count.note(start + Duration::from_millis(1500)), None);
+        assert_eq!(count.note(start + Duration::from_secs(60)), Some(2));
+        // A clock read before the last line (another thread's) is not a new second.
+        assert_eq!(count.note(start), None);
     }
 }
