@@ -60,7 +60,7 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
 
     monkeypatch.setattr(ruvicorn.main, "run_from_config", fake_run)
     for key in list(__import__("os").environ):
-        if key.startswith("RUVICORN_") or key == "WEB_CONCURRENCY":
+        if key.startswith("RUVICORN_") or key in ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"):
             monkeypatch.delenv(key)
     return seen
 

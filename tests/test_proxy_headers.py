@@ -137,3 +137,22 @@ def test_access_log_keeps_the_peer_when_untrusted(untrusted: ServerProcess) -> N
     scope_via(untrusted, [("X-Forwarded-For", "203.0.113.7")], path)
     line = access_line(untrusted, path)
     assert "] 127.0.0.1:" in line and "203.0.113.7" not in line, line
+
+
+@pytest.mark.parametrize(
+    ("env", "client"),
+    [
+        ({"FORWARDED_ALLOW_IPS": "127.0.0.1"}, "203.0.113.7"),
+        ({"FORWARDED_ALLOW_IPS": "10.1.2.3"}, "127.0.0.1"),
+        ({"FORWARDED_ALLOW_IPS": "10.1.2.3", "RUVICORN_FORWARDED_ALLOW_IPS": "*"}, "203.0.113.7"),
+        ({"FORWARDED_ALLOW_IPS": "*", "RUVICORN_FORWARDED_ALLOW_IPS": "10.1.2.3"}, "127.0.0.1"),
+    ],
+    ids=["shared-trusts", "shared-distrusts", "ours-wins-trust", "ours-wins-distrust"],
+)
+def test_forwarded_allow_ips_from_the_shared_env_name(
+    server_factory, env: dict[str, str], client: str
+) -> None:
+    """Operators who set FORWARDED_ALLOW_IPS keep their trusted proxies; RUVICORN_ wins."""
+    srv: ServerProcess = server_factory("testapp:app", env=env)
+    scope = scope_via(srv, [("X-Forwarded-For", "203.0.113.7")])
+    assert scope["client"][0] == client
