@@ -74,8 +74,10 @@ def held_requests(server: ServerProcess, tmp_path: Path, n: int) -> Iterator[lis
             client.close()
 
 
-def test_busy_worker_refuses_then_resumes(server_factory, tmp_path: Path) -> None:
-    server: ServerProcess = server_factory("testapp:app", "--limit-concurrency", "2")
+def test_busy_worker_refuses_then_resumes(server_factory, tmp_path: Path, loop: str) -> None:
+    server: ServerProcess = server_factory("testapp:app", "--limit-concurrency", "2", loop=loop)
+    # The readiness probes (connections opened while the worker booted) must be gone first.
+    wait_serving(server)
     with held_requests(server, tmp_path, 2):
         mark = server.mark()
         started = time.monotonic()
@@ -98,6 +100,7 @@ def test_open_connections_count_too(server_factory) -> None:
     server: ServerProcess = server_factory(
         "testapp:app", "--limit-concurrency", "3", "--timeout-request-header", "60"
     )
+    wait_serving(server)
     idle = [socket.create_connection((server.host, server.port)) for _ in range(3)]
     try:
         # Three idle ones plus this one make four: refused once the worker has them all.
@@ -114,12 +117,11 @@ def probe(server: ServerProcess) -> Response:
     return resp
 
 
-def test_keep_alive_connection_is_refused_when_load_rises(
-    server_factory, tmp_path: Path
-) -> None:
+def test_keep_alive_connection_is_refused_when_load_rises(server_factory, tmp_path: Path) -> None:
     server: ServerProcess = server_factory(
         "testapp:app", "--limit-concurrency", "2", "--timeout-request-header", "60"
     )
+    wait_serving(server)
     with server.client() as client, held_requests(server, tmp_path, 1):
         # Two connections, one running request: within the limit.
         client.send(request("GET", "/ok"))
