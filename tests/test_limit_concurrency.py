@@ -193,7 +193,7 @@ def test_five_thousand_idle_connections(many_fds: None, server_factory, limit: i
             wait_for(lambda: refused(probe(server)), timeout=60.0, interval=0.2)
         assert {p.pid for p in _workers(server)} == worker_pids, "the worker was replaced"
         grown = server.rss() - baseline
-        assert grown < 256 * 1024 * 1024, f"RSS grew by {grown / 2**20:.0f} MiB"
+        assert grown < 96 * 1024 * 1024, f"RSS grew by {grown / 2**20:.0f} MiB"
     finally:
         for sock in idle:
             sock.close()
