@@ -12,7 +12,9 @@ CARGO_ENV = PYO3_PYTHON=$(abspath $(PY)) LD_LIBRARY_PATH=$(PYLIBDIR)
 
 .PHONY: help
 help: ## Show this help
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
+		'{ name[NR] = $$1; text[NR] = $$2; if (length($$1) > w) w = length($$1) } \
+		END { for (i = 1; i <= NR; i++) printf "  %-*s  %s\n", w, name[i], text[i] }'
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +33,9 @@ build: $(PY) ## Rebuild the native extension in release mode after Rust changes
 	$(PIP) install -q -e '.[standard]' --no-deps
 
 .PHONY: run
-run: install ## Serve examples/hello.py on http://127.0.0.1:8000
+run: ## Serve examples/hello.py on http://127.0.0.1:8000
+	@echo "make run: building the native extension and installing into $(VENV) (about 30 s the first time)..."
+	@$(MAKE) --no-print-directory install
 	$(VENV)/bin/ruvicorn --app-dir examples hello:app
 
 .PHONY: lint

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Side-by-side HTTP and WebSocket benchmark of ruvicorn and its peers, in one command.
 
-    python bench/run.py            # full run (~25 min), writes bench/results/
-    python bench/run.py --quick    # smoke run (~3 min): 2 rounds x 3 s, fewer rows
+    python bench/run.py            # full run (~25-30 min), writes bench/results/
+    python bench/run.py --quick    # smoke run (~4 min): 2 rounds x 3 s, fewer rows,
+                                   # writes bench/results-partial/ (--out DIR to choose)
 
 Why it is built this way (details in bench/README.md):
 - every server is pinned to one core and the load generator (wrk, or bench/wsload for the
@@ -51,6 +52,9 @@ REPO = BENCH.parent
 VENV = BENCH / ".venv"
 APPS = BENCH / "apps"
 RESULTS = BENCH / "results"
+#: Where a quick or partial run writes unless told otherwise: the committed full results
+#: are only replaced by a full run.
+PARTIAL_RESULTS = BENCH / "results-partial"
 RAW = RESULTS / "raw"
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -1323,7 +1327,8 @@ def write_chart(
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="Benchmark ruvicorn against its peers; writes bench/results/.",
+        description="Benchmark ruvicorn against its peers; a full run writes bench/results/, "
+        "a quick or partial one bench/results-partial/.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
@@ -1365,7 +1370,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="do not run bench/setup.sh first (the venv must exist)",
     )
-    p.add_argument("--output", type=Path, default=RESULTS, help="results directory")
+    p.add_argument(
+        "--out",
+        "--output",
+        dest="output",
+        type=Path,
+        default=None,
+        help="results directory (default: bench/results for a full run or --report-only, "
+        "bench/results-partial otherwise)",
+    )
     p.add_argument(
         "--retry-noisy",
         type=float,
@@ -1380,6 +1393,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="measure nothing: rewrite RESULTS.md and ratios.png from results.json",
     )
     return p.parse_args(argv)
+
+
+def is_partial(args: argparse.Namespace) -> bool:
+    """Whether the run measures less (or otherwise) than the full default run."""
+    return bool(
+        args.quick
+        or args.workloads != "default"
+        or args.servers != "default"
+        or args.duration is not None
+        or args.warmup is not None
+        or args.rounds is not None
+    )
+
+
+def output_dir(args: argparse.Namespace) -> Path:
+    """``--out``, else the committed results for a full run, else the partial directory."""
+    if args.output is not None:
+        return Path(args.output)
+    return PARTIAL_RESULTS if is_partial(args) and not args.report_only else RESULTS
 
 
 def bootstrap(args: argparse.Namespace) -> None:
@@ -1441,7 +1473,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     global RESULTS, RAW
-    RESULTS = args.output.resolve()
+    RESULTS = output_dir(args).resolve()
     RAW = RESULTS / "raw"
     RAW.mkdir(parents=True, exist_ok=True)
     if args.report_only:

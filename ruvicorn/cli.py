@@ -15,6 +15,22 @@ from ruvicorn.config import Config, ConfigError, settings
 ENV_PREFIX = "RUVICORN"
 
 
+class UsageError(click.ClickException):
+    """A bad command line, shown as the one line ``Error: ...`` (exit 2)."""
+
+    exit_code = 2
+
+
+class OneLineErrors(click.Command):
+    """Parsing errors become :class:`UsageError`: one line, not the usage block."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            raise UsageError(f"{exc.format_message()} (see ruvicorn --help)") from None
+
+
 def _click_type(f: dataclasses.Field[Any]) -> Any:
     hint = typing.get_type_hints(Config)[f.name]
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
@@ -34,7 +50,7 @@ def _option(f: dataclasses.Field[Any]) -> Callable[[Any], Any]:
     kwargs: dict[str, Any] = {
         "help": meta["help"],
         "show_envvar": True,
-        "envvar": f"{ENV_PREFIX}_{f.name.upper()}",
+        "envvar": [f"{ENV_PREFIX}_{f.name.upper()}", *meta["env"]],
     }
     if meta["metavar"]:
         kwargs["metavar"] = meta["metavar"]
@@ -45,8 +61,6 @@ def _option(f: dataclasses.Field[Any]) -> Callable[[Any], Any]:
             spec = f"{flags[0]}/{meta['secondary']}"
             return click.option(spec, f.name, default=default, show_default=True, **kwargs)
         return click.option(flags[0], f.name, is_flag=True, default=default, **kwargs)
-    if f.name == "workers":
-        return click.option(*flags, f.name, type=int, default=None, **kwargs)
     return click.option(
         *flags, f.name, type=_click_type(f), default=default, show_default=True, **kwargs
     )
@@ -59,7 +73,7 @@ def _build_command() -> click.Command:
         try:
             config = Config.from_mapping(values)
         except ConfigError as exc:
-            raise click.UsageError(str(exc)) from None
+            raise UsageError(str(exc)) from None
         raise SystemExit(run_from_config(config))
 
     for f in reversed([f for f in settings() if f.name != "app"]):
@@ -67,6 +81,7 @@ def _build_command() -> click.Command:
     command = click.argument("app", envvar=f"{ENV_PREFIX}_APP")(command)
     command = click.version_option(package_name="ruvicorn", prog_name="ruvicorn")(command)
     return click.command(
+        cls=OneLineErrors,
         name="ruvicorn",
         context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
         help="Serve the ASGI application APP (module:attribute).",

@@ -7,13 +7,21 @@ field declarations below, so an option exists in exactly one place.
 from __future__ import annotations
 
 import dataclasses
-import os
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 KIB = 1024
 MIB = 1024 * KIB
+
+#: Ranges shared by many settings. Upper bounds keep a typo from reaching the kernel or the
+#: native code (a size must fit 64 bits; a duration must be addable to a clock).
+MAX_INT = 2**63 - 1
+MAX_SECONDS = 10.0**9
+COUNT = (0, MAX_INT)
+SIZE = (1, MAX_INT)
+SECONDS = (0.0, MAX_SECONDS)
 
 
 class ConfigError(ValueError):
@@ -29,11 +37,15 @@ def opt(
     secondary: str | None = None,
     metavar: str | None = None,
     group: str = "server",
+    bounds: tuple[float, float] | None = None,
+    env: tuple[str, ...] = (),
 ) -> Any:
     """Declare a setting: its default, its help text and how the CLI spells it.
 
     ``flags`` overrides the derived ``--field-name``; ``secondary`` names the negative form
-    of a boolean switch (``--no-access-log``).
+    of a boolean switch (``--no-access-log``). ``bounds`` is the inclusive range of a number.
+    ``env`` names variables other servers read for the same setting; they are consulted
+    after ``RUVICORN_<NAME>``, so an operator's existing environment keeps working.
     """
     meta = {
         "help": help,
@@ -42,15 +54,27 @@ def opt(
         "secondary": secondary,
         "metavar": metavar,
         "group": group,
+        "bounds": bounds,
+        "env": env,
     }
     if isinstance(default, (list, tuple)):
         return field(default_factory=lambda: tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
-def _default_workers() -> int:
-    raw = os.environ.get("WEB_CONCURRENCY", "")
-    return int(raw) if raw.isdigit() and int(raw) > 0 else 1
+def split_app(spec: str) -> tuple[str, str]:
+    """``module:attribute`` as its two halves; ConfigError when it is not in that form."""
+    module_name, sep, attr_path = spec.partition(":")
+    if (
+        not sep
+        or not module_name
+        or not all(p.isidentifier() for p in attr_path.split("."))
+        or not all(p.isidentifier() for p in module_name.split("."))
+    ):
+        raise ConfigError(
+            f"app {spec!r} is not in module:attribute form (e.g. 'main:app' or 'pkg.mod:obj.app')"
+        )
+    return module_name, attr_path
 
 
 @dataclass(frozen=True)
@@ -61,7 +85,12 @@ class Config:
 
     # -- listeners
     host: str = opt("127.0.0.1", "Bind a TCP socket to this host.", group="bind")
-    port: int = opt(8000, "Bind a TCP socket to this port (0 picks a free one).", group="bind")
+    port: int = opt(
+        8000,
+        "Bind a TCP socket to this port (0 picks a free one).",
+        group="bind",
+        bounds=(0, 65535),
+    )
     bind: tuple[str, ...] = opt(
         (),
         "Bind address, repeatable: HOST:PORT, tcp:HOST:PORT, unix:PATH or fd://N. "
@@ -71,11 +100,18 @@ class Config:
         group="bind",
     )
     uds: str | None = opt(None, "Bind a unix domain socket at this path.", group="bind")
-    fd: int | None = opt(None, "Serve on an inherited listening file descriptor.", group="bind")
+    fd: int | None = opt(
+        None,
+        "Serve on an inherited listening file descriptor.",
+        group="bind",
+        bounds=(0, 2**31 - 1),
+    )
     reuse_port: bool = opt(
         False, "Bind with SO_REUSEPORT.", secondary="--no-reuse-port", group="bind"
     )
-    backlog: int = opt(2048, "Maximum number of pending connections.", group="bind")
+    backlog: int = opt(
+        2048, "Maximum number of pending connections.", group="bind", bounds=(1, 2**31 - 1)
+    )
 
     # -- application
     factory: bool = opt(
@@ -89,10 +125,16 @@ class Config:
     # -- protocol
     loop: str = opt("auto", "Event loop.", choices=("auto", "asyncio", "uvloop"))
     ws: str = opt("auto", "WebSocket support.", choices=("auto", "none"))
-    ws_max_size: int = opt(16 * MIB, "Largest WebSocket message in bytes.")
-    ws_max_queue: int = opt(32, "Unread WebSocket messages held before reading pauses.")
-    ws_ping_interval: float = opt(20.0, "Seconds between server WebSocket pings (0 = off).")
-    ws_ping_timeout: float = opt(20.0, "Seconds to wait for a WebSocket pong.")
+    ws_max_size: int = opt(16 * MIB, "Largest WebSocket message in bytes.", bounds=SIZE)
+    ws_max_queue: int = opt(
+        32, "Unread WebSocket messages held before reading pauses.", bounds=(1, 2**31 - 1)
+    )
+    ws_ping_interval: float = opt(
+        20.0, "Seconds between server WebSocket pings (0 = off).", bounds=SECONDS
+    )
+    ws_ping_timeout: float = opt(
+        20.0, "Seconds to wait for a WebSocket pong (0 = forever).", bounds=SECONDS
+    )
     ws_per_message_deflate: bool = opt(
         True, "Negotiate permessage-deflate.", secondary="--no-ws-per-message-deflate"
     )
@@ -104,6 +146,7 @@ class Config:
     forwarded_allow_ips: str = opt(
         "127.0.0.1",
         "Comma-separated IPs or networks whose proxy headers are trusted ('*' trusts all).",
+        env=("FORWARDED_ALLOW_IPS",),
     )
     server_header: bool = opt(True, "Send a Server header.", secondary="--no-server-header")
     date_header: bool = opt(True, "Send a Date header.", secondary="--no-date-header")
@@ -112,44 +155,69 @@ class Config:
     )
 
     # -- timeouts
-    timeout_keep_alive: float = opt(5.0, "Close idle keep-alive connections after N seconds.")
+    timeout_keep_alive: float = opt(
+        5.0, "Close idle keep-alive connections after N seconds.", bounds=SECONDS
+    )
     timeout_request_header: float = opt(
-        10.0, "Seconds a client has to send a complete request head."
+        10.0, "Seconds a client has to send a complete request head.", bounds=SECONDS
     )
     timeout_graceful_shutdown: float = opt(
-        30.0, "Seconds in-flight requests get to finish on stop or reload."
+        30.0, "Seconds in-flight requests get to finish on stop or reload.", bounds=SECONDS
     )
     timeout_worker: float = opt(
-        30.0, "Kill a worker whose event loop is blocked this many seconds.", group="process"
+        30.0,
+        "Kill a worker whose event loop is blocked this many seconds (0 = never).",
+        group="process",
+        bounds=SECONDS,
     )
     timeout_worker_ready: float = opt(
-        60.0, "Seconds a new worker has to become ready.", group="process"
+        60.0,
+        "Seconds a new worker has to become ready.",
+        group="process",
+        bounds=(0.1, MAX_SECONDS),
     )
 
     # -- limits
-    limit_request_line: int = opt(8190, "Longest request line in bytes (414 above).")
-    limit_request_fields: int = opt(100, "Most header fields in a request (431 above).")
-    limit_request_field_size: int = opt(8190, "Longest header field in bytes (431 above).")
-    limit_request_body: int = opt(0, "Largest request body in bytes (413 above; 0 = off).")
+    limit_request_line: int = opt(8190, "Longest request line in bytes (414 above).", bounds=SIZE)
+    limit_request_fields: int = opt(
+        100, "Most header fields in a request (431 above).", bounds=SIZE
+    )
+    limit_request_field_size: int = opt(
+        8190, "Longest header field in bytes (431 above).", bounds=SIZE
+    )
+    limit_request_body: int = opt(
+        0, "Largest request body in bytes (413 above; 0 = off).", bounds=COUNT
+    )
+    limit_concurrency: int = opt(
+        0,
+        "Answer 503 to a request beyond N open connections or N running requests in a "
+        "worker (0 = off).",
+        bounds=COUNT,
+    )
     limit_max_requests: int = opt(
-        0, "Recycle a worker after this many requests (0 = never).", group="process"
+        0, "Recycle a worker after this many requests (0 = never).", group="process", bounds=COUNT
     )
     limit_max_requests_jitter: int = opt(
-        0, "Add up to this many requests at random to --limit-max-requests.", group="process"
+        0,
+        "Add up to this many requests at random to --limit-max-requests.",
+        group="process",
+        bounds=COUNT,
     )
     max_worker_memory: int = opt(
-        0, "Recycle a worker whose RSS stays above N MiB (0 = off).", group="process"
+        0, "Recycle a worker whose RSS stays above N MiB (0 = off).", group="process", bounds=COUNT
     )
     max_worker_lifetime: float = opt(
-        0.0, "Recycle a worker after N seconds (0 = never).", group="process"
+        0.0, "Recycle a worker after N seconds (0 = never).", group="process", bounds=SECONDS
     )
 
     # -- processes
     workers: int = opt(
         1,
-        "Number of worker processes (default $WEB_CONCURRENCY or 1).",
+        "Number of worker processes.",
         flags=("-w", "--workers"),
         group="process",
+        bounds=(1, 1024),
+        env=("WEB_CONCURRENCY",),
     )
     reload: bool = opt(False, "Rolling restart when watched files change.", group="process")
     reload_dir: tuple[str, ...] = opt(
@@ -181,14 +249,11 @@ class Config:
         self._check()
 
     def _check(self) -> None:
-        for name in ("port", "backlog", "workers"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must not be negative")
-        if self.workers < 1:
-            raise ConfigError("--workers must be at least 1")
-        for name in ("limit_request_line", "limit_request_fields", "limit_request_field_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+        for f in settings():
+            if f.metadata["bounds"] is not None:
+                _check_bounds(f.name, getattr(self, f.name), f.metadata["bounds"])
+        if self.app:
+            split_app(self.app)
         if self.root_path and not self.root_path.startswith("/"):
             raise ConfigError("--root-path must start with '/'")
         for item in self.header:
@@ -204,8 +269,6 @@ class Config:
         for key, value in list(kwargs.items()):
             if isinstance(value, list):
                 kwargs[key] = tuple(value)
-        if "workers" not in kwargs:
-            kwargs["workers"] = _default_workers()
         return cls(**kwargs)
 
     def replace(self, **changes: Any) -> Config:
@@ -219,6 +282,23 @@ class Config:
             name, _, value = item.partition(":")
             pairs.append((name.strip().lower().encode("latin-1"), value.strip().encode("latin-1")))
         return pairs
+
+
+def _check_bounds(name: str, value: float | None, bounds: tuple[float, float]) -> None:
+    if value is None:
+        return
+    flag = "--" + name.replace("_", "-")
+    low, high = bounds
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{flag} must be a finite number, not {value}")
+    if value < low:
+        raise ConfigError(f"{flag} must be at least {_show(low)}, not {_show(value)}")
+    if value > high:
+        raise ConfigError(f"{flag} must be at most {_show(high)}, not {_show(value)}")
+
+
+def _show(number: float) -> str:
+    return str(number) if isinstance(number, int) else f"{number:g}"
 
 
 def settings() -> tuple[dataclasses.Field[Any], ...]:

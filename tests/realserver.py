@@ -38,7 +38,8 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("RUVICORN_") and k not in ("WEB_CONCURRENCY", "TESTAPP_RECORD")
+        if not k.startswith("RUVICORN_")
+        and k not in ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "TESTAPP_RECORD")
     }
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})

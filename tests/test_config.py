@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import ruvicorn.main
 from ruvicorn.cli import cli
-from ruvicorn.config import Config, ConfigError, settings
+from ruvicorn.config import MAX_INT, Config, ConfigError, settings
 
 SPECIAL: dict[str, tuple[str, Any]] = {
     "host": ("127.0.0.2", "127.0.0.2"),
@@ -60,7 +60,7 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
 
     monkeypatch.setattr(ruvicorn.main, "run_from_config", fake_run)
     for key in list(__import__("os").environ):
-        if key.startswith("RUVICORN_") or key == "WEB_CONCURRENCY":
+        if key.startswith("RUVICORN_") or key in ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"):
             monkeypatch.delenv(key)
     return seen
 
@@ -115,6 +115,33 @@ def test_web_concurrency(captured: list[Config]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("name", "alias", "ours", "theirs"),
+    [
+        ("forwarded_allow_ips", "FORWARDED_ALLOW_IPS", "10.0.0.1", "10.9.9.9"),
+        ("workers", "WEB_CONCURRENCY", "2", "5"),
+    ],
+)
+def test_shared_env_names_are_read_and_ours_win(
+    name: str, alias: str, ours: str, theirs: str, captured: list[Config]
+) -> None:
+    """Variables an operator already set for another ASGI server keep working."""
+    assert invoke(["mod:app"], {alias: theirs}).exit_code == 0
+    assert str(getattr(captured[-1], name)) == theirs
+    both = {alias: theirs, f"RUVICORN_{name.upper()}": ours}
+    assert invoke(["mod:app"], both).exit_code == 0
+    assert str(getattr(captured[-1], name)) == ours
+
+
+def test_bad_web_concurrency_is_a_usage_error(captured: list[Config]) -> None:
+    result = CliRunner().invoke(cli, ["mod:app"], env={"WEB_CONCURRENCY": "0"})
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == ["Error: --workers must be at least 1, not 0"], (
+        result.output
+    )
+    assert captured == []
+
+
+@pytest.mark.parametrize(
     ("args", "needle"),
     [
         (["--root-path", "no-slash", "m:a"], "--root-path"),
@@ -130,10 +157,67 @@ def test_bad_values_are_one_line_usage_errors(
 ) -> None:
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2
-    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
-    assert len(errors) == 1, result.output
-    assert needle in errors[0]
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert needle in lines[0]
     assert "Traceback" not in result.output
+    assert captured == []
+
+
+NUMBERS = [
+    f for f in settings() if typing.get_type_hints(Config)[f.name] in (int, float, int | None)
+]
+BOUNDED = [f for f in settings() if f.metadata["bounds"] is not None]
+
+
+def test_every_number_declares_its_range() -> None:
+    assert NUMBERS, "no numeric settings found"
+    assert [f.name for f in NUMBERS if f.metadata["bounds"] is None] == []
+
+
+def out_of_range(f: dataclasses.Field[Any]) -> list[str]:
+    """Values just outside the declared range, plus non-numbers a float must refuse."""
+    low, high = f.metadata["bounds"]
+    if typing.get_type_hints(Config)[f.name] is float:
+        return [str(low - 0.5), str(high * 2), "nan", "inf"]
+    values = [str(int(low) - 1)]
+    if high < MAX_INT:
+        values.append(str(int(high) + 1))
+    else:
+        values.append(str(MAX_INT + 1))
+    return values
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--" + f.name.replace("_", "-"), v) for f in BOUNDED for v in out_of_range(f)],
+)
+def test_every_range_is_checked_with_one_usage_line(
+    flag: str, value: str, captured: list[Config]
+) -> None:
+    result = CliRunner().invoke(cli, [f"{flag}={value}", "m:a"])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("Error: ") and flag in lines[0], result.output
+    assert captured == []
+
+
+@pytest.mark.parametrize("f", BOUNDED, ids=lambda f: f.name)
+def test_range_ends_are_accepted(f: dataclasses.Field[Any], captured: list[Config]) -> None:
+    flag = "--" + f.name.replace("_", "-")
+    for end in f.metadata["bounds"]:
+        result = invoke([f"{flag}={end}", "m:a"])
+        assert result.exit_code == 0, result.output
+        assert getattr(captured[-1], f.name) == end
+
+
+@pytest.mark.parametrize("spec", ["hello", "nosuch:", ":app", "a b:c", "mod:1x"])
+def test_app_not_in_module_attr_form_is_a_usage_error(spec: str, captured: list[Config]) -> None:
+    result = CliRunner().invoke(cli, [spec])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "module:attribute" in lines[0], result.output
     assert captured == []
 
 

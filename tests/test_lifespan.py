@@ -64,7 +64,26 @@ def drive(app: Any, mode: str) -> tuple[bool, Lifespan]:
 
 
 def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    """The one-line summaries logged at ERROR (the app's tracebacks come before them)."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.ERROR and r.exc_info is None and "\n" not in r.getMessage()
+    ]
+
+
+def shown_traceback(caplog: pytest.LogCaptureFixture) -> str:
+    """The app's traceback as logged at ERROR by default; the summary line must follow it."""
+    records = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert records and "\n" not in records[-1].getMessage(), "the summary must come last"
+    text = "\n".join(
+        (r.getMessage() + "\n" + logging.Formatter().formatException(r.exc_info))
+        if r.exc_info
+        else r.getMessage()
+        for r in records[:-1]
+    )
+    assert "Traceback (most recent call last)" in text, text
+    return text
 
 
 @pytest.mark.parametrize("mode", ["auto", "on"])
@@ -123,17 +142,21 @@ def test_on_requires_an_answer(behaviour: str, caplog: pytest.LogCaptureFixture)
     assert not ok
     [line] = errors(caplog)
     assert line.startswith("Application startup failed")
-    assert "\n" not in line
+    if behaviour == "raise_first":
+        assert "lifespan? never heard of it" in shown_traceback(caplog)
 
 
 @pytest.mark.parametrize("mode", ["auto", "on"])
-def test_startup_failed_message_is_one_line(mode: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_startup_failed_message_shown_then_one_line(
+    mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
     tb = "Traceback (most recent call last):\n  File 'x.py', line 1\nRuntimeError: db down\n"
     app = Recorder(startup_failed=tb)
     ok, _ = drive(app, mode)
     assert not ok
     [line] = errors(caplog)
     assert line == "Application startup failed: RuntimeError: db down"
+    assert "File 'x.py', line 1" in shown_traceback(caplog)
     assert app.received == ["lifespan.startup"]
 
 
@@ -224,9 +247,12 @@ def test_shutdown_raising_in_auto_mode_is_logged(caplog: pytest.LogCaptureFixtur
     assert lifespan.shutdown_failed
     [line] = errors(caplog)
     assert line == "Application shutdown failed: RuntimeError: shutdown exploded"
+    assert "shutdown exploded" in shown_traceback(caplog)
 
 
-def test_starlette_startup_failure_is_one_line(caplog: pytest.LogCaptureFixture) -> None:
+def test_starlette_startup_failure_traceback_then_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     starlette = pytest.importorskip("starlette.applications")
 
     @contextlib.asynccontextmanager
@@ -238,6 +264,7 @@ def test_starlette_startup_failure_is_one_line(caplog: pytest.LogCaptureFixture)
     assert not ok
     [line] = errors(caplog)
     assert line == "Application startup failed: ConnectionError: database unreachable"
+    assert 'raise ConnectionError("database unreachable")' in shown_traceback(caplog)
 
 
 def test_task_cancelled_before_shutdown_is_reported(caplog: pytest.LogCaptureFixture) -> None:

@@ -16,11 +16,15 @@ def error_lines(server: ServerProcess) -> list[str]:
     return [line for line in server.stderr().splitlines() if "[ERROR]" in line]
 
 
-def assert_one_clear_line(server: ServerProcess, *needles: str) -> None:
+def assert_traceback_then_summary(server: ServerProcess, *needles: str) -> None:
+    """A startup failure is the app's bug: its traceback is shown by default, and the last
+    line of the output is the one-line summary."""
     text = server.stderr()
-    assert "Traceback" not in text, text
-    matching = [line for line in text.splitlines() if all(n in line for n in needles)]
-    assert matching, f"no line with {needles} in:\n{text}"
+    before, _, _ = text.rpartition("Application startup failed")
+    assert "Traceback (most recent call last)" in before, text
+    last = text.strip().splitlines()[-1]
+    assert "[ERROR] Application startup failed: " in last, text
+    assert all(n in last for n in needles), text
 
 
 @pytest.mark.parametrize("mode", ["on", "auto"])
@@ -43,13 +47,13 @@ def test_lifespan_off_never_runs_lifespan(server_factory) -> None:
     assert [r["event"] for r in srv.records()] == ["request"]
 
 
-def test_startup_failure_exits_nonzero_with_one_line(server_factory) -> None:
+def test_startup_failure_shows_the_traceback_then_one_line(server_factory) -> None:
     srv: ServerProcess = server_factory("lifespan_apps:failing_app", start=False)
     srv.expect_exit = None
     srv.start(wait=False)
     code = srv.wait_exit(BOUND)
     assert code != 0
-    assert_one_clear_line(srv, "database unreachable")
+    assert_traceback_then_summary(srv, "database unreachable")
     assert not [r for r in srv.records() if r.get("event") == "request"]
 
 
@@ -68,7 +72,7 @@ def test_on_mode_app_raising_in_startup_fails(server_factory) -> None:
     srv.expect_exit = None
     srv.start(wait=False)
     assert srv.wait_exit(BOUND) != 0
-    assert_one_clear_line(srv, "cache warmup exploded")
+    assert_traceback_then_summary(srv, "cache warmup exploded")
 
 
 def test_on_mode_app_without_lifespan_fails(server_factory) -> None:
@@ -77,8 +81,8 @@ def test_on_mode_app_without_lifespan_fails(server_factory) -> None:
     )
     srv.expect_exit = None
     srv.start(wait=False)
-    assert srv.wait_exit(BOUND) != 0
-    assert "Traceback" not in srv.stderr()
+    assert srv.wait_exit(BOUND) == exitcodes.LIFESPAN_FAILED
+    assert_traceback_then_summary(srv, "lifespan is not for me")
 
 
 def test_auto_mode_app_without_lifespan_serves(server_factory) -> None:

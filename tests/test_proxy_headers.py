@@ -6,13 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from rawhttp import wait_for
 from realserver import ServerProcess
 
 
-def scope_via(server: ServerProcess, headers: list[tuple[str, str]]) -> dict[str, Any]:
-    resp = server.get("/proxy", headers=headers)
+def scope_via(
+    server: ServerProcess, headers: list[tuple[str, str]], path: str = "/proxy"
+) -> dict[str, Any]:
+    resp = server.get(path, headers=headers)
     assert resp.status == 200, resp
-    return resp.json()
+    return dict(resp.json())
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +102,57 @@ def test_garbage_forwarded_values_do_not_break_requests(trusted: ServerProcess) 
     assert scope["scheme"] in ("http", "https")
     scope = scope_via(trusted, [("Forwarded", 'for=";;;;;')])
     assert scope["type"] == "http"
+
+
+def access_line(server: ServerProcess, path: str) -> str:
+    found = wait_for(
+        lambda: [x for x in server.stderr().splitlines() if f'"GET {path} HTTP/1.1" 200' in x]
+    )
+    assert len(found) == 1, found
+    return str(found[0])
+
+
+@pytest.mark.parametrize(
+    ("headers", "client"),
+    [
+        ([("X-Forwarded-For", "203.0.113.7")], "203.0.113.7:0"),
+        ([("Forwarded", 'for="[2001:db8::17]:4711"')], "2001:db8::17:0"),
+    ],
+    ids=["x-forwarded", "forwarded"],
+)
+def test_access_log_names_the_forwarded_client(
+    trusted: ServerProcess, headers: list[tuple[str, str]], client: str
+) -> None:
+    """The access log shows the client the app sees, not the proxy's address."""
+    path = f"/proxy?log={client}"
+    scope = scope_via(trusted, headers, path)
+    assert f"{scope['client'][0]}:{scope['client'][1]}" == client
+    line = access_line(trusted, path)
+    assert f"] {client} - " in line, line
+    assert "127.0.0.1" not in line
+
+
+def test_access_log_keeps_the_peer_when_untrusted(untrusted: ServerProcess) -> None:
+    path = "/proxy?log=untrusted"
+    scope_via(untrusted, [("X-Forwarded-For", "203.0.113.7")], path)
+    line = access_line(untrusted, path)
+    assert "] 127.0.0.1:" in line and "203.0.113.7" not in line, line
+
+
+@pytest.mark.parametrize(
+    ("env", "client"),
+    [
+        ({"FORWARDED_ALLOW_IPS": "127.0.0.1"}, "203.0.113.7"),
+        ({"FORWARDED_ALLOW_IPS": "10.1.2.3"}, "127.0.0.1"),
+        ({"FORWARDED_ALLOW_IPS": "10.1.2.3", "RUVICORN_FORWARDED_ALLOW_IPS": "*"}, "203.0.113.7"),
+        ({"FORWARDED_ALLOW_IPS": "*", "RUVICORN_FORWARDED_ALLOW_IPS": "10.1.2.3"}, "127.0.0.1"),
+    ],
+    ids=["shared-trusts", "shared-distrusts", "ours-wins-trust", "ours-wins-distrust"],
+)
+def test_forwarded_allow_ips_from_the_shared_env_name(
+    server_factory, env: dict[str, str], client: str
+) -> None:
+    """Operators who set FORWARDED_ALLOW_IPS keep their trusted proxies; RUVICORN_ wins."""
+    srv: ServerProcess = server_factory("testapp:app", env=env)
+    scope = scope_via(srv, [("X-Forwarded-For", "203.0.113.7")])
+    assert scope["client"][0] == client

@@ -154,6 +154,24 @@ impl Effects {
     }
 }
 
+/// `client - "METHOD target HTTP/x"`, completed with the status once the response is sent.
+fn access_line(head: &RequestHead, client: Option<&Bound<'_, PyAny>>) -> PyResult<String> {
+    let version = if head.version == Version::Http10 {
+        "1.0"
+    } else {
+        "1.1"
+    };
+    let client = match client.filter(|c| !c.is_none()) {
+        Some(client) => format!("{}:{}", client.get_item(0)?, client.get_item(1)?),
+        None => "-".to_owned(),
+    };
+    Ok(format!(
+        "{client} - \"{} {} HTTP/{version}\"",
+        String::from_utf8_lossy(head.method()),
+        String::from_utf8_lossy(head.target())
+    ))
+}
+
 fn to_addr(py: Python<'_>, info: &Bound<'_, PyAny>) -> PyResult<Option<(Py<PyTuple>, String)>> {
     if let Ok(tuple) = info.cast::<PyTuple>() {
         if tuple.len() >= 2 {
@@ -340,27 +358,15 @@ impl HttpProtocol {
             .peer
             .get()
             .ok_or_else(|| PyRuntimeError::new_err("no peer"))?;
-        if state.access_log.is_some() {
-            let version = if head.version == Version::Http10 {
-                "1.0"
-            } else {
-                "1.1"
-            };
-            let client = match &peer.client {
-                Some(client) => {
-                    let client = client.bind(py);
-                    format!("{}:{}", client.get_item(0)?, client.get_item(1)?)
-                }
-                None => "-".to_owned(),
-            };
-            let line = format!(
-                "{client} - \"{} {} HTTP/{version}\"",
-                String::from_utf8_lossy(head.method()),
-                String::from_utf8_lossy(head.target())
-            );
-            this.lock()?.access_line = Some(line);
-        }
         let scope = build_scope(py, state, peer, head, &target, websocket)?;
+        if state.access_log.is_some() {
+            // The client the app sees: the forwarded one behind a trusted proxy.
+            let client = scope.get_item(key!(py, "client"))?;
+            this.lock()?.access_line = Some(access_line(head, client.as_ref())?);
+        }
+        if state.over_capacity() {
+            return Self::refuse_overloaded(slf);
+        }
         if websocket {
             return crate::websocket::start(slf, head, &scope, seq);
         }
@@ -372,6 +378,28 @@ impl HttpProtocol {
             RequestCycle::app_finished(slf, seq, Some(error))?;
         }
         Ok(())
+    }
+
+    /// `--limit-concurrency` is exceeded: 503, then close (the app is not called).
+    fn refuse_overloaded(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let mut fx = Effects::default();
+        {
+            let mut inner = this.lock()?;
+            if !inner.closing {
+                fx.write_tail = error_response(503, &this.default_lines());
+            }
+            fx.access = inner.access_line.take().map(|line| (line, 503));
+            fx.close = true;
+            inner.closing = true;
+        }
+        let applied = Self::apply(slf, fx);
+        if let Some(line) = this.state().overload_warning(Instant::now()) {
+            let log = this.state().error_log.bind(py);
+            log.call_method1(key!(py, "warning"), (line,))?;
+        }
+        applied
     }
 
     /// The response of exchange `seq` is complete: log it and move to the next request or

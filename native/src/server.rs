@@ -2,7 +2,7 @@
 //! (timeouts, graceful drain) that act on all of its connections.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -58,10 +58,37 @@ pub struct ServerState {
     /// `on_limit` (the worker stops accepting), so no later connection is taken.
     limit_max_requests: u64,
     on_limit: Option<Py<PyAny>>,
+    /// `--limit-concurrency` (None = off).
+    limit_concurrency: Option<usize>,
+    /// App Tasks (HTTP and WebSocket) that have not finished yet.
+    running: AtomicUsize,
+    overload_log: Mutex<RateLimitedCount>,
     draining: AtomicBool,
     restarting: AtomicBool,
     next_id: AtomicU64,
     connections: Mutex<HashMap<u64, Py<HttpProtocol>>>,
+}
+
+/// Events counted between log lines written at most once a second.
+#[derive(Debug, Default)]
+pub struct RateLimitedCount {
+    last_line: Option<Instant>,
+    since: u64,
+}
+
+impl RateLimitedCount {
+    /// Count one event; when a line is due, the events it reports (this one included).
+    pub fn note(&mut self, now: Instant) -> Option<u64> {
+        self.since += 1;
+        if self
+            .last_line
+            .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1))
+        {
+            return None;
+        }
+        self.last_line = Some(now);
+        Some(std::mem::take(&mut self.since))
+    }
 }
 
 /// How the app's Task is created: `asyncio.Task(coro, loop=..., name=...)` unless the loop
@@ -104,7 +131,7 @@ impl ServerState {
         timeout_request_header=10.0, drain_linger=1.0, limit_max_requests=0, on_limit=None,
         pathsend=None, ws="auto", ws_max_size=16777216,
         ws_max_queue=32, ws_ping_interval=20.0, ws_ping_timeout=20.0,
-        ws_per_message_deflate=true,
+        ws_per_message_deflate=true, limit_concurrency=0,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -135,6 +162,7 @@ impl ServerState {
         ws_ping_interval: f64,
         ws_ping_timeout: f64,
         ws_per_message_deflate: bool,
+        limit_concurrency: usize,
     ) -> PyResult<Self> {
         let extra_lines = match default_headers {
             Some(pairs) => header_lines(&pairs)?,
@@ -219,6 +247,9 @@ impl ServerState {
             requests_served: AtomicU64::new(0),
             limit_max_requests,
             on_limit,
+            limit_concurrency: (limit_concurrency > 0).then_some(limit_concurrency),
+            running: AtomicUsize::new(0),
+            overload_log: Mutex::new(RateLimitedCount::default()),
             draining: AtomicBool::new(false),
             restarting: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
@@ -234,6 +265,12 @@ impl ServerState {
     #[getter]
     fn connections(&self) -> usize {
         self.registry().len()
+    }
+
+    /// App Tasks that have not finished yet.
+    #[getter]
+    fn running(&self) -> usize {
+        self.running.load(Ordering::Relaxed)
     }
 
     /// Enforce keep-alive and request-head timeouts; the worker calls this about once a
@@ -322,6 +359,38 @@ impl ServerState {
         }
     }
 
+    pub fn task_started(&self) {
+        self.running.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn task_ended(&self) {
+        self.running.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A new request would go beyond `--limit-concurrency`: more connections than the
+    /// limit are open, or as many app Tasks as the limit are still running.
+    pub fn over_capacity(&self) -> bool {
+        self.limit_concurrency.is_some_and(|limit| {
+            self.running.load(Ordering::Relaxed) >= limit || self.registry().len() > limit
+        })
+    }
+
+    /// Count one 503 for overload; the warning to log, at most one a second.
+    pub fn overload_warning(&self, now: Instant) -> Option<String> {
+        let refused = self
+            .overload_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .note(now)?;
+        let limit = self.limit_concurrency.unwrap_or(0);
+        Some(match refused {
+            1 => format!("Exceeded --limit-concurrency {limit}: answering 503"),
+            n => format!(
+                "Exceeded --limit-concurrency {limit}: {n} requests answered 503 since the last warning"
+            ),
+        })
+    }
+
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
@@ -333,5 +402,25 @@ impl ServerState {
         } else {
             (crate::ws::close_code::GOING_AWAY, "going away")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_most_one_line_a_second_reporting_what_was_held_back() {
+        let start = Instant::now();
+        let mut count = RateLimitedCount::default();
+        assert_eq!(count.note(start), Some(1));
+        for ms in [1, 10, 500, 999] {
+            assert_eq!(count.note(start + Duration::from_millis(ms)), None);
+        }
+        assert_eq!(count.note(start + Duration::from_millis(1000)), Some(5));
+        assert_eq!(count.note(start + Duration::from_millis(1500)), None);
+        assert_eq!(count.note(start + Duration::from_secs(60)), Some(2));
+        // A clock read before the last line (another thread's) is not a new second.
+        assert_eq!(count.note(start), None);
     }
 }

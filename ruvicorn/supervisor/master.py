@@ -51,6 +51,8 @@ class Master:
         self.pool = Pool(config, self.notifier, self.alive_r, self._master_fds)
         self.stopping = ""  # "", "graceful" or "fast"
         self.exit_code = exitcodes.OK
+        #: The first boot failed with the app's error: the master stops without more lines.
+        self.quiet = False
         self._last_status = ""
 
     def _master_fds(self) -> list[int]:
@@ -86,8 +88,6 @@ class Master:
 
     def _serve(self) -> int:
         config = self.config
-        for sock in self.pool.sockets:
-            log.info("Listening on %s", listeners.describe(sock))
         if config.preload:
             # Only --preload makes the master import application code.
             from ruvicorn.worker.app_loading import AppLoadError, load_app
@@ -102,12 +102,6 @@ class Master:
         if config.reload:
             self.watcher = ReloadWatcher(config)
             log.info("Watching %s for changes", ", ".join(self.watcher.dirs))
-        log.info(
-            "Started master process %d with %d worker%s",
-            os.getpid(),
-            config.workers,
-            "" if config.workers == 1 else "s",
-        )
         try:
             self.loop()
         except Exception:
@@ -128,7 +122,8 @@ class Master:
         self.notifier.close()
         for fd in (self.alive_r, self.alive_w):
             os.close(fd)
-        log.info("Master %d exits with code %d", os.getpid(), self.exit_code)
+        say = log.debug if self.quiet else log.info
+        say("Master %d exits with code %d", os.getpid(), self.exit_code)
 
     # -- the loop
 
@@ -140,6 +135,8 @@ class Master:
             pool.reap(self.stopping != "")
             if pool.fatal_code is not None and not self.stopping:
                 self.exit_code = pool.fatal_code
+                # The worker already said why in one line; the rest is noise.
+                self.quiet = pool.fatal_code in exitcodes.BOOT_FAILURES
                 self.begin_stop("fast", "a worker failed to boot")
             now = time.monotonic()
             if self.stopping:
@@ -188,7 +185,7 @@ class Master:
     def _report(self, now: float) -> None:
         status = self.pool.status_line()
         if self.stopping:
-            status = f"stopping: {len(self.pool.workers)} workers left"
+            status = f"stopping: {logs.plural(len(self.pool.workers), 'worker')} left"
         if status != self._last_status:
             self._last_status = status
             self.notifier.status(status)
@@ -238,5 +235,5 @@ class Master:
             log.info("Shutting down (%s): workers finish their requests (up to %.0f s)", why, limit)
             self.pool.stop_all(signal.SIGTERM, now + limit + STOP_MARGIN)
         else:
-            log.info("Shutting down fast (%s)", why)
+            (log.debug if self.quiet else log.info)("Shutting down fast (%s)", why)
             self.pool.stop_all(signal.SIGQUIT, now + FAST_STOP_SECONDS)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ruvicorn import exitcodes, logs
+from ruvicorn import exitcodes, listeners, logs
 from ruvicorn.config import MIB, Config
 from ruvicorn.supervisor import worker_process
 from ruvicorn.supervisor.recycling import Backoff, lifetime_exceeded
@@ -68,6 +68,8 @@ class Pool:
         self.spawn_not_before = 0.0
         #: True once ``target`` workers were ready together the first time.
         self.booted = False
+        #: The listeners were announced (when the first worker became ready).
+        self.announced = False
         #: A reload (SIGHUP or --reload) is rolling and READY=1 is still owed to systemd.
         self.reloading = False
         #: Set when a worker fails during the first boot: the master must stop with it.
@@ -106,17 +108,29 @@ class Pool:
             if message == worker_process.MSG_READY and not worker.ready:
                 worker.ready = True
                 log.info("Worker %d ready", worker.pid)
+                if not self.announced:
+                    self._announce()
                 self._after_ready()
             elif message == worker_process.MSG_RECYCLE and not worker.retiring:
                 # The worker already stopped accepting and drains on its own.
                 self._recycle(worker, "reached --limit-max-requests", signal_it=False)
+
+    def _announce(self) -> None:
+        """The first worker serves: only now say where, so an app that cannot start fails
+        with its own error line alone."""
+        self.announced = True
+        for sock in self.sockets:
+            log.info("Listening on %s", listeners.describe(sock))
+        log.info(
+            "Master process %d serving with %s", os.getpid(), logs.plural(self.target, "worker")
+        )
 
     def _after_ready(self) -> None:
         active = self.active()
         fresh_ready = [w for w in active if w.ready and not w.replace_reason]
         if not self.booted and len(fresh_ready) >= self.target:
             self.booted = True
-            log.info("Ready: %d worker%s serving", self.target, "" if self.target == 1 else "s")
+            log.info("Ready: %s serving", logs.plural(self.target, "worker"))
             self.notifier.ready(self.status_line())
 
     def reap(self, stopping: bool) -> None:
@@ -149,7 +163,9 @@ class Pool:
                 limit = self.config.timeout_worker_ready
                 reason = f"not ready within --timeout-worker-ready {limit:g} s"
             if not self.booted:
-                log.error("Worker %d failed to boot: %s; stopping the server", pid, reason)
+                # An app that cannot load or start explained itself in the worker's log.
+                say = log.debug if code in exitcodes.BOOT_FAILURES else log.error
+                say("Worker %d failed to boot: %s; stopping the server", pid, reason)
                 self.fatal_code = code if code in exitcodes.BOOT_FAILURES else 1
                 return
             if any(w.replace_reason for w in self.active()):
@@ -258,13 +274,16 @@ class Pool:
         if missing > 0 and now >= self.spawn_not_before:
             if stale:  # Rolling: one replacement at a time keeps capacity steady.
                 missing = 0 if any(not w.ready for w in fresh) else 1
+            elif not self.booted and not any(w.ready for w in fresh):
+                # The first worker boots alone: an app that cannot start fails once.
+                missing = 0 if fresh else 1
             for _ in range(missing):
                 if not self._spawn(now):
                     break
         settled = len(fresh) == self.target and all(w.ready for w in fresh)
         if self.reloading and not stale and settled:
             self.reloading = False
-            log.info("Reload complete: %d workers serving the new code", self.target)
+            log.info("Reload complete: %s serving the new code", logs.plural(self.target, "worker"))
             self.notifier.ready(self.status_line())
 
     def _spawn(self, now: float) -> bool:
@@ -281,7 +300,8 @@ class Pool:
             self.spawn_not_before = now + self.backoff.crashed(now) + 1.0
             return False
         self.workers[worker.pid] = worker
-        log.info("Started worker %d", worker.pid)
+        # Before the first boot this is noise next to the app's own error, if it fails.
+        (log.info if self.announced else log.debug)("Started worker %d", worker.pid)
         return True
 
     def _fds(self) -> list[int]:
@@ -303,7 +323,9 @@ class Pool:
 
     def begin_reload(self, why: str) -> None:
         active = self.active()
-        log.info("Reloading (%s): replacing %d workers one at a time", why, len(active))
+        log.info(
+            "Reloading (%s): replacing %s one at a time", why, logs.plural(len(active), "worker")
+        )
         for worker in active:
             worker.replace_reason = f"reload: {why}"
         if active:

@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ruvicorn.config import Config
+from ruvicorn.config import Config, split_app
 from ruvicorn.logs import one_line
 
 Scope = MutableMapping[str, Any]
@@ -46,7 +46,7 @@ class ASGI2Adapter:
 
 def load_app(config: Config) -> ASGIApp:
     """Return the ASGI 3 callable named by ``config.app``, or raise :class:`AppLoadError`."""
-    module_name, attr_path = _split(config.app)
+    module_name, attr_path = split_app(config.app)
     _add_app_dir(config.app_dir)
     module = _import(module_name, config.app_dir)
     obj = _resolve(module, module_name, attr_path)
@@ -61,21 +61,6 @@ def load_app(config: Config) -> ASGIApp:
         return ASGI2Adapter(obj)
     app: ASGIApp = obj
     return app
-
-
-def _split(spec: str) -> tuple[str, str]:
-    module_name, sep, attr_path = spec.partition(":")
-    parts = attr_path.split(".")
-    if (
-        not sep
-        or not module_name
-        or not all(p.isidentifier() for p in parts)
-        or not all(p.isidentifier() for p in module_name.split("."))
-    ):
-        raise AppLoadError(
-            f"app {spec!r} is not in module:attribute form (e.g. 'main:app' or 'pkg.mod:obj.app')"
-        )
-    return module_name, attr_path
 
 
 def _add_app_dir(app_dir: str) -> None:

@@ -28,8 +28,9 @@ _TASK_EXIT_GRACE = 5.0
 class Lifespan:
     """Drive one application's lifespan scope.
 
-    ``startup()`` returns False (after logging one line saying why) when the worker must not
-    serve; ``shutdown()`` never raises for the app's sake, it logs.
+    ``startup()`` returns False (after logging why: the app's traceback, if any, then one
+    summary line) when the worker must not serve; ``shutdown()`` never raises for the app's
+    sake, it logs.
     """
 
     def __init__(self, app: ASGIApp, mode: str, logger: logging.Logger) -> None:
@@ -85,8 +86,8 @@ class Lifespan:
             return self._unanswered("startup")
         if answer["type"] == "lifespan.startup.failed":
             self._phase = "done"
-            self.logger.error("Application startup failed: %s", _message_line(answer))
             _log_full_message(self.logger, answer)
+            self.logger.error("Application startup failed: %s", _message_line(answer))
             await self._reap()
             return False
         if answer["type"] == "lifespan.error":  # the app broke the protocol
@@ -126,8 +127,8 @@ class Lifespan:
         if answer is None:
             if self._shutdown_error is not None:
                 self.shutdown_failed = True
+                self._traceback("shutdown", self._shutdown_error)
                 self.logger.error("Application shutdown failed: %s", one_line(self._shutdown_error))
-                self.logger.debug("lifespan traceback", exc_info=self._shutdown_error)
             elif self.mode == "on":
                 self.shutdown_failed = True
                 self.logger.error(
@@ -135,8 +136,8 @@ class Lifespan:
                 )
         elif answer["type"] == "lifespan.shutdown.failed":
             self.shutdown_failed = True
-            self.logger.error("Application shutdown failed: %s", _message_line(answer))
             _log_full_message(self.logger, answer)
+            self.logger.error("Application shutdown failed: %s", _message_line(answer))
         elif answer["type"] == "lifespan.error":
             self.shutdown_failed = True
             self.logger.error("Application shutdown failed: %s", answer["message"])
@@ -175,8 +176,12 @@ class Lifespan:
             self._shutdown_error = exc  # shutdown() reports it
         elif answer_type not in _REPORTED:
             # The app crashed after startup: say so now; shutdown will have nothing to do.
+            self._traceback("task", exc)
             self.logger.error("Exception in the lifespan task: %s", one_line(exc))
-            self.logger.debug("lifespan traceback", exc_info=exc)
+
+    def _traceback(self, phase: str, exc: BaseException) -> None:
+        """The app's own bug: its traceback, shown by default, before the summary line."""
+        self.logger.error("Exception in the app's lifespan %s:", phase, exc_info=exc)
 
     def _unanswered(self, phase: str) -> bool:
         """Startup got no answer: unsupported under ``auto``, an error under ``on``."""
@@ -195,12 +200,12 @@ class Lifespan:
                 self.logger.debug("lifespan traceback", exc_info=exc)
             return True
         if exc is not None:
+            self._traceback(phase, exc)
             self.logger.error(
                 "Application startup failed: the app raised %s before answering lifespan.%s",
                 one_line(exc),
                 phase,
             )
-            self.logger.debug("lifespan traceback", exc_info=exc)
         else:
             self.logger.error(
                 "Application startup failed: the app returned without answering lifespan.%s "
@@ -258,6 +263,8 @@ def _message_line(answer: Message) -> str:
 
 
 def _log_full_message(logger: logging.Logger, answer: Message) -> None:
+    """A multi-line failure message (usually the app's traceback) in full, before the
+    summary line."""
     text = str(answer.get("message", "") or "").strip()
     if "\n" in text:
-        logger.debug("Full lifespan failure message:\n%s", text)
+        logger.error("The app's lifespan failure message:\n%s", text)

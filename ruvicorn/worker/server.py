@@ -60,6 +60,7 @@ def native_state(
         ws_ping_interval=config.ws_ping_interval,
         ws_ping_timeout=config.ws_ping_timeout,
         ws_per_message_deflate=config.ws_per_message_deflate,
+        limit_concurrency=config.limit_concurrency,
     )
 
 

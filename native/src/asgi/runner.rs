@@ -7,6 +7,8 @@
 //! `throw`) and introspection (`cr_frame` and friends, forwarded to the app's coroutine)
 //! behave as with the bare coroutine.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use pyo3::exceptions::{PyException, PyStopIteration};
 use pyo3::prelude::*;
 use pyo3::types::iterator::PySendResult;
@@ -27,6 +29,36 @@ pub struct AppRunner {
     seq: u64,
     /// The app serves a WebSocket: its end settles the handshake or closes the socket.
     websocket: bool,
+    slot: TaskSlot,
+}
+
+/// Counts the app as running in its worker (for `--limit-concurrency`) until it ends, is
+/// closed, or its runner is dropped unfinished, whichever comes first.
+struct TaskSlot {
+    server: Py<ServerState>,
+    held: AtomicBool,
+}
+
+impl TaskSlot {
+    fn take(server: Py<ServerState>) -> Self {
+        server.get().task_started();
+        Self {
+            server,
+            held: AtomicBool::new(true),
+        }
+    }
+
+    fn release(&self) {
+        if self.held.swap(false, Ordering::Relaxed) {
+            self.server.get().task_ended();
+        }
+    }
+}
+
+impl Drop for TaskSlot {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 impl AppRunner {
@@ -39,12 +71,14 @@ impl AppRunner {
         let steps = awaitable
             .call_method0(key!(py, "__await__"))?
             .cast_into::<PyIterator>()?;
+        let slot = TaskSlot::take(protocol.get().server.clone_ref(py));
         Ok(Self {
             coro: awaitable.clone().unbind(),
             steps: steps.unbind(),
             protocol,
             seq,
             websocket: false,
+            slot,
         })
     }
 
@@ -62,6 +96,7 @@ impl AppRunner {
 
     /// The app is done (`error` when it raised an `Exception`).
     fn finished(&self, py: Python<'_>, error: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        self.slot.release();
         let protocol = self.protocol.bind(py);
         if self.websocket {
             crate::websocket::app_finished(protocol, self.seq, error)
@@ -138,6 +173,7 @@ impl AppRunner {
     }
 
     fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.slot.release();
         self.steps.bind(py).call_method0(key!(py, "close"))?;
         Ok(())
     }
