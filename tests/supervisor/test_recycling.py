@@ -98,9 +98,16 @@ def test_max_memory_recycles_a_growing_worker(start: Callable[..., Server]) -> N
     server = start("basic:app", "--workers", "1", "--max-worker-memory", "120")
     server.wait_ready()
     (first,) = server.workers()
-    assert server.get("/alloc?mb=200")[0] == 200
-    server.wait_log(rf"Recycling worker {first}: RSS \d+ MiB over --max-worker-memory", 60)
-    server.wait_log(rf"Worker {first} stopped \(exit code 0\)", 60)
+    load = Load(server, MIXED, max_requests=200000, max_seconds=90)
+    try:
+        assert server.get("/alloc?mb=200")[0] == 200
+        server.wait_log(rf"Recycling worker {first}: RSS \d+ MiB over --max-worker-memory", 60)
+        server.wait_log(rf"Worker {first} stopped \(exit code 0\)", 60)
+        load.wait_count(load.ok + len(load.failures) + 100)
+    finally:
+        load.stop()
+    assert load.failures == []
+    assert set(load.served_by()) - {first}
     status, body = server.get("/")
     assert status == 200 and int(body) != first
 
