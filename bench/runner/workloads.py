@@ -1,0 +1,84 @@
+"""The request patterns measured, and how a healthy answer to each looks."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from runner.paths import WS_MESSAGE
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """One request pattern: what the load generator sends and how a healthy answer looks."""
+
+    name: str
+    title: str
+    path: str
+    app: str  # module:attribute in bench/apps
+    floor: str  # what the canned-bytes floor answers (see apps/floor.py)
+    connections: int = 64
+    script: str | None = None  # wrk lua script in bench/apps
+    headers: tuple[str, ...] = ()
+    method: str = "GET"
+    throughput: bool = False  # report MB/s and rank by it
+    client: str = "wrk"  # the load generator: wrk, or wsload (WebSocket echo)
+    unit: str = "req"  # what one counted round trip is: a request, or a message
+
+
+WORKLOADS: dict[str, Workload] = {
+    w.name: w
+    for w in (
+        Workload(
+            "plaintext",
+            "plaintext: GET, 13-byte body, keep-alive",
+            "/",
+            "benchapp:plaintext",
+            "plaintext",
+        ),
+        Workload(
+            "close",
+            "close: a new connection per request (Connection: close)",
+            "/",
+            "benchapp:plaintext",
+            "plaintext",
+            headers=("Connection: close",),
+        ),
+        Workload(
+            "echo",
+            "echo: POST a 4 KiB body, echoed back",
+            "/echo",
+            "benchapp:echo",
+            "echo",
+            script="post_4k.lua",
+            method="POST",
+        ),
+        Workload("json", "json: one FastAPI endpoint", "/json", "benchapi:app", "json"),
+        Workload(
+            "stream",
+            "stream: 1 MiB as 16 chunks of 64 KiB (chunked)",
+            "/stream",
+            "benchapp:stream",
+            "stream",
+            connections=16,
+            throughput=True,
+        ),
+        Workload(
+            "pipeline",
+            "pipeline: 16 GET requests per write",
+            "/",
+            "benchapp:plaintext",
+            "plaintext",
+            script="pipeline_16.lua",
+        ),
+        Workload(
+            "websocket",
+            f"websocket: a {len(WS_MESSAGE)}-byte text message echoed, closed loop",
+            "/ws",
+            "benchapp:websocket",
+            "",
+            client="wsload",
+            unit="msg",
+        ),
+    )
+}
+MEMORY = "memory"  # the optional soak: plaintext for a minute, worker RSS sampled
