@@ -41,7 +41,7 @@ run: ## Serve examples/hello.py on http://127.0.0.1:8000
 .PHONY: lint
 lint: ## ruff, mypy, the .pyi stub check, rustfmt and clippy
 	$(VENV)/bin/ruff check ruvicorn tests examples bench
-	$(VENV)/bin/ruff format --check ruvicorn
+	$(VENV)/bin/ruff format --check ruvicorn tests examples bench
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest ruvicorn._native --allowlist .ci/stubtest-allowlist
 	cargo fmt --all -- --check
@@ -64,7 +64,7 @@ check: install-dev lint test ## From a fresh clone: install, build (release), li
 .PHONY: format
 format: ## Apply ruff and rustfmt formatting
 	$(VENV)/bin/ruff check --fix ruvicorn tests examples bench
-	$(VENV)/bin/ruff format ruvicorn
+	$(VENV)/bin/ruff format ruvicorn tests examples bench
 	cargo fmt --all
 
 .PHONY: bench

@@ -50,25 +50,13 @@ def _parse_port(text: str, spec: str) -> int:
     return int(text)
 
 
-def parse_address(spec: str) -> Address:
-    """Parse one ``--bind`` value: HOST:PORT, tcp:HOST:PORT, [V6]:PORT, unix:PATH, fd://N."""
-    text = spec.strip()
-    if text.startswith("unix:"):
-        path = text[len("unix:") :]
-        if path.startswith("//"):
-            path = path[2:]
-        if not path:
-            raise ConfigError(f"bind address {spec!r} has no path")
-        return Address("unix", path=path)
-    if text.startswith("fd://"):
-        raw = text[len("fd://") :]
-        if not raw.isdigit():
-            raise ConfigError(f"bind address {spec!r}: fd:// needs a file descriptor number")
-        return Address("fd", fd=int(raw))
-    if text.startswith("tcp:"):
-        text = text[len("tcp:") :]
-        if text.startswith("//"):
-            text = text[2:]
+def _strip_prefix(text: str, prefix: str) -> str:
+    """``text`` after ``prefix`` and an optional ``//`` (``unix://PATH``, ``tcp://HOST``)."""
+    rest = text[len(prefix) :]
+    return rest[2:] if rest.startswith("//") else rest
+
+
+def _parse_tcp(text: str, spec: str) -> Address:
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
         if not sep or not rest.startswith(":"):
@@ -82,6 +70,24 @@ def parse_address(spec: str) -> Address:
     if ":" in host:
         raise ConfigError(f"bind address {spec!r}: write IPv6 hosts as [HOST]:PORT")
     return Address("tcp", host=host or "0.0.0.0", port=_parse_port(port, spec))
+
+
+def parse_address(spec: str) -> Address:
+    """Parse one ``--bind`` value: HOST:PORT, tcp:HOST:PORT, [V6]:PORT, unix:PATH, fd://N."""
+    text = spec.strip()
+    if text.startswith("unix:"):
+        path = _strip_prefix(text, "unix:")
+        if not path:
+            raise ConfigError(f"bind address {spec!r} has no path")
+        return Address("unix", path=path)
+    if text.startswith("fd://"):
+        raw = text[len("fd://") :]
+        if not raw.isdigit():
+            raise ConfigError(f"bind address {spec!r}: fd:// needs a file descriptor number")
+        return Address("fd", fd=int(raw))
+    if text.startswith("tcp:"):
+        text = _strip_prefix(text, "tcp:")
+    return _parse_tcp(text, spec)
 
 
 def addresses(config: Config) -> list[Address]:

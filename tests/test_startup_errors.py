@@ -25,8 +25,8 @@ def test_missing_module_is_one_line(server_factory, workers: str) -> None:
     code, lines = run_to_exit(server_factory, "nosuch_module_xyz:app", "--workers", workers)
     assert code == exitcodes.APP_LOAD_FAILED
     assert len(lines) == 1, lines
-    assert "[ERROR] Could not load the app: could not import module 'nosuch_module_xyz'" in (
-        lines[0]
+    assert (
+        "[ERROR] Could not load the app: could not import module 'nosuch_module_xyz'" in (lines[0])
     )
 
 
@@ -42,8 +42,7 @@ def test_bad_app_reference_is_a_usage_error(server_factory, app: str) -> None:
     code, lines = run_to_exit(server_factory, app)
     assert code == exitcodes.USAGE
     assert lines == [
-        f"Error: app {app!r} is not in module:attribute form "
-        "(e.g. 'main:app' or 'pkg.mod:obj.app')"
+        f"Error: app {app!r} is not in module:attribute form (e.g. 'main:app' or 'pkg.mod:obj.app')"
     ]
 
 

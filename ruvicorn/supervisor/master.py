@@ -206,9 +206,12 @@ class Master:
                 self.begin_stop("graceful", name(signum))
         elif signum == signal.SIGQUIT:
             self.begin_stop("fast", name(signum))
-        elif self.stopping:
-            return
-        elif signum == signal.SIGHUP:
+        elif not self.stopping:
+            self._on_pool_signal(signum)
+
+    def _on_pool_signal(self, signum: int) -> None:
+        """The signals that change the running pool (ignored once stopping)."""
+        if signum == signal.SIGHUP:
             self.pool.begin_reload("SIGHUP")
         elif signum == signal.SIGTTIN:
             self.pool.resize(self.pool.target + 1)

@@ -238,6 +238,7 @@ class Load:
         self,
         server: Server,
         clients: dict[str, int] | None = None,
+        *,
         max_requests: int = 20000,
         max_seconds: float = 120.0,
         interval: float = 0.0,
