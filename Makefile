@@ -32,6 +32,10 @@ install-dev: $(PY) ## Install ruvicorn plus everything tests and linters need
 build: $(PY) ## Rebuild the native extension in release mode after Rust changes
 	$(PIP) install -q -e '.[standard]' --no-deps
 
+.PHONY: build-dev
+build-dev: $(PY) ## Rebuild the native extension unoptimized (no LTO): quick rebuilds while iterating
+	MATURIN_PEP517_ARGS="--profile dev" $(PIP) install -q -e '.[standard]' --no-deps
+
 .PHONY: run
 run: ## Serve examples/hello.py on http://127.0.0.1:8000
 	@echo "make run: building the native extension and installing into $(VENV) (about 30 s the first time)..."
@@ -54,6 +58,11 @@ test-rust: ## cargo test (parser, framing, codec units and property tests)
 .PHONY: test-python
 test-python: ## pytest: units and black-box tests against real server processes
 	$(VENV)/bin/pytest -q
+
+.PHONY: test-fast
+test-fast: ## Rust units and every Python test that starts no server process (seconds; see test-python)
+	$(CARGO_ENV) cargo test --workspace -q
+	$(VENV)/bin/pytest -q -m "not blackbox"
 
 .PHONY: test
 test: test-rust test-python ## Every test

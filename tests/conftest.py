@@ -18,6 +18,16 @@ from realserver import LOOPS, ServerProcess
 
 Factory = Callable[..., ServerProcess]
 
+#: Fixtures that start real server processes: a test using one is a black-box test.
+PROCESS_FIXTURES = frozenset({"server_factory", "module_server_factory", "server", "start"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark black-box tests by the fixtures they use, so no test module has to remember to."""
+    for item in items:
+        if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.blackbox)
+
 
 @contextlib.contextmanager
 def _server_pool(workdir: Path) -> Iterator[Factory]:
@@ -67,8 +77,6 @@ def module_server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 @pytest.fixture(scope="module", params=LOOPS)
 def loop(request: pytest.FixtureRequest) -> str:
-    if request.param == "uvloop":
-        pytest.importorskip("uvloop")
     return str(request.param)
 
 

@@ -7,10 +7,9 @@ import random
 import string
 from typing import Any
 
+import h11
 import pytest
 from realserver import ServerProcess
-
-h11 = pytest.importorskip("h11")
 
 SEED = 20240611
 COUNT = 150

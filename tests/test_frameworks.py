@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 from realserver import REPO, ServerProcess
-
-httpx = pytest.importorskip("httpx")
-pytest.importorskip("multipart")
 
 EXAMPLES = REPO / "examples"
 UPLOAD = bytes(range(256)) * 1000
@@ -21,7 +19,6 @@ def client(server: ServerProcess):
 
 @pytest.fixture(scope="module", params=["starlette_app", "fastapi_app"])
 def framework(request, module_server_factory, loop: str) -> ServerProcess:
-    pytest.importorskip(request.param.split("_")[0])
     return module_server_factory(f"{request.param}:app", app_dir=EXAMPLES, loop=loop)
 
 

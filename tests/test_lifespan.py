@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
 
 from ruvicorn.worker.lifespan import Lifespan
 
@@ -229,13 +230,12 @@ def test_invalid_mode() -> None:
 
 
 def test_starlette_lifespan_state() -> None:
-    starlette = pytest.importorskip("starlette.applications")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:
         yield {"pool": "ready"}
 
-    app = starlette.Starlette(lifespan=lifespan)
+    app = Starlette(lifespan=lifespan)
     ok, ls = drive(app, "on")
     assert ok
     assert ls.state == {"pool": "ready"}
@@ -253,14 +253,13 @@ def test_shutdown_raising_in_auto_mode_is_logged(caplog: pytest.LogCaptureFixtur
 def test_starlette_startup_failure_traceback_then_one_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    starlette = pytest.importorskip("starlette.applications")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:
         raise ConnectionError("database unreachable")
         yield
 
-    ok, _ = drive(starlette.Starlette(lifespan=lifespan), "auto")
+    ok, _ = drive(Starlette(lifespan=lifespan), "auto")
     assert not ok
     [line] = errors(caplog)
     assert line == "Application startup failed: ConnectionError: database unreachable"

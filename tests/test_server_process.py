@@ -18,6 +18,8 @@ from realserver import APPS, REPO, ServerProcess, clean_env, free_port
 from ruvicorn import exitcodes
 
 BOUND = 30.0
+#: Every test here runs ``python -m ruvicorn``, some without the fixtures that mark them.
+pytestmark = pytest.mark.blackbox
 
 
 def failed_start(server_factory, app: str, *args: str) -> ServerProcess:

@@ -17,10 +17,8 @@ from typing import Any
 import pytest
 from rawhttp import RawClient, Response, request, wait_for
 from realserver import REPO, ServerProcess
-
-websockets = pytest.importorskip("websockets")
-from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
-from websockets.sync.client import connect  # noqa: E402
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
 
 TIMEOUT = 10.0
 KEY = base64.b64encode(b"0123456789abcdef").decode()
@@ -565,7 +563,6 @@ def test_close_with_a_full_queue_completes_the_handshake(ws_server: ServerProces
 
 @pytest.fixture(scope="module", params=["starlette_app", "fastapi_app"])
 def framework(request: pytest.FixtureRequest, module_server_factory: Any) -> ServerProcess:
-    pytest.importorskip(request.param.split("_")[0])
     return module_server_factory(f"{request.param}:app", app_dir=REPO / "examples")
 
 

@@ -59,7 +59,9 @@ def test_notifier_disabled_and_foreign_watchdog() -> None:
 
 
 def test_notifier_abstract_address() -> None:
-    assert Notifier({"NOTIFY_SOCKET": "@sd"}).address == "\0sd"
+    notifier = Notifier({"NOTIFY_SOCKET": "@sd"})
+    assert notifier.address == "\0sd"
+    notifier.close()
 
 
 def test_request_limit_with_jitter() -> None:

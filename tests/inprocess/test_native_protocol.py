@@ -1,0 +1,230 @@
+"""The native HTTP protocol driven in-process through a mock transport, on both loops.
+
+Each test feeds request bytes to one protocol made from the worker's own state factory and
+asserts on the bytes it wrote and how it treated the transport. The black-box suites cover
+the same behaviours over real sockets; these are the seconds-long loop for protocol work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+import uvloop
+from mockconn import MockConnection
+
+Scenario = Callable[[], Awaitable[None]]
+Runner = Callable[[Scenario], None]
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run(request: pytest.FixtureRequest) -> Iterator[Runner]:
+    """Run one scenario to completion on a fresh loop of each kind."""
+    factory = uvloop.new_event_loop if request.param == "uvloop" else asyncio.new_event_loop
+
+    def runner(scenario: Scenario) -> None:
+        with asyncio.Runner(loop_factory=factory) as r:
+            r.run(asyncio.wait_for(scenario(), timeout=10))
+
+    yield runner
+
+
+class App:
+    """An ASGI app whose answer each test picks by path; it records what it received."""
+
+    def __init__(self) -> None:
+        self.scopes: list[dict[str, Any]] = []
+        self.messages: list[dict[str, Any]] = []
+        self.finished = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.scopes.append(scope)
+        try:
+            handler = getattr(self, "path_" + scope["path"].strip("/").replace("-", "_"))
+            await handler(receive, send)
+        finally:
+            self.finished += 1
+
+    async def read_body(self, receive: Any) -> bytes:
+        body = b""
+        while True:
+            message = await receive()
+            self.messages.append(message)
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                return body
+
+    async def path_echo(self, receive: Any, send: Any) -> None:
+        body = await self.read_body(receive)
+        scope = self.scopes[-1]
+        answer = f"{scope['method']} {scope['path']} ".encode() + body
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", str(len(answer)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer})
+
+    async def path_boom(self, receive: Any, send: Any) -> None:
+        raise RuntimeError("the app broke before answering")
+
+    async def path_stream(self, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for part in (b"one,", b"two,", b"three"):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+            await asyncio.sleep(0)
+        await send({"type": "http.response.body", "body": b""})
+
+    async def path_wait(self, receive: Any, send: Any) -> None:
+        await self.read_body(receive)
+        self.messages.append(await receive())  # nothing more to read: waits for the client
+
+
+def get(path: str, *headers: str, version: str = "1.1") -> bytes:
+    lines = [f"GET {path} HTTP/{version}", "Host: test", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def test_get(run: Runner) -> None:
+    app = App()
+
+    async def scenario() -> None:
+        conn = MockConnection(app)
+        conn.send(get("/echo"))
+        [resp] = await conn.responses(1)
+        assert resp.status == 200
+        assert resp.body == b"GET /echo "
+        assert resp.headers["content-length"] == "10"
+        assert app.scopes[0]["client"] == ("127.0.0.1", 50123)
+        assert app.scopes[0]["server"] == ("127.0.0.1", 8000)
+
+    run(scenario)
+
+
+def test_post_with_a_chunked_body(run: Runner) -> None:
+    app = App()
+    head = b"POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+    async def scenario() -> None:
+        conn = MockConnection(app)
+        conn.send(head + b"5\r\nhello\r\n")
+        await conn.until(lambda: app.messages, "the first body chunk")
+        conn.send(b"6\r\n world\r\n0\r\n\r\n")
+        [resp] = await conn.responses(1)
+        assert resp.status == 200
+        assert resp.body == b"POST /echo hello world"
+        assert all(m["type"] == "http.request" for m in app.messages)
+        assert app.messages[-1].get("more_body", False) is False
+
+    run(scenario)
+
+
+def test_pipelined_requests_are_answered_in_order(run: Runner) -> None:
+    app = App()
+
+    async def scenario() -> None:
+        conn = MockConnection(app)
+        conn.send(get("/echo?1") + get("/echo") + get("/echo?3"))
+        responses = await conn.responses(3)
+        assert [r.status for r in responses] == [200, 200, 200]
+        assert [s["query_string"] for s in app.scopes] == [b"1", b"", b"3"]
+        assert all(r.body == b"GET /echo " for r in responses)
+        assert not conn.transport.closed
+
+    run(scenario)
+
+
+def test_malformed_head_is_400_and_closes(run: Runner) -> None:
+    app = App()
+
+    async def scenario() -> None:
+        conn = MockConnection(app)
+        conn.send(b"GET /echo HTTP/1.1\r\nHost: test\r\nBad Header\r\n\r\n")
+        [resp] = await conn.responses(1)
+        assert resp.status == 400
+        await conn.until(lambda: conn.transport.closed, "the close after a 400")
+        assert app.scopes == []
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "closes"),
+    [
+        (get("/echo"), False),
+        (get("/echo", "Connection: close"), True),
+        (get("/echo", version="1.0"), True),
+        (get("/echo", "Connection: keep-alive", version="1.0"), False),
+    ],
+    ids=["1.1", "1.1-close", "1.0", "1.0-keep-alive"],
+)
+def test_keep_alive_or_close(run: Runner, request_bytes: bytes, closes: bool) -> None:
+    app = App()
+
+    async def scenario() -> None:
+        conn = MockConnection(app)
+        conn.send(request_bytes)
+        [resp] = await conn.responses(1)
+        assert resp.status == 200
+        await conn.idle()
+        assert conn.transport.closed is closes
+        assert (resp.headers.get("connection", "").lower() == "close") is closes
+
+    run(scenario)
+
+
+def test_app_exception_is_500_and_logged(run: Runner, caplog: pytest.LogCaptureFixture) -> None:
+    app = App()
+
+    async def scenario() -> None:
+        conn = MockConnection(app)
+        conn.send(get("/boom"))
+        [resp] = await conn.responses(1)
+        assert resp.status == 500
+        await conn.until(lambda: app.finished, "the app's end")
+
+    logger = logging.getLogger("ruvicorn.error")
+    logger.addHandler(caplog.handler)
+    try:
+        run(scenario)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert "the app broke before answering" in caplog.text
+
+
+def test_streaming_response_is_chunked(run: Runner) -> None:
+    app = App()
+
+    async def scenario() -> None:
+        conn = MockConnection(app)
+        conn.send(get("/stream"))
+        [resp] = await conn.responses(1)
+        assert resp.status == 200
+        assert resp.headers["transfer-encoding"] == "chunked"
+        assert resp.body == b"one,two,three"
+        assert bytes(conn.transport.written).endswith(b"0\r\n\r\n")
+
+    run(scenario)
+
+
+def test_disconnect_while_the_app_waits_in_receive(run: Runner) -> None:
+    app = App()
+
+    async def scenario() -> None:
+        conn = MockConnection(app)
+        conn.send(get("/wait"))
+        await conn.until(lambda: app.messages, "the request body")
+        await conn.idle()
+        assert app.finished == 0, "receive() returned before the client left"
+        conn.disconnect()
+        await conn.until(lambda: app.finished, "the app's end")
+        assert app.messages[-1] == {"type": "http.disconnect"}
+        assert conn.transport.written == b""
+        await conn.until(lambda: conn.state.connections == 0, "the connection's release")
+
+    run(scenario)
