@@ -273,13 +273,20 @@ def exchange(host: str, port: int, data: bytes, **kw: Any) -> Response:
         return client.read_response(**kw)
 
 
-def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` seconds."""
+class WaitTimeout(AssertionError):
+    """``wait_for`` gave up (a failure of the test, which callers may annotate)."""
+
+
+def wait_for(
+    predicate: Any, timeout: float = 10.0, what: str | None = None, *, interval: float = 0.02
+) -> Any:
+    """Poll ``predicate`` until it returns a truthy value, which is returned; fail the test
+    after ``timeout`` seconds. The one poll loop of the test suite."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+            raise WaitTimeout(f"timed out after {timeout} s waiting for {what or predicate}")
         time.sleep(interval)

@@ -1,4 +1,5 @@
-"""A real ``python -m ruvicorn`` process for black-box tests, and how to observe it.
+"""A real ``python -m ruvicorn`` process for black-box tests, and how to observe it: the
+one process harness of the test suite (the supervisor tests' ``Server`` is a flavour of it).
 
 Lives outside conftest.py so test modules can import it by a name no other conftest shares.
 """
@@ -8,16 +9,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import psutil
-from rawhttp import RawClient, Response, exchange, request
+from rawhttp import RawClient, Response, WaitTimeout, exchange, request, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 APPS = REPO / "tests" / "apps"
@@ -60,6 +61,8 @@ class ServerProcess:
         loop: str | None = None,
         port: int | None = None,
         use_port_flag: bool = True,
+        argv_prefix: list[str] | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
         self.app = app
         self.args = list(args)
@@ -69,17 +72,22 @@ class ServerProcess:
         self.host = HOST
         self.port = port or free_port()
         self.use_port_flag = use_port_flag
+        #: What runs ``-m ruvicorn`` (a shim may stand before the interpreter).
+        self.argv_prefix = argv_prefix or [sys.executable]
+        self.pass_fds = pass_fds
         self.record_path = workdir / f"record-{self.port}.jsonl"
         self.stderr_path = workdir / f"stderr-{self.port}.log"
         self.extra_env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.expect_exit: int | None = 0
         self.returncode: int | None = None
+        #: Kill what is left of the process group once the master exited (see ``wait_exit``).
+        self.reap_on_exit = True
 
     # -- lifecycle
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "ruvicorn"]
+        cmd = [*self.argv_prefix, "-m", "ruvicorn"]
         if self.use_port_flag:
             cmd += ["--host", self.host, "--port", str(self.port)]
         cmd += ["--app-dir", str(self.app_dir)]
@@ -102,6 +110,7 @@ class ServerProcess:
                 stdout=err,
                 stderr=err,
                 start_new_session=True,
+                pass_fds=self.pass_fds,
             )
         if wait:
             self.wait_ready()
@@ -109,24 +118,27 @@ class ServerProcess:
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         """Wait until the port accepts connections; fail with the server's stderr if not."""
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
+        proc = self.proc
+        assert proc is not None
+
+        def accepting() -> bool:
+            if proc.poll() is not None:
                 raise AssertionError(
-                    f"server exited with {self.proc.returncode} before accepting:\n"
+                    f"server exited with {proc.returncode} before accepting:\n"
                     f"{self.stderr()[-4000:]}"
                 )
             try:
                 with socket.create_connection((self.host, self.port), timeout=1.0):
-                    return
+                    return True
             except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"server did not accept within {timeout}s:\n{self.stderr()[-4000:]}"
-                )
-            time.sleep(0.05)
+                return False
+
+        try:
+            wait_for(accepting, timeout, "the port to accept", interval=0.05)
+        except WaitTimeout:
+            raise AssertionError(
+                f"server did not accept within {timeout}s:\n{self.stderr()[-4000:]}"
+            ) from None
 
     def send_signal(self, sig: int) -> None:
         assert self.proc is not None
@@ -143,7 +155,8 @@ class ServerProcess:
             raise AssertionError(
                 f"server did not exit within {timeout}s:\n{self.stderr()[-4000:]}"
             ) from None
-        self._reap_group()
+        if self.reap_on_exit:
+            self._reap_group()
         return self.returncode
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> int:
@@ -165,9 +178,27 @@ class ServerProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
 
+    def close(self) -> None:
+        """Make sure nothing outlives the test: the master and every process it started,
+        in its session or not."""
+        assert self.proc is not None
+        try:
+            family = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            family = []
+        self.kill()
+        for child in family:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     # -- observation
 
@@ -176,6 +207,32 @@ class ServerProcess:
             return self.stderr_path.read_text("utf-8", "replace")
         except FileNotFoundError:
             return ""
+
+    def count(self, pattern: str) -> int:
+        """How many times ``pattern`` (a regular expression) occurs in the output."""
+        return len(re.findall(pattern, self.stderr()))
+
+    def wait_log(self, pattern: str, timeout: float = 30, count: int = 1) -> None:
+        try:
+            wait_for(lambda: self.count(pattern) >= count, timeout, f"{pattern!r} x{count}")
+        except WaitTimeout:
+            raise AssertionError(f"{pattern!r} x{count} not logged:\n{self.stderr()}") from None
+
+    def workers(self) -> set[int]:
+        """Pids of the live (not zombie) worker processes, the reload helper excluded."""
+        pids = set()
+        try:
+            children = psutil.Process(self.pid).children()
+        except psutil.NoSuchProcess:
+            return set()
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                if child.status() == psutil.STATUS_ZOMBIE:
+                    continue
+                if "reload_helper" in " ".join(child.cmdline()):
+                    continue
+                pids.add(child.pid)
+        return pids
 
     def records(self) -> list[dict[str, Any]]:
         """What the test app recorded, one JSON object per line."""

@@ -2,45 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
-import re
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import psutil
-from rawhttp import RawClient, request
+from rawhttp import RawClient, request, wait_for
+from realserver import ServerProcess
 
 APPS = Path(__file__).parent / "apps"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``predicate`` until true; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-class Server:
-    """One ruvicorn master started as a subprocess, its log captured in a file."""
+class Server(ServerProcess):
+    """A ruvicorn master for the supervisor tests: started at once with the apps of
+    tests/supervisor/apps and no access log, its workers' lifecycle events recorded in a
+    file, and ready when it logs so (not merely when its port accepts)."""
 
     def __init__(
         self,
@@ -52,44 +31,23 @@ class Server:
         argv_prefix: list[str] | None = None,
         pass_fds: tuple[int, ...] = (),
     ) -> None:
-        self.port = port or free_port()
-        self.log_path = tmp_path / "server.log"
         self.events_path = tmp_path / "events.txt"
-        full_env = dict(os.environ)
-        full_env["RUVICORN_TEST_EVENTS"] = str(self.events_path)
-        full_env.update(env or {})
-        cmd = [
-            *(argv_prefix or [sys.executable]),
-            "-m",
-            "ruvicorn",
-            "--app-dir",
-            str(APPS),
-            "--port",
-            str(self.port),
-            "--no-access-log",
-            *args,
+        super().__init__(
             app,
-        ]
-        self._log = open(self.log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            cmd, stdout=self._log, stderr=subprocess.STDOUT, env=full_env, pass_fds=pass_fds
+            ["--no-access-log", *args],
+            tmp_path,
+            app_dir=APPS,
+            env={"RUVICORN_TEST_EVENTS": str(self.events_path), **(env or {})},
+            port=port,
+            argv_prefix=argv_prefix,
+            pass_fds=pass_fds,
         )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
+        # Workers a master leaves behind are a finding of these tests, not debris.
+        self.reap_on_exit = False
+        self.start(wait=False)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def count(self, pattern: str) -> int:
-        return len(re.findall(pattern, self.log()))
-
-    def wait_log(self, pattern: str, timeout: float = 30, count: int = 1) -> None:
-        try:
-            wait_for(lambda: self.count(pattern) >= count, timeout, f"{pattern!r} x{count}")
-        except AssertionError:
-            raise AssertionError(f"{pattern!r} x{count} not logged:\n{self.log()}") from None
+        return self.stderr()
 
     def wait_ready(self, timeout: float = 30) -> None:
         self.wait_log(r"Ready: \d+ workers? serving", timeout)
@@ -103,23 +61,8 @@ class Server:
             pairs.append((event, int(pid)))
         return pairs
 
-    def workers(self) -> set[int]:
-        """Pids of the live (not zombie) worker processes, the reload helper excluded."""
-        pids = set()
-        try:
-            children = psutil.Process(self.pid).children()
-        except psutil.NoSuchProcess:
-            return set()
-        for child in children:
-            with contextlib.suppress(psutil.Error):
-                if child.status() == psutil.STATUS_ZOMBIE:
-                    continue
-                if "reload_helper" in " ".join(child.cmdline()):
-                    continue
-                pids.add(child.pid)
-        return pids
-
-    def get(self, path: str = "/", timeout: float = 10) -> tuple[int, str]:
+    def get(self, path: str = "/", timeout: float = 10) -> tuple[int, str]:  # type: ignore[override]
+        """One ``Connection: close`` GET: its status and body."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             conn.request("GET", path, headers={"Connection": "close"})
@@ -132,26 +75,7 @@ class Server:
         os.kill(self.pid, signum)
 
     def wait_exit(self, timeout: float = 30) -> int:
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"server still running after {timeout} s:\n{self.log()}") from None
-
-    def close(self) -> None:
-        """Make sure nothing outlives the test: the master and every child it started."""
-        try:
-            family = psutil.Process(self.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            family = []
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGKILL)
-        for child in family:
-            with contextlib.suppress(psutil.Error):
-                child.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=10)
-        self._log.close()
+        return super().wait_exit(timeout)
 
 
 class CloseClient:

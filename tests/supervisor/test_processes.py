@@ -12,7 +12,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from sup_helpers import Load, Server, wait_for
+from rawhttp import wait_for
+from sup_helpers import Load, Server
 
 pytestmark = pytest.mark.timeout(90)
 

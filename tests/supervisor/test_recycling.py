@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sup_helpers import Load, Server, wait_for
+from rawhttp import wait_for
+from sup_helpers import Load, Server
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from rawhttp import RawClient, request
-from sup_helpers import Load, Server, wait_for
+from rawhttp import RawClient, request, wait_for
+from sup_helpers import Load, Server
 
 pytestmark = pytest.mark.timeout(90)
 
