@@ -9,6 +9,10 @@ PIP := $(PY) -m pip
 # cargo test links the interpreter's shared library; tell the loader where it lives.
 PYLIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 CARGO_ENV = PYO3_PYTHON=$(abspath $(PY)) LD_LIBRARY_PATH=$(PYLIBDIR)
+# Python the linters read; the benchmark's load generator is a crate of its own.
+PY_PATHS := ruvicorn tests examples bench .ci
+WSLOAD := --manifest-path bench/wsload/Cargo.toml
+WSLOAD_BUILD := $(WSLOAD) --locked --target-dir target/wsload
 
 .PHONY: help
 help: ## Show this help
@@ -43,25 +47,37 @@ run: ## Serve examples/hello.py on http://127.0.0.1:8000
 	$(VENV)/bin/ruvicorn --app-dir examples hello:app
 
 .PHONY: lint
-lint: ## ruff, mypy, the .pyi stub check, rustfmt and clippy
-	$(VENV)/bin/ruff check ruvicorn tests examples bench
-	$(VENV)/bin/ruff format --check ruvicorn tests examples bench
+lint: lint-python lint-rust ## Every linter: lint-python, then lint-rust
+
+.PHONY: lint-python
+lint-python: ## ruff (complexity rules included), mypy --strict, the .pyi stub check (seconds)
+	$(VENV)/bin/ruff check $(PY_PATHS)
+	$(VENV)/bin/ruff format --check $(PY_PATHS)
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest ruvicorn._native --allowlist .ci/stubtest-allowlist
+
+.PHONY: lint-rust
+lint-rust: msrv ## rustfmt and clippy -D warnings, for the workspace and bench/wsload
 	cargo fmt --all -- --check
 	$(CARGO_ENV) cargo clippy --workspace --all-targets -- -D warnings
+	cargo fmt $(WSLOAD) -- --check
+	cargo clippy $(WSLOAD_BUILD) --all-targets -- -D warnings
+
+.PHONY: msrv
+msrv: ## Check the declared rust-version offline (.ci/check_msrv.py says how)
+	$(PY) .ci/check_msrv.py
 
 .PHONY: test-rust
-test-rust: ## cargo test (parser, framing, codec units and property tests)
+test-rust: ## cargo test (parser, framing, codec units and property tests; bench/wsload)
 	$(CARGO_ENV) cargo test --workspace
+	cargo test $(WSLOAD_BUILD)
 
 .PHONY: test-python
-test-python: ## pytest: units and black-box tests against real server processes
+test-python: ## pytest: units, in-process protocol tests and black-box tests against real servers
 	$(VENV)/bin/pytest -q
 
 .PHONY: test-fast
-test-fast: ## Rust units and every Python test that starts no server process (seconds; see test-python)
-	$(CARGO_ENV) cargo test --workspace -q
+test-fast: test-rust ## Rust tests and every Python test that starts no server process (seconds)
 	$(VENV)/bin/pytest -q -m "not blackbox"
 
 .PHONY: test
@@ -72,9 +88,10 @@ check: install-dev lint test ## From a fresh clone: install, build (release), li
 
 .PHONY: format
 format: ## Apply ruff and rustfmt formatting
-	$(VENV)/bin/ruff check --fix ruvicorn tests examples bench
-	$(VENV)/bin/ruff format ruvicorn tests examples bench
+	$(VENV)/bin/ruff check --fix $(PY_PATHS)
+	$(VENV)/bin/ruff format $(PY_PATHS)
 	cargo fmt --all
+	cargo fmt $(WSLOAD)
 
 .PHONY: bench
 bench: ## Benchmark ruvicorn against its peers (bench/README.md); BENCH_ARGS=--quick for a smoke run

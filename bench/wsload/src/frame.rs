@@ -196,6 +196,19 @@ mod tests {
     }
 
     #[test]
+    fn broken_frames_are_refused() {
+        assert_eq!(
+            parse(&mut [0xC1, 0x00]),
+            Err("frame with reserved bits set")
+        );
+        let mut huge = vec![0x81, 0x7F];
+        huge.extend_from_slice(&(MAX_PAYLOAD as u64 + 1).to_be_bytes());
+        assert_eq!(parse(&mut huge), Err("frame larger than 16 MiB"));
+        // A length that needs an extended header not yet received: wait for more.
+        assert_eq!(parse(&mut [0x81, 0x7E, 0x01]), Ok(None));
+    }
+
+    #[test]
     fn rfc_accept_key() {
         assert_eq!(
             accept_key("dGhlIHNhbXBsZSBub25jZQ=="),

@@ -30,7 +30,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn real_main() -> Result<(), String> {
+/// What the command line asks for: the client's settings, and whether to serve instead.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(client::Config, bool), String> {
     let mut cfg = client::Config {
         host: "127.0.0.1".into(),
         port: 0,
@@ -41,7 +42,6 @@ fn real_main() -> Result<(), String> {
         timeout: Duration::from_secs(5),
     };
     let mut serve = false;
-    let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--serve" {
             serve = true;
@@ -61,17 +61,37 @@ fn real_main() -> Result<(), String> {
             "--port" => cfg.port = value.parse().map_err(|_| bad())?,
             "--path" => cfg.path.clone_from(&value),
             "-c" | "--connections" => cfg.connections = value.parse().map_err(|_| bad())?,
-            "-d" | "--duration" => {
-                cfg.duration = Duration::from_secs_f64(value.parse().map_err(|_| bad())?);
-            }
+            "-d" | "--duration" => cfg.duration = seconds(&value).ok_or_else(bad)?,
             "--size" => cfg.size = value.parse().map_err(|_| bad())?,
-            "--timeout" => cfg.timeout = Duration::from_secs_f64(value.parse().map_err(|_| bad())?),
+            "--timeout" => cfg.timeout = seconds(&value).ok_or_else(bad)?,
             _ => return Err(format!("unknown option {flag} (try --help)")),
         }
     }
     if cfg.port == 0 {
         return Err("--port is required".into());
     }
+    Ok((cfg, serve))
+}
+
+/// A non-negative, finite number of seconds (`Duration::from_secs_f64` panics on others).
+fn seconds(value: &str) -> Option<Duration> {
+    value
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+}
+
+/// The `p`th percentile (nearest rank) of sorted latencies; 0 when there are none.
+fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn real_main() -> Result<(), String> {
+    let (cfg, serve) = parse_args(std::env::args().skip(1))?;
     if serve {
         let addr = (cfg.host.as_str(), cfg.port)
             .to_socket_addrs()
@@ -89,13 +109,7 @@ fn real_main() -> Result<(), String> {
     }
     let lat = &mut stats.latencies_us;
     lat.sort_unstable();
-    let pct = |p: f64| -> u32 {
-        if lat.is_empty() {
-            return 0;
-        }
-        let rank = ((p / 100.0) * lat.len() as f64).ceil() as usize;
-        lat[rank.clamp(1, lat.len()) - 1]
-    };
+    let pct = |p: f64| percentile(lat, p);
     let mean = if lat.is_empty() {
         0.0
     } else {
@@ -123,4 +137,69 @@ fn real_main() -> Result<(), String> {
         cfg.size,
     );
     writeln!(io::stdout().lock(), "{line}").map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<(client::Config, bool), String> {
+        parse_args(list.iter().map(ToString::to_string))
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let (cfg, serve) = args(&["--port", "8000"]).expect("valid");
+        assert!(!serve);
+        assert_eq!(
+            (cfg.host.as_str(), cfg.port, cfg.path.as_str()),
+            ("127.0.0.1", 8000, "/ws")
+        );
+        assert_eq!((cfg.connections, cfg.size), (64, 13));
+        assert_eq!(cfg.duration, Duration::from_secs(7));
+        let (cfg, serve) = args(&[
+            "--serve", "--port", "1", "-c", "3", "-d", "0.5", "--path", "/e",
+        ])
+        .expect("ok");
+        assert!(serve);
+        assert_eq!((cfg.connections, cfg.path.as_str()), (3, "/e"));
+        assert_eq!(cfg.duration, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn bad_command_lines_are_one_line_errors() {
+        for (argv, want) in [
+            (&[][..], "--port is required"),
+            (&["--port"][..], "--port needs a value"),
+            (&["--port", "x"][..], "--port: not a valid value: \"x\""),
+            (
+                &["--port", "1", "-d", "-1"][..],
+                "-d: not a valid value: \"-1\"",
+            ),
+            (
+                &["--port", "1", "--timeout", "inf"][..],
+                "--timeout: not a valid value: \"inf\"",
+            ),
+            (&["--bogus", "1"][..], "unknown option --bogus (try --help)"),
+        ] {
+            assert_eq!(args(argv).err().as_deref(), Some(want), "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        assert_eq!(percentile(&[], 50.0), 0);
+        let lat: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&lat, 50.0), 50);
+        assert_eq!(percentile(&lat, 99.0), 99);
+        assert_eq!(percentile(&lat, 0.0), 1);
+        assert_eq!(percentile(&[7], 90.0), 7);
+    }
+
+    #[test]
+    fn message_repeats_the_greeting_to_size() {
+        assert_eq!(client::message(0), b"");
+        assert_eq!(client::message(5), b"Hello");
+        assert_eq!(client::message(15), b"Hello, world!He");
+    }
 }
