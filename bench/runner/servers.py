@@ -38,27 +38,27 @@ class Server:
         return self.workloads is None or workload.name in self.workloads
 
 
+def _asgi_argv(exe: str, w: Workload, port: int, *options: str) -> list[str]:
+    """The command line ruvicorn and uvicorn share; ``options`` are each one's own."""
+    return [
+        venv_bin(exe),
+        "--no-access-log",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--app-dir",
+        str(APPS),
+        *options,
+        "--log-level",
+        "warning",
+        w.app,
+    ]
+
+
 def _ruvicorn(loop: str) -> Callable[[Workload, int], Launch]:
     def start(w: Workload, port: int) -> Launch:
-        return Launch(
-            [
-                venv_bin("ruvicorn"),
-                "--no-access-log",
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--app-dir",
-                str(APPS),
-                "--workers",
-                "1",
-                "--loop",
-                loop,
-                "--log-level",
-                "warning",
-                w.app,
-            ]
-        )
+        return Launch(_asgi_argv("ruvicorn", w, port, "--workers", "1", "--loop", loop))
 
     return start
 
@@ -68,26 +68,7 @@ def _uvicorn(loop: str, http: str) -> Callable[[Workload, int], Launch]:
         # websockets-sansio is what its default (auto) picks when websockets is installed,
         # as in the gunicorn worker; named so the row cannot fall back to another one.
         ws = ["--ws", "websockets-sansio"] if w.client == "wsload" else []
-        return Launch(
-            [
-                venv_bin("uvicorn"),
-                "--no-access-log",
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--app-dir",
-                str(APPS),
-                "--loop",
-                loop,
-                "--http",
-                http,
-                *ws,
-                "--log-level",
-                "warning",
-                w.app,
-            ]
-        )
+        return Launch(_asgi_argv("uvicorn", w, port, "--loop", loop, "--http", http, *ws))
 
     return start
 
