@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use super::target::split_target;
+use super::target::{is_authority, split_target};
 use super::{Limits, RequestError, Version, TCHAR};
 
 /// How the body of a request is delimited.
@@ -424,7 +424,9 @@ fn finish(
         match name.len() {
             4 if name.eq_ignore_ascii_case(b"host") => {
                 hosts += 1;
-                if !value.iter().all(|&b| HOST_CHAR[b as usize]) {
+                // RFC 9110 7.2 allows an empty Host (a target without an
+                // authority); anything else is `uri-host [ ":" port ]`.
+                if !value.is_empty() && !is_authority(value) {
                     return Err(RequestError::BadRequest("invalid Host header"));
                 }
             }
@@ -550,10 +552,6 @@ fn parse_content_length(value: &[u8]) -> Result<u64, RequestError> {
     }
     Ok(n)
 }
-
-/// Bytes of `Host = uri-host [ ":" port ]`: reg-name, IP-literal, IPv4 and
-/// port characters (unreserved, sub-delims, `%`, `:`, `[`, `]`).
-static HOST_CHAR: [bool; 256] = super::alnum_and(b"-._~!$&'()*+,;=%:[]");
 
 #[cfg(test)]
 #[path = "request_tests.rs"]
