@@ -12,9 +12,11 @@ import os
 import select
 import signal
 import time
+from typing import Any
 
-from ruvicorn import exitcodes, listeners, logs
+from ruvicorn import exitcodes, identity, listeners, logs
 from ruvicorn.config import Config, ConfigError
+from ruvicorn.hooks import NO_HOOKS, ServerHooks
 from ruvicorn.supervisor import pidfile, proctitle
 from ruvicorn.supervisor.pool import Pool
 from ruvicorn.supervisor.reload import ReloadWatcher
@@ -32,24 +34,33 @@ FAST_STOP_SECONDS = 5.0
 TICK = 0.2
 
 
-def run_master(config: Config) -> int:
-    """Serve ``config`` with supervised workers until stopped; returns the exit code."""
-    return Master(config).run()
+def run_master(config: Config, hooks: ServerHooks = NO_HOOKS, app: Any = None) -> int:
+    """Serve ``config`` with supervised workers until stopped; returns the exit code.
+
+    ``app``: an application object the workers serve (inherited through fork) instead of
+    importing ``config.app``.
+    """
+    return Master(config, hooks, app).run()
 
 
 class Master:
     """The state of the supervisor; see the module docstring."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, hooks: ServerHooks = NO_HOOKS, app: Any = None) -> None:
         self.config = config
+        self.hooks = hooks
+        self.app = app
         self.signals = SignalQueue()
         self.notifier = Notifier()
         self.watcher: ReloadWatcher | None = None
         # The master holds the write end and never writes: the kernel closes it when the
         # master dies, which wakes every worker's reader (see worker_process).
         self.alive_r, self.alive_w = os.pipe()
-        self.pool = Pool(config, self.notifier, self.alive_r, self._master_fds)
+        self.pool = Pool(config, self.notifier, self.alive_r, self._master_fds, hooks)
+        self.server_info = self.pool.server_info
         self.stopping = ""  # "", "graceful" or "fast"
+        #: When a delayed stop (--timeout-shutdown-delay) begins its graceful stop, or 0.
+        self.stop_at = 0.0
         self.exit_code = exitcodes.OK
         #: The first boot failed with the app's error: the master stops without more lines.
         self.quiet = False
@@ -73,6 +84,11 @@ class Master:
                 "--reload and --preload cannot be combined: preloaded code is not re-imported"
             )
             return exitcodes.USAGE
+        problem = identity.switch_problem(config.user, config.group)
+        if problem is not None:
+            log.error("%s", problem)
+            return exitcodes.USAGE
+        self.hooks.call("on_starting", self.server_info)
         try:
             self.pool.sockets = listeners.bind_listeners(config)
             if config.pid:
@@ -88,7 +104,11 @@ class Master:
 
     def _serve(self) -> int:
         config = self.config
-        if config.preload:
+        if self.app is not None:
+            from ruvicorn.worker.app_loading import adapt
+
+            self.pool.app = adapt(self.app)
+        elif config.preload:
             # Only --preload makes the master import application code.
             from ruvicorn.worker.app_loading import AppLoadError, load_app
 
@@ -118,6 +138,7 @@ class Master:
             self.watcher = None
         if self.config.pid:
             pidfile.remove(self.config.pid)
+        self.hooks.call("on_exit", self.server_info)
         self.signals.close()
         self.notifier.close()
         for fd in (self.alive_r, self.alive_w):
