@@ -160,6 +160,8 @@ class Master:
                 self.quiet = pool.fatal_code in exitcodes.BOOT_FAILURES
                 self.begin_stop("fast", "a worker failed to boot")
             now = time.monotonic()
+            if self.stop_at and not self.stopping and now >= self.stop_at:
+                self.begin_stop("graceful", "--timeout-shutdown-delay is over")
             if self.stopping:
                 if not pool.workers:
                     return
@@ -198,13 +200,16 @@ class Master:
             self.watcher = None
             return
         paths = sorted({p for batch in batches for p in batch})
-        if paths and not self.stopping:
+        if paths and not self.stopping and not self.stop_at:
             shown = ", ".join(os.path.relpath(p) for p in paths[:3])
             more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
             self.pool.begin_reload(f"changes in {shown}{more}")
 
     def _report(self, now: float) -> None:
         status = self.pool.status_line()
+        if self.stop_at and not self.stopping:
+            left = max(0.0, self.stop_at - now)
+            status = f"not ready: stopping in {left:.0f} s, still serving"
         if self.stopping:
             status = f"stopping: {logs.plural(len(self.pool.workers), 'worker')} left"
         if status != self._last_status:
@@ -223,11 +228,15 @@ class Master:
         if signum in (signal.SIGTERM, signal.SIGINT):
             if self.stopping:
                 self.begin_stop("fast", f"second {name(signum)}")
+            elif self.stop_at:
+                self.begin_stop("graceful", f"second {name(signum)}")
+            elif self.config.timeout_shutdown_delay > 0:
+                self.delay_stop(name(signum))
             else:
                 self.begin_stop("graceful", name(signum))
         elif signum == signal.SIGQUIT:
             self.begin_stop("fast", name(signum))
-        elif self.stopping:
+        elif self.stopping or self.stop_at:
             return
         elif signum == signal.SIGHUP:
             self.pool.begin_reload("SIGHUP")
@@ -237,6 +246,22 @@ class Master:
             self.pool.resize(self.pool.target - 1)
         elif signum == signal.SIGUSR1:
             self.pool.signal_all(signal.SIGUSR1)
+
+    def delay_stop(self, why: str) -> None:
+        """--timeout-shutdown-delay: keep serving while load balancers notice the stop.
+
+        Everything keeps accepting and answering; only the reported state changes (systemd
+        gets STOPPING=1 and a not-ready STATUS) and reloads and resizes are refused. A second
+        SIGTERM/SIGINT starts the graceful stop at once, SIGQUIT stops fast.
+        """
+        delay = self.config.timeout_shutdown_delay
+        self.stop_at = time.monotonic() + delay
+        log.info(
+            "Stopping (%s) in %g s: still serving until then (--timeout-shutdown-delay)",
+            why,
+            delay,
+        )
+        self.notifier.stopping(f"not ready: stopping in {delay:g} s ({why}), still serving")
 
     def begin_stop(self, mode: str, why: str) -> None:
         """Stop serving: close the listeners and tell every worker to stop."""

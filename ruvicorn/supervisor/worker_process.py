@@ -242,6 +242,11 @@ def _child_main(
         _watch_master(alive_fd, config.timeout_graceful_shutdown + 5.0)
         if server_info is not None:
             hooks.call("post_fork", server_info, me)
+        # Imported only in the child: the master never loads the protocol or the app. Before
+        # dropping privileges, so ruvicorn itself loads even when the new user could not
+        # read the interpreter's directories.
+        from ruvicorn.worker.run import run_worker
+
         try:
             identity.drop_privileges(config.user, config.group)
         except OSError as exc:
@@ -255,9 +260,6 @@ def _child_main(
             on_recycle=hooks_impl.on_recycle,
             on_app_started=lambda: hooks.call("post_worker_init", me),
         )
-        # Imported only in the child: the master never loads the protocol or the app.
-        from ruvicorn.worker.run import run_worker
-
         if app is None:
             code = run_worker(config, sockets, worker_hooks)
         else:
