@@ -29,7 +29,7 @@ from ruvicorn.hooks import NO_HOOKS, ServerHooks
 PROCESS_ONLY = ("workers", "reload", "preload", "user", "group", "chdir", "umask", "pid")
 
 
-def run(app: Any, *, hooks: ServerHooks | None = None, **options: Any) -> int:
+def run(app: Any, /, *, hooks: ServerHooks | None = None, **options: Any) -> int:
     """Serve ``app`` with ruvicorn's master and workers until stopped; returns the exit code
     (0 after a clean stop, see ``ruvicorn.exitcodes``).
 

@@ -21,6 +21,8 @@ import watchfiles
 from ruvicorn import logs
 
 DEFAULT_INCLUDE = ("*.py",)
+
+
 def _matches(path: str, globs: tuple[str, ...]) -> bool:
     name = os.path.basename(path)
     return any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(path, g) for g in globs)
