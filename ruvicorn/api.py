@@ -21,7 +21,7 @@ import socket
 from typing import Any
 
 from ruvicorn import coerce, listeners
-from ruvicorn.config import Config, ConfigError
+from ruvicorn.config import Config, ConfigError, flag_of
 from ruvicorn.hooks import NO_HOOKS, ServerHooks
 
 #: Settings that shape processes, which an embedded server (one process, someone else's
@@ -72,7 +72,7 @@ class Server:
         """``app``: the application object; when None, ``config.app`` is imported."""
         for name in PROCESS_ONLY:
             if getattr(config, name) != getattr(Config(), name):
-                flag = coerce.flag_of(name)
+                flag = flag_of(name)
                 raise ConfigError(f"{flag} needs ruvicorn.run() or the command line, not Server")
         if app is None and not config.app:
             raise ConfigError("Server needs an app: pass app= or Config(app='module:attribute')")

@@ -17,7 +17,7 @@ import click
 from click.core import ParameterSource
 
 from ruvicorn import coerce, compat, configfile, exitcodes
-from ruvicorn.config import Config, ConfigError, settings
+from ruvicorn.config import Config, ConfigError, flag_of, settings
 from ruvicorn.configfile import ConfigFile
 from ruvicorn.hooks import NO_HOOKS
 
@@ -61,8 +61,7 @@ def env_names(f: dataclasses.Field[Any]) -> list[str]:
 
 def _option(f: dataclasses.Field[Any]) -> Callable[[Any], Any]:
     meta = f.metadata
-    long = "--" + f.name.replace("_", "-")
-    flags = meta["flags"] or (long,)
+    flags = meta["flags"] or (flag_of(f.name),)
     default = f.default if f.default is not dataclasses.MISSING else None
     kwargs: dict[str, Any] = {
         "help": meta["help"],

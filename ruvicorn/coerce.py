@@ -19,10 +19,6 @@ from ruvicorn import compat
 from ruvicorn.config import Config, ConfigError, settings
 
 
-def flag_of(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def _norm(key: str) -> str:
     return key.strip().lstrip("-").replace("-", "_").lower()
 

@@ -70,6 +70,11 @@ def opt(
     return field(default=default, metadata=meta)
 
 
+def flag_of(name: str) -> str:
+    """The long flag of setting ``name``: ``--timeout-keep-alive``."""
+    return "--" + name.replace("_", "-")
+
+
 def split_app(spec: str) -> tuple[str, str]:
     """``module:attribute`` as its two halves; ConfigError when it is not in that form."""
     module_name, sep, attr_path = spec.partition(":")
@@ -392,7 +397,7 @@ def parse_umask(text: str) -> int:
 def _check_bounds(name: str, value: float | None, bounds: tuple[float, float]) -> None:
     if value is None:
         return
-    flag = "--" + name.replace("_", "-")
+    flag = flag_of(name)
     low, high = bounds
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{flag} must be a finite number, not {value}")

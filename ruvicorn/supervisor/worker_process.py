@@ -5,8 +5,9 @@ shared heartbeat page, signals blocked around ``fork`` so no master handler runs
 child.
 Child side: default signal handlers, master-only descriptors closed (faulthandler on: a
 SIGABRT from the master dumps every thread's traceback to the log, enabled by
-``run_worker``), its own process group, a thread that stops
-the worker when the master dies, then ``run_worker`` and ``os._exit`` with its code.
+``run_worker``), its own process group, a thread that stops the worker when the master
+dies, the ``post_fork`` hook, ``--user``/``--group``, then ``run_worker`` (which runs
+``post_worker_init``), ``worker_exit`` and ``os._exit`` with its code.
 """
 
 from __future__ import annotations
