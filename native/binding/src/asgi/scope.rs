@@ -4,12 +4,12 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::asgi::keys::{common_header_name, method_str};
-use crate::http1::request::RequestHead;
-use crate::http1::target::{percent_decode, Target};
-use crate::http1::Version;
 use crate::key;
-use crate::proxy::read_forwarded;
 use crate::server::ServerState;
+use ruvicorn_core::http1::request::RequestHead;
+use ruvicorn_core::http1::target::{percent_decode, Target};
+use ruvicorn_core::http1::Version;
+use ruvicorn_core::proxy::read_forwarded;
 
 // HTTP spec 2.4 is the newest implemented in full: send() after the client left raises OSError.
 

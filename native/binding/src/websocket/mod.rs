@@ -1,6 +1,6 @@
 //! WebSocket connections in the HTTP/1.1 protocol: the upgrade, the app's
 //! `receive`/`send` ([`cycle::WebSocketCycle`]) and the per-connection state
-//! ([`session::Session`]) once the app accepted.
+//! (`ruvicorn_core::ws::session::Session`) once the app accepted.
 //!
 //! The protocol keeps one [`WsConn`] in its state from the upgrade request on and hands
 //! every event of the connection (bytes read, connection lost, timeout sweep, graceful
@@ -8,7 +8,6 @@
 //! lock, fill an [`Effects`], release the lock, then write, close and wake the app.
 
 pub mod cycle;
-pub mod session;
 
 use std::time::Instant;
 
@@ -17,17 +16,19 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use crate::asgi::cycle::{report_app_outcome, RequestCycle};
 use crate::asgi::runner::{spawn_app, AppRunner};
-use crate::connection::error_response;
-use crate::http1::request::{Framing, RequestHead};
-use crate::http1::Version;
 use crate::key;
 use crate::protocol::{Effects, HttpProtocol, Inner};
 use crate::server::ServerState;
-use crate::ws::close_code;
-use crate::ws::handshake::{is_websocket_upgrade, validate_handshake, Handshake, HandshakeError};
+use ruvicorn_core::http1::connection::error_response;
+use ruvicorn_core::http1::request::{Framing, RequestHead};
+use ruvicorn_core::http1::Version;
+use ruvicorn_core::ws::close_code;
+use ruvicorn_core::ws::handshake::{
+    is_websocket_upgrade, validate_handshake, Handshake, HandshakeError,
+};
 
 use cycle::WebSocketCycle;
-use session::{Incoming, Session, Step, WsSettings};
+use ruvicorn_core::ws::session::{Incoming, Session, Step, WsSettings};
 
 /// Bytes a client may send before the handshake is answered (it should send none) before
 /// reading pauses.

@@ -13,14 +13,11 @@
 //! - [`message`]: fragment assembly, decompression, UTF-8 and close-frame
 //!   validation, and the message encoder.
 
-// The protocol wiring comes next: until the HTTP/1.1 protocol calls into this
-// module, most of it is only reached from its own tests.
-#![allow(dead_code)]
-
 pub mod deflate;
 pub mod frame;
 pub mod handshake;
 pub mod message;
+pub mod session;
 
 use std::fmt;
 

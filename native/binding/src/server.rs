@@ -12,11 +12,11 @@ use pyo3::types::{PyDict, PyList};
 
 use crate::asgi::scope::{asgi_template, scope_template};
 use crate::awaitable::Ready;
-use crate::http1::response::{is_field_value, is_token};
-use crate::http1::Limits;
 use crate::protocol::HttpProtocol;
-use crate::proxy::TrustedProxies;
-use crate::websocket::session::WsSettings;
+use ruvicorn_core::http1::response::{is_field_value, is_token};
+use ruvicorn_core::http1::Limits;
+use ruvicorn_core::proxy::TrustedProxies;
+use ruvicorn_core::ws::session::WsSettings;
 
 /// Shared by all connections of a worker; built once by the Python worker.
 #[pyclass(frozen, module = "ruvicorn._native")]
@@ -398,9 +398,12 @@ impl ServerState {
     /// The close code and reason for WebSockets cut by a graceful stop.
     pub fn shutdown_close(&self) -> (u16, &'static str) {
         if self.restarting.load(Ordering::Relaxed) {
-            (crate::ws::close_code::SERVICE_RESTART, "service restart")
+            (
+                ruvicorn_core::ws::close_code::SERVICE_RESTART,
+                "service restart",
+            )
         } else {
-            (crate::ws::close_code::GOING_AWAY, "going away")
+            (ruvicorn_core::ws::close_code::GOING_AWAY, "going away")
         }
     }
 }

@@ -1,16 +1,13 @@
-//! ruvicorn's native core: the HTTP/1.1 protocol object that asyncio drives.
+//! ruvicorn's native protocol: the pyo3 classes asyncio drives, over the
+//! sans-IO `ruvicorn_core` crate.
 
 use pyo3::prelude::*;
 
 mod asgi;
 mod awaitable;
-mod connection;
-pub mod http1;
 mod protocol;
-mod proxy;
 mod server;
 mod websocket;
-pub mod ws;
 
 #[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {

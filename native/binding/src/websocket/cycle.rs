@@ -7,17 +7,17 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
-use super::session::{SendError, Session, Step};
 use super::{close_if, finish, header_pairs, Phase, Wake};
 use crate::asgi::cycle::{ClientDisconnected, RequestCycle};
 use crate::awaitable::ready_with;
-use crate::connection::error_response;
 use crate::key;
 use crate::protocol::{Effects, HttpProtocol};
-use crate::ws::close_code;
-use crate::ws::deflate::negotiate_deflate;
-use crate::ws::handshake::write_accept_response;
-use crate::ws::message::is_valid_close_code;
+use ruvicorn_core::http1::connection::error_response;
+use ruvicorn_core::ws::close_code;
+use ruvicorn_core::ws::deflate::negotiate_deflate;
+use ruvicorn_core::ws::handshake::write_accept_response;
+use ruvicorn_core::ws::message::is_valid_close_code;
+use ruvicorn_core::ws::session::{SendError, Session, Step};
 
 #[pyclass(frozen, module = "ruvicorn._native")]
 pub struct WebSocketCycle {

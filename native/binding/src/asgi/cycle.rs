@@ -9,9 +9,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::awaitable::ready_with;
-use crate::connection::{error_response, ReceiveOutcome, SendError, SendOutcome};
 use crate::key;
 use crate::protocol::{receive_message, Effects, HttpProtocol};
+use ruvicorn_core::http1::connection::{error_response, ReceiveOutcome, SendError, SendOutcome};
 
 create_exception!(
     _native,

@@ -5,6 +5,7 @@
 //! and writes the bytes these functions produce.
 
 pub mod body;
+pub mod connection;
 pub mod request;
 pub mod response;
 pub mod target;

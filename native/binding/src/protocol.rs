@@ -15,13 +15,15 @@ use pyo3::types::{PyBytes, PyDict, PyTuple};
 use crate::asgi::cycle::RequestCycle;
 use crate::asgi::runner::{spawn_app, AppRunner};
 use crate::asgi::scope::{build_scope, Peer};
-use crate::connection::{error_response, Connection, Feed, ReceiveOutcome, CONTINUE_100};
-use crate::http1::request::RequestHead;
-use crate::http1::response::DateCache;
-use crate::http1::target::split_target;
-use crate::http1::{RequestError, Version};
 use crate::key;
 use crate::server::ServerState;
+use ruvicorn_core::http1::connection::{
+    error_response, Connection, Feed, ReceiveOutcome, CONTINUE_100,
+};
+use ruvicorn_core::http1::request::RequestHead;
+use ruvicorn_core::http1::response::DateCache;
+use ruvicorn_core::http1::target::split_target;
+use ruvicorn_core::http1::{RequestError, Version};
 
 /// How long a half-closed connection keeps reading (and discarding) before it is closed.
 const HALF_CLOSE_DRAIN: Duration = Duration::from_secs(2);
