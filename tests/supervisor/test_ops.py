@@ -332,11 +332,3 @@ def test_run_serves_an_app_object_with_workers(tmp_path: Path) -> None:
             proc.kill()
             proc.wait(timeout=10)
 
-
-def test_ws_implementation_names_are_served_natively(start: Callable[..., Server]) -> None:
-    server = start("basic:app", "--ws", "wsproto")
-    server.wait_ready()
-    assert "--ws wsproto: WebSocket connections are served by ruvicorn's native" in server.log()
-    assert server.get("/")[0] == 200
-    server.signal(signal.SIGTERM)
-    assert server.wait_exit(30) == 0
