@@ -126,3 +126,29 @@ def test_run_raises_config_error_before_serving(options: dict[str, Any], needle:
 def test_run_rejects_a_bad_app_string() -> None:
     with pytest.raises(ConfigError, match="module:attribute"):
         ruvicorn.run("not an app")
+
+
+class Asgi2App:
+    """The ASGI 2 double-callable style: the server must adapt it."""
+
+    def __init__(self, scope: dict[str, Any]) -> None:
+        self.scope = scope
+
+    async def __call__(self, receive: Any, send: Any) -> None:
+        if self.scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"asgi2"})
+
+
+def test_embedded_server_adapts_an_asgi2_app() -> None:
+    async def main() -> None:
+        server = Server(Config(port=0), app=Asgi2App)
+        task = asyncio.create_task(server.serve())
+        await asyncio.wait_for(server.wait_started(), 10)
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            assert (await client.get("/")).text == "asgi2"
+        await asyncio.wait_for(server.shutdown(), 10)
+        assert task.done()
+
+    asyncio.run(main())

@@ -105,9 +105,7 @@ class Master:
     def _serve(self) -> int:
         config = self.config
         if self.app is not None:
-            from ruvicorn.worker.app_loading import adapt
-
-            self.pool.app = adapt(self.app)
+            self.pool.app = self.app  # ruvicorn.run() was given the object itself
         elif config.preload:
             # Only --preload makes the master import application code.
             from ruvicorn.worker.app_loading import AppLoadError, load_app

@@ -14,7 +14,7 @@ from ruvicorn.config import Config
 from ruvicorn.exitcodes import StartupError
 from ruvicorn.listeners import describe
 from ruvicorn.logs import error_log
-from ruvicorn.worker.app_loading import AppLoadError, load_app
+from ruvicorn.worker.app_loading import AppLoadError, adapt, load_app
 from ruvicorn.worker.hooks import WorkerHooks
 from ruvicorn.worker.lifespan import Lifespan
 from ruvicorn.worker.loop import new_event_loop
@@ -46,15 +46,12 @@ def run_worker(
 
 
 async def prepare(config: Config, hooks: WorkerHooks, app: Any) -> tuple[WorkerServer, Lifespan]:
-    """Load the app (unless given) and run its lifespan startup; the server is made, not
-    started. Raises :class:`StartupError`."""
-    if app is None:
-        try:
-            app = load_app(config)
-        except AppLoadError as exc:
-            raise StartupError(
-                exitcodes.APP_LOAD_FAILED, f"Could not load the app: {exc}"
-            ) from None
+    """Load the app (or adapt the one given) and run its lifespan startup; the server is
+    made, not started. Raises :class:`StartupError`."""
+    try:
+        app = load_app(config) if app is None else adapt(app)
+    except AppLoadError as exc:
+        raise StartupError(exitcodes.APP_LOAD_FAILED, f"Could not load the app: {exc}") from None
     lifespan = Lifespan(app, config.lifespan, error_log)
     if not await lifespan.startup():
         raise StartupError(exitcodes.LIFESPAN_FAILED, "The application's lifespan startup failed")
