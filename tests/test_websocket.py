@@ -457,6 +457,15 @@ def test_ws_none_serves_upgrade_as_http(server_factory: Any) -> None:
     assert rec["upgrade"] == "websocket"
 
 
+@pytest.mark.parametrize("name", ["websockets", "wsproto", "websockets-sansio"])
+def test_other_implementation_names_are_served_natively(server_factory: Any, name: str) -> None:
+    server = server_factory("ws_apps:app", "--ws", name)
+    assert_ws_serving(server)
+    assert f"--ws {name}: WebSocket connections are served by ruvicorn's native" in (
+        server.stderr()
+    )
+
+
 def test_server_pings_and_drops_a_silent_peer(server_factory: Any) -> None:
     server = server_factory("ws_apps:app", "--ws-ping-interval", "1", "--ws-ping-timeout", "1")
     mark = server.mark()
