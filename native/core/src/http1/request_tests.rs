@@ -990,3 +990,43 @@ proptest! {
         }
     }
 }
+
+/// Found by the head fuzz target: empty lines before the request-line bring a
+/// head just past `max_head`; whole or split inside its final CRLF, it is
+/// refused the same way.
+#[test]
+fn leading_empty_lines_count_toward_max_head_however_the_head_arrives() {
+    let limits = Limits {
+        request_line: 16,
+        fields: 2,
+        field_size: 16,
+        body: None,
+    };
+    let mut bytes = b"\r\n".repeat(12);
+    bytes.extend_from_slice(b"PUT /x HTTP/1.0\r\nAccetLngth: )\r\n\r\n");
+    assert!(bytes.len() > limits.max_head());
+    let whole = parse_request_head(&bytes, &limits).map(|r| r.map(|(_, n)| n));
+    assert_eq!(
+        whole,
+        Err(RequestError::HeaderFieldsTooLarge("request head too large"))
+    );
+    let mut parser = HeadParser::new();
+    let split = match parser.parse(&bytes[..bytes.len() - 1], &limits) {
+        Ok(None) => parser.parse(&bytes, &limits).map(|r| r.map(|(_, n)| n)),
+        other => other.map(|r| r.map(|(_, n)| n)),
+    };
+    assert_eq!(split, whole);
+}
+
+/// Found by the head fuzz target: a control byte in a request-line is refused
+/// as soon as the line is complete, not only while it is partial.
+#[test]
+fn control_byte_in_a_complete_request_line_is_refused_at_once() {
+    let limits = Limits::default();
+    let bytes = b"\x01GET / HTTP/1.1\r\nHost: a\r\n";
+    assert!(HeadParser::new().parse(&bytes[..5], &limits).is_err());
+    assert_eq!(
+        parse_request_head(bytes, &limits).map(|r| r.is_some()),
+        Err(RequestError::BadRequest("malformed request line"))
+    );
+}
