@@ -63,6 +63,8 @@ class ServerProcess:
         use_port_flag: bool = True,
         argv_prefix: list[str] | None = None,
         pass_fds: tuple[int, ...] = (),
+        argv: list[str] | None = None,
+        cwd: Path = REPO,
     ) -> None:
         self.app = app
         self.args = list(args)
@@ -75,6 +77,9 @@ class ServerProcess:
         #: What runs ``-m ruvicorn`` (a shim may stand before the interpreter).
         self.argv_prefix = argv_prefix or [sys.executable]
         self.pass_fds = pass_fds
+        #: The whole command instead, for a server started otherwise (``ruvicorn.run``).
+        self.argv = argv
+        self.cwd = cwd
         self.record_path = workdir / f"record-{self.port}.jsonl"
         self.stderr_path = workdir / f"stderr-{self.port}.log"
         self.extra_env = env or {}
@@ -87,6 +92,8 @@ class ServerProcess:
     # -- lifecycle
 
     def command(self) -> list[str]:
+        if self.argv is not None:
+            return list(self.argv)
         cmd = [*self.argv_prefix, "-m", "ruvicorn"]
         if self.use_port_flag:
             cmd += ["--host", self.host, "--port", str(self.port)]
@@ -104,7 +111,7 @@ class ServerProcess:
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
                 self.command(),
-                cwd=REPO,
+                cwd=self.cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=err,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import socket
 import threading
 import time
 from collections import Counter
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import httpx
 from rawhttp import RawClient, request, wait_for
-from realserver import ServerProcess
+from realserver import REPO, ServerProcess
 
 APPS = Path(__file__).parent / "apps"
 
@@ -30,6 +31,8 @@ class Server(ServerProcess):
         port: int | None = None,
         argv_prefix: list[str] | None = None,
         pass_fds: tuple[int, ...] = (),
+        argv: list[str] | None = None,
+        cwd: Path = REPO,
     ) -> None:
         self.events_path = tmp_path / "events.txt"
         super().__init__(
@@ -41,6 +44,8 @@ class Server(ServerProcess):
             port=port,
             argv_prefix=argv_prefix,
             pass_fds=pass_fds,
+            argv=argv,
+            cwd=cwd,
         )
         # Workers a master leaves behind are a finding of these tests, not debris.
         self.reap_on_exit = False
@@ -231,3 +236,26 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=30)
+
+
+class NotifySocket:
+    """A datagram socket standing in for systemd's $NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.messages: list[dict[str, str]] = []
+
+    def wait_for(self, key: str, value: str | None = None, timeout: float = 30) -> dict[str, str]:
+        """Read datagrams until one carries ``key`` (with ``value``); returns it."""
+        self.sock.settimeout(timeout)
+        while True:
+            data = self.sock.recv(4096)
+            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if line)
+            self.messages.append(fields)
+            if key in fields and (value is None or fields[key] == value):
+                return fields
+
+    def close(self) -> None:
+        self.sock.close()
