@@ -5,18 +5,18 @@ use pyo3::prelude::*;
 
 mod asgi;
 mod awaitable;
-mod protocol;
+mod conn;
 mod server;
-mod websocket;
+mod settings;
 
 #[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<server::ServerState>()?;
-    m.add_class::<protocol::HttpProtocol>()?;
+    m.add_class::<conn::HttpProtocol>()?;
     m.add_class::<asgi::cycle::RequestCycle>()?;
     m.add_class::<asgi::runner::AppRunner>()?;
-    m.add_class::<websocket::cycle::WebSocketCycle>()?;
+    m.add_class::<asgi::websocket::WebSocketCycle>()?;
     m.add_class::<awaitable::Ready>()?;
     m.add(
         "ClientDisconnected",

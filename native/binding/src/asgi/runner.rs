@@ -15,8 +15,8 @@ use pyo3::types::iterator::PySendResult;
 use pyo3::types::{PyDict, PyIterator, PyNone};
 
 use crate::asgi::cycle::RequestCycle;
+use crate::conn::{websocket_app_finished, HttpProtocol};
 use crate::key;
-use crate::protocol::HttpProtocol;
 use crate::server::ServerState;
 
 #[pyclass(frozen, module = "ruvicorn._native")]
@@ -62,35 +62,25 @@ impl Drop for TaskSlot {
 }
 
 impl AppRunner {
+    /// A runner for the app of exchange `seq`; `websocket` when it serves a WebSocket.
     pub fn new(
         awaitable: &Bound<'_, PyAny>,
         protocol: Py<HttpProtocol>,
         seq: u64,
+        websocket: bool,
     ) -> PyResult<Self> {
         let py = awaitable.py();
         let steps = awaitable
             .call_method0(key!(py, "__await__"))?
             .cast_into::<PyIterator>()?;
-        let slot = TaskSlot::take(protocol.get().server.clone_ref(py));
+        let slot = TaskSlot::take(protocol.get().server().clone_ref(py));
         Ok(Self {
             coro: awaitable.clone().unbind(),
             steps: steps.unbind(),
             protocol,
             seq,
-            websocket: false,
+            websocket,
             slot,
-        })
-    }
-
-    /// A runner for a websocket app.
-    pub fn for_websocket(
-        awaitable: &Bound<'_, PyAny>,
-        protocol: Py<HttpProtocol>,
-        seq: u64,
-    ) -> PyResult<Self> {
-        Ok(Self {
-            websocket: true,
-            ..Self::new(awaitable, protocol, seq)?
         })
     }
 
@@ -99,7 +89,7 @@ impl AppRunner {
         self.slot.release();
         let protocol = self.protocol.bind(py);
         if self.websocket {
-            crate::websocket::app_finished(protocol, self.seq, error)
+            websocket_app_finished(protocol, self.seq, error)
         } else {
             RequestCycle::app_finished(protocol, self.seq, error)
         }

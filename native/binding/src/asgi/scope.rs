@@ -11,8 +11,6 @@ use ruvicorn_core::http1::target::{percent_decode, Target};
 use ruvicorn_core::http1::Version;
 use ruvicorn_core::proxy::read_forwarded;
 
-// HTTP spec 2.4 is the newest implemented in full: send() after the client left raises OSError.
-
 /// What the scope needs to know about the connection, computed once when it is made.
 pub struct Peer {
     /// `(host, port)` of the client, or None on a unix socket.
@@ -42,7 +40,7 @@ pub fn build_scope<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     // Copying a template that already holds every key avoids growing a new dict.
     let scope = state.scope_template(py, websocket).copy()?;
-    let asgi = state.asgi_template(py, websocket).copy()?;
+    let asgi = state.asgi_template(py).copy()?;
     scope.set_item(key!(py, "asgi"), asgi)?;
     if !websocket {
         scope.set_item(key!(py, "method"), method_str(py, head.method()))?;
@@ -64,7 +62,7 @@ pub fn build_scope<'py>(
     let mut scheme = if websocket { "ws" } else { "http" };
     let mut client = peer.client.as_ref().map(|c| c.bind(py).clone().into_any());
     if peer.trusted {
-        if let Some(proxies) = &state.proxies {
+        if let Some(proxies) = &state.settings.proxies {
             let pairs =
                 (0..head.headers.len()).map(|i| (head.header_name(i), head.header_value(i)));
             let forwarded = read_forwarded(proxies, pairs);
@@ -84,12 +82,12 @@ pub fn build_scope<'py>(
     scope.set_item(key!(py, "scheme"), PyString::new(py, scheme))?;
 
     let decoded = percent_decode(target.raw_path);
-    if state.root_path.is_empty() {
+    if state.settings.root_path.is_empty() {
         scope.set_item(key!(py, "path"), PyString::new(py, &decoded))?;
         scope.set_item(key!(py, "raw_path"), PyBytes::new(py, target.raw_path))?;
     } else {
-        let path = format!("{}{}", state.root_path, decoded);
-        let mut raw = state.root_path.as_bytes().to_vec();
+        let path = format!("{}{}", state.settings.root_path, decoded);
+        let mut raw = state.settings.root_path.as_bytes().to_vec();
         raw.extend_from_slice(target.raw_path);
         scope.set_item(key!(py, "path"), PyString::new(py, &path))?;
         scope.set_item(key!(py, "raw_path"), PyBytes::new(py, &raw))?;

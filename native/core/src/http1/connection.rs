@@ -6,15 +6,12 @@
 
 use crate::http1::body::BodyDecoder;
 use crate::http1::request::{HeadParser, RequestHead};
-use crate::http1::response::{
-    is_field_value, is_token, write_chunk_size, write_status_line, LAST_CHUNK,
-};
+use crate::http1::response::{write_chunk_size, LAST_CHUNK};
 use crate::http1::{Limits, RequestError, Version};
+use crate::syntax::{is_field_value, is_token, write_status_line};
 
 /// Unread bytes held (queued request body, pipelined input) before reading pauses.
 pub const READ_HIGH_WATER: usize = 256 * 1024;
-
-pub const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// What feeding bytes produced.
 #[derive(Debug)]
@@ -562,21 +559,6 @@ impl Exchange {
         }
         Ok((SendOutcome::Complete, part))
     }
-}
-
-/// A complete error response for a refused request (the connection closes after it).
-pub fn error_response(status: u16, defaults: &[u8]) -> Vec<u8> {
-    let reason = crate::http1::response::reason_phrase(status);
-    let body: &[u8] = if reason.is_empty() { b"Error" } else { reason };
-    let mut out = Vec::with_capacity(160 + body.len());
-    write_status_line(&mut out, status);
-    out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\ncontent-length: ");
-    out.extend_from_slice(body.len().to_string().as_bytes());
-    out.extend_from_slice(b"\r\nconnection: close\r\n");
-    out.extend_from_slice(defaults);
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
-    out
 }
 
 #[cfg(test)]
