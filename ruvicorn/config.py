@@ -271,9 +271,6 @@ class Config:
                 kwargs[key] = tuple(value)
         return cls(**kwargs)
 
-    def replace(self, **changes: Any) -> Config:
-        return dataclasses.replace(self, **changes)
-
     @property
     def default_headers(self) -> list[tuple[bytes, bytes]]:
         """The --header values as raw pairs, in the order given."""

@@ -9,6 +9,11 @@ mod conn;
 mod server;
 mod settings;
 
+// The module needs the GIL: a connection's state sits behind a mutex taken with
+// `try_lock`, and contention is reported as re-entrance ("protocol re-entered while
+// busy"). That holds only while the GIL serialises the calls into one protocol; on a
+// free-threaded interpreter the module keeps the GIL on rather than turn two threads
+// that meet at one connection into errors.
 #[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
