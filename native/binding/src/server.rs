@@ -205,7 +205,24 @@ impl ServerState {
         self.asgi.bind(py)
     }
 
-    /// The default response header lines: date, server, then --header values.
+    /// Run `f` with the default response header lines (date, server, then --header
+    /// values) in pieces, so an app's response copies them once, into its head.
+    pub fn with_default_lines<R>(&self, f: impl FnOnce(&[&[u8]]) -> R) -> R {
+        let settings = &self.settings;
+        if !settings.date_header {
+            return f(&[&settings.server_line, &settings.extra_lines]);
+        }
+        DATE.with(|date| {
+            let mut date = date.borrow_mut();
+            f(&[
+                date.header_line(),
+                &settings.server_line,
+                &settings.extra_lines,
+            ])
+        })
+    }
+
+    /// The default response header lines as one buffer, for the server's own responses.
     pub fn default_lines(&self) -> Vec<u8> {
         let mut lines = Vec::with_capacity(96);
         if self.settings.date_header {

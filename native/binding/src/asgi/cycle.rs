@@ -138,13 +138,15 @@ impl RequestCycle {
                 pairs.push((header_bytes(name)?, header_bytes(value)?));
             }
         }
-        let defaults = this.state().default_lines();
-        this.lock()?.start_response(
-            self.seq,
-            status,
-            pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
-            &defaults,
-        )
+        let mut conn = this.lock()?;
+        this.state().with_default_lines(|defaults| {
+            conn.start_response(
+                self.seq,
+                status,
+                pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+                defaults,
+            )
+        })
     }
 
     fn send_body(slf: &Bound<'_, Self>, message: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {

@@ -15,21 +15,22 @@ use ruvicorn_core::http1::RequestError;
 pub(crate) struct Effects {
     /// Bytes to write; then `write_body` and `write_suffix` (a response body part, so the
     /// app's bytes are copied only into the final buffer); then `write_tail`.
-    pub write: Vec<u8>,
-    pub write_body: Option<Py<PyBytes>>,
-    pub write_suffix: &'static [u8],
-    pub write_tail: Vec<u8>,
+    pub(super) write: Vec<u8>,
+    pub(super) write_body: Option<Py<PyBytes>>,
+    pub(super) write_suffix: &'static [u8],
+    pub(super) write_tail: Vec<u8>,
     /// Half-close after the writes (`transport.write_eof()`); see `Conn::half_close`.
-    pub write_eof: bool,
-    pub close: bool,
-    pub pause_reading: Option<bool>,
-    pub start: Option<RequestHead>,
+    pub(super) write_eof: bool,
+    pub(super) close: bool,
+    pub(super) pause_reading: Option<bool>,
+    /// A request head whose app is to start, with its exchange.
+    pub(super) start: Option<(RequestHead, u64)>,
     /// `receive()` futures to complete: with the next body message (`Some(seq)`, taken only
     /// once the future is known not to be cancelled) or with http.disconnect (`None`).
-    pub wake_receive: Vec<(Py<PyAny>, Option<u64>)>,
-    pub wake_drain: Vec<Py<PyAny>>,
-    pub refused: Option<RequestError>,
-    pub access: Option<(String, u16)>,
+    pub(super) wake_receive: Vec<(Py<PyAny>, Option<u64>)>,
+    pub(super) wake_drain: Vec<Py<PyAny>>,
+    pub(super) refused: Option<RequestError>,
+    pub(super) access: Option<(String, u16)>,
     /// How an app ended, to log before anything else is done: its exception, or a
     /// complaint about the response it left unfinished.
     app_outcome: Option<(Option<Py<PyAny>>, Option<&'static str>)>,
@@ -165,12 +166,16 @@ impl HttpProtocol {
                 keep(log.bind(py).call1((format!("{line} {status}"),)).map(drop));
             }
         }
-        keep(Self::wake_receivers(slf, fx.wake_receive));
-        for waiter in fx.wake_drain {
-            keep(resolve(py, waiter.bind(py), py.None().into_bound(py)));
+        if !fx.wake_receive.is_empty() {
+            keep(Self::wake_receivers(slf, fx.wake_receive));
         }
-        if let Some(head) = fx.start {
-            keep(Self::start_app(slf, &head));
+        if !fx.wake_drain.is_empty() {
+            for waiter in fx.wake_drain {
+                keep(resolve(py, waiter.bind(py), py.None().into_bound(py)));
+            }
+        }
+        if let Some((head, seq)) = fx.start {
+            keep(Self::start_app(slf, &head, seq));
         }
         first_error.map_or(Ok(()), Err)
     }

@@ -71,7 +71,7 @@ impl Conn {
             Feed::Pending => {}
             Feed::Request(head) => {
                 self.deadline = None;
-                fx.start = Some(head);
+                fx.start = self.http1.current_seq().map(|seq| (head, seq));
             }
             Feed::Refused(err) => {
                 let seq = self.http1.current_seq();
@@ -100,11 +100,6 @@ impl Conn {
             }
         }
         self.refresh_read_pause(fx);
-    }
-
-    /// The exchange the app is answering now.
-    pub(super) fn current_seq(&self) -> Option<u64> {
-        self.http1.current_seq()
     }
 
     /// Answer the current request with `status` without running the app, then close.
@@ -264,7 +259,7 @@ impl Conn {
         seq: u64,
         status: u16,
         headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
-        defaults: &[u8],
+        defaults: &[&[u8]],
     ) -> PyResult<()> {
         if self.send_refused(seq) {
             return Err(disconnected());

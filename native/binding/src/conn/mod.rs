@@ -45,6 +45,15 @@ enum Mode {
     WebSocket(Box<ws::WsConn>),
 }
 
+/// What the sweep left to do outside the lock.
+enum Swept {
+    /// A WebSocket `receive()` to complete, if any.
+    Wake(Option<ws::Wake>),
+    /// An idle HTTP/1.1 connection passed its deadline `at`: it half-closes unless a
+    /// request already waits in its socket.
+    IdlePast(Instant),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Deadline {
     /// The next request head must be complete by then.
@@ -157,6 +166,17 @@ impl Conn {
                 self.deadline = None;
                 fx.close = true;
             }
+        }
+    }
+
+    /// The sweep, about once a second: deadlines and WebSocket pings.
+    fn sweep(&mut self, now: Instant, state: &ServerState, fx: &mut Effects) -> Swept {
+        match self.mode {
+            Mode::WebSocket(_) => Swept::Wake(self.ws_tick(now, fx)),
+            Mode::Http1 => match self.check_deadline(now, state, fx) {
+                Some(at) => Swept::IdlePast(at),
+                None => Swept::Wake(None),
+            },
         }
     }
 

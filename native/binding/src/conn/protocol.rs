@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 use super::effects::resolve;
-use super::{ws, Conn, Mode};
+use super::{ws, Conn, Swept};
 use crate::asgi::cycle::RequestCycle;
 use crate::asgi::runner::{spawn_app, AppRunner};
 use crate::asgi::scope::{build_scope, Peer};
@@ -90,8 +90,8 @@ impl HttpProtocol {
         peer.unwrap_or_else(|| "unix socket".to_owned())
     }
 
-    /// Build the scope and run the app for `head` in its own asyncio Task.
-    pub(super) fn start_app(slf: &Bound<'_, Self>, head: &RequestHead) -> PyResult<()> {
+    /// Build the scope and run the app for `head` (exchange `seq`) in its own asyncio Task.
+    pub(super) fn start_app(slf: &Bound<'_, Self>, head: &RequestHead, seq: u64) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
         let state = this.state();
@@ -105,9 +105,6 @@ impl HttpProtocol {
             }
         };
         let websocket = ws::is_upgrade(state, head);
-        let Some(seq) = this.lock()?.current_seq() else {
-            return Ok(());
-        };
         let peer = this
             .peer
             .get()
@@ -144,18 +141,12 @@ impl HttpProtocol {
     pub fn check_deadline(slf: &Bound<'_, Self>, now: Instant) -> PyResult<()> {
         let this = slf.get();
         // A busy connection is checked on the next sweep.
-        let Ok(conn) = this.conn.try_lock() else {
+        if this.conn.try_lock().is_err() {
             return Ok(());
-        };
-        let websocket = matches!(conn.mode, Mode::WebSocket(_));
-        drop(conn);
-        if websocket {
-            let wake = Self::decide(slf, |conn, fx| conn.ws_tick(now, fx))?;
-            return ws::wake(slf, wake);
         }
-        let idle = Self::decide(slf, |conn, fx| conn.check_deadline(now, this.state(), fx))?;
-        let Some(at) = idle else {
-            return Ok(());
+        let at = match Self::decide(slf, |conn, fx| conn.sweep(now, this.state(), fx))? {
+            Swept::Wake(waiter) => return ws::wake(slf, waiter),
+            Swept::IdlePast(at) => at,
         };
         let transport = this.lock()?.transport(slf.py());
         // A request already in the socket buffer is read (and answered) on the loop's next
