@@ -26,6 +26,7 @@ class ReloadWatcher:
             "dirs": self.dirs,
             "include": list(config.reload_include),
             "exclude": list(config.reload_exclude),
+            "debounce_ms": round(config.reload_delay * 1000),
             "log_level": config.log_level,
             "log_file": config.log_file,
         }

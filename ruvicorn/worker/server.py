@@ -136,13 +136,19 @@ class WorkerServer:
         return taken
 
     async def shutdown(
-        self, timeout: float, spare: asyncio.Task[Any] | None = None, restart: bool = False
+        self,
+        timeout: float,
+        spare: asyncio.Task[Any] | None = None,
+        restart: bool = False,
+        finish_tasks: bool = True,
     ) -> bool:
         """Let accepted connections finish within ``timeout``; True when none was cut.
 
-        App tasks still running afterwards are cancelled, except ``spare`` (the lifespan
-        task, which must live until lifespan shutdown). ``restart`` tells clients this worker
-        is being replaced rather than the service going away.
+        With ``finish_tasks``, every other task of the loop still running afterwards is
+        cancelled, except ``spare`` (the lifespan task, which must live until lifespan
+        shutdown): right for a worker, whose loop runs nothing else; a server embedded in
+        someone's loop passes False. ``restart`` tells clients this worker is being
+        replaced rather than the service going away.
         """
         await self.stop_accepting(last=not restart)
         self.state.drain(restart)
@@ -158,7 +164,8 @@ class WorkerServer:
             self.state.close_all()
         if self._ticker is not None:
             self._ticker.cancel()
-        await self._finish_tasks(spare)
+        if finish_tasks:
+            await self._finish_tasks(spare)
         return clean
 
     async def _finish_tasks(self, spare: asyncio.Task[Any] | None) -> None:

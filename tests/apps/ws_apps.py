@@ -39,14 +39,18 @@ async def accept(receive: Any, send: Any, **extra: Any) -> None:
     await send({"type": "websocket.accept", **extra})
 
 
-async def until_disconnect(receive: Any, send: Any, path: str, echo: bool) -> None:
-    """Echo (or just read) until the client leaves; record how it left."""
+async def until_disconnect(
+    receive: Any, send: Any, path: str, echo: bool, tag: str | None = None
+) -> None:
+    """Echo (or just read) until the client leaves; record how it left (with the
+    connection's `tag` query parameter, so a test can tell its record from a late one)."""
     while True:
         message = await receive_bounded(receive)
         if message["type"] == "websocket.disconnect":
             record(
                 event="disconnect",
                 path=path,
+                tag=tag,
                 code=message["code"],
                 reason=message.get("reason", ""),
             )
@@ -62,7 +66,7 @@ async def echo(scope: Any, receive: Any, send: Any) -> None:
     offered = scope["subprotocols"]
     pick = query(scope).get("pick")
     await accept(receive, send, subprotocol=pick if pick in offered else None)
-    await until_disconnect(receive, send, scope["path"], echo=True)
+    await until_disconnect(receive, send, scope["path"], echo=True, tag=query(scope).get("tag"))
 
 
 async def scope_view(scope: Any, receive: Any, send: Any) -> None:

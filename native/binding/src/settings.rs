@@ -86,20 +86,18 @@ impl Settings {
     /// Read every setting the connections use from a `Config`.
     pub fn from_config(config: &Bound<'_, PyAny>) -> PyResult<Self> {
         let py = config.py();
-        let ws = match get::<String>(config, key!(py, "ws"))?.as_str() {
-            "auto" => Some(WsSettings {
+        // `--ws none` hands upgrades to the app as plain HTTP; every other choice (the
+        // names of other implementations included) is served natively.
+        let ws = if get::<String>(config, key!(py, "ws"))? == "none" {
+            None
+        } else {
+            Some(WsSettings {
                 max_size: get(config, key!(py, "ws_max_size"))?,
                 max_queue: get::<usize>(config, key!(py, "ws_max_queue"))?.max(1),
                 ping_interval: optional_seconds(get(config, key!(py, "ws_ping_interval"))?)?,
                 ping_timeout: optional_seconds(get(config, key!(py, "ws_ping_timeout"))?)?,
                 per_message_deflate: get(config, key!(py, "ws_per_message_deflate"))?,
-            }),
-            "none" => None,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "ws must be 'auto' or 'none', not {other:?}"
-                )))
-            }
+            })
         };
         let proxies = if get(config, key!(py, "proxy_headers"))? {
             let spec: String = get(config, key!(py, "forwarded_allow_ips"))?;
