@@ -129,9 +129,16 @@ pub fn write_status_line(out: &mut Vec<u8>, status: u16) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Whether `name` is a valid field name: a non-empty RFC 9110 token.
+/// Whether `b` is an RFC 9110 `tchar`.
+#[inline]
+pub(crate) fn is_tchar(b: u8) -> bool {
+    TCHAR[usize::from(b)]
+}
+
+/// Whether `name` is a valid field name (or any token): a non-empty RFC 9110 token.
+#[inline]
 pub fn is_token(name: &[u8]) -> bool {
-    !name.is_empty() && name.iter().all(|&b| TCHAR[usize::from(b)])
+    !name.is_empty() && name.iter().copied().all(is_tchar)
 }
 
 /// Whether `value` can be sent as a field value: no CR, LF, NUL or other

@@ -123,9 +123,6 @@ impl fmt::Display for RequestError {
 
 impl std::error::Error for RequestError {}
 
-// The parser modules name these through `super::`.
-pub(crate) use crate::syntax::{alnum_and, is_field_byte, TCHAR};
-
 #[cfg(test)]
 mod tests {
     use super::*;
