@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::asgi::scope::{asgi_template, scope_template};
+use crate::asgi::spawn::TaskSpawner;
 use crate::awaitable::Ready;
 use crate::protocol::HttpProtocol;
 use ruvicorn_core::http1::response::{is_field_value, is_token};
@@ -22,11 +23,8 @@ use ruvicorn_core::ws::session::WsSettings;
 #[pyclass(frozen, module = "ruvicorn._native")]
 pub struct ServerState {
     pub app: Py<PyAny>,
-    /// `asyncio.Task`, or the loop's own task factory when one is set.
-    pub task_type: Py<PyAny>,
-    /// Keyword arguments for `task_type`: the loop, and a fixed name so no per-request
-    /// "Task-N" string is formatted.
-    pub task_kwargs: Py<PyDict>,
+    /// How each app's Task is created.
+    pub spawner: TaskSpawner,
     pub create_future: Py<PyAny>,
     pub limits: Limits,
     pub root_path: String,
@@ -89,20 +87,6 @@ impl RateLimitedCount {
         self.last_line = Some(now);
         Some(std::mem::take(&mut self.since))
     }
-}
-
-/// How the app's Task is created: `asyncio.Task(coro, loop=..., name=...)` unless the loop
-/// has a custom task factory, which is then honoured through `loop.create_task`.
-fn task_spawner(event_loop: &Bound<'_, PyAny>) -> PyResult<(Py<PyAny>, Py<PyDict>)> {
-    let py = event_loop.py();
-    let kwargs = PyDict::new(py);
-    if event_loop.call_method0("get_task_factory")?.is_none() {
-        kwargs.set_item("loop", event_loop)?;
-        kwargs.set_item("name", "ruvicorn.request")?;
-        let task = py.import("asyncio")?.getattr("Task")?;
-        return Ok((task.unbind(), kwargs.unbind()));
-    }
-    Ok((event_loop.getattr("create_task")?.unbind(), kwargs.unbind()))
 }
 
 fn header_lines(pairs: &Bound<'_, PyList>) -> PyResult<Vec<u8>> {
@@ -168,7 +152,7 @@ impl ServerState {
             Some(pairs) => header_lines(&pairs)?,
             None => Vec::new(),
         };
-        let (task_type, task_kwargs) = task_spawner(event_loop)?;
+        let spawner = TaskSpawner::new(event_loop)?;
         let http_template = scope_template(
             py,
             root_path.as_deref().unwrap_or(""),
@@ -211,8 +195,7 @@ impl ServerState {
         };
         Ok(Self {
             app,
-            task_type,
-            task_kwargs,
+            spawner,
             create_future: event_loop.getattr("create_future")?.unbind(),
             limits: Limits {
                 request_line: limit_request_line,

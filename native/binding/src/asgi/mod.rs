@@ -4,3 +4,4 @@ pub mod cycle;
 pub mod keys;
 pub mod runner;
 pub mod scope;
+pub mod spawn;
