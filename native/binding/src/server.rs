@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::asgi::scope::{asgi_template, scope_template};
+use crate::asgi::spawn::TaskSpawner;
 use crate::awaitable::Ready;
 use crate::conn::HttpProtocol;
 use crate::settings::Settings;
@@ -24,11 +25,8 @@ thread_local! {
 pub struct ServerState {
     pub settings: Settings,
     pub app: Py<PyAny>,
-    /// `asyncio.Task`, or the loop's own task factory when one is set.
-    pub task_type: Py<PyAny>,
-    /// Keyword arguments for `task_type`: the loop, and a fixed name so no per-request
-    /// "Task-N" string is formatted.
-    pub task_kwargs: Py<PyDict>,
+    /// How each app's Task is created.
+    pub spawner: TaskSpawner,
     pub create_future: Py<PyAny>,
     pub access_log: Option<Py<PyAny>>,
     pub error_log: Py<PyAny>,
@@ -75,20 +73,6 @@ impl RateLimitedCount {
     }
 }
 
-/// How the app's Task is created: `asyncio.Task(coro, loop=..., name=...)` unless the loop
-/// has a custom task factory, which is then honoured through `loop.create_task`.
-fn task_spawner(event_loop: &Bound<'_, PyAny>) -> PyResult<(Py<PyAny>, Py<PyDict>)> {
-    let py = event_loop.py();
-    let kwargs = PyDict::new(py);
-    if event_loop.call_method0("get_task_factory")?.is_none() {
-        kwargs.set_item("loop", event_loop)?;
-        kwargs.set_item("name", "ruvicorn.request")?;
-        let task = py.import("asyncio")?.getattr("Task")?;
-        return Ok((task.unbind(), kwargs.unbind()));
-    }
-    Ok((event_loop.getattr("create_task")?.unbind(), kwargs.unbind()))
-}
-
 #[pymethods]
 impl ServerState {
     /// `config` is the worker's `ruvicorn.config.Config`; the rest are the live objects
@@ -113,7 +97,7 @@ impl ServerState {
         pathsend: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let settings = Settings::from_config(config)?;
-        let (task_type, task_kwargs) = task_spawner(event_loop)?;
+        let spawner = TaskSpawner::new(event_loop)?;
         let template = |websocket| {
             scope_template(py, &settings.root_path, lifespan_state.is_some(), websocket)
                 .map(Bound::unbind)
@@ -123,8 +107,7 @@ impl ServerState {
             ws_template: template(true)?,
             settings,
             app,
-            task_type,
-            task_kwargs,
+            spawner,
             create_future: event_loop.getattr("create_future")?.unbind(),
             access_log,
             error_log,

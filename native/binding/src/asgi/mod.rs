@@ -5,4 +5,5 @@ pub mod cycle;
 pub mod keys;
 pub mod runner;
 pub mod scope;
+pub mod spawn;
 pub mod websocket;

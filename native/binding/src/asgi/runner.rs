@@ -111,6 +111,15 @@ impl AppRunner {
         Err(err)
     }
 
+    /// Its Task could not be created after all (a deferred start): close the app's
+    /// coroutine, never run, and settle the response as for an app that raised.
+    pub fn not_started(&self, py: Python<'_>, err: PyErr) -> PyResult<()> {
+        let closed = self.steps.bind(py).call_method0(key!(py, "close"));
+        let value = err.into_value(py).into_bound(py).into_any();
+        self.finished(py, Some(value))?;
+        closed.map(drop)
+    }
+
     fn step(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
         match self.steps.bind(py).send(value) {
             Ok(PySendResult::Next(yielded)) => Ok(Some(yielded.unbind())),
@@ -192,12 +201,8 @@ pub fn spawn_app<'py>(
         let receive = cycle.getattr(key!(py, "receive"))?;
         let send = cycle.getattr(key!(py, "send"))?;
         let awaitable = state.app.bind(py).call1((scope, receive, send))?;
-        let runner = make_runner(&awaitable)?;
-        state
-            .task_type
-            .bind(py)
-            .call((runner,), Some(state.task_kwargs.bind(py)))?;
-        Ok(())
+        let runner = Bound::new(py, make_runner(&awaitable)?)?;
+        state.spawner.spawn(runner)
     };
     run()
         .err()
