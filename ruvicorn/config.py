@@ -368,9 +368,6 @@ class Config:
                 kwargs[key] = tuple(value)
         return cls(**kwargs)
 
-    def replace(self, **changes: Any) -> Config:
-        return dataclasses.replace(self, **changes)
-
     @property
     def umask_bits(self) -> int | None:
         """--umask as a number, or None when not set."""

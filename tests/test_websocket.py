@@ -277,6 +277,29 @@ def test_handshake_refused_by_app(ws_server: ServerProcess, path: str, status: i
     assert_ws_serving(ws_server)
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        (b"x-bad", b"a\x01b"),
+        (b"x-bad", b"a\x7fb"),
+        (b"x-bad", b"a\rb"),
+        (b"x-bad", b"a\nb"),
+        (b"x-bad", b"a\x00b"),
+        (b"x bad", b"v"),
+        (b"x-bad:", b"v"),
+    ],
+)
+def test_accept_headers_are_checked_like_response_headers(
+    ws_server: ServerProcess, name: bytes, value: bytes
+) -> None:
+    mark = ws_server.mark()
+    with ws(ws_server, f"/bad-accept-header?name={name.hex()}&value={value.hex()}") as conn:
+        assert not any(key.startswith("x") for key in conn.response.headers)
+        conn.send("still open")
+        assert conn.recv(timeout=TIMEOUT) == "still open"
+    wait_record(ws_server, mark, event="bad-accept-header", error="ValueError")
+
+
 def test_denial_response(ws_server: ServerProcess) -> None:
     with pytest.raises(InvalidStatus) as info:
         ws(ws_server, "/deny")

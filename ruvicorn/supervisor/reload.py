@@ -40,10 +40,6 @@ class ReloadWatcher:
         os.set_blocking(self.fd, False)
         self._buffer = b""
 
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
     def master_fds(self) -> list[int]:
         """Descriptors a forked worker must close."""
         fds = [self.fd]

@@ -91,6 +91,20 @@ async def close_before_accept(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "websocket.close"})
 
 
+async def bad_accept_header(scope: Any, receive: Any, send: Any) -> None:
+    """Accept with the header given hex-encoded in the query; when that is refused, record
+    it and accept without it."""
+    params = query(scope)
+    header = (bytes.fromhex(params["name"]), bytes.fromhex(params["value"]))
+    await receive_bounded(receive)
+    try:
+        await send({"type": "websocket.accept", "headers": [header]})
+    except ValueError as exc:
+        record(event="bad-accept-header", error=type(exc).__name__)
+        await send({"type": "websocket.accept"})
+    await until_disconnect(receive, send, scope["path"], echo=True)
+
+
 async def deny(scope: Any, receive: Any, send: Any) -> None:
     await receive_bounded(receive)
     await send(
@@ -238,6 +252,7 @@ ROUTES = {
     "/scope": scope_view,
     "/close-before-accept": close_before_accept,
     "/deny": deny,
+    "/bad-accept-header": bad_accept_header,
     "/close": close_with,
     "/raise-before": raise_before,
     "/return-before": return_before,

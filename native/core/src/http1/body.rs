@@ -19,7 +19,8 @@
 //! ```
 
 use super::request::Framing;
-use super::{is_field_byte, Limits, RequestError, TCHAR};
+use super::{Limits, RequestError};
+use crate::syntax::{hex_digit, is_field_byte, is_tchar};
 
 /// A chunk size with any of these bits set would overflow one more hex digit.
 const SIZE_OVERFLOW_BITS: u64 = !(u64::MAX >> 4);
@@ -120,11 +121,6 @@ const TOO_MANY_TRAILERS: RequestError =
 #[inline]
 fn is_bws(b: u8) -> bool {
     b == b' ' || b == b'\t'
-}
-
-#[inline]
-fn is_tchar(b: u8) -> bool {
-    TCHAR[usize::from(b)]
 }
 
 impl BodyDecoder {
@@ -346,16 +342,6 @@ impl BodyDecoder {
     }
 }
 
-#[inline]
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,7 +422,7 @@ mod tests {
         };
         let token = |mut i: usize| {
             let start = i;
-            while at(i).is_some_and(|b| TCHAR[usize::from(b)]) {
+            while at(i).is_some_and(is_tchar) {
                 i += 1;
             }
             (i > start).then_some(i)

@@ -5,7 +5,8 @@
 use std::ops::Range;
 
 use super::target::{is_authority, split_target};
-use super::{Limits, RequestError, Version, TCHAR};
+use super::{Limits, RequestError, Version};
+use crate::syntax::is_token;
 
 /// How the body of a request is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -528,11 +529,6 @@ fn finish(
         expect_continue: http11 && expect_continue,
         upgrade: http11 && upgrade_token && has_upgrade,
     })
-}
-
-#[inline]
-fn is_token(bytes: &[u8]) -> bool {
-    !bytes.is_empty() && bytes.iter().all(|&b| TCHAR[b as usize])
 }
 
 #[inline]

@@ -5,7 +5,8 @@
 use std::borrow::Cow;
 use std::net::Ipv6Addr;
 
-use super::{alnum_and, RequestError};
+use super::RequestError;
+use crate::syntax::{alnum_and, hex_digit};
 
 /// A request-target split the way ASGI wants it: `raw_path` and
 /// `query_string` (without the `?`).
@@ -192,16 +193,6 @@ fn starts_with_ignore_case(haystack: &[u8], prefix: &[u8]) -> bool {
     haystack.len() >= prefix.len() && haystack[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
-#[inline]
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Percent-decode a path for ASGI's `path`.
 ///
 /// `%XX` becomes the byte XX; a `%` not followed by two hex digits is kept
@@ -219,8 +210,8 @@ pub fn percent_decode(raw_path: &[u8]) -> Cow<'_, str> {
         let b = raw_path[i];
         if b == b'%' {
             if let (Some(hi), Some(lo)) = (
-                raw_path.get(i + 1).copied().and_then(hex_value),
-                raw_path.get(i + 2).copied().and_then(hex_value),
+                raw_path.get(i + 1).copied().and_then(hex_digit),
+                raw_path.get(i + 2).copied().and_then(hex_digit),
             ) {
                 out.push(hi << 4 | lo);
                 i += 3;
