@@ -1,9 +1,10 @@
 """The native protocol driven in-process: a recording transport instead of a socket.
 
-A ``MockConnection`` builds the worker's shared state exactly as a worker does
-(``ruvicorn.worker.server.native_state``), makes one protocol from it and hands it a
-``MockTransport``. Tests feed request bytes with ``send`` and run the event loop until what
-they wait for happened; no process, no socket, so each case takes milliseconds.
+A ``MockConnection`` builds the worker's shared state exactly as a worker does (a
+``ruvicorn.worker.server.WorkerServer``, which never listens here), makes one protocol
+from it and hands it a ``MockTransport``. Tests feed request bytes with ``send`` and run
+the event loop until what they wait for happened; no process, no socket, so each case
+takes milliseconds.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 import h11
 
 from ruvicorn.config import Config
-from ruvicorn.worker.server import native_state
+from ruvicorn.worker.hooks import WorkerHooks
+from ruvicorn.worker.server import WorkerServer
 
 PEER = ("127.0.0.1", 50123)
 LOCAL = ("127.0.0.1", 8000)
@@ -96,7 +98,7 @@ class MockConnection:
     def __init__(self, app: Any, **settings: Any) -> None:
         self.loop = asyncio.get_running_loop()
         self.config = Config(app="inprocess:app", **settings)
-        self.state = native_state(self.config, app, self.loop, None)
+        self.state = WorkerServer(self.config, app, self.loop, None, WorkerHooks()).state
         self.transport = MockTransport(self.loop)
         self.protocol = self.state()
         self.transport.protocol = self.protocol
