@@ -1,6 +1,8 @@
 //! Inputs the fuzz targets (native/fuzz, docs/fuzzing.md) found, kept as
 //! plain tests so `cargo test` guards them without the fuzzing toolchain.
 
+use ruvicorn_core::http1::request::{parse_request_head, HeadParser};
+use ruvicorn_core::http1::Limits;
 use ruvicorn_core::proxy::{read_forwarded, TrustedProxies};
 
 fn client_of(name: &'static [u8], value: &'static [u8]) -> Option<String> {
@@ -33,4 +35,44 @@ fn empty_forwarded_node_is_no_client() {
     assert_eq!(client_of(b"forwarded", b"for="), None);
     assert_eq!(client_of(b"forwarded", b"for=\"\""), None);
     assert_eq!(client_of(b"x-forwarded-for", b" , "), None);
+}
+
+// The head cases below are in request.rs, which is being rewritten; they are
+// ignored until that lands (run them with `cargo test -- --ignored`).
+
+/// head target: a head whose empty lines before the request-line bring it
+/// to just past `max_head` was accepted in one read, but refused with 431
+/// when a read ended inside its final CRLF. Arrival must not decide.
+#[test]
+#[ignore = "head parser rewrite pending: max_head and leading empty lines"]
+fn leading_empty_lines_and_max_head() {
+    let limits = Limits {
+        request_line: 16,
+        fields: 2,
+        field_size: 16,
+        body: None,
+    };
+    let mut bytes = b"\r\n".repeat(12);
+    bytes.extend_from_slice(b"PUT /x HTTP/1.0\r\nAccetLngth: )\r\n\r\n");
+    assert!(bytes.len() > limits.max_head());
+    let whole = parse_request_head(&bytes, &limits).map(|r| r.map(|(_, n)| n));
+    let mut parser = HeadParser::new();
+    let first = parser.parse(&bytes[..bytes.len() - 1], &limits);
+    let split = match first {
+        Ok(None) => parser.parse(&bytes, &limits).map(|r| r.map(|(_, n)| n)),
+        other => other.map(|r| r.map(|(_, n)| n)),
+    };
+    assert_eq!(split, whole);
+}
+
+/// head target: a request-line with a control byte is refused at once when
+/// it arrives without its CRLF, but waits for the end of the head when the
+/// CRLF comes in the same read.
+#[test]
+#[ignore = "head parser rewrite pending: request-line bytes checked only while partial"]
+fn control_byte_in_complete_request_line_is_refused_at_once() {
+    let limits = Limits::default();
+    let bytes = b"\x01GET / HTTP/1.1\r\nHost: a\r\n";
+    assert!(HeadParser::new().parse(&bytes[..5], &limits).is_err());
+    assert!(parse_request_head(bytes, &limits).is_err());
 }
