@@ -60,7 +60,7 @@ test-python: ## pytest: units and black-box tests against real server processes
 test: test-rust test-python ## Every test
 
 .PHONY: check
-check: install-dev lint test fuzz-smoke ## From a fresh clone: install, build (release), lint, run every test
+check: install-dev lint fuzz-smoke test ## From a fresh clone: install, build (release), lint, fuzz smoke, run every test
 
 .PHONY: format
 format: ## Apply ruff and rustfmt formatting
