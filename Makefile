@@ -62,6 +62,23 @@ test: test-rust test-python ## Every test
 .PHONY: check
 check: install-dev lint fuzz-smoke test ## From a fresh clone: install, build (release), lint, fuzz smoke, run every test
 
+# Every interpreter users run. Each gets its own virtualenv and its own build of the
+# extension (a per-version build keeps the hot path on the full C API; abi3 would not);
+# the Rust target dir is shared, so the sans-IO core compiles once.
+EXTRA_PYTHONS ?= 3.12 3.13
+# The newest pyenv build of python3.X, else a python3.X on PATH that runs.
+find_python = $(or $(shell ls -d $(HOME)/.pyenv/versions/$(1).*/bin/python$(1) 2>/dev/null | sort -V | tail -n 1),$(shell python$(1) -c 'import sys; print(sys.executable)' 2>/dev/null))
+
+.PHONY: check-all
+check-all: check $(addprefix test-on-,$(EXTRA_PYTHONS)) ## check, then every Python test again on 3.12 and 3.13 (one: make test-on-3.13)
+
+.PHONY: test-on-%
+test-on-%: ## Build and run the Python tests on another interpreter: make test-on-3.13
+	@test -n "$(call find_python,$*)" || { echo "make: no python$* found (on PATH or under ~/.pyenv/versions)"; exit 2; }
+	@echo "== Python $* =="
+	$(MAKE) --no-print-directory install-dev PYTHON=$(call find_python,$*) VENV=.venv-$*
+	.venv-$*/bin/pytest -q
+
 .PHONY: format
 format: ## Apply ruff and rustfmt formatting
 	$(VENV)/bin/ruff check --fix ruvicorn tests examples bench
@@ -112,4 +129,4 @@ fuzz-smoke: ## Short fixed-seed run of each fuzz target from its seed corpus (pa
 
 .PHONY: clean
 clean: ## Remove build products and the virtualenv
-	rm -rf $(VENV) target $(FUZZ_DIR)/target $(FUZZ_DIR)/work .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-3.* target $(FUZZ_DIR)/target $(FUZZ_DIR)/work .mypy_cache .ruff_cache .pytest_cache

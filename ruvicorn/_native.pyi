@@ -4,6 +4,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, final
 
+from ruvicorn.config import Config
+
 __version__: str
 
 class ClientDisconnected(OSError):
@@ -15,34 +17,16 @@ class ServerState:
 
     def __new__(
         cls,
+        config: Config,
         *,
         app: Callable[..., Awaitable[None]],
         event_loop: Any,
         error_log: Any,
-        access_log: Callable[[str], object] | None = None,
-        lifespan_state: dict[str, Any] | None = None,
-        limit_request_line: int = 8190,
-        limit_request_fields: int = 100,
-        limit_request_field_size: int = 8190,
-        limit_request_body: int = 0,
-        root_path: str | None = None,
-        server_header: bool = True,
-        date_header: bool = True,
-        default_headers: list[tuple[bytes, bytes]] | None = None,
-        forwarded_allow_ips: str | None = None,
-        timeout_keep_alive: float = 5.0,
-        timeout_request_header: float = 10.0,
-        drain_linger: float = 1.0,
-        limit_max_requests: int = 0,
-        on_limit: Callable[[], object] | None = None,
-        pathsend: Callable[..., Awaitable[None]] | None = None,
-        ws: str = "auto",
-        ws_max_size: int = 16777216,
-        ws_max_queue: int = 32,
-        ws_ping_interval: float = 20.0,
-        ws_ping_timeout: float = 20.0,
-        ws_per_message_deflate: bool = True,
-        limit_concurrency: int = 0,
+        access_log: Callable[[str], object] | None,
+        lifespan_state: dict[str, Any] | None,
+        request_budget: int,
+        on_limit: Callable[[], object] | None,
+        pathsend: Callable[..., Awaitable[None]] | None,
     ) -> ServerState: ...
     def __call__(self) -> HttpProtocol: ...
     @property

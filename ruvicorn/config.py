@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ruvicorn import identity
+
 KIB = 1024
 MIB = 1024 * KIB
 
@@ -22,6 +24,8 @@ MAX_SECONDS = 10.0**9
 COUNT = (0, MAX_INT)
 SIZE = (1, MAX_INT)
 SECONDS = (0.0, MAX_SECONDS)
+#: --ws values other servers accept; ruvicorn serves all of them with its native WebSocket.
+WS_IMPLEMENTATIONS = ("websockets", "wsproto", "websockets-sansio")
 
 
 class ConfigError(ValueError):
@@ -39,6 +43,7 @@ def opt(
     group: str = "server",
     bounds: tuple[float, float] | None = None,
     env: tuple[str, ...] = (),
+    keys: tuple[str, ...] = (),
 ) -> Any:
     """Declare a setting: its default, its help text and how the CLI spells it.
 
@@ -46,6 +51,8 @@ def opt(
     of a boolean switch (``--no-access-log``). ``bounds`` is the inclusive range of a number.
     ``env`` names variables other servers read for the same setting; they are consulted
     after ``RUVICORN_<NAME>``, so an operator's existing environment keeps working.
+    ``keys`` are extra names a config file may use (the field name and every long flag
+    are always accepted), so a Python config file written for another server loads as is.
     """
     meta = {
         "help": help,
@@ -56,10 +63,16 @@ def opt(
         "group": group,
         "bounds": bounds,
         "env": env,
+        "keys": keys,
     }
     if isinstance(default, (list, tuple)):
         return field(default_factory=lambda: tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+def flag_of(name: str) -> str:
+    """The long flag of setting ``name``: ``--timeout-keep-alive``."""
+    return "--" + name.replace("_", "-")
 
 
 def split_app(spec: str) -> tuple[str, str]:
@@ -81,7 +94,7 @@ def split_app(spec: str) -> tuple[str, str]:
 class Config:
     """The resolved settings of one ruvicorn run (master and workers share it)."""
 
-    app: str = opt("", "The ASGI application as module:attribute.", group="app")
+    app: str = opt("", "The ASGI application as module:attribute.", group="app", keys=("wsgi_app",))
 
     # -- listeners
     host: str = opt("127.0.0.1", "Bind a TCP socket to this host.", group="bind")
@@ -120,11 +133,21 @@ class Config:
     app_dir: str = opt(".", "Look for the app module in this directory.", group="app")
     root_path: str = opt("", "The ASGI root_path of a sub-mounted app.", group="app")
     lifespan: str = opt("auto", "Lifespan protocol.", choices=("auto", "on", "off"), group="app")
-    preload: bool = opt(False, "Import the app in the master before forking workers.", group="app")
+    preload: bool = opt(
+        False,
+        "Import the app in the master before forking workers.",
+        group="app",
+        keys=("preload_app",),
+    )
 
     # -- protocol
     loop: str = opt("auto", "Event loop.", choices=("auto", "asyncio", "uvloop"))
-    ws: str = opt("auto", "WebSocket support.", choices=("auto", "none"))
+    ws: str = opt(
+        "auto",
+        "WebSocket support: auto serves it natively, none hands upgrades to the app as HTTP "
+        "(the names of other implementations are accepted and served natively).",
+        choices=("auto", "none", *WS_IMPLEMENTATIONS),
+    )
     ws_max_size: int = opt(16 * MIB, "Largest WebSocket message in bytes.", bounds=SIZE)
     ws_max_queue: int = opt(
         32, "Unread WebSocket messages held before reading pauses.", bounds=(1, 2**31 - 1)
@@ -156,17 +179,31 @@ class Config:
 
     # -- timeouts
     timeout_keep_alive: float = opt(
-        5.0, "Close idle keep-alive connections after N seconds.", bounds=SECONDS
+        5.0,
+        "Close idle keep-alive connections after N seconds.",
+        flags=("--timeout-keep-alive", "--keep-alive"),
+        bounds=SECONDS,
+        keys=("keepalive",),
     )
     timeout_request_header: float = opt(
         10.0, "Seconds a client has to send a complete request head.", bounds=SECONDS
     )
     timeout_graceful_shutdown: float = opt(
-        30.0, "Seconds in-flight requests get to finish on stop or reload.", bounds=SECONDS
+        30.0,
+        "Seconds in-flight requests get to finish on stop or reload.",
+        flags=("--timeout-graceful-shutdown", "--graceful-timeout"),
+        bounds=SECONDS,
+    )
+    timeout_shutdown_delay: float = opt(
+        0.0,
+        "On SIGTERM/SIGINT, keep serving N seconds (reported as not ready) before the "
+        "graceful stop begins, while a load balancer stops sending traffic.",
+        bounds=SECONDS,
     )
     timeout_worker: float = opt(
         30.0,
         "Kill a worker whose event loop is blocked this many seconds (0 = never).",
+        flags=("-t", "--timeout-worker", "--timeout", "--timeout-notify"),
         group="process",
         bounds=SECONDS,
     )
@@ -183,7 +220,10 @@ class Config:
         100, "Most header fields in a request (431 above).", bounds=SIZE
     )
     limit_request_field_size: int = opt(
-        8190, "Longest header field in bytes (431 above).", bounds=SIZE
+        8190,
+        "Longest header field in bytes (431 above).",
+        flags=("--limit-request-field-size", "--limit-request-field_size"),
+        bounds=SIZE,
     )
     limit_request_body: int = opt(
         0, "Largest request body in bytes (413 above; 0 = off).", bounds=COUNT
@@ -195,11 +235,16 @@ class Config:
         bounds=COUNT,
     )
     limit_max_requests: int = opt(
-        0, "Recycle a worker after this many requests (0 = never).", group="process", bounds=COUNT
+        0,
+        "Recycle a worker after this many requests (0 = never).",
+        flags=("--limit-max-requests", "--max-requests"),
+        group="process",
+        bounds=COUNT,
     )
     limit_max_requests_jitter: int = opt(
         0,
         "Add up to this many requests at random to --limit-max-requests.",
+        flags=("--limit-max-requests-jitter", "--max-requests-jitter"),
         group="process",
         bounds=COUNT,
     )
@@ -229,7 +274,46 @@ class Config:
     reload_exclude: tuple[str, ...] = opt(
         (), "Glob of files to ignore, repeatable.", group="process"
     )
-    pid: str | None = opt(None, "Write the master's pid to this file.", group="process")
+    reload_delay: float = opt(
+        0.4,
+        "Seconds without further changes before --reload restarts (editors save in steps).",
+        group="process",
+        bounds=(0.0, 60.0),
+    )
+    pid: str | None = opt(
+        None,
+        "Write the master's pid to this file.",
+        flags=("-p", "--pid"),
+        group="process",
+        keys=("pidfile",),
+    )
+    chdir: str | None = opt(
+        None, "Change to this directory before loading the app or binding.", group="process"
+    )
+    user: str | None = opt(
+        None,
+        "Workers switch to this user (name or uid) after fork.",
+        flags=("-u", "--user"),
+        group="process",
+    )
+    group: str | None = opt(
+        None,
+        "Workers switch to this group (name or gid) after fork (default: the user's).",
+        flags=("-g", "--group"),
+        group="process",
+    )
+    umask: str | None = opt(
+        None,
+        "File mode creation mask of the master and workers, in octal (e.g. 027).",
+        flags=("-m", "--umask"),
+        group="process",
+    )
+    env_file: str | None = opt(
+        None,
+        "Load KEY=VALUE lines from this file into the environment before the app is "
+        "imported (variables already set win).",
+        group="app",
+    )
 
     # -- logging
     log_level: str = opt(
@@ -237,15 +321,22 @@ class Config:
         "Log level.",
         choices=("critical", "error", "warning", "info", "debug", "trace"),
         group="logging",
+        keys=("loglevel",),
     )
     log_file: str | None = opt(
-        None, "Append logs to this file (reopened on SIGUSR1).", group="logging"
+        None,
+        "Append logs to this file (reopened on SIGUSR1; '-' is stderr).",
+        flags=("--log-file", "--error-logfile"),
+        group="logging",
+        keys=("errorlog",),
     )
     access_log: bool = opt(
         True, "Log one line per request.", secondary="--no-access-log", group="logging"
     )
 
     def __post_init__(self) -> None:
+        if self.log_file == "-":
+            object.__setattr__(self, "log_file", None)
         self._check()
 
     def _check(self) -> None:
@@ -260,6 +351,12 @@ class Config:
             name, sep, _ = item.partition(":")
             if not sep or not name.strip():
                 raise ConfigError(f"--header {item!r} is not NAME:VALUE")
+        if self.umask is not None:
+            parse_umask(self.umask)
+        if self.user is not None and identity.user_id(self.user) is None:
+            raise ConfigError(f"--user {self.user!r}: no such user")
+        if self.group is not None and identity.group_id(self.group) is None:
+            raise ConfigError(f"--group {self.group!r}: no such group")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Config:
@@ -271,8 +368,10 @@ class Config:
                 kwargs[key] = tuple(value)
         return cls(**kwargs)
 
-    def replace(self, **changes: Any) -> Config:
-        return dataclasses.replace(self, **changes)
+    @property
+    def umask_bits(self) -> int | None:
+        """--umask as a number, or None when not set."""
+        return None if self.umask is None else parse_umask(self.umask)
 
     @property
     def default_headers(self) -> list[tuple[bytes, bytes]]:
@@ -284,10 +383,18 @@ class Config:
         return pairs
 
 
+def parse_umask(text: str) -> int:
+    """``027``, ``0o027`` or ``0027`` as a mask; ConfigError for anything else."""
+    digits = text.strip().lower().removeprefix("0o")
+    if not digits or any(c not in "01234567" for c in digits) or int(digits, 8) > 0o777:
+        raise ConfigError(f"--umask must be an octal mask from 0 to 777 (e.g. 027), not {text!r}")
+    return int(digits, 8)
+
+
 def _check_bounds(name: str, value: float | None, bounds: tuple[float, float]) -> None:
     if value is None:
         return
-    flag = "--" + name.replace("_", "-")
+    flag = flag_of(name)
     low, high = bounds
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{flag} must be a finite number, not {value}")

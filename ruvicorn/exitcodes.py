@@ -9,3 +9,14 @@ APP_LOAD_FAILED = 3
 LIFESPAN_FAILED = 4
 #: Boot failures: the master stops instead of respawning in a loop.
 BOOT_FAILURES = frozenset({APP_LOAD_FAILED, LIFESPAN_FAILED})
+
+
+class StartupError(Exception):
+    """The application could not be loaded, or its lifespan startup failed.
+
+    ``code`` is the matching exit code above; ``str()`` is the one line to show.
+    """
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code

@@ -2,16 +2,52 @@
 
 from __future__ import annotations
 
-from ruvicorn import logs
-from ruvicorn.config import Config
+import os
+from typing import Any
+
+from ruvicorn import envfile, exitcodes, logs
+from ruvicorn.config import WS_IMPLEMENTATIONS, Config, ConfigError
+from ruvicorn.hooks import NO_HOOKS, ServerHooks
 
 
-def run_from_config(config: Config) -> int:
-    """Serve ``config`` until stopped; returns the process exit code."""
+def prepare_process(config: Config) -> None:
+    """What the master does to itself before anything else: --chdir (so every relative path
+    after it, the log file included, is relative to that directory), --umask, --env-file.
+
+    Raises ConfigError with the one line to show.
+    """
+    if config.chdir is not None:
+        try:
+            os.chdir(config.chdir)
+        except OSError as exc:
+            raise ConfigError(f"--chdir {config.chdir}: {exc.strerror}") from None
+    mask = config.umask_bits
+    if mask is not None:
+        os.umask(mask)
+    if config.env_file is not None:
+        envfile.load(config.env_file)
+
+
+def run_from_config(config: Config, hooks: ServerHooks = NO_HOOKS, app: Any = None) -> int:
+    """Serve ``config`` until stopped; returns the process exit code.
+
+    ``app`` is an application object to serve instead of importing ``config.app``.
+    """
+    logs.configure(config.log_level)
+    try:
+        prepare_process(config)
+    except ConfigError as exc:
+        logs.error_log.error("%s", exc)
+        return exitcodes.USAGE
     logs.configure(config.log_level, config.log_file)
+    if config.ws in WS_IMPLEMENTATIONS:
+        logs.error_log.info(
+            "--ws %s: WebSocket connections are served by ruvicorn's native implementation",
+            config.ws,
+        )
     from ruvicorn.supervisor.master import run_master
 
-    return run_master(config)
+    return run_master(config, hooks, app)
 
 
 def main() -> None:

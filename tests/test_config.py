@@ -28,6 +28,11 @@ SPECIAL: dict[str, tuple[str, Any]] = {
     "reload_include": ("*.txt", ("*.txt",)),
     "reload_exclude": ("*.tmp", ("*.tmp",)),
     "fd": ("5", 5),
+    "chdir": ("/srv", "/srv"),
+    "user": ("nobody", "nobody"),
+    "group": ("0", "0"),
+    "umask": ("027", "027"),
+    "env_file": ("/srv/.env", "/srv/.env"),
     "workers": ("3", 3),
 }
 
@@ -54,7 +59,7 @@ def env_case(f: dataclasses.Field[Any]) -> tuple[str, Any]:
 def captured(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
     seen: list[Config] = []
 
-    def fake_run(config: Config) -> int:
+    def fake_run(config: Config, **_: Any) -> int:
         seen.append(config)
         return 0
 

@@ -1,16 +1,24 @@
-"""Differential test: random valid requests, parsed by h11 (test-only reference) and by the
-server, must give the app the same method, target, headers and body."""
+"""Differential tests against h11 (a test-only reference parser).
+
+Random valid requests must give the app the same method, target, headers and body as h11
+parses. Random near-valid requests (tests/nearvalid.py) check the framing property: any
+request ruvicorn serves is framed exactly as h11 frames it (same method, target, header list,
+body bytes, and the pipelined request after it starts where h11 says it does); ruvicorn may
+refuse what h11 accepts (a 4xx, or 501, and a closed connection), never the other way round.
+"""
 
 from __future__ import annotations
 
 import random
 import string
+from dataclasses import dataclass
 from typing import Any
 
+import h11
 import pytest
+from nearvalid import near_valid_request, reference, wire
+from rawhttp import RawClient, Response, ResponseError
 from realserver import ServerProcess
-
-h11 = pytest.importorskip("h11")
 
 SEED = 20240611
 COUNT = 150
@@ -118,27 +126,9 @@ def random_request(rng: random.Random) -> bytes:
 
 
 def h11_view(data: bytes) -> dict[str, Any]:
-    conn = h11.Connection(h11.SERVER)
-    conn.receive_data(data)
-    request, body = None, bytearray()
-    while True:
-        event = conn.next_event()
-        if isinstance(event, h11.Request):
-            request = event
-        elif isinstance(event, h11.Data):
-            body += event.data
-        elif isinstance(event, h11.EndOfMessage):
-            break
-        else:
-            raise AssertionError(f"h11 did not parse a whole request: {event!r}")
-    assert request is not None
-    return {
-        "method": request.method.decode(),
-        "http_version": request.http_version.decode(),
-        "target": request.target.decode("latin-1"),
-        "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in request.headers],
-        "body": body.decode("latin-1"),
-    }
+    framed = h11_frame(data)
+    assert framed.view is not None, f"h11 did not parse a whole request: {data[:300]!r}"
+    return framed.view
 
 
 def test_random_valid_requests_match_h11(diff_server: ServerProcess) -> None:
@@ -151,15 +141,7 @@ def test_random_valid_requests_match_h11(diff_server: ServerProcess) -> None:
             c.send(data)
             resp = c.read_response()
             assert resp.status == 200, (i, data[:300], resp.status)
-            got = resp.json()
-            target = got["raw_path"] + ("?" + got["query_string"] if got["query_string"] else "")
-            actual = {
-                "method": got["method"],
-                "http_version": got["http_version"],
-                "target": target,
-                "headers": got["headers"],
-                "body": got["body"],
-            }
+            actual = app_view(resp)
             if actual != expected:
                 diff = {k: (expected[k], actual[k]) for k in expected if expected[k] != actual[k]}
                 mismatches.append((i, data[:500], diff))
@@ -173,3 +155,140 @@ def test_generator_is_valid_for_h11() -> None:
     rng = random.Random(SEED)
     for _ in range(COUNT):
         h11_view(random_request(rng))
+
+
+# -- near-valid requests: the framing property
+
+NEAR_VALID_SEED = 20261206
+NEAR_VALID_COUNT = 300
+#: What ruvicorn may answer a request it refuses with (always closing the connection).
+REFUSALS = {400, 413, 414, 431, 501}
+
+
+@dataclass
+class Framed:
+    """How h11 frames the start of a byte stream: ``view`` is the first request as the app
+    would see it (``None`` if h11 refuses it or needs more bytes), ``rest`` the bytes after
+    its end, where the next request starts."""
+
+    view: dict[str, Any] | None
+    rest: bytes = b""
+    refused: bool = False
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """``(raw_path, query_string)`` as ASGI gives them, from a request-target."""
+    lower = target.lower()
+    for scheme in ("http://", "https://"):
+        if lower.startswith(scheme):
+            rest = target[len(scheme) :]
+            cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+            target = rest[cut:]
+            if not target.startswith("/"):
+                target = "/" + target
+    path, _, query = target.partition("?")
+    return path, query
+
+
+def h11_frame(data: bytes) -> Framed:
+    conn = h11.Connection(h11.SERVER)
+    conn.receive_data(data)
+    request, body = None, bytearray()
+    try:
+        while True:
+            event = conn.next_event()
+            if isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            else:
+                return Framed(None)  # NEED_DATA: the request is not complete
+    except h11.RemoteProtocolError:
+        return Framed(None, refused=True)
+    assert request is not None
+    path, query = split_target(request.target.decode("latin-1"))
+    view = {
+        "method": request.method.decode(),
+        "http_version": request.http_version.decode(),
+        "raw_path": path,
+        "query_string": query,
+        "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in request.headers],
+        "body": body.decode("latin-1"),
+    }
+    return Framed(view, rest=conn.trailing_data[0])
+
+
+def app_view(resp: Response) -> dict[str, Any]:
+    """The request as the diff app saw it; h11 lower-cases a Transfer-Encoding value (the
+    app gets it as sent), so compare that one value without case."""
+    view: dict[str, Any] = resp.json()
+    view["headers"] = [
+        [n, v.lower() if n == "transfer-encoding" else v] for n, v in view["headers"]
+    ]
+    return view
+
+
+def read_or_none(c: RawClient) -> Response | None:
+    """The next response, or None if the server closed without answering."""
+    try:
+        return c.read_response()
+    except ResponseError:
+        if c.eof:
+            return None
+        raise
+
+
+def check_near_valid(server: ServerProcess, data: bytes, ref: bytes) -> str:
+    """Send ``data`` on a new connection; return "served" or "refused", or raise with the
+    difference from how h11 frames ``ref``."""
+    expected = h11_frame(ref)
+    with server.client() as c:
+        c.send(data)
+        if expected.view is None:
+            # h11 refuses it or wants more: ruvicorn must not serve it. Half-close so that a
+            # server waiting for more bytes answers (or closes) now.
+            c.shutdown_write()
+        first = read_or_none(c)
+        if first is None:
+            assert expected.view is None, f"closed without answering; h11 read {expected.view}"
+            return "refused"
+        if first.status != 200:
+            assert first.status in REFUSALS, (first.status, first.reason)
+            leftover = c.expect_closed()
+            assert b"HTTP/1." not in leftover, f"answered after refusing: {leftover[:200]!r}"
+            return "refused"
+        got = app_view(first)
+        assert expected.view is not None, (
+            f"served what h11 {'refuses' if expected.refused else 'finds incomplete'}: {got}"
+        )
+        assert got == expected.view, {
+            k: (expected.view[k], got[k]) for k in got if got[k] != expected.view[k]
+        }
+        # Where the next request starts: ruvicorn must serve exactly what h11 reads there.
+        following = h11_frame(expected.rest)
+        assert following.view is not None, f"h11 reads no request after it: {expected.rest!r}"
+        second = read_or_none(c)
+        assert second is not None and second.status == 200, (
+            f"the pipelined request was not served: {second}"
+        )
+        assert app_view(second) == following.view, (app_view(second), following.view)
+        return "served"
+
+
+def test_near_valid_requests_are_framed_as_h11_frames_them(diff_server: ServerProcess) -> None:
+    rng = random.Random(NEAR_VALID_SEED)
+    outcomes = {"served": 0, "refused": 0}
+    failures = []
+    for i in range(NEAR_VALID_COUNT):
+        parts = near_valid_request(rng, i)
+        data, ref = wire(parts), reference(parts)
+        try:
+            outcomes[check_near_valid(diff_server, data, ref)] += 1
+        except AssertionError as e:
+            failures.append((i, data[:400], str(e)[:600]))
+    assert not failures, f"{len(failures)} of {NEAR_VALID_COUNT} differ; first: {failures[0]}"
+    # The generator must keep producing both kinds, or the property tests nothing.
+    assert outcomes["served"] >= NEAR_VALID_COUNT // 5, outcomes
+    assert outcomes["refused"] >= NEAR_VALID_COUNT // 5, outcomes

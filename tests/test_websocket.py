@@ -235,15 +235,15 @@ def test_client_close_code_reaches_app(ws_server: ServerProcess) -> None:
         conn.recv(timeout=TIMEOUT)
         conn.close(code=4000, reason="bye now")
         assert conn.close_code == 4000
-    rec = wait_record(ws_server, mark, event="disconnect", path="/echo")
+    rec = wait_record(ws_server, mark, event="disconnect", path="/echo", tag="client-close")
     assert (rec["code"], rec["reason"]) == (4000, "bye now")
 
 
 def test_client_drop_is_1006(ws_server: ServerProcess) -> None:
     mark = ws_server.mark()
-    with RawWebSocket(ws_server) as raw:
+    with RawWebSocket(ws_server, "/echo?tag=drop") as raw:
         assert raw.response.status == 101
-    rec = wait_record(ws_server, mark, event="disconnect", path="/echo")
+    rec = wait_record(ws_server, mark, event="disconnect", path="/echo", tag="drop")
     assert rec["code"] == 1006
 
 
@@ -277,6 +277,29 @@ def test_handshake_refused_by_app(ws_server: ServerProcess, path: str, status: i
         ws(ws_server, path)
     assert info.value.response.status_code == status
     assert_ws_serving(ws_server)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        (b"x-bad", b"a\x01b"),
+        (b"x-bad", b"a\x7fb"),
+        (b"x-bad", b"a\rb"),
+        (b"x-bad", b"a\nb"),
+        (b"x-bad", b"a\x00b"),
+        (b"x bad", b"v"),
+        (b"x-bad:", b"v"),
+    ],
+)
+def test_accept_headers_are_checked_like_response_headers(
+    ws_server: ServerProcess, name: bytes, value: bytes
+) -> None:
+    mark = ws_server.mark()
+    with ws(ws_server, f"/bad-accept-header?name={name.hex()}&value={value.hex()}") as conn:
+        assert not any(key.startswith("x") for key in conn.response.headers)
+        conn.send("still open")
+        assert conn.recv(timeout=TIMEOUT) == "still open"
+    wait_record(ws_server, mark, event="bad-accept-header", error="ValueError")
 
 
 def test_denial_response(ws_server: ServerProcess) -> None:
@@ -371,12 +394,13 @@ VIOLATIONS = [
 @pytest.mark.parametrize(("data", "code"), VIOLATIONS)
 def test_protocol_violation(ws_server: ServerProcess, data: bytes, code: int) -> None:
     mark = ws_server.mark()
-    with RawWebSocket(ws_server) as raw:
+    tag = f"violation-{data.hex()}"
+    with RawWebSocket(ws_server, f"/echo?tag={tag}") as raw:
         assert raw.response.status == 101
         raw.send(data)
         assert raw.read_close()[0] == code
         raw.client.expect_closed()
-    rec = wait_record(ws_server, mark, event="disconnect", path="/echo")
+    rec = wait_record(ws_server, mark, event="disconnect", path="/echo", tag=tag)
     assert rec["code"] == code
     assert_ws_serving(ws_server)
 
@@ -454,6 +478,15 @@ def test_ws_none_serves_upgrade_as_http(server_factory: Any) -> None:
     assert resp.body == b"http /echo"
     rec = wait_record(server, mark, event="http", path="/echo")
     assert rec["upgrade"] == "websocket"
+
+
+@pytest.mark.parametrize("name", ["websockets", "wsproto", "websockets-sansio"])
+def test_other_implementation_names_are_served_natively(server_factory: Any, name: str) -> None:
+    server = server_factory("ws_apps:app", "--ws", name)
+    assert_ws_serving(server)
+    assert f"--ws {name}: WebSocket connections are served by ruvicorn's native" in (
+        server.stderr()
+    )
 
 
 def test_server_pings_and_drops_a_silent_peer(server_factory: Any) -> None:

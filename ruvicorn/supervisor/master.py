@@ -12,9 +12,11 @@ import os
 import select
 import signal
 import time
+from typing import Any
 
-from ruvicorn import exitcodes, listeners, logs
+from ruvicorn import exitcodes, identity, listeners, logs
 from ruvicorn.config import Config, ConfigError
+from ruvicorn.hooks import NO_HOOKS, ServerHooks
 from ruvicorn.supervisor import pidfile, proctitle
 from ruvicorn.supervisor.pool import Pool
 from ruvicorn.supervisor.reload import ReloadWatcher
@@ -32,24 +34,33 @@ FAST_STOP_SECONDS = 5.0
 TICK = 0.2
 
 
-def run_master(config: Config) -> int:
-    """Serve ``config`` with supervised workers until stopped; returns the exit code."""
-    return Master(config).run()
+def run_master(config: Config, hooks: ServerHooks = NO_HOOKS, app: Any = None) -> int:
+    """Serve ``config`` with supervised workers until stopped; returns the exit code.
+
+    ``app``: an application object the workers serve (inherited through fork) instead of
+    importing ``config.app``.
+    """
+    return Master(config, hooks, app).run()
 
 
 class Master:
     """The state of the supervisor; see the module docstring."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, hooks: ServerHooks = NO_HOOKS, app: Any = None) -> None:
         self.config = config
+        self.hooks = hooks
+        self.app = app
         self.signals = SignalQueue()
         self.notifier = Notifier()
         self.watcher: ReloadWatcher | None = None
         # The master holds the write end and never writes: the kernel closes it when the
         # master dies, which wakes every worker's reader (see worker_process).
         self.alive_r, self.alive_w = os.pipe()
-        self.pool = Pool(config, self.notifier, self.alive_r, self._master_fds)
+        self.pool = Pool(config, self.notifier, self.alive_r, self._master_fds, hooks)
+        self.server_info = self.pool.server_info
         self.stopping = ""  # "", "graceful" or "fast"
+        #: When a delayed stop (--timeout-shutdown-delay) begins its graceful stop, or 0.
+        self.stop_at = 0.0
         self.exit_code = exitcodes.OK
         #: The first boot failed with the app's error: the master stops without more lines.
         self.quiet = False
@@ -73,6 +84,11 @@ class Master:
                 "--reload and --preload cannot be combined: preloaded code is not re-imported"
             )
             return exitcodes.USAGE
+        problem = identity.switch_problem(config.user, config.group)
+        if problem is not None:
+            log.error("%s", problem)
+            return exitcodes.USAGE
+        self.hooks.call("on_starting", self.server_info)
         try:
             self.pool.sockets = listeners.bind_listeners(config)
             if config.pid:
@@ -88,7 +104,9 @@ class Master:
 
     def _serve(self) -> int:
         config = self.config
-        if config.preload:
+        if self.app is not None:
+            self.pool.app = self.app  # ruvicorn.run() was given the object itself
+        elif config.preload:
             # Only --preload makes the master import application code.
             from ruvicorn.worker.app_loading import AppLoadError, load_app
 
@@ -118,6 +136,7 @@ class Master:
             self.watcher = None
         if self.config.pid:
             pidfile.remove(self.config.pid)
+        self.hooks.call("on_exit", self.server_info)
         self.signals.close()
         self.notifier.close()
         for fd in (self.alive_r, self.alive_w):
@@ -139,6 +158,8 @@ class Master:
                 self.quiet = pool.fatal_code in exitcodes.BOOT_FAILURES
                 self.begin_stop("fast", "a worker failed to boot")
             now = time.monotonic()
+            if self.stop_at and not self.stopping and now >= self.stop_at:
+                self.begin_stop("graceful", "--timeout-shutdown-delay is over")
             if self.stopping:
                 if not pool.workers:
                     return
@@ -177,13 +198,16 @@ class Master:
             self.watcher = None
             return
         paths = sorted({p for batch in batches for p in batch})
-        if paths and not self.stopping:
+        if paths and not self.stopping and not self.stop_at:
             shown = ", ".join(os.path.relpath(p) for p in paths[:3])
             more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
             self.pool.begin_reload(f"changes in {shown}{more}")
 
     def _report(self, now: float) -> None:
         status = self.pool.status_line()
+        if self.stop_at and not self.stopping:
+            left = max(0.0, self.stop_at - now)
+            status = f"not ready: stopping in {left:.0f} s, still serving"
         if self.stopping:
             status = f"stopping: {logs.plural(len(self.pool.workers), 'worker')} left"
         if status != self._last_status:
@@ -202,11 +226,15 @@ class Master:
         if signum in (signal.SIGTERM, signal.SIGINT):
             if self.stopping:
                 self.begin_stop("fast", f"second {name(signum)}")
+            elif self.stop_at:
+                self.begin_stop("graceful", f"second {name(signum)}")
+            elif self.config.timeout_shutdown_delay > 0:
+                self.delay_stop(name(signum))
             else:
                 self.begin_stop("graceful", name(signum))
         elif signum == signal.SIGQUIT:
             self.begin_stop("fast", name(signum))
-        elif self.stopping:
+        elif self.stopping or self.stop_at:
             return
         elif signum == signal.SIGHUP:
             self.pool.begin_reload("SIGHUP")
@@ -216,6 +244,22 @@ class Master:
             self.pool.resize(self.pool.target - 1)
         elif signum == signal.SIGUSR1:
             self.pool.signal_all(signal.SIGUSR1)
+
+    def delay_stop(self, why: str) -> None:
+        """--timeout-shutdown-delay: keep serving while load balancers notice the stop.
+
+        Everything keeps accepting and answering; only the reported state changes (systemd
+        gets STOPPING=1 and a not-ready STATUS) and reloads and resizes are refused. A second
+        SIGTERM/SIGINT starts the graceful stop at once, SIGQUIT stops fast.
+        """
+        delay = self.config.timeout_shutdown_delay
+        self.stop_at = time.monotonic() + delay
+        log.info(
+            "Stopping (%s) in %g s: still serving until then (--timeout-shutdown-delay)",
+            why,
+            delay,
+        )
+        self.notifier.stopping(f"not ready: stopping in {delay:g} s ({why}), still serving")
 
     def begin_stop(self, mode: str, why: str) -> None:
         """Stop serving: close the listeners and tell every worker to stop."""

@@ -19,6 +19,7 @@ from typing import Any
 
 from ruvicorn import exitcodes, listeners, logs
 from ruvicorn.config import MIB, Config
+from ruvicorn.hooks import NO_HOOKS, ServerHooks, ServerInfo, WorkerInfo
 from ruvicorn.supervisor import worker_process
 from ruvicorn.supervisor.recycling import Backoff, lifetime_exceeded
 from ruvicorn.supervisor.sd_notify import Notifier
@@ -56,8 +57,13 @@ class Pool:
         notifier: Notifier,
         alive_fd: int,
         master_fds: Callable[[], list[int]],
+        hooks: ServerHooks = NO_HOOKS,
     ) -> None:
         self.config = config
+        self.hooks = hooks
+        self.server_info = ServerInfo(config, self.worker_infos, lambda: self.target)
+        #: Workers started so far: the next one's ``age``.
+        self.spawned = 0
         self.notifier = notifier
         self.alive_fd = alive_fd
         self.master_fds = master_fds
@@ -82,6 +88,9 @@ class Pool:
 
     def active(self) -> list[Worker]:
         return [w for w in self.workers.values() if not w.retiring]
+
+    def worker_infos(self) -> tuple[WorkerInfo, ...]:
+        return tuple(w.info(self.config) for w in self.workers.values())
 
     def status_fds(self) -> dict[int, Worker]:
         return {w.status_fd: w for w in self.workers.values() if w.status_fd >= 0}
@@ -132,6 +141,7 @@ class Pool:
             self.booted = True
             log.info("Ready: %s serving", logs.plural(self.target, "worker"))
             self.notifier.ready(self.status_line())
+            self.hooks.call("when_ready", self.server_info)
 
     def reap(self, stopping: bool) -> None:
         while True:
@@ -148,6 +158,8 @@ class Pool:
                 worker.close_status()
                 worker.heartbeat.close()
                 self._exited(worker, status, stopping)
+                exited = worker.info(self.config, os.waitstatus_to_exitcode(status))
+                self.hooks.call("child_exit", self.server_info, exited)
 
     def _exited(self, worker: Worker, status: int, stopping: bool) -> None:
         pid, how = worker.pid, describe_exit(status)
@@ -287,6 +299,9 @@ class Pool:
             self.notifier.ready(self.status_line())
 
     def _spawn(self, now: float) -> bool:
+        self.spawned += 1
+        about = WorkerInfo(pid=None, age=self.spawned, started_at=time.time(), config=self.config)
+        self.hooks.call("pre_fork", self.server_info, about)
         try:
             worker = worker_process.spawn(
                 self.config,
@@ -294,6 +309,9 @@ class Pool:
                 self.alive_fd,
                 self.master_fds() + self._fds(),
                 app=self.app,
+                hooks=self.hooks,
+                server_info=self.server_info,
+                about=about,
             )
         except OSError as exc:
             log.error("Could not start a worker: %s", logs.one_line(exc))
@@ -331,6 +349,7 @@ class Pool:
         if active:
             self.reloading = True
             self.notifier.reloading(f"reloading ({why})")
+        self.hooks.call("on_reload", self.server_info)
 
     def resize(self, target: int) -> None:
         self.target = max(1, target)

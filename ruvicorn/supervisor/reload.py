@@ -26,6 +26,7 @@ class ReloadWatcher:
             "dirs": self.dirs,
             "include": list(config.reload_include),
             "exclude": list(config.reload_exclude),
+            "debounce_ms": round(config.reload_delay * 1000),
             "log_level": config.log_level,
             "log_file": config.log_file,
         }
@@ -38,10 +39,6 @@ class ReloadWatcher:
         self.fd = self.proc.stdout.fileno()
         os.set_blocking(self.fd, False)
         self._buffer = b""
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
     def master_fds(self) -> list[int]:
         """Descriptors a forked worker must close."""

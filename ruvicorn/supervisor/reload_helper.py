@@ -21,8 +21,6 @@ import watchfiles
 from ruvicorn import logs
 
 DEFAULT_INCLUDE = ("*.py",)
-#: Milliseconds of quiet after a change before it is reported (editors save in steps).
-DEBOUNCE_MS = 400
 
 
 def _matches(path: str, globs: tuple[str, ...]) -> bool:
@@ -64,7 +62,8 @@ def helper_main(argv: list[str]) -> int:
         *spec["dirs"],
         watch_filter=accept,
         stop_event=stop,
-        debounce=DEBOUNCE_MS,
+        # Quiet time after a change before it is reported (--reload-delay).
+        debounce=spec["debounce_ms"],
         raise_interrupt=False,
     ):
         paths = sorted({path for _, path in changes})

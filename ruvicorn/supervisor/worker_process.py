@@ -5,13 +5,15 @@ shared heartbeat page, signals blocked around ``fork`` so no master handler runs
 child.
 Child side: default signal handlers, master-only descriptors closed (faulthandler on: a
 SIGABRT from the master dumps every thread's traceback to the log, enabled by
-``run_worker``), its own process group, a thread that stops
-the worker when the master dies, then ``run_worker`` and ``os._exit`` with its code.
+``run_worker``), its own process group, a thread that stops the worker when the master
+dies, the ``post_fork`` hook, ``--user``/``--group``, then ``run_worker`` (which runs
+``post_worker_init``), ``worker_exit`` and ``os._exit`` with its code.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -22,8 +24,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ruvicorn import logs
+from ruvicorn import identity, logs
 from ruvicorn.config import Config
+from ruvicorn.hooks import NO_HOOKS, ServerHooks, ServerInfo, WorkerInfo
 from ruvicorn.supervisor import proctitle, signals
 from ruvicorn.supervisor.heartbeat import Heartbeat
 from ruvicorn.supervisor.recycling import MemoryWatch, request_limit
@@ -44,6 +47,8 @@ class Worker:
     heartbeat: Heartbeat
     started: float
     memory: MemoryWatch
+    #: What hooks are told about this worker (its pid unset: it was made before fork).
+    about: WorkerInfo | None = None
     ready: bool = False
     #: Why this worker should be replaced ("" = it should not): reload or recycling.
     replace_reason: str = ""
@@ -55,6 +60,13 @@ class Worker:
     hung: bool = False
     boot_timed_out: bool = False
     messages: list[bytes] = field(default_factory=list)
+
+    def info(self, config: Config, exit_code: int | None = None) -> WorkerInfo:
+        """This worker as hooks see it."""
+        age, started_at = (self.about.age, self.about.started_at) if self.about else (0, 0.0)
+        return WorkerInfo(
+            pid=self.pid, age=age, started_at=started_at, config=config, exit_code=exit_code
+        )
 
     def signal(self, signum: int) -> None:
         """Send ``signum``, ignoring a worker that is already gone."""
@@ -89,7 +101,11 @@ def spawn(
     sockets: list[socket.socket],
     alive_fd: int,
     close_in_child: Iterable[int],
+    *,
     app: Any = None,
+    hooks: ServerHooks = NO_HOOKS,
+    server_info: ServerInfo | None = None,
+    about: WorkerInfo | None = None,
 ) -> Worker:
     """Fork a worker serving ``sockets``; returns at once in the master.
 
@@ -122,6 +138,9 @@ def spawn(
             close_fds=[status_r, *close_in_child],
             old_mask=old_mask,
             app=app,
+            hooks=hooks,
+            server_info=server_info,
+            about=about,
         )
     signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     os.close(status_w)
@@ -132,6 +151,7 @@ def spawn(
         heartbeat=heartbeat,
         started=time.monotonic(),
         memory=MemoryWatch(config.max_worker_memory),
+        about=about,
     )
 
 
@@ -195,9 +215,18 @@ def _child_main(
     close_fds: list[int],
     old_mask: Iterable[int],
     app: Any,
+    hooks: ServerHooks,
+    server_info: ServerInfo | None,
+    about: WorkerInfo | None,
 ) -> None:
     """Everything a freshly forked worker does; never returns."""
     code = 1
+    me = WorkerInfo(
+        pid=os.getpid(),
+        age=about.age if about else 0,
+        started_at=about.started_at if about else time.time(),
+        config=config,
+    )
     try:
         signals.reset_to_default()
         with contextlib.suppress(ValueError):
@@ -212,20 +241,32 @@ def _child_main(
             os.setpgid(0, 0)
         proctitle.set_title("worker", config.app)
         _watch_master(alive_fd, config.timeout_graceful_shutdown + 5.0)
+        if server_info is not None:
+            hooks.call("post_fork", server_info, me)
+        # Imported only in the child: the master never loads the protocol or the app. Before
+        # dropping privileges, so ruvicorn itself loads even when the new user could not
+        # read the interpreter's directories.
+        from ruvicorn.worker.run import run_worker
+
+        try:
+            identity.drop_privileges(config.user, config.group)
+        except OSError as exc:
+            logs.error_log.error("Could not switch to --user/--group: %s", exc.strerror)
+            raise SystemExit(1) from None
         hooks_impl = _ChildHooks(status_w, heartbeat, master_pid)
-        hooks = WorkerHooks(
+        worker_hooks = WorkerHooks(
             on_ready=hooks_impl.on_ready,
             on_tick=hooks_impl.on_tick,
             request_limit=request_limit(config),
             on_recycle=hooks_impl.on_recycle,
+            on_app_started=lambda: hooks.call("post_worker_init", me),
         )
-        # Imported only in the child: the master never loads the protocol or the app.
-        from ruvicorn.worker.run import run_worker
-
         if app is None:
-            code = run_worker(config, sockets, hooks)
+            code = run_worker(config, sockets, worker_hooks)
         else:
-            code = run_worker(config, sockets, hooks, app=app)
+            code = run_worker(config, sockets, worker_hooks, app=app)
+        if server_info is not None:
+            hooks.call("worker_exit", server_info, dataclasses.replace(me, exit_code=code))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:

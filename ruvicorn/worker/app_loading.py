@@ -52,10 +52,16 @@ def load_app(config: Config) -> ASGIApp:
     obj = _resolve(module, module_name, attr_path)
     if config.factory:
         obj = _call_factory(obj, config.app)
+    return adapt(obj, config.app, config.factory)
+
+
+def adapt(obj: Any, name: str = "", factory: bool = False) -> ASGIApp:
+    """``obj`` as an ASGI 3 callable (an ASGI 2 app is wrapped); AppLoadError if not callable."""
     if not callable(obj):
+        what = f"app {name!r}" if name else "the app"
         raise AppLoadError(
-            f"app {config.app!r} is not callable (it is {type(obj).__name__}); "
-            "point at the ASGI application" + ("" if config.factory else " or pass --factory")
+            f"{what} is not callable (it is {type(obj).__name__}); "
+            "point at the ASGI application" + ("" if factory else " or pass --factory")
         )
     if is_asgi2(obj):
         return ASGI2Adapter(obj)

@@ -16,9 +16,12 @@ class WorkerHooks:
     ``request_limit`` is this worker's request budget (0 = none). The request that spends
     it makes the worker stop accepting at once and retire; ``on_recycle`` then runs once,
     so the supervisor can start a replacement.
+    ``on_app_started`` runs once the app is loaded and its lifespan started, before the
+    worker accepts (the ``post_worker_init`` server hook).
     """
 
     on_ready: Callable[[], None] | None = None
     on_tick: Callable[[], bool] | None = None
     request_limit: int = 0
     on_recycle: Callable[[], None] | None = None
+    on_app_started: Callable[[], None] | None = None

@@ -11,9 +11,10 @@ from typing import Any
 
 from ruvicorn import exitcodes, logs
 from ruvicorn.config import Config
+from ruvicorn.exitcodes import StartupError
 from ruvicorn.listeners import describe
 from ruvicorn.logs import error_log
-from ruvicorn.worker.app_loading import AppLoadError, load_app
+from ruvicorn.worker.app_loading import AppLoadError, adapt, load_app
 from ruvicorn.worker.hooks import WorkerHooks
 from ruvicorn.worker.lifespan import Lifespan
 from ruvicorn.worker.loop import new_event_loop
@@ -44,18 +45,43 @@ def run_worker(
             loop.close()
 
 
-async def _serve(config: Config, sockets: list[socket.socket], hooks: WorkerHooks, app: Any) -> int:
-    loop = asyncio.get_running_loop()
-    if app is None:
-        try:
-            app = load_app(config)
-        except AppLoadError as exc:
-            error_log.error("Could not load the app: %s", exc)
-            return exitcodes.APP_LOAD_FAILED
+async def prepare(config: Config, hooks: WorkerHooks, app: Any) -> tuple[WorkerServer, Lifespan]:
+    """Load the app (or adapt the one given) and run its lifespan startup; the server is
+    made, not started. Raises :class:`StartupError`."""
+    try:
+        app = load_app(config) if app is None else adapt(app)
+    except AppLoadError as exc:
+        raise StartupError(exitcodes.APP_LOAD_FAILED, f"Could not load the app: {exc}") from None
     lifespan = Lifespan(app, config.lifespan, error_log)
     if not await lifespan.startup():
-        return exitcodes.LIFESPAN_FAILED
-    server = WorkerServer(config, app, loop, lifespan.state if lifespan.supported else None, hooks)
+        raise StartupError(exitcodes.LIFESPAN_FAILED, "The application's lifespan startup failed")
+    if hooks.on_app_started is not None:
+        hooks.on_app_started()
+    loop = asyncio.get_running_loop()
+    state = lifespan.state if lifespan.supported else None
+    return WorkerServer(config, app, loop, state, hooks), lifespan
+
+
+async def finish(
+    server: WorkerServer,
+    lifespan: Lifespan,
+    timeout: float,
+    restart: bool = False,
+    finish_tasks: bool = True,
+) -> None:
+    """Drain the connections within ``timeout``, then run lifespan shutdown."""
+    await server.shutdown(timeout, spare=lifespan.task, restart=restart, finish_tasks=finish_tasks)
+    await lifespan.shutdown()
+
+
+async def _serve(config: Config, sockets: list[socket.socket], hooks: WorkerHooks, app: Any) -> int:
+    loop = asyncio.get_running_loop()
+    try:
+        server, lifespan = await prepare(config, hooks, app)
+    except StartupError as exc:
+        if exc.code == exitcodes.APP_LOAD_FAILED:  # lifespan failures were logged already
+            error_log.error("%s", exc)
+        return exc.code
     stop = _StopSignals(loop, server)
     await server.start(sockets)
     for sock in sockets:
@@ -72,9 +98,7 @@ async def _serve(config: Config, sockets: list[socket.socket], hooks: WorkerHook
     stop_wait.cancel()
     retire_wait.cancel()
     timeout = 0.0 if stop.fast else config.timeout_graceful_shutdown
-    restart = stop.restart or server.retire.is_set()
-    await server.shutdown(timeout, spare=lifespan.task, restart=restart)
-    await lifespan.shutdown()
+    await finish(server, lifespan, timeout, restart=stop.restart or server.retire.is_set())
     stop.uninstall()
     return exitcodes.OK
 

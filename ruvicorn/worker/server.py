@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
 from typing import Any
 
 from ruvicorn import _native
@@ -16,52 +15,6 @@ from ruvicorn.worker.pathsend import send_file
 
 #: How often timeouts are enforced and the heartbeat runs; no connection has its own timer.
 TICK_SECONDS = 1.0
-#: Longest an idle keep-alive connection of a retiring worker waits for a request that may
-#: already be on its way (also capped by --timeout-keep-alive and half the graceful
-#: timeout). Shorter loses such requests; longer only delays the worker's exit.
-DRAIN_LINGER = 1.0
-
-
-def native_state(
-    config: Config,
-    app: Any,
-    loop: asyncio.AbstractEventLoop,
-    lifespan_state: dict[str, Any] | None,
-    *,
-    request_limit: int = 0,
-    on_limit: Callable[[], None] | None = None,
-) -> _native.ServerState:
-    """The per-worker state the native protocol shares across connections."""
-    log_access = config.access_log and access_log.isEnabledFor(logging.INFO)
-    return _native.ServerState(
-        app=app,
-        event_loop=loop,
-        error_log=error_log,
-        access_log=access_log.info if log_access else None,
-        lifespan_state=lifespan_state,
-        limit_request_line=config.limit_request_line,
-        limit_request_fields=config.limit_request_fields,
-        limit_request_field_size=config.limit_request_field_size,
-        limit_request_body=config.limit_request_body,
-        root_path=config.root_path,
-        server_header=config.server_header,
-        date_header=config.date_header,
-        default_headers=config.default_headers,
-        forwarded_allow_ips=config.forwarded_allow_ips if config.proxy_headers else None,
-        timeout_keep_alive=config.timeout_keep_alive,
-        timeout_request_header=config.timeout_request_header,
-        drain_linger=min(DRAIN_LINGER, config.timeout_graceful_shutdown / 2),
-        limit_max_requests=request_limit,
-        on_limit=on_limit,
-        pathsend=send_file,
-        ws=config.ws,
-        ws_max_size=config.ws_max_size,
-        ws_max_queue=config.ws_max_queue,
-        ws_ping_interval=config.ws_ping_interval,
-        ws_ping_timeout=config.ws_ping_timeout,
-        ws_per_message_deflate=config.ws_per_message_deflate,
-        limit_concurrency=config.limit_concurrency,
-    )
 
 
 class WorkerServer:
@@ -78,13 +31,18 @@ class WorkerServer:
         self.config = config
         self.loop = loop
         self.hooks = hooks
-        self.state = native_state(
+        log_access = config.access_log and access_log.isEnabledFor(logging.INFO)
+        # The native side reads every setting from ``config``; only live objects go here.
+        self.state = _native.ServerState(
             config,
-            app,
-            loop,
-            lifespan_state,
-            request_limit=hooks.request_limit,
+            app=app,
+            event_loop=loop,
+            error_log=error_log,
+            access_log=access_log.info if log_access else None,
+            lifespan_state=lifespan_state,
+            request_budget=hooks.request_limit,
             on_limit=self._budget_spent,
+            pathsend=send_file,
         )
         self.servers: list[asyncio.Server] = []
         self.sockets: list[socket.socket] = []
@@ -178,13 +136,19 @@ class WorkerServer:
         return taken
 
     async def shutdown(
-        self, timeout: float, spare: asyncio.Task[Any] | None = None, restart: bool = False
+        self,
+        timeout: float,
+        spare: asyncio.Task[Any] | None = None,
+        restart: bool = False,
+        finish_tasks: bool = True,
     ) -> bool:
         """Let accepted connections finish within ``timeout``; True when none was cut.
 
-        App tasks still running afterwards are cancelled, except ``spare`` (the lifespan
-        task, which must live until lifespan shutdown). ``restart`` tells clients this worker
-        is being replaced rather than the service going away.
+        With ``finish_tasks``, every other task of the loop still running afterwards is
+        cancelled, except ``spare`` (the lifespan task, which must live until lifespan
+        shutdown): right for a worker, whose loop runs nothing else; a server embedded in
+        someone's loop passes False. ``restart`` tells clients this worker is being
+        replaced rather than the service going away.
         """
         await self.stop_accepting(last=not restart)
         self.state.drain(restart)
@@ -200,7 +164,8 @@ class WorkerServer:
             self.state.close_all()
         if self._ticker is not None:
             self._ticker.cancel()
-        await self._finish_tasks(spare)
+        if finish_tasks:
+            await self._finish_tasks(spare)
         return clean
 
     async def _finish_tasks(self, spare: asyncio.Task[Any] | None) -> None:

@@ -39,14 +39,18 @@ async def accept(receive: Any, send: Any, **extra: Any) -> None:
     await send({"type": "websocket.accept", **extra})
 
 
-async def until_disconnect(receive: Any, send: Any, path: str, echo: bool) -> None:
-    """Echo (or just read) until the client leaves; record how it left."""
+async def until_disconnect(
+    receive: Any, send: Any, path: str, echo: bool, tag: str | None = None
+) -> None:
+    """Echo (or just read) until the client leaves; record how it left (with the
+    connection's `tag` query parameter, so a test can tell its record from a late one)."""
     while True:
         message = await receive_bounded(receive)
         if message["type"] == "websocket.disconnect":
             record(
                 event="disconnect",
                 path=path,
+                tag=tag,
                 code=message["code"],
                 reason=message.get("reason", ""),
             )
@@ -62,7 +66,7 @@ async def echo(scope: Any, receive: Any, send: Any) -> None:
     offered = scope["subprotocols"]
     pick = query(scope).get("pick")
     await accept(receive, send, subprotocol=pick if pick in offered else None)
-    await until_disconnect(receive, send, scope["path"], echo=True)
+    await until_disconnect(receive, send, scope["path"], echo=True, tag=query(scope).get("tag"))
 
 
 async def scope_view(scope: Any, receive: Any, send: Any) -> None:
@@ -85,6 +89,20 @@ async def scope_view(scope: Any, receive: Any, send: Any) -> None:
 async def close_before_accept(scope: Any, receive: Any, send: Any) -> None:
     await receive_bounded(receive)
     await send({"type": "websocket.close"})
+
+
+async def bad_accept_header(scope: Any, receive: Any, send: Any) -> None:
+    """Accept with the header given hex-encoded in the query; when that is refused, record
+    it and accept without it."""
+    params = query(scope)
+    header = (bytes.fromhex(params["name"]), bytes.fromhex(params["value"]))
+    await receive_bounded(receive)
+    try:
+        await send({"type": "websocket.accept", "headers": [header]})
+    except ValueError as exc:
+        record(event="bad-accept-header", error=type(exc).__name__)
+        await send({"type": "websocket.accept"})
+    await until_disconnect(receive, send, scope["path"], echo=True)
 
 
 async def deny(scope: Any, receive: Any, send: Any) -> None:
@@ -234,6 +252,7 @@ ROUTES = {
     "/scope": scope_view,
     "/close-before-accept": close_before_accept,
     "/deny": deny,
+    "/bad-accept-header": bad_accept_header,
     "/close": close_with,
     "/raise-before": raise_before,
     "/return-before": return_before,

@@ -306,3 +306,26 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=30)
+
+
+class NotifySocket:
+    """A datagram socket standing in for systemd's $NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.messages: list[dict[str, str]] = []
+
+    def wait_for(self, key: str, value: str | None = None, timeout: float = 30) -> dict[str, str]:
+        """Read datagrams until one carries ``key`` (with ``value``); returns it."""
+        self.sock.settimeout(timeout)
+        while True:
+            data = self.sock.recv(4096)
+            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if line)
+            self.messages.append(fields)
+            if key in fields and (value is None or fields[key] == value):
+                return fields
+
+    def close(self) -> None:
+        self.sock.close()

@@ -5,18 +5,23 @@ use pyo3::prelude::*;
 
 mod asgi;
 mod awaitable;
-mod protocol;
+mod conn;
 mod server;
-mod websocket;
+mod settings;
 
+// The module needs the GIL: a connection's state sits behind a mutex taken with
+// `try_lock`, and contention is reported as re-entrance ("protocol re-entered while
+// busy"). That holds only while the GIL serialises the calls into one protocol; on a
+// free-threaded interpreter the module keeps the GIL on rather than turn two threads
+// that meet at one connection into errors.
 #[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<server::ServerState>()?;
-    m.add_class::<protocol::HttpProtocol>()?;
+    m.add_class::<conn::HttpProtocol>()?;
     m.add_class::<asgi::cycle::RequestCycle>()?;
     m.add_class::<asgi::runner::AppRunner>()?;
-    m.add_class::<websocket::cycle::WebSocketCycle>()?;
+    m.add_class::<asgi::websocket::WebSocketCycle>()?;
     m.add_class::<awaitable::Ready>()?;
     m.add(
         "ClientDisconnected",

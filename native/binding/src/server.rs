@@ -6,48 +6,32 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyDict;
 
 use crate::asgi::scope::{asgi_template, scope_template};
+use crate::asgi::spawn::TaskSpawner;
 use crate::awaitable::Ready;
-use crate::protocol::HttpProtocol;
-use ruvicorn_core::http1::response::{is_field_value, is_token};
-use ruvicorn_core::http1::Limits;
-use ruvicorn_core::proxy::TrustedProxies;
-use ruvicorn_core::ws::session::WsSettings;
+use crate::conn::HttpProtocol;
+use crate::settings::Settings;
+use ruvicorn_core::http1::response::DateCache;
+
+thread_local! {
+    static DATE: std::cell::RefCell<DateCache> = std::cell::RefCell::new(DateCache::new());
+}
 
 /// Shared by all connections of a worker; built once by the Python worker.
 #[pyclass(frozen, module = "ruvicorn._native")]
 pub struct ServerState {
+    pub settings: Settings,
     pub app: Py<PyAny>,
-    /// `asyncio.Task`, or the loop's own task factory when one is set.
-    pub task_type: Py<PyAny>,
-    /// Keyword arguments for `task_type`: the loop, and a fixed name so no per-request
-    /// "Task-N" string is formatted.
-    pub task_kwargs: Py<PyDict>,
+    /// How each app's Task is created.
+    pub spawner: TaskSpawner,
     pub create_future: Py<PyAny>,
-    pub limits: Limits,
-    pub root_path: String,
-    /// Pre-serialised `server:` line (empty with --no-server-header).
-    pub server_line: Vec<u8>,
-    /// Pre-serialised --header lines.
-    pub extra_lines: Vec<u8>,
-    pub date_header: bool,
     pub access_log: Option<Py<PyAny>>,
     pub error_log: Py<PyAny>,
     pub lifespan_state: Option<Py<PyDict>>,
-    pub proxies: Option<TrustedProxies>,
-    pub keep_alive_timeout: Duration,
-    pub header_timeout: Duration,
-    /// While draining, how long an idle keep-alive connection waits for a request that may
-    /// already be on its way before it half-closes.
-    pub drain_linger: Duration,
     pub pathsend: Option<Py<PyAny>>,
-    /// WebSocket settings; None with `--ws none` (upgrade requests then reach the app as
-    /// plain HTTP).
-    pub ws: Option<WsSettings>,
     /// `await send(...)` needs no Future most of the time: this one is reused.
     pub ready_none: Py<Ready>,
     http_template: Py<PyDict>,
@@ -56,10 +40,8 @@ pub struct ServerState {
     requests_served: AtomicU64,
     /// The request budget (0 = none): the request that spends it starts the drain and runs
     /// `on_limit` (the worker stops accepting), so no later connection is taken.
-    limit_max_requests: u64,
+    request_budget: u64,
     on_limit: Option<Py<PyAny>>,
-    /// `--limit-concurrency` (None = off).
-    limit_concurrency: Option<usize>,
     /// App Tasks (HTTP and WebSocket) that have not finished yet.
     running: AtomicUsize,
     overload_log: Mutex<RateLimitedCount>,
@@ -91,163 +73,51 @@ impl RateLimitedCount {
     }
 }
 
-/// How the app's Task is created: `asyncio.Task(coro, loop=..., name=...)` unless the loop
-/// has a custom task factory, which is then honoured through `loop.create_task`.
-fn task_spawner(event_loop: &Bound<'_, PyAny>) -> PyResult<(Py<PyAny>, Py<PyDict>)> {
-    let py = event_loop.py();
-    let kwargs = PyDict::new(py);
-    if event_loop.call_method0("get_task_factory")?.is_none() {
-        kwargs.set_item("loop", event_loop)?;
-        kwargs.set_item("name", "ruvicorn.request")?;
-        let task = py.import("asyncio")?.getattr("Task")?;
-        return Ok((task.unbind(), kwargs.unbind()));
-    }
-    Ok((event_loop.getattr("create_task")?.unbind(), kwargs.unbind()))
-}
-
-fn header_lines(pairs: &Bound<'_, PyList>) -> PyResult<Vec<u8>> {
-    let mut lines = Vec::new();
-    for pair in pairs.iter() {
-        let (name, value): (Vec<u8>, Vec<u8>) = pair.extract()?;
-        if !is_token(&name) || !is_field_value(&value) {
-            return Err(PyValueError::new_err("invalid default header"));
-        }
-        lines.extend_from_slice(&name.to_ascii_lowercase());
-        lines.extend_from_slice(b": ");
-        lines.extend_from_slice(&value);
-        lines.extend_from_slice(b"\r\n");
-    }
-    Ok(lines)
-}
-
 #[pymethods]
 impl ServerState {
+    /// `config` is the worker's `ruvicorn.config.Config`; the rest are the live objects
+    /// of this worker. `request_budget` is the request count after which the worker
+    /// retires (0 = never), `on_limit` what it runs then.
     #[new]
     #[pyo3(signature = (
-        *, app, event_loop, error_log, access_log=None, lifespan_state=None,
-        limit_request_line=8190, limit_request_fields=100, limit_request_field_size=8190,
-        limit_request_body=0, root_path=None, server_header=true, date_header=true,
-        default_headers=None, forwarded_allow_ips=None, timeout_keep_alive=5.0,
-        timeout_request_header=10.0, drain_linger=1.0, limit_max_requests=0, on_limit=None,
-        pathsend=None, ws="auto", ws_max_size=16777216,
-        ws_max_queue=32, ws_ping_interval=20.0, ws_ping_timeout=20.0,
-        ws_per_message_deflate=true, limit_concurrency=0,
+        config, *, app, event_loop, error_log, access_log, lifespan_state, request_budget,
+        on_limit, pathsend,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
+        config: &Bound<'_, PyAny>,
         app: Py<PyAny>,
         event_loop: &Bound<'_, PyAny>,
         error_log: Py<PyAny>,
         access_log: Option<Py<PyAny>>,
         lifespan_state: Option<Py<PyDict>>,
-        limit_request_line: usize,
-        limit_request_fields: usize,
-        limit_request_field_size: usize,
-        limit_request_body: u64,
-        root_path: Option<String>,
-        server_header: bool,
-        date_header: bool,
-        default_headers: Option<Bound<'_, PyList>>,
-        forwarded_allow_ips: Option<&str>,
-        timeout_keep_alive: f64,
-        timeout_request_header: f64,
-        drain_linger: f64,
-        limit_max_requests: u64,
+        request_budget: u64,
         on_limit: Option<Py<PyAny>>,
         pathsend: Option<Py<PyAny>>,
-        ws: &str,
-        ws_max_size: usize,
-        ws_max_queue: usize,
-        ws_ping_interval: f64,
-        ws_ping_timeout: f64,
-        ws_per_message_deflate: bool,
-        limit_concurrency: usize,
     ) -> PyResult<Self> {
-        let extra_lines = match default_headers {
-            Some(pairs) => header_lines(&pairs)?,
-            None => Vec::new(),
-        };
-        let (task_type, task_kwargs) = task_spawner(event_loop)?;
-        let http_template = scope_template(
-            py,
-            root_path.as_deref().unwrap_or(""),
-            lifespan_state.is_some(),
-            false,
-        )?
-        .unbind();
-        let ws_template = scope_template(
-            py,
-            root_path.as_deref().unwrap_or(""),
-            lifespan_state.is_some(),
-            true,
-        )?
-        .unbind();
-        let seconds = |value: f64| Duration::try_from_secs_f64(value.max(0.0));
-        // Zero (or less) turns pings, or the wait for their pong, off.
-        let optional = |value: f64| -> PyResult<Option<Duration>> {
-            if value > 0.0 {
-                Duration::try_from_secs_f64(value)
-                    .map(Some)
-                    .map_err(|e| PyValueError::new_err(e.to_string()))
-            } else {
-                Ok(None)
-            }
-        };
-        let ws = match ws {
-            "auto" => Some(WsSettings {
-                max_size: ws_max_size,
-                max_queue: ws_max_queue.max(1),
-                ping_interval: optional(ws_ping_interval)?,
-                ping_timeout: optional(ws_ping_timeout)?,
-                per_message_deflate: ws_per_message_deflate,
-            }),
-            "none" => None,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "ws must be 'auto' or 'none', not {other:?}"
-                )))
-            }
+        let settings = Settings::from_config(config)?;
+        let spawner = TaskSpawner::new(event_loop)?;
+        let template = |websocket| {
+            scope_template(py, &settings.root_path, lifespan_state.is_some(), websocket)
+                .map(Bound::unbind)
         };
         Ok(Self {
+            http_template: template(false)?,
+            ws_template: template(true)?,
+            settings,
             app,
-            task_type,
-            task_kwargs,
+            spawner,
             create_future: event_loop.getattr("create_future")?.unbind(),
-            limits: Limits {
-                request_line: limit_request_line,
-                fields: limit_request_fields,
-                field_size: limit_request_field_size,
-                body: (limit_request_body > 0).then_some(limit_request_body),
-            },
-            root_path: root_path.unwrap_or_default(),
-            server_line: if server_header {
-                b"server: ruvicorn\r\n".to_vec()
-            } else {
-                Vec::new()
-            },
-            extra_lines,
-            date_header,
             access_log,
             error_log,
             lifespan_state,
-            proxies: forwarded_allow_ips.map(TrustedProxies::parse),
-            keep_alive_timeout: seconds(timeout_keep_alive)
-                .map_err(|e| PyValueError::new_err(e.to_string()))?,
-            header_timeout: seconds(timeout_request_header)
-                .map_err(|e| PyValueError::new_err(e.to_string()))?,
-            drain_linger: seconds(drain_linger)
-                .map_err(|e| PyValueError::new_err(e.to_string()))?,
             pathsend,
-            ws,
             ready_none: Py::new(py, Ready)?,
-            http_template,
-            ws_template,
             asgi: asgi_template(py)?.unbind(),
             requests_served: AtomicU64::new(0),
-            limit_max_requests,
+            request_budget,
             on_limit,
-            limit_concurrency: (limit_concurrency > 0).then_some(limit_concurrency),
             running: AtomicUsize::new(0),
             overload_log: Mutex::new(RateLimitedCount::default()),
             draining: AtomicBool::new(false),
@@ -314,8 +184,36 @@ impl ServerState {
         }
     }
 
-    pub fn asgi_template<'py>(&self, py: Python<'py>, _websocket: bool) -> &Bound<'py, PyDict> {
+    pub fn asgi_template<'py>(&self, py: Python<'py>) -> &Bound<'py, PyDict> {
         self.asgi.bind(py)
+    }
+
+    /// Run `f` with the default response header lines (date, server, then --header
+    /// values) in pieces, so an app's response copies them once, into its head.
+    pub fn with_default_lines<R>(&self, f: impl FnOnce(&[&[u8]]) -> R) -> R {
+        let settings = &self.settings;
+        if !settings.date_header {
+            return f(&[&settings.server_line, &settings.extra_lines]);
+        }
+        DATE.with(|date| {
+            let mut date = date.borrow_mut();
+            f(&[
+                date.header_line(),
+                &settings.server_line,
+                &settings.extra_lines,
+            ])
+        })
+    }
+
+    /// The default response header lines as one buffer, for the server's own responses.
+    pub fn default_lines(&self) -> Vec<u8> {
+        let mut lines = Vec::with_capacity(96);
+        if self.settings.date_header {
+            DATE.with(|date| lines.extend_from_slice(date.borrow_mut().header_line()));
+        }
+        lines.extend_from_slice(&self.settings.server_line);
+        lines.extend_from_slice(&self.settings.extra_lines);
+        lines
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Py<HttpProtocol>>> {
@@ -342,7 +240,7 @@ impl ServerState {
 
     pub fn count_request(&self, py: Python<'_>) {
         let served = self.requests_served.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.limit_max_requests == 0 || served != self.limit_max_requests {
+        if self.request_budget == 0 || served != self.request_budget {
             return;
         }
         // Retiring starts with the request that spends the budget, not on a later tick.
@@ -370,7 +268,7 @@ impl ServerState {
     /// A new request would go beyond `--limit-concurrency`: more connections than the
     /// limit are open, or as many app Tasks as the limit are still running.
     pub fn over_capacity(&self) -> bool {
-        self.limit_concurrency.is_some_and(|limit| {
+        self.settings.limit_concurrency.is_some_and(|limit| {
             self.running.load(Ordering::Relaxed) >= limit || self.registry().len() > limit
         })
     }
@@ -382,7 +280,7 @@ impl ServerState {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .note(now)?;
-        let limit = self.limit_concurrency.unwrap_or(0);
+        let limit = self.settings.limit_concurrency.unwrap_or(0);
         Some(match refused {
             1 => format!("Exceeded --limit-concurrency {limit}: answering 503"),
             n => format!(

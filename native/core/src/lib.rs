@@ -7,4 +7,5 @@
 
 pub mod http1;
 pub mod proxy;
+pub mod syntax;
 pub mod ws;

@@ -125,6 +125,13 @@ pub fn read_forwarded<'a>(
     let mut fwd_proto: Option<&'static str> = None;
     let mut saw_forwarded = false;
     for (name, value) in headers {
+        // Most requests carry none of these: only their values are decoded.
+        if !matches!(
+            name,
+            b"x-forwarded-for" | b"x-forwarded-proto" | b"forwarded"
+        ) {
+            continue;
+        }
         let Ok(value) = std::str::from_utf8(value) else {
             continue;
         };

@@ -37,14 +37,10 @@ fn empty_forwarded_node_is_no_client() {
     assert_eq!(client_of(b"x-forwarded-for", b" , "), None);
 }
 
-// The head cases below are in request.rs, which is being rewritten; they are
-// ignored until that lands (run them with `cargo test -- --ignored`).
-
 /// head target: a head whose empty lines before the request-line bring it
 /// to just past `max_head` was accepted in one read, but refused with 431
 /// when a read ended inside its final CRLF. Arrival must not decide.
 #[test]
-#[ignore = "head parser rewrite pending: max_head and leading empty lines"]
 fn leading_empty_lines_and_max_head() {
     let limits = Limits {
         request_line: 16,
@@ -69,9 +65,13 @@ fn leading_empty_lines_and_max_head() {
 /// it arrives without its CRLF, but waits for the end of the head when the
 /// CRLF comes in the same read.
 #[test]
-#[ignore = "head parser rewrite pending: request-line bytes checked only while partial"]
 fn control_byte_in_complete_request_line_is_refused_at_once() {
-    let limits = Limits::default();
+    let limits = Limits {
+        request_line: 8190,
+        fields: 100,
+        field_size: 8190,
+        body: None,
+    };
     let bytes = b"\x01GET / HTTP/1.1\r\nHost: a\r\n";
     assert!(HeadParser::new().parse(&bytes[..5], &limits).is_err());
     assert!(parse_request_head(bytes, &limits).is_err());

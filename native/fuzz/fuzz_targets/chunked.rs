@@ -17,7 +17,7 @@ use libfuzzer_sys::fuzz_target;
 use ruvicorn_core::http1::body::BodyDecoder;
 use ruvicorn_core::http1::request::Framing;
 use ruvicorn_core::http1::{Limits, RequestError};
-use ruvicorn_fuzz::{split_ends, Input};
+use ruvicorn_fuzz::{split_ends, Input, SERVER_DEFAULTS};
 
 #[derive(Debug, PartialEq)]
 struct Outcome {
@@ -149,7 +149,7 @@ fn round_trip(cfg: u8, seed: u8, mut input: Input<'_>) {
     };
     let limits = Limits {
         body: limit,
-        ..Limits::default()
+        ..SERVER_DEFAULTS
     };
     let style_len = usize::from(input.byte() % 16);
     let style = Input::new(input.take(style_len));

@@ -18,10 +18,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use ruvicorn_core::ws::deflate::{
-    negotiate_deflate, parse_deflate_offers, DeflateParams, Deflater,
+    negotiate_deflate, parse_deflate_offers, DeflateParams, Deflater, Inflater,
 };
-use ruvicorn_core::ws::frame::{encode_client_frame, FrameDecoder, OpCode};
-use ruvicorn_core::ws::message::{Event, Message, MessageAssembler, MessageEncoder, WsReader};
+use ruvicorn_core::ws::message::{Event, Message, MessageEncoder, WsReader};
 use ruvicorn_core::ws::WsError;
 use ruvicorn_fuzz::{split_ends, Input};
 
@@ -93,6 +92,87 @@ fn read(
     (events, None)
 }
 
+const TEXT: u8 = 0x1;
+const BINARY: u8 = 0x2;
+const PING: u8 = 0x9;
+const FIN: u8 = 0x80;
+const RSV1: u8 = 0x40;
+
+/// Appends a client frame: `first` is the frame's first byte (FIN, RSV1,
+/// opcode), the payload is masked with `key`.
+fn client_frame(out: &mut Vec<u8>, first: u8, payload: &[u8], key: [u8; 4]) {
+    out.push(first & !0x30);
+    match payload.len() {
+        n @ 0..=125 => out.push(0x80 | n as u8),
+        n @ 126..=0xffff => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&key);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+}
+
+/// Reads back what `MessageEncoder` wrote: whole, unmasked data frames,
+/// compressed (RSV1) exactly when `deflate` is agreed. A reader written
+/// apart from the core's, so the two check each other.
+fn server_messages(mut stream: &[u8], deflate: Option<&DeflateParams>) -> Vec<Message> {
+    // The server's compressor, seen from the other side.
+    let mut inflater = deflate.map(|p| {
+        Inflater::new(&DeflateParams {
+            client_no_context_takeover: p.server_no_context_takeover,
+            client_max_window_bits: p.server_max_window_bits,
+            ..*p
+        })
+    });
+    let mut messages = Vec::new();
+    while let [b0, b1, rest @ ..] = stream {
+        assert_eq!(b0 & (FIN | 0x30), FIN, "server frame first byte {b0:#x}");
+        assert_eq!(b0 & RSV1 != 0, deflate.is_some(), "RSV1 iff deflate");
+        assert_eq!(b1 & 0x80, 0, "server frame masked");
+        let (len, rest) = match b1 & 0x7f {
+            126 => match rest {
+                [a, b, rest @ ..] => (usize::from(u16::from_be_bytes([*a, *b])), rest),
+                _ => panic!("truncated length"),
+            },
+            127 => {
+                let (len, rest) = rest.split_at(8.min(rest.len()));
+                let len = u64::from_be_bytes(len.try_into().expect("8-byte length"));
+                (usize::try_from(len).expect("length fits"), rest)
+            }
+            n => (usize::from(n), rest),
+        };
+        assert!(len <= rest.len(), "truncated payload");
+        let (payload, rest) = rest.split_at(len);
+        stream = rest;
+        let data = match inflater.as_mut() {
+            Some(inflater) => {
+                let mut data = Vec::new();
+                assert_eq!(
+                    inflater.decompress(payload, &mut data, 1 << 24, true),
+                    Ok(())
+                );
+                data
+            }
+            None => payload.to_vec(),
+        };
+        messages.push(match b0 & 0x0f {
+            TEXT => Message::Text(String::from_utf8(data).expect("text is UTF-8")),
+            BINARY => Message::Binary(data),
+            other => panic!("server data frame with opcode {other:#x}"),
+        });
+    }
+    assert!(
+        stream.is_empty(),
+        "trailing byte after the last server frame"
+    );
+    messages
+}
+
 /// Frames from specs: a flags byte (FIN, RSV1, opcode: bits 7, 6, 0-3), a
 /// length byte, then that many payload bytes, masked with a key that
 /// depends on the flags byte.
@@ -105,16 +185,8 @@ fn frames(mut input: Input<'_>) -> Vec<u8> {
         if flags == 0 && payload.is_empty() {
             return stream;
         }
-        let opcode = OpCode::from_bits(flags & 0x0f).unwrap_or(OpCode::Binary);
         let key = [flags, flags.rotate_left(1), 0, 0x5a];
-        encode_client_frame(
-            &mut stream,
-            opcode,
-            payload,
-            flags & 0x80 != 0,
-            flags & 0x40 != 0,
-            key,
-        );
+        client_frame(&mut stream, flags, payload, key);
     }
 }
 
@@ -150,9 +222,9 @@ fn round_trip(seed: u8, deflate: Option<DeflateParams>, mut input: Input<'_>) {
         }
         let (opcode, message) = if kind & 1 == 1 {
             let text = String::from_utf8_lossy(bytes).into_owned();
-            (OpCode::Text, Message::Text(text))
+            (TEXT, Message::Text(text))
         } else {
-            (OpCode::Binary, Message::Binary(bytes.to_vec()))
+            (BINARY, Message::Binary(bytes.to_vec()))
         };
         let plain = match &message {
             Message::Text(t) => t.as_bytes(),
@@ -179,47 +251,33 @@ fn round_trip(seed: u8, deflate: Option<DeflateParams>, mut input: Input<'_>) {
         for (i, chunk) in chunks.iter().enumerate() {
             let last = i + 1 == chunks.len();
             if last && kind & 0x10 != 0 {
-                encode_client_frame(&mut client_stream, OpCode::Ping, b"p", true, false, [9; 4]);
+                client_frame(&mut client_stream, FIN | PING, b"p", [9; 4]);
                 want_client.push(Event::Ping(b"p".to_vec()));
             }
-            let op = if i == 0 { opcode } else { OpCode::Continuation };
+            let mut first = if i == 0 { opcode } else { 0 };
+            if last {
+                first |= FIN;
+            }
+            if compressed && i == 0 {
+                first |= RSV1;
+            }
             let key = [kind, len as u8, i as u8, 0xa5];
-            encode_client_frame(
-                &mut client_stream,
-                op,
-                chunk,
-                last,
-                compressed && i == 0,
-                key,
-            );
+            client_frame(&mut client_stream, first, chunk, key);
         }
         want_client.push(Event::Message(message.clone()));
-        assert_eq!(server.encode(&mut server_stream, opcode, plain), Ok(()));
-        messages.push(Event::Message(message));
+        let encoded = match &message {
+            Message::Text(t) => server.text(&mut server_stream, t),
+            Message::Binary(b) => server.binary(&mut server_stream, b),
+        };
+        assert_eq!(encoded, Ok(()));
+        messages.push(message);
     }
 
     let ends = split_ends(client_stream.len(), seed);
     let got = read(&client_stream, &ends, MAX, deflate.as_ref());
     assert_eq!(got, (want_client, None), "client messages");
 
-    let mut decoder = FrameDecoder::for_server_frames(MAX, deflate.is_some());
-    let mut assembler = MessageAssembler::for_server_messages(MAX, deflate.as_ref());
-    let mut got = Vec::new();
-    let mut start = 0;
-    for end in split_ends(server_stream.len(), seed.rotate_left(4)) {
-        decoder.feed(&server_stream[start..end]);
-        start = end;
-        loop {
-            match decoder.next_frame() {
-                Ok(Some(frame)) => match assembler.push(frame) {
-                    Ok(event) => got.extend(event),
-                    Err(error) => panic!("server message: {error}"),
-                },
-                Ok(None) => break,
-                Err(error) => panic!("server frame: {error}"),
-            }
-        }
-    }
+    let got = server_messages(&server_stream, deflate.as_ref());
     assert_eq!(got, messages, "server messages");
 }
 

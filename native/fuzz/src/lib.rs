@@ -43,11 +43,19 @@ impl<'a> Input<'a> {
     }
 }
 
-/// One of four limit sets: the defaults, and three small enough for the
-/// fuzzer to reach every 414/431/413 path with short inputs.
+/// The limits ruvicorn's settings default to.
+pub const SERVER_DEFAULTS: Limits = Limits {
+    request_line: 8190,
+    fields: 100,
+    field_size: 8190,
+    body: None,
+};
+
+/// One of four limit sets: the server's defaults, and three small enough
+/// for the fuzzer to reach every 414/431/413 path with short inputs.
 pub fn limits(choice: u8) -> Limits {
     match choice % 4 {
-        0 => Limits::default(),
+        0 => SERVER_DEFAULTS,
         1 => Limits {
             request_line: 64,
             fields: 8,

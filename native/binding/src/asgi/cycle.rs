@@ -9,9 +9,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::awaitable::ready_with;
+use crate::conn::HttpProtocol;
 use crate::key;
-use crate::protocol::{receive_message, Effects, HttpProtocol};
-use ruvicorn_core::http1::connection::{error_response, ReceiveOutcome, SendError, SendOutcome};
+use ruvicorn_core::http1::connection::ReceiveOutcome;
 
 create_exception!(
     _native,
@@ -53,6 +53,37 @@ pub fn report_app_outcome(
     Ok(())
 }
 
+/// What `await send(...)` waits on: nothing, or the transport draining.
+pub(crate) fn drain_wait(protocol: &Bound<'_, HttpProtocol>) -> PyResult<Py<PyAny>> {
+    let py = protocol.py();
+    let this = protocol.get();
+    if this.lock()?.must_wait_for_drain() {
+        let waiter = this.state().create_future.bind(py).call0()?;
+        this.lock()?.add_drain_waiter(waiter.clone().unbind());
+        return Ok(waiter.unbind());
+    }
+    Ok(this.state().ready_none.clone_ref(py).into_any())
+}
+
+/// The ASGI message for a receive outcome that does not wait.
+pub(crate) fn receive_message(
+    py: Python<'_>,
+    outcome: ReceiveOutcome,
+) -> PyResult<Bound<'_, PyDict>> {
+    let message = PyDict::new(py);
+    match outcome {
+        ReceiveOutcome::Body { body, more_body } => {
+            message.set_item(key!(py, "type"), key!(py, "http.request"))?;
+            message.set_item(key!(py, "body"), PyBytes::new(py, &body))?;
+            message.set_item(key!(py, "more_body"), more_body)?;
+        }
+        ReceiveOutcome::Disconnect | ReceiveOutcome::Wait { .. } => {
+            message.set_item(key!(py, "type"), key!(py, "http.disconnect"))?;
+        }
+    }
+    Ok(message)
+}
+
 fn header_bytes(obj: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyBytes>> {
     obj.cast_into::<PyBytes>()
         .map_err(|_| PyTypeError::new_err("response header names and values must be bytes"))
@@ -69,40 +100,19 @@ impl RequestCycle {
         Self { protocol, seq }
     }
 
-    /// The app is done (`error` when it raised). A response it did not complete is settled:
-    /// 500 if nothing was sent yet, else the connection is cut so the client sees a
-    /// truncated response.
+    /// The app is done (`error` when it raised): its response is settled (see
+    /// `Conn::app_finished`) and how it ended is logged.
     pub fn app_finished(
         protocol: &Bound<'_, HttpProtocol>,
         seq: u64,
         error: Option<Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let py = protocol.py();
-        let this = protocol.get();
-        let log = this.server.get().error_log.bind(py);
-        let mut fx = Effects::default();
-        let mut complaint = None;
-        {
-            let mut inner = this.lock()?;
-            if inner.conn.is_current(seq) && !inner.conn.response_complete(seq) {
-                // An app that stops because its client left has nothing to answer for.
-                if !inner.conn.response_on_wire(seq) {
-                    if !inner.lost && !inner.closing {
-                        complaint = Some("ASGI callable returned without starting a response");
-                        fx.write = error_response(500, &this.default_lines());
-                    }
-                } else if !inner.lost {
-                    complaint = Some("ASGI callable returned without completing the response");
-                }
-                inner.conn.close_after_response();
-                fx.close = true;
-            }
-        }
-        report_app_outcome(log, error, complaint)?;
-        if fx.close {
-            this.lock()?.mark_closing();
-        }
-        HttpProtocol::apply(protocol, fx)
+        let state = protocol.get().state();
+        let error = error.map(Bound::unbind);
+        HttpProtocol::decide(protocol, move |conn, fx| {
+            let complaint = conn.app_finished(seq, state, fx);
+            fx.report_app_outcome(error, complaint);
+        })
     }
 
     fn send_start(&self, py: Python<'_>, message: &Bound<'_, PyDict>) -> PyResult<()> {
@@ -128,20 +138,15 @@ impl RequestCycle {
                 pairs.push((header_bytes(name)?, header_bytes(value)?));
             }
         }
-        let defaults = this.default_lines();
-        let mut inner = this.lock()?;
-        if inner.lost || (inner.closing && !inner.conn.response_complete(self.seq)) {
-            return Err(ClientDisconnected::new_err("client disconnected"));
-        }
-        inner
-            .conn
-            .start_response(
+        let mut conn = this.lock()?;
+        this.state().with_default_lines(|defaults| {
+            conn.start_response(
                 self.seq,
                 status,
                 pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
-                &defaults,
+                defaults,
             )
-            .map_err(|err| PyRuntimeError::new_err(err.message()))
+        })
     }
 
     fn send_body(slf: &Bound<'_, Self>, message: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
@@ -166,57 +171,19 @@ impl RequestCycle {
             Some(flag) => flag.is_truthy()?,
             None => false,
         };
-        let mut fx = Effects::default();
-        {
-            let mut inner = this.lock()?;
-            if inner.lost || (inner.closing && !inner.conn.response_complete(cycle.seq)) {
-                return Err(ClientDisconnected::new_err("client disconnected"));
-            }
-            let data = body_bytes.as_ref().map_or(&b""[..], |b| b.as_bytes());
-            let mut head = Vec::with_capacity(256);
-            match inner.conn.send_body(cycle.seq, &mut head, data, more_body) {
-                Ok((outcome, part)) => {
-                    fx.write = head;
-                    if part.with_body {
-                        fx.write_body = body_bytes.as_ref().map(|b| b.clone().unbind());
-                    }
-                    fx.write_suffix = part.suffix;
-                    match outcome {
-                        SendOutcome::Open => {}
-                        SendOutcome::Complete => this.finish(&mut inner, false, &mut fx),
-                        SendOutcome::Close => this.finish(&mut inner, true, &mut fx),
-                    }
-                }
-                Err(err) => {
-                    if let SendError::Broken(_) = err {
-                        // The head may already be framed: send it, then cut the connection.
-                        fx.write = head;
-                        this.finish(&mut inner, true, &mut fx);
-                    }
-                    drop(inner);
-                    HttpProtocol::apply(protocol, fx)?;
-                    return Err(PyRuntimeError::new_err(err.message()));
-                }
-            }
-        }
-        HttpProtocol::apply(protocol, fx)?;
-        let paused = {
-            let inner = this.lock()?;
-            inner.write_paused && !inner.lost
-        };
-        if paused {
-            let waiter = this.server.get().create_future.bind(py).call0()?;
-            this.add_drain_waiter(waiter.clone().unbind())?;
-            return Ok(waiter.unbind());
-        }
-        Ok(this.server.get().ready_none.clone_ref(py).into_any())
+        let data = body_bytes.as_ref().map_or(&b""[..], |b| b.as_bytes());
+        let state = this.state();
+        HttpProtocol::decide(protocol, |conn, fx| {
+            conn.send_body(cycle.seq, data, body_bytes.as_ref(), more_body, state, fx)
+        })??;
+        drain_wait(protocol)
     }
 
     fn send_path(slf: &Bound<'_, Self>, message: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let cycle = slf.get();
         let this = cycle.protocol.get();
-        let Some(helper) = &this.server.get().pathsend else {
+        let Some(helper) = &this.state().pathsend else {
             return Err(PyRuntimeError::new_err(
                 "http.response.pathsend is not enabled",
             ));
@@ -226,7 +193,7 @@ impl RequestCycle {
             .ok_or_else(|| PyTypeError::new_err("http.response.pathsend needs a 'path'"))?;
         let file: std::path::PathBuf = path.extract()?;
         let length = std::fs::metadata(&file)?.len();
-        this.lock()?.conn.set_body_length(cycle.seq, length);
+        this.lock()?.set_body_length(cycle.seq, length);
         let send = slf.getattr(key!(py, "send"))?;
         Ok(helper.bind(py).call1((send, path))?.unbind())
     }
@@ -238,26 +205,11 @@ impl RequestCycle {
     fn receive(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let protocol = self.protocol.bind(py);
         let this = protocol.get();
-        let mut fx = Effects::default();
-        let outcome = {
-            let mut inner = this.lock()?;
-            let outcome = match inner.conn.receive(self.seq) {
-                _ if inner.lost => ReceiveOutcome::Disconnect,
-                outcome => outcome,
-            };
-            if let ReceiveOutcome::Wait {
-                send_continue: true,
-            } = outcome
-            {
-                fx.write.extend_from_slice(HttpProtocol::continue_bytes());
-            }
-            inner.refresh_read_pause(&mut fx);
-            outcome
-        };
-        HttpProtocol::apply(protocol, fx)?;
+        let outcome = HttpProtocol::decide(protocol, |conn, fx| conn.receive(self.seq, fx))?;
         if let ReceiveOutcome::Wait { .. } = outcome {
-            let waiter = this.server.get().create_future.bind(py).call0()?;
-            this.add_receive_waiter(self.seq, waiter.clone().unbind())?;
+            let waiter = this.state().create_future.bind(py).call0()?;
+            this.lock()?
+                .add_receive_waiter(self.seq, waiter.clone().unbind());
             return Ok(waiter.unbind());
         }
         let message = receive_message(py, outcome)?;
@@ -279,8 +231,7 @@ impl RequestCycle {
                     .get()
                     .protocol
                     .get()
-                    .server
-                    .get()
+                    .state()
                     .ready_none
                     .clone_ref(py)
                     .into_any())

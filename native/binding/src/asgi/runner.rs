@@ -15,8 +15,8 @@ use pyo3::types::iterator::PySendResult;
 use pyo3::types::{PyDict, PyIterator, PyNone};
 
 use crate::asgi::cycle::RequestCycle;
+use crate::conn::{websocket_app_finished, HttpProtocol};
 use crate::key;
-use crate::protocol::HttpProtocol;
 use crate::server::ServerState;
 
 #[pyclass(frozen, module = "ruvicorn._native")]
@@ -62,35 +62,25 @@ impl Drop for TaskSlot {
 }
 
 impl AppRunner {
+    /// A runner for the app of exchange `seq`; `websocket` when it serves a WebSocket.
     pub fn new(
         awaitable: &Bound<'_, PyAny>,
         protocol: Py<HttpProtocol>,
         seq: u64,
+        websocket: bool,
     ) -> PyResult<Self> {
         let py = awaitable.py();
         let steps = awaitable
             .call_method0(key!(py, "__await__"))?
             .cast_into::<PyIterator>()?;
-        let slot = TaskSlot::take(protocol.get().server.clone_ref(py));
+        let slot = TaskSlot::take(protocol.get().server().clone_ref(py));
         Ok(Self {
             coro: awaitable.clone().unbind(),
             steps: steps.unbind(),
             protocol,
             seq,
-            websocket: false,
+            websocket,
             slot,
-        })
-    }
-
-    /// A runner for a websocket app.
-    pub fn for_websocket(
-        awaitable: &Bound<'_, PyAny>,
-        protocol: Py<HttpProtocol>,
-        seq: u64,
-    ) -> PyResult<Self> {
-        Ok(Self {
-            websocket: true,
-            ..Self::new(awaitable, protocol, seq)?
         })
     }
 
@@ -99,7 +89,7 @@ impl AppRunner {
         self.slot.release();
         let protocol = self.protocol.bind(py);
         if self.websocket {
-            crate::websocket::app_finished(protocol, self.seq, error)
+            websocket_app_finished(protocol, self.seq, error)
         } else {
             RequestCycle::app_finished(protocol, self.seq, error)
         }
@@ -119,6 +109,15 @@ impl AppRunner {
         }
         self.finished(py, None)?;
         Err(err)
+    }
+
+    /// Its Task could not be created after all (a deferred start): close the app's
+    /// coroutine, never run, and settle the response as for an app that raised.
+    pub fn not_started(&self, py: Python<'_>, err: PyErr) -> PyResult<()> {
+        let closed = self.steps.bind(py).call_method0(key!(py, "close"));
+        let value = err.into_value(py).into_bound(py).into_any();
+        self.finished(py, Some(value))?;
+        closed.map(drop)
     }
 
     fn step(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
@@ -202,12 +201,8 @@ pub fn spawn_app<'py>(
         let receive = cycle.getattr(key!(py, "receive"))?;
         let send = cycle.getattr(key!(py, "send"))?;
         let awaitable = state.app.bind(py).call1((scope, receive, send))?;
-        let runner = make_runner(&awaitable)?;
-        state
-            .task_type
-            .bind(py)
-            .call((runner,), Some(state.task_kwargs.bind(py)))?;
-        Ok(())
+        let runner = Bound::new(py, make_runner(&awaitable)?)?;
+        state.spawner.spawn(runner)
     };
     run()
         .err()

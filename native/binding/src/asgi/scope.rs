@@ -11,8 +11,6 @@ use ruvicorn_core::http1::target::{percent_decode, Target};
 use ruvicorn_core::http1::Version;
 use ruvicorn_core::proxy::read_forwarded;
 
-// HTTP spec 2.4 is the newest implemented in full: send() after the client left raises OSError.
-
 /// What the scope needs to know about the connection, computed once when it is made.
 pub struct Peer {
     /// `(host, port)` of the client, or None on a unix socket.
@@ -42,29 +40,30 @@ pub fn build_scope<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     // Copying a template that already holds every key avoids growing a new dict.
     let scope = state.scope_template(py, websocket).copy()?;
-    let asgi = state.asgi_template(py, websocket).copy()?;
+    let asgi = state.asgi_template(py).copy()?;
     scope.set_item(key!(py, "asgi"), asgi)?;
     if !websocket {
         scope.set_item(key!(py, "method"), method_str(py, head.method()))?;
     }
     scope.set_item(key!(py, "http_version"), http_version(py, head.version))?;
 
-    let mut items = Vec::with_capacity(head.headers.len());
-    for index in 0..head.headers.len() {
-        let name = head.header_name(index);
-        let name = match common_header_name(py, name) {
-            Some(shared) => shared,
-            None => PyBytes::new(py, name),
-        };
-        let value = PyBytes::new(py, head.header_value(index));
-        items.push(PyTuple::new(py, [name.into_any(), value.into_any()])?);
-    }
-    let headers = PyList::new(py, items)?;
+    // Built straight into the list: no intermediate Vec per request.
+    let headers = PyList::new(
+        py,
+        (0..head.headers.len()).map(|index| {
+            let name = head.header_name(index);
+            let name = match common_header_name(py, name) {
+                Some(shared) => shared,
+                None => PyBytes::new(py, name),
+            };
+            (name, PyBytes::new(py, head.header_value(index)))
+        }),
+    )?;
 
     let mut scheme = if websocket { "ws" } else { "http" };
     let mut client = peer.client.as_ref().map(|c| c.bind(py).clone().into_any());
     if peer.trusted {
-        if let Some(proxies) = &state.proxies {
+        if let Some(proxies) = &state.settings.proxies {
             let pairs =
                 (0..head.headers.len()).map(|i| (head.header_name(i), head.header_value(i)));
             let forwarded = read_forwarded(proxies, pairs);
@@ -84,12 +83,12 @@ pub fn build_scope<'py>(
     scope.set_item(key!(py, "scheme"), PyString::new(py, scheme))?;
 
     let decoded = percent_decode(target.raw_path);
-    if state.root_path.is_empty() {
+    if state.settings.root_path.is_empty() {
         scope.set_item(key!(py, "path"), PyString::new(py, &decoded))?;
         scope.set_item(key!(py, "raw_path"), PyBytes::new(py, target.raw_path))?;
     } else {
-        let path = format!("{}{}", state.root_path, decoded);
-        let mut raw = state.root_path.as_bytes().to_vec();
+        let path = format!("{}{}", state.settings.root_path, decoded);
+        let mut raw = state.settings.root_path.as_bytes().to_vec();
         raw.extend_from_slice(target.raw_path);
         scope.set_item(key!(py, "path"), PyString::new(py, &path))?;
         scope.set_item(key!(py, "raw_path"), PyBytes::new(py, &raw))?;
@@ -153,7 +152,8 @@ pub fn scope_template<'py>(
     Ok(scope)
 }
 
-/// `scope["asgi"]`.
+/// `scope["asgi"]`. Spec version 2.4 is the newest implemented in full (`send()` after the
+/// client left raises `OSError`).
 pub fn asgi_template(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let asgi = PyDict::new(py);
     asgi.set_item(key!(py, "version"), key!(py, "3.0"))?;

@@ -6,15 +6,12 @@
 
 use crate::http1::body::BodyDecoder;
 use crate::http1::request::{HeadParser, RequestHead};
-use crate::http1::response::{
-    is_field_value, is_token, write_chunk_size, write_status_line, LAST_CHUNK,
-};
+use crate::http1::response::{write_chunk_size, LAST_CHUNK};
 use crate::http1::{Limits, RequestError, Version};
+use crate::syntax::{is_field_value, is_token, write_status_line};
 
 /// Unread bytes held (queued request body, pipelined input) before reading pauses.
 pub const READ_HIGH_WATER: usize = 256 * 1024;
-
-pub const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// What feeding bytes produced.
 #[derive(Debug)]
@@ -333,7 +330,7 @@ impl Connection {
         seq: u64,
         status: u16,
         headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
-        defaults: &[u8],
+        defaults: &[&[u8]],
     ) -> Result<(), SendError> {
         let Some(ex) = self.current(seq) else {
             return Err(SendError::Refused("response already completed"));
@@ -376,7 +373,9 @@ impl Connection {
             bytes.extend_from_slice(value);
             bytes.extend_from_slice(b"\r\n");
         }
-        bytes.extend_from_slice(defaults);
+        for lines in defaults {
+            bytes.extend_from_slice(lines);
+        }
         ex.status = status;
         ex.response = ResponsePhase::HeadPending(PendingHead {
             status,
@@ -564,21 +563,6 @@ impl Exchange {
     }
 }
 
-/// A complete error response for a refused request (the connection closes after it).
-pub fn error_response(status: u16, defaults: &[u8]) -> Vec<u8> {
-    let reason = crate::http1::response::reason_phrase(status);
-    let body: &[u8] = if reason.is_empty() { b"Error" } else { reason };
-    let mut out = Vec::with_capacity(160 + body.len());
-    write_status_line(&mut out, status);
-    out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\ncontent-length: ");
-    out.extend_from_slice(body.len().to_string().as_bytes());
-    out.extend_from_slice(b"\r\nconnection: close\r\n");
-    out.extend_from_slice(defaults);
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -617,7 +601,7 @@ mod tests {
 
     fn respond(conn: &mut Connection, seq: u64, body: &[u8]) -> (Vec<u8>, SendOutcome) {
         let mut out = Vec::new();
-        conn.start_response(seq, 200, [(&b"content-type"[..], &b"text/plain"[..])], b"")
+        conn.start_response(seq, 200, [(&b"content-type"[..], &b"text/plain"[..])], &[])
             .expect("start");
         let outcome = send(conn, seq, &mut out, body, false).expect("body");
         (out, outcome)
@@ -701,7 +685,7 @@ mod tests {
     fn a_keep_alive_response_sent_before_the_drain_keeps_the_connection() {
         let mut conn = Connection::new(limits());
         request(&mut conn, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-        conn.start_response(1, 200, [], b"").expect("start");
+        conn.start_response(1, 200, [], &[]).expect("start");
         let mut out = Vec::new();
         send(&mut conn, 1, &mut out, b"abc", true).expect("head and first part");
         conn.draining = true;
@@ -727,7 +711,7 @@ mod tests {
     fn streaming_without_length_is_chunked() {
         let mut conn = Connection::new(limits());
         request(&mut conn, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-        conn.start_response(1, 200, [], b"").expect("start");
+        conn.start_response(1, 200, [], &[]).expect("start");
         let mut out = Vec::new();
         assert_eq!(
             send(&mut conn, 1, &mut out, b"abc", true),
@@ -746,7 +730,7 @@ mod tests {
     fn http10_stream_is_close_delimited() {
         let mut conn = Connection::new(limits());
         request(&mut conn, b"GET / HTTP/1.0\r\n\r\n");
-        conn.start_response(1, 200, [], b"").expect("start");
+        conn.start_response(1, 200, [], &[]).expect("start");
         let mut out = Vec::new();
         send(&mut conn, 1, &mut out, b"abc", true).expect("body");
         assert_eq!(
@@ -773,7 +757,7 @@ mod tests {
     fn short_body_closes_the_connection() {
         let mut conn = Connection::new(limits());
         request(&mut conn, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-        conn.start_response(1, 200, [(&b"content-length"[..], &b"10"[..])], b"")
+        conn.start_response(1, 200, [(&b"content-length"[..], &b"10"[..])], &[])
             .expect("start");
         let mut out = Vec::new();
         assert_eq!(
@@ -838,9 +822,9 @@ mod tests {
     fn bad_response_headers_are_refused() {
         let mut conn = Connection::new(limits());
         request(&mut conn, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-        let bad = conn.start_response(1, 200, [(&b"x"[..], &b"a\r\nb: c"[..])], b"");
+        let bad = conn.start_response(1, 200, [(&b"x"[..], &b"a\r\nb: c"[..])], &[]);
         assert!(bad.is_err());
-        let bad = conn.start_response(1, 99, [], b"");
+        let bad = conn.start_response(1, 99, [], &[]);
         assert!(bad.is_err());
     }
 
@@ -899,7 +883,7 @@ GET /b HTTP/1.1\r\nHost: a\r\n\r\n";
             &mut conn,
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
         );
-        conn.start_response(1, 200, [], b"").expect("start");
+        conn.start_response(1, 200, [], &[]).expect("start");
         let mut out = Vec::new();
         send(&mut conn, 1, &mut out, b"partial", true).expect("body");
         assert!(conn.response_on_wire(1));
@@ -917,7 +901,7 @@ GET /b HTTP/1.1\r\nHost: a\r\n\r\n";
         request(&mut conn, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
         respond(&mut conn, 1, b"");
         assert!(conn.finish_exchange());
-        assert!(conn.start_response(1, 200, [], b"").is_err());
+        assert!(conn.start_response(1, 200, [], &[]).is_err());
         assert_eq!(conn.receive(1), ReceiveOutcome::Disconnect);
     }
 }

@@ -28,6 +28,7 @@ pub struct Limits {
     pub body: Option<u64>,
 }
 
+#[cfg(test)]
 impl Default for Limits {
     /// Limits that admit every ordinary request.
     fn default() -> Self {
@@ -122,31 +123,6 @@ impl fmt::Display for RequestError {
 
 impl std::error::Error for RequestError {}
 
-/// A byte-class table: ASCII letters and digits, plus `extra`.
-pub(crate) const fn alnum_and(extra: &[u8]) -> [bool; 256] {
-    let mut map = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        map[i] = (i as u8).is_ascii_alphanumeric();
-        i += 1;
-    }
-    let mut j = 0;
-    while j < extra.len() {
-        map[extra[j] as usize] = true;
-        j += 1;
-    }
-    map
-}
-
-/// RFC 9110 `tchar`: the bytes allowed in a token (method, field name, coding).
-pub(crate) static TCHAR: [bool; 256] = alnum_and(b"!#$%&'*+-.^_`|~");
-
-/// Whether `b` may appear in a field value: HTAB, SP, VCHAR or obs-text.
-#[inline]
-pub(crate) fn is_field_byte(b: u8) -> bool {
-    b == b'\t' || (b >= b' ' && b != 0x7f)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,14 +140,6 @@ mod tests {
             assert_eq!(err.status(), status);
             assert_eq!(err.reason(), reason);
             assert_eq!(err.to_string(), format!("{status}: {reason}"));
-        }
-    }
-
-    #[test]
-    fn tchar_map() {
-        for b in 0..=255u8 {
-            let expected = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-            assert_eq!(TCHAR[b as usize], expected, "byte {b}");
         }
     }
 

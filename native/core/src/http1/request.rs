@@ -4,8 +4,9 @@
 
 use std::ops::Range;
 
-use super::target::split_target;
-use super::{Limits, RequestError, Version, TCHAR};
+use super::target::{is_authority, split_target};
+use super::{Limits, RequestError, Version};
+use crate::syntax::is_token;
 
 /// How the body of a request is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,15 +201,24 @@ impl HeadParser {
                     self.start = next;
                 } else if line.len() > limits.request_line {
                     return Err(RequestError::UriTooLong);
-                } else if !line.ends_with(b" HTTP/1.1") && !line.ends_with(b" HTTP/1.0") {
+                } else if !line.ends_with(b" HTTP/1.1") && !line.ends_with(b" HTTP/1.0")
+                    || !is_request_line(&buf[from..cr])
+                {
                     // HTTP/0.9 or garbage: refuse now rather than wait for a head end
-                    // that such a client never sends.
+                    // that such a client never sends (bytes before `from` were checked
+                    // while the line was partial).
                     return Err(BAD_REQUEST_LINE);
                 } else {
                     self.request_line_done = true;
                 }
             } else if line.is_empty() {
-                return Ok(Some(next));
+                // Empty lines before the request-line count too, as while the head
+                // was partial: where a read ends must not decide the outcome.
+                return if next > max_head {
+                    Err(HEAD_TOO_LARGE)
+                } else {
+                    Ok(Some(next))
+                };
             } else if line.len() > limits.field_size {
                 return Err(FIELD_TOO_LONG);
             } else if line[0] == b' ' || line[0] == b'\t' {
@@ -254,10 +264,7 @@ impl HeadParser {
             }
             // A request-line is only SP and visible ASCII: refuse anything
             // else (say, a TLS handshake) at once instead of waiting for CRLF.
-            if buf[new_from.min(end)..end]
-                .iter()
-                .any(|&b| b != b' ' && !b.is_ascii_graphic())
-            {
+            if !is_request_line(&buf[new_from.min(end)..end]) {
                 return Err(BAD_REQUEST_LINE);
             }
         } else if !line.is_empty() {
@@ -273,6 +280,12 @@ impl HeadParser {
         }
         Ok(())
     }
+}
+
+/// Whether `bytes` may be part of a request-line: SP and visible ASCII only.
+#[inline]
+fn is_request_line(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == b' ' || b.is_ascii_graphic())
 }
 
 /// Index of the first CR or LF in `hay`, eight bytes at a time.
@@ -424,7 +437,9 @@ fn finish(
         match name.len() {
             4 if name.eq_ignore_ascii_case(b"host") => {
                 hosts += 1;
-                if !value.iter().all(|&b| HOST_CHAR[b as usize]) {
+                // RFC 9110 7.2 allows an empty Host (a target without an
+                // authority); anything else is `uri-host [ ":" port ]`.
+                if !value.is_empty() && !is_authority(value) {
                     return Err(RequestError::BadRequest("invalid Host header"));
                 }
             }
@@ -517,11 +532,6 @@ fn finish(
 }
 
 #[inline]
-fn is_token(bytes: &[u8]) -> bool {
-    !bytes.is_empty() && bytes.iter().all(|&b| TCHAR[b as usize])
-}
-
-#[inline]
 fn trim_ows(mut bytes: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = bytes {
         bytes = rest;
@@ -550,10 +560,6 @@ fn parse_content_length(value: &[u8]) -> Result<u64, RequestError> {
     }
     Ok(n)
 }
-
-/// Bytes of `Host = uri-host [ ":" port ]`: reg-name, IP-literal, IPv4 and
-/// port characters (unreserved, sub-delims, `%`, `:`, `[`, `]`).
-static HOST_CHAR: [bool; 256] = super::alnum_and(b"-._~!$&'()*+,;=%:[]");
 
 #[cfg(test)]
 #[path = "request_tests.rs"]

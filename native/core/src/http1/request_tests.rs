@@ -233,6 +233,11 @@ fn targets() {
         ("GET", "HTTPS://example.com"),
         ("OPTIONS", "*"),
         ("OPTIONS", "/"),
+        ("GET", "http://[::1]:8080/p"),
+        ("GET", "http://h:/p"),
+        // VCHARs outside pchar that real clients send unencoded (see split_target).
+        ("GET", "/a|b{c}\"d^`<>\\[]?x=|{}"),
+        ("GET", "/%zz%4?%"),
     ] {
         let h = head(format!("{method} {target} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes());
         assert_eq!(h.target(), target.as_bytes());
@@ -256,6 +261,14 @@ fn invalid_targets() {
         b"example.com:443",
         b"ftp://h/",
         b"http://u@h/",
+        b"http://h:x/",
+        b"http://h:80:80/",
+        b"http://[::1/",
+        b"http://[::g]/",
+        b"http://a|b/",
+        b"http://%zz/",
+        b"http:///",
+        b"http://caf\xc3\xa9/",
         b"",
     ] {
         let mut req = b"GET ".to_vec();
@@ -264,6 +277,15 @@ fn invalid_targets() {
         bad(&req);
     }
     bad(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+    bad(b"OPTIONS example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+}
+
+#[test]
+fn host_value_is_trimmed_before_the_authority_check() {
+    let h = head(&with_headers("Host: \t h:80 \t\r\n"));
+    assert_eq!(h.header(b"host"), Some(&b"h:80"[..]));
+    bad(&with_headers("Host: h :80\r\n"));
+    bad(&with_headers("Host: h: 80\r\n"));
 }
 
 #[test]
@@ -342,18 +364,29 @@ fn host_rules() {
     bad(&with_headers("Host: a\r\nhost: b\r\n"));
     bad(b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n");
     assert_eq!(head(b"GET / HTTP/1.0\r\n\r\n").headers.len(), 0);
-    for ok in [
-        "h",
-        "example.com:8080",
-        "[::1]:80",
-        "10.0.0.1",
-        "xn--caf-dma.fr",
-        "",
-    ] {
-        head(&with_headers(&format!("Host: {ok}\r\n")));
+    // Empty is valid (RFC 9110 7.2); every other value is an authority.
+    head(&with_headers("Host: \r\n"));
+    for ok in crate::http1::target::tests::AUTHORITY_OK {
+        let h = head(&with_headers(&format!("Host: {ok}\r\n")));
+        assert_eq!(h.header(b"host"), Some(ok.as_bytes()));
     }
-    for not_ok in ["a b", "a/b", "a@b", "a?b", "a#b", "caf\u{e9}", "\"h\""] {
-        bad(&with_headers(&format!("Host: {not_ok}\r\n")));
+    for not_ok in crate::http1::target::tests::AUTHORITY_BAD {
+        let e = err(&with_headers(&format!("Host: {not_ok}\r\n")));
+        if not_ok
+            .bytes()
+            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        {
+            assert_eq!(
+                e,
+                RequestError::BadRequest("invalid Host header"),
+                "{not_ok:?}"
+            );
+        } else {
+            assert!(
+                matches!(e, RequestError::BadRequest(_)),
+                "{not_ok:?}: {e:?}"
+            );
+        }
     }
 }
 
@@ -956,4 +989,44 @@ proptest! {
             prop_assert_eq!(result.err(), Some(TOO_MANY_FIELDS));
         }
     }
+}
+
+/// Found by the head fuzz target: empty lines before the request-line bring a
+/// head just past `max_head`; whole or split inside its final CRLF, it is
+/// refused the same way.
+#[test]
+fn leading_empty_lines_count_toward_max_head_however_the_head_arrives() {
+    let limits = Limits {
+        request_line: 16,
+        fields: 2,
+        field_size: 16,
+        body: None,
+    };
+    let mut bytes = b"\r\n".repeat(12);
+    bytes.extend_from_slice(b"PUT /x HTTP/1.0\r\nAccetLngth: )\r\n\r\n");
+    assert!(bytes.len() > limits.max_head());
+    let whole = parse_request_head(&bytes, &limits).map(|r| r.map(|(_, n)| n));
+    assert_eq!(
+        whole,
+        Err(RequestError::HeaderFieldsTooLarge("request head too large"))
+    );
+    let mut parser = HeadParser::new();
+    let split = match parser.parse(&bytes[..bytes.len() - 1], &limits) {
+        Ok(None) => parser.parse(&bytes, &limits).map(|r| r.map(|(_, n)| n)),
+        other => other.map(|r| r.map(|(_, n)| n)),
+    };
+    assert_eq!(split, whole);
+}
+
+/// Found by the head fuzz target: a control byte in a request-line is refused
+/// as soon as the line is complete, not only while it is partial.
+#[test]
+fn control_byte_in_a_complete_request_line_is_refused_at_once() {
+    let limits = Limits::default();
+    let bytes = b"\x01GET / HTTP/1.1\r\nHost: a\r\n";
+    assert!(HeadParser::new().parse(&bytes[..5], &limits).is_err());
+    assert_eq!(
+        parse_request_head(bytes, &limits).map(|r| r.is_some()),
+        Err(RequestError::BadRequest("malformed request line"))
+    );
 }

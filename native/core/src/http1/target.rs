@@ -1,9 +1,12 @@
-//! Request-target handling: split into path and query, and percent-decode
+//! Request-target handling: split into path and query, check the authority
+//! (of an absolute-form target and of the Host header), and percent-decode
 //! the path for ASGI's `path`.
 
 use std::borrow::Cow;
+use std::net::Ipv6Addr;
 
 use super::RequestError;
+use crate::syntax::{alnum_and, hex_digit};
 
 /// A request-target split the way ASGI wants it: `raw_path` and
 /// `query_string` (without the `?`).
@@ -21,8 +24,15 @@ pub struct Target<'a> {
 /// Accepts the origin-form (`/p?q`), the absolute-form
 /// (`http://host[:port]/p?q`, scheme `http` or `https` in any case) and the
 /// asterisk-form (`*`, only for `OPTIONS`). Everything else, including the
-/// authority-form, is refused with 400. Bytes are not checked here beyond the
-/// form: `parse_request_head` already refused CTLs, spaces, `#` and non-ASCII.
+/// authority-form, is refused with 400. The authority of an absolute-form
+/// target must be a valid `authority` (see `is_authority`).
+///
+/// The path and query are not held to `pchar`: `parse_request_head` already
+/// refused CTLs, spaces, `#` and non-ASCII, and the other VCHARs (`"`, `<`,
+/// `>`, `\`, `^`, `` ` ``, `{`, `|`, `}`, `[`, `]`, and a `%` without two hex
+/// digits) are sent unencoded by real clients. They change neither the form
+/// of the target nor where the request ends, and reach the app unaltered in
+/// `raw_path` and `query_string`, so refusing them would only break clients.
 pub fn split_target<'a>(method: &[u8], target: &'a [u8]) -> Result<Target<'a>, RequestError> {
     match target.first() {
         Some(b'/') => Ok(split_query(target)),
@@ -70,10 +80,7 @@ fn split_absolute(target: &[u8]) -> Result<Target<'_>, RequestError> {
         .iter()
         .position(|&b| b == b'/' || b == b'?')
         .unwrap_or(rest.len());
-    let authority = &rest[..end];
-    // An http(s) URI needs a host; userinfo is deprecated and a known vector
-    // for confusing what host a request is for.
-    if authority.is_empty() || authority[0] == b':' || authority.contains(&b'@') {
+    if !is_authority(&rest[..end]) {
         return Err(BAD);
     }
     let path_and_query = &rest[end..];
@@ -89,19 +96,101 @@ fn split_absolute(target: &[u8]) -> Result<Target<'_>, RequestError> {
     }
 }
 
-#[inline]
-fn starts_with_ignore_case(haystack: &[u8], prefix: &[u8]) -> bool {
-    haystack.len() >= prefix.len() && haystack[..prefix.len()].eq_ignore_ascii_case(prefix)
+/// RFC 3986 `unreserved` and `sub-delims`: the bytes of a `reg-name`
+/// besides `pct-encoded`, and of an `IPvFuture` address besides `:`.
+static REG_NAME_CHAR: [bool; 256] = alnum_and(b"-._~!$&'()*+,;=");
+
+/// Whether `authority` is `uri-host [ ":" port ]` with a non-empty host
+/// (RFC 9110 4.2.1 and 7.2, RFC 3986 3.2.2 and 3.2.3):
+///
+/// ```text
+/// uri-host    = IP-literal / IPv4address / reg-name
+/// IP-literal  = "[" ( IPv6address / IPvFuture ) "]"
+/// IPvFuture   = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
+/// reg-name    = *( unreserved / pct-encoded / sub-delims )
+/// port        = *DIGIT
+/// ```
+///
+/// `IPv4address` is a `reg-name` too, so it needs no case of its own. The
+/// userinfo of an absolute-form target (`user@`) is not accepted: `@` is in
+/// no part of this grammar, and an `http` URI's userinfo is deprecated
+/// (RFC 9110 4.2.4) and a known way to confuse which host a request is for.
+///
+/// The Host header and the absolute-form target share this one parser, so
+/// both agree on what a host is.
+pub(crate) fn is_authority(authority: &[u8]) -> bool {
+    let port = if let Some(literal) = authority.strip_prefix(b"[") {
+        let Some(close) = literal.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        if !is_ip_literal(&literal[..close]) {
+            return false;
+        }
+        &literal[close + 1..]
+    } else {
+        let end = authority
+            .iter()
+            .position(|&b| b == b':')
+            .unwrap_or(authority.len());
+        if end == 0 || !is_reg_name(&authority[..end]) {
+            return false;
+        }
+        &authority[end..]
+    };
+    match port {
+        [] => true,
+        [b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+/// `reg-name`: unreserved, sub-delims and `%` followed by two hex digits.
+fn is_reg_name(name: &[u8]) -> bool {
+    let mut i = 0;
+    while i < name.len() {
+        if name[i] == b'%' {
+            let hex = name.get(i + 1..i + 3);
+            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                return false;
+            }
+            i += 3;
+        } else if REG_NAME_CHAR[usize::from(name[i])] {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// The inside of an `IP-literal`: an `IPv6address` (std's parser follows
+/// RFC 4291 2.2, the same text forms as RFC 3986 3.2.2, an IPv4 tail
+/// included) or an `IPvFuture`.
+fn is_ip_literal(inner: &[u8]) -> bool {
+    if let Some(future) = inner
+        .strip_prefix(b"v")
+        .or_else(|| inner.strip_prefix(b"V"))
+    {
+        let Some(dot) = future.iter().position(|&b| b == b'.') else {
+            return false;
+        };
+        let (version, address) = (&future[..dot], &future[dot + 1..]);
+        return !version.is_empty()
+            && version.iter().all(u8::is_ascii_hexdigit)
+            && !address.is_empty()
+            && address
+                .iter()
+                .all(|&b| b == b':' || REG_NAME_CHAR[usize::from(b)]);
+    }
+    inner
+        .iter()
+        .all(|&b| b == b':' || b == b'.' || b.is_ascii_hexdigit())
+        && std::str::from_utf8(inner).is_ok_and(|text| text.parse::<Ipv6Addr>().is_ok())
 }
 
 #[inline]
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+fn starts_with_ignore_case(haystack: &[u8], prefix: &[u8]) -> bool {
+    haystack.len() >= prefix.len() && haystack[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
 /// Percent-decode a path for ASGI's `path`.
@@ -121,8 +210,8 @@ pub fn percent_decode(raw_path: &[u8]) -> Cow<'_, str> {
         let b = raw_path[i];
         if b == b'%' {
             if let (Some(hi), Some(lo)) = (
-                raw_path.get(i + 1).copied().and_then(hex_value),
-                raw_path.get(i + 2).copied().and_then(hex_value),
+                raw_path.get(i + 1).copied().and_then(hex_digit),
+                raw_path.get(i + 2).copied().and_then(hex_digit),
             ) {
                 out.push(hi << 4 | lo);
                 i += 3;
@@ -139,7 +228,7 @@ pub fn percent_decode(raw_path: &[u8]) -> Cow<'_, str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -177,6 +266,139 @@ mod tests {
         assert_eq!(split("OPTIONS", "http://h/"), ok("/", ""));
     }
 
+    /// Authorities the grammar admits (also as Host values).
+    pub(crate) const AUTHORITY_OK: &[&str] = &[
+        "h",
+        "example.com",
+        "example.com:8080",
+        "example.com:",
+        "h:0",
+        "h:65535",
+        "h:000080",
+        "local.host.",
+        "xn--caf-dma.fr",
+        "a-b_c~d",
+        "!$&'()*+,;=",
+        "a%20b",
+        "%41%7e",
+        "10.0.0.1",
+        "10.0.0.1:80",
+        "999.999.999.999",
+        "[::1]",
+        "[::1]:80",
+        "[::1]:",
+        "[::]",
+        "[2001:db8::1]:443",
+        "[2001:DB8:0:0:0:0:0:1]",
+        "[1:2:3:4:5:6:7:8]",
+        "[1:2:3:4:5:6:7::]",
+        "[::2:3:4:5:6:7:8]",
+        "[1::8]",
+        "[::ffff:192.0.2.1]",
+        "[1:2:3:4:5:6:1.2.3.4]",
+        "[v1.x]",
+        "[V7.a:b!$&'()*+,;=-._~]",
+        "[vF0.1]:8080",
+    ];
+
+    /// Authorities the grammar refuses (Host values too, but for "").
+    pub(crate) const AUTHORITY_BAD: &[&str] = &[
+        ":80",
+        ":",
+        "h:8a",
+        "h:-1",
+        "h:+80",
+        "h: 80",
+        "h :80",
+        "h:80:90",
+        "h::80",
+        "h:0x50",
+        "[::1",
+        "::1",
+        "[::1]x",
+        "[::1]:x",
+        "[::1]]",
+        "[[::1]]",
+        "[]",
+        "[:]",
+        "[1:2:3:4:5:6:7:8:9]",
+        "[1:2:3:4:5:6:7:8::]",
+        "[12345::]",
+        "[::g]",
+        "[1.2.3.4]",
+        "[::1.2.3]",
+        "[::256.1.1.1]",
+        "[::1.2.3.4:5]",
+        "[1:::2]",
+        "[1::2::3]",
+        "[fe80::1%25eth0]",
+        "[ ::1]",
+        "[v1]",
+        "[v.x]",
+        "[v1.]",
+        "[vx.1]",
+        "[v1.x/y]",
+        "[v1.x@y]",
+        "[v1.x%20]",
+        "a b",
+        "a\tb",
+        "a/b",
+        "a@b",
+        "u@h",
+        "u:p@h",
+        "a?b",
+        "a#b",
+        "a%",
+        "a%2",
+        "a%zz",
+        "a%%41",
+        "caf\u{e9}",
+        "\"h\"",
+        "a[b",
+        "h]",
+        "a\\b",
+        "a{b}",
+        "a|b",
+        "a^b",
+        "a<b>",
+        "a`b",
+        "a\u{0}b",
+    ];
+
+    #[test]
+    fn authority_grammar() {
+        for good in AUTHORITY_OK {
+            assert!(is_authority(good.as_bytes()), "{good:?}");
+            let target = format!("http://{good}/p?q");
+            assert_eq!(split("GET", &target), ok("/p", "q"), "{target:?}");
+        }
+        assert!(!is_authority(b""));
+        for bad in AUTHORITY_BAD {
+            assert!(!is_authority(bad.as_bytes()), "{bad:?}");
+            if bad.contains(['/', '?']) {
+                continue; // these end the authority of a target
+            }
+            let target = format!("https://{bad}/p");
+            assert!(
+                matches!(split("GET", &target), Err(RequestError::BadRequest(_))),
+                "{target:?}"
+            );
+        }
+        // Bytes outside ASCII, one by one.
+        for b in 0x80..=0xffu8 {
+            assert!(!is_authority(&[b'h', b]));
+            assert!(!is_authority(&[b'[', b'v', b'1', b'.', b, b']']));
+        }
+    }
+
+    #[test]
+    fn absolute_form_leading_zeros_in_ipv4_tail() {
+        // RFC 3986 dec-octet has no leading zeros; std agrees.
+        assert!(!is_authority(b"[::01.2.3.4]"));
+        assert!(!is_authority(b"[::1.2.3.04]"));
+        assert!(is_authority(b"[::0.2.3.4]"));
+    }
+
     #[test]
     fn asterisk_form() {
         assert_eq!(split("OPTIONS", "*"), ok("*", ""));
@@ -207,6 +429,14 @@ mod tests {
             "http://user@h/p",
             "http://u:p@h/",
             "http//h",
+            "http://h:x/",
+            "http://h:80:80/",
+            "http://[::1/",
+            "http://[::1]x/",
+            "http://[zz::1]/",
+            "http://h%/",
+            "http://a,b|c/",
+            "http://[v1]/",
         ] {
             assert!(
                 matches!(split("GET", target), Err(RequestError::BadRequest(_))),

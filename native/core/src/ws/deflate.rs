@@ -9,6 +9,7 @@ use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, 
 
 use super::close_code;
 use super::WsError;
+use crate::syntax::is_token;
 
 /// The extension's registered name.
 pub const EXTENSION_NAME: &str = "permessage-deflate";
@@ -92,14 +93,6 @@ impl DeflateParams {
         }
         value
     }
-}
-
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-pub(crate) fn is_token(s: &[u8]) -> bool {
-    !s.is_empty() && s.iter().all(|&b| is_tchar(b))
 }
 
 fn trim(s: &[u8]) -> &[u8] {

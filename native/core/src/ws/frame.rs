@@ -140,6 +140,7 @@ impl FrameDecoder {
 
     /// A decoder for frames sent by a server (which must not be masked):
     /// lets tests read back what the encoders wrote.
+    #[cfg(test)]
     pub fn for_server_frames(max_size: usize, allow_rsv1: bool) -> Self {
         Self {
             expect_masked: false,
@@ -172,11 +173,6 @@ impl FrameDecoder {
             State::Payload { payload, .. } => payload.len(),
         };
         self.buf.len() - self.pos + partial
-    }
-
-    /// True between a frame without FIN and the fragment that ends its message.
-    pub fn in_fragmented_message(&self) -> bool {
-        self.fragmented
     }
 
     /// The next complete frame, `Ok(None)` if more bytes are needed.
@@ -386,7 +382,8 @@ pub fn encode_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8], fin: bool
     out.extend_from_slice(payload);
 }
 
-/// Appends one masked frame, as a client sends it (for tests and tools).
+/// Appends one masked frame, as a client sends it (for tests).
+#[cfg(test)]
 pub fn encode_client_frame(
     out: &mut Vec<u8>,
     opcode: OpCode,

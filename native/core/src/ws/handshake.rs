@@ -5,7 +5,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
-use super::deflate::{is_token, parse_deflate_offers, DeflateOffer};
+use super::deflate::{parse_deflate_offers, DeflateOffer};
+use crate::syntax::{is_field_value, is_token, write_status_line};
 
 /// Appended to the client's key before hashing (RFC 6455 1.3).
 const WEBSOCKET_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -70,12 +71,7 @@ impl HandshakeError {
         N: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
-        let phrase = if self.status == 426 {
-            "Upgrade Required"
-        } else {
-            "Bad Request"
-        };
-        out.extend_from_slice(format!("HTTP/1.1 {} {phrase}\r\n", self.status).as_bytes());
+        write_status_line(out, self.status);
         if self.status == 426 {
             out.extend_from_slice(b"Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n");
         }
@@ -245,7 +241,7 @@ where
                 reason: "invalid header name",
             });
         }
-        if value.iter().any(|&b| matches!(b, b'\r' | b'\n' | b'\0')) {
+        if !is_field_value(value) {
             return Err(InvalidHeader {
                 reason: "invalid header value",
             });
@@ -486,6 +482,7 @@ mod tests {
         );
     }
 
+    /// `websocket.accept` headers pass the same check as HTTP response headers.
     #[test]
     fn accept_response_refuses_header_injection() {
         let mut out = b"prev".to_vec();
@@ -495,6 +492,13 @@ mod tests {
             (None, vec![("bad name", "v")]),
             (None, vec![("x", "v\r\nInjected: 1")]),
             (None, vec![("", "v")]),
+            (None, vec![("a:b", "v")]),
+            (None, vec![("caf\u{e9}", "v")]),
+            (None, vec![("x", "v\rw")]),
+            (None, vec![("x", "v\nw")]),
+            (None, vec![("x", "v\0w")]),
+            (None, vec![("x", "v\x01w")]),
+            (None, vec![("x", "v\x7fw")]),
         ] {
             let r = write_accept_response(&mut out, "k", sub, None, &headers);
             assert!(r.is_err(), "{sub:?} {headers:?}");

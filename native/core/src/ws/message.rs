@@ -139,7 +139,8 @@ impl MessageAssembler {
     }
 
     /// A decoder that reads what a server sends with `deflate`: the mirror
-    /// of the client side, for tests and tools.
+    /// of the client side, for tests.
+    #[cfg(test)]
     pub fn for_server_messages(max_size: usize, deflate: Option<&DeflateParams>) -> Self {
         let mirrored = deflate.map(|p| DeflateParams {
             client_no_context_takeover: p.server_no_context_takeover,

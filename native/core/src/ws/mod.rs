@@ -14,7 +14,7 @@
 //!   validation, and the message encoder.
 
 pub mod deflate;
-pub mod frame;
+pub(crate) mod frame;
 pub mod handshake;
 pub mod message;
 pub mod session;

@@ -33,6 +33,7 @@ pub struct WsSettings {
     pub per_message_deflate: bool,
 }
 
+#[cfg(test)]
 impl Default for WsSettings {
     fn default() -> Self {
         Self {

@@ -1,0 +1,148 @@
+"""Instructions per request of one worker, counted by callgrind.
+
+Wall-clock numbers on a shared 2-core machine move by several percent from run to run;
+an instruction count does not, so a change to the hot path is judged by this:
+
+    python bench/callgrind.py                # plaintext (examples/hello.py), uvloop
+    python bench/callgrind.py --loop asyncio
+
+One worker (no master) serves ``examples/hello.py`` under ``valgrind --tool=callgrind``
+twice: once for ``--small`` keep-alive requests on one connection, once for ``--large``.
+Start-up, warm-up and shutdown cost the same in both runs, so
+
+    (instructions of the large run - instructions of the small run) / (large - small)
+
+is what one request costs. The client is this script: sequential requests on one
+connection, each bounded by ``--timeout``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: callgrind\r\nAccept: */*\r\n\r\n"
+BODY = b"Hello, world!\n"
+
+
+def serve(port: int, loop: str) -> int:
+    """The measured process: one worker on a loopback port, as a worker process runs it."""
+    from ruvicorn import logs
+    from ruvicorn.config import Config
+    from ruvicorn.listeners import bind_listeners
+    from ruvicorn.worker.run import run_worker
+
+    config = Config(
+        app="hello:app",
+        app_dir=str(ROOT / "examples"),
+        port=port,
+        loop=loop,
+        access_log=False,
+        log_level="warning",
+    )
+    logs.configure(config.log_level)
+    return run_worker(config, bind_listeners(config))
+
+
+def wait_ready(port: int, deadline: float) -> None:
+    """Connect once the port listens and wait for one answer. A single request, however
+    long the worker under callgrind takes to answer it: retried requests would differ in
+    number between runs and spoil the difference."""
+    while time.monotonic() < deadline:
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=1.0)
+        except OSError:
+            time.sleep(0.2)
+            continue
+        with sock:
+            sock.settimeout(max(deadline - time.monotonic(), 1.0))
+            sock.sendall(REQUEST)
+            if sock.recv(4096):
+                return
+            raise SystemExit("the worker closed the first connection")
+    raise SystemExit("the worker did not answer in time")
+
+
+def send_requests(port: int, count: int, timeout: float) -> None:
+    """``count`` keep-alive requests, one after the other, on one connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        for _ in range(count):
+            sock.sendall(REQUEST)
+            received = b""
+            while not received.endswith(BODY):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise SystemExit("the worker closed the connection")
+                received += chunk
+
+
+def count_instructions(count: int, port: int, loop: str, timeout: float) -> int:
+    """Total instructions of a worker that served ``count`` requests (plus one to see it up)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            __file__,
+            "--serve",
+            str(port),
+            "--loop",
+            loop,
+        ]
+        proc = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            wait_ready(port, time.monotonic() + 120)
+            send_requests(port, count, timeout)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        match = re.search(rb"Collected : (\d+)", err)
+        if match is None:
+            raise SystemExit(f"no callgrind total in: {err[-500:].decode(errors='replace')}")
+        return int(match.group(1))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--loop", default="uvloop", choices=("uvloop", "asyncio"))
+    parser.add_argument("--small", type=int, default=2000, help="requests of the first run")
+    parser.add_argument("--large", type=int, default=4000, help="requests of the second run")
+    parser.add_argument("--port", type=int, default=18090)
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per response")
+    parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve is not None:
+        return serve(args.serve, args.loop)
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    if not args.small < args.large:
+        raise SystemExit("--small must be less than --large")
+    small = count_instructions(args.small, args.port, args.loop, args.timeout)
+    large = count_instructions(args.large, args.port, args.loop, args.timeout)
+    per_request = (large - small) / (args.large - args.small)
+    print(f"{args.small} requests: {small:,} instructions")
+    print(f"{args.large} requests: {large:,} instructions")
+    print(f"plaintext ({args.loop}): {per_request:,.0f} instructions per request")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())

@@ -1,0 +1,220 @@
+//! What a decision taken under the connection's lock leaves to do once it is released.
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use super::{Conn, HttpProtocol};
+use crate::asgi::cycle::{receive_message, report_app_outcome};
+use crate::key;
+use ruvicorn_core::http1::connection::ReceiveOutcome;
+use ruvicorn_core::http1::request::RequestHead;
+use ruvicorn_core::http1::RequestError;
+
+/// Python work decided under the lock, done after it is released.
+#[derive(Default)]
+pub(crate) struct Effects {
+    /// Bytes to write; then `write_body` and `write_suffix` (a response body part, so the
+    /// app's bytes are copied only into the final buffer); then `write_tail`.
+    pub(super) write: Vec<u8>,
+    pub(super) write_body: Option<Py<PyBytes>>,
+    pub(super) write_suffix: &'static [u8],
+    pub(super) write_tail: Vec<u8>,
+    /// Half-close after the writes (`transport.write_eof()`); see `Conn::half_close`.
+    pub(super) write_eof: bool,
+    pub(super) close: bool,
+    pub(super) pause_reading: Option<bool>,
+    /// A request head whose app is to start, with its exchange.
+    pub(super) start: Option<(RequestHead, u64)>,
+    /// `receive()` futures to complete: with the next body message (`Some(seq)`, taken only
+    /// once the future is known not to be cancelled) or with http.disconnect (`None`).
+    pub(super) wake_receive: Vec<(Py<PyAny>, Option<u64>)>,
+    pub(super) wake_drain: Vec<Py<PyAny>>,
+    pub(super) refused: Option<RequestError>,
+    pub(super) access: Option<(String, u16)>,
+    /// How an app ended, to log before anything else is done: its exception, or a
+    /// complaint about the response it left unfinished.
+    app_outcome: Option<(Option<Py<PyAny>>, Option<&'static str>)>,
+}
+
+impl Effects {
+    /// Log how an app ended (nothing when it raised nothing and left nothing to complain
+    /// about).
+    pub(crate) fn report_app_outcome(
+        &mut self,
+        error: Option<Py<PyAny>>,
+        complaint: Option<&'static str>,
+    ) {
+        if error.is_some() || complaint.is_some() {
+            self.app_outcome = Some((error, complaint));
+        }
+    }
+
+    /// Everything to write, as one `bytes` built with a single copy of each part.
+    fn wire_bytes<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let body = self.write_body.as_ref().map(|b| b.bind(py));
+        if body.is_none() && self.write_suffix.is_empty() && self.write_tail.is_empty() {
+            return Ok((!self.write.is_empty()).then(|| PyBytes::new(py, &self.write)));
+        }
+        let body = body.map_or(&b""[..], |b| b.as_bytes());
+        let parts = [
+            &self.write[..],
+            body,
+            self.write_suffix,
+            &self.write_tail[..],
+        ];
+        let total = parts.iter().map(|part| part.len()).sum();
+        PyBytes::new_with(py, total, |buf| {
+            let mut at = 0;
+            for part in parts {
+                buf[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+            Ok(())
+        })
+        .map(Some)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.write.is_empty()
+            && self.write_body.is_none()
+            && self.write_suffix.is_empty()
+            && self.write_tail.is_empty()
+            && !self.close
+            && !self.write_eof
+            && self.pause_reading.is_none()
+            && self.start.is_none()
+            && self.wake_receive.is_empty()
+            && self.wake_drain.is_empty()
+            && self.refused.is_none()
+            && self.access.is_none()
+            && self.app_outcome.is_none()
+    }
+}
+
+impl HttpProtocol {
+    /// Lock, decide, release, apply: `decide` runs on the connection's state under its
+    /// lock and records in an [`Effects`] what to do; once the lock is released the effects
+    /// are applied. Every change of a connection's state goes through here.
+    pub(crate) fn decide<R>(
+        slf: &Bound<'_, Self>,
+        decide: impl FnOnce(&mut Conn, &mut Effects) -> R,
+    ) -> PyResult<R> {
+        let mut fx = Effects::default();
+        let (out, transport) = {
+            let mut conn = slf.get().lock()?;
+            let out = decide(&mut conn, &mut fx);
+            if fx.is_empty() {
+                return Ok(out);
+            }
+            (out, conn.transport.as_ref().map(|t| t.clone_ref(slf.py())))
+        };
+        Self::apply(slf, fx, transport.as_ref().map(|t| t.bind(slf.py())))?;
+        Ok(out)
+    }
+
+    /// Perform what was decided under the lock.
+    fn apply(
+        slf: &Bound<'_, Self>,
+        mut fx: Effects,
+        transport: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        // Every effect is attempted even when one fails (a logging handler raising, say):
+        // a skipped wake-up would leave the app waiting forever. The first error is raised.
+        let mut first_error: Option<PyErr> = None;
+        let mut keep = |result: PyResult<()>| {
+            if let Err(err) = result {
+                first_error.get_or_insert(err);
+            }
+        };
+        if let Some((error, complaint)) = fx.app_outcome.take() {
+            let log = this.state().error_log.bind(py);
+            let error = error.map(|e| e.into_bound(py));
+            keep(report_app_outcome(log, error, complaint));
+        }
+        if let Some(err) = &fx.refused {
+            let line = format!("Invalid HTTP request from {}: {}", this.client_name(), err);
+            let log = this.state().error_log.bind(py);
+            keep(log.call_method1(key!(py, "warning"), (line,)).map(drop));
+        }
+        if let Some(transport) = transport {
+            keep(fx.wire_bytes(py).and_then(|bytes| {
+                match bytes {
+                    Some(bytes) => transport
+                        .call_method1(key!(py, "write"), (bytes,))
+                        .map(drop),
+                    None => Ok(()),
+                }
+            }));
+            if let Some(pause) = fx.pause_reading.filter(|_| !fx.close) {
+                let name = if pause {
+                    key!(py, "pause_reading")
+                } else {
+                    key!(py, "resume_reading")
+                };
+                keep(transport.call_method0(name).map(drop));
+            }
+            let half_closed =
+                fx.write_eof && !fx.close && transport.call_method0(key!(py, "write_eof")).is_ok();
+            if fx.close || (fx.write_eof && !half_closed) {
+                keep(transport.call_method0(key!(py, "close")).map(drop));
+            }
+        }
+        if let Some((line, status)) = fx.access {
+            if let Some(log) = &this.state().access_log {
+                keep(log.bind(py).call1((format!("{line} {status}"),)).map(drop));
+            }
+        }
+        if !fx.wake_receive.is_empty() {
+            keep(Self::wake_receivers(slf, fx.wake_receive));
+        }
+        if !fx.wake_drain.is_empty() {
+            for waiter in fx.wake_drain {
+                keep(resolve(py, waiter.bind(py), py.None().into_bound(py)));
+            }
+        }
+        if let Some((head, seq)) = fx.start {
+            keep(Self::start_app(slf, &head, seq));
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Complete HTTP `receive()` futures. A future the app cancelled is dropped without
+    /// taking anything, so its body bytes stay queued for the next `receive()`.
+    pub(super) fn wake_receivers(
+        slf: &Bound<'_, Self>,
+        waiters: Vec<(Py<PyAny>, Option<u64>)>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        for (waiter, wake) in waiters {
+            let waiter = waiter.bind(py);
+            if waiter.call_method0(key!(py, "done"))?.is_truthy()? {
+                continue;
+            }
+            let outcome = match wake {
+                None => ReceiveOutcome::Disconnect,
+                Some(seq) => {
+                    let waiting = waiter.clone().unbind();
+                    Self::decide(slf, |conn, fx| conn.receive_or_wait(seq, waiting, fx))?
+                }
+            };
+            if !matches!(outcome, ReceiveOutcome::Wait { .. }) {
+                waiter.call_method1(key!(py, "set_result"), (receive_message(py, outcome)?,))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Complete an asyncio future unless the app already cancelled it.
+pub(super) fn resolve(
+    py: Python<'_>,
+    future: &Bound<'_, PyAny>,
+    value: Bound<'_, PyAny>,
+) -> PyResult<()> {
+    if !future.call_method0(key!(py, "done"))?.is_truthy()? {
+        future.call_method1(key!(py, "set_result"), (value,))?;
+    }
+    Ok(())
+}

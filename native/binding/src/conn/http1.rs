@@ -1,0 +1,343 @@
+//! The HTTP/1.1 mode: the events of a connection that serves HTTP/1.1 exchanges (bytes
+//! read, deadlines, drain) and those its `RequestCycle`s send (`receive`, `send`, the
+//! app's end). The framing rules themselves live in `ruvicorn_core::http1::connection`.
+
+use std::time::Instant;
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use super::{ws, Conn, Deadline, Effects, Mode};
+use crate::asgi::cycle::ClientDisconnected;
+use crate::server::ServerState;
+use ruvicorn_core::http1::connection::{Feed, ReceiveOutcome, SendError, SendOutcome};
+use ruvicorn_core::syntax::{error_response, CONTINUE_100};
+
+/// What `connection_lost` hands back to be completed once the lock is released.
+pub(crate) struct Lost {
+    pub id: u64,
+    pub transport: Option<Py<PyAny>>,
+    /// HTTP `receive()` futures, to complete with http.disconnect.
+    pub receive_waiters: Vec<(Py<PyAny>, Option<u64>)>,
+    pub drain_waiters: Vec<Py<PyAny>>,
+    pub ws_waiter: Option<ws::Wake>,
+}
+
+fn disconnected() -> PyErr {
+    ClientDisconnected::new_err("client disconnected")
+}
+
+impl Conn {
+    /// The transport is up: the first request head is due within the header timeout.
+    pub(super) fn made(&mut self, id: u64, transport: Py<PyAny>, state: &ServerState) {
+        self.id = id;
+        self.transport = Some(transport);
+        self.deadline = Some(Deadline::Head(
+            Instant::now() + state.settings.header_timeout,
+        ));
+        if state.is_draining() {
+            self.http1.draining = true;
+            self.set_idle_deadline(state);
+        }
+    }
+
+    /// Bytes read from the transport, for whichever mode the connection is in.
+    pub(super) fn data_received(
+        &mut self,
+        data: &[u8],
+        state: &ServerState,
+        fx: &mut Effects,
+    ) -> Option<ws::Wake> {
+        if self.closing {
+            self.discard(data.len(), fx);
+            return None;
+        }
+        if let Mode::WebSocket(_) = self.mode {
+            return self.ws_data_received(data, fx);
+        }
+        let was_idle = self.http1.exchange().is_none();
+        let feed = self.http1.feed(data);
+        if was_idle && matches!(self.deadline, Some(Deadline::Idle(_))) {
+            self.deadline = None;
+        }
+        self.after_feed(feed, state, fx);
+        None
+    }
+
+    /// Feed-side bookkeeping shared by data_received and the restart after a response.
+    pub(super) fn after_feed(&mut self, feed: Feed, state: &ServerState, fx: &mut Effects) {
+        match feed {
+            Feed::Pending => {}
+            Feed::Request(head) => {
+                self.deadline = None;
+                fx.start = self.http1.current_seq().map(|seq| (head, seq));
+            }
+            Feed::Refused(err) => {
+                let seq = self.http1.current_seq();
+                let started = seq.is_some_and(|seq| self.http1.response_on_wire(seq));
+                if !started && !self.closing {
+                    fx.write_tail
+                        .extend(error_response(err.status(), &state.default_lines()));
+                }
+                fx.refused = Some(err);
+                self.close(fx);
+            }
+        }
+        if self.http1.exchange().is_none()
+            && self.http1.head_started
+            && !matches!(self.deadline, Some(Deadline::Head(_)))
+        {
+            self.deadline = Some(Deadline::Head(
+                Instant::now() + state.settings.header_timeout,
+            ));
+        }
+        if let Some((seq, _)) = self.receive_waiters.first() {
+            if self.http1.receive_ready(*seq) {
+                let waiters = std::mem::take(&mut self.receive_waiters);
+                fx.wake_receive
+                    .extend(waiters.into_iter().map(|(seq, w)| (w, Some(seq))));
+            }
+        }
+        self.refresh_read_pause(fx);
+    }
+
+    /// Answer the current request with `status` without running the app, then close.
+    pub(super) fn refuse(&mut self, status: u16, state: &ServerState, fx: &mut Effects) {
+        if !self.closing {
+            fx.write_tail = error_response(status, &state.default_lines());
+        }
+        self.log_access(status, fx);
+        self.close(fx);
+    }
+
+    /// The response of the current exchange is complete: log it and move to the next
+    /// request or close.
+    fn finish(&mut self, close: bool, state: &ServerState, fx: &mut Effects) {
+        if let Some(line) = self.access_line.take() {
+            let status = self.http1.exchange().map_or(0, |ex| ex.status);
+            fx.access = Some((line, status));
+        }
+        let waiters = std::mem::take(&mut self.receive_waiters);
+        fx.wake_receive
+            .extend(waiters.into_iter().map(|(_, w)| (w, None)));
+        if close || !self.http1.finish_exchange() {
+            if self.http1.draining {
+                self.half_close(fx);
+            } else {
+                self.close(fx);
+            }
+            return;
+        }
+        let feed = self.http1.advance();
+        if self.http1.is_idle() {
+            self.set_idle_deadline(state);
+        }
+        self.after_feed(feed, state, fx);
+    }
+
+    /// The sweep of an HTTP/1.1 connection. An idle connection past its deadline is not
+    /// closed here: its deadline comes back, for `close_idle` once no input is pending.
+    pub(super) fn check_deadline(
+        &mut self,
+        now: Instant,
+        state: &ServerState,
+        fx: &mut Effects,
+    ) -> Option<Instant> {
+        match self.deadline {
+            Some(Deadline::Idle(at)) if now >= at && self.http1.is_idle() => return Some(at),
+            Some(Deadline::HalfClosed(at)) if now >= at => fx.close = true,
+            Some(Deadline::Head(at)) if now >= at && self.http1.exchange().is_none() => {
+                if self.http1.head_started {
+                    fx.write = error_response(408, &state.default_lines());
+                }
+                fx.close = true;
+            }
+            _ => return None,
+        }
+        self.closing = true;
+        self.deadline = None;
+        None
+    }
+
+    /// The transport, for a look at its socket outside the lock.
+    pub(super) fn transport(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.transport.as_ref().map(|t| t.clone_ref(py))
+    }
+
+    /// Half-close an idle connection whose deadline `at` passed, unless it woke up since.
+    pub(super) fn close_idle(&mut self, at: Instant, fx: &mut Effects) {
+        if !self.closing && self.http1.is_idle() && self.deadline == Some(Deadline::Idle(at)) {
+            self.half_close(fx);
+        }
+    }
+
+    /// The worker drains.
+    pub(super) fn drain(&mut self, state: &ServerState, fx: &mut Effects) -> Option<ws::Wake> {
+        if let Mode::WebSocket(_) = self.mode {
+            return self.ws_drain(state, fx);
+        }
+        self.http1.draining = true;
+        if self.http1.is_idle() && !self.closing {
+            self.set_idle_deadline(state);
+        }
+        None
+    }
+
+    /// The worker gives up on the connection: the transport to abort.
+    pub(super) fn abort(&mut self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.closing = true;
+        self.transport(py)
+    }
+
+    /// The transport is gone: everything still waiting is handed back to be completed.
+    pub(super) fn lost(&mut self) -> Lost {
+        self.lost = true;
+        self.closing = true;
+        self.deadline = None;
+        Lost {
+            id: self.id,
+            transport: self.transport.take(),
+            receive_waiters: std::mem::take(&mut self.receive_waiters)
+                .into_iter()
+                .map(|(_, w)| (w, None))
+                .collect(),
+            drain_waiters: std::mem::take(&mut self.drain_waiters),
+            ws_waiter: self.ws_connection_lost(),
+        }
+    }
+
+    /// `receive()` of exchange `seq`: a body message, the disconnect, or wait (writing
+    /// "100 Continue" first when the client waits for it).
+    pub(crate) fn receive(&mut self, seq: u64, fx: &mut Effects) -> ReceiveOutcome {
+        let outcome = match self.http1.receive(seq) {
+            _ if self.lost => ReceiveOutcome::Disconnect,
+            outcome => outcome,
+        };
+        if let ReceiveOutcome::Wait {
+            send_continue: true,
+        } = outcome
+        {
+            fx.write.extend_from_slice(CONTINUE_100);
+        }
+        self.refresh_read_pause(fx);
+        outcome
+    }
+
+    /// A waiting `receive()` of exchange `seq` was woken: take its message, or keep it
+    /// waiting.
+    pub(super) fn receive_or_wait(
+        &mut self,
+        seq: u64,
+        waiter: Py<PyAny>,
+        fx: &mut Effects,
+    ) -> ReceiveOutcome {
+        let outcome = match self.http1.receive(seq) {
+            _ if self.lost => ReceiveOutcome::Disconnect,
+            outcome => outcome,
+        };
+        if let ReceiveOutcome::Wait { .. } = outcome {
+            self.receive_waiters.push((seq, waiter));
+        }
+        self.refresh_read_pause(fx);
+        outcome
+    }
+
+    pub(crate) fn add_receive_waiter(&mut self, seq: u64, waiter: Py<PyAny>) {
+        self.receive_waiters.push((seq, waiter));
+    }
+
+    /// `send()` may not go on: the client left, or the connection closes before the
+    /// response of `seq` was complete.
+    fn send_refused(&self, seq: u64) -> bool {
+        self.lost || (self.closing && !self.http1.response_complete(seq))
+    }
+
+    /// `http.response.start` of exchange `seq`.
+    pub(crate) fn start_response<'h>(
+        &mut self,
+        seq: u64,
+        status: u16,
+        headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
+        defaults: &[&[u8]],
+    ) -> PyResult<()> {
+        if self.send_refused(seq) {
+            return Err(disconnected());
+        }
+        self.http1
+            .start_response(seq, status, headers, defaults)
+            .map_err(|err| PyRuntimeError::new_err(err.message()))
+    }
+
+    /// `http.response.body` of exchange `seq`; `body` is the app's bytes object holding
+    /// `data`, written without another copy.
+    pub(crate) fn send_body(
+        &mut self,
+        seq: u64,
+        data: &[u8],
+        body: Option<&Bound<'_, PyBytes>>,
+        more_body: bool,
+        state: &ServerState,
+        fx: &mut Effects,
+    ) -> PyResult<()> {
+        if self.send_refused(seq) {
+            return Err(disconnected());
+        }
+        let mut head = Vec::with_capacity(256);
+        match self.http1.send_body(seq, &mut head, data, more_body) {
+            Ok((outcome, part)) => {
+                fx.write = head;
+                if part.with_body {
+                    fx.write_body = body.map(|b| b.clone().unbind());
+                }
+                fx.write_suffix = part.suffix;
+                match outcome {
+                    SendOutcome::Open => {}
+                    SendOutcome::Complete => self.finish(false, state, fx),
+                    SendOutcome::Close => self.finish(true, state, fx),
+                }
+                Ok(())
+            }
+            Err(err) => {
+                if let SendError::Broken(_) = err {
+                    // The head may already be framed: send it, then cut the connection.
+                    fx.write = head;
+                    self.finish(true, state, fx);
+                }
+                Err(PyRuntimeError::new_err(err.message()))
+            }
+        }
+    }
+
+    /// `http.response.pathsend`: the file's length frames the response.
+    pub(crate) fn set_body_length(&mut self, seq: u64, length: u64) {
+        self.http1.set_body_length(seq, length);
+    }
+
+    /// The app of exchange `seq` is done. A response it did not complete is settled: 500
+    /// if nothing was sent yet, else the connection is cut so the client sees a truncated
+    /// response. Returns the complaint to log, if any.
+    pub(crate) fn app_finished(
+        &mut self,
+        seq: u64,
+        state: &ServerState,
+        fx: &mut Effects,
+    ) -> Option<&'static str> {
+        if !self.http1.is_current(seq) || self.http1.response_complete(seq) {
+            return None;
+        }
+        let mut complaint = None;
+        // An app that stops because its client left has nothing to answer for.
+        if !self.http1.response_on_wire(seq) {
+            if !self.lost && !self.closing {
+                complaint = Some("ASGI callable returned without starting a response");
+                fx.write = error_response(500, &state.default_lines());
+            }
+        } else if !self.lost {
+            complaint = Some("ASGI callable returned without completing the response");
+        }
+        self.http1.close_after_response();
+        self.close(fx);
+        complaint
+    }
+}

@@ -1,0 +1,191 @@
+//! One owner per connection.
+//!
+//! [`Conn`] is the whole state of one connection: a single state machine whose [`Mode`]
+//! says which protocol speaks on it. Its fields are private to this module; the ASGI
+//! cycles (`crate::asgi`) and the worker (`crate::server`) reach it only through the
+//! typed events below (`receive`, `send_body`, `ws_accept`, ...), each of which decides
+//! what to do and writes that down in an [`Effects`].
+//!
+//! [`HttpProtocol::decide`] is the one place that locks the state, runs such a decision,
+//! releases the lock and then applies the effects (writes, closes, future completions,
+//! starting the app). No Python code runs under the lock, so a Python callback that
+//! re-enters the protocol (`pause_writing` from inside `transport.write`) finds it free.
+//!
+//! Where the next protocols go: TLS is a layer beneath whatever mode runs (between the
+//! transport and `Conn`'s bytes in and out); HTTP/2 is one more [`Mode`] with its own file
+//! next to `http1.rs` and `ws.rs`.
+
+mod effects;
+mod http1;
+mod protocol;
+mod ws;
+
+use std::time::{Duration, Instant};
+
+use pyo3::prelude::*;
+
+use crate::server::ServerState;
+use ruvicorn_core::http1::connection::Connection;
+use ruvicorn_core::http1::Limits;
+
+pub(crate) use effects::Effects;
+pub(crate) use protocol::HttpProtocol;
+pub(crate) use ws::{app_finished as websocket_app_finished, wake, WsData, WsReceived};
+
+/// How long a half-closed connection keeps reading (and discarding) before it is closed.
+const HALF_CLOSE_DRAIN: Duration = Duration::from_secs(2);
+/// Bytes discarded after a half-close before the connection is closed outright.
+const HALF_CLOSE_MAX_BYTES: usize = 64 * 1024;
+
+/// Which protocol the connection speaks now.
+enum Mode {
+    /// HTTP/1.1 exchanges, one after another.
+    Http1,
+    /// From a WebSocket upgrade request on, the connection belongs to its WebSocket.
+    WebSocket(Box<ws::WsConn>),
+}
+
+/// What the sweep left to do outside the lock.
+enum Swept {
+    /// A WebSocket `receive()` to complete, if any.
+    Wake(Option<ws::Wake>),
+    /// An idle HTTP/1.1 connection passed its deadline `at`: it half-closes unless a
+    /// request already waits in its socket.
+    IdlePast(Instant),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deadline {
+    /// The next request head must be complete by then.
+    Head(Instant),
+    /// An idle keep-alive connection closes then.
+    Idle(Instant),
+    /// The server half-closed: reads are discarded until the client's FIN or then.
+    HalfClosed(Instant),
+}
+
+/// Everything one connection is; see the module documentation.
+pub(crate) struct Conn {
+    /// The HTTP/1.1 reader and writer. Every connection starts with it; in WebSocket mode
+    /// it still holds the upgrade request's exchange, which carries a denial response.
+    http1: Connection,
+    mode: Mode,
+    transport: Option<Py<PyAny>>,
+    id: u64,
+    /// The transport is closed or closing: nothing more is written.
+    closing: bool,
+    /// connection_lost ran: `send()` raises, `receive()` says the client is gone.
+    lost: bool,
+    read_paused: bool,
+    write_paused: bool,
+    /// Pending HTTP `receive()` futures of the current exchange, oldest first.
+    receive_waiters: Vec<(u64, Py<PyAny>)>,
+    drain_waiters: Vec<Py<PyAny>>,
+    deadline: Option<Deadline>,
+    /// Bytes read and thrown away since the half-close.
+    discarded: usize,
+    /// "METHOD target HTTP/x" of the current request, kept only when access logging is on.
+    access_line: Option<String>,
+}
+
+impl Conn {
+    fn new(limits: Limits) -> Self {
+        Self {
+            http1: Connection::new(limits),
+            mode: Mode::Http1,
+            transport: None,
+            id: 0,
+            closing: false,
+            lost: false,
+            read_paused: false,
+            write_paused: false,
+            receive_waiters: Vec::new(),
+            drain_waiters: Vec::new(),
+            deadline: None,
+            discarded: 0,
+            access_line: None,
+        }
+    }
+
+    /// Close the transport once this turn's bytes are written; nothing more is written.
+    fn close(&mut self, fx: &mut Effects) {
+        self.closing = true;
+        fx.close = true;
+    }
+
+    /// Complete the current request's access log line with `status`.
+    fn log_access(&mut self, status: u16, fx: &mut Effects) {
+        fx.access = self.access_line.take().map(|line| (line, status));
+    }
+
+    /// Pause reading while too much input waits for the app; resume once it catches up.
+    fn refresh_read_pause(&mut self, fx: &mut Effects) {
+        let want = match &self.mode {
+            Mode::WebSocket(ws) => ws.wants_read_pause(),
+            Mode::Http1 => self.http1.wants_read_pause(),
+        } && !self.closing;
+        if want != self.read_paused {
+            self.read_paused = want;
+            fx.pause_reading = Some(want);
+        }
+    }
+
+    /// Close without a reset: send FIN now and keep reading, discarding, until the client's
+    /// own FIN, a short deadline or a byte bound. A request that crossed the close is then
+    /// simply never answered (the client sees EOF, never a reset that could also destroy a
+    /// response it has not read yet).
+    fn half_close(&mut self, fx: &mut Effects) {
+        self.closing = true;
+        self.discarded = 0;
+        self.deadline = Some(Deadline::HalfClosed(Instant::now() + HALF_CLOSE_DRAIN));
+        fx.write_eof = true;
+        self.refresh_read_pause(fx);
+    }
+
+    /// An idle connection waits the keep-alive timeout for its next request; while the
+    /// worker drains, only the short linger (the deadline never moves later).
+    fn set_idle_deadline(&mut self, state: &ServerState) {
+        let settings = &state.settings;
+        let wait = if self.http1.draining {
+            settings.keep_alive_timeout.min(settings.drain_linger)
+        } else {
+            settings.keep_alive_timeout
+        };
+        let at = Instant::now() + wait;
+        self.deadline = Some(Deadline::Idle(match self.deadline {
+            Some(Deadline::Idle(earlier)) if self.http1.draining => earlier.min(at),
+            _ => at,
+        }));
+    }
+
+    /// Bytes read while the connection is closing: discarded, up to a bound.
+    fn discard(&mut self, len: usize, fx: &mut Effects) {
+        if let Some(Deadline::HalfClosed(_)) = self.deadline {
+            self.discarded += len;
+            if self.discarded > HALF_CLOSE_MAX_BYTES {
+                self.deadline = None;
+                fx.close = true;
+            }
+        }
+    }
+
+    /// The sweep, about once a second: deadlines and WebSocket pings.
+    fn sweep(&mut self, now: Instant, state: &ServerState, fx: &mut Effects) -> Swept {
+        match self.mode {
+            Mode::WebSocket(_) => Swept::Wake(self.ws_tick(now, fx)),
+            Mode::Http1 => match self.check_deadline(now, state, fx) {
+                Some(at) => Swept::IdlePast(at),
+                None => Swept::Wake(None),
+            },
+        }
+    }
+
+    /// Whether `await send()` has to wait for the transport to drain.
+    pub(crate) fn must_wait_for_drain(&self) -> bool {
+        self.write_paused && !self.lost
+    }
+
+    pub(crate) fn add_drain_waiter(&mut self, waiter: Py<PyAny>) {
+        self.drain_waiters.push(waiter);
+    }
+}

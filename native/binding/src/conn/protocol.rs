@@ -1,0 +1,286 @@
+//! `HttpProtocol`: the asyncio Protocol of every connection. It owns the connection's
+//! [`Conn`] behind one mutex and turns asyncio's callbacks into events on it.
+
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+
+use super::effects::resolve;
+use super::{ws, Conn, Swept};
+use crate::asgi::cycle::RequestCycle;
+use crate::asgi::runner::{spawn_app, AppRunner};
+use crate::asgi::scope::{build_scope, Peer};
+use crate::key;
+use crate::server::ServerState;
+use ruvicorn_core::http1::connection::Feed;
+use ruvicorn_core::http1::request::RequestHead;
+use ruvicorn_core::http1::target::split_target;
+use ruvicorn_core::http1::Version;
+
+#[pyclass(frozen, module = "ruvicorn._native")]
+pub struct HttpProtocol {
+    server: Py<ServerState>,
+    /// Who is at each end; set once in connection_made, so it needs no lock.
+    peer: OnceLock<Peer>,
+    conn: Mutex<Conn>,
+}
+
+/// `client - "METHOD target HTTP/x"`, completed with the status once the response is sent.
+fn access_line(head: &RequestHead, client: Option<&Bound<'_, PyAny>>) -> PyResult<String> {
+    let version = if head.version == Version::Http10 {
+        "1.0"
+    } else {
+        "1.1"
+    };
+    let client = match client.filter(|c| !c.is_none()) {
+        Some(client) => format!("{}:{}", client.get_item(0)?, client.get_item(1)?),
+        None => "-".to_owned(),
+    };
+    Ok(format!(
+        "{client} - \"{} {} HTTP/{version}\"",
+        String::from_utf8_lossy(head.method()),
+        String::from_utf8_lossy(head.target())
+    ))
+}
+
+fn to_addr(py: Python<'_>, info: &Bound<'_, PyAny>) -> PyResult<Option<(Py<PyTuple>, String)>> {
+    if let Ok(tuple) = info.cast::<PyTuple>() {
+        if tuple.len() >= 2 {
+            let host = tuple.get_item(0)?;
+            let port = tuple.get_item(1)?;
+            let text = host.str()?.to_string();
+            return Ok(Some((PyTuple::new(py, [host, port])?.unbind(), text)));
+        }
+    }
+    Ok(None)
+}
+
+impl HttpProtocol {
+    pub fn new(server: Py<ServerState>) -> Self {
+        let limits = server.get().settings.limits.clone();
+        Self {
+            server,
+            peer: OnceLock::new(),
+            conn: Mutex::new(Conn::new(limits)),
+        }
+    }
+
+    /// The lock is only ever contended by a re-entrant call, which is a bug: report it
+    /// rather than deadlock.
+    pub(crate) fn lock(&self) -> PyResult<MutexGuard<'_, Conn>> {
+        self.conn
+            .try_lock()
+            .map_err(|_| PyRuntimeError::new_err("ruvicorn protocol re-entered while busy"))
+    }
+
+    pub(crate) fn state(&self) -> &ServerState {
+        self.server.get()
+    }
+
+    pub(crate) fn server(&self) -> &Py<ServerState> {
+        &self.server
+    }
+
+    /// The client's host for log lines.
+    pub(super) fn client_name(&self) -> String {
+        let peer = self.peer.get().and_then(|p| p.client_host.clone());
+        peer.unwrap_or_else(|| "unix socket".to_owned())
+    }
+
+    /// Build the scope and run the app for `head` (exchange `seq`) in its own asyncio Task.
+    pub(super) fn start_app(slf: &Bound<'_, Self>, head: &RequestHead, seq: u64) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let state = this.state();
+        state.count_request(py);
+        let target = match split_target(head.method(), head.target()) {
+            Ok(target) => target,
+            Err(err) => {
+                return Self::decide(slf, |conn, fx| {
+                    conn.after_feed(Feed::Refused(err), state, fx);
+                })
+            }
+        };
+        let websocket = ws::is_upgrade(state, head);
+        let peer = this
+            .peer
+            .get()
+            .ok_or_else(|| PyRuntimeError::new_err("no peer"))?;
+        let scope = build_scope(py, state, peer, head, &target, websocket.is_some())?;
+        if state.access_log.is_some() {
+            // The client the app sees: the forwarded one behind a trusted proxy.
+            let client = scope.get_item(key!(py, "client"))?;
+            this.lock()?.access_line = Some(access_line(head, client.as_ref())?);
+        }
+        if state.over_capacity() {
+            Self::decide(slf, |conn, fx| conn.refuse(503, state, fx))?;
+            if let Some(line) = state.overload_warning(Instant::now()) {
+                let log = state.error_log.bind(py);
+                log.call_method1(key!(py, "warning"), (line,))?;
+            }
+            return Ok(());
+        }
+        if let Some(settings) = websocket {
+            return ws::start(slf, head, &scope, seq, settings);
+        }
+        let cycle = Bound::new(py, RequestCycle::new(slf.clone().unbind(), seq))?;
+        let failed = spawn_app(state, scope, cycle.as_any(), |awaitable| {
+            AppRunner::new(awaitable, slf.clone().unbind(), seq, false)
+        });
+        if let Some(error) = failed {
+            RequestCycle::app_finished(slf, seq, Some(error))?;
+        }
+        Ok(())
+    }
+
+    /// Called by the worker's sweeper: enforce the head and idle deadlines, and the
+    /// WebSocket pings.
+    pub fn check_deadline(slf: &Bound<'_, Self>, now: Instant) -> PyResult<()> {
+        let this = slf.get();
+        // A busy connection is checked on the next sweep.
+        if this.conn.try_lock().is_err() {
+            return Ok(());
+        }
+        let at = match Self::decide(slf, |conn, fx| conn.sweep(now, this.state(), fx))? {
+            Swept::Wake(waiter) => return ws::wake(slf, waiter),
+            Swept::IdlePast(at) => at,
+        };
+        let transport = this.lock()?.transport(slf.py());
+        // A request already in the socket buffer is read (and answered) on the loop's next
+        // turn: closing now would lose it.
+        if transport.is_some_and(|t| input_pending(t.bind(slf.py()))) {
+            return Ok(());
+        }
+        Self::decide(slf, |conn, fx| conn.close_idle(at, fx))
+    }
+
+    /// Graceful stop of this connection: its next response says `connection: close`
+    /// (requests already received are answered first), and an idle one lingers briefly so
+    /// a request already on the way is answered rather than lost, then half-closes. A
+    /// WebSocket is closed with the shutdown close code.
+    pub fn drain(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let state = slf.get().state();
+        let wake = Self::decide(slf, |conn, fx| conn.drain(state, fx))?;
+        ws::wake(slf, wake)
+    }
+
+    pub fn force_close(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let transport = slf.get().lock()?.abort(py);
+        if let Some(transport) = transport {
+            // close() would wait for a client that stopped reading; abort() does not.
+            transport.bind(py).call_method0(key!(py, "abort"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether bytes wait unread in the connection's socket (peeked, never consumed). Any
+/// failure (no socket, a transport without one) reads as no.
+fn input_pending(transport: &Bound<'_, PyAny>) -> bool {
+    let py = transport.py();
+    let peek = || -> PyResult<bool> {
+        let info = transport.call_method1(key!(py, "get_extra_info"), ("socket",))?;
+        if info.is_none() {
+            return Ok(false);
+        }
+        let fd: i32 = info.call_method0("fileno")?.extract()?;
+        let socket = py.import("socket")?;
+        let flags: i32 = socket.getattr("MSG_PEEK")?.extract::<i32>()?
+            | socket.getattr("MSG_DONTWAIT")?.extract::<i32>()?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("fileno", fd)?;
+        // A second socket object on the same descriptor, detached again so it never
+        // closes it.
+        let sock = socket.getattr("socket")?.call((), Some(&kwargs))?;
+        let peeked = sock.call_method1("recv", (1, flags));
+        sock.call_method0("detach")?;
+        match peeked {
+            Ok(data) => Ok(data.len()? > 0),
+            Err(_) => Ok(false),
+        }
+    };
+    peek().unwrap_or(false)
+}
+
+#[pymethods]
+impl HttpProtocol {
+    fn connection_made(slf: &Bound<'_, Self>, transport: Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let state = this.state();
+        let peername =
+            transport.call_method1(key!(py, "get_extra_info"), (key!(py, "peername"),))?;
+        let sockname =
+            transport.call_method1(key!(py, "get_extra_info"), (key!(py, "sockname"),))?;
+        let client = to_addr(py, &peername)?;
+        let server = match to_addr(py, &sockname)? {
+            Some((tuple, _)) => Some(tuple),
+            None if sockname.is_instance_of::<PyString>() => {
+                Some(PyTuple::new(py, [sockname.clone(), py.None().into_bound(py)])?.unbind())
+            }
+            None => None,
+        };
+        let trusted = match (&state.settings.proxies, &client) {
+            (Some(proxies), Some((_, host))) => proxies.trusts(host),
+            (Some(proxies), None) => proxies.trusts("unix") || proxies.trusts("*"),
+            (None, _) => false,
+        };
+        let peer = Peer {
+            client_host: client.as_ref().map(|(_, host)| host.clone()),
+            client: client.map(|(tuple, _)| tuple),
+            server,
+            trusted,
+        };
+        if this.peer.set(peer).is_err() {
+            return Err(PyRuntimeError::new_err("connection_made called twice"));
+        }
+        let id = state.register(slf.clone().unbind());
+        this.lock()?.made(id, transport.unbind(), state);
+        Ok(())
+    }
+
+    fn data_received(slf: &Bound<'_, Self>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
+        let state = slf.get().state();
+        let wake = Self::decide(slf, |conn, fx| {
+            conn.data_received(data.as_bytes(), state, fx)
+        })?;
+        ws::wake(slf, wake)
+    }
+
+    /// A half-close ends the connection: the app sees http.disconnect and later sends
+    /// raise, as an ASGI app expects when its client goes away.
+    fn eof_received(&self) -> bool {
+        false
+    }
+
+    fn connection_lost(slf: &Bound<'_, Self>, exc: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        drop(exc);
+        let py = slf.py();
+        let this = slf.get();
+        let lost = this.lock()?.lost();
+        let registered = this.state().unregister(lost.id);
+        Self::wake_receivers(slf, lost.receive_waiters)?;
+        ws::wake(slf, lost.ws_waiter)?;
+        for waiter in lost.drain_waiters {
+            resolve(py, waiter.bind(py), py.None().into_bound(py))?;
+        }
+        drop((lost.transport, registered));
+        Ok(())
+    }
+
+    fn pause_writing(&self) -> PyResult<()> {
+        self.lock()?.write_paused = true;
+        Ok(())
+    }
+
+    fn resume_writing(slf: &Bound<'_, Self>) -> PyResult<()> {
+        Self::decide(slf, |conn, fx| {
+            conn.write_paused = false;
+            fx.wake_drain = std::mem::take(&mut conn.drain_waiters);
+        })
+    }
+}

@@ -1,0 +1,134 @@
+//! The worker's settings, read from its `ruvicorn.config.Config` in one place.
+//!
+//! `Config` declares every setting and its default once; this module only reads the
+//! resolved values (no default is written here) and turns them into the typed form the
+//! connections use.
+
+use std::time::Duration;
+
+use pyo3::conversion::FromPyObjectOwned;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use crate::key;
+use ruvicorn_core::http1::Limits;
+use ruvicorn_core::proxy::TrustedProxies;
+use ruvicorn_core::syntax::{is_field_value, is_token};
+use ruvicorn_core::ws::session::WsSettings;
+
+/// Longest an idle keep-alive connection of a retiring worker waits for a request that
+/// may already be on its way (also capped by half the graceful timeout and by
+/// `--timeout-keep-alive`). Shorter loses such requests; longer only delays the exit.
+const DRAIN_LINGER: Duration = Duration::from_secs(1);
+
+/// What every connection of a worker reads and nothing changes after start.
+pub struct Settings {
+    pub limits: Limits,
+    pub root_path: String,
+    /// Pre-serialised `server:` line (empty with --no-server-header).
+    pub server_line: Vec<u8>,
+    /// Pre-serialised --header lines.
+    pub extra_lines: Vec<u8>,
+    pub date_header: bool,
+    /// Peers whose forwarding headers are honoured (None with --no-proxy-headers).
+    pub proxies: Option<TrustedProxies>,
+    pub keep_alive_timeout: Duration,
+    pub header_timeout: Duration,
+    /// While draining, how long an idle keep-alive connection waits for a request that may
+    /// already be on its way before it half-closes.
+    pub drain_linger: Duration,
+    /// WebSocket settings; None with `--ws none` (upgrade requests then reach the app as
+    /// plain HTTP).
+    pub ws: Option<WsSettings>,
+    /// `--limit-concurrency` (None = off).
+    pub limit_concurrency: Option<usize>,
+}
+
+fn get<'py, T: FromPyObjectOwned<'py>>(
+    config: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<T> {
+    config
+        .getattr(name)?
+        .extract()
+        .map_err(|_| PyValueError::new_err(format!("config.{name} has the wrong type")))
+}
+
+fn seconds(value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value.max(0.0)).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// Zero turns a WebSocket ping, or the wait for its pong, off.
+fn optional_seconds(value: f64) -> PyResult<Option<Duration>> {
+    if value > 0.0 {
+        seconds(value).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+fn header_lines(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> PyResult<Vec<u8>> {
+    let mut lines = Vec::new();
+    for (name, value) in pairs {
+        if !is_token(&name) || !is_field_value(&value) {
+            return Err(PyValueError::new_err("invalid default header"));
+        }
+        lines.extend_from_slice(&name.to_ascii_lowercase());
+        lines.extend_from_slice(b": ");
+        lines.extend_from_slice(&value);
+        lines.extend_from_slice(b"\r\n");
+    }
+    Ok(lines)
+}
+
+impl Settings {
+    /// Read every setting the connections use from a `Config`.
+    pub fn from_config(config: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = config.py();
+        // `--ws none` hands upgrades to the app as plain HTTP; every other choice (the
+        // names of other implementations included) is served natively.
+        let ws = if get::<String>(config, key!(py, "ws"))? == "none" {
+            None
+        } else {
+            Some(WsSettings {
+                max_size: get(config, key!(py, "ws_max_size"))?,
+                max_queue: get::<usize>(config, key!(py, "ws_max_queue"))?.max(1),
+                ping_interval: optional_seconds(get(config, key!(py, "ws_ping_interval"))?)?,
+                ping_timeout: optional_seconds(get(config, key!(py, "ws_ping_timeout"))?)?,
+                per_message_deflate: get(config, key!(py, "ws_per_message_deflate"))?,
+            })
+        };
+        let proxies = if get(config, key!(py, "proxy_headers"))? {
+            let spec: String = get(config, key!(py, "forwarded_allow_ips"))?;
+            Some(TrustedProxies::parse(&spec))
+        } else {
+            None
+        };
+        let body: u64 = get(config, key!(py, "limit_request_body"))?;
+        let concurrency: usize = get(config, key!(py, "limit_concurrency"))?;
+        let graceful: f64 = get(config, key!(py, "timeout_graceful_shutdown"))?;
+        Ok(Self {
+            limits: Limits {
+                request_line: get(config, key!(py, "limit_request_line"))?,
+                fields: get(config, key!(py, "limit_request_fields"))?,
+                field_size: get(config, key!(py, "limit_request_field_size"))?,
+                body: (body > 0).then_some(body),
+            },
+            root_path: get(config, key!(py, "root_path"))?,
+            server_line: if get(config, key!(py, "server_header"))? {
+                b"server: ruvicorn\r\n".to_vec()
+            } else {
+                Vec::new()
+            },
+            extra_lines: header_lines(get(config, key!(py, "default_headers"))?)?,
+            date_header: get(config, key!(py, "date_header"))?,
+            proxies,
+            keep_alive_timeout: seconds(get(config, key!(py, "timeout_keep_alive"))?)?,
+            header_timeout: seconds(get(config, key!(py, "timeout_request_header"))?)?,
+            drain_linger: DRAIN_LINGER.min(seconds(graceful / 2.0)?),
+            ws,
+            limit_concurrency: (concurrency > 0).then_some(concurrency),
+        })
+    }
+}
