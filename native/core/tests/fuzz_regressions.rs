@@ -2,7 +2,7 @@
 //! plain tests so `cargo test` guards them without the fuzzing toolchain.
 
 use ruvicorn_core::http1::request::{parse_request_head, HeadParser};
-use ruvicorn_core::http1::Limits;
+use ruvicorn_core::http1::{Limits, RequestError};
 use ruvicorn_core::proxy::{read_forwarded, TrustedProxies};
 
 fn client_of(name: &'static [u8], value: &'static [u8]) -> Option<String> {
@@ -75,4 +75,28 @@ fn control_byte_in_complete_request_line_is_refused_at_once() {
     let bytes = b"\x01GET / HTTP/1.1\r\nHost: a\r\n";
     assert!(HeadParser::new().parse(&bytes[..5], &limits).is_err());
     assert!(parse_request_head(bytes, &limits).is_err());
+}
+
+/// head target: a request-line over its limit that ends in a bare LF was 400
+/// (bare LF) in one read but 414 when a read ended inside it. Its length
+/// decides, however the bytes arrive.
+#[test]
+fn overlong_line_status_does_not_depend_on_reads() {
+    let limits = Limits {
+        request_line: 8190,
+        fields: 100,
+        field_size: 8190,
+        body: None,
+    };
+    let mut bytes = b"GET /".to_vec();
+    bytes.extend(std::iter::repeat_n(b'G', 8200));
+    bytes.extend_from_slice(b"\nHost: a\r\n\r\n");
+    let whole = parse_request_head(&bytes, &limits).map(|r| r.is_some());
+    let mut parser = HeadParser::new();
+    let split = match parser.parse(&bytes[..8195], &limits) {
+        Ok(None) => parser.parse(&bytes, &limits).map(|r| r.is_some()),
+        other => other.map(|r| r.is_some()),
+    };
+    assert_eq!(whole, Err(RequestError::UriTooLong));
+    assert_eq!(split, whole);
 }
