@@ -296,7 +296,6 @@ def test_other_servers_flags(runs: list[Any], args: list[str], name: str, expect
         (["--interface", "asgi3"], "detected"),
         (["--use-colors"], "never colored"),
         (["--h11-max-incomplete-event-size", "100"], "--limit-request-line"),
-        (["--access-logfile", "-"], "--log-file"),
         (["--ssl-keyfile", "k.pem"], "proxy"),
         (["--umask", "999"], "--umask"),
         (["--user", "no-such-user-here"], "no such user"),
