@@ -344,6 +344,7 @@ class Config:
         "The access line as a %-format of atoms: %(h)s client, %(r)s request line, "
         "%(s)s status, %(b)s bytes, %(a)s user agent, %({name}i)s a request header ... "
         "(default: '%(client)s - \"%(r)s\" %(s)s').",
+        flags=("--access-log-format", "--access-logformat"),
         metavar="FORMAT",
         group="logging",
     )

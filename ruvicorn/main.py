@@ -45,7 +45,7 @@ def run_from_config(config: Config, hooks: ServerHooks = NO_HOOKS, app: Any = No
 
     ``app`` is an application object to serve instead of importing ``config.app``.
     """
-    logs.configure(config.log_level)
+    logs.configure(config.log_level, log_format=config.log_format)
     try:
         prepare_process(config)
     except ConfigError as exc:
