@@ -59,6 +59,7 @@ lint-python: ## ruff (complexity rules included), mypy --strict, the .pyi stub c
 .PHONY: lint-rust
 lint-rust: msrv ## rustfmt and clippy -D warnings, for the workspace and bench/wsload
 	cargo fmt --all -- --check
+	cargo fmt --manifest-path $(FUZZ_DIR)/Cargo.toml -- --check
 	$(CARGO_ENV) cargo clippy --workspace --all-targets -- -D warnings
 	cargo fmt $(WSLOAD) -- --check
 	cargo clippy $(WSLOAD_BUILD) --all-targets -- -D warnings
@@ -84,7 +85,7 @@ test-fast: test-rust ## Rust tests and every Python test that starts no server p
 test: test-rust test-python ## Every test
 
 .PHONY: check
-check: install-dev lint test ## From a fresh clone: install, build (release), lint, run every test
+check: install-dev lint fuzz-smoke test ## From a fresh clone: install, build (release), lint, fuzz smoke, run every test
 
 # Every interpreter users run. Each gets its own virtualenv and its own build of the
 # extension (a per-version build keeps the hot path on the full C API; abi3 would not);
@@ -118,6 +119,40 @@ bench: ## Benchmark ruvicorn against its peers (bench/README.md); BENCH_ARGS=--q
 soak: install-dev ## Bounded soak (~3 min): 2 workers, mixed load, reloads, resizes, a SIGKILL, recycling
 	$(PY) bench/soak.py $(SOAK_ARGS)
 
+# Fuzzing (docs/fuzzing.md): libFuzzer through libfuzzer-sys, built by plain cargo on
+# stable Rust with the coverage flags below (no sanitizer, so no nightly flags).
+FUZZ_DIR := native/fuzz
+FUZZ_TARGETS := head chunked ws proxy
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 10
+FUZZ_ARGS ?=
+FUZZ_TRIPLE = $(shell rustc -vV | sed -n 's/^host: //p')
+FUZZ_BIN = $(FUZZ_DIR)/target/$(FUZZ_TRIPLE)/release
+FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+	-Cllvm-args=-sanitizer-coverage-trace-compares -Cllvm-args=-sanitizer-coverage-stack-depth \
+	--cfg fuzzing
+
+.PHONY: fuzz-build
+fuzz-build: ## Build the fuzz targets (native/fuzz) with coverage instrumentation
+	cd $(FUZZ_DIR) && RUSTFLAGS="$(FUZZ_RUSTFLAGS)" cargo build --release --locked --target $(FUZZ_TRIPLE)
+
+.PHONY: fuzz
+fuzz: fuzz-build ## Fuzz each target for FUZZ_SECONDS (default 60); crashes land in native/fuzz/artifacts/
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_DIR)/work/$$t $(FUZZ_DIR)/artifacts/$$t; \
+		echo "fuzz $$t: $(FUZZ_SECONDS) s"; \
+		$(FUZZ_BIN)/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_DIR)/artifacts/$$t/ $(FUZZ_ARGS) \
+			$(FUZZ_DIR)/work/$$t $(FUZZ_DIR)/corpus/$$t 2>&1 \
+			| awk '/panicked/ { n = 4 } n-- > 0 || /^(stat::number_of_executed_units|stat::new_units_added|SUMMARY|Done)/' ; \
+		test $${PIPESTATUS[0]} -eq 0 || { echo "fuzz $$t: FAILED (input saved under $(FUZZ_DIR)/artifacts/$$t/)"; exit 1; }; \
+	done
+
+.PHONY: fuzz-smoke
+fuzz-smoke: ## Short fixed-seed run of each fuzz target from its seed corpus (part of make check)
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) FUZZ_ARGS="-seed=1 $(FUZZ_ARGS)"
+
 .PHONY: clean
 clean: ## Remove build products and the virtualenv
-	rm -rf $(VENV) .venv-3.* target .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-3.* target $(FUZZ_DIR)/target $(FUZZ_DIR)/work .mypy_cache .ruff_cache .pytest_cache

@@ -22,7 +22,7 @@ class ServerState:
         app: Callable[..., Awaitable[None]],
         event_loop: Any,
         error_log: Any,
-        access_log: Callable[[str], object] | None,
+        access_log: Callable[[dict[str, Any], int, int | None, float], object] | None,
         lifespan_state: dict[str, Any] | None,
         request_budget: int,
         on_limit: Callable[[], object] | None,

@@ -73,13 +73,6 @@ UNSUPPORTED = (
         "ruvicorn's log lines are never colored: drop --use-colors",
     ),
     Unsupported(
-        ("--access-logfile",),
-        ("accesslog",),
-        True,
-        "access lines go where the other logs go (--log-file, or stderr); --no-access-log "
-        "turns them off",
-    ),
-    Unsupported(
         ("--worker-tmp-dir",),
         ("worker_tmp_dir",),
         True,

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ruvicorn import identity
+from ruvicorn import access, identity
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -333,6 +333,37 @@ class Config:
     access_log: bool = opt(
         True, "Log one line per request.", secondary="--no-access-log", group="logging"
     )
+    log_format: str = opt(
+        "text",
+        "Write log records as text lines or as one JSON object per line.",
+        choices=("text", "json"),
+        group="logging",
+    )
+    access_log_format: str | None = opt(
+        None,
+        "The access line as a %-format of atoms: %(h)s client, %(r)s request line, "
+        "%(s)s status, %(b)s bytes, %(a)s user agent, %({name}i)s a request header ... "
+        "(default: '%(client)s - \"%(r)s\" %(s)s').",
+        flags=("--access-log-format", "--access-logformat"),
+        metavar="FORMAT",
+        group="logging",
+    )
+    access_logfile: str | None = opt(
+        None,
+        "Append access lines to this file ('-' is stdout; reopened on SIGUSR1) instead of "
+        "where the other logs go.",
+        metavar="FILE",
+        group="logging",
+        keys=("accesslog",),
+    )
+    log_config: str | None = opt(
+        None,
+        "Configure logging from this file after ruvicorn's own setup: JSON or YAML "
+        "(logging.config.dictConfig) or INI (fileConfig).",
+        metavar="FILE",
+        group="logging",
+        keys=("logconfig",),
+    )
 
     def __post_init__(self) -> None:
         if self.log_file == "-":
@@ -345,12 +376,20 @@ class Config:
                 _check_bounds(f.name, getattr(self, f.name), f.metadata["bounds"])
         if self.app:
             split_app(self.app)
+        if self.access_log_format is not None:
+            problem = access.format_problem(self.access_log_format)
+            if problem is not None:
+                raise ConfigError(f"--access-log-format: {problem}")
         if self.root_path and not self.root_path.startswith("/"):
             raise ConfigError("--root-path must start with '/'")
         for item in self.header:
             name, sep, _ = item.partition(":")
             if not sep or not name.strip():
                 raise ConfigError(f"--header {item!r} is not NAME:VALUE")
+        self._check_process_identity()
+
+    def _check_process_identity(self) -> None:
+        """--umask, --user and --group: checked here so a typo stops the start, one line."""
         if self.umask is not None:
             parse_umask(self.umask)
         if self.user is not None and identity.user_id(self.user) is None:

@@ -1,15 +1,20 @@
 """Logging for master and workers: one line per record, tagged with the writer's pid.
 
 Every record is written with a single ``write`` on an unbuffered stream so lines from many
-processes sharing stderr or a log file never interleave mid-line.
+processes sharing stderr or a log file never interleave mid-line. ``--log-format json``
+makes each line one JSON object, a traceback included, so a collector never has to stitch
+lines together.
 """
 
 from __future__ import annotations
 
 import faulthandler
+import json
 import logging
 import os
 import sys
+from collections.abc import Mapping
+from datetime import datetime
 from typing import IO
 
 TRACE = 5
@@ -30,9 +35,51 @@ access_log = logging.getLogger("ruvicorn.access")
 _FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"
 _DATEFMT = "%Y-%m-%d %H:%M:%S %z"
 
+#: The named fields of an access record (see ``ruvicorn.access``), in the order the JSON
+#: format writes them.
+ACCESS_FIELDS = (
+    "method",
+    "path",
+    "query",
+    "status",
+    "bytes",
+    "duration_ms",
+    "client",
+    "user_agent",
+    "request_id",
+)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record. A traceback is a field of its record, and an access
+    record's fields are top-level keys, so a collector indexes them without parsing."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        created = datetime.fromtimestamp(record.created).astimezone()
+        obj: dict[str, object] = {
+            "time": created.isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "pid": record.process,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if isinstance(record.args, Mapping):
+            for name in ACCESS_FIELDS:
+                value = record.args.get(name)
+                if value is not None:
+                    obj[name] = value
+        if record.exc_info:
+            obj["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            obj["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(obj, ensure_ascii=False, default=str)
+
 
 class AtomicLineHandler(logging.Handler):
-    """Writes each formatted record, newline included, with one ``os.write``."""
+    """Writes each formatted record, newline included, with one ``os.write``.
+
+    ``path`` None is stderr, ``-`` stdout.
+    """
 
     def __init__(self, path: str | None) -> None:
         super().__init__()
@@ -42,9 +89,9 @@ class AtomicLineHandler(logging.Handler):
         self.reopen()
 
     def reopen(self) -> None:
-        """Reopen the log file (after rotation); stderr needs nothing."""
-        if self.path is None:
-            self._fd = sys.stderr.fileno()
+        """Reopen the log file (after rotation); stderr and stdout need nothing."""
+        if self.path is None or self.path == "-":
+            self._fd = (sys.stderr if self.path is None else sys.stdout).fileno()
             return
         new_fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         old_fd, self._fd = self._fd, new_fd
@@ -61,15 +108,30 @@ class AtomicLineHandler(logging.Handler):
             self.handleError(record)
 
 
-def configure(level: str, log_file: str | None = None) -> None:
-    """Install ruvicorn's handler on its loggers (idempotent: replaces an earlier one)."""
+def configure(
+    level: str,
+    log_file: str | None = None,
+    *,
+    log_format: str = "text",
+    access_file: str | None = None,
+) -> None:
+    """Install ruvicorn's handlers on its loggers (idempotent: replaces earlier ones).
+
+    Access records go to ``access_file`` when given (``-`` is stdout), else where the
+    other records go.
+    """
+    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(_FORMAT, _DATEFMT)
     handler = AtomicLineHandler(log_file)
-    handler.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))
-    for logger in (error_log, access_log):
+    handler.setFormatter(formatter)
+    access_handler = handler
+    if access_file is not None:
+        access_handler = AtomicLineHandler(access_file)
+        access_handler.setFormatter(formatter)
+    for logger, new in ((error_log, handler), (access_log, access_handler)):
         for old in list(logger.handlers):
             if isinstance(old, AtomicLineHandler):
                 logger.removeHandler(old)
-        logger.addHandler(handler)
+        logger.addHandler(new)
         logger.setLevel(LEVELS[level.lower()])
         logger.propagate = False
 
@@ -95,7 +157,7 @@ def enable_fault_tracebacks() -> None:
         (
             h.path
             for h in error_log.handlers
-            if isinstance(h, AtomicLineHandler) and h.path is not None
+            if isinstance(h, AtomicLineHandler) and h.path not in (None, "-")
         ),
         None,
     )

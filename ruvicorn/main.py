@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ruvicorn import envfile, exitcodes, logs
+from ruvicorn import envfile, exitcodes, logconfig, logs
 from ruvicorn.config import WS_IMPLEMENTATIONS, Config, ConfigError
 from ruvicorn.hooks import NO_HOOKS, ServerHooks
 
@@ -28,18 +28,34 @@ def prepare_process(config: Config) -> None:
         envfile.load(config.env_file)
 
 
+def setup_logging(config: Config) -> None:
+    """ruvicorn's handlers, then --log-config over them; workers inherit both by fork."""
+    logs.configure(
+        config.log_level,
+        config.log_file,
+        log_format=config.log_format,
+        access_file=config.access_logfile,
+    )
+    if config.log_config is not None:
+        logconfig.apply(config.log_config)
+
+
 def run_from_config(config: Config, hooks: ServerHooks = NO_HOOKS, app: Any = None) -> int:
     """Serve ``config`` until stopped; returns the process exit code.
 
     ``app`` is an application object to serve instead of importing ``config.app``.
     """
-    logs.configure(config.log_level)
+    logs.configure(config.log_level, log_format=config.log_format)
     try:
         prepare_process(config)
     except ConfigError as exc:
         logs.error_log.error("%s", exc)
         return exitcodes.USAGE
-    logs.configure(config.log_level, config.log_file)
+    try:
+        setup_logging(config)
+    except ConfigError as exc:
+        logs.error_log.error("%s", exc)
+        return exitcodes.USAGE
     if config.ws in WS_IMPLEMENTATIONS:
         logs.error_log.info(
             "--ws %s: WebSocket connections are served by ruvicorn's native implementation",

@@ -33,6 +33,9 @@ SPECIAL: dict[str, tuple[str, Any]] = {
     "group": ("0", "0"),
     "umask": ("027", "027"),
     "env_file": ("/srv/.env", "/srv/.env"),
+    "access_log_format": ("%(h)s %(s)s", "%(h)s %(s)s"),
+    "access_logfile": ("/srv/access.log", "/srv/access.log"),
+    "log_config": ("/srv/logging.ini", "/srv/logging.ini"),
     "workers": ("3", 3),
 }
 

@@ -267,6 +267,9 @@ def test_check_config_fails_with_one_line(runs: list[Any]) -> None:
         (["--pid", "y.pid"], "pid", "y.pid"),
         (["--error-logfile", "err.log"], "log_file", "err.log"),
         (["--error-logfile", "-"], "log_file", None),
+        (["--access-logfile", "-"], "access_logfile", "-"),
+        (["--access-logformat", "%(h)s %(s)s"], "access_log_format", "%(h)s %(s)s"),
+        (["--log-config", "logging.ini"], "log_config", "logging.ini"),
         (["--reload-delay", "1.5"], "reload_delay", 1.5),
         (["--chdir", "/tmp"], "chdir", "/tmp"),
         (["-u", "nobody"], "user", "nobody"),
@@ -296,7 +299,6 @@ def test_other_servers_flags(runs: list[Any], args: list[str], name: str, expect
         (["--interface", "asgi3"], "detected"),
         (["--use-colors"], "never colored"),
         (["--h11-max-incomplete-event-size", "100"], "--limit-request-line"),
-        (["--access-logfile", "-"], "--log-file"),
         (["--ssl-keyfile", "k.pem"], "proxy"),
         (["--umask", "999"], "--umask"),
         (["--user", "no-such-user-here"], "no such user"),
@@ -317,13 +319,23 @@ def test_flags_that_mean_nothing_here_say_what_to_use(
 
 def test_coerce_accepts_field_flag_and_extra_names() -> None:
     typed = coerce.values(
-        {"keep-alive": 3, "max_requests": "10", "errorlog": "-", "bind": "127.0.0.1:1"}, "t"
+        {
+            "keep-alive": 3,
+            "max_requests": "10",
+            "errorlog": "-",
+            "bind": "127.0.0.1:1",
+            "accesslog": "a.log",
+            "logconfig": "l.ini",
+        },
+        "t",
     )
     assert typed == {
         "timeout_keep_alive": 3.0,
         "limit_max_requests": 10,
         "log_file": "-",
         "bind": ("127.0.0.1:1",),
+        "access_logfile": "a.log",
+        "log_config": "l.ini",
     }
 
 

@@ -29,6 +29,7 @@ class ReloadWatcher:
             "debounce_ms": round(config.reload_delay * 1000),
             "log_level": config.log_level,
             "log_file": config.log_file,
+            "log_format": config.log_format,
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ruvicorn.supervisor.reload_helper", json.dumps(spec)],

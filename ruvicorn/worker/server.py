@@ -8,6 +8,7 @@ import socket
 from typing import Any
 
 from ruvicorn import _native
+from ruvicorn.access import AccessLogger
 from ruvicorn.config import Config
 from ruvicorn.logs import access_log, error_log
 from ruvicorn.worker.hooks import WorkerHooks
@@ -38,7 +39,7 @@ class WorkerServer:
             app=app,
             event_loop=loop,
             error_log=error_log,
-            access_log=access_log.info if log_access else None,
+            access_log=AccessLogger(config.access_log_format) if log_access else None,
             lifespan_state=lifespan_state,
             request_budget=hooks.request_limit,
             on_limit=self._budget_spent,

@@ -103,14 +103,15 @@ fn pick_client(trusted: &TrustedProxies, hops: &[String]) -> Option<String> {
 }
 
 fn strip_port(node: &str) -> String {
-    let node = node.trim().trim_matches('"');
-    if let Some(rest) = node.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest).to_owned();
-    }
-    match node.split_once(':') {
-        Some((host, _)) if !host.contains(':') && node.matches(':').count() == 1 => host.to_owned(),
-        _ => node.to_owned(),
-    }
+    let node = node.trim().trim_matches('"').trim();
+    let host = match node.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => match node.split_once(':') {
+            Some((host, _)) if node.matches(':').count() == 1 => host,
+            _ => node,
+        },
+    };
+    host.trim().to_owned()
 }
 
 /// Read X-Forwarded-For/-Proto and Forwarded; `Forwarded` wins when both are present.
@@ -155,15 +156,14 @@ pub fn read_forwarded<'a>(
             _ => {}
         }
     }
-    if saw_forwarded {
-        return Forwarded {
-            client: pick_client(trusted, &fwd_for),
-            scheme: fwd_proto,
-        };
-    }
+    let (hops, scheme) = if saw_forwarded {
+        (fwd_for, fwd_proto)
+    } else {
+        (xff, xfp)
+    };
     Forwarded {
-        client: pick_client(trusted, &xff).filter(|c| !c.is_empty()),
-        scheme: xfp,
+        client: pick_client(trusted, &hops).filter(|c| !c.is_empty()),
+        scheme,
     }
 }
 

@@ -3,7 +3,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use super::{Conn, HttpProtocol};
+use super::{Access, Conn, HttpProtocol};
 use crate::asgi::cycle::{receive_message, report_app_outcome};
 use crate::key;
 use ruvicorn_core::http1::connection::ReceiveOutcome;
@@ -30,7 +30,7 @@ pub(crate) struct Effects {
     pub(super) wake_receive: Vec<(Py<PyAny>, Option<u64>)>,
     pub(super) wake_drain: Vec<Py<PyAny>>,
     pub(super) refused: Option<RequestError>,
-    pub(super) access: Option<(String, u16)>,
+    pub(super) access: Option<(Box<Access>, u16)>,
     /// How an app ended, to log before anything else is done: its exception, or a
     /// complaint about the response it left unfinished.
     app_outcome: Option<(Option<Py<PyAny>>, Option<&'static str>)>,
@@ -161,9 +161,11 @@ impl HttpProtocol {
                 keep(transport.call_method0(key!(py, "close")).map(drop));
             }
         }
-        if let Some((line, status)) = fx.access {
+        if let Some((access, status)) = fx.access {
             if let Some(log) = &this.state().access_log {
-                keep(log.bind(py).call1((format!("{line} {status}"),)).map(drop));
+                let seconds = access.started.elapsed().as_secs_f64();
+                let args = (access.scope, status, access.bytes, seconds);
+                keep(log.bind(py).call1(args).map(drop));
             }
         }
         if !fx.wake_receive.is_empty() {

@@ -114,10 +114,7 @@ impl Conn {
     /// The response of the current exchange is complete: log it and move to the next
     /// request or close.
     fn finish(&mut self, close: bool, state: &ServerState, fx: &mut Effects) {
-        if let Some(line) = self.access_line.take() {
-            let status = self.http1.exchange().map_or(0, |ex| ex.status);
-            fx.access = Some((line, status));
-        }
+        self.log_response(fx);
         let waiters = std::mem::take(&mut self.receive_waiters);
         fx.wake_receive
             .extend(waiters.into_iter().map(|(_, w)| (w, None)));
@@ -289,6 +286,9 @@ impl Conn {
                 fx.write = head;
                 if part.with_body {
                     fx.write_body = body.map(|b| b.clone().unbind());
+                    if let Some(access) = &mut self.access {
+                        access.count(data.len() as u64);
+                    }
                 }
                 fx.write_suffix = part.suffix;
                 match outcome {
@@ -309,9 +309,20 @@ impl Conn {
         }
     }
 
+    /// Log the current request with the status the app sent.
+    fn log_response(&mut self, fx: &mut Effects) {
+        if let Some(access) = self.access.take() {
+            let status = self.http1.exchange().map_or(0, |ex| ex.status);
+            fx.access = Some((access, status));
+        }
+    }
+
     /// `http.response.pathsend`: the file's length frames the response.
     pub(crate) fn set_body_length(&mut self, seq: u64, length: u64) {
         self.http1.set_body_length(seq, length);
+        if let Some(access) = &mut self.access {
+            access.count(length);
+        }
     }
 
     /// The app of exchange `seq` is done. A response it did not complete is settled: 500
@@ -332,9 +343,13 @@ impl Conn {
             if !self.lost && !self.closing {
                 complaint = Some("ASGI callable returned without starting a response");
                 fx.write = error_response(500, &state.default_lines());
+                self.log_access(500, fx);
             }
-        } else if !self.lost {
-            complaint = Some("ASGI callable returned without completing the response");
+        } else {
+            if !self.lost {
+                complaint = Some("ASGI callable returned without completing the response");
+            }
+            self.log_response(fx);
         }
         self.http1.close_after_response();
         self.close(fx);

@@ -23,6 +23,7 @@ mod ws;
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::server::ServerState;
 use ruvicorn_core::http1::connection::Connection;
@@ -84,8 +85,32 @@ pub(crate) struct Conn {
     deadline: Option<Deadline>,
     /// Bytes read and thrown away since the half-close.
     discarded: usize,
-    /// "METHOD target HTTP/x" of the current request, kept only when access logging is on.
-    access_line: Option<String>,
+    /// The current request's access record, kept only when access logging is on (boxed:
+    /// a connection without one carries a single word for it).
+    access: Option<Box<Access>>,
+}
+
+/// What the access log is told about one request: its scope as it arrived (a copy, so the
+/// app's changes do not show), when it started, and the response body bytes sent (`None`
+/// for a response ruvicorn wrote itself).
+pub(super) struct Access {
+    scope: Py<PyDict>,
+    started: Instant,
+    bytes: Option<u64>,
+}
+
+impl Access {
+    pub(super) fn new(scope: Py<PyDict>) -> Self {
+        Self {
+            scope,
+            started: Instant::now(),
+            bytes: Some(0),
+        }
+    }
+
+    fn count(&mut self, bytes: u64) {
+        self.bytes = self.bytes.map(|sent| sent.saturating_add(bytes));
+    }
 }
 
 impl Conn {
@@ -103,7 +128,7 @@ impl Conn {
             drain_waiters: Vec::new(),
             deadline: None,
             discarded: 0,
-            access_line: None,
+            access: None,
         }
     }
 
@@ -113,9 +138,12 @@ impl Conn {
         fx.close = true;
     }
 
-    /// Complete the current request's access log line with `status`.
+    /// Log the current request with `status`, answered by ruvicorn rather than the app.
     fn log_access(&mut self, status: u16, fx: &mut Effects) {
-        fx.access = self.access_line.take().map(|line| (line, status));
+        fx.access = self.access.take().map(|mut access| {
+            access.bytes = None;
+            (access, status)
+        });
     }
 
     /// Pause reading while too much input waits for the app; resume once it catches up.

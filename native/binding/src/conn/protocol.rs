@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 use super::effects::resolve;
-use super::{ws, Conn, Swept};
+use super::{ws, Access, Conn, Swept};
 use crate::asgi::cycle::RequestCycle;
 use crate::asgi::runner::{spawn_app, AppRunner};
 use crate::asgi::scope::{build_scope, Peer};
@@ -18,7 +18,6 @@ use crate::server::ServerState;
 use ruvicorn_core::http1::connection::Feed;
 use ruvicorn_core::http1::request::RequestHead;
 use ruvicorn_core::http1::target::split_target;
-use ruvicorn_core::http1::Version;
 
 #[pyclass(frozen, module = "ruvicorn._native")]
 pub struct HttpProtocol {
@@ -26,24 +25,6 @@ pub struct HttpProtocol {
     /// Who is at each end; set once in connection_made, so it needs no lock.
     peer: OnceLock<Peer>,
     conn: Mutex<Conn>,
-}
-
-/// `client - "METHOD target HTTP/x"`, completed with the status once the response is sent.
-fn access_line(head: &RequestHead, client: Option<&Bound<'_, PyAny>>) -> PyResult<String> {
-    let version = if head.version == Version::Http10 {
-        "1.0"
-    } else {
-        "1.1"
-    };
-    let client = match client.filter(|c| !c.is_none()) {
-        Some(client) => format!("{}:{}", client.get_item(0)?, client.get_item(1)?),
-        None => "-".to_owned(),
-    };
-    Ok(format!(
-        "{client} - \"{} {} HTTP/{version}\"",
-        String::from_utf8_lossy(head.method()),
-        String::from_utf8_lossy(head.target())
-    ))
 }
 
 fn to_addr(py: Python<'_>, info: &Bound<'_, PyAny>) -> PyResult<Option<(Py<PyTuple>, String)>> {
@@ -111,9 +92,9 @@ impl HttpProtocol {
             .ok_or_else(|| PyRuntimeError::new_err("no peer"))?;
         let scope = build_scope(py, state, peer, head, &target, websocket.is_some())?;
         if state.access_log.is_some() {
-            // The client the app sees: the forwarded one behind a trusted proxy.
-            let client = scope.get_item(key!(py, "client"))?;
-            this.lock()?.access_line = Some(access_line(head, client.as_ref())?);
+            // The scope holds what the app sees (the forwarded client behind a trusted
+            // proxy); the copy keeps it as it arrived.
+            this.lock()?.access = Some(Box::new(Access::new(scope.copy()?.unbind())));
         }
         if state.over_capacity() {
             Self::decide(slf, |conn, fx| conn.refuse(503, state, fx))?;

@@ -185,6 +185,14 @@ impl HeadParser {
             let Some(cr) = find_cr_or_lf(&buf[from..]).map(|i| from + i) else {
                 return self.partial(buf, pos, limits, max_head).map(|()| None);
             };
+            // A line over its limit is refused for its length whatever ends it, as
+            // while it was partial: where a read ends must not pick the status.
+            if !self.request_line_done && cr - pos > limits.request_line {
+                return Err(RequestError::UriTooLong);
+            }
+            if self.request_line_done && cr - pos > limits.field_size {
+                return Err(FIELD_TOO_LONG);
+            }
             if buf[cr] == b'\n' {
                 return Err(BARE_LF);
             }
@@ -255,9 +263,6 @@ impl HeadParser {
         let new_from = self.scan_from.max(pos);
         self.line_start = pos;
         self.scan_from = end;
-        if buf.len() > max_head {
-            return Err(HEAD_TOO_LARGE);
-        }
         if !self.request_line_done {
             if line.len() > limits.request_line {
                 return Err(RequestError::UriTooLong);
@@ -277,6 +282,9 @@ impl HeadParser {
             if line[0] == b' ' || line[0] == b'\t' {
                 return Err(OBS_FOLD);
             }
+        }
+        if buf.len() > max_head {
+            return Err(HEAD_TOO_LARGE);
         }
         Ok(())
     }

@@ -1,0 +1,214 @@
+"""Black-box tests of --log-format, --access-log-format, --access-logfile and --log-config."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rawhttp import exchange, request, wait_for
+from realserver import ServerProcess
+
+from ruvicorn import logconfig
+from ruvicorn.access import atoms
+from ruvicorn.config import Config, ConfigError
+from ruvicorn.logs import AtomicLineHandler, JsonFormatter
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line as a JSON object; a line that is not one fails the test."""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_json_format_writes_one_object_per_record(server_factory) -> None:
+    srv: ServerProcess = server_factory("testapp:app", "--log-format", "json")
+    headers = [("User-Agent", "probe/1.0"), ("X-Request-Id", "req-42")]
+    assert srv.get("/ok?json=1", headers=headers).status == 200
+    assert srv.get("/raise-before").status == 500
+    wait_for(lambda: "req-42" in srv.stderr() and '"path": "/raise-before"' in srv.stderr())
+    records = json_lines(srv.stderr())
+    for record in records:
+        assert {"time", "level", "pid", "logger", "message"} <= record.keys(), record
+    access = next(r for r in records if r.get("request_id") == "req-42")
+    assert access["logger"] == "ruvicorn.access"
+    assert access["method"] == "GET"
+    assert access["path"] == "/ok"
+    assert access["query"] == "json=1"
+    assert access["status"] == 200
+    assert access["bytes"] == 2
+    assert isinstance(access["duration_ms"], (int, float))
+    assert access["client"].startswith("127.0.0.1:")
+    assert access["user_agent"] == "probe/1.0"
+    assert '"GET /ok?json=1 HTTP/1.1" 200' in access["message"]
+    failed = next(r for r in records if "exception" in r)
+    assert failed["level"] == "ERROR"
+    assert "RuntimeError: raised before the response started" in failed["exception"]
+    plain = next(r for r in records if r.get("path") == "/raise-before")
+    assert "request_id" not in plain
+    assert plain["status"] == 500
+
+
+def test_access_log_format_atoms(server_factory) -> None:
+    fmt = "%(h)s|%(m)s|%(U)s|%(q)s|%(H)s|%(s)s|%(b)s|%(a)s|%({x-custom}i)s|%({absent}i)s|%(r)s"
+    srv: ServerProcess = server_factory("testapp:app", "--access-log-format", fmt)
+    srv.get("/ok?a=b", headers=[("User-Agent", "ua"), ("X-Custom", "hello")])
+    line = wait_for(lambda: [x for x in srv.stderr().splitlines() if "|GET|" in x])[0]
+    assert line.endswith("127.0.0.1|GET|/ok|a=b|HTTP/1.1|200|2|ua|hello|-|GET /ok?a=b HTTP/1.1")
+
+
+def test_access_log_bytes_of_a_streamed_body(server_factory) -> None:
+    srv: ServerProcess = server_factory("testapp:app", "--access-log-format", "%(U)s %(B)s")
+    body = b"y" * 3000
+    resp = exchange(srv.host, srv.port, request("POST", "/echo-stream", body=body))
+    assert resp.status == 200
+    assert len(resp.body) >= 3000
+    line = wait_for(lambda: [x for x in srv.stderr().splitlines() if "/echo-stream " in x])[0]
+    assert line.endswith(f"/echo-stream {len(resp.body)}")
+
+
+def test_access_logfile_and_reopen(server_factory, tmp_path: Path) -> None:
+    access = tmp_path / "access.log"
+    srv: ServerProcess = server_factory("testapp:app", "--access-logfile", str(access))
+    srv.get("/ok?first")
+    wait_for(lambda: access.exists() and "/ok?first" in access.read_text())
+    assert "/ok?first" not in srv.stderr()
+    assert "Ready:" not in access.read_text()
+    rotated = tmp_path / "access.log.1"
+    access.rename(rotated)
+    srv.send_signal(signal.SIGUSR1)
+    wait_for(lambda: "Received SIGUSR1" in srv.stderr())
+
+    def logged_anew() -> bool:
+        srv.get("/ok?second")
+        return access.exists() and "/ok?second" in access.read_text()
+
+    wait_for(logged_anew)
+    assert "/ok?second" not in rotated.read_text()
+
+
+def test_log_config_json(server_factory, tmp_path: Path) -> None:
+    out = tmp_path / "configured.log"
+    config = {
+        "version": 1,
+        "formatters": {"tagged": {"format": "TAGGED %(name)s %(message)s"}},
+        "handlers": {
+            "file": {"class": "logging.FileHandler", "filename": str(out), "formatter": "tagged"}
+        },
+        "loggers": {"ruvicorn.access": {"handlers": ["file"], "level": "INFO"}},
+    }
+    path = tmp_path / "logging.json"
+    path.write_text(json.dumps(config))
+    srv: ServerProcess = server_factory("testapp:app", "--log-config", str(path))
+    srv.get("/ok?configured")
+    done = '"GET /ok?configured HTTP/1.1" 200'
+    line = wait_for(
+        lambda: [x for x in out.read_text().splitlines() if done in x] if out.exists() else []
+    )[0]
+    assert line.startswith("TAGGED ruvicorn.access "), line
+    # Loggers the file leaves alone keep ruvicorn's setup.
+    assert "Ready:" in srv.stderr()
+
+
+def test_log_config_ini(server_factory, tmp_path: Path) -> None:
+    path = tmp_path / "logging.ini"
+    path.write_text(
+        "[loggers]\nkeys=root,access\n\n"
+        "[handlers]\nkeys=err\n\n"
+        "[formatters]\nkeys=plain\n\n"
+        "[logger_root]\nhandlers=\n\n"
+        "[logger_access]\nqualname=ruvicorn.access\nhandlers=err\npropagate=0\n\n"
+        "[handler_err]\nclass=StreamHandler\nformatter=plain\nargs=(sys.stderr,)\n\n"
+        "[formatter_plain]\nformat=INI-ACCESS %(message)s\n"
+    )
+    srv: ServerProcess = server_factory("testapp:app", "--log-config", str(path))
+    srv.get("/ok?ini")
+    wait_for(lambda: "INI-ACCESS " in srv.stderr() and "/ok?ini" in srv.stderr())
+
+
+def test_log_config_errors_are_one_line(server_factory, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"version": 1, "handlers": {"h": {"class": "no.such.Handler"}}}')
+    for path, needle in ((bad, "bad.json"), (tmp_path / "missing.ini", "no such file")):
+        srv: ServerProcess = server_factory("testapp:app", "--log-config", str(path), start=False)
+        srv.expect_exit = 2
+        srv.start(wait=False)
+        assert srv.wait_exit() == 2
+        lines = [x for x in srv.stderr().splitlines() if "--log-config" in x]
+        assert len(lines) == 1 and needle in lines[0], srv.stderr()
+        assert "Traceback" not in srv.stderr()
+
+
+# -- in-process units
+
+
+@pytest.mark.parametrize(
+    ("fmt", "needle"),
+    [
+        (
+            "%(h)s %({server}o)s",
+            "response headers (%({server}o)s) are not available to the access log",
+        ),
+        ("%(h)s %(nope)s", "unknown atom %(nope)s"),
+    ],
+)
+def test_access_log_format_problems_are_one_line(fmt: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Config(access_log_format=fmt)
+    assert str(caught.value) == f"--access-log-format: {needle}"
+
+
+def test_access_records_keep_their_fields_as_data() -> None:
+    scope = {
+        "method": "PUT",
+        "path": "/a b",
+        "raw_path": b"/a%20b",
+        "query_string": b"x=1",
+        "http_version": "1.0",
+        "client": ("10.0.0.9", 5555),
+        "headers": [(b"authorization", b"Basic " + base64.b64encode(b"ann:secret"))],
+    }
+    record = logging.LogRecord("ruvicorn.access", logging.INFO, "", 0, "%(u)s %(r)s", None, None)
+    record.args = atoms(scope, 204, 0, 0.0015)
+    assert record.getMessage() == "ann PUT /a%20b?x=1 HTTP/1.0"
+    assert isinstance(record.args, dict)
+    assert record.args["client"] == "10.0.0.9:5555"
+    assert record.args["b"] == "-" and record.args["B"] == 0
+    assert record.args["D"] == 1500 and record.args["duration_ms"] == 1.5
+    shown = json.loads(JsonFormatter().format(record))
+    assert shown["method"] == "PUT" and shown["status"] == 204 and shown["bytes"] == 0
+    assert "user_agent" not in shown and "request_id" not in shown
+
+
+def test_json_tracebacks_stay_inside_their_record() -> None:
+    try:
+        raise ValueError("inside")
+    except ValueError:
+        record = logging.LogRecord(
+            "ruvicorn.error", logging.ERROR, "", 0, "failed %s", ("here",), sys.exc_info()
+        )
+    text = JsonFormatter().format(record)
+    assert "\n" not in text
+    shown = json.loads(text)
+    assert shown["message"] == "failed here"
+    assert shown["exception"].startswith("Traceback") and "ValueError: inside" in shown["exception"]
+
+
+def test_yaml_log_config_without_pyyaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    path = tmp_path / "logging.yaml"
+    path.write_text("version: 1\n")
+    with pytest.raises(ConfigError, match="needs PyYAML"):
+        logconfig.apply(str(path))
+
+
+def test_access_logfile_dash_is_stdout(capfd: pytest.CaptureFixture[str]) -> None:
+    handler = AtomicLineHandler("-")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.emit(logging.LogRecord("ruvicorn.access", logging.INFO, "", 0, "to stdout", None, None))
+    out, err = capfd.readouterr()
+    assert out == "to stdout\n" and err == ""
