@@ -8,14 +8,15 @@
 # changed (a hash of the checkout outside bench/, tests/ and examples/ is kept in the venv);
 # wsload likewise when bench/wsload changed.
 #
-# Environment: PYTHON (interpreter for the venv, default python3), BENCH_SKIP_APT=1,
+# Environment: PYTHON (interpreter for the venv, default python3), BENCH_VENV (the venv,
+# default bench/.venv; one per interpreter compares them), BENCH_SKIP_APT=1,
 # BENCH_SKIP_RUVICORN=1, BENCH_REBUILD=1 (rebuild ruvicorn even if unchanged),
 # CARGO_TARGET_DIR (default bench/.venv/cargo-target, kept between runs).
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$BENCH_DIR/.." && pwd)"
-VENV="$BENCH_DIR/.venv"
+VENV="$(realpath -m "${BENCH_VENV:-$BENCH_DIR/.venv}")"
 PYTHON="${PYTHON:-python3}"
 
 say() { printf 'bench/setup: %s\n' "$*" >&2; }

@@ -127,7 +127,7 @@ def bootstrap(args: argparse.Namespace) -> None:
             sys.exit(f"bench: bench/setup.sh failed (code {code})")
     python = VENV / "bin" / "python"
     if not python.exists():
-        sys.exit("bench: bench/.venv is missing: run bash bench/setup.sh")
+        sys.exit(f"bench: {VENV} is missing: run bash bench/setup.sh")
     os.environ["BENCH_IN_VENV"] = "1"
     os.execv(str(python), [str(python), str(BENCH / "run.py"), *sys.argv[1:]])
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent.parent
 REPO = BENCH.parent
-VENV = BENCH / ".venv"
+#: BENCH_VENV puts the peers and ruvicorn in another virtualenv, e.g. one per interpreter.
+VENV = Path(os.environ.get("BENCH_VENV") or BENCH / ".venv").resolve()
 APPS = BENCH / "apps"
 RESULTS = BENCH / "results"
 #: Where a quick or partial run writes unless told otherwise: the committed full results
