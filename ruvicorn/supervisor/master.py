@@ -17,7 +17,8 @@ from typing import Any
 from ruvicorn import exitcodes, identity, listeners, logs
 from ruvicorn.config import Config, ConfigError
 from ruvicorn.hooks import NO_HOOKS, ServerHooks
-from ruvicorn.supervisor import pidfile, proctitle
+from ruvicorn.supervisor import metrics, metrics_server, pidfile, proctitle
+from ruvicorn.supervisor.metrics_server import MetricsServer
 from ruvicorn.supervisor.pool import Pool
 from ruvicorn.supervisor.reload import ReloadWatcher
 from ruvicorn.supervisor.sd_notify import Notifier
@@ -53,6 +54,7 @@ class Master:
         self.signals = SignalQueue()
         self.notifier = Notifier()
         self.watcher: ReloadWatcher | None = None
+        self.metrics: MetricsServer | None = None
         # The master holds the write end and never writes: the kernel closes it when the
         # master dies, which wakes every worker's reader (see worker_process).
         self.alive_r, self.alive_w = os.pipe()
@@ -73,6 +75,8 @@ class Master:
             fds.append(self.notifier.fileno())
         if self.watcher is not None:
             fds.extend(self.watcher.master_fds())
+        if self.metrics is not None:
+            fds.extend(self.metrics.fds())
         return fds
 
     # -- life cycle
@@ -91,6 +95,8 @@ class Master:
         self.hooks.call("on_starting", self.server_info)
         try:
             self.pool.sockets = listeners.bind_listeners(config)
+            if config.metrics_bind:
+                self._serve_metrics(config.metrics_bind)
             if config.pid:
                 pidfile.write(config.pid)
         except ConfigError as exc:
@@ -101,6 +107,16 @@ class Master:
             return self._serve()
         finally:
             self._cleanup()
+
+    def _serve_metrics(self, address: str) -> None:
+        listener = metrics_server.bind(address)
+        pool = self.pool
+        self.metrics = MetricsServer(
+            listener, lambda: metrics.render(pool.tally, list(pool.workers.values()))
+        )
+        host, port = listener.getsockname()[:2]
+        host = f"[{host}]" if ":" in host else host
+        log.info("Metrics on http://%s:%d/metrics", host, port)
 
     def _serve(self) -> int:
         config = self.config
@@ -129,6 +145,9 @@ class Master:
 
     def _cleanup(self) -> None:
         self.pool.kill_all()
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
         listeners.close_listeners(self.pool.sockets)
         self.pool.sockets = []
         if self.watcher is not None:
@@ -168,6 +187,8 @@ class Master:
                 pool.check(now)
                 pool.maintain(now)
             self._report(now)
+            if self.metrics is not None:
+                self.metrics.expire(now)
             self._wait()
 
     def _wait(self) -> None:
@@ -179,6 +200,8 @@ class Master:
             poller.register(fd, select.POLLIN)
         if self.watcher is not None:
             poller.register(self.watcher.fd, select.POLLIN)
+        if self.metrics is not None:
+            self.metrics.register(poller)
         try:
             events = poller.poll(TICK * 1000)
         except InterruptedError:
@@ -188,6 +211,8 @@ class Master:
                 self.pool.on_status(by_fd[fd])
             elif self.watcher is not None and fd == self.watcher.fd:
                 self._on_file_changes()
+            elif self.metrics is not None and self.metrics.owns(fd):
+                self.metrics.on_ready(fd)
 
     def _on_file_changes(self) -> None:
         assert self.watcher is not None
