@@ -122,7 +122,7 @@ class _Text:
         if labels:
             inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
             name = f"{name}{{{inner}}}"
-        self.lines.append(f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}")
+        self.lines.append(f"{name} {value!r}")
 
     def encode(self) -> bytes:
         return ("\n".join(self.lines) + "\n").encode()

@@ -31,6 +31,8 @@ pub(crate) struct Effects {
     pub(super) wake_drain: Vec<Py<PyAny>>,
     pub(super) refused: Option<RequestError>,
     pub(super) access: Option<(Box<Access>, u16)>,
+    /// A refused request's record: the response before it may complete in the same turn.
+    pub(super) refused_access: Option<(Box<Access>, u16)>,
     /// How an app ended, to log before anything else is done: its exception, or a
     /// complaint about the response it left unfinished.
     app_outcome: Option<(Option<Py<PyAny>>, Option<&'static str>)>,
@@ -87,6 +89,7 @@ impl Effects {
             && self.wake_drain.is_empty()
             && self.refused.is_none()
             && self.access.is_none()
+            && self.refused_access.is_none()
             && self.app_outcome.is_none()
     }
 }
@@ -168,7 +171,7 @@ impl HttpProtocol {
                 keep(transport.call_method0(key!(py, "close")).map(drop));
             }
         }
-        if let Some((access, status)) = fx.access {
+        for (access, status) in [fx.access, fx.refused_access].into_iter().flatten() {
             let elapsed = access.started.elapsed();
             if let Some(metrics) = &state.metrics {
                 metrics.request(access.method, status, elapsed);

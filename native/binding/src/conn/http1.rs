@@ -86,7 +86,7 @@ impl Conn {
                         // A refused head still counts as a request (its method unknown).
                         self.access = Some(Box::new(Access::new(None, metrics::OTHER_METHOD)));
                     }
-                    self.log_access(err.status(), fx);
+                    fx.refused_access = self.answered_by_server(err.status());
                 }
                 fx.refused = Some(err);
                 self.close(fx);

@@ -148,10 +148,15 @@ impl Conn {
 
     /// Log the current request with `status`, answered by ruvicorn rather than the app.
     fn log_access(&mut self, status: u16, fx: &mut Effects) {
-        fx.access = self.access.take().map(|mut access| {
+        fx.access = self.answered_by_server(status);
+    }
+
+    /// The current request's record, answered by ruvicorn with `status`.
+    fn answered_by_server(&mut self, status: u16) -> Option<(Box<Access>, u16)> {
+        self.access.take().map(|mut access| {
             access.bytes = None;
             (access, status)
-        });
+        })
     }
 
     /// Pause reading while too much input waits for the app; resume once it catches up.
