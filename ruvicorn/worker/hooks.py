@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -29,4 +28,4 @@ class WorkerHooks:
     request_limit: int = 0
     on_recycle: Callable[[], None] | None = None
     on_app_started: Callable[[], None] | None = None
-    metrics: Any = None
+    metrics: memoryview | None = None
