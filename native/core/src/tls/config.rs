@@ -212,7 +212,7 @@ mod tests {
         assert!(message(&no_ca).contains("give ssl_ca_certs"));
         let openssl = TlsOptions {
             ciphers: Some("ECDHE+AESGCM".into()),
-            ..options(chain.clone(), key.clone())
+            ..options(chain, key)
         };
         assert!(message(&openssl).contains("IANA"));
         for text in [mismatch, message(&no_ca), message(&openssl)] {

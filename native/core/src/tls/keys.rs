@@ -21,9 +21,11 @@ fn read(path: &str, what: &str) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|err| TlsError(format!("cannot read {what} {path}: {err}")))
 }
 
-/// Every PEM section of `pem` with its label; sections rustls has no kind for (an encrypted
-/// key) come back as `None`.
-fn sections(pem: &[u8], path: &str) -> Result<Vec<(Option<SectionKind>, Vec<u8>)>, TlsError> {
+/// A PEM section's kind and DER; `None` for one rustls has no kind for (an encrypted key).
+type Section = (Option<SectionKind>, Vec<u8>);
+
+/// Every PEM section of `pem`.
+fn sections(pem: &[u8], path: &str) -> Result<Vec<Section>, TlsError> {
     let mut out = Vec::new();
     for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem) {
         let (kind, der) =

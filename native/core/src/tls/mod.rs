@@ -13,6 +13,9 @@ pub mod names;
 
 use std::fmt;
 
+/// The TLS library, for the binding crate that drives its connections.
+pub use rustls;
+
 /// ALPN protocols offered, most preferred first: the one list (HTTP/2 adds `h2` here).
 pub const ALPN: &[&[u8]] = &[b"http/1.1"];
 
