@@ -154,7 +154,7 @@ def print_config(ctx: click.Context, config: Config) -> None:
 
 def check_config(config: Config) -> None:
     """Everything short of binding: the process settings, then importing the app here."""
-    from ruvicorn import identity
+    from ruvicorn import identity, tls
     from ruvicorn.main import prepare_process
     from ruvicorn.worker.app_loading import AppLoadError, load_app
 
@@ -165,6 +165,9 @@ def check_config(config: Config) -> None:
         prepare_process(config)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    problem = tls.problem(config)
+    if problem is not None:
+        raise UsageError(problem)
     try:
         load_app(config)
     except AppLoadError as exc:
