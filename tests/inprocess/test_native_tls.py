@@ -365,3 +365,63 @@ def test_check_tls_shares_the_workers_configuration(certs: Certs, tmp_path: Path
             _native.check_tls(*args)
         assert "\n" not in str(caught.value)
         assert "s3cret" not in str(caught.value)
+
+
+class SlowReader:
+    """Waits for ``go`` before it reads the body; answers 100-continue requests too."""
+
+    def __init__(self) -> None:
+        self.go = asyncio.Event()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await self.go.wait()
+        size = 0
+        while True:
+            message = await receive()
+            size += len(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = str(size).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+
+def test_reading_pauses_while_the_app_does_not_read(run: Runner, certs: Certs) -> None:
+    app = SlowReader()
+    size = 4 * 1024 * 1024
+
+    async def scenario() -> None:
+        conn = MockConnection(app, **certs.settings())
+        peer = TlsPeer(conn, certs.client_context())
+        peer.handshake()
+        head = f"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: {size}\r\n\r\n".encode()
+        peer.send(head + b"x" * size)
+        await conn.idle()
+        assert not conn.transport.reading
+        app.go.set()
+        await peer.until(lambda: parse(peer.plain, ("POST",)), "the answer")
+        assert parse(peer.plain, ("POST",))[0].body == str(size).encode()
+        assert conn.transport.reading
+
+    run(scenario)
+
+
+def test_expect_100_continue_and_pipelining(run: Runner, certs: Certs) -> None:
+    app = SlowReader()
+    app.go.set()
+
+    async def scenario() -> None:
+        conn = MockConnection(app, **certs.settings())
+        peer = TlsPeer(conn, certs.client_context())
+        peer.handshake()
+        peer.send(
+            b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\nexpect: 100-continue\r\n\r\n"
+        )
+        await peer.until(lambda: peer.plain.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), "100")
+        peer.plain.clear()
+        peer.send(b"abc" + get() + get())
+        methods = ("POST", "GET", "GET")
+        await peer.until(lambda: len(parse(peer.plain, methods)) == 3, "three responses")
+        assert [r.body for r in parse(peer.plain, methods)] == [b"3", b"0", b"0"]
+
+    run(scenario)
