@@ -14,7 +14,7 @@ import signal
 import time
 from typing import Any
 
-from ruvicorn import exitcodes, identity, listeners, logs
+from ruvicorn import exitcodes, identity, listeners, logs, tls
 from ruvicorn.config import Config, ConfigError
 from ruvicorn.hooks import NO_HOOKS, ServerHooks
 from ruvicorn.supervisor import metrics, metrics_server, pidfile, proctitle
@@ -88,7 +88,7 @@ class Master:
                 "--reload and --preload cannot be combined: preloaded code is not re-imported"
             )
             return exitcodes.USAGE
-        problem = identity.switch_problem(config.user, config.group)
+        problem = identity.switch_problem(config.user, config.group) or tls.problem(config)
         if problem is not None:
             log.error("%s", problem)
             return exitcodes.USAGE
@@ -226,7 +226,7 @@ class Master:
         if paths and not self.stopping and not self.stop_at:
             shown = ", ".join(os.path.relpath(p) for p in paths[:3])
             more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
-            self.pool.begin_reload(f"changes in {shown}{more}")
+            self.reload(f"changes in {shown}{more}")
 
     def _report(self, now: float) -> None:
         status = self.pool.status_line()
@@ -265,13 +265,26 @@ class Master:
     def _on_pool_signal(self, signum: int) -> None:
         """The signals that change the running pool (refused once a stop began or is delayed)."""
         if signum == signal.SIGHUP:
-            self.pool.begin_reload("SIGHUP")
+            self.reload("SIGHUP")
         elif signum == signal.SIGTTIN:
             self.pool.resize(self.pool.target + 1)
         elif signum == signal.SIGTTOU:
             self.pool.resize(self.pool.target - 1)
         elif signum == signal.SIGUSR1:
             self.pool.signal_all(signal.SIGUSR1)
+
+    def reload(self, why: str) -> None:
+        """A rolling restart, in which the new workers load the TLS files anew: checked
+        first, so a broken replacement file leaves the old workers serving."""
+        problem = tls.problem(self.config)
+        if problem is not None:
+            log.error(
+                "Not reloading (%s): %s; the workers keep serving the certificate they loaded",
+                why,
+                problem,
+            )
+            return
+        self.pool.begin_reload(why)
 
     def delay_stop(self, why: str) -> None:
         """--timeout-shutdown-delay: keep serving while load balancers notice the stop.
