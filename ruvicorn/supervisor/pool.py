@@ -229,40 +229,51 @@ class Pool:
         if sample:
             self._next_sample = now + SAMPLE_INTERVAL
         for worker in list(self.workers.values()):
-            if worker.retiring:
+            if worker.hung or worker.killed:
                 continue
             if not worker.ready:
-                if now - worker.started > self.config.timeout_worker_ready:
-                    log.error(
-                        "Worker %d not ready after %g s (--timeout-worker-ready); killing it",
-                        worker.pid,
-                        self.config.timeout_worker_ready,
-                    )
-                    worker.boot_timed_out = True
-                    worker.signal(signal.SIGKILL)
-                    worker.killed = True
-                    worker.retiring = True
+                if not worker.retiring:
+                    self._kill_if_boot_late(worker, now)
                 continue
-            age = worker.heartbeat.age()
-            if self.config.timeout_worker > 0 and age > self.config.timeout_worker:
-                log.error(
-                    "Worker %d: event loop blocked for %.0f s (over --timeout-worker %g s); "
-                    "sending SIGABRT for its traceback, then SIGKILL",
-                    worker.pid,
-                    age,
-                    self.config.timeout_worker,
-                )
-                worker.hung = True
-                worker.retiring = True
-                worker.kill_at = now + ABORT_GRACE
-                worker.signal(signal.SIGABRT)
+            # A draining worker still beats; one whose loop blocks is as hung as any.
+            if self._kill_if_hung(worker, now) or worker.retiring or not sample:
                 continue
-            if sample:
-                if lifetime_exceeded(self.config, worker.started, now):
-                    self._recycle(worker, "reached --max-worker-lifetime")
-                elif worker.memory.sample(worker.pid):
-                    rss = worker.memory.last_rss / MIB
-                    self._recycle(worker, f"RSS {rss:.0f} MiB over --max-worker-memory")
+            if lifetime_exceeded(self.config, worker.started, now):
+                self._recycle(worker, "reached --max-worker-lifetime")
+            elif worker.memory.sample(worker.pid):
+                rss = worker.memory.last_rss / MIB
+                self._recycle(worker, f"RSS {rss:.0f} MiB over --max-worker-memory")
+
+    def _kill_if_boot_late(self, worker: Worker, now: float) -> None:
+        if now - worker.started > self.config.timeout_worker_ready:
+            log.error(
+                "Worker %d not ready after %g s (--timeout-worker-ready); killing it",
+                worker.pid,
+                self.config.timeout_worker_ready,
+            )
+            worker.boot_timed_out = True
+            worker.signal(signal.SIGKILL)
+            worker.killed = True
+            worker.retiring = True
+
+    def _kill_if_hung(self, worker: Worker, now: float) -> bool:
+        """SIGABRT (for its traceback, SIGKILL after a grace) a worker whose loop stopped
+        beating for longer than --timeout-worker; whether it did."""
+        age = worker.heartbeat.age()
+        if not 0 < self.config.timeout_worker < age:
+            return False
+        log.error(
+            "Worker %d: event loop blocked for %.0f s (over --timeout-worker %g s); "
+            "sending SIGABRT for its traceback, then SIGKILL",
+            worker.pid,
+            age,
+            self.config.timeout_worker,
+        )
+        worker.hung = True
+        worker.retiring = True
+        worker.kill_at = now + ABORT_GRACE
+        worker.signal(signal.SIGABRT)
+        return True
 
     def enforce_deadlines(self, now: float) -> None:
         for worker in self.workers.values():

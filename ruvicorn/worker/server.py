@@ -166,12 +166,17 @@ class WorkerServer:
                 "Graceful shutdown timed out: closing %d connection(s)", self.state.connections
             )
             self.state.close_all()
-        if self._ticker is not None:
-            self._ticker.cancel()
         self.state.publish_metrics()  # the master reads this worker's last counts
         if finish_tasks:
             await self._finish_tasks(spare)
         return clean
+
+    def stop_ticking(self) -> None:
+        """The last step of a stop: until here the heartbeat goes on, so the master can
+        tell a worker still stopping from one whose loop hung."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
 
     async def _finish_tasks(self, spare: asyncio.Task[Any] | None) -> None:
         """Give app tasks a moment to see the disconnect, then cancel what is left."""

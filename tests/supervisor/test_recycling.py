@@ -113,8 +113,14 @@ def test_max_memory_recycles_a_growing_worker(start: Callable[..., Server]) -> N
     assert status == 200 and int(body) != first
 
 
-def test_blocked_event_loop_gets_sigabrt_then_replaced(start: Callable[..., Server]) -> None:
-    server = start("basic:app", "--workers", "2", "--timeout-worker", "2")
+@pytest.mark.parametrize("retiring", [False, True], ids=["serving", "retiring"])
+def test_blocked_event_loop_gets_sigabrt_then_replaced(
+    start: Callable[..., Server], retiring: bool
+) -> None:
+    # Retiring: the blocking request spends the worker's budget, so the worker is already
+    # draining when its loop blocks; it is as hung as a serving one.
+    budget = ["--limit-max-requests", "1"] if retiring else []
+    server = start("basic:app", "--workers", "2", "--timeout-worker", "2", *budget)
     server.wait_ready()
     workers = server.workers()
     # The request itself is lost with its worker: that is the point.
