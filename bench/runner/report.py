@@ -240,7 +240,7 @@ def noise_warning(all_aggs: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
 
 def workload_section(w: Workload, aggs: dict[str, dict[str, Any]], order: list[str]) -> list[str]:
     out = [f"## {w.title}", "", f"{w.connections} connections.", ""]
-    if w.client == "wsload":
+    if w.websocket:
         out[-2:] = [
             f"{w.connections} connections, each sending a {len(WS_MESSAGE)}-byte text "
             "message and waiting for its echo before the next (closed loop); load from "
