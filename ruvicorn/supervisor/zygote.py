@@ -318,7 +318,14 @@ def _zygote_main(
 
 
 def _load_and_serve(config: Config, chan: socket.socket, pool: Pool) -> int:
+    # The worker's own modules (server, native protocol, event loop) are imported here
+    # too, so their pages are shared by every worker rather than copied into each.
+    import ruvicorn.worker.run  # noqa: F401
     from ruvicorn.worker.app_loading import AppLoadError, load_app
+    from ruvicorn.worker.loop import uvloop_available
+
+    if config.loop != "asyncio" and uvloop_available():
+        import uvloop  # noqa: F401
 
     try:
         app = load_app(config)
