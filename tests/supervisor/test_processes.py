@@ -41,11 +41,13 @@ def test_n_workers_distinct_pids_and_sigkill_is_replaced(start: Callable[..., Se
         assert status == 200 and int(body) != victim
 
 
+@pytest.mark.parametrize("preload", [False, True])
 def test_master_sigkill_takes_workers_and_watcher_down(
-    start: Callable[..., Server], tmp_path: Path
+    start: Callable[..., Server], tmp_path: Path, preload: bool
 ) -> None:
     server = start(
         "basic:app",
+        *(["--preload"] if preload else []),
         "--workers",
         "2",
         "--reload-dir",
@@ -55,7 +57,8 @@ def test_master_sigkill_takes_workers_and_watcher_down(
     server.wait_ready()
     server.wait_log("Watching")
     children = psutil.Process(server.pid).children()
-    assert len(children) == 3  # Two workers and the file watcher.
+    # Two workers and the file watcher (and the zygote).
+    assert len(children) == (4 if preload else 3)
     server.signal(signal.SIGKILL)
     server.wait_exit(10)
     _, alive = psutil.wait_procs(children, timeout=15)
