@@ -186,43 +186,32 @@ class Zygotes:
             self.pool.begin_reload(zygote.why)
 
     def _on_load_error(self, zygote: Zygote, text: str) -> None:
-        self._retire(zygote)
-        if zygote is self.next:
-            self.next = None
-            log.error(
-                "Reload (%s) failed: could not load the app: %s; the old workers keep serving",
-                zygote.why,
-                text,
-            )
-            return
-        self.current = None
-        if not self.pool.booted:
-            log.error("Could not load the app: %s", text)
-            self.pool.fatal_code = exitcodes.APP_LOAD_FAILED
-        else:
-            self.failed = True
-            log.error(
-                "Could not load the app in a new zygote: %s; no worker starts until a reload",
-                text,
-            )
+        self._gone(zygote, f"could not load the app: {text}", retry=False)
 
     def _lost(self, zygote: Zygote, how: str, signal_it: bool = True) -> None:
-        """``zygote`` died or stopped answering: forget it (its workers serve on)."""
+        self._gone(zygote, f"zygote {zygote.pid} died ({how})", retry=True, signal_it=signal_it)
+
+    def _gone(self, zygote: Zygote, problem: str, *, retry: bool, signal_it: bool = True) -> None:
+        """``zygote`` cannot fork workers (it could not load the app, died or stopped
+        answering): forget it, in one log line. Its workers serve on. ``retry``: a new
+        zygote may start at once (it died), else only on the next reload (the code is bad)."""
         self._retire(zygote, signal_it)
         if zygote is self.next:
             self.next = None
-            log.error(
-                "Reload (%s) failed: the new zygote %d died (%s)", zygote.why, zygote.pid, how
-            )
-        elif zygote is self.current:
-            self.current = None
-            log.error(
-                "Zygote %d died (%s); its workers serve on, a new one starts when needed",
-                zygote.pid,
-                how,
-            )
-            if not self.pool.booted:
-                self.pool.fatal_code = 1
+            log.error("Reload (%s) failed: %s; the old workers keep serving", zygote.why, problem)
+            return
+        if zygote is not self.current:
+            return
+        self.current = None
+        said = problem[:1].upper() + problem[1:]
+        if not self.pool.booted:
+            log.error("%s", said)
+            self.pool.fatal_code = 1 if retry else exitcodes.APP_LOAD_FAILED
+        elif retry:
+            log.error("%s; its workers serve on, a new one starts when needed", said)
+        else:
+            self.failed = True
+            log.error("%s; no worker starts until a reload", said)
 
     # -- requests from the master
 

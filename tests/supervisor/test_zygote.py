@@ -190,3 +190,13 @@ def test_a_thread_started_at_import_is_reported(
     server.wait_log(r"Importing the app started 1 thread \(Thread-1")
     assert server.count("Importing the app started") == 1
     assert _answer(server)[0] == "threaded"
+
+
+def test_an_app_that_cannot_load_stops_the_server_with_one_line(
+    start: Callable[..., Server],
+) -> None:
+    server = start("broken_import:app", "--preload", "--workers", "2")
+    assert server.wait_exit(30) == 3
+    log = server.log()
+    assert log.count("Could not load the app: ") == 1
+    assert "Listening on" not in log and "Started worker" not in log
