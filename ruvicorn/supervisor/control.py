@@ -98,7 +98,7 @@ class ControlServer:
             self.sock.bind(self.path)
         except OSError as exc:
             self.sock.close()
-            raise ConfigError(f"--control-socket {path}: {exc.strerror}") from None
+            raise ConfigError(f"--control-socket {path}: {exc.strerror or exc}") from None
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
