@@ -199,6 +199,7 @@ class Zygotes:
         if zygote is self.next:
             self.next = None
             log.error("Reload (%s) failed: %s; the old workers keep serving", zygote.why, problem)
+            self.pool.notifier.ready(f"{self.pool.status_line()}; the last reload failed")
             return
         if zygote is not self.current:
             return
@@ -223,6 +224,8 @@ class Zygotes:
         self.next = self._start(why)
         if self.next is not None:
             log.info("Reloading (%s): zygote %d imports the app", why, self.next.pid)
+            # Now, not once the import is done: systemd's reload waits for this.
+            self.pool.notifier.reloading(f"reloading ({why}): importing the app")
 
     def stop(self) -> None:
         """No more forks: every zygote stops (they hold the listening sockets too)."""
