@@ -183,6 +183,8 @@ class Master:
                 pool.enforce_deadlines(now)
             else:
                 pool.check(now)
+                if self.zygotes is not None:
+                    self.zygotes.check(now)
                 pool.maintain(now)
             self._report(now)
             self._wait()

@@ -70,6 +70,7 @@ class Zygote:
     generation: int
     #: Why it was started: "" for the first one or a replacement, else the reload's reason.
     why: str
+    started: float
     ready: bool = False
 
 
@@ -216,6 +217,19 @@ class Zygotes:
 
     # -- requests from the master
 
+    def check(self, now: float) -> None:
+        """A zygote still importing after --timeout-worker-ready is given up, as a worker
+        would be."""
+        limit = self.config.timeout_worker_ready
+        for zygote in (self.current, self.next):
+            if zygote is not None and not zygote.ready and now - zygote.started > limit:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(zygote.pid, signal.SIGKILL)
+                problem = f"zygote {zygote.pid} not ready within --timeout-worker-ready {limit:g} s"
+                self._gone(zygote, problem, retry=False, signal_it=False)
+                if self.pool.fatal_code is not None:
+                    self.pool.fatal_code = 1  # As for a worker that timed out booting.
+
     def reload(self, why: str) -> None:
         """A new zygote imports the code; the pool rolls once it is ready."""
         if self.next is not None:
@@ -276,7 +290,9 @@ class Zygotes:
         theirs.close()
         ours.setblocking(False)
         log.debug("Zygote %d started (generation %d)", pid, self.generation)
-        return Zygote(pid=pid, chan=ours, generation=self.generation, why=why)
+        return Zygote(
+            pid=pid, chan=ours, generation=self.generation, why=why, started=time.monotonic()
+        )
 
 
 # -- the zygote process

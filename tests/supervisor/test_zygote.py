@@ -200,3 +200,20 @@ def test_an_app_that_cannot_load_stops_the_server_with_one_line(
     log = server.log()
     assert log.count("Could not load the app: ") == 1
     assert "Listening on" not in log and "Started worker" not in log
+
+
+def test_an_import_that_never_finishes_is_given_up(
+    start: Callable[..., Server], code_dir: Path
+) -> None:
+    _write_app(code_dir / "versioned.py", "slow", extra="import time\ntime.sleep(60)")
+    server = start(
+        "versioned:app",
+        "--preload",
+        "--app-dir",
+        str(code_dir),
+        "--timeout-worker-ready",
+        "1",
+        env={"PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert server.wait_exit(30) == 1
+    assert server.count(r"Zygote \d+ not ready within --timeout-worker-ready 1 s") == 1
