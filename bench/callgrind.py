@@ -5,6 +5,7 @@ an instruction count does not, so a change to the hot path is judged by this:
 
     python bench/callgrind.py                # plaintext (examples/hello.py), uvloop
     python bench/callgrind.py --loop asyncio
+    python bench/callgrind.py --metrics      # with the --metrics-bind counters on
 
 One worker (no master) serves ``examples/hello.py`` under ``valgrind --tool=callgrind``
 twice: once for ``--small`` keep-alive requests on one connection, once for ``--large``.
@@ -35,11 +36,15 @@ REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: callgrind\r\nAccept
 BODY = b"Hello, world!\n"
 
 
-def serve(port: int, loop: str) -> int:
-    """The measured process: one worker on a loopback port, as a worker process runs it."""
+def serve(port: int, loop: str, metrics: bool) -> int:
+    """The measured process: one worker on a loopback port, as a worker process runs it;
+    with ``metrics``, counting into a shared page as a supervised worker does."""
     from ruvicorn import logs
     from ruvicorn.config import Config
     from ruvicorn.listeners import bind_listeners
+    from ruvicorn.supervisor.heartbeat import Heartbeat
+    from ruvicorn.supervisor.metrics import SLOTS
+    from ruvicorn.worker.hooks import WorkerHooks
     from ruvicorn.worker.run import run_worker
 
     config = Config(
@@ -51,7 +56,8 @@ def serve(port: int, loop: str) -> int:
         log_level="warning",
     )
     logs.configure(config.log_level)
-    return run_worker(config, bind_listeners(config))
+    hooks = WorkerHooks(metrics=Heartbeat().counters(SLOTS) if metrics else None)
+    return run_worker(config, bind_listeners(config), hooks)
 
 
 def wait_ready(port: int, deadline: float) -> None:
@@ -86,7 +92,7 @@ def send_requests(port: int, count: int, timeout: float) -> None:
                 received += chunk
 
 
-def count_instructions(count: int, port: int, loop: str, timeout: float) -> int:
+def count_instructions(count: int, port: int, loop: str, timeout: float, metrics: bool) -> int:
     """Total instructions of a worker that served ``count`` requests (plus one to see it up)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
@@ -100,6 +106,7 @@ def count_instructions(count: int, port: int, loop: str, timeout: float) -> int:
             str(port),
             "--loop",
             loop,
+            *(["--metrics"] if metrics else []),
         ]
         proc = subprocess.Popen(
             command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -126,20 +133,24 @@ def main() -> int:
     parser.add_argument("--large", type=int, default=4000, help="requests of the second run")
     parser.add_argument("--port", type=int, default=18090)
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per response")
+    parser.add_argument(
+        "--metrics", action="store_true", help="count requests as --metrics-bind makes workers do"
+    )
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
-        return serve(args.serve, args.loop)
+        return serve(args.serve, args.loop, args.metrics)
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     if not args.small < args.large:
         raise SystemExit("--small must be less than --large")
-    small = count_instructions(args.small, args.port, args.loop, args.timeout)
-    large = count_instructions(args.large, args.port, args.loop, args.timeout)
+    small = count_instructions(args.small, args.port, args.loop, args.timeout, args.metrics)
+    large = count_instructions(args.large, args.port, args.loop, args.timeout, args.metrics)
     per_request = (large - small) / (args.large - args.small)
     print(f"{args.small} requests: {small:,} instructions")
     print(f"{args.large} requests: {large:,} instructions")
-    print(f"plaintext ({args.loop}): {per_request:,.0f} instructions per request")
+    what = f"{args.loop}, metrics {'on' if args.metrics else 'off'}"
+    print(f"plaintext ({what}): {per_request:,.0f} instructions per request")
     return 0
 
 

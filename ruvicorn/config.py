@@ -323,6 +323,14 @@ class Config:
         group="app",
     )
 
+    metrics_bind: str | None = opt(
+        None,
+        "Serve Prometheus metrics of all workers on GET /metrics at this HOST:PORT, from "
+        "the master (off by default).",
+        metavar="HOST:PORT",
+        group="process",
+    )
+
     # -- logging
     log_level: str = opt(
         "info",
@@ -388,6 +396,8 @@ class Config:
             problem = access.format_problem(self.access_log_format)
             if problem is not None:
                 raise ConfigError(f"--access-log-format: {problem}")
+        if self.metrics_bind is not None:
+            _check_metrics_bind(self.metrics_bind)
         if self.root_path and not self.root_path.startswith("/"):
             raise ConfigError("--root-path must start with '/'")
         for item in self.header:
@@ -436,6 +446,17 @@ def parse_umask(text: str) -> int:
     if not digits or any(c not in "01234567" for c in digits) or int(digits, 8) > 0o777:
         raise ConfigError(f"--umask must be an octal mask from 0 to 777 (e.g. 027), not {text!r}")
     return int(digits, 8)
+
+
+def _check_metrics_bind(spec: str) -> None:
+    from ruvicorn.listeners import parse_address
+
+    try:
+        kind = parse_address(spec).kind
+    except ConfigError:
+        kind = ""
+    if kind != "tcp":
+        raise ConfigError(f"--metrics-bind {spec!r} is not HOST:PORT")
 
 
 def _check_bounds(name: str, value: float | None, bounds: tuple[float, float]) -> None:

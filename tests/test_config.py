@@ -37,6 +37,7 @@ SPECIAL: dict[str, tuple[str, Any]] = {
     "access_log_format": ("%(h)s %(s)s", "%(h)s %(s)s"),
     "access_logfile": ("/srv/access.log", "/srv/access.log"),
     "log_config": ("/srv/logging.ini", "/srv/logging.ini"),
+    "metrics_bind": ("127.0.0.1:9100", "127.0.0.1:9100"),
     "workers": ("3", 3),
 }
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from ruvicorn import logs
+from ruvicorn.supervisor import metrics
 
 if TYPE_CHECKING:
     from ruvicorn.supervisor.master import Master
@@ -71,6 +72,7 @@ def status(master: Master) -> dict[str, Any]:
     now = time.monotonic()
     zygotes = master.zygotes
     zygote = zygotes.current if zygotes is not None else None
+    counted = master.config.metrics_bind is not None
     return {
         "master": os.getpid(),
         "state": _state(master),
@@ -83,8 +85,8 @@ def status(master: Master) -> dict[str, Any]:
                 "age": round(now - w.started, 3),
                 "state": "retiring" if w.retiring else "ready" if w.ready else "booting",
                 "rss": _rss(w.pid),
-                # Workers do not report their request counts to the master.
-                "requests": None,
+                # Published by workers (about once a second) only with --metrics-bind.
+                "requests": _requests(w.counters()) if counted else None,
             }
             for w in sorted(pool.workers.values(), key=lambda w: w.started)
         ],
@@ -99,6 +101,11 @@ def _state(master: Master) -> str:
     if master.pool.reloading or (master.zygotes is not None and master.zygotes.next is not None):
         return "reloading"
     return "serving" if master.pool.booted else "starting"
+
+
+def _requests(counters: tuple[int, ...]) -> int:
+    """Every request answered: the sum of the per method and status class slots."""
+    return sum(counters[metrics.REQUESTS : metrics.BUCKETS])
 
 
 def _rss(pid: int) -> int | None:

@@ -5,9 +5,9 @@ directory lets other users swap it (writable by others without the sticky bit) o
 is something else or someone else's. A command has exactly the effect of its signal (the
 master loop receives the same event), so the logs are the same too.
 
-The master never waits for a client: sockets are non-blocking, a request is one line of
-at most ``MAX_REQUEST`` bytes, and a client that has not sent it, or not read the answer,
-within ``CLIENT_SECONDS`` is dropped.
+The master never waits for a client (see ``responder``): a request is one line of at most
+``MAX_REQUEST`` bytes, and a client that has not sent it, or not read the answer, within
+``CLIENT_SECONDS`` is dropped.
 
 Protocol: one JSON object per line each way. Request ``{"command": "scale", "args": [4]}``;
 answer ``{"ok": true, "message": "...", ...}``.
@@ -21,12 +21,11 @@ import json
 import os
 import socket
 import stat
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ruvicorn.config import ConfigError
+from ruvicorn.supervisor.responder import Responder
 
 MAX_REQUEST = 4096
 CLIENT_SECONDS = 2.0
@@ -76,125 +75,50 @@ def _answers(path: str) -> bool:
     return True
 
 
-@dataclass
-class _Client:
-    sock: socket.socket
-    deadline: float
-    inbox: bytes = b""
-    outbox: bytes = b""
-    answered: bool = False
-
-
-class ControlServer:
-    """The listening socket and the clients being served, driven by the master loop."""
+class ControlServer(Responder):
+    """The control socket, driven by the master's poll (see ``responder``)."""
 
     def __init__(self, path: str, handler: Handler) -> None:
         check_path(path)
         self.path = os.path.abspath(path)
         self.handler = handler
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:
-            self.sock.bind(self.path)
+            listener.bind(self.path)
         except OSError as exc:
-            self.sock.close()
+            listener.close()
             raise ConfigError(f"--control-socket {path}: {exc.strerror or exc}") from None
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
-        self.sock.listen(MAX_CLIENTS)
-        self.sock.setblocking(False)
-        self.clients: dict[int, _Client] = {}
-
-    def fds(self) -> list[int]:
-        """Descriptors a forked child must close."""
-        return [self.sock.fileno(), *self.clients]
-
-    def wanted(self) -> dict[int, bool]:
-        """fd -> whether the loop should wait for it to be writable (else readable)."""
-        wanted = {self.sock.fileno(): False}
-        for fd, client in self.clients.items():
-            wanted[fd] = bool(client.outbox)
-        return wanted
-
-    def on_ready(self, fd: int) -> None:
-        if fd == self.sock.fileno():
-            self._accept()
-        elif fd in self.clients:
-            self._serve(self.clients[fd])
-
-    def expire(self, now: float) -> None:
-        for client in [c for c in self.clients.values() if now >= c.deadline]:
-            self._drop(client)
+        listener.listen(MAX_CLIENTS)
+        super().__init__(
+            listener,
+            self._answer,
+            max_clients=MAX_CLIENTS,
+            max_request=MAX_REQUEST,
+            timeout=CLIENT_SECONDS,
+            too_long=_encode({"ok": False, "message": "request too long"}),
+        )
 
     def close(self) -> None:
-        for client in list(self.clients.values()):
-            self._drop(client)
-        self.sock.close()
+        super().close()
         with contextlib.suppress(OSError):
             os.unlink(self.path)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
-            if len(self.clients) >= MAX_CLIENTS:
-                sock.close()
-                continue
-            sock.setblocking(False)
-            self.clients[sock.fileno()] = _Client(sock, time.monotonic() + CLIENT_SECONDS)
-
-    def _serve(self, client: _Client) -> None:
-        try:
-            if client.outbox:
-                sent = client.sock.send(client.outbox)
-                client.outbox = client.outbox[sent:]
-            elif not client.answered:
-                self._read(client)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._drop(client)
-            return
-        if client.answered and not client.outbox:
-            self._drop(client)
-
-    def _read(self, client: _Client) -> None:
-        data = client.sock.recv(MAX_REQUEST + 1 - len(client.inbox))
-        if not data:
-            self._drop(client)
-            return
-        client.inbox += data
-        line, newline, _ = client.inbox.partition(b"\n")
-        if newline:
-            self._answer(client, self._dispatch(line))
-        elif len(client.inbox) > MAX_REQUEST:
-            self._answer(client, {"ok": False, "message": "request too long"})
-
-    def _dispatch(self, line: bytes) -> dict[str, Any]:
+    def _answer(self, data: bytes) -> bytes | None:
+        line, newline, _ = data.partition(b"\n")
+        if not newline:
+            return None
         try:
             request = json.loads(line)
             command = str(request["command"])
             args = list(request.get("args", []))
         except (ValueError, KeyError, TypeError):
-            return {"ok": False, "message": "not a request"}
-        return self.handler(command, args)
+            return _encode({"ok": False, "message": "not a request"})
+        return _encode(self.handler(command, args))
 
-    def _answer(self, client: _Client, answer: dict[str, Any]) -> None:
-        client.answered = True
-        client.outbox = json.dumps(answer).encode() + b"\n"
-        try:
-            sent = client.sock.send(client.outbox)
-            client.outbox = client.outbox[sent:]
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError:
-            client.outbox = b""
 
-    def _drop(self, client: _Client) -> None:
-        self.clients.pop(client.sock.fileno(), None)
-        client.sock.close()
+def _encode(answer: dict[str, Any]) -> bytes:
+    return json.dumps(answer).encode() + b"\n"

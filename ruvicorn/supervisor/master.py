@@ -19,8 +19,9 @@ from typing import Any
 from ruvicorn import exitcodes, identity, listeners, logs
 from ruvicorn.config import Config, ConfigError
 from ruvicorn.hooks import NO_HOOKS, ServerHooks
-from ruvicorn.supervisor import commands, pidfile, proctitle
+from ruvicorn.supervisor import commands, metrics, metrics_server, pidfile, proctitle
 from ruvicorn.supervisor.control import ControlServer
+from ruvicorn.supervisor.metrics_server import MetricsServer
 from ruvicorn.supervisor.pool import Pool
 from ruvicorn.supervisor.reload import ReloadWatcher
 from ruvicorn.supervisor.sd_notify import Notifier
@@ -62,6 +63,7 @@ class Master:
         self.control: ControlServer | None = None
         #: When and why the last reload began (for ``ruvicorn ctl status``).
         self.last_reload: dict[str, Any] | None = None
+        self.metrics: MetricsServer | None = None
         # The master holds the write end and never writes: the kernel closes it when the
         # master dies, which wakes every worker's reader (see worker_process).
         self.alive_r, self.alive_w = os.pipe()
@@ -86,6 +88,8 @@ class Master:
             fds.extend(self.zygotes.channels())
         if self.control is not None:
             fds.extend(self.control.fds())
+        if self.metrics is not None:
+            fds.extend(self.metrics.fds())
         return fds
 
     # -- life cycle
@@ -103,6 +107,8 @@ class Master:
                     config.control_socket, lambda c, a: commands.answer(self, c, a)
                 )
             self.pool.sockets = listeners.bind_listeners(config)
+            if config.metrics_bind:
+                self._serve_metrics(config.metrics_bind)
             if config.pid:
                 pidfile.write(config.pid)
         except ConfigError as exc:
@@ -116,6 +122,16 @@ class Master:
             return self._serve()
         finally:
             self._cleanup()
+
+    def _serve_metrics(self, address: str) -> None:
+        listener = metrics_server.bind(address)
+        pool = self.pool
+        self.metrics = MetricsServer(
+            listener, lambda: metrics.render(pool.tally, list(pool.workers.values()))
+        )
+        host, port = listener.getsockname()[:2]
+        host = f"[{host}]" if ":" in host else host
+        log.info("Metrics on http://%s:%d/metrics", host, port)
 
     def _serve(self) -> int:
         config = self.config
@@ -143,6 +159,9 @@ class Master:
         self.pool.kill_all()
         if self.zygotes is not None:
             self.zygotes.kill_all()
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
         listeners.close_listeners(self.pool.sockets)
         self.pool.sockets = []
         if self.watcher is not None:
@@ -187,22 +206,30 @@ class Master:
                     self.zygotes.check(now)
                 pool.maintain(now)
             self._report(now)
+            for responder in (self.metrics, self.control):
+                if responder is not None:
+                    responder.expire(now)
             self._wait()
 
     def _wait(self) -> None:
-        """Sleep until a signal, a message, a file change, a control client or the next tick."""
+        """Sleep until a signal, a message, a file change, a client or the next tick."""
         watched = self._watched()
         poller = select.poll()
         for fd, (mask, _) in watched.items():
             poller.register(fd, mask)
+        responders = [r for r in (self.metrics, self.control) if r is not None]
+        for responder in responders:
+            responder.register(poller)
         try:
             events = poller.poll(TICK * 1000)
         except InterruptedError:
             return
         for fd, _ in events:
-            watched[fd][1]()
-        if self.control is not None:
-            self.control.expire(time.monotonic())
+            if fd in watched:
+                watched[fd][1]()
+            for responder in responders:
+                if responder.owns(fd):
+                    responder.on_ready(fd)
 
     def _watched(self) -> dict[int, tuple[int, Callable[[], None]]]:
         """fd -> (poll mask, what to do when it is ready)."""
@@ -216,10 +243,6 @@ class Master:
         if self.zygotes is not None:
             for fd, zygote in self.zygotes.channels().items():
                 watched[fd] = (select.POLLIN, functools.partial(self.zygotes.on_readable, zygote))
-        if self.control is not None:
-            for fd, out in self.control.wanted().items():
-                mask = select.POLLOUT if out else select.POLLIN
-                watched[fd] = (mask, functools.partial(self.control.on_ready, fd))
         return watched
 
     def _on_file_changes(self) -> None:

@@ -21,6 +21,7 @@ from ruvicorn import exitcodes, listeners, logs
 from ruvicorn.config import MIB, Config
 from ruvicorn.hooks import NO_HOOKS, ServerHooks, ServerInfo, WorkerInfo
 from ruvicorn.supervisor import worker_process
+from ruvicorn.supervisor.metrics import Tally
 from ruvicorn.supervisor.recycling import Backoff, lifetime_exceeded
 from ruvicorn.supervisor.sd_notify import Notifier
 from ruvicorn.supervisor.signals import name
@@ -95,6 +96,8 @@ class Pool:
         self.app: Any = None
         #: Forks workers instead of the master (--preload: the zygote), else None.
         self.forker: Forker | None = None
+        #: Restarts, reloads and the counters of exited workers (--metrics-bind).
+        self.tally = Tally()
 
     # -- views
 
@@ -170,41 +173,49 @@ class Pool:
                 worker.read_status()  # A ready message may still sit in the pipe.
                 self._handle_messages(worker)
                 worker.close_status()
+                self.tally.fold(worker.counters())
                 worker.heartbeat.close()
-                self._exited(worker, status, stopping)
+                reason = self._exited(worker, status, stopping)
+                if reason:
+                    self.tally.restarted(reason)
                 exited = worker.info(self.config, os.waitstatus_to_exitcode(status))
                 self.hooks.call("child_exit", self.server_info, exited)
 
-    def _exited(self, worker: Worker, status: int, stopping: bool) -> None:
+    def _exited(self, worker: Worker, status: int, stopping: bool) -> str:
+        """Log why ``worker`` exited; returns why it is being replaced ("" = it is not):
+        crash, recycle, reload or timeout."""
         pid, how = worker.pid, describe_exit(status)
         code = os.waitstatus_to_exitcode(status)
         now = time.monotonic()
         if stopping or (worker.retiring and not worker.hung and not worker.boot_timed_out):
             level = log.warning if worker.killed else log.info
             level("Worker %d stopped (%s)", pid, how)
-            return
+            if stopping or not worker.replace_reason:
+                return ""
+            return "reload" if worker.replace_reason.startswith("reload") else "recycle"
+        reason = "timeout" if worker.hung or worker.boot_timed_out else "crash"
         if not worker.ready:
-            reason = BOOT_REASONS.get(code, how)
+            why = BOOT_REASONS.get(code, how)
             if worker.boot_timed_out:
                 limit = self.config.timeout_worker_ready
-                reason = f"not ready within --timeout-worker-ready {limit:g} s"
+                why = f"not ready within --timeout-worker-ready {limit:g} s"
             if not self.booted:
                 # An app that cannot load or start explained itself in the worker's log.
                 say = log.debug if code in exitcodes.BOOT_FAILURES else log.error
-                say("Worker %d failed to boot: %s; stopping the server", pid, reason)
+                say("Worker %d failed to boot: %s; stopping the server", pid, why)
                 self.fatal_code = code if code in exitcodes.BOOT_FAILURES else 1
-                return
+                return ""
             if any(w.replace_reason for w in self.active()):
                 log.error(
                     "Worker %d failed to boot: %s. The replacement was aborted and the old "
                     "workers keep serving; fix the error above (the next change or SIGHUP "
                     "tries again)",
                     pid,
-                    reason,
+                    why,
                 )
                 self._abort_roll()
             else:
-                log.error("Worker %d failed to boot: %s", pid, reason)
+                log.error("Worker %d failed to boot: %s", pid, why)
         elif worker.hung:
             log.error("Worker %d was stopped after its event loop hung (%s)", pid, how)
         else:
@@ -213,6 +224,7 @@ class Pool:
         self.spawn_not_before = max(self.spawn_not_before, now + delay)
         if delay:
             log.warning("Repeated worker failures: starting the next worker in %.1f s", delay)
+        return reason
 
     def _abort_roll(self) -> None:
         for worker in self.active():
@@ -363,6 +375,7 @@ class Pool:
         log.info(
             "Reloading (%s): replacing %s one at a time", why, logs.plural(len(active), "worker")
         )
+        self.tally.reloads += 1
         for worker in active:
             worker.replace_reason = f"reload: {why}"
         if active:

@@ -27,8 +27,8 @@ from typing import Any
 from ruvicorn import identity, logs
 from ruvicorn.config import Config
 from ruvicorn.hooks import NO_HOOKS, ServerHooks, ServerInfo, WorkerInfo
-from ruvicorn.supervisor import proctitle, signals
-from ruvicorn.supervisor.heartbeat import Heartbeat
+from ruvicorn.supervisor import metrics, proctitle, signals
+from ruvicorn.supervisor.heartbeat import INTERVAL, Heartbeat
 from ruvicorn.supervisor.recycling import MemoryWatch, request_limit
 from ruvicorn.worker.hooks import WorkerHooks
 
@@ -67,6 +67,14 @@ class Worker:
         return WorkerInfo(
             pid=self.pid, age=age, started_at=started_at, config=config, exit_code=exit_code
         )
+
+    def counters(self) -> tuple[int, ...]:
+        """The request counters this worker published last (``--metrics-bind``)."""
+        return self.heartbeat.read_counters(metrics.SLOTS)
+
+    def lag(self) -> float:
+        """How late its event loop runs: its last tick's lag, or the stall going on now."""
+        return max(self.heartbeat.lag(), self.heartbeat.age() - INTERVAL)
 
     def signal(self, signum: int) -> None:
         """Send ``signum``, ignoring a worker that is already gone."""
@@ -206,8 +214,8 @@ class _ChildHooks:
         self.heartbeat.beat()
         self._send(MSG_READY)
 
-    def on_tick(self) -> bool:
-        self.heartbeat.beat()
+    def on_tick(self, lag: float) -> bool:
+        self.heartbeat.beat(lag)
         if os.getppid() != self.master_pid:
             logs.error_log.warning("The master process is gone; this worker stops")
             return True
@@ -284,6 +292,7 @@ def child_main(
             request_limit=request_limit(config),
             on_recycle=hooks_impl.on_recycle,
             on_app_started=lambda: hooks.call("post_worker_init", me),
+            metrics=heartbeat.counters(metrics.SLOTS) if config.metrics_bind else None,
         )
         if app is None:
             code = run_worker(config, sockets, worker_hooks)

@@ -61,6 +61,22 @@ def test_status_reports_every_worker(start: Callable[..., Server], sock_path: Pa
     assert all(str(pid) in text.stdout for pid in server.workers())
 
 
+@pytest.mark.parametrize("fork", [[], ["--preload"]], ids=["master", "zygote"])
+def test_status_counts_requests_with_metrics(
+    start: Callable[..., Server], sock_path: Path, fork: list[str]
+) -> None:
+    """The counters' shared page reaches workers forked by the zygote too."""
+    server = _serve(start, sock_path, "--metrics-bind", "127.0.0.1:0", *fork)
+    for _ in range(20):
+        assert server.get("/")[0] == 200
+
+    def served() -> int:
+        status = json.loads(ctl(sock_path, "status", "--json").stdout)
+        return sum(w["requests"] for w in status["workers"])
+
+    wait_for(lambda: served() == 20, 20, "the counts published")
+
+
 def test_reload_scale_reopen_logs_and_stop(start: Callable[..., Server], sock_path: Path) -> None:
     server = _serve(start, sock_path)
     first = server.workers()

@@ -124,11 +124,13 @@ impl RequestCycle {
             None => return Err(PyTypeError::new_err("http.response.start needs a 'status'")),
         };
         let mut pairs: Vec<(Bound<'_, PyBytes>, Bound<'_, PyBytes>)> = Vec::new();
+        let mut listed = None;
         if let Some(headers) = message.get_item(key!(py, "headers"))? {
             let headers = match headers.cast::<PyList>() {
                 Ok(list) => list.clone(),
                 Err(_) => PyList::new(py, headers.try_iter()?.collect::<PyResult<Vec<_>>>()?)?,
             };
+            listed = Some(headers.clone());
             pairs.reserve(headers.len());
             for item in headers.iter() {
                 let (name, value) = match item.cast::<PyTuple>() {
@@ -146,7 +148,11 @@ impl RequestCycle {
                 pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
                 defaults,
             )
-        })
+        })?;
+        if this.state().access_response_headers {
+            conn.keep_response_headers(listed.map(Bound::unbind));
+        }
+        Ok(())
     }
 
     fn send_body(slf: &Bound<'_, Self>, message: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {

@@ -31,6 +31,8 @@ pub(crate) struct Effects {
     pub(super) wake_drain: Vec<Py<PyAny>>,
     pub(super) refused: Option<RequestError>,
     pub(super) access: Option<(Box<Access>, u16)>,
+    /// A refused request's record: the response before it may complete in the same turn.
+    pub(super) refused_access: Option<(Box<Access>, u16)>,
     /// How an app ended, to log before anything else is done: its exception, or a
     /// complaint about the response it left unfinished.
     app_outcome: Option<(Option<Py<PyAny>>, Option<&'static str>)>,
@@ -87,6 +89,7 @@ impl Effects {
             && self.wake_drain.is_empty()
             && self.refused.is_none()
             && self.access.is_none()
+            && self.refused_access.is_none()
             && self.app_outcome.is_none()
     }
 }
@@ -119,7 +122,7 @@ impl HttpProtocol {
         transport: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let py = slf.py();
-        let this = slf.get();
+        let state = slf.get().state();
         // Every effect is attempted even when one fails (a logging handler raising, say):
         // a skipped wake-up would leave the app waiting forever. The first error is raised.
         let mut first_error: Option<PyErr> = None;
@@ -129,23 +132,30 @@ impl HttpProtocol {
             }
         };
         if let Some((error, complaint)) = fx.app_outcome.take() {
-            let log = this.state().error_log.bind(py);
+            let log = state.error_log.bind(py);
             let error = error.map(|e| e.into_bound(py));
             keep(report_app_outcome(log, error, complaint));
         }
         if let Some(err) = &fx.refused {
-            let line = format!("Invalid HTTP request from {}: {}", this.client_name(), err);
-            let log = this.state().error_log.bind(py);
+            let line = format!(
+                "Invalid HTTP request from {}: {}",
+                slf.get().client_name(),
+                err
+            );
+            let log = state.error_log.bind(py);
             keep(log.call_method1(key!(py, "warning"), (line,)).map(drop));
         }
         if let Some(transport) = transport {
-            keep(fx.wire_bytes(py).and_then(|bytes| {
-                match bytes {
-                    Some(bytes) => transport
+            keep(fx.wire_bytes(py).and_then(|bytes| match bytes {
+                Some(bytes) => {
+                    if let Some(metrics) = &state.metrics {
+                        metrics.bytes_out(bytes.as_bytes().len());
+                    }
+                    transport
                         .call_method1(key!(py, "write"), (bytes,))
-                        .map(drop),
-                    None => Ok(()),
+                        .map(drop)
                 }
+                None => Ok(()),
             }));
             if let Some(pause) = fx.pause_reading.filter(|_| !fx.close) {
                 let name = if pause {
@@ -161,10 +171,20 @@ impl HttpProtocol {
                 keep(transport.call_method0(key!(py, "close")).map(drop));
             }
         }
-        if let Some((access, status)) = fx.access {
-            if let Some(log) = &this.state().access_log {
-                let seconds = access.started.elapsed().as_secs_f64();
-                let args = (access.scope, status, access.bytes, seconds);
+        for (access, status) in [fx.access, fx.refused_access].into_iter().flatten() {
+            let elapsed = access.started.elapsed();
+            if let Some(metrics) = &state.metrics {
+                metrics.request(access.method, status, elapsed);
+            }
+            if let (Some(log), Some(scope)) = (&state.access_log, access.scope) {
+                let seconds = elapsed.as_secs_f64();
+                let args = (
+                    scope,
+                    status,
+                    access.bytes,
+                    seconds,
+                    access.response_headers,
+                );
                 keep(log.bind(py).call1(args).map(drop));
             }
         }

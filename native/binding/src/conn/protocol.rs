@@ -14,6 +14,7 @@ use crate::asgi::cycle::RequestCycle;
 use crate::asgi::runner::{spawn_app, AppRunner};
 use crate::asgi::scope::{build_scope, Peer};
 use crate::key;
+use crate::metrics::{method_index, HTTP1};
 use crate::server::ServerState;
 use ruvicorn_core::http1::connection::Feed;
 use ruvicorn_core::http1::request::RequestHead;
@@ -91,10 +92,15 @@ impl HttpProtocol {
             .get()
             .ok_or_else(|| PyRuntimeError::new_err("no peer"))?;
         let scope = build_scope(py, state, peer, head, &target, websocket.is_some())?;
-        if state.access_log.is_some() {
+        if state.access_log.is_some() || state.metrics.is_some() {
             // The scope holds what the app sees (the forwarded client behind a trusted
             // proxy); the copy keeps it as it arrived.
-            this.lock()?.access = Some(Box::new(Access::new(scope.copy()?.unbind())));
+            let logged = match state.access_log {
+                Some(_) => Some(scope.copy()?.unbind()),
+                None => None,
+            };
+            let method = method_index(head.method());
+            this.lock()?.access = Some(Box::new(Access::new(logged, method)));
         }
         if state.over_capacity() {
             Self::decide(slf, |conn, fx| conn.refuse(503, state, fx))?;
@@ -221,11 +227,17 @@ impl HttpProtocol {
         }
         let id = state.register(slf.clone().unbind());
         this.lock()?.made(id, transport.unbind(), state);
+        if let Some(metrics) = &state.metrics {
+            metrics.connection(HTTP1, true);
+        }
         Ok(())
     }
 
     fn data_received(slf: &Bound<'_, Self>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
         let state = slf.get().state();
+        if let Some(metrics) = &state.metrics {
+            metrics.bytes_in(data.as_bytes().len());
+        }
         let wake = Self::decide(slf, |conn, fx| {
             conn.data_received(data.as_bytes(), state, fx)
         })?;
@@ -244,6 +256,9 @@ impl HttpProtocol {
         let this = slf.get();
         let lost = this.lock()?.lost();
         let registered = this.state().unregister(lost.id);
+        if let (Some(metrics), Some(_)) = (&this.state().metrics, &registered) {
+            metrics.connection(lost.protocol, false);
+        }
         Self::wake_receivers(slf, lost.receive_waiters)?;
         ws::wake(slf, lost.ws_waiter)?;
         for waiter in lost.drain_waiters {
