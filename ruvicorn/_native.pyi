@@ -13,6 +13,16 @@ METRICS_LAYOUT: dict[str, Any]
 class ClientDisconnected(OSError):
     """Raised by ``send()`` once the client has closed the connection."""
 
+def check_tls(
+    certfile: str,
+    keyfile: str | None,
+    password: str | None,
+    ca_certs: str | None,
+    cert_reqs: int,
+    ciphers: str | None,
+) -> None:
+    """Build the TLS configuration a worker would; ``ValueError`` with one line if not."""
+
 @final
 class ServerState:
     """What every connection of one worker shares; also the protocol factory."""

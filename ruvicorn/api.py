@@ -99,10 +99,11 @@ class Server:
 
     @property
     def url(self) -> str:
-        """Where the first listener serves, e.g. ``http://127.0.0.1:8000`` (port 0 resolved)."""
+        """Where the first listener serves, e.g. ``http://127.0.0.1:8000`` (port 0 resolved;
+        ``https://`` with TLS)."""
         if not self.sockets:
             raise RuntimeError("the server has not bound its listeners yet")
-        return listeners.describe(self.sockets[0])
+        return listeners.describe(self.sockets[0], self.config.tls)
 
     async def wait_started(self) -> None:
         """Return once the server accepts connections (or has already stopped)."""

@@ -134,8 +134,16 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+def _shown(f: dataclasses.Field[Any], config: Config) -> str:
+    """A setting's value for ``--print-config``; a secret only says whether it is set."""
+    value = getattr(config, f.name)
+    if f.metadata["secret"] and value is not None:
+        return "(set, not shown)"
+    return _show(value)
+
+
 def print_config(ctx: click.Context, config: Config) -> None:
-    rows = [(f.name, _show(getattr(config, f.name)), source_of(ctx, f)) for f in settings()]
+    rows = [(f.name, _shown(f, config), source_of(ctx, f)) for f in settings()]
     width = max(len(f"{n} = {v}") for n, v, _ in rows)
     for name, shown, source in rows:
         click.echo(f"{f'{name} = {shown}':<{width}}  # {source}")
@@ -146,7 +154,7 @@ def print_config(ctx: click.Context, config: Config) -> None:
 
 def check_config(config: Config) -> None:
     """Everything short of binding: the process settings, then importing the app here."""
-    from ruvicorn import identity
+    from ruvicorn import identity, tls
     from ruvicorn.main import prepare_process
     from ruvicorn.worker.app_loading import AppLoadError, load_app
 
@@ -157,6 +165,9 @@ def check_config(config: Config) -> None:
         prepare_process(config)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    problem = tls.problem(config)
+    if problem is not None:
+        raise UsageError(problem)
     try:
         load_app(config)
     except AppLoadError as exc:

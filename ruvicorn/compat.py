@@ -19,8 +19,6 @@ class Unsupported:
     advice: str
 
 
-TLS = "TLS is not served by ruvicorn: terminate it in a proxy in front of it"
-
 UNSUPPORTED = (
     Unsupported(
         ("-k", "--worker-class"),
@@ -85,10 +83,24 @@ UNSUPPORTED = (
         "use --app-dir for the directory the app is imported from",
     ),
     Unsupported(
-        ("--ssl-keyfile", "--ssl-certfile", "--keyfile", "--certfile"),
-        ("ssl_keyfile", "ssl_certfile", "keyfile", "certfile"),
+        ("--ssl-version",),
+        ("ssl_version",),
         True,
-        TLS,
+        "ruvicorn offers TLS 1.2 and 1.3, never older versions: drop --ssl-version",
+    ),
+    Unsupported(
+        ("--do-handshake-on-connect",),
+        ("do_handshake_on_connect",),
+        False,
+        "the TLS handshake always starts on connect, bounded by --timeout-request-header: "
+        "drop --do-handshake-on-connect",
+    ),
+    Unsupported(
+        ("--suppress-ragged-eofs",),
+        ("suppress_ragged_eofs",),
+        False,
+        "a TLS stream cut without close_notify is always a plain disconnect: "
+        "drop --suppress-ragged-eofs",
     ),
 )
 

@@ -28,6 +28,16 @@ SECONDS = (0.0, MAX_SECONDS)
 WS_IMPLEMENTATIONS = ("websockets", "wsproto", "websockets-sansio")
 
 
+#: TLS settings that mean nothing without --ssl-certfile.
+TLS_DEPENDENT = (
+    "ssl_keyfile",
+    "ssl_keyfile_password",
+    "ssl_ca_certs",
+    "ssl_cert_reqs",
+    "ssl_ciphers",
+)
+
+
 class ConfigError(ValueError):
     """A setting a person must correct; its text is shown as one line."""
 
@@ -44,6 +54,7 @@ def opt(
     bounds: tuple[float, float] | None = None,
     env: tuple[str, ...] = (),
     keys: tuple[str, ...] = (),
+    secret: bool = False,
 ) -> Any:
     """Declare a setting: its default, its help text and how the CLI spells it.
 
@@ -53,6 +64,7 @@ def opt(
     after ``RUVICORN_<NAME>``, so an operator's existing environment keeps working.
     ``keys`` are extra names a config file may use (the field name and every long flag
     are always accepted), so a Python config file written for another server loads as is.
+    A ``secret`` value is left out of the repr and masked by ``--print-config``.
     """
     meta = {
         "help": help,
@@ -64,10 +76,11 @@ def opt(
         "bounds": bounds,
         "env": env,
         "keys": keys,
+        "secret": secret,
     }
     if isinstance(default, (list, tuple)):
         return field(default_factory=lambda: tuple(default), metadata=meta)
-    return field(default=default, metadata=meta)
+    return field(default=default, metadata=meta, repr=not secret)
 
 
 def flag_of(name: str) -> str:
@@ -139,6 +152,52 @@ class Config:
         "memory); SIGHUP and --reload load new code in a new zygote.",
         group="app",
         keys=("preload_app",),
+    )
+
+    # -- TLS (terminated by the native protocol in each worker)
+    ssl_certfile: str | None = opt(
+        None,
+        "Serve TLS with this PEM certificate chain (leaf first, then intermediates).",
+        flags=("--ssl-certfile", "--certfile"),
+        metavar="FILE",
+        group="tls",
+    )
+    ssl_keyfile: str | None = opt(
+        None,
+        "The PEM private key of --ssl-certfile (default: read from --ssl-certfile).",
+        flags=("--ssl-keyfile", "--keyfile"),
+        metavar="FILE",
+        group="tls",
+    )
+    ssl_keyfile_password: str | None = opt(
+        None,
+        "Password of an encrypted --ssl-keyfile (PKCS#8 'ENCRYPTED PRIVATE KEY').",
+        metavar="PASSWORD",
+        group="tls",
+        secret=True,
+    )
+    ssl_ca_certs: str | None = opt(
+        None,
+        "PEM bundle of the CAs that sign client certificates (with --ssl-cert-reqs).",
+        flags=("--ssl-ca-certs", "--ca-certs"),
+        metavar="FILE",
+        group="tls",
+    )
+    ssl_cert_reqs: int = opt(
+        0,
+        "Client certificates: 0 none, 1 optional, 2 required (needs --ssl-ca-certs).",
+        flags=("--ssl-cert-reqs", "--cert-reqs"),
+        metavar="0|1|2",
+        group="tls",
+        bounds=(0, 2),
+    )
+    ssl_ciphers: str | None = opt(
+        None,
+        "Cipher suites to offer, as IANA names separated by ':' or ',' "
+        "(e.g. TLS_AES_128_GCM_SHA256); default: a safe modern set.",
+        flags=("--ssl-ciphers", "--ciphers"),
+        metavar="SUITES",
+        group="tls",
     )
 
     # -- protocol
@@ -405,6 +464,21 @@ class Config:
             if not sep or not name.strip():
                 raise ConfigError(f"--header {item!r} is not NAME:VALUE")
         self._check_process_identity()
+        self._check_tls()
+
+    def _check_tls(self) -> None:
+        """TLS options that only make sense together: caught here, before anything binds."""
+        if self.ssl_certfile is None:
+            given = [flag_of(n) for n in TLS_DEPENDENT if getattr(self, n) not in (None, 0, "")]
+            if given:
+                shown = ", ".join(given)
+                raise ConfigError(f"{shown} needs --ssl-certfile (TLS is off without it)")
+            return
+        if self.ssl_cert_reqs and self.ssl_ca_certs is None:
+            raise ConfigError(
+                f"--ssl-cert-reqs {self.ssl_cert_reqs} needs --ssl-ca-certs: the CAs that sign "
+                "the client certificates"
+            )
 
     def _check_process_identity(self) -> None:
         """--umask, --user and --group: checked here so a typo stops the start, one line."""
@@ -429,6 +503,11 @@ class Config:
     def umask_bits(self) -> int | None:
         """--umask as a number, or None when not set."""
         return None if self.umask is None else parse_umask(self.umask)
+
+    @property
+    def tls(self) -> bool:
+        """Whether the listeners serve TLS (https, wss)."""
+        return self.ssl_certfile is not None
 
     @property
     def default_headers(self) -> list[tuple[bytes, bytes]]:

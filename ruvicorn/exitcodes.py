@@ -7,8 +7,10 @@ USAGE = 2
 APP_LOAD_FAILED = 3
 #: The application's lifespan startup failed.
 LIFESPAN_FAILED = 4
+#: The TLS certificate, key or CA files could not be loaded.
+TLS_FAILED = 5
 #: Boot failures: the master stops instead of respawning in a loop.
-BOOT_FAILURES = frozenset({APP_LOAD_FAILED, LIFESPAN_FAILED})
+BOOT_FAILURES = frozenset({APP_LOAD_FAILED, LIFESPAN_FAILED, TLS_FAILED})
 
 
 class StartupError(Exception):

@@ -45,7 +45,8 @@ UNSUPPORTED_HOOKS = {
     "nworkers_changed": "use on_reload, pre_fork and child_exit",
     "worker_int": "use worker_exit",
     "worker_abort": "use worker_exit (a hung worker's traceback is logged on its own)",
-    "ssl_context": "TLS is not served by ruvicorn: terminate it in a proxy",
+    "ssl_context": "TLS is configured by the ssl_* settings (ssl_certfile, ssl_keyfile, ...), "
+    "not by an ssl.SSLContext",
 }
 
 

@@ -236,8 +236,9 @@ def bind_listeners(config: Config) -> list[socket.socket]:
     return bound
 
 
-def describe(sock: socket.socket) -> str:
-    """Where a listener serves, as a person would type it: http://127.0.0.1:8000."""
+def describe(sock: socket.socket, tls: bool = False) -> str:
+    """Where a listener serves, as a person would type it: http://127.0.0.1:8000 (https://
+    when it serves TLS)."""
     try:
         name = sock.getsockname()
     except OSError:
@@ -246,9 +247,10 @@ def describe(sock: socket.socket) -> str:
         path = name if isinstance(name, str) else name.decode("utf-8", "replace")
         return f"unix:{path}" if path else f"unix:fd://{sock.fileno()}"
     host, port = name[0], name[1]
+    scheme = "https" if tls else "http"
     if sock.family == socket.AF_INET6:
-        return f"http://[{host}]:{port}"
-    return f"http://{host}:{port}"
+        return f"{scheme}://[{host}]:{port}"
+    return f"{scheme}://{host}:{port}"
 
 
 def unix_path(sock: socket.socket) -> str | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from realserver import LOOPS, ServerProcess
+from tlscerts import TLSCerts
 
 Factory = Callable[..., ServerProcess]
 
@@ -80,10 +81,27 @@ def loop(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory: pytest.TempPathFactory) -> TLSCerts:
+    """The test session's CAs and certificates (see tlscerts.py)."""
+    return TLSCerts(tmp_path_factory.mktemp("tls"))
+
+
 @pytest.fixture(scope="module")
-def server(module_server_factory: Factory, loop: str) -> ServerProcess:
-    """The core test app (tests/apps/testapp.py) on each event loop, shared by a module."""
-    return module_server_factory("testapp:app", loop=loop)
+def tls(request: pytest.FixtureRequest) -> TLSCerts | None:
+    """The certificates a server fixture serves TLS with, or None for cleartext. None
+    unless a test runs ``@over_tls`` (tlscerts.py), which makes it ``plain`` and ``tls``."""
+    if getattr(request, "param", "plain") == "plain":
+        return None
+    certs: TLSCerts = request.getfixturevalue("tls_certs")
+    return certs
+
+
+@pytest.fixture(scope="module")
+def server(module_server_factory: Factory, loop: str, tls: TLSCerts | None) -> ServerProcess:
+    """The core test app (tests/apps/testapp.py) on each event loop, shared by a module
+    (over TLS too for a test marked ``@over_tls``)."""
+    return module_server_factory("testapp:app", loop=loop, tls=tls)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,12 +54,35 @@ class Response:
         return "close" not in tokens
 
 
-class RawClient:
-    """One TCP connection; ``send`` bytes, ``read_response`` parses what comes back."""
+def connect(
+    host: str, port: int, timeout: float = READ_TIMEOUT, tls: ssl.SSLContext | None = None
+) -> socket.socket:
+    """A connected socket with ``timeout`` on every operation; with ``tls`` (a client
+    context) a TLS socket whose handshake is done."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    if tls is None:
+        return sock
+    try:
+        return tls.wrap_socket(sock, server_hostname=host)
+    except BaseException:
+        sock.close()
+        raise
 
-    def __init__(self, host: str, port: int, timeout: float = READ_TIMEOUT) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.settimeout(timeout)
+
+class RawClient:
+    """One TCP connection; ``send`` bytes, ``read_response`` parses what comes back.
+
+    With ``tls`` (a client context) the connection is TLS, the handshake done at once.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        timeout: float = READ_TIMEOUT,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.sock = connect(host, port, timeout, tls)
         self.timeout = timeout
         self.buf = b""
         self.eof = False
@@ -87,7 +111,7 @@ class RawClient:
             return False
         try:
             chunk = self.sock.recv(1024 * 1024)
-        except (ConnectionResetError, BrokenPipeError):
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
             chunk = b""
         except TimeoutError:
             raise AssertionError(
@@ -228,7 +252,7 @@ class RawClient:
             chunk = self.sock.recv(65536)
         except TimeoutError:
             return True
-        except (ConnectionResetError, BrokenPipeError):
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
             self.eof = True
             return False
         finally:
@@ -266,9 +290,11 @@ def chunked(*chunks: bytes, trailers: bytes = b"") -> bytes:
     return out + b"0\r\n" + trailers + b"\r\n"
 
 
-def exchange(host: str, port: int, data: bytes, **kw: Any) -> Response:
-    """Send ``data`` on a new connection and read one response."""
-    with RawClient(host, port) as client:
+def exchange(
+    host: str, port: int, data: bytes, tls: ssl.SSLContext | None = None, **kw: Any
+) -> Response:
+    """Send ``data`` on a new connection (TLS with a client context) and read one response."""
+    with RawClient(host, port, tls=tls) as client:
         client.send(data)
         return client.read_response(**kw)
 

@@ -12,13 +12,15 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import psutil
-from rawhttp import RawClient, Response, WaitTimeout, exchange, request, wait_for
+from rawhttp import RawClient, Response, WaitTimeout, connect, exchange, request, wait_for
+from tlscerts import TLSCerts
 
 REPO = Path(__file__).resolve().parent.parent
 APPS = REPO / "tests" / "apps"
@@ -65,6 +67,7 @@ class ServerProcess:
         pass_fds: tuple[int, ...] = (),
         argv: list[str] | None = None,
         cwd: Path = REPO,
+        tls: TLSCerts | None = None,
     ) -> None:
         self.app = app
         self.args = list(args)
@@ -80,6 +83,9 @@ class ServerProcess:
         #: The whole command instead, for a server started otherwise (``ruvicorn.run``).
         self.argv = argv
         self.cwd = cwd
+        #: Serve TLS with these certificates (the server one unless ``args`` name another);
+        #: ``client()`` and ``get()`` then speak TLS.
+        self.tls = tls
         self.record_path = workdir / f"record-{self.port}.jsonl"
         self.stderr_path = workdir / f"stderr-{self.port}.log"
         self.extra_env = env or {}
@@ -100,6 +106,8 @@ class ServerProcess:
         cmd += ["--app-dir", str(self.app_dir)]
         if self.loop:
             cmd += ["--loop", self.loop]
+        if self.tls is not None and "--ssl-certfile" not in self.args:
+            cmd += self.tls.server.args()
         cmd += self.args
         if self.app:
             cmd.append(self.app)
@@ -264,13 +272,32 @@ class ServerProcess:
     def paths_seen_since(self, mark: int) -> list[str]:
         return [r["path"] for r in self.records_since(mark) if r.get("event") == "request"]
 
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    def client_context(self, *, client_cert: bool = False) -> ssl.SSLContext | None:
+        """What a client of this server connects with: None in cleartext."""
+        if self.tls is None:
+            return None
+        return self.tls.client_context(client_cert=client_cert)
+
+    def connect(self, timeout: float = 10.0) -> socket.socket:
+        """A connected socket (TLS when the server serves TLS), for tests that drive
+        ``send``/``recv`` themselves."""
+        return connect(self.host, self.port, timeout, self.client_context())
+
     def client(self, timeout: float | None = None) -> RawClient:
         if timeout is None:
-            return RawClient(self.host, self.port)
-        return RawClient(self.host, self.port, timeout)
+            return RawClient(self.host, self.port, tls=self.client_context())
+        return RawClient(self.host, self.port, timeout, tls=self.client_context())
 
     def get(self, target: str = "/", **kw: Any) -> Response:
-        return exchange(self.host, self.port, request("GET", target, **kw))
+        return exchange(self.host, self.port, request("GET", target, **kw), self.client_context())
 
     def assert_serving(self) -> None:
         """A fresh connection still gets a normal answer."""

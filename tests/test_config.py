@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import ruvicorn.main
 from ruvicorn.cli import cli
-from ruvicorn.config import MAX_INT, Config, ConfigError, settings
+from ruvicorn.config import MAX_INT, TLS_DEPENDENT, Config, ConfigError, settings
 
 SPECIAL: dict[str, tuple[str, Any]] = {
     "host": ("127.0.0.2", "127.0.0.2"),
@@ -39,6 +39,17 @@ SPECIAL: dict[str, tuple[str, Any]] = {
     "log_config": ("/srv/logging.ini", "/srv/logging.ini"),
     "metrics_bind": ("127.0.0.1:9100", "127.0.0.1:9100"),
     "workers": ("3", 3),
+    "ssl_certfile": ("/srv/cert.pem", "/srv/cert.pem"),
+    "ssl_keyfile": ("/srv/key.pem", "/srv/key.pem"),
+    "ssl_keyfile_password": ("s3cret", "s3cret"),
+    "ssl_ca_certs": ("/srv/ca.pem", "/srv/ca.pem"),
+    "ssl_cert_reqs": ("2", 2),
+    "ssl_ciphers": ("TLS_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256"),
+}
+#: Variables a setting is only valid with (the TLS options need a certificate).
+COMPANIONS: dict[str, dict[str, str]] = {
+    name: {"RUVICORN_SSL_CERTFILE": "/srv/cert.pem", "RUVICORN_SSL_CA_CERTS": "/srv/ca.pem"}
+    for name in TLS_DEPENDENT
 }
 
 
@@ -83,7 +94,7 @@ def invoke(args: list[str], env: dict[str, str] | None = None) -> Any:
 def test_every_option_reads_its_env_var(f: dataclasses.Field[Any], captured: list[Config]) -> None:
     raw, expected = env_case(f)
     env_name = f"RUVICORN_{f.name.upper()}"
-    result = invoke(["mod:app"], {env_name: raw})
+    result = invoke(["mod:app"], {**COMPANIONS.get(f.name, {}), env_name: raw})
     assert result.exit_code == 0, result.output
     [config] = captured
     assert getattr(config, f.name) == expected, f"{env_name}={raw!r}"
@@ -217,7 +228,7 @@ def test_every_range_is_checked_with_one_usage_line(
 def test_range_ends_are_accepted(f: dataclasses.Field[Any], captured: list[Config]) -> None:
     flag = "--" + f.name.replace("_", "-")
     for end in f.metadata["bounds"]:
-        result = invoke([f"{flag}={end}", "m:a"])
+        result = invoke([f"{flag}={end}", "m:a"], COMPANIONS.get(f.name))
         assert result.exit_code == 0, result.output
         assert getattr(captured[-1], f.name) == end
 

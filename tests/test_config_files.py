@@ -299,7 +299,13 @@ def test_other_servers_flags(runs: list[Any], args: list[str], name: str, expect
         (["--interface", "asgi3"], "detected"),
         (["--use-colors"], "never colored"),
         (["--h11-max-incomplete-event-size", "100"], "--limit-request-line"),
-        (["--ssl-keyfile", "k.pem"], "proxy"),
+        (["--ssl-version", "2"], "TLS 1.2 and 1.3"),
+        (["--suppress-ragged-eofs"], "close_notify"),
+        (["--ssl-keyfile", "k.pem"], "--ssl-keyfile needs --ssl-certfile"),
+        (["--ssl-keyfile-password", "x"], "needs --ssl-certfile"),
+        (["--ssl-ciphers", "TLS_AES_128_GCM_SHA256"], "needs --ssl-certfile"),
+        (["--cert-reqs", "1", "--certfile", "c.pem"], "--ssl-cert-reqs 1 needs --ssl-ca-certs"),
+        (["--certfile", "c.pem", "--ssl-cert-reqs", "3"], "--ssl-cert-reqs must be at most 2"),
         (["--umask", "999"], "--umask"),
         (["--user", "no-such-user-here"], "no such user"),
         (["--group", "no-such-group-here"], "no such group"),
@@ -312,6 +318,80 @@ def test_flags_that_mean_nothing_here_say_what_to_use(
     assert result.exit_code == 2
     assert needle in one_error_line(result)
     assert runs == []
+
+
+# -- TLS settings
+
+
+TLS_ARGS = {
+    "ssl_certfile": "c.pem",
+    "ssl_keyfile": "k.pem",
+    "ssl_keyfile_password": "s3cret",
+    "ssl_ca_certs": "ca.pem",
+    "ssl_cert_reqs": 2,
+    "ssl_ciphers": "TLS_AES_128_GCM_SHA256",
+}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [f"--{k.replace('_', '-')}={v}" for k, v in TLS_ARGS.items()],
+        [
+            *("--certfile", "c.pem", "--keyfile", "k.pem", "--ssl-keyfile-password", "s3cret"),
+            *("--ca-certs", "ca.pem", "--cert-reqs", "2", "--ciphers", "TLS_AES_128_GCM_SHA256"),
+        ],
+    ],
+)
+def test_tls_flags_and_their_aliases(runs: list[Any], args: list[str]) -> None:
+    result = invoke([*args, "m:a"])
+    assert result.exit_code == 0, result.output
+    config = runs[0][0]
+    assert {k: getattr(config, k) for k in TLS_ARGS} == TLS_ARGS
+    assert config.tls
+
+
+def test_tls_from_the_environment_and_a_gunicorn_file(runs: list[Any], tmp_path: Path) -> None:
+    env = {f"RUVICORN_{k.upper()}": str(v) for k, v in TLS_ARGS.items()}
+    assert invoke(["m:a"], env).exit_code == 0
+    (tmp_path / "g.py").write_text(
+        "certfile = 'c.pem'\nkeyfile = 'k.pem'\nssl_keyfile_password = 's3cret'\n"
+        "ca_certs = 'ca.pem'\ncert_reqs = 2\nciphers = 'TLS_AES_128_GCM_SHA256'\n"
+    )
+    assert invoke(["-c", "g.py", "m:a"]).exit_code == 0
+    for config, _ in runs:
+        assert {k: getattr(config, k) for k in TLS_ARGS} == TLS_ARGS
+    assert not Config().tls
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("def ssl_context(config, default_ssl_context_factory):\n    pass\n", "ssl_* settings"),
+        ("ssl_version = 2\n", "TLS 1.2 and 1.3"),
+        ("do_handshake_on_connect = True\n", "drop --do-handshake-on-connect"),
+        ("keyfile = 'k.pem'\n", "--ssl-keyfile needs --ssl-certfile"),
+    ],
+)
+def test_tls_file_errors_are_one_line(
+    runs: list[Any], tmp_path: Path, text: str, needle: str
+) -> None:
+    (tmp_path / "g.py").write_text(text)
+    result = CliRunner().invoke(cli, ["-c", "g.py", "m:a"])
+    assert result.exit_code == 2
+    assert needle in one_error_line(result)
+    assert runs == []
+
+
+def test_the_key_password_is_never_shown(runs: list[Any]) -> None:
+    args = ["--print-config", "--certfile", "c.pem", "--ssl-keyfile-password", "s3cret", "m:a"]
+    result = invoke(args)
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output
+    assert "ssl_keyfile_password = (set, not shown)" in result.output
+    assert "ssl_keyfile_password = (not set)" in invoke(["--print-config", "m:a"]).output
+    config = Config(ssl_certfile="c.pem", ssl_keyfile_password="s3cret")
+    assert "s3cret" not in repr(config) and "c.pem" in repr(config)
 
 
 # -- values from Python (files and ruvicorn.run)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rawhttp import request, wait_for
 from realserver import ServerProcess
+from tlscerts import over_tls
 
 MIB = 1024 * 1024
 PAYLOAD = 512 * MIB
@@ -35,13 +36,14 @@ def settled(read, *, quiet_for: float = 1.5, bound: float = 30.0) -> int:
     return int(last)
 
 
+@over_tls
 def test_client_that_never_reads_does_not_grow_memory(
     server: ServerProcess, tmp_path: Path
 ) -> None:
     progress = tmp_path / "progress"
     progress.write_text("0")
     baseline = server.rss()
-    client = socket.create_connection((server.host, server.port), timeout=10)
+    client = server.connect()
     client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
     try:
         client.sendall(request("GET", f"/flood?total={PAYLOAD}&progress={progress}"))
@@ -55,11 +57,12 @@ def test_client_that_never_reads_does_not_grow_memory(
     server.assert_serving()
 
 
+@over_tls
 def test_app_that_never_reads_body_stops_the_upload(server: ServerProcess, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     baseline = server.rss()
     mark = server.mark()
-    client = socket.create_connection((server.host, server.port), timeout=10)
+    client = server.connect()
     client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
     sent = 0
     try:
@@ -84,6 +87,7 @@ def test_app_that_never_reads_body_stops_the_upload(server: ServerProcess, tmp_p
     server.assert_serving()
 
 
+@over_tls
 def test_slow_reader_gets_every_byte(server: ServerProcess, tmp_path: Path) -> None:
     """Paused writing must resume: a client that reads late still gets the whole body."""
     total = 8 * MIB

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from rawhttp import chunked, request
 from realserver import ServerProcess
+from tlscerts import over_tls
 
 
 def test_simple_get(server: ServerProcess) -> None:
@@ -23,6 +24,7 @@ def test_simple_get(server: ServerProcess) -> None:
     assert resp.header("content-length") == "2"
 
 
+@over_tls
 def test_keep_alive_serves_many_requests_on_one_connection(server: ServerProcess) -> None:
     with server.client() as c:
         for i in range(5):
@@ -33,6 +35,7 @@ def test_keep_alive_serves_many_requests_on_one_connection(server: ServerProcess
             assert resp.keeps_alive
 
 
+@over_tls
 def test_pipelined_requests_are_answered_in_order(server: ServerProcess) -> None:
     batch = (
         request("GET", "/slow?seconds=0.3")
@@ -54,6 +57,7 @@ def test_pipelined_requests_are_answered_in_order(server: ServerProcess) -> None
     assert responses[5].body == b"ok"
 
 
+@over_tls
 def test_pipelined_requests_split_across_writes(server: ServerProcess) -> None:
     data = request("GET", "/p/a") + request("POST", "/echo", body=b"xyz") + request("GET", "/p/b")
     with server.client() as c:
@@ -113,6 +117,7 @@ def test_http10_keep_alive_response_without_length_still_closes(server: ServerPr
         assert resp.body == b"0011"
 
 
+@over_tls
 def test_chunked_response_when_app_gives_no_length(server: ServerProcess) -> None:
     with server.client() as c:
         c.send(request("GET", "/stream?chunks=3&size=4"))
@@ -133,6 +138,7 @@ def test_streamed_response_with_content_length_is_not_chunked(server: ServerProc
     assert resp.body == b"000011112222"
 
 
+@over_tls
 def test_large_chunked_response(server: ServerProcess) -> None:
     resp = server.get("/stream?chunks=64&size=65536")
     assert resp.status == 200
@@ -170,6 +176,7 @@ def test_bodiless_statuses_keep_connection_usable(server: ServerProcess, code: i
         assert c.read_response().body == b"ok"
 
 
+@over_tls
 def test_client_connection_close(server: ServerProcess) -> None:
     with server.client() as c:
         c.send(request("GET", "/ok", [("Connection", "close")]) + request("GET", "/never"))
@@ -222,6 +229,7 @@ def test_no_server_header_no_date_header_and_extra_headers(server_factory, loop:
     assert resp.header("x-other") == "two words"
 
 
+@over_tls
 def test_scope_is_complete_and_typed(server: ServerProcess) -> None:
     with server.client() as c:
         c.send(
@@ -245,7 +253,8 @@ def test_scope_is_complete_and_typed(server: ServerProcess) -> None:
     assert spec >= (2, 4), "send() after disconnect raising OSError is spec 2.4"
     assert scope["http_version"] == "1.1"
     assert scope["method"] == "GET"
-    assert scope["scheme"] == "http"
+    assert scope["scheme"] == server.scheme
+    assert ("tls" in scope["extensions"]) == (server.tls is not None)
     assert scope["path"] == "/café/a b"
     assert scope["raw_path"] == "/caf%C3%A9/a%20b"
     assert scope["query_string"] == "x=%20y&z=1"
@@ -325,6 +334,7 @@ def test_root_path(server_factory, loop: str) -> None:
     assert scope["query_string"] == "id=3"
 
 
+@over_tls
 def test_pathsend_with_and_without_length(server: ServerProcess, tmp_path: Path) -> None:
     data = bytes(range(256)) * 4096 + b"tail"
     file = tmp_path / "payload.bin"
@@ -359,6 +369,7 @@ def test_app_runs_in_a_task_with_its_own_context(server: ServerProcess) -> None:
             assert data["cancel_scope_worked"]
 
 
+@over_tls
 def test_hundred_pipelined_requests_in_one_write(server: ServerProcess) -> None:
     batch = b"".join(request("GET", f"/pipe/{i}") for i in range(100))
     with server.client() as c:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from rawhttp import ResponseError, chunked, request, wait_for
 from realserver import ServerProcess
+from tlscerts import over_tls
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -20,6 +21,7 @@ def post_echo(server: ServerProcess, body: bytes, headers=None) -> bytes:
     return resp.body
 
 
+@over_tls
 @pytest.mark.parametrize("size", [0, 1, 1000, 1024 * 1024 + 7])
 def test_content_length_body(server: ServerProcess, size: int) -> None:
     body = random.Random(size).randbytes(size)
@@ -49,11 +51,13 @@ def test_chunked_one_byte_chunks(server: ServerProcess) -> None:
     assert post_echo(server, chunked(*[bytes([b]) for b in body]), te()) == body
 
 
+@over_tls
 def test_chunked_huge_chunk(server: ServerProcess) -> None:
     body = random.Random(1).randbytes(4 * 1024 * 1024)
     assert post_echo(server, chunked(body), te()) == body
 
 
+@over_tls
 def test_chunked_mixed_sizes_sent_byte_by_byte(server: ServerProcess) -> None:
     body_chunks = [b"a", b"bc" * 100, b"d" * 4097, b"e"]
     data = request("POST", "/echo", te(), chunked(*body_chunks)) + request("GET", "/ok")
@@ -128,6 +132,7 @@ def test_unread_body_is_never_parsed_as_a_request(server: ServerProcess, framing
 # -- Expect: 100-continue
 
 
+@over_tls
 def test_100_continue_sent_only_when_app_receives(server: ServerProcess, tmp_path: Path) -> None:
     gate = tmp_path / "gate-open"
     mark = server.mark()
@@ -152,6 +157,7 @@ def test_100_continue_sent_only_when_app_receives(server: ServerProcess, tmp_pat
         assert final.body == body
 
 
+@over_tls
 def test_100_continue_not_sent_when_app_does_not_read(server: ServerProcess) -> None:
     with server.client() as c:
         c.send(request("POST", "/no-read", [("Expect", "100-continue"), ("Content-Length", "5")]))
@@ -160,6 +166,7 @@ def test_100_continue_not_sent_when_app_does_not_read(server: ServerProcess) -> 
         assert resp.body == b"did not read"
 
 
+@over_tls
 def test_100_continue_only_once(server: ServerProcess) -> None:
     with server.client() as c:
         c.send(request("POST", "/echo", [("Expect", "100-continue"), *te()]))

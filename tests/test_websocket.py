@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from rawhttp import RawClient, Response, request, wait_for
 from realserver import REPO, ServerProcess
+from tlscerts import TLSCerts, over_tls
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -25,18 +26,23 @@ KEY = base64.b64encode(b"0123456789abcdef").decode()
 
 
 @pytest.fixture(scope="module")
-def ws_server(module_server_factory: Any, loop: str) -> ServerProcess:
-    return module_server_factory("ws_apps:app", loop=loop)
+def ws_server(module_server_factory: Any, loop: str, tls: TLSCerts | None) -> ServerProcess:
+    return module_server_factory("ws_apps:app", loop=loop, tls=tls)
 
 
 def url(server: ServerProcess, path: str) -> str:
-    return f"ws://{server.host}:{server.port}{path}"
+    scheme = "wss" if server.tls is not None else "ws"
+    return f"{scheme}://{server.host}:{server.port}{path}"
 
 
 def ws(server: ServerProcess, path: str = "/echo", **kw: Any) -> Any:
+    """The websockets client, over TLS (wss) when the server serves it."""
     kw.setdefault("open_timeout", TIMEOUT)
     kw.setdefault("close_timeout", TIMEOUT)
     kw.setdefault("max_size", 4 * 1024 * 1024)
+    context = server.client_context()
+    if context is not None:
+        kw.setdefault("ssl", context)
     return connect(url(server, path), **kw)
 
 
@@ -104,7 +110,7 @@ def frame(
 
 class RawWebSocket:
     def __init__(self, server: ServerProcess, path: str = "/echo", **kw: Any) -> None:
-        self.client = RawClient(server.host, server.port, TIMEOUT)
+        self.client = server.client(TIMEOUT)
         self.client.send(upgrade_request(path, **kw))
         self.response: Response = self.client.read_head()
 
@@ -145,6 +151,7 @@ class RawWebSocket:
 # -- the handshake
 
 
+@over_tls
 def test_echo_text_and_binary(ws_server: ServerProcess) -> None:
     with ws(ws_server) as conn:
         conn.send("hello ✓")
@@ -155,21 +162,25 @@ def test_echo_text_and_binary(ws_server: ServerProcess) -> None:
         assert conn.recv(timeout=TIMEOUT) == ""
 
 
+@over_tls
 def test_scope_and_accept_headers(ws_server: ServerProcess) -> None:
     with ws(ws_server, "/scope?a=1", subprotocols=["one", "two"]) as conn:
         view = json.loads(conn.recv(timeout=TIMEOUT))
         assert conn.response.headers["x-custom"] == "yes"
         assert conn.response.headers["server"] == "ruvicorn"
     assert view["type"] == "websocket"
-    assert view["scheme"] == "ws"
+    assert view["scheme"] == ("wss" if ws_server.tls is not None else "ws")
     assert view["path"] == "/scope"
     assert view["query_string"] == "a=1"
     assert view["subprotocols"] == ["one", "two"]
-    assert view["extensions"] == {"websocket.http.response": {}}
+    tls_extension = {"tls"} if ws_server.tls is not None else set()
+    assert set(view["extensions"]) == {"websocket.http.response", *tls_extension}
+    assert view["extensions"]["websocket.http.response"] == {}
     assert view["http_version"] == "1.1"
     assert not view["has_method"]
 
 
+@over_tls
 def test_one_mib_messages(ws_server: ServerProcess) -> None:
     data = os.urandom(1 << 20)
     text = "é" * (1 << 19)
@@ -180,6 +191,7 @@ def test_one_mib_messages(ws_server: ServerProcess) -> None:
         assert conn.recv(timeout=TIMEOUT) == text
 
 
+@over_tls
 def test_fragmented_message(ws_server: ServerProcess) -> None:
     with ws(ws_server) as conn:
         conn.send(["frag", "men", "ted ✓"])
@@ -188,6 +200,7 @@ def test_fragmented_message(ws_server: ServerProcess) -> None:
         assert conn.recv(timeout=TIMEOUT) == b"\x00" * 1000 + b"\x01" * 70000
 
 
+@over_tls
 def test_fragments_with_a_ping_between(ws_server: ServerProcess) -> None:
     with RawWebSocket(ws_server) as raw:
         assert raw.response.status == 101
@@ -196,6 +209,7 @@ def test_fragments_with_a_ping_between(ws_server: ServerProcess) -> None:
         assert raw.read_frame()[1:] == (0x1, b"abcd")
 
 
+@over_tls
 def test_many_small_messages_both_ways(ws_server: ServerProcess) -> None:
     count = 2000
     with ws(ws_server) as conn:
@@ -226,6 +240,7 @@ def test_subprotocol_selection(ws_server: ServerProcess) -> None:
 # -- closing, each way
 
 
+@over_tls
 def test_client_close_code_reaches_app(ws_server: ServerProcess) -> None:
     mark = ws_server.mark()
     with ws(ws_server, "/echo?tag=client-close") as conn:
@@ -237,6 +252,7 @@ def test_client_close_code_reaches_app(ws_server: ServerProcess) -> None:
     assert (rec["code"], rec["reason"]) == (4000, "bye now")
 
 
+@over_tls
 def test_client_drop_is_1006(ws_server: ServerProcess) -> None:
     mark = ws_server.mark()
     with RawWebSocket(ws_server, "/echo?tag=drop") as raw:
@@ -245,6 +261,7 @@ def test_client_drop_is_1006(ws_server: ServerProcess) -> None:
     assert rec["code"] == 1006
 
 
+@over_tls
 def test_app_close_with_code_and_reason(ws_server: ServerProcess) -> None:
     mark = ws_server.mark()
     with ws(ws_server, "/close?code=4001&reason=done+here") as conn:
@@ -389,6 +406,7 @@ VIOLATIONS = [
 ]
 
 
+@over_tls
 @pytest.mark.parametrize(("data", "code"), VIOLATIONS)
 def test_protocol_violation(ws_server: ServerProcess, data: bytes, code: int) -> None:
     mark = ws_server.mark()
@@ -423,6 +441,7 @@ def test_message_too_big(server_factory: Any) -> None:
 # -- compression
 
 
+@over_tls
 def test_compression_negotiated_and_used(ws_server: ServerProcess) -> None:
     with ws(ws_server) as conn:
         assert [type(e).__name__ for e in conn.protocol.extensions] == ["PerMessageDeflate"]
@@ -519,10 +538,13 @@ def test_server_pings_and_drops_a_silent_peer(server_factory: Any) -> None:
                 conn.recv(timeout=1.0)
 
 
-def test_backpressure_with_small_queue(server_factory: Any, tmp_path: Path) -> None:
+@over_tls
+def test_backpressure_with_small_queue(
+    server_factory: Any, tmp_path: Path, tls: TLSCerts | None
+) -> None:
     """With --ws-max-queue 2 the server stops reading while the app does not; every
     message still arrives, in order, once the app reads."""
-    server = server_factory("ws_apps:app", "--ws-max-queue", "2")
+    server = server_factory("ws_apps:app", "--ws-max-queue", "2", tls=tls)
     gate = tmp_path / "gate"
     mark = server.mark()
     count = 300
@@ -547,11 +569,12 @@ def test_backpressure_with_small_queue(server_factory: Any, tmp_path: Path) -> N
     [(signal.SIGTERM, 1001), (signal.SIGHUP, 1012)],
     ids=["stop-going-away", "reload-service-restart"],
 )
+@over_tls
 def test_graceful_stop_or_reload_closes_with_its_code(
-    server_factory: Any, sig: signal.Signals, code: int
+    server_factory: Any, sig: signal.Signals, code: int, tls: TLSCerts | None
 ) -> None:
     """A stop says 1001 (going away); a rolling restart says 1012 (service restart)."""
-    server = server_factory("ws_apps:app")
+    server = server_factory("ws_apps:app", tls=tls)
     mark = server.mark()
     with ws(server) as conn:
         conn.send("x")
@@ -579,6 +602,7 @@ def test_cancelled_receive_keeps_the_message_and_one_receive_waits(
         assert conn.recv(timeout=TIMEOUT) == "timeout hello refused"
 
 
+@over_tls
 def test_close_with_a_full_queue_completes_the_handshake(ws_server: ServerProcess) -> None:
     """Reading paused for a full queue must resume for the client's close reply; else the
     server waits out its whole close timeout (20 s) before dropping the connection."""

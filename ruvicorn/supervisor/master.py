@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ruvicorn import exitcodes, identity, listeners, logs
+from ruvicorn import exitcodes, identity, listeners, logs, tls
 from ruvicorn.config import Config, ConfigError
 from ruvicorn.hooks import NO_HOOKS, ServerHooks
 from ruvicorn.supervisor import commands, metrics, metrics_server, pidfile, proctitle
@@ -96,7 +96,7 @@ class Master:
 
     def run(self) -> int:
         config = self.config
-        problem = identity.switch_problem(config.user, config.group)
+        problem = identity.switch_problem(config.user, config.group) or tls.problem(config)
         if problem is not None:
             log.error("%s", problem)
             return exitcodes.USAGE
@@ -305,7 +305,17 @@ class Master:
             self.pool.signal_all(signal.SIGUSR1)
 
     def reload(self, why: str) -> None:
-        """Roll the workers onto the code on disk (with --preload, a new zygote loads it)."""
+        """Roll the workers onto the code on disk (with --preload, a new zygote loads it),
+        and the TLS files anew: checked first, so a broken replacement file leaves the old
+        workers serving."""
+        problem = tls.problem(self.config)
+        if problem is not None:
+            log.error(
+                "Not reloading (%s): %s; the workers keep serving the certificate they loaded",
+                why,
+                problem,
+            )
+            return
         self.last_reload = {"at": time.time(), "reason": why}
         if self.zygotes is not None:
             self.zygotes.reload(why)

@@ -39,6 +39,7 @@ RETIRE_MARGIN = 3.0
 BOOT_REASONS = {
     exitcodes.APP_LOAD_FAILED: "the application could not be loaded",
     exitcodes.LIFESPAN_FAILED: "lifespan startup failed",
+    exitcodes.TLS_FAILED: "the TLS files could not be loaded",
 }
 
 
@@ -144,7 +145,7 @@ class Pool:
         with its own error line alone."""
         self.announced = True
         for sock in self.sockets:
-            log.info("Listening on %s", listeners.describe(sock))
+            log.info("Listening on %s", listeners.describe(sock, self.config.tls))
         log.info(
             "Master process %d serving with %s", os.getpid(), logs.plural(self.target, "worker")
         )

@@ -9,7 +9,7 @@ import signal
 import socket
 from typing import Any
 
-from ruvicorn import exitcodes, logs
+from ruvicorn import exitcodes, logs, tls
 from ruvicorn.config import Config
 from ruvicorn.exitcodes import StartupError
 from ruvicorn.listeners import describe
@@ -47,7 +47,15 @@ def run_worker(
 
 async def prepare(config: Config, hooks: WorkerHooks, app: Any) -> tuple[WorkerServer, Lifespan]:
     """Load the app (or adapt the one given) and run its lifespan startup; the server is
-    made, not started. Raises :class:`StartupError`."""
+    made, not started. Raises :class:`StartupError`.
+
+    The TLS files are checked first: they may have changed since the master checked them
+    (a worker replacing one that crashed or was recycled), and a worker that cannot serve
+    them must say so in one line before it imports anything.
+    """
+    problem = tls.problem(config)
+    if problem is not None:
+        raise StartupError(exitcodes.TLS_FAILED, problem)
     try:
         app = load_app(config) if app is None else adapt(app)
     except AppLoadError as exc:
@@ -79,13 +87,13 @@ async def _serve(config: Config, sockets: list[socket.socket], hooks: WorkerHook
     try:
         server, lifespan = await prepare(config, hooks, app)
     except StartupError as exc:
-        if exc.code == exitcodes.APP_LOAD_FAILED:  # lifespan failures were logged already
+        if exc.code != exitcodes.LIFESPAN_FAILED:  # lifespan failures were logged already
             error_log.error("%s", exc)
         return exc.code
     stop = _StopSignals(loop, server)
     await server.start(sockets)
     for sock in sockets:
-        error_log.info("Worker %d listening on %s", os.getpid(), describe(sock))
+        error_log.info("Worker %d listening on %s", os.getpid(), describe(sock, config.tls))
     # Everything alive now (modules, the app, its startup state) lives as long as the
     # worker: keep it out of the cyclic collector's scans, which otherwise walk it all on
     # every full collection while requests allocate.

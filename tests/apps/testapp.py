@@ -97,6 +97,23 @@ async def lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
             return
 
 
+#: Every ``tls`` extension dict seen, held so that no two are ever confused (an id could be
+#: reused once a dict is freed).
+TLS_DICTS: list[Any] = []
+
+
+def tls_dict_number(scope: dict[str, Any]) -> int | None:
+    """Which ``tls`` extension dict this request has (the same for requests sharing one)."""
+    tls = scope.get("extensions", {}).get("tls")
+    if tls is None:
+        return None
+    for number, seen in enumerate(TLS_DICTS):
+        if seen is tls:
+            return number
+    TLS_DICTS.append(tls)
+    return len(TLS_DICTS) - 1
+
+
 # -- routes
 
 
@@ -115,6 +132,7 @@ async def scope_view(scope: Any, receive: Any, send: Any) -> None:
         | {type_name(h) for h in scope["headers"]}
     )
     data["body"] = body.decode("latin-1")
+    data["tls_dict"] = tls_dict_number(scope)
     await respond(send, json.dumps(data).encode(), content_type=b"application/json")
 
 

@@ -10,7 +10,7 @@ takes milliseconds.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import h11
@@ -23,6 +23,10 @@ PEER = ("127.0.0.1", 50123)
 LOCAL = ("127.0.0.1", 8000)
 #: Bound on any wait for the loop to make progress: a hang fails the test, not the run.
 SETTLE_TIMEOUT = 5.0
+
+Scenario = Callable[[], Awaitable[None]]
+#: Runs one scenario to completion on a fresh loop (the ``run`` fixture of conftest.py).
+Runner = Callable[[Scenario], None]
 
 
 class MockTransport:

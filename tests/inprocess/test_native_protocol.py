@@ -9,27 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-import uvloop
-from mockconn import MockConnection
-
-Scenario = Callable[[], Awaitable[None]]
-Runner = Callable[[Scenario], None]
-
-
-@pytest.fixture(params=["asyncio", "uvloop"])
-def run(request: pytest.FixtureRequest) -> Iterator[Runner]:
-    """Run one scenario to completion on a fresh loop of each kind."""
-    factory = uvloop.new_event_loop if request.param == "uvloop" else asyncio.new_event_loop
-
-    def runner(scenario: Scenario) -> None:
-        with asyncio.Runner(loop_factory=factory) as r:
-            r.run(asyncio.wait_for(scenario(), timeout=10))
-
-    yield runner
+from mockconn import MockConnection, Runner
 
 
 class App:

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 from rawhttp import RawClient, request, wait_for
 from realserver import REPO, ServerProcess
+from tlscerts import TLSCerts
 
 APPS = Path(__file__).parent / "apps"
 
@@ -33,6 +34,7 @@ class Server(ServerProcess):
         pass_fds: tuple[int, ...] = (),
         argv: list[str] | None = None,
         cwd: Path = REPO,
+        tls: TLSCerts | None = None,
     ) -> None:
         self.events_path = tmp_path / "events.txt"
         super().__init__(
@@ -46,6 +48,7 @@ class Server(ServerProcess):
             pass_fds=pass_fds,
             argv=argv,
             cwd=cwd,
+            tls=tls,
         )
         # Workers a master leaves behind are a finding of these tests, not debris.
         self.reap_on_exit = False
@@ -68,7 +71,14 @@ class Server(ServerProcess):
 
     def get(self, path: str = "/", timeout: float = 10) -> tuple[int, str]:  # type: ignore[override]
         """One ``Connection: close`` GET: its status and body."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        context = self.client_context()
+        conn = (
+            http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+            if context is None
+            else http.client.HTTPSConnection(
+                "127.0.0.1", self.port, timeout=timeout, context=context
+            )
+        )
         try:
             conn.request("GET", path, headers={"Connection": "close"})
             response = conn.getresponse()

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from rawhttp import RawClient, request, wait_for
+from rawhttp import request, wait_for
 from sup_helpers import Load, Server
+from tlscerts import TLSCerts, over_tls
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -70,11 +71,14 @@ def test_sighup_answers_keep_alive_clients_idle_between_requests(
     assert len(load.served_by()) >= 4
 
 
-def test_sighup_answers_pipelined_requests_before_closing(start: Callable[..., Server]) -> None:
-    server = start("basic:app", "--workers", "1")
+@over_tls
+def test_sighup_answers_pipelined_requests_before_closing(
+    start: Callable[..., Server], tls: TLSCerts | None
+) -> None:
+    server = start("basic:app", "--workers", "1", tls=tls)
     server.wait_ready()
     (old,) = server.workers()
-    with RawClient("127.0.0.1", server.port, timeout=30) as conn:
+    with server.client(30) as conn:
         conn.send(request("GET", "/sleep?s=3") + request("GET", "/") + request("GET", "/"))
         wait_for(lambda: ("request/sleep", old) in server.events(), 20, "the slow request")
         server.signal(signal.SIGHUP)

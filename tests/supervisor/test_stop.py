@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from rawhttp import RawClient, request, wait_for
 from sup_helpers import Load, Server
+from tlscerts import TLSCerts, over_tls
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -38,8 +39,11 @@ def _request_in_background(server: Server, path: str) -> Callable[[], tuple[int,
     return response
 
 
-def test_sigterm_lets_an_in_flight_request_finish(start: Callable[..., Server]) -> None:
-    server = start("basic:app", "--workers", "2")
+@over_tls
+def test_sigterm_lets_an_in_flight_request_finish(
+    start: Callable[..., Server], tls: TLSCerts | None
+) -> None:
+    server = start("basic:app", "--workers", "2", tls=tls)
     server.wait_ready()
     workers = server.workers()
     response = _request_in_background(server, "/sleep?s=2")

@@ -25,6 +25,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<asgi::runner::AppRunner>()?;
     m.add_class::<asgi::websocket::WebSocketCycle>()?;
     m.add_class::<awaitable::Ready>()?;
+    m.add_function(wrap_pyfunction!(settings::check_tls, m)?)?;
     m.add(
         "ClientDisconnected",
         m.py().get_type::<asgi::cycle::ClientDisconnected>(),

@@ -145,7 +145,7 @@ impl ServerState {
     }
 
     /// The protocol factory asyncio calls for each accepted connection.
-    fn __call__(slf: Py<Self>) -> HttpProtocol {
+    fn __call__(slf: Py<Self>) -> PyResult<HttpProtocol> {
         HttpProtocol::new(slf)
     }
 

@@ -4,6 +4,7 @@
 //! resolved values (no default is written here) and turns them into the typed form the
 //! connections use.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::conversion::FromPyObjectOwned;
@@ -15,6 +16,10 @@ use crate::key;
 use ruvicorn_core::http1::Limits;
 use ruvicorn_core::proxy::TrustedProxies;
 use ruvicorn_core::syntax::{is_field_value, is_token};
+use ruvicorn_core::tls::config::build;
+use ruvicorn_core::tls::names::certificate_pem;
+use ruvicorn_core::tls::rustls::ServerConfig;
+use ruvicorn_core::tls::{ClientAuth, TlsOptions};
 use ruvicorn_core::ws::session::WsSettings;
 
 /// Longest an idle keep-alive connection of a retiring worker waits for a request that
@@ -43,6 +48,71 @@ pub struct Settings {
     pub ws: Option<WsSettings>,
     /// `--limit-concurrency` (None = off).
     pub limit_concurrency: Option<usize>,
+    /// TLS, when `--ssl-certfile` is set.
+    pub tls: Option<TlsSettings>,
+}
+
+/// What a worker serves TLS with, loaded once after fork.
+pub struct TlsSettings {
+    pub config: Arc<ServerConfig>,
+    /// The leaf certificate as PEM: the `tls` extension's `server_cert`.
+    pub server_cert: String,
+}
+
+impl TlsSettings {
+    /// Read the files and build the configuration: the one code path of the worker and of
+    /// `check_tls`.
+    fn load(options: &TlsOptions) -> PyResult<Self> {
+        let built = build(options).map_err(|err| PyValueError::new_err(err.0))?;
+        Ok(Self {
+            config: built.config,
+            server_cert: certificate_pem(&built.leaf),
+        })
+    }
+
+    fn from_config(config: &Bound<'_, PyAny>) -> PyResult<Option<Self>> {
+        let py = config.py();
+        let Some(certfile) = get::<Option<String>>(config, key!(py, "ssl_certfile"))? else {
+            return Ok(None);
+        };
+        let options = TlsOptions {
+            certfile,
+            keyfile: get(config, key!(py, "ssl_keyfile"))?,
+            password: get(config, key!(py, "ssl_keyfile_password"))?,
+            ca_certs: get(config, key!(py, "ssl_ca_certs"))?,
+            client_auth: client_auth(get(config, key!(py, "ssl_cert_reqs"))?)?,
+            ciphers: get(config, key!(py, "ssl_ciphers"))?,
+        };
+        Self::load(&options).map(Some)
+    }
+}
+
+fn client_auth(cert_reqs: i64) -> PyResult<ClientAuth> {
+    ClientAuth::from_number(cert_reqs).map_err(|err| PyValueError::new_err(err.0))
+}
+
+/// Check TLS settings the way a worker loads them (files read, key decrypted and matched
+/// to the certificate, chain order, cipher names, client CA): `ValueError` with one line
+/// naming the problem, never a secret.
+#[pyfunction]
+#[pyo3(signature = (certfile, keyfile, password, ca_certs, cert_reqs, ciphers))]
+pub fn check_tls(
+    certfile: String,
+    keyfile: Option<String>,
+    password: Option<String>,
+    ca_certs: Option<String>,
+    cert_reqs: i64,
+    ciphers: Option<String>,
+) -> PyResult<()> {
+    let options = TlsOptions {
+        certfile,
+        keyfile,
+        password,
+        ca_certs,
+        client_auth: client_auth(cert_reqs)?,
+        ciphers,
+    };
+    TlsSettings::load(&options).map(drop)
 }
 
 fn get<'py, T: FromPyObjectOwned<'py>>(
@@ -129,6 +199,7 @@ impl Settings {
             drain_linger: DRAIN_LINGER.min(seconds(graceful / 2.0)?),
             ws,
             limit_concurrency: (concurrency > 0).then_some(concurrency),
+            tls: TlsSettings::from_config(config)?,
         })
     }
 }

@@ -8,4 +8,5 @@
 pub mod http1;
 pub mod proxy;
 pub mod syntax;
+pub mod tls;
 pub mod ws;

@@ -10,6 +10,7 @@ use ruvicorn_core::http1::request::RequestHead;
 use ruvicorn_core::http1::target::{percent_decode, Target};
 use ruvicorn_core::http1::Version;
 use ruvicorn_core::proxy::read_forwarded;
+use ruvicorn_core::tls::info::ConnectionInfo;
 
 /// What the scope needs to know about the connection, computed once when it is made.
 pub struct Peer {
@@ -29,7 +30,27 @@ fn http_version(py: Python<'_>, version: Version) -> &Bound<'_, PyString> {
     }
 }
 
-/// Build the scope of an HTTP request (or of a WebSocket handshake when `websocket`).
+/// The ASGI `tls` extension (asgiref `specs/tls.rst`) of one connection.
+pub fn tls_extension<'py>(
+    py: Python<'py>,
+    server_cert: &str,
+    info: ConnectionInfo,
+) -> PyResult<Bound<'py, PyDict>> {
+    let ext = PyDict::new(py);
+    ext.set_item(key!(py, "server_cert"), server_cert)?;
+    ext.set_item(
+        key!(py, "client_cert_chain"),
+        PyList::new(py, info.client_cert_chain)?,
+    )?;
+    ext.set_item(key!(py, "client_cert_name"), info.client_cert_name)?;
+    ext.set_item(key!(py, "client_cert_error"), py.None())?;
+    ext.set_item(key!(py, "tls_version"), info.tls_version)?;
+    ext.set_item(key!(py, "cipher_suite"), info.cipher_suite)?;
+    Ok(ext)
+}
+
+/// Build the scope of an HTTP request (or of a WebSocket handshake when `websocket`);
+/// `tls` is the connection's `tls` extension on a TLS connection.
 pub fn build_scope<'py>(
     py: Python<'py>,
     state: &ServerState,
@@ -37,6 +58,7 @@ pub fn build_scope<'py>(
     head: &RequestHead,
     target: &Target<'_>,
     websocket: bool,
+    tls: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     // Copying a template that already holds every key avoids growing a new dict.
     let scope = state.scope_template(py, websocket).copy()?;
@@ -60,7 +82,12 @@ pub fn build_scope<'py>(
         }),
     )?;
 
-    let mut scheme = if websocket { "ws" } else { "http" };
+    let mut scheme = match (websocket, tls.is_some()) {
+        (false, false) => "http",
+        (false, true) => "https",
+        (true, false) => "ws",
+        (true, true) => "wss",
+    };
     let mut client = peer.client.as_ref().map(|c| c.bind(py).clone().into_any());
     if peer.trusted {
         if let Some(proxies) = &state.settings.proxies {
@@ -100,13 +127,14 @@ pub fn build_scope<'py>(
     if let Some(lifespan_state) = &state.lifespan_state {
         scope.set_item(key!(py, "state"), lifespan_state.bind(py).copy()?)?;
     }
-    if !websocket {
-        let extensions = PyDict::new(py);
-        if state.pathsend.is_some() {
-            extensions.set_item(key!(py, "http.response.pathsend"), PyDict::new(py))?;
-        }
-        scope.set_item(key!(py, "extensions"), extensions)?;
+    let extensions = PyDict::new(py);
+    if !websocket && state.pathsend.is_some() {
+        extensions.set_item(key!(py, "http.response.pathsend"), PyDict::new(py))?;
     }
+    if let Some(tls) = tls {
+        extensions.set_item(key!(py, "tls"), tls)?;
+    }
+    scope.set_item(key!(py, "extensions"), extensions)?;
     Ok(scope)
 }
 

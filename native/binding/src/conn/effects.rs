@@ -19,6 +19,11 @@ pub(crate) struct Effects {
     pub(super) write_body: Option<Py<PyBytes>>,
     pub(super) write_suffix: &'static [u8],
     pub(super) write_tail: Vec<u8>,
+    /// On a TLS connection, all of the above (and the TLS layer's own records) encrypted.
+    pub(super) sealed: Option<Py<PyBytes>>,
+    /// A TLS failure or a plain HTTP client on the TLS port, for one debug line:
+    /// what happened (it precedes the client's name) and the detail.
+    pub(super) tls_note: Option<(&'static str, String)>,
     /// Half-close after the writes (`transport.write_eof()`); see `Conn::half_close`.
     pub(super) write_eof: bool,
     pub(super) close: bool,
@@ -53,6 +58,9 @@ impl Effects {
 
     /// Everything to write, as one `bytes` built with a single copy of each part.
     fn wire_bytes<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        if let Some(sealed) = &self.sealed {
+            return Ok(Some(sealed.bind(py).clone()));
+        }
         let body = self.write_body.as_ref().map(|b| b.bind(py));
         if body.is_none() && self.write_suffix.is_empty() && self.write_tail.is_empty() {
             return Ok((!self.write.is_empty()).then(|| PyBytes::new(py, &self.write)));
@@ -81,6 +89,8 @@ impl Effects {
             && self.write_body.is_none()
             && self.write_suffix.is_empty()
             && self.write_tail.is_empty()
+            && self.sealed.is_none()
+            && self.tls_note.is_none()
             && !self.close
             && !self.write_eof
             && self.pause_reading.is_none()
@@ -106,6 +116,9 @@ impl HttpProtocol {
         let (out, transport) = {
             let mut conn = slf.get().lock()?;
             let out = decide(&mut conn, &mut fx);
+            if let Some(tls) = conn.tls.as_deref_mut() {
+                tls.seal(slf.py(), &mut fx);
+            }
             if fx.is_empty() {
                 return Ok(out);
             }
@@ -135,6 +148,11 @@ impl HttpProtocol {
             let log = state.error_log.bind(py);
             let error = error.map(|e| e.into_bound(py));
             keep(report_app_outcome(log, error, complaint));
+        }
+        if let Some((what, detail)) = &fx.tls_note {
+            let line = format!("{what} {}: {detail}", slf.get().client_name());
+            let log = state.error_log.bind(py);
+            keep(log.call_method1(key!(py, "debug"), (line,)).map(drop));
         }
         if let Some(err) = &fx.refused {
             let line = format!(

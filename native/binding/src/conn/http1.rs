@@ -45,8 +45,28 @@ impl Conn {
         }
     }
 
-    /// Bytes read from the transport, for whichever mode the connection is in.
+    /// Bytes read from the transport: through the TLS layer when there is one, then to
+    /// whichever mode the connection is in.
     pub(super) fn data_received(
+        &mut self,
+        data: &[u8],
+        state: &ServerState,
+        fx: &mut Effects,
+    ) -> Option<ws::Wake> {
+        if self.closing {
+            self.discard(data.len(), fx);
+            return None;
+        }
+        let Some(mut tls) = self.tls.take() else {
+            return self.plain_received(data, state, fx);
+        };
+        let wake = self.tls_received(&mut tls, data, state, fx);
+        self.tls = Some(tls);
+        wake
+    }
+
+    /// Plaintext bytes, for whichever mode the connection is in.
+    pub(super) fn plain_received(
         &mut self,
         data: &[u8],
         state: &ServerState,

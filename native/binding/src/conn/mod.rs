@@ -11,13 +11,15 @@
 //! starting the app). No Python code runs under the lock, so a Python callback that
 //! re-enters the protocol (`pause_writing` from inside `transport.write`) finds it free.
 //!
-//! Where the next protocols go: TLS is a layer beneath whatever mode runs (between the
-//! transport and `Conn`'s bytes in and out); HTTP/2 is one more [`Mode`] with its own file
-//! next to `http1.rs` and `ws.rs`.
+//! TLS is a layer beneath whatever mode runs (`tls.rs`): bytes read are decrypted before a
+//! mode sees them, and [`HttpProtocol::decide`] encrypts what a decision writes before the
+//! lock is released. HTTP/2 is one more [`Mode`] with its own file next to `http1.rs` and
+//! `ws.rs`.
 
 mod effects;
 mod http1;
 mod protocol;
+mod tls;
 mod ws;
 
 use std::time::{Duration, Instant};
@@ -31,6 +33,7 @@ use ruvicorn_core::http1::Limits;
 
 pub(crate) use effects::Effects;
 pub(crate) use protocol::HttpProtocol;
+pub(crate) use tls::Tls;
 pub(crate) use ws::{app_finished as websocket_app_finished, wake, WsData, WsReceived};
 
 /// How long a half-closed connection keeps reading (and discarding) before it is closed.
@@ -88,6 +91,8 @@ pub(crate) struct Conn {
     /// The current request's record, kept only when access logging or metrics are on
     /// (boxed: a connection without one carries a single word for it).
     access: Option<Box<Access>>,
+    /// The TLS layer, on a TLS listener.
+    tls: Option<Box<Tls>>,
 }
 
 /// The record of the current request, kept when access logging or metrics are on: what
@@ -122,7 +127,7 @@ impl Access {
 }
 
 impl Conn {
-    fn new(limits: Limits) -> Self {
+    fn new(limits: Limits, tls: Option<Box<Tls>>) -> Self {
         Self {
             http1: Connection::new(limits),
             mode: Mode::Http1,
@@ -137,7 +142,13 @@ impl Conn {
             deadline: None,
             discarded: 0,
             access: None,
+            tls,
         }
+    }
+
+    /// The `tls` extension's values once the handshake is done (None on cleartext).
+    pub(crate) fn tls_info(&self) -> Option<ruvicorn_core::tls::info::ConnectionInfo> {
+        self.tls.as_ref().and_then(|tls| tls.info())
     }
 
     /// Close the transport once this turn's bytes are written; nothing more is written.

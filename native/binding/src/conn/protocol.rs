@@ -9,10 +9,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 use super::effects::resolve;
-use super::{ws, Access, Conn, Swept};
+use super::{ws, Access, Conn, Swept, Tls};
 use crate::asgi::cycle::RequestCycle;
 use crate::asgi::runner::{spawn_app, AppRunner};
-use crate::asgi::scope::{build_scope, Peer};
+use crate::asgi::scope::{build_scope, tls_extension, Peer};
 use crate::key;
 use crate::metrics::{method_index, HTTP1};
 use crate::server::ServerState;
@@ -25,6 +25,8 @@ pub struct HttpProtocol {
     server: Py<ServerState>,
     /// Who is at each end; set once in connection_made, so it needs no lock.
     peer: OnceLock<Peer>,
+    /// The `tls` extension, built once after the handshake and shared by every scope.
+    tls_extension: OnceLock<Py<PyDict>>,
     conn: Mutex<Conn>,
 }
 
@@ -41,13 +43,40 @@ fn to_addr(py: Python<'_>, info: &Bound<'_, PyAny>) -> PyResult<Option<(Py<PyTup
 }
 
 impl HttpProtocol {
-    pub fn new(server: Py<ServerState>) -> Self {
-        let limits = server.get().settings.limits.clone();
-        Self {
+    pub fn new(server: Py<ServerState>) -> PyResult<Self> {
+        let settings = &server.get().settings;
+        let limits = settings.limits.clone();
+        let tls = match &settings.tls {
+            Some(tls) => {
+                Some(Box::new(Tls::new(tls.config.clone()).map_err(|err| {
+                    PyRuntimeError::new_err(format!("TLS: {err}"))
+                })?))
+            }
+            None => None,
+        };
+        Ok(Self {
             server,
             peer: OnceLock::new(),
-            conn: Mutex::new(Conn::new(limits)),
+            tls_extension: OnceLock::new(),
+            conn: Mutex::new(Conn::new(limits, tls)),
+        })
+    }
+
+    /// The connection's `tls` extension (None on cleartext). Built on the first request,
+    /// which comes after the handshake, then shared.
+    fn tls_extension<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(tls) = &self.state().settings.tls else {
+            return Ok(None);
+        };
+        if let Some(ext) = self.tls_extension.get() {
+            return Ok(Some(ext.bind(py).clone()));
         }
+        let Some(info) = self.lock()?.tls_info() else {
+            return Ok(None);
+        };
+        let ext = tls_extension(py, &tls.server_cert, info)?;
+        let _ = self.tls_extension.set(ext.clone().unbind());
+        Ok(Some(ext))
     }
 
     /// The lock is only ever contended by a re-entrant call, which is a bug: report it
@@ -91,7 +120,16 @@ impl HttpProtocol {
             .peer
             .get()
             .ok_or_else(|| PyRuntimeError::new_err("no peer"))?;
-        let scope = build_scope(py, state, peer, head, &target, websocket.is_some())?;
+        let tls = this.tls_extension(py)?;
+        let scope = build_scope(
+            py,
+            state,
+            peer,
+            head,
+            &target,
+            websocket.is_some(),
+            tls.as_ref(),
+        )?;
         if state.access_log.is_some() || state.metrics.is_some() {
             // The scope holds what the app sees (the forwarded client behind a trusted
             // proxy); the copy keeps it as it arrived.

@@ -228,9 +228,11 @@ pub(super) fn start(
     };
     let subprotocols = PyList::new(py, handshake.subprotocols.iter())?;
     scope.set_item(key!(py, "subprotocols"), subprotocols)?;
-    let extensions = PyDict::new(py);
+    // build_scope made the extensions dict (with `tls` on a TLS connection).
+    let extensions = scope
+        .get_item(key!(py, "extensions"))?
+        .ok_or_else(|| PyRuntimeError::new_err("scope without extensions"))?;
     extensions.set_item(key!(py, "websocket.http.response"), PyDict::new(py))?;
-    scope.set_item(key!(py, "extensions"), extensions)?;
     slf.get().lock()?.mode = Mode::WebSocket(Box::new(WsConn {
         seq,
         phase: Phase::Handshake {

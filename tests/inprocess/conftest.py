@@ -1,0 +1,22 @@
+"""Fixtures of the in-process protocol tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+import uvloop
+from mockconn import Runner, Scenario
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run(request: pytest.FixtureRequest) -> Iterator[Runner]:
+    """Run one scenario to completion on a fresh loop of each kind."""
+    factory = uvloop.new_event_loop if request.param == "uvloop" else asyncio.new_event_loop
+
+    def runner(scenario: Scenario) -> None:
+        with asyncio.Runner(loop_factory=factory) as r:
+            r.run(asyncio.wait_for(scenario(), timeout=10))
+
+    yield runner
