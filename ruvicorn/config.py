@@ -148,7 +148,8 @@ class Config:
     lifespan: str = opt("auto", "Lifespan protocol.", choices=("auto", "on", "off"), group="app")
     preload: bool = opt(
         False,
-        "Import the app in the master before forking workers.",
+        "Import the app once in a zygote process and fork every worker from it (shared "
+        "memory); SIGHUP and --reload load new code in a new zygote.",
         group="app",
         keys=("preload_app",),
     )
@@ -345,6 +346,13 @@ class Config:
         flags=("-p", "--pid"),
         group="process",
         keys=("pidfile",),
+    )
+    control_socket: str | None = opt(
+        None,
+        "Answer 'ruvicorn ctl PATH status|reload|scale N|stop|reopen-logs' on this Unix "
+        "socket (mode 0600, the master's user only).",
+        metavar="PATH",
+        group="process",
     )
     chdir: str | None = opt(
         None, "Change to this directory before loading the app or binding.", group="process"

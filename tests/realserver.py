@@ -233,9 +233,15 @@ class ServerProcess:
         except WaitTimeout:
             raise AssertionError(f"{pattern!r} x{count} not logged:\n{self.stderr()}") from None
 
+    def zygotes(self) -> set[int]:
+        """Pids of the zygotes (--preload) the log named so far."""
+        return {int(pid) for pid in re.findall(r"[Zz]ygote (\d+)", self.stderr())}
+
     def workers(self) -> set[int]:
-        """Pids of the live (not zombie) worker processes, the reload helper excluded."""
+        """Pids of the live (not zombie) worker processes, the reload helper and the
+        zygotes excluded."""
         pids = set()
+        zygotes = self.zygotes()
         try:
             children = psutil.Process(self.pid).children()
         except psutil.NoSuchProcess:
@@ -244,7 +250,7 @@ class ServerProcess:
             with contextlib.suppress(psutil.Error):
                 if child.status() == psutil.STATUS_ZOMBIE:
                     continue
-                if "reload_helper" in " ".join(child.cmdline()):
+                if "reload_helper" in " ".join(child.cmdline()) or child.pid in zygotes:
                     continue
                 pids.add(child.pid)
         return pids

@@ -29,6 +29,7 @@ SPECIAL: dict[str, tuple[str, Any]] = {
     "reload_exclude": ("*.tmp", ("*.tmp",)),
     "fd": ("5", 5),
     "chdir": ("/srv", "/srv"),
+    "control_socket": ("/run/r/ctl.sock", "/run/r/ctl.sock"),
     "user": ("nobody", "nobody"),
     "group": ("0", "0"),
     "umask": ("027", "027"),

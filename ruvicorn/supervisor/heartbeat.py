@@ -14,6 +14,7 @@ worker's last counts from the page before it is unmapped.
 from __future__ import annotations
 
 import mmap
+import os
 import struct
 import time
 
@@ -28,8 +29,10 @@ COUNTERS_AT = 64
 class Heartbeat:
     """One worker's shared page."""
 
-    def __init__(self) -> None:
-        self._map = mmap.mmap(-1, mmap.PAGESIZE, flags=mmap.MAP_SHARED)
+    def __init__(self, fd: int = -1) -> None:
+        """``fd``: a page from :func:`page_fd`, for a worker the master does not fork itself
+        (the zygote's): the descriptor travels to it, the anonymous mapping could not."""
+        self._map = mmap.mmap(fd, mmap.PAGESIZE, flags=mmap.MAP_SHARED)
         self.beat()
 
     def beat(self, lag: float = 0.0) -> None:
@@ -58,3 +61,10 @@ class Heartbeat:
     def close(self) -> None:
         if not self._map.closed:
             self._map.close()
+
+
+def page_fd() -> int:
+    """A descriptor of one shareable page (the caller closes it once mapped and sent)."""
+    fd = os.memfd_create("ruvicorn-heartbeat")
+    os.ftruncate(fd, mmap.PAGESIZE)
+    return fd

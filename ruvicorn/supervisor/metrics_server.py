@@ -1,23 +1,16 @@
-"""The master's ``GET /metrics`` responder: non-blocking sockets on the master's own poll.
-
-The master is the supervisor: nothing may hold up its loop, which reaps workers and
-handles signals. So there is no thread and no blocking call here. The listener and each
-client socket are polled with the master's other descriptors; a client gets one response
-and is closed. Everything is bounded: a few clients at a time, a small request head, a
-deadline per client. Anything but ``GET /metrics`` is answered 404; a request that is not
-HTTP is closed without an answer.
+"""The master's ``GET /metrics`` responder: non-blocking sockets on the master's own poll
+(see ``responder``): a client gets one response and is closed. Anything but
+``GET /metrics`` is answered 404; a request that is not HTTP, or whose head is too long,
+is closed without an answer.
 """
 
 from __future__ import annotations
 
-import contextlib
-import select
 import socket
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ruvicorn.config import ConfigError
+from ruvicorn.supervisor.responder import Responder
 
 #: Clients served at once; more wait in the listen backlog.
 MAX_CLIENTS = 8
@@ -26,15 +19,6 @@ MAX_HEAD = 8 * 1024
 #: Seconds a client has to send its request and read the response.
 CLIENT_TIMEOUT = 5.0
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
-
-
-@dataclass
-class _Client:
-    sock: socket.socket
-    deadline: float
-    head: bytes = b""
-    #: The response still to send; None until the request head is complete.
-    out: bytes | None = None
 
 
 def _response(status: bytes, body: bytes, content_type: bytes = b"text/plain") -> bytes:
@@ -65,95 +49,26 @@ def bind(address: str) -> socket.socket:
     return sock
 
 
-class MetricsServer:
+class MetricsServer(Responder):
     """Answers ``GET /metrics`` with ``render()``; driven by the master's loop."""
 
     def __init__(self, listener: socket.socket, render: Callable[[], bytes]) -> None:
-        self.listener = listener
+        super().__init__(
+            listener,
+            self._answer,
+            max_clients=MAX_CLIENTS,
+            max_request=MAX_HEAD,
+            timeout=CLIENT_TIMEOUT,
+        )
         self.render = render
-        self.clients: dict[int, _Client] = {}
 
-    def fds(self) -> list[int]:
-        """Every descriptor of this server (a forked worker closes them)."""
-        return [self.listener.fileno(), *self.clients]
-
-    def register(self, poller: select.poll) -> None:
-        if len(self.clients) < MAX_CLIENTS:
-            poller.register(self.listener.fileno(), select.POLLIN)
-        for fd, client in self.clients.items():
-            poller.register(fd, select.POLLIN if client.out is None else select.POLLOUT)
-
-    def owns(self, fd: int) -> bool:
-        return fd == self.listener.fileno() or fd in self.clients
-
-    def on_ready(self, fd: int) -> None:
-        """``fd`` polled ready: accept, read or write, never waiting."""
-        if fd == self.listener.fileno():
-            self._accept()
-            return
-        client = self.clients[fd]
-        if client.out is None:
-            self._read(client)
-        else:
-            self._write(client)
-
-    def expire(self, now: float) -> None:
-        """Close the clients past their deadline."""
-        for client in [c for c in self.clients.values() if now >= c.deadline]:
-            self._close(client)
-
-    def close(self) -> None:
-        for client in list(self.clients.values()):
-            self._close(client)
-        with contextlib.suppress(OSError):
-            self.listener.close()
-
-    def _accept(self) -> None:
-        try:
-            sock, _ = self.listener.accept()
-        except OSError:  # gone before accept, or out of descriptors: try on the next poll
-            return
-        sock.setblocking(False)
-        self.clients[sock.fileno()] = _Client(sock, time.monotonic() + CLIENT_TIMEOUT)
-
-    def _read(self, client: _Client) -> None:
-        try:
-            data = client.sock.recv(MAX_HEAD)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        client.head += data
-        if not data or len(client.head) > MAX_HEAD:
-            self._close(client)
-            return
-        if b"\r\n\r\n" not in client.head and b"\n\n" not in client.head:
-            return
-        line = client.head.split(b"\n", 1)[0].rstrip(b"\r").split(b" ")
+    def _answer(self, head: bytes) -> bytes | None:
+        if b"\r\n\r\n" not in head and b"\n\n" not in head:
+            return None
+        line = head.split(b"\n", 1)[0].rstrip(b"\r").split(b" ")
         if len(line) != 3 or not line[2].startswith(b"HTTP/1."):
-            self._close(client)
-            return
+            return b""
         method, target = line[0], line[1].split(b"?", 1)[0]
         if method == b"GET" and target == b"/metrics":
-            client.out = _response(b"200 OK", self.render(), CONTENT_TYPE)
-        else:
-            client.out = _response(b"404 Not Found", b"Not Found: ruvicorn serves GET /metrics\n")
-        self._write(client)
-
-    def _write(self, client: _Client) -> None:
-        assert client.out is not None
-        try:
-            sent = client.sock.send(client.out)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._close(client)
-            return
-        client.out = client.out[sent:]
-        if not client.out:
-            self._close(client)
-
-    def _close(self, client: _Client) -> None:
-        self.clients.pop(client.sock.fileno(), None)
-        with contextlib.suppress(OSError):
-            client.sock.close()
+            return _response(b"200 OK", self.render(), CONTENT_TYPE)
+        return _response(b"404 Not Found", b"Not Found: ruvicorn serves GET /metrics\n")

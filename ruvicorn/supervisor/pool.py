@@ -15,7 +15,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ruvicorn import exitcodes, listeners, logs
 from ruvicorn.config import MIB, Config
@@ -41,6 +41,16 @@ BOOT_REASONS = {
     exitcodes.LIFESPAN_FAILED: "lifespan startup failed",
     exitcodes.TLS_FAILED: "the TLS files could not be loaded",
 }
+
+
+class Forker(Protocol):
+    """Where workers come from when the master does not fork them itself (the zygote)."""
+
+    def ready(self) -> bool: ...
+
+    def fork(self, about: WorkerInfo) -> Worker: ...
+
+    def reaped(self, pid: int, status: int) -> bool: ...
 
 
 def describe_exit(status: int) -> str:
@@ -83,8 +93,10 @@ class Pool:
         #: Set when a worker fails during the first boot: the master must stop with it.
         self.fatal_code: int | None = None
         self._next_sample = 0.0
-        #: The application preloaded by the master (--preload), else None.
+        #: The application object given to ruvicorn.run(), forked with the master, else None.
         self.app: Any = None
+        #: Forks workers instead of the master (--preload: the zygote), else None.
+        self.forker: Forker | None = None
         #: Restarts, reloads and the counters of exited workers (--metrics-bind).
         self.tally = Tally()
 
@@ -156,7 +168,9 @@ class Pool:
             if pid == 0:
                 return
             worker = self.workers.pop(pid, None)
-            if worker is not None:
+            if worker is None and self.forker is not None:
+                self.forker.reaped(pid, status)
+            elif worker is not None:
                 worker.read_status()  # A ready message may still sit in the pipe.
                 self._handle_messages(worker)
                 worker.close_status()
@@ -323,20 +337,25 @@ class Pool:
             self.notifier.ready(self.status_line())
 
     def _spawn(self, now: float) -> bool:
+        if self.forker is not None and not self.forker.ready():
+            return False
         self.spawned += 1
         about = WorkerInfo(pid=None, age=self.spawned, started_at=time.time(), config=self.config)
         self.hooks.call("pre_fork", self.server_info, about)
         try:
-            worker = worker_process.spawn(
-                self.config,
-                self.sockets,
-                self.alive_fd,
-                self.master_fds() + self._fds(),
-                app=self.app,
-                hooks=self.hooks,
-                server_info=self.server_info,
-                about=about,
-            )
+            if self.forker is not None:
+                worker = self.forker.fork(about)
+            else:
+                worker = worker_process.spawn(
+                    self.config,
+                    self.sockets,
+                    self.alive_fd,
+                    self.master_fds() + self._fds(),
+                    app=self.app,
+                    hooks=self.hooks,
+                    server_info=self.server_info,
+                    about=about,
+                )
         except OSError as exc:
             log.error("Could not start a worker: %s", logs.one_line(exc))
             self.spawn_not_before = now + self.backoff.crashed(now) + 1.0
