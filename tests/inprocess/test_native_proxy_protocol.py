@@ -3,25 +3,15 @@ transport (its peer is 127.0.0.1, the default ``--forwarded-allow-ips``)."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import struct
 from typing import Any
 
 import pytest
 from mockconn import LOCAL, PEER, MockConnection, Runner
+from proxyheader import V2_SIGNATURE, v1, v2
 
 GET = b"GET /scope HTTP/1.1\r\nhost: x\r\n\r\n"
-V1 = b"PROXY TCP4 203.0.113.7 192.0.2.1 4711 443\r\n"
-
-
-def v2(src: str, dst: str, sport: int, dport: int, tlvs: bytes = b"", command: int = 1) -> bytes:
-    """A PROXY v2 header for the two addresses, with ``tlvs`` after them."""
-    a, b = ipaddress.ip_address(src), ipaddress.ip_address(dst)
-    family = 0x11 if a.version == 4 else 0x21
-    body = a.packed + b.packed + struct.pack("!HH", sport, dport) + tlvs
-    head = b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x20 | command, family])
-    return head + struct.pack("!H", len(body)) + body
+V1 = v1("203.0.113.7", "192.0.2.1", 4711, 443)
 
 
 class App:
@@ -113,7 +103,7 @@ def refused(
         [b"PROXY TCP4 203.0.113.7 192.0.2.1 4711 99999\r\n" + GET],
         [b"PROXY TCP4 203.0.113.7 192.0.2.1 4711 443\n" + GET],
         [b"PROXY UNKNOWN " + b"x" * 100, b"\r\n" + GET, GET],
-        [b"\r\n\r\n\x00\r\nQUIT\n\x31\x11\x00\x00" + GET],
+        [V2_SIGNATURE + b"\x31\x11\x00\x00" + GET],
         [b"\x16\x03\x01\x02\x00"],
     ],
     ids=["no-header", "bad-port", "bare-lf", "too-long", "v2-version", "tls-first"],

@@ -274,8 +274,8 @@ impl HttpProtocol {
         if slf.get().peer.get().is_none() {
             // Waiting for the PROXY header: only what follows it goes on.
             match Self::proxy_header_received(slf, data)? {
-                Some(rest) => after_header = rest,
-                None => return Ok(()),
+                Some(rest) if !rest.is_empty() => after_header = rest,
+                _ => return Ok(()),
             }
             data = &after_header;
         }
