@@ -3,6 +3,7 @@ transport (its peer is 127.0.0.1, the default ``--forwarded-allow-ips``)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -116,3 +117,15 @@ def test_invalid_header_closes(
 
 def test_untrusted_peer_is_closed_at_once(run: Runner, caplog: pytest.LogCaptureFixture) -> None:
     refused(run, [V1 + GET], caplog, forwarded_allow_ips="10.9.9.9")
+
+
+def test_header_must_arrive_within_the_head_timeout(run: Runner) -> None:
+    async def scenario() -> None:
+        conn = MockConnection(App(), proxy_protocol=True, timeout_request_header=0.01)
+        conn.send(V1[:10])
+        await asyncio.sleep(0.02)
+        conn.state.sweep()
+        await conn.until(lambda: conn.transport.closed, "the close")
+        assert conn.transport.written == b""
+
+    run(scenario)

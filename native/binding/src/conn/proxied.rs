@@ -50,42 +50,48 @@ impl HttpProtocol {
         data: &[u8],
     ) -> PyResult<Option<Vec<u8>>> {
         let this = slf.get();
-        let (parsed, waited) = {
+        let waited = {
             let mut conn = this.lock()?;
+            if conn.closing {
+                // Closed by the head timeout while waiting: nothing more is read.
+                return Ok(None);
+            }
             let Some(waiting) = conn.awaiting_header.as_mut() else {
                 return Err(PyRuntimeError::new_err("data before connection_made"));
             };
             waiting.received.extend_from_slice(data);
-            match parse(&waiting.received) {
-                Parsed::Incomplete => return Ok(None),
-                parsed => (parsed, conn.awaiting_header.take()),
+            let parsed = parse(&waiting.received);
+            if parsed == Parsed::Incomplete {
+                return Ok(None);
             }
+            conn.awaiting_header.take().map(|waited| (parsed, *waited))
         };
-        let Some(waited) = waited else {
+        let Some((
+            parsed,
+            AwaitingHeader {
+                mut received,
+                socket,
+            },
+        )) = waited
+        else {
             return Ok(None);
         };
-        let AwaitingHeader {
-            mut received,
-            socket,
-        } = *waited;
-        let Parsed::Done {
-            addresses,
-            consumed,
-        } = parsed
-        else {
-            let reason = match parsed {
-                Parsed::Invalid(reason) => reason,
-                _ => "no PROXY protocol header",
-            };
-            return Self::refuse_proxied(slf, socket, reason).map(|()| None);
-        };
-        let peer = match addresses {
-            Some((client, server)) => this.proxied_peer(slf.py(), client, server)?,
-            None => socket,
-        };
-        this.set_peer(peer)?;
-        received.drain(..consumed);
-        Ok(Some(received))
+        match parsed {
+            Parsed::Done {
+                addresses,
+                consumed,
+            } => {
+                let peer = match addresses {
+                    Some((client, server)) => this.proxied_peer(slf.py(), client, server)?,
+                    None => socket,
+                };
+                this.set_peer(peer)?;
+                received.drain(..consumed);
+                Ok(Some(received))
+            }
+            Parsed::Invalid(reason) => Self::refuse_proxied(slf, socket, reason).map(|()| None),
+            Parsed::Incomplete => Ok(None),
+        }
     }
 
     /// The peer the header names: forwarding headers in its requests are honoured only
