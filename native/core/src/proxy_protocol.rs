@@ -202,7 +202,7 @@ mod tests {
     use super::*;
 
     fn sa(text: &str) -> SocketAddr {
-        text.parse().unwrap()
+        text.parse().expect("a socket address")
     }
 
     fn done(addresses: Addresses, consumed: usize) -> Parsed {
@@ -217,7 +217,11 @@ mod tests {
         let mut out = V2_SIGNATURE.to_vec();
         out.push(ver_cmd);
         out.push(fam);
-        out.extend_from_slice(&u16::try_from(body.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(
+            &u16::try_from(body.len())
+                .expect("a short body")
+                .to_be_bytes(),
+        );
         out.extend_from_slice(body);
         out
     }
@@ -339,8 +343,8 @@ mod tests {
 
     #[test]
     fn v2_ipv6() {
-        let src: Ipv6Addr = "2001:db8::7".parse().unwrap();
-        let dst: Ipv6Addr = "2001:db8::8".parse().unwrap();
+        let src: Ipv6Addr = "2001:db8::7".parse().expect("an address");
+        let dst: Ipv6Addr = "2001:db8::8".parse().expect("an address");
         let mut body = src.octets().to_vec();
         body.extend_from_slice(&dst.octets());
         body.extend_from_slice(&[0x1f, 0x90, 0x01, 0xbb]);
