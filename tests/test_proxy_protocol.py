@@ -86,3 +86,10 @@ def test_proxy_header_then_tls(server_factory: Any, tls_certs: TLSCerts) -> None
             scope = scope_over(c)
             assert scope["client"] == ["203.0.113.5", 5555]
             assert scope["scheme"] == "https"
+
+
+def test_access_log_shows_the_stated_client(proxied: ServerProcess) -> None:
+    with proxied.client(preamble=v1("203.0.113.99", "192.0.2.1", 1, 2)) as c:
+        c.send(request("GET", "/ok"))
+        assert c.read_response().status == 200
+    proxied.wait_log(r'203\.0\.113\.99.*"GET /ok HTTP/1\.1" 200')
