@@ -231,6 +231,11 @@ class Config:
         "Comma-separated IPs or networks whose proxy headers are trusted ('*' trusts all).",
         env=("FORWARDED_ALLOW_IPS",),
     )
+    proxy_protocol: bool = opt(
+        False,
+        "Read a PROXY protocol (v1 or v2) header first on each connection; only peers in "
+        "--forwarded-allow-ips may send one, any other connection is closed.",
+    )
     server_header: bool = opt(True, "Send a Server header.", secondary="--no-server-header")
     date_header: bool = opt(True, "Send a Date header.", secondary="--no-date-header")
     header: tuple[str, ...] = opt(

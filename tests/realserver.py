@@ -291,10 +291,13 @@ class ServerProcess:
         ``send``/``recv`` themselves."""
         return connect(self.host, self.port, timeout, self.client_context())
 
-    def client(self, timeout: float | None = None) -> RawClient:
+    def client(self, timeout: float | None = None, preamble: bytes = b"") -> RawClient:
+        """A connection; ``preamble`` (a PROXY protocol header) goes first, before TLS."""
         if timeout is None:
-            return RawClient(self.host, self.port, tls=self.client_context())
-        return RawClient(self.host, self.port, timeout, tls=self.client_context())
+            return RawClient(self.host, self.port, tls=self.client_context(), preamble=preamble)
+        return RawClient(
+            self.host, self.port, timeout, tls=self.client_context(), preamble=preamble
+        )
 
     def get(self, target: str = "/", **kw: Any) -> Response:
         return exchange(self.host, self.port, request("GET", target, **kw), self.client_context())

@@ -11,6 +11,9 @@
 //! starting the app). No Python code runs under the lock, so a Python callback that
 //! re-enters the protocol (`pause_writing` from inside `transport.write`) finds it free.
 //!
+//! With `--proxy-protocol` the PROXY header is read beneath everything else (`proxied.rs`),
+//! before any byte reaches TLS or a mode.
+//!
 //! TLS is a layer beneath whatever mode runs (`tls.rs`): bytes read are decrypted before a
 //! mode sees them, and [`HttpProtocol::decide`] encrypts what a decision writes before the
 //! lock is released. HTTP/2 is one more [`Mode`] with its own file next to `http1.rs` and
@@ -19,6 +22,7 @@
 mod effects;
 mod http1;
 mod protocol;
+mod proxied;
 mod tls;
 mod ws;
 
@@ -93,6 +97,8 @@ pub(crate) struct Conn {
     access: Option<Box<Access>>,
     /// The TLS layer, on a TLS listener.
     tls: Option<Box<Tls>>,
+    /// With `--proxy-protocol`, until the PROXY header is read (`proxied.rs`).
+    awaiting_header: Option<Box<proxied::AwaitingHeader>>,
 }
 
 /// The record of the current request, kept when access logging or metrics are on: what
@@ -143,6 +149,7 @@ impl Conn {
             discarded: 0,
             access: None,
             tls,
+            awaiting_header: None,
         }
     }
 

@@ -23,8 +23,9 @@ use ruvicorn_core::http1::target::split_target;
 #[pyclass(frozen, module = "ruvicorn._native")]
 pub struct HttpProtocol {
     server: Py<ServerState>,
-    /// Who is at each end; set once in connection_made, so it needs no lock.
-    peer: OnceLock<Peer>,
+    /// Who is at each end; set once, so it needs no lock: in connection_made, or with
+    /// `--proxy-protocol` once the PROXY header is read.
+    pub(super) peer: OnceLock<Peer>,
     /// The `tls` extension, built once after the handshake and shared by every scope.
     tls_extension: OnceLock<Py<PyDict>>,
     conn: Mutex<Conn>,
@@ -249,22 +250,14 @@ impl HttpProtocol {
             }
             None => None,
         };
-        let trusted = match (&state.settings.proxies, &client) {
-            (Some(proxies), Some((_, host))) => proxies.trusts(host),
-            (Some(proxies), None) => proxies.trusts("unix") || proxies.trusts("*"),
-            (None, _) => false,
-        };
-        let peer = Peer {
-            client_host: client.as_ref().map(|(_, host)| host.clone()),
-            client: client.map(|(tuple, _)| tuple),
-            server,
-            trusted,
-        };
-        if this.peer.set(peer).is_err() {
-            return Err(PyRuntimeError::new_err("connection_made called twice"));
-        }
+        let peer = Peer::new(client, server, state.settings.proxies.as_ref());
         let id = state.register(slf.clone().unbind());
         this.lock()?.made(id, transport.unbind(), state);
+        if let Some(allowed) = &state.settings.proxy_protocol {
+            Self::expect_proxy_header(slf, allowed, peer)?;
+        } else if this.peer.set(peer).is_err() {
+            return Err(PyRuntimeError::new_err("connection_made called twice"));
+        }
         if let Some(metrics) = &state.metrics {
             metrics.connection(HTTP1, true);
         }
@@ -276,9 +269,17 @@ impl HttpProtocol {
         if let Some(metrics) = &state.metrics {
             metrics.bytes_in(data.as_bytes().len());
         }
-        let wake = Self::decide(slf, |conn, fx| {
-            conn.data_received(data.as_bytes(), state, fx)
-        })?;
+        let mut data = data.as_bytes();
+        let after_header;
+        if slf.get().peer.get().is_none() {
+            // Waiting for the PROXY header: only what follows it goes on.
+            match Self::proxy_header_received(slf, data)? {
+                Some(rest) if !rest.is_empty() => after_header = rest,
+                _ => return Ok(()),
+            }
+            data = &after_header;
+        }
+        let wake = Self::decide(slf, |conn, fx| conn.data_received(data, state, fx))?;
         ws::wake(slf, wake)
     }
 
