@@ -13,9 +13,10 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import IO
+from typing import IO, Any
 
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
@@ -48,6 +49,39 @@ ACCESS_FIELDS = (
     "user_agent",
     "request_id",
 )
+
+
+class SecondClock:
+    """A time formatted to the second, formatted once per second: a busy access log
+    writes thousands of lines that share it."""
+
+    __slots__ = ("_key", "_text")
+
+    def __init__(self) -> None:
+        self._key: tuple[int, str, Any] | None = None
+        self._text = ""
+
+    def text(
+        self, created: float, datefmt: str, converter: Callable[[float | None], time.struct_time]
+    ) -> str:
+        key = (int(created), datefmt, converter)
+        if key != self._key:
+            self._text = time.strftime(datefmt, converter(created))
+            self._key = key
+        return self._text
+
+
+class TextFormatter(logging.Formatter):
+    """The text line; its timestamp (no fraction of a second) comes from a SecondClock."""
+
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None) -> None:
+        super().__init__(fmt, datefmt)
+        self._clock = SecondClock()
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if not datefmt:
+            return super().formatTime(record, datefmt)
+        return self._clock.text(record.created, datefmt, self.converter)
 
 
 class JsonFormatter(logging.Formatter):
@@ -120,7 +154,7 @@ def configure(
     Access records go to ``access_file`` when given (``-`` is stdout), else where the
     other records go.
     """
-    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(_FORMAT, _DATEFMT)
+    formatter = JsonFormatter() if log_format == "json" else TextFormatter(_FORMAT, _DATEFMT)
     handler = AtomicLineHandler(log_file)
     handler.setFormatter(formatter)
     access_handler = handler
