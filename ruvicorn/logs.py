@@ -84,14 +84,39 @@ class TextFormatter(logging.Formatter):
         return self._clock.text(record.created, datefmt, self.converter)
 
 
+class IsoClock:
+    """ISO 8601 local times with milliseconds (``2026-01-02T03:04:05.678+01:00``): the
+    date, time of day and offset formatted once per second, the milliseconds per call."""
+
+    __slots__ = ("_offset", "_second", "_start")
+
+    def __init__(self) -> None:
+        self._second: int | None = None
+        self._start = self._offset = ""
+
+    def text(self, created: float) -> str:
+        # Rounded to the microsecond as datetime.fromtimestamp rounds (half to even).
+        second = int(created)
+        micros = round((created - second) * 1_000_000)
+        if micros >= 1_000_000:
+            second, micros = second + 1, micros - 1_000_000
+        if second != self._second:
+            whole = datetime.fromtimestamp(second).astimezone().isoformat(timespec="seconds")
+            self._start, self._offset, self._second = whole[:19], whole[19:], second
+        return f"{self._start}.{micros // 1000:03d}{self._offset}"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record. A traceback is a field of its record, and an access
     record's fields are top-level keys, so a collector indexes them without parsing."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._clock = IsoClock()
+
     def format(self, record: logging.LogRecord) -> str:
-        created = datetime.fromtimestamp(record.created).astimezone()
         obj: dict[str, object] = {
-            "time": created.isoformat(timespec="milliseconds"),
+            "time": self._clock.text(record.created),
             "level": record.levelname,
             "pid": record.process,
             "logger": record.name,

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from ruvicorn.config import Config, ConfigError
 from ruvicorn.logs import (
     ACCESS_FIELDS,
     AtomicLineHandler,
+    IsoClock,
     JsonFormatter,
     SecondClock,
     TextFormatter,
@@ -391,3 +393,22 @@ def test_access_records_carry_the_pid_of_a_forked_child(captured_access: Capture
     os.waitpid(child, 0)
     assert reported == f"{child} <{child}>"
     assert captured_access.records[0].process == os.getpid()
+
+
+def test_iso_clock_matches_datetime() -> None:
+    clock = IsoClock()
+    base = 1_700_000_000
+    for created in (
+        base + 0.0,
+        base + 0.0004,
+        base + 0.0015,
+        base + 0.9994,
+        base + 0.9999995,  # rounds up to the next second
+        base + 0.9999996,
+        base + 1.25,
+        base + 3600.5,
+        1.5,
+        *(base + 7 + step * 0.000137 for step in range(20_000)),
+    ):
+        expected = datetime.fromtimestamp(created).astimezone().isoformat(timespec="milliseconds")
+        assert clock.text(created) == expected, created
