@@ -72,11 +72,22 @@ class SecondClock:
 
 
 class TextFormatter(logging.Formatter):
-    """The text line; its timestamp (no fraction of a second) comes from a SecondClock."""
+    """The text line (a %-style format); its timestamp (no fraction of a second) comes
+    from a SecondClock. A record without a traceback or stack takes a short path, as
+    every access record does."""
 
     def __init__(self, fmt: str | None = None, datefmt: str | None = None) -> None:
         super().__init__(fmt, datefmt)
         self._clock = SecondClock()
+        self._uses_time = self.usesTime()
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info or record.exc_text or record.stack_info:
+            return super().format(record)
+        record.message = record.getMessage()
+        if self._uses_time:
+            record.asctime = self.formatTime(record, self.datefmt)
+        return self._style._fmt % record.__dict__
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if not datefmt:

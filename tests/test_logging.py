@@ -412,3 +412,17 @@ def test_iso_clock_matches_datetime() -> None:
     ):
         expected = datetime.fromtimestamp(created).astimezone().isoformat(timespec="milliseconds")
         assert clock.text(created) == expected, created
+
+
+def test_text_formatter_writes_what_the_standard_formatter_writes() -> None:
+    fmt, datefmt = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s", "%H:%M:%S %z"
+    ours, standard = TextFormatter(fmt, datefmt), logging.Formatter(fmt, datefmt)
+    try:
+        raise ValueError("inside")
+    except ValueError:
+        failed = sys.exc_info()
+    for exc_info, stack in ((None, None), (failed, None), (None, "Stack (most recent call last)")):
+        record = logging.LogRecord("x", logging.ERROR, "", 0, "n=%d", (3,), exc_info, sinfo=stack)
+        line = ours.format(record)
+        assert line == standard.format(record)
+        assert ("ValueError: inside" in line) == (exc_info is not None)
