@@ -103,7 +103,7 @@ class Atoms(dict[str, Any]):
         response_headers: Headers | None = None,
     ) -> None:
         self.scope = scope
-        self.status = status
+        self.status = self["s"] = self["status"] = status
         self.size = size
         self.seconds = seconds
         self.created = time.time()
@@ -328,4 +328,7 @@ class AccessLogger:
     ) -> None:
         if access_log.isEnabledFor(logging.INFO):
             record = self._make(self.fmt, Atoms(scope, status, size, seconds, response_headers))
-            access_log.handle(record)
+            if access_log.filters or access_log.disabled:
+                access_log.handle(record)
+            else:  # what handle() does when it has nothing to filter
+                access_log.callHandlers(record)

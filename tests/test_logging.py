@@ -273,9 +273,9 @@ HELLO_SCOPE: dict[str, Any] = {
 
 def test_atoms_compute_each_field_once_and_show_them_all() -> None:
     fields = atoms(HELLO_SCOPE, 200, 5, 0.25)
-    assert dict.__len__(fields) == 0  # nothing is computed before it is read
+    assert dict.__len__(fields) == 2  # the status; the rest is computed when read
     assert fields["r"] == "GET /p?q=1 HTTP/1.1"
-    assert dict.__len__(fields) == 1
+    assert dict.__len__(fields) == 3
     assert "status" in fields and "nope" not in fields
     assert fields.get("a") == "probe/2" and fields.get("nope", "x") == "x"
     shown = dict(fields)
@@ -366,6 +366,20 @@ def test_access_records_come_from_an_installed_record_factory(captured_access: C
     (record,) = captured_access.records
     assert record.__dict__.get("tagged") is True
     assert record.getMessage() == '10.1.2.3:4567 - "GET /p?q=1 HTTP/1.1" 200'
+
+
+def test_access_logger_filters_apply(captured_access: Captured) -> None:
+    def server_errors(record: logging.LogRecord) -> bool:
+        return isinstance(record.args, dict) and record.args["status"] >= 500
+
+    logger = logging.getLogger("ruvicorn.access")
+    logger.addFilter(server_errors)
+    try:
+        AccessLogger("%(s)s")(HELLO_SCOPE, 200, 1, 0.001, None)
+        AccessLogger("%(s)s")(HELLO_SCOPE, 502, 1, 0.001, None)
+    finally:
+        logger.removeFilter(server_errors)
+    assert [r.getMessage() for r in captured_access.records] == ["502"]
 
 
 def test_no_access_record_below_the_level(captured_access: Captured) -> None:
