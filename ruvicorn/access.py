@@ -125,7 +125,7 @@ class Atoms(dict[str, Any]):
         if compute is not None:
             value = self[key] = compute(self)
             return value
-        if _is_header_atom(key):
+        if isinstance(key, str) and _is_header_atom(key):
             headers = self.scope.get("headers") if key.endswith("i") else self.response_headers
             return _header(headers, key)
         raise KeyError(key)
@@ -267,9 +267,8 @@ class _RecordMaker:
 
     The fields that do not change within a process and thread (the logger's name, the
     pid, the process and thread names ...) are prepared once (again after a fork or on
-    another thread) and copied into each record. A record
-    factory installed with ``logging.setLogRecordFactory`` is honoured: records then come
-    from ``makeRecord``."""
+    another thread) and copied into each record. A record factory installed with
+    ``logging.setLogRecordFactory`` is honoured: records then come from ``makeRecord``."""
 
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger

@@ -276,7 +276,9 @@ def test_atoms_compute_each_field_once_and_show_them_all() -> None:
     assert dict.__len__(fields) == 2  # the status; the rest is computed when read
     assert fields["r"] == "GET /p?q=1 HTTP/1.1"
     assert dict.__len__(fields) == 3
-    assert "status" in fields and "nope" not in fields
+    assert "status" in fields and "nope" not in fields and 0 not in fields
+    with pytest.raises(KeyError):
+        fields[0]  # type: ignore[index]
     assert fields.get("a") == "probe/2" and fields.get("nope", "x") == "x"
     shown = dict(fields)
     assert set(shown) == set(ACCESS_FIELDS) | ATOMS and len(fields) == len(shown)
