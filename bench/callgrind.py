@@ -7,6 +7,7 @@ an instruction count does not, so a change to the hot path is judged by this:
     python bench/callgrind.py --loop asyncio
     python bench/callgrind.py --metrics      # with the --metrics-bind counters on
     python bench/callgrind.py --tls          # the same over TLS (an ECDSA P-256 certificate)
+    python bench/callgrind.py --access-log FILE  # with the access log on, written to FILE
 
 One worker (no master) serves ``examples/hello.py`` under ``valgrind --tool=callgrind``
 twice: once for ``--small`` keep-alive requests on one connection, once for ``--large``.
@@ -38,9 +39,12 @@ REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: callgrind\r\nAccept
 BODY = b"Hello, world!\n"
 
 
-def serve(port: int, loop: str, metrics: bool, certfile: str | None) -> int:
+def serve(
+    port: int, loop: str, metrics: bool, certfile: str | None, access_file: str | None
+) -> int:
     """The measured process: one worker on a loopback port, as a worker process runs it;
-    with ``metrics``, counting into a shared page as a supervised worker does."""
+    with ``metrics``, counting into a shared page as a supervised worker does; with
+    ``access_file``, writing its access log there at log level info."""
     from ruvicorn import logs
     from ruvicorn.config import Config
     from ruvicorn.listeners import bind_listeners
@@ -54,11 +58,12 @@ def serve(port: int, loop: str, metrics: bool, certfile: str | None) -> int:
         app_dir=str(ROOT / "examples"),
         port=port,
         loop=loop,
-        access_log=False,
-        log_level="warning",
+        access_log=access_file is not None,
+        access_logfile=access_file,
+        log_level="warning" if access_file is None else "info",
         ssl_certfile=certfile,
     )
-    logs.configure(config.log_level)
+    logs.configure(config.log_level, access_file=access_file)
     hooks = WorkerHooks(metrics=Heartbeat().counters(SLOTS) if metrics else None)
     return run_worker(config, bind_listeners(config), hooks)
 
@@ -122,7 +127,14 @@ def send_requests(port: int, count: int, timeout: float, tls: bool) -> None:
 
 
 def count_instructions(
-    count: int, port: int, loop: str, timeout: float, *, metrics: bool, certfile: str | None
+    count: int,
+    port: int,
+    loop: str,
+    timeout: float,
+    *,
+    metrics: bool,
+    certfile: str | None,
+    access_file: str | None,
 ) -> int:
     """Total instructions of a worker that served ``count`` requests (plus one to see it up)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,6 +151,7 @@ def count_instructions(
             loop,
             *(["--metrics"] if metrics else []),
             *(["--tls-cert", certfile] if certfile else []),
+            *(["--access-log", access_file] if access_file else []),
         ]
         proc = subprocess.Popen(
             command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -169,11 +182,14 @@ def main() -> int:
         "--metrics", action="store_true", help="count requests as --metrics-bind makes workers do"
     )
     parser.add_argument("--tls", action="store_true", help="serve and request over TLS")
+    parser.add_argument(
+        "--access-log", metavar="FILE", help="log each request to FILE, as --access-logfile does"
+    )
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--tls-cert", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
-        return serve(args.serve, args.loop, args.metrics, args.tls_cert)
+        return serve(args.serve, args.loop, args.metrics, args.tls_cert, args.access_log)
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     if not args.small < args.large:
@@ -182,7 +198,13 @@ def main() -> int:
         certfile = mint_certificate(Path(tmp)) if args.tls else None
         runs = [
             count_instructions(
-                n, args.port, args.loop, args.timeout, metrics=args.metrics, certfile=certfile
+                n,
+                args.port,
+                args.loop,
+                args.timeout,
+                metrics=args.metrics,
+                certfile=certfile,
+                access_file=args.access_log,
             )
             for n in (args.small, args.large)
         ]
@@ -192,6 +214,7 @@ def main() -> int:
     print(f"{args.large} requests: {large:,} instructions")
     kind = "plaintext over TLS" if args.tls else "plaintext"
     what = f"{args.loop}, metrics {'on' if args.metrics else 'off'}"
+    what += f", access log {'on' if args.access_log else 'off'}"
     print(f"{kind} ({what}): {per_request:,.0f} instructions per request")
     return 0
 

@@ -13,9 +13,10 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import IO
+from typing import IO, Any
 
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
@@ -50,14 +51,83 @@ ACCESS_FIELDS = (
 )
 
 
+class SecondClock:
+    """A time formatted to the second, formatted once per second: a busy access log
+    writes thousands of lines that share it."""
+
+    __slots__ = ("_key", "_text")
+
+    def __init__(self) -> None:
+        self._key: tuple[int, str, Any] | None = None
+        self._text = ""
+
+    def text(
+        self, created: float, datefmt: str, converter: Callable[[float | None], time.struct_time]
+    ) -> str:
+        key = (int(created), datefmt, converter)
+        if key != self._key:
+            self._text = time.strftime(datefmt, converter(created))
+            self._key = key
+        return self._text
+
+
+class TextFormatter(logging.Formatter):
+    """The text line (a %-style format); its timestamp (no fraction of a second) comes
+    from a SecondClock. A record without a traceback or stack takes a short path, as
+    every access record does."""
+
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None) -> None:
+        super().__init__(fmt, datefmt)
+        self._clock = SecondClock()
+        self._uses_time = self.usesTime()
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info or record.exc_text or record.stack_info:
+            return super().format(record)
+        record.message = record.getMessage()
+        if self._uses_time:
+            record.asctime = self.formatTime(record, self.datefmt)
+        return self._style._fmt % record.__dict__
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if not datefmt:
+            return super().formatTime(record, datefmt)
+        return self._clock.text(record.created, datefmt, self.converter)
+
+
+class IsoClock:
+    """ISO 8601 local times with milliseconds (``2026-01-02T03:04:05.678+01:00``): the
+    date, time of day and offset formatted once per second, the milliseconds per call."""
+
+    __slots__ = ("_offset", "_second", "_start")
+
+    def __init__(self) -> None:
+        self._second: int | None = None
+        self._start = self._offset = ""
+
+    def text(self, created: float) -> str:
+        # Rounded to the microsecond as datetime.fromtimestamp rounds (half to even).
+        second = int(created)
+        micros = round((created - second) * 1_000_000)
+        if micros >= 1_000_000:
+            second, micros = second + 1, micros - 1_000_000
+        if second != self._second:
+            whole = datetime.fromtimestamp(second).astimezone().isoformat(timespec="seconds")
+            self._start, self._offset, self._second = whole[:19], whole[19:], second
+        return f"{self._start}.{micros // 1000:03d}{self._offset}"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record. A traceback is a field of its record, and an access
     record's fields are top-level keys, so a collector indexes them without parsing."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._clock = IsoClock()
+
     def format(self, record: logging.LogRecord) -> str:
-        created = datetime.fromtimestamp(record.created).astimezone()
         obj: dict[str, object] = {
-            "time": created.isoformat(timespec="milliseconds"),
+            "time": self._clock.text(record.created),
             "level": record.levelname,
             "pid": record.process,
             "logger": record.name,
@@ -120,7 +190,7 @@ def configure(
     Access records go to ``access_file`` when given (``-`` is stdout), else where the
     other records go.
     """
-    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(_FORMAT, _DATEFMT)
+    formatter = JsonFormatter() if log_format == "json" else TextFormatter(_FORMAT, _DATEFMT)
     handler = AtomicLineHandler(log_file)
     handler.setFormatter(formatter)
     access_handler = handler

@@ -5,8 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import signal
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +20,16 @@ from rawhttp import exchange, request, wait_for
 from realserver import ServerProcess
 
 from ruvicorn import logconfig
-from ruvicorn.access import AccessLogger, atoms
+from ruvicorn.access import ATOMS, AccessLogger, atoms
 from ruvicorn.config import Config, ConfigError
-from ruvicorn.logs import AtomicLineHandler, JsonFormatter
+from ruvicorn.logs import (
+    ACCESS_FIELDS,
+    AtomicLineHandler,
+    IsoClock,
+    JsonFormatter,
+    SecondClock,
+    TextFormatter,
+)
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -247,3 +259,186 @@ def test_access_logfile_dash_is_stdout(capfd: pytest.CaptureFixture[str]) -> Non
     handler.emit(logging.LogRecord("ruvicorn.access", logging.INFO, "", 0, "to stdout", None, None))
     out, err = capfd.readouterr()
     assert out == "to stdout\n" and err == ""
+
+
+HELLO_SCOPE: dict[str, Any] = {
+    "method": "GET",
+    "path": "/p",
+    "query_string": b"q=1",
+    "http_version": "1.1",
+    "client": ("10.1.2.3", 4567),
+    "headers": [(b"user-agent", b"probe/2"), (b"referer", b"http://r/")],
+}
+
+
+def test_atoms_compute_each_field_once_and_show_them_all() -> None:
+    fields = atoms(HELLO_SCOPE, 200, 5, 0.25)
+    assert dict.__len__(fields) == 2  # the status; the rest is computed when read
+    assert fields["r"] == "GET /p?q=1 HTTP/1.1"
+    assert dict.__len__(fields) == 3
+    assert "status" in fields and "nope" not in fields and 0 not in fields
+    with pytest.raises(KeyError):
+        fields[0]  # type: ignore[index]
+    assert fields.get("a") == "probe/2" and fields.get("nope", "x") == "x"
+    shown = dict(fields)
+    assert set(shown) == set(ACCESS_FIELDS) | ATOMS and len(fields) == len(shown)
+    assert shown["client"] == "10.1.2.3:4567" and shown["f"] == "http://r/"
+    assert shown["M"] == 250 and shown["T"] == 0 and shown["p"] == f"<{os.getpid()}>"
+    assert json.loads(json.dumps(fields))["user_agent"] == "probe/2"
+
+
+def test_second_clock_formats_once_per_second() -> None:
+    calls: list[float | None] = []
+
+    def converter(when: float | None) -> time.struct_time:
+        calls.append(when)
+        return time.gmtime(when)
+
+    clock = SecondClock()
+    fmt = "%H:%M:%S"
+    assert clock.text(1000.1, fmt, converter) == "00:16:40"
+    assert clock.text(1000.9, fmt, converter) == "00:16:40"
+    assert len(calls) == 1
+    assert clock.text(1001.0, fmt, converter) == "00:16:41"  # rolls over with the second
+    assert clock.text(1001.5, "%S", converter) == "41"  # another format is formatted anew
+    assert len(calls) == 3
+
+
+def test_text_formatter_time_matches_strftime() -> None:
+    formatter = TextFormatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S %z")
+    for created in (1_700_000_000.2, 1_700_000_000.7, 1_700_000_001.0):
+        record = logging.LogRecord("x", logging.INFO, "", 0, "m", None, None)
+        record.created = created
+        expected = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(created))
+        assert formatter.format(record) == f"{expected} m"
+
+
+class Captured(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def captured_access() -> Iterator[Captured]:
+    handler = Captured()
+    logger = logging.getLogger("ruvicorn.access")
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def test_access_record_is_a_whole_log_record(captured_access: Captured) -> None:
+    AccessLogger("%(h)s %(s)s %(t)s")(HELLO_SCOPE, 404, 0, 0.001, None)
+    (record,) = captured_access.records
+    made = logging.LogRecord("ruvicorn.access", logging.INFO, "", 0, "", None, None)
+    assert set(made.__dict__) <= set(record.__dict__)
+    assert record.name == "ruvicorn.access" and record.levelname == "INFO"
+    assert record.process == os.getpid() and record.thread == threading.get_ident()
+    assert abs(record.created - time.time()) < 60 and 0 <= record.msecs < 1000
+    assert record.getMessage().startswith("10.1.2.3 404 [")
+    assert isinstance(record.args, dict) and record.args["status"] == 404
+    line = logging.Formatter("%(process)d %(module)s %(message)s").format(record)
+    assert line.startswith(f"{os.getpid()} access 10.1.2.3 404")
+
+
+def test_access_records_come_from_an_installed_record_factory(captured_access: Captured) -> None:
+    default = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = default(*args, **kwargs)
+        record.tagged = True
+        return record
+
+    logging.setLogRecordFactory(factory)
+    try:
+        AccessLogger(None)(HELLO_SCOPE, 200, 1, 0.001, None)
+    finally:
+        logging.setLogRecordFactory(default)
+    (record,) = captured_access.records
+    assert record.__dict__.get("tagged") is True
+    assert record.getMessage() == '10.1.2.3:4567 - "GET /p?q=1 HTTP/1.1" 200'
+
+
+def test_access_logger_filters_apply(captured_access: Captured) -> None:
+    def server_errors(record: logging.LogRecord) -> bool:
+        return isinstance(record.args, dict) and record.args["status"] >= 500
+
+    logger = logging.getLogger("ruvicorn.access")
+    logger.addFilter(server_errors)
+    try:
+        AccessLogger("%(s)s")(HELLO_SCOPE, 200, 1, 0.001, None)
+        AccessLogger("%(s)s")(HELLO_SCOPE, 502, 1, 0.001, None)
+    finally:
+        logger.removeFilter(server_errors)
+    assert [r.getMessage() for r in captured_access.records] == ["502"]
+
+
+def test_no_access_record_below_the_level(captured_access: Captured) -> None:
+    logging.getLogger("ruvicorn.access").setLevel(logging.WARNING)
+    AccessLogger(None)(HELLO_SCOPE, 200, 1, 0.001, None)
+    assert captured_access.records == []
+
+
+def test_access_records_carry_the_pid_of_a_forked_child(captured_access: Captured) -> None:
+    logger = AccessLogger("%(p)s")
+    logger(HELLO_SCOPE, 200, 1, 0.001, None)  # prepares the parent's fields
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            captured_access.records.clear()
+            logger(HELLO_SCOPE, 200, 1, 0.001, None)
+            (record,) = captured_access.records
+            os.write(write, f"{record.process} {record.getMessage()}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        reported = pipe.read()
+    os.waitpid(child, 0)
+    assert reported == f"{child} <{child}>"
+    assert captured_access.records[0].process == os.getpid()
+
+
+def test_iso_clock_matches_datetime() -> None:
+    clock = IsoClock()
+    base = 1_700_000_000
+    for created in (
+        base + 0.0,
+        base + 0.0004,
+        base + 0.0015,
+        base + 0.9994,
+        base + 0.9999995,  # rounds up to the next second
+        base + 0.9999996,
+        base + 1.25,
+        base + 3600.5,
+        1.5,
+        *(base + 7 + step * 0.000137 for step in range(20_000)),
+    ):
+        expected = datetime.fromtimestamp(created).astimezone().isoformat(timespec="milliseconds")
+        assert clock.text(created) == expected, created
+
+
+def test_text_formatter_writes_what_the_standard_formatter_writes() -> None:
+    fmt, datefmt = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s", "%H:%M:%S %z"
+    ours, standard = TextFormatter(fmt, datefmt), logging.Formatter(fmt, datefmt)
+    try:
+        raise ValueError("inside")
+    except ValueError:
+        failed = sys.exc_info()
+    for exc_info, stack in ((None, None), (failed, None), (None, "Stack (most recent call last)")):
+        record = logging.LogRecord("x", logging.ERROR, "", 0, "n=%d", (3,), exc_info, sinfo=stack)
+        line = ours.format(record)
+        assert line == standard.format(record)
+        assert ("ValueError: inside" in line) == (exc_info is not None)
