@@ -201,8 +201,6 @@ def _build_command() -> click.Command:
 
     for item in reversed(compat.UNSUPPORTED):
         command = _unsupported(item)(command)
-    for flag in compat.NO_OPS:
-        command = click.option(flag, hidden=True, is_flag=True, expose_value=False)(command)
     for f in reversed([f for f in settings() if f.name != "app"]):
         command = _option(f)(command)
     command = click.option(

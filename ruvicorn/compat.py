@@ -65,12 +65,6 @@ UNSUPPORTED = (
         "--limit-request-field-size",
     ),
     Unsupported(
-        ("--use-colors",),
-        ("use_colors",),
-        False,
-        "ruvicorn's log lines are never colored: drop --use-colors",
-    ),
-    Unsupported(
         ("--worker-tmp-dir",),
         ("worker_tmp_dir",),
         True,
@@ -103,9 +97,6 @@ UNSUPPORTED = (
         "drop --suppress-ragged-eofs",
     ),
 )
-
-#: Flags accepted and ignored because they ask for what ruvicorn always does.
-NO_OPS = ("--no-use-colors",)
 
 
 def advice_for_key(key: str) -> str | None:

@@ -413,6 +413,12 @@ class Config:
     access_log: bool = opt(
         True, "Log one line per request.", secondary="--no-access-log", group="logging"
     )
+    use_colors: bool = opt(
+        False,
+        "Color the level name of text log lines, for a terminal (JSON lines never are).",
+        secondary="--no-use-colors",
+        group="logging",
+    )
     log_format: str = opt(
         "text",
         "Write log records as text lines or as one JSON object per line.",

@@ -51,6 +51,20 @@ ACCESS_FIELDS = (
 )
 
 
+#: Level names as a terminal shows them with --use-colors.
+_COLORED_LEVELS = {
+    level: f"\x1b[{code}m{logging.getLevelName(level)}\x1b[0m"
+    for level, code in (
+        (TRACE, "34"),
+        (logging.DEBUG, "36"),
+        (logging.INFO, "32"),
+        (logging.WARNING, "33"),
+        (logging.ERROR, "31"),
+        (logging.CRITICAL, "91"),
+    )
+}
+
+
 class SecondClock:
     """A time formatted to the second, formatted once per second: a busy access log
     writes thousands of lines that share it."""
@@ -76,10 +90,13 @@ class TextFormatter(logging.Formatter):
     from a SecondClock. A record without a traceback or stack takes a short path, as
     every access record does."""
 
-    def __init__(self, fmt: str | None = None, datefmt: str | None = None) -> None:
+    def __init__(
+        self, fmt: str | None = None, datefmt: str | None = None, *, colors: bool = False
+    ) -> None:
         super().__init__(fmt, datefmt)
         self._clock = SecondClock()
         self._uses_time = self.usesTime()
+        self._colors = colors
 
     def format(self, record: logging.LogRecord) -> str:
         if record.exc_info or record.exc_text or record.stack_info:
@@ -87,7 +104,16 @@ class TextFormatter(logging.Formatter):
         record.message = record.getMessage()
         if self._uses_time:
             record.asctime = self.formatTime(record, self.datefmt)
+        if self._colors:
+            return self.formatMessage(record)
         return self._style._fmt % record.__dict__
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        if not self._colors:
+            return super().formatMessage(record)
+        # A copy: other handlers of the same record must not see the escape codes.
+        level = _COLORED_LEVELS.get(record.levelno, record.levelname)
+        return self._style._fmt % {**record.__dict__, "levelname": level}
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if not datefmt:
@@ -184,13 +210,16 @@ def configure(
     *,
     log_format: str = "text",
     access_file: str | None = None,
+    colors: bool = False,
 ) -> None:
     """Install ruvicorn's handlers on its loggers (idempotent: replaces earlier ones).
 
     Access records go to ``access_file`` when given (``-`` is stdout), else where the
     other records go.
     """
-    formatter = JsonFormatter() if log_format == "json" else TextFormatter(_FORMAT, _DATEFMT)
+    formatter: logging.Formatter = (
+        JsonFormatter() if log_format == "json" else TextFormatter(_FORMAT, _DATEFMT, colors=colors)
+    )
     handler = AtomicLineHandler(log_file)
     handler.setFormatter(formatter)
     access_handler = handler

@@ -36,6 +36,7 @@ def setup_logging(config: Config) -> None:
         config.log_file,
         log_format=config.log_format,
         access_file=config.access_logfile,
+        colors=config.use_colors,
     )
     if config.log_config is not None:
         logconfig.apply(config.log_config)

@@ -279,7 +279,8 @@ def test_check_config_fails_with_one_line(runs: list[Any]) -> None:
         (["--ws", "websockets"], "ws", "websockets"),
         (["--ws", "wsproto"], "ws", "wsproto"),
         (["--ws", "websockets-sansio"], "ws", "websockets-sansio"),
-        (["--no-use-colors"], "ws", "auto"),
+        (["--use-colors"], "use_colors", True),
+        (["--no-use-colors"], "use_colors", False),
     ],
 )
 def test_other_servers_flags(runs: list[Any], args: list[str], name: str, expected: Any) -> None:
@@ -297,7 +298,6 @@ def test_other_servers_flags(runs: list[Any], args: list[str], name: str, expect
         (["--daemon"], "systemd"),
         (["--http", "h11"], "built in"),
         (["--interface", "asgi3"], "detected"),
-        (["--use-colors"], "never colored"),
         (["--h11-max-incomplete-event-size", "100"], "--limit-request-line"),
         (["--ssl-version", "2"], "TLS 1.2 and 1.3"),
         (["--suppress-ragged-eofs"], "close_notify"),

@@ -442,3 +442,26 @@ def test_text_formatter_writes_what_the_standard_formatter_writes() -> None:
         line = ours.format(record)
         assert line == standard.format(record)
         assert ("ValueError: inside" in line) == (exc_info is not None)
+
+
+def test_use_colors_colors_only_the_level_name_and_only_for_its_own_lines() -> None:
+    colored = TextFormatter("[%(levelname)s] %(message)s", colors=True)
+    plain = TextFormatter("[%(levelname)s] %(message)s")
+    record = logging.LogRecord("ruvicorn.error", logging.WARNING, __file__, 1, "hi", None, None)
+    assert colored.format(record) == "[\x1b[33mWARNING\x1b[0m] hi"
+    # Another handler of the same record sees it unchanged.
+    assert plain.format(record) == "[WARNING] hi"
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        failed = logging.LogRecord(
+            "ruvicorn.error", logging.ERROR, __file__, 1, "bad", None, sys.exc_info()
+        )
+    text = colored.format(failed)
+    assert text.startswith("[\x1b[31mERROR\x1b[0m] bad\nTraceback") and "ValueError: boom" in text
+
+
+def test_use_colors_reaches_the_server_lines(server_factory) -> None:
+    srv: ServerProcess = server_factory("testapp:app", "--use-colors")
+    srv.get("/ok")
+    wait_for(lambda: "[\x1b[32mINFO\x1b[0m]" in srv.stderr())

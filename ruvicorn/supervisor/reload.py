@@ -30,6 +30,7 @@ class ReloadWatcher:
             "log_level": config.log_level,
             "log_file": config.log_file,
             "log_format": config.log_format,
+            "use_colors": config.use_colors,
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ruvicorn.supervisor.reload_helper", json.dumps(spec)],

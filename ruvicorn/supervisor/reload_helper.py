@@ -45,7 +45,12 @@ def make_filter(include: tuple[str, ...], exclude: tuple[str, ...]) -> Callable[
 def helper_main(argv: list[str]) -> int:
     """The watcher process: report changed files until stdin closes."""
     spec = json.loads(argv[1])
-    logs.configure(spec["log_level"], spec["log_file"], log_format=spec["log_format"])
+    logs.configure(
+        spec["log_level"],
+        spec["log_file"],
+        log_format=spec["log_format"],
+        colors=spec["use_colors"],
+    )
     # Terminal Ctrl+C and hangups are the master's business; it stops us itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
