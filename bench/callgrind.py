@@ -8,6 +8,8 @@ an instruction count does not, so a change to the hot path is judged by this:
     python bench/callgrind.py --metrics      # with the --metrics-bind counters on
     python bench/callgrind.py --tls          # the same over TLS (an ECDSA P-256 certificate)
     python bench/callgrind.py --access-log FILE  # with the access log on, written to FILE
+    python bench/callgrind.py --close        # a new connection per request (with --tls: a
+                                             # full handshake each, the client never resumes)
 
 One worker (no master) serves ``examples/hello.py`` under ``valgrind --tool=callgrind``
 twice: once for ``--small`` keep-alive requests on one connection, once for ``--large``.
@@ -37,6 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: callgrind\r\nAccept: */*\r\n\r\n"
 BODY = b"Hello, world!\n"
+CLOSE_REQUEST = REQUEST.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
 
 
 def serve(
@@ -113,8 +116,16 @@ def wait_ready(port: int, deadline: float, tls: bool) -> None:
     raise SystemExit("the worker did not answer in time")
 
 
-def send_requests(port: int, count: int, timeout: float, tls: bool) -> None:
-    """``count`` keep-alive requests, one after the other, on one connection."""
+def send_requests(port: int, count: int, timeout: float, tls: bool, close: bool) -> None:
+    """``count`` keep-alive requests, one after the other, on one connection; with
+    ``close``, each on a new connection read to its end."""
+    if close:
+        for _ in range(count):
+            with connect(port, timeout, tls) as sock:
+                sock.sendall(CLOSE_REQUEST)
+                while sock.recv(65536):
+                    pass
+        return
     with connect(port, timeout, tls) as sock:
         for _ in range(count):
             sock.sendall(REQUEST)
@@ -135,6 +146,7 @@ def count_instructions(
     metrics: bool,
     certfile: str | None,
     access_file: str | None,
+    close: bool,
 ) -> int:
     """Total instructions of a worker that served ``count`` requests (plus one to see it up)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -158,7 +170,7 @@ def count_instructions(
         )
         try:
             wait_ready(port, time.monotonic() + 120, certfile is not None)
-            send_requests(port, count, timeout, certfile is not None)
+            send_requests(port, count, timeout, certfile is not None, close)
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=120)
         finally:
@@ -185,6 +197,9 @@ def main() -> int:
     parser.add_argument(
         "--access-log", metavar="FILE", help="log each request to FILE, as --access-logfile does"
     )
+    parser.add_argument(
+        "--close", action="store_true", help="a new connection per request (Connection: close)"
+    )
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--tls-cert", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -205,6 +220,7 @@ def main() -> int:
                 metrics=args.metrics,
                 certfile=certfile,
                 access_file=args.access_log,
+                close=args.close,
             )
             for n in (args.small, args.large)
         ]
@@ -213,6 +229,8 @@ def main() -> int:
     print(f"{args.small} requests: {small:,} instructions")
     print(f"{args.large} requests: {large:,} instructions")
     kind = "plaintext over TLS" if args.tls else "plaintext"
+    if args.close:
+        kind += ", a new connection per request"
     what = f"{args.loop}, metrics {'on' if args.metrics else 'off'}"
     what += f", access log {'on' if args.access_log else 'off'}"
     print(f"{kind} ({what}): {per_request:,.0f} instructions per request")
