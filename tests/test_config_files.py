@@ -280,6 +280,10 @@ def test_check_config_fails_with_one_line(runs: list[Any]) -> None:
         (["--ws", "wsproto"], "ws", "wsproto"),
         (["--ws", "websockets-sansio"], "ws", "websockets-sansio"),
         (["--no-use-colors"], "ws", "auto"),
+        (["--http", "h11"], "http", "h11"),
+        (["--http", "httptools"], "http", "httptools"),
+        (["--http", "2"], "http", "2"),
+        (["--h2-max-concurrent-streams", "7"], "h2_max_concurrent_streams", 7),
     ],
 )
 def test_other_servers_flags(runs: list[Any], args: list[str], name: str, expected: Any) -> None:
@@ -295,7 +299,7 @@ def test_other_servers_flags(runs: list[Any], args: list[str], name: str, expect
         (["--threads", "4"], "--workers"),
         (["--worker-connections", "1000"], "--limit-concurrency"),
         (["--daemon"], "systemd"),
-        (["--http", "h11"], "built in"),
+        (["--http", "3"], "--http"),
         (["--interface", "asgi3"], "detected"),
         (["--use-colors"], "never colored"),
         (["--h11-max-incomplete-event-size", "100"], "--limit-request-line"),

@@ -30,6 +30,8 @@ pub(crate) struct Effects {
     pub(super) pause_reading: Option<bool>,
     /// A request head whose app is to start, with its exchange.
     pub(super) start: Option<(RequestHead, u64)>,
+    /// HTTP/2 streams whose apps are to start.
+    pub(super) start_h2: Vec<super::http2::StreamStart>,
     /// `receive()` futures to complete: with the next body message (`Some(seq)`, taken only
     /// once the future is known not to be cancelled) or with http.disconnect (`None`).
     pub(super) wake_receive: Vec<(Py<PyAny>, Option<u64>)>,
@@ -93,6 +95,7 @@ impl Effects {
             && !self.write_eof
             && self.pause_reading.is_none()
             && self.start.is_none()
+            && self.start_h2.is_empty()
             && self.wake_receive.is_empty()
             && self.wake_drain.is_empty()
             && self.refused.is_none()
@@ -196,6 +199,9 @@ impl HttpProtocol {
         }
         if let Some((head, seq)) = fx.start {
             keep(Self::start_app(slf, &head, seq));
+        }
+        for (stream, head) in fx.start_h2 {
+            keep(Self::start_stream_app(slf, &head, u64::from(stream)));
         }
         first_error.map_or(Ok(()), Err)
     }

@@ -8,7 +8,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use super::{ws, Conn, Deadline, Effects, Mode};
+use super::{http2, ws, Conn, Deadline, Effects, Mode};
 use crate::asgi::cycle::ClientDisconnected;
 use crate::server::ServerState;
 use ruvicorn_core::http1::connection::{Feed, ReceiveOutcome, SendError, SendOutcome};
@@ -73,8 +73,22 @@ impl Conn {
             self.discard(data.len(), fx);
             return None;
         }
-        if let Mode::WebSocket(_) = self.mode {
-            return self.ws_data_received(data, fx);
+        match self.mode {
+            Mode::WebSocket(_) => return self.ws_data_received(data, fx),
+            Mode::Http2(_) => {
+                self.h2_received(data, fx);
+                return None;
+            }
+            Mode::Http1 => {}
+        }
+        if self.fresh {
+            self.fresh = false;
+            if let Some(settings) = &state.settings.h2 {
+                if !state.settings.http1 || http2::is_preface(data) {
+                    self.start_http2(settings, data, state, fx);
+                    return None;
+                }
+            }
         }
         let was_idle = self.http1.exchange().is_none();
         let feed = self.http1.feed(data);
@@ -191,8 +205,13 @@ impl Conn {
 
     /// The worker drains.
     pub(super) fn drain(&mut self, state: &ServerState, fx: &mut Effects) -> Option<ws::Wake> {
-        if let Mode::WebSocket(_) = self.mode {
-            return self.ws_drain(state, fx);
+        match self.mode {
+            Mode::WebSocket(_) => return self.ws_drain(state, fx),
+            Mode::Http2(_) => {
+                self.h2_drain(fx);
+                return None;
+            }
+            Mode::Http1 => {}
         }
         self.http1.draining = true;
         if self.http1.is_idle() && !self.closing {
@@ -212,6 +231,8 @@ impl Conn {
         self.lost = true;
         self.closing = true;
         self.deadline = None;
+        let stream_waiters = self.h2_lost();
+        self.drain_waiters.extend(stream_waiters);
         Lost {
             id: self.id,
             transport: self.transport.take(),
@@ -227,6 +248,9 @@ impl Conn {
     /// `receive()` of exchange `seq`: a body message, the disconnect, or wait (writing
     /// "100 Continue" first when the client waits for it).
     pub(crate) fn receive(&mut self, seq: u64, fx: &mut Effects) -> ReceiveOutcome {
+        if let Mode::Http2(_) = self.mode {
+            return self.h2_receive(seq, fx);
+        }
         let outcome = match self.http1.receive(seq) {
             _ if self.lost => ReceiveOutcome::Disconnect,
             outcome => outcome,
@@ -249,6 +273,13 @@ impl Conn {
         waiter: Py<PyAny>,
         fx: &mut Effects,
     ) -> ReceiveOutcome {
+        if let Mode::Http2(_) = self.mode {
+            let outcome = self.h2_receive(seq, fx);
+            if let ReceiveOutcome::Wait { .. } = outcome {
+                self.receive_waiters.push((seq, waiter));
+            }
+            return outcome;
+        }
         let outcome = match self.http1.receive(seq) {
             _ if self.lost => ReceiveOutcome::Disconnect,
             outcome => outcome,
@@ -276,8 +307,12 @@ impl Conn {
         seq: u64,
         status: u16,
         headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
+        trailers: bool,
         defaults: &[&[u8]],
     ) -> PyResult<()> {
+        if let Mode::Http2(_) = self.mode {
+            return self.h2_start_response(seq, status, headers, trailers, defaults);
+        }
         if self.send_refused(seq) {
             return Err(disconnected());
         }
@@ -297,6 +332,9 @@ impl Conn {
         state: &ServerState,
         fx: &mut Effects,
     ) -> PyResult<()> {
+        if let Mode::Http2(_) = self.mode {
+            return self.h2_send_body(seq, data, more_body, fx);
+        }
         if self.send_refused(seq) {
             return Err(disconnected());
         }
@@ -329,6 +367,23 @@ impl Conn {
         }
     }
 
+    /// `http.response.trailers` of stream `seq` (the extension is advertised on HTTP/2
+    /// only).
+    pub(crate) fn send_trailers<'h>(
+        &mut self,
+        seq: u64,
+        headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
+        more_trailers: bool,
+        fx: &mut Effects,
+    ) -> PyResult<()> {
+        if let Mode::Http2(_) = self.mode {
+            return self.h2_send_trailers(seq, headers, more_trailers, fx);
+        }
+        Err(PyRuntimeError::new_err(
+            "http.response.trailers is only supported over HTTP/2",
+        ))
+    }
+
     /// Log the current request with the status the app sent.
     fn log_response(&mut self, fx: &mut Effects) {
         if let Some(access) = self.access.take() {
@@ -354,6 +409,9 @@ impl Conn {
         state: &ServerState,
         fx: &mut Effects,
     ) -> Option<&'static str> {
+        if let Mode::Http2(_) = self.mode {
+            return self.h2_app_finished(seq, fx);
+        }
         if !self.http1.is_current(seq) || self.http1.response_complete(seq) {
             return None;
         }

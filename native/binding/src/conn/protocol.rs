@@ -155,6 +155,41 @@ impl HttpProtocol {
         Ok(())
     }
 
+    /// Build the scope of HTTP/2 stream `seq` and run its app in its own asyncio Task.
+    pub(super) fn start_stream_app(
+        slf: &Bound<'_, Self>,
+        head: &ruvicorn_core::http2::RequestHead,
+        seq: u64,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let state = this.state();
+        state.count_request(py);
+        let Ok(target) = split_target(head.method.as_bytes(), head.target.as_bytes()) else {
+            return Self::decide(slf, |conn, fx| conn.h2_refuse(seq, 400, fx));
+        };
+        let peer = this
+            .peer
+            .get()
+            .ok_or_else(|| PyRuntimeError::new_err("no peer"))?;
+        let tls = this.tls_extension(py)?;
+        let scope = build_scope(py, state, peer, head, &target, false, tls.as_ref())?;
+        if let Some(extensions) = scope.get_item(key!(py, "extensions"))? {
+            extensions.set_item(key!(py, "http.response.trailers"), PyDict::new(py))?;
+        }
+        if state.over_capacity() {
+            return Self::decide(slf, |conn, fx| conn.h2_refuse(seq, 503, fx));
+        }
+        let cycle = Bound::new(py, RequestCycle::new(slf.clone().unbind(), seq))?;
+        let failed = spawn_app(state, scope, cycle.as_any(), |awaitable| {
+            AppRunner::new(awaitable, slf.clone().unbind(), seq, false)
+        });
+        if let Some(error) = failed {
+            RequestCycle::app_finished(slf, seq, Some(error))?;
+        }
+        Ok(())
+    }
+
     /// Called by the worker's sweeper: enforce the head and idle deadlines, and the
     /// WebSocket pings.
     pub fn check_deadline(slf: &Bound<'_, Self>, now: Instant) -> PyResult<()> {

@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
+pub use bytes::Bytes;
 use h2::server::{Connection, Handshake, SendResponse};
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
@@ -289,6 +289,15 @@ impl Http2 {
             }
         }
         self.drive();
+    }
+
+    /// The application is done with `stream`: whatever of it the engine still holds (a
+    /// request body nobody read) is dropped. A response not ended by then is the caller's
+    /// to reset first.
+    pub fn forget(&mut self, stream: u32) {
+        if self.streams.remove(&stream).is_some() {
+            self.drive();
+        }
     }
 
     /// GOAWAY: no new streams; the open ones finish, then the connection closes.
