@@ -1,0 +1,133 @@
+"""HTTP/2 black-box: real server processes, real clients (httpx, curl, the python h2
+library over a raw socket), cleartext (h2c with prior knowledge) and TLS (ALPN h2)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.events
+import httpx
+import pytest
+from realserver import ServerProcess
+from tlscerts import over_tls
+
+BOUND = 30.0
+MIB = 1024 * 1024
+
+
+def h2_client(server: ServerProcess) -> httpx.Client:
+    """HTTP/2 only: prior knowledge on cleartext, ALPN h2 over TLS."""
+    verify: ssl.SSLContext | bool = server.client_context() or False
+    return httpx.Client(base_url=server.url, http1=False, http2=True, verify=verify, timeout=BOUND)
+
+
+@over_tls
+def test_httpx_streams_share_one_connection(server: ServerProcess) -> None:
+    with h2_client(server) as client:
+        first = client.get("/scope?x=1", headers={"cookie": "a=1"})
+        posted = client.post("/echo", content=b"posted body")
+        second = client.get("/scope")
+    assert first.http_version == "HTTP/2"
+    assert posted.status_code == 200 and posted.content == b"posted body"
+    scope = first.json()
+    assert scope["http_version"] == "2"
+    assert scope["query_string"] == "x=1"
+    assert scope["headers"][0][0] == "host"
+    assert not any(name.startswith(":") for name, _ in scope["headers"])
+    assert "http.response.trailers" in scope["extensions"]
+    assert scope["client"] == second.json()["client"], "one connection for every stream"
+
+
+@over_tls
+def test_16_mib_echo(server: ServerProcess) -> None:
+    data = os.urandom(16 * MIB)
+    with h2_client(server) as client:
+        echoed = client.post("/echo", content=data)
+    assert echoed.status_code == 200
+    assert hashlib.sha256(echoed.content).digest() == hashlib.sha256(data).digest()
+
+
+def test_a_hundred_concurrent_streams_on_one_connection(server: ServerProcess) -> None:
+    if server.tls is not None:
+        pytest.skip("cleartext only")
+    config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+    conn = h2.connection.H2Connection(config=config)
+    conn.initiate_connection()
+    with socket.create_connection((server.host, server.port), timeout=BOUND) as sock:
+        streams = []
+        for i in range(100):
+            stream = conn.get_next_available_stream_id()
+            conn.send_headers(
+                stream,
+                [
+                    (b":method", b"GET"),
+                    (b":scheme", b"http"),
+                    (b":authority", b"localhost"),
+                    (b":path", f"/anything/{i}".encode()),
+                ],
+                end_stream=True,
+            )
+            streams.append(stream)
+        sock.sendall(conn.data_to_send())
+        bodies: dict[int, bytes] = {}
+        ended: set[int] = set()
+        for _ in range(10_000):  # bounded: every read makes progress or the socket times out
+            if ended >= set(streams):
+                break
+            data = sock.recv(65536)
+            assert data, "the server closed the connection"
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.DataReceived):
+                    bodies[event.stream_id] = bodies.get(event.stream_id, b"") + event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, h2.events.StreamEnded):
+                    ended.add(event.stream_id)
+            sock.sendall(conn.data_to_send())
+    assert ended == set(streams)
+    paths = [json.loads(bodies[stream])["path"] for stream in streams]
+    assert paths == [f"/anything/{i}" for i in range(100)]
+
+
+def curl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["curl", "-sS", "-v", *args],
+        capture_output=True,
+        text=True,
+        timeout=BOUND,
+        check=False,
+    )
+
+
+@over_tls
+def test_curl_http2(server: ServerProcess) -> None:
+    if server.tls is None:
+        result = curl("--http2-prior-knowledge", f"{server.url}/ok")
+    else:
+        result = curl("--http2", "--cacert", str(server.tls.ca_file), f"{server.url}/ok")
+        assert re.search(r"ALPN.*accepted.*h2", result.stderr), result.stderr
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok"
+    assert "HTTP/2 200" in result.stderr
+
+
+def test_http1_still_served_on_the_same_port(server: ServerProcess) -> None:
+    response = server.get("/ok")
+    assert response.status == 200 and response.body == b"ok"
+
+
+@pytest.mark.parametrize("name", ["h11", "httptools"])
+def test_http1_implementation_names_are_read_as_1(server_factory: Any, name: str) -> None:
+    server = server_factory("testapp:app", "--http", name)
+    assert server.get("/ok").body == b"ok"
+    assert f"--http {name}: read as --http 1" in server.stderr()
+    result = curl("--http2-prior-knowledge", f"{server.url}/ok")
+    assert "HTTP/2 200" not in result.stderr
