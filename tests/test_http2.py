@@ -14,7 +14,9 @@ from typing import Any
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
+import h2.exceptions
 import httpx
 import pytest
 from realserver import ServerProcess
@@ -131,3 +133,97 @@ def test_http1_implementation_names_are_read_as_1(server_factory: Any, name: str
     assert f"--http {name}: read as --http 1" in server.stderr()
     result = curl("--http2-prior-knowledge", f"{server.url}/ok")
     assert "HTTP/2 200" not in result.stderr
+
+
+def raw_h2(server: ServerProcess) -> tuple[socket.socket, h2.connection.H2Connection]:
+    """A cleartext HTTP/2 client over a raw socket, preface sent."""
+    config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+    conn = h2.connection.H2Connection(config=config)
+    conn.initiate_connection()
+    sock = socket.create_connection((server.host, server.port), timeout=BOUND)
+    sock.sendall(conn.data_to_send())
+    return sock, conn
+
+
+def read_until_goaway(
+    sock: socket.socket, conn: h2.connection.H2Connection, stream: int = 0
+) -> list[Any]:
+    """Events until the server's GOAWAY, the end or reset of ``stream``, or the server's
+    close (bounded by reads and the timeout)."""
+    events: list[Any] = []
+    for _ in range(10_000):
+        try:
+            data = sock.recv(65536)
+        except (ConnectionResetError, TimeoutError):
+            break
+        if not data:
+            break
+        try:
+            events.extend(conn.receive_data(data))
+        except h2.exceptions.ProtocolError:
+            break
+        if any(
+            isinstance(e, h2.events.ConnectionTerminated)
+            or (
+                isinstance(e, h2.events.StreamEnded | h2.events.StreamReset)
+                and e.stream_id == stream
+            )
+            for e in events
+        ):
+            break
+    return events
+
+
+def get_headers(path: str = "/ok") -> list[tuple[bytes, bytes]]:
+    return [
+        (b":method", b"GET"),
+        (b":scheme", b"http"),
+        (b":authority", b"localhost"),
+        (b":path", path.encode()),
+    ]
+
+
+def test_rapid_reset_gets_enhance_your_calm(server: ServerProcess) -> None:
+    if server.tls is not None:
+        pytest.skip("cleartext only")
+    sock, conn = raw_h2(server)
+    with sock:
+        for _ in range(1000):  # bounded: the server gives up long before
+            stream = conn.get_next_available_stream_id()
+            conn.send_headers(stream, get_headers("/slow"), end_stream=True)
+            conn.reset_stream(stream)
+            try:
+                sock.sendall(conn.data_to_send())
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        events = read_until_goaway(sock, conn)
+    terminated = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+    assert terminated, events[-5:]
+    assert terminated[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert server.get("/ok").body == b"ok", "ordinary clients are still served"
+
+
+def test_hpack_bomb_is_refused(server: ServerProcess) -> None:
+    if server.tls is not None:
+        pytest.skip("cleartext only")
+    sock, conn = raw_h2(server)
+    with sock:
+        stream = conn.get_next_available_stream_id()
+        # One 4 KiB field, then references to it from the dynamic table: a few hundred
+        # bytes on the wire decode to far more than the header-list limit.
+        bomb = [(b"x-bomb", b"a" * 4000)] * 400
+        conn.send_headers(stream, [*get_headers(), *bomb], end_stream=True)
+        wire = conn.data_to_send()
+        assert len(wire) < 20_000
+        sock.sendall(wire)
+        events = read_until_goaway(sock, conn, stream)
+    answered = [
+        e for e in events if isinstance(e, h2.events.ResponseReceived) and e.stream_id == stream
+    ]
+    assert all(dict(e.headers)[b":status"] != b"200" for e in answered)
+    assert any(
+        isinstance(e, h2.events.StreamReset | h2.events.ConnectionTerminated)
+        or (isinstance(e, h2.events.ResponseReceived) and e.stream_id == stream)
+        for e in events
+    ), events
+    assert server.get("/ok").body == b"ok"

@@ -40,6 +40,16 @@ const CONNECTION_SPECIFIC: [&str; 5] = [
     "upgrade",
 ];
 
+/// Client resets of streams whose response had not ended, tolerated before the ratio
+/// below is checked (ordinary clients cancel a few requests).
+const RESET_FLOOR: u64 = 100;
+/// Past the floor, the connection is abandoned (GOAWAY ENHANCE_YOUR_CALM) once more than
+/// this fraction (1/n) of its streams were reset by the client mid-flight: the rapid-reset
+/// attack (CVE-2023-44487) makes the server start work it then cancels, over and over.
+const RESET_RATIO: u64 = 2;
+/// ENHANCE_YOUR_CALM (RFC 9113 §7).
+pub const ENHANCE_YOUR_CALM: u32 = 0xb;
+
 /// The local limits a connection announces and enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
@@ -151,6 +161,9 @@ pub struct Http2 {
     events: Vec<Event>,
     /// The highest stream id handed out as a request.
     last_stream: u32,
+    /// Requests accepted, and those the client reset before their response ended.
+    accepted: u64,
+    client_resets: u64,
 }
 
 impl Http2 {
@@ -177,6 +190,8 @@ impl Http2 {
             streams: HashMap::new(),
             events: Vec::new(),
             last_stream: 0,
+            accepted: 0,
+            client_resets: 0,
         };
         conn.drive();
         conn
@@ -369,6 +384,7 @@ impl Http2 {
                     progress = true;
                     let id = respond.stream_id().as_u32();
                     self.last_stream = self.last_stream.max(id);
+                    self.accepted += 1;
                     let (parts, recv) = request.into_parts();
                     let head = request_head(&parts, recv.is_end_stream());
                     let head_request = parts.method == http::Method::HEAD;
@@ -442,8 +458,19 @@ impl Http2 {
         };
         if let Poll::Ready(outcome) = reset {
             let code = outcome.map_or(2, u32::from);
+            let mid_flight = entry.finish.is_none();
             self.streams.remove(&id);
             self.events.push(Event::Reset { stream: id, code });
+            if mid_flight {
+                self.client_resets += 1;
+                if self.client_resets > RESET_FLOOR
+                    && self.client_resets * RESET_RATIO > self.accepted
+                {
+                    if let State::Ready(conn) = &mut self.state {
+                        conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+                    }
+                }
+            }
             return true;
         }
         progress |= self.push_body(id, cx);

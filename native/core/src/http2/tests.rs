@@ -285,6 +285,41 @@ fn rapid_reset_gets_enhance_your_calm() {
 }
 
 #[test]
+fn streams_reset_after_acceptance_past_the_floor_get_enhance_your_calm() {
+    let mut conn = connected(&Settings::default());
+    let mut goaway = None;
+    for i in 0..400u32 {
+        let id = 2 * i + 1;
+        request_stream(&mut conn, id, &get("/"), false);
+        conn.receive(&frame(RST_STREAM, 0, id, &8u32.to_be_bytes()));
+        let out = frames(&conn.take_output());
+        if let Some(frame) = out.into_iter().find(|f| f.kind == GOAWAY) {
+            goaway = Some((i, frame));
+            break;
+        }
+    }
+    let (at, frame) = goaway.expect("GOAWAY before 400 reset streams");
+    assert!(
+        at >= 100,
+        "ordinary cancellations are tolerated (got GOAWAY at {at})"
+    );
+    assert_eq!(frame.payload[4..8], ENHANCE_YOUR_CALM.to_be_bytes());
+}
+
+#[test]
+fn answered_streams_do_not_count_as_resets() {
+    let mut conn = connected(&Settings::default());
+    for i in 0..300u32 {
+        let id = 2 * i + 1;
+        request_stream(&mut conn, id, &get("/"), true);
+        conn.send_response(id, 200, &[], true).expect("answered");
+        conn.receive(&frame(RST_STREAM, 0, id, &8u32.to_be_bytes()));
+    }
+    let out = frames(&conn.take_output());
+    assert!(out.iter().all(|f| f.kind != GOAWAY));
+}
+
+#[test]
 fn oversized_header_list_is_refused() {
     let settings = Settings {
         max_header_list_size: 1024,
