@@ -145,6 +145,13 @@ impl HttpProtocol {
         if let Some(settings) = websocket {
             return ws::start(slf, head, &scope, seq, settings);
         }
+        Self::run_cycle(slf, scope, seq)
+    }
+
+    /// Run the app of HTTP exchange (or HTTP/2 stream) `seq` in its own asyncio Task.
+    fn run_cycle(slf: &Bound<'_, Self>, scope: Bound<'_, PyDict>, seq: u64) -> PyResult<()> {
+        let py = slf.py();
+        let state = slf.get().state();
         let cycle = Bound::new(py, RequestCycle::new(slf.clone().unbind(), seq))?;
         let failed = spawn_app(state, scope, cycle.as_any(), |awaitable| {
             AppRunner::new(awaitable, slf.clone().unbind(), seq, false)
@@ -180,14 +187,7 @@ impl HttpProtocol {
         if state.over_capacity() {
             return Self::decide(slf, |conn, fx| conn.h2_refuse(seq, 503, fx));
         }
-        let cycle = Bound::new(py, RequestCycle::new(slf.clone().unbind(), seq))?;
-        let failed = spawn_app(state, scope, cycle.as_any(), |awaitable| {
-            AppRunner::new(awaitable, slf.clone().unbind(), seq, false)
-        });
-        if let Some(error) = failed {
-            RequestCycle::app_finished(slf, seq, Some(error))?;
-        }
-        Ok(())
+        Self::run_cycle(slf, scope, seq)
     }
 
     /// Called by the worker's sweeper: enforce the head and idle deadlines, and the
