@@ -14,9 +14,10 @@ use ruvicorn_core::syntax::error_response;
 use ruvicorn_core::tls::info::ConnectionInfo;
 use ruvicorn_core::tls::rustls::{self, ServerConnection};
 
-/// Plaintext or ciphertext scratch kept between turns up to this capacity; a larger one
-/// (an 8 MiB body written at once) is given back.
-const KEEP_CAPACITY: usize = 64 * 1024;
+/// Plaintext or ciphertext scratch kept between turns up to this capacity (an idle
+/// connection holds at most twice this); a larger one (an 8 MiB body written at once) is
+/// given back.
+const KEEP_CAPACITY: usize = 16 * 1024;
 
 /// One connection's TLS state.
 pub(crate) struct Tls {
@@ -103,7 +104,7 @@ impl Tls {
         let body = body.as_ref().map_or(&b""[..], |b| b.bind(py).as_bytes());
         let parts = [&fx.write[..], body, fx.write_suffix, &fx.write_tail[..]];
         if !self.failed && parts.iter().any(|p| !p.is_empty()) {
-            self.push(&parts);
+            self.push(parts);
         }
         fx.write.clear();
         fx.write_suffix = b"";
@@ -122,13 +123,14 @@ impl Tls {
 
     /// Hand `parts` to rustls as one stream (records span the parts), taking what its
     /// buffer limit lets in and draining between rounds.
-    fn push(&mut self, parts: &[&[u8]]) {
-        let mut slices: Vec<IoSlice<'_>> = parts
-            .iter()
-            .filter(|p| !p.is_empty())
-            .map(|p| IoSlice::new(p))
-            .collect();
-        let mut bufs = &mut slices[..];
+    fn push(&mut self, parts: [&[u8]; 4]) {
+        let mut slices = [IoSlice::new(&[]); 4];
+        let mut used = 0;
+        for part in parts.into_iter().filter(|p| !p.is_empty()) {
+            slices[used] = IoSlice::new(part);
+            used += 1;
+        }
+        let mut bufs = &mut slices[..used];
         while !bufs.is_empty() {
             let taken = self.conn.writer().write_vectored(bufs).unwrap_or(0);
             self.drain();
