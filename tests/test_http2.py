@@ -17,6 +17,7 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import h2.settings
 import httpx
 import pytest
 from realserver import ServerProcess
@@ -227,3 +228,26 @@ def test_hpack_bomb_is_refused(server: ServerProcess) -> None:
         for e in events
     ), events
     assert server.get("/ok").body == b"ok"
+
+
+@pytest.mark.parametrize("kind", ["ping", "settings"])
+def test_control_frame_flood_gets_enhance_your_calm(server: ServerProcess, kind: str) -> None:
+    if server.tls is not None:
+        pytest.skip("cleartext only")
+    sock, conn = raw_h2(server)
+    with sock:
+        for _ in range(100):  # bounded: the server gives up after about 1000 frames
+            for _ in range(50):
+                if kind == "ping":
+                    conn.ping(b"12345678")
+                else:
+                    conn.update_settings({h2.settings.SettingCodes.ENABLE_PUSH: 0})
+            try:
+                sock.sendall(conn.data_to_send())
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        events = read_until_goaway(sock, conn)
+    terminated = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+    assert terminated, events[-3:]
+    assert terminated[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert server.get("/ok").body == b"ok", "ordinary clients are still served"

@@ -12,6 +12,7 @@
 //! bytes; a response body waits in its stream's queue until flow control lets it out, and
 //! [`Event::Sent`] tells the caller when the queue is empty so `send()` can return.
 
+mod flood;
 mod pipe;
 #[cfg(test)]
 mod tests;
@@ -25,6 +26,7 @@ use h2::server::{Connection, Handshake, SendResponse};
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
+use flood::FloodGuard;
 use pipe::Pipe;
 
 /// What every HTTP/2 connection starts with (RFC 9113 §3.4).
@@ -164,6 +166,7 @@ pub struct Http2 {
     /// Requests accepted, and those the client reset before their response ended.
     accepted: u64,
     client_resets: u64,
+    flood: FloodGuard,
 }
 
 impl Http2 {
@@ -192,6 +195,7 @@ impl Http2 {
             last_stream: 0,
             accepted: 0,
             client_resets: 0,
+            flood: FloodGuard::new(),
         };
         conn.drive();
         conn
@@ -205,6 +209,9 @@ impl Http2 {
             self.pipe.push_input(bytes);
         }
         self.drive();
+        if self.flood.scan(bytes) {
+            self.abort(ENHANCE_YOUR_CALM);
+        }
     }
 
     /// Bytes to write to the client, taken.
@@ -385,6 +392,7 @@ impl Http2 {
                     let id = respond.stream_id().as_u32();
                     self.last_stream = self.last_stream.max(id);
                     self.accepted += 1;
+                    self.flood.request();
                     let (parts, recv) = request.into_parts();
                     let head = request_head(&parts, recv.is_end_stream());
                     let head_request = parts.method == http::Method::HEAD;

@@ -307,6 +307,50 @@ fn streams_reset_after_acceptance_past_the_floor_get_enhance_your_calm() {
 }
 
 #[test]
+fn ping_settings_and_empty_data_floods_get_enhance_your_calm() {
+    for kind in ["ping", "settings", "empty-data"] {
+        let mut conn = connected(&Settings::default());
+        request_stream(&mut conn, 1, &get("/"), false);
+        let one = match kind {
+            "ping" => frame(PING, 0, 0, &[0; 8]),
+            "settings" => frame(SETTINGS, 0, 0, &[]),
+            _ => frame(DATA, 0, 1, &[]),
+        };
+        let mut goaway = None;
+        for _ in 0..30 {
+            conn.receive(&one.repeat(100));
+            let out = frames(&conn.take_output());
+            if let Some(frame) = out.into_iter().find(|f| f.kind == GOAWAY) {
+                goaway = Some(frame);
+                break;
+            }
+        }
+        let frame = goaway.unwrap_or_else(|| panic!("no GOAWAY for a {kind} flood"));
+        assert_eq!(
+            frame.payload[4..8],
+            ENHANCE_YOUR_CALM.to_be_bytes(),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn a_few_pings_are_answered() {
+    let mut conn = connected(&Settings::default());
+    for _ in 0..50 {
+        conn.receive(&frame(PING, 0, 0, &[1; 8]));
+    }
+    let out = frames(&conn.take_output());
+    assert_eq!(
+        out.iter()
+            .filter(|f| f.kind == PING && f.flags == 1)
+            .count(),
+        50
+    );
+    assert!(out.iter().all(|f| f.kind != GOAWAY));
+}
+
+#[test]
 fn answered_streams_do_not_count_as_resets() {
     let mut conn = connected(&Settings::default());
     for i in 0..300u32 {
