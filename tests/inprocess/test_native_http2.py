@@ -376,6 +376,20 @@ def test_graceful_drain_sends_goaway_and_finishes_in_flight(run: Runner) -> None
     run(scenario)
 
 
+def test_idle_connection_gets_goaway_from_the_sweep(run: Runner) -> None:
+    async def scenario() -> None:
+        mock = MockConnection(hello, timeout_keep_alive=0.05)
+        client = H2Client(mock)
+        assert (await client.response(client.request()))[::2] == (200, b"hello")
+        await asyncio.sleep(0.1)
+        mock.state.sweep()
+        await mock.until(lambda: mock.transport.closed, "the close")
+        goaway = [f for f in server_frames(mock.transport.written) if f.type == 0x7]
+        assert goaway and goaway[-1].error_code == 0 and goaway[-1].last_stream_id == 1
+
+    run(scenario)
+
+
 @pytest.mark.parametrize("http", ["1", "h11"])
 def test_http1_only_does_not_speak_http2(run: Runner, http: str) -> None:
     async def scenario() -> None:

@@ -4,6 +4,7 @@
 //! app starts and wake-ups, and the cycles' calls into its send operations.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -15,6 +16,7 @@ use ruvicorn_core::http1::connection::ReceiveOutcome;
 use ruvicorn_core::http2::{Bytes, Event, Http2, RequestHead, SendError, Settings, PREFACE};
 
 /// RST_STREAM / GOAWAY codes (RFC 9113 §7).
+const NO_ERROR: u32 = 0x0;
 const INTERNAL_ERROR: u32 = 0x2;
 
 /// A response head the app sent: status, fields, whether trailers follow the body.
@@ -50,6 +52,8 @@ struct Stream {
 pub(super) struct H2Conn {
     engine: Http2,
     streams: HashMap<u32, Stream>,
+    /// Since when no stream is open (the idle deadline counts from there).
+    idle_since: Option<Instant>,
 }
 
 /// Whether the first bytes of a cleartext connection are the HTTP/2 preface (a shorter
@@ -96,6 +100,7 @@ impl Conn {
         self.mode = Mode::Http2(Box::new(H2Conn {
             engine: Http2::new(settings),
             streams: HashMap::new(),
+            idle_since: Some(Instant::now()),
         }));
         if state.is_draining() {
             if let Mode::Http2(h2) = &mut self.mode {
@@ -158,6 +163,11 @@ impl Conn {
                 Event::Closed { .. } => closed = true,
             }
         }
+        h2.idle_since = match (h2.streams.is_empty(), h2.idle_since) {
+            (true, None) => Some(Instant::now()),
+            (true, since) => since,
+            (false, _) => None,
+        };
         let out = h2.engine.take_output();
         fx.write.extend_from_slice(&out);
         for (stream, with_data) in wake {
@@ -401,6 +411,22 @@ impl Conn {
                 entry.send_waiter.take()
             })
             .collect()
+    }
+
+    /// The sweep: a connection without open streams for the keep-alive timeout gets
+    /// GOAWAY (NO_ERROR, naming the last stream served) and is closed.
+    pub(super) fn h2_sweep(&mut self, now: Instant, state: &ServerState, fx: &mut Effects) {
+        let Mode::Http2(h2) = &mut self.mode else {
+            return;
+        };
+        let idle = h2
+            .idle_since
+            .is_some_and(|since| now.duration_since(since) >= state.settings.keep_alive_timeout);
+        if idle && !self.closing {
+            h2.engine.abort(NO_ERROR);
+            self.h2_pump(fx);
+            self.close(fx);
+        }
     }
 
     /// Graceful stop: GOAWAY, open streams finish.

@@ -220,7 +220,10 @@ impl Conn {
     fn sweep(&mut self, now: Instant, state: &ServerState, fx: &mut Effects) -> Swept {
         match self.mode {
             Mode::WebSocket(_) => Swept::Wake(self.ws_tick(now, fx)),
-            Mode::Http2(_) => Swept::Wake(None),
+            Mode::Http2(_) => {
+                self.h2_sweep(now, state, fx);
+                Swept::Wake(None)
+            }
             Mode::Http1 => match self.check_deadline(now, state, fx) {
                 Some(at) => Swept::IdlePast(at),
                 None => Swept::Wake(None),
