@@ -272,14 +272,15 @@ def test_graceful_stop_sends_goaway_and_finishes_the_stream(server_factory: Any,
         srv.send_signal(sig)
         # Raw frames from here: a client library closes at the first GOAWAY, but the
         # server's graceful GOAWAY is followed by a PING and the stream's response.
-        buffer, frames = b"", []
+        buffer, frames = b"", list[Any]()
         for _ in range(1000):  # bounded: every read makes progress or times out
             data = sock.recv(65536)
             if not data:
                 break
             buffer += data
             while len(buffer) >= 9:
-                frame, length = hyperframe.frame.Frame.parse_frame_header(buffer[:9])
+                frame: Any
+                frame, length = hyperframe.frame.Frame.parse_frame_header(memoryview(buffer[:9]))
                 if len(buffer) < 9 + length:
                     break
                 frame.parse_body(memoryview(buffer[9 : 9 + length]))
