@@ -178,6 +178,23 @@ def read_until_goaway(
     return events
 
 
+def send_or_stop(sock: socket.socket, conn: h2.connection.H2Connection) -> bool:
+    """Send what the client queued; False once the server hung up."""
+    try:
+        sock.sendall(conn.data_to_send())
+    except (BrokenPipeError, ConnectionResetError):
+        return False
+    return True
+
+
+def assert_calmed(server: ServerProcess, events: list[Any]) -> None:
+    """The attacker got GOAWAY ENHANCE_YOUR_CALM; an ordinary client is still served."""
+    terminated = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+    assert terminated, events[-3:]
+    assert terminated[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert server.get("/ok").body == b"ok", "ordinary clients are still served"
+
+
 def get_headers(path: str = "/ok") -> list[tuple[bytes, bytes]]:
     return [
         (b":method", b"GET"),
@@ -196,15 +213,9 @@ def test_rapid_reset_gets_enhance_your_calm(server: ServerProcess) -> None:
             stream = conn.get_next_available_stream_id()
             conn.send_headers(stream, get_headers("/slow"), end_stream=True)
             conn.reset_stream(stream)
-            try:
-                sock.sendall(conn.data_to_send())
-            except (BrokenPipeError, ConnectionResetError):
+            if not send_or_stop(sock, conn):
                 break
-        events = read_until_goaway(sock, conn)
-    terminated = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
-    assert terminated, events[-5:]
-    assert terminated[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
-    assert server.get("/ok").body == b"ok", "ordinary clients are still served"
+        assert_calmed(server, read_until_goaway(sock, conn))
 
 
 def test_hpack_bomb_is_refused(server: ServerProcess) -> None:
@@ -245,15 +256,9 @@ def test_control_frame_flood_gets_enhance_your_calm(server: ServerProcess, kind:
                     conn.ping(b"12345678")
                 else:
                     conn.update_settings({h2.settings.SettingCodes.ENABLE_PUSH: 0})
-            try:
-                sock.sendall(conn.data_to_send())
-            except (BrokenPipeError, ConnectionResetError):
+            if not send_or_stop(sock, conn):
                 break
-        events = read_until_goaway(sock, conn)
-    terminated = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
-    assert terminated, events[-3:]
-    assert terminated[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
-    assert server.get("/ok").body == b"ok", "ordinary clients are still served"
+        assert_calmed(server, read_until_goaway(sock, conn))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])

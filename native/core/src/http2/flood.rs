@@ -12,11 +12,12 @@ const PER_REQUEST: u64 = 10;
 const WINDOW: Duration = Duration::from_secs(10);
 
 const PREFACE_LEN: usize = 24;
-const DATA: u8 = 0x0;
-const SETTINGS: u8 = 0x4;
-const PING: u8 = 0x6;
-const ACK: u8 = 0x1;
-const END_STREAM: u8 = 0x1;
+/// Frame types and flags (RFC 9113 §6), shared with the unit tests.
+pub(super) const DATA: u8 = 0x0;
+pub(super) const SETTINGS: u8 = 0x4;
+pub(super) const PING: u8 = 0x6;
+pub(super) const ACK: u8 = 0x1;
+pub(super) const END_STREAM: u8 = 0x1;
 
 pub(super) struct FloodGuard {
     /// Preface bytes still to skip.

@@ -1,15 +1,12 @@
 //! The interface driven with hand-built frames: what a client sends in, what comes out.
 
+use super::flood::{DATA, END_STREAM, PING, SETTINGS};
 use super::*;
 
-const SETTINGS: u8 = 0x4;
 const HEADERS: u8 = 0x1;
-const DATA: u8 = 0x0;
 const RST_STREAM: u8 = 0x3;
 const GOAWAY: u8 = 0x7;
-const PING: u8 = 0x6;
 const WINDOW_UPDATE: u8 = 0x8;
-const END_STREAM: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
 
 fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
