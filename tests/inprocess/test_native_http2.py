@@ -401,6 +401,25 @@ def test_http1_only_does_not_speak_http2(run: Runner, http: str) -> None:
     run(scenario)
 
 
+def test_first_bytes_arriving_one_by_one_choose_right(run: Runner) -> None:
+    async def scenario() -> None:
+        http1 = MockConnection(echo)
+        for byte in b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nhi":
+            http1.send(bytes([byte]))
+        (response,) = await http1.responses(1)
+        assert (response.status, response.body) == (200, b"hi")
+        mock = MockConnection(hello)
+
+        def byte_by_byte(data: bytes) -> None:
+            for i in range(len(data)):
+                mock.send(data[i : i + 1])
+
+        client = H2Client(mock, send=byte_by_byte)
+        assert (await client.response(client.request()))[::2] == (200, b"hello")
+
+    run(scenario)
+
+
 def test_http1_still_served_in_auto(run: Runner) -> None:
     async def scenario() -> None:
         mock = MockConnection(hello)

@@ -8,10 +8,13 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use super::{http2, ws, Conn, Deadline, Effects, Mode};
+use std::borrow::Cow;
+
+use super::{ws, Conn, Deadline, Effects, Mode};
 use crate::asgi::cycle::ClientDisconnected;
 use crate::server::ServerState;
 use ruvicorn_core::http1::connection::{Feed, ReceiveOutcome, SendError, SendOutcome};
+use ruvicorn_core::http2::sniff;
 use ruvicorn_core::syntax::{error_response, CONTINUE_100};
 
 /// What `connection_lost` hands back to be completed once the lock is released.
@@ -81,22 +84,40 @@ impl Conn {
             }
             Mode::Http1 => {}
         }
-        if self.fresh {
-            self.fresh = false;
-            if let Some(settings) = &state.settings.h2 {
-                if !state.settings.http1 || http2::is_preface(data) {
-                    self.start_http2(settings, data, state, fx);
+        if let (Some(mut held), Some(settings)) = (self.sniffed.take(), &state.settings.h2) {
+            // The first bytes choose the protocol; a prefix of the preface waits for more.
+            let bytes = if held.is_empty() {
+                Cow::Borrowed(data)
+            } else {
+                held.extend_from_slice(data);
+                Cow::Owned(held)
+            };
+            match (sniff(&bytes), state.settings.http1) {
+                (None, true) => {
+                    self.sniffed = Some(bytes.into_owned());
+                    return None;
+                }
+                (Some(true), _) | (_, false) => {
+                    self.start_http2(settings, &bytes, state, fx);
+                    return None;
+                }
+                (Some(false), true) => {
+                    self.feed_http1(&bytes, state, fx);
                     return None;
                 }
             }
         }
+        self.feed_http1(data, state, fx);
+        None
+    }
+
+    fn feed_http1(&mut self, data: &[u8], state: &ServerState, fx: &mut Effects) {
         let was_idle = self.http1.exchange().is_none();
         let feed = self.http1.feed(data);
         if was_idle && matches!(self.deadline, Some(Deadline::Idle(_))) {
             self.deadline = None;
         }
         self.after_feed(feed, state, fx);
-        None
     }
 
     /// Feed-side bookkeeping shared by data_received and the restart after a response.

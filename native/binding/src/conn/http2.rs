@@ -13,7 +13,7 @@ use super::{Conn, Effects, Mode};
 use crate::asgi::cycle::ClientDisconnected;
 use crate::server::ServerState;
 use ruvicorn_core::http1::connection::ReceiveOutcome;
-use ruvicorn_core::http2::{Bytes, Event, Http2, RequestHead, SendError, Settings, PREFACE};
+use ruvicorn_core::http2::{Bytes, Event, Http2, RequestHead, SendError, Settings};
 
 /// RST_STREAM / GOAWAY codes (RFC 9113 §7).
 const NO_ERROR: u32 = 0x0;
@@ -54,13 +54,6 @@ pub(super) struct H2Conn {
     streams: HashMap<u32, Stream>,
     /// Since when no stream is open (the idle deadline counts from there).
     idle_since: Option<Instant>,
-}
-
-/// Whether the first bytes of a cleartext connection are the HTTP/2 preface (a shorter
-/// first read that is a prefix of it counts too).
-pub(super) fn is_preface(data: &[u8]) -> bool {
-    let len = data.len().min(PREFACE.len());
-    len > 0 && data[..len] == PREFACE[..len]
 }
 
 fn disconnected() -> PyErr {

@@ -96,8 +96,9 @@ pub(crate) struct Conn {
     access: Option<Box<Access>>,
     /// The TLS layer, on a TLS listener.
     tls: Option<Box<Tls>>,
-    /// No plaintext byte arrived yet: the first ones choose between HTTP/1.1 and HTTP/2.
-    fresh: bool,
+    /// Until the first plaintext bytes chose between HTTP/1.1 and HTTP/2: those held so
+    /// far (a prefix of the HTTP/2 preface).
+    sniffed: Option<Vec<u8>>,
 }
 
 /// What the access log is told about one request: its scope as it arrived (a copy, so the
@@ -140,7 +141,7 @@ impl Conn {
             discarded: 0,
             access: None,
             tls,
-            fresh: true,
+            sniffed: Some(Vec::new()),
         }
     }
 

@@ -32,6 +32,20 @@ use pipe::Pipe;
 /// What every HTTP/2 connection starts with (RFC 9113 §3.4).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// Whether a connection's first bytes are HTTP/2: `Some(true)` once they hold the whole
+/// preface, `Some(false)` as soon as they differ from it (any HTTP/1.1 request), `None`
+/// while they are a strict prefix of it (`P` could still be `POST`).
+pub fn sniff(bytes: &[u8]) -> Option<bool> {
+    let len = bytes.len().min(PREFACE.len());
+    if bytes[..len] != PREFACE[..len] {
+        Some(false)
+    } else if len == PREFACE.len() {
+        Some(true)
+    } else {
+        None
+    }
+}
+
 /// Response fields that are connection-specific in HTTP/1.1 and forbidden in HTTP/2
 /// (RFC 9113 §8.2.2): an application's are dropped.
 const CONNECTION_SPECIFIC: [&str; 5] = [

@@ -405,3 +405,16 @@ fn eof_closes_and_resets_open_streams() {
     assert!(events.contains(&Event::Reset { stream: 1, code: 0 }));
     assert!(matches!(events.last(), Some(Event::Closed { .. })));
 }
+
+#[test]
+fn sniffing_waits_for_enough_bytes() {
+    assert_eq!(sniff(b""), None);
+    assert_eq!(sniff(b"P"), None, "POST and PRI share their first byte");
+    assert_eq!(sniff(b"PRI * HTTP/2.0\r\n"), None);
+    assert_eq!(sniff(b"PO"), Some(false));
+    assert_eq!(sniff(b"GET / HTTP/1.1\r\n"), Some(false));
+    assert_eq!(sniff(PREFACE), Some(true));
+    let mut more = PREFACE.to_vec();
+    more.extend_from_slice(b"\0\0\0\x04");
+    assert_eq!(sniff(&more), Some(true));
+}
