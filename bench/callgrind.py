@@ -5,6 +5,7 @@ an instruction count does not, so a change to the hot path is judged by this:
 
     python bench/callgrind.py                # plaintext (examples/hello.py), uvloop
     python bench/callgrind.py --loop asyncio
+    python bench/callgrind.py --metrics      # with the --metrics-bind counters on
     python bench/callgrind.py --tls          # the same over TLS (an ECDSA P-256 certificate)
 
 One worker (no master) serves ``examples/hello.py`` under ``valgrind --tool=callgrind``
@@ -37,11 +38,15 @@ REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: callgrind\r\nAccept
 BODY = b"Hello, world!\n"
 
 
-def serve(port: int, loop: str, certfile: str | None) -> int:
-    """The measured process: one worker on a loopback port, as a worker process runs it."""
+def serve(port: int, loop: str, metrics: bool, certfile: str | None) -> int:
+    """The measured process: one worker on a loopback port, as a worker process runs it;
+    with ``metrics``, counting into a shared page as a supervised worker does."""
     from ruvicorn import logs
     from ruvicorn.config import Config
     from ruvicorn.listeners import bind_listeners
+    from ruvicorn.supervisor.heartbeat import Heartbeat
+    from ruvicorn.supervisor.metrics import SLOTS
+    from ruvicorn.worker.hooks import WorkerHooks
     from ruvicorn.worker.run import run_worker
 
     config = Config(
@@ -54,7 +59,8 @@ def serve(port: int, loop: str, certfile: str | None) -> int:
         ssl_certfile=certfile,
     )
     logs.configure(config.log_level)
-    return run_worker(config, bind_listeners(config))
+    hooks = WorkerHooks(metrics=Heartbeat().counters(SLOTS) if metrics else None)
+    return run_worker(config, bind_listeners(config), hooks)
 
 
 def mint_certificate(directory: Path) -> str:
@@ -116,7 +122,7 @@ def send_requests(port: int, count: int, timeout: float, tls: bool) -> None:
 
 
 def count_instructions(
-    count: int, port: int, loop: str, timeout: float, certfile: str | None
+    count: int, port: int, loop: str, timeout: float, *, metrics: bool, certfile: str | None
 ) -> int:
     """Total instructions of a worker that served ``count`` requests (plus one to see it up)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,6 +137,7 @@ def count_instructions(
             str(port),
             "--loop",
             loop,
+            *(["--metrics"] if metrics else []),
             *(["--tls-cert", certfile] if certfile else []),
         ]
         proc = subprocess.Popen(
@@ -158,25 +165,34 @@ def main() -> int:
     parser.add_argument("--large", type=int, default=4000, help="requests of the second run")
     parser.add_argument("--port", type=int, default=18090)
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per response")
+    parser.add_argument(
+        "--metrics", action="store_true", help="count requests as --metrics-bind makes workers do"
+    )
     parser.add_argument("--tls", action="store_true", help="serve and request over TLS")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--tls-cert", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
-        return serve(args.serve, args.loop, args.tls_cert)
+        return serve(args.serve, args.loop, args.metrics, args.tls_cert)
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     if not args.small < args.large:
         raise SystemExit("--small must be less than --large")
     with tempfile.TemporaryDirectory() as tmp:
         certfile = mint_certificate(Path(tmp)) if args.tls else None
-        small = count_instructions(args.small, args.port, args.loop, args.timeout, certfile)
-        large = count_instructions(args.large, args.port, args.loop, args.timeout, certfile)
+        runs = [
+            count_instructions(
+                n, args.port, args.loop, args.timeout, metrics=args.metrics, certfile=certfile
+            )
+            for n in (args.small, args.large)
+        ]
+    small, large = runs
     per_request = (large - small) / (args.large - args.small)
     print(f"{args.small} requests: {small:,} instructions")
     print(f"{args.large} requests: {large:,} instructions")
     kind = "plaintext over TLS" if args.tls else "plaintext"
-    print(f"{kind} ({args.loop}): {per_request:,.0f} instructions per request")
+    what = f"{args.loop}, metrics {'on' if args.metrics else 'off'}"
+    print(f"{kind} ({what}): {per_request:,.0f} instructions per request")
     return 0
 
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepare everything the benchmark needs, idempotently, so `python bench/run.py` works from a
-# fresh clone: the load generator and the native floor from Debian, the peer servers in a
-# private virtualenv (bench/.venv), the WebSocket load generator (bench/wsload, cargo) and
-# ruvicorn built from this checkout in release mode.
+# fresh clone: the load generator, the native floor and openssl from Debian, the peer
+# servers in a private virtualenv (bench/.venv), bench/wsload (cargo: the WebSocket and
+# full-TLS-handshake load generator) and ruvicorn built from this checkout in release mode.
 #
 # Each step is skipped when it is already done; ruvicorn is rebuilt only when its sources
 # changed (a hash of the checkout outside bench/, tests/ and examples/ is kept in the venv);
@@ -21,11 +21,13 @@ PYTHON="${PYTHON:-python3}"
 
 say() { printf 'bench/setup: %s\n' "$*" >&2; }
 
-# --- Debian packages: wrk (load generator), nginx (native floor) --------------------------
+# --- Debian packages: wrk (load generator), nginx (native floor), openssl (certificates) ---
 install_debian_packages() {
     local missing=()
     command -v wrk >/dev/null 2>&1 || missing+=(wrk)
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+    # mints the TLS workloads' certificates for each run (bench/runner/tls.py)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "${BENCH_SKIP_APT:-0}" = 1 ]; then
         say "missing ${missing[*]} and BENCH_SKIP_APT=1: those rows will fail"
@@ -69,7 +71,8 @@ make_venv() {
 # --- the WebSocket load generator ------------------------------------------------------------
 install_wsload() {
     # A crate of its own (not in the repository's workspace), built in release mode and
-    # copied to bench/.venv/bin/wsload; its cargo cache is bench/.venv/wsload-target.
+    # copied to bench/.venv/bin/wsload; its cargo cache is bench/.venv/wsload-target. It
+    # drives the websocket and tls-close workloads (rustls with ring: a C compiler suffices).
     local src="$BENCH_DIR/wsload" stamp="$VENV/.wsload.sha256" want
     want="$(cd "$src" && find Cargo.toml Cargo.lock src -type f -print0 | sort -z \
         | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
@@ -77,7 +80,7 @@ install_wsload() {
         return 0
     fi
     if ! command -v cargo >/dev/null 2>&1; then
-        say "cargo is missing: no wsload, so the websocket rows will fail"
+        say "cargo is missing: no wsload, so the websocket and tls-close rows will fail"
         return 0
     fi
     say "building bench/wsload (release); the log is in $VENV/wsload-build.log"
@@ -87,7 +90,8 @@ install_wsload() {
         echo "$want" >"$stamp"
     else
         rm -f "$VENV/bin/wsload" "$stamp"
-        say "wsload did not build; the websocket rows will fail. From $VENV/wsload-build.log:"
+        say "wsload did not build; the websocket and tls-close rows will fail." \
+            "From $VENV/wsload-build.log:"
         tail -n 8 "$VENV/wsload-build.log" | sed 's/^/    /' >&2
     fi
 }

@@ -7,6 +7,8 @@ from typing import Any, final
 from ruvicorn.config import Config
 
 __version__: str
+#: The slots of the metrics page (mirrored by ``ruvicorn.supervisor.metrics.LAYOUT``).
+METRICS_LAYOUT: dict[str, Any]
 
 class ClientDisconnected(OSError):
     """Raised by ``send()`` once the client has closed the connection."""
@@ -32,11 +34,12 @@ class ServerState:
         app: Callable[..., Awaitable[None]],
         event_loop: Any,
         error_log: Any,
-        access_log: Callable[[dict[str, Any], int, int | None, float], object] | None,
+        access_log: Callable[[dict[str, Any], int, int | None, float, Any], object] | None,
         lifespan_state: dict[str, Any] | None,
         request_budget: int,
         on_limit: Callable[[], object] | None,
         pathsend: Callable[..., Awaitable[None]] | None,
+        metrics: Any = None,
     ) -> ServerState: ...
     def __call__(self) -> HttpProtocol: ...
     @property
@@ -44,6 +47,7 @@ class ServerState:
     @property
     def running(self) -> int: ...
     def sweep(self) -> None: ...
+    def publish_metrics(self) -> None: ...
     def drain(self, restart: bool = False) -> None: ...
     def close_all(self) -> None: ...
 

@@ -2,7 +2,9 @@
 
 The native protocol calls :class:`AccessLogger` once per response with the request's
 scope (a copy taken when the request started, so the app's changes to it do not show),
-the status, the response body's size and the time taken. The record's ``args`` is an
+the status, the response body's size, the time taken and the app's response headers. The
+headers are kept only when the format reads them (``%({name}o)s``, see
+``AccessLogger.response_headers``); otherwise None is passed. The record's ``args`` is an
 :class:`Atoms` mapping: the ``--access-log-format`` atoms (``h``, ``r``, ``s`` ...) and the
 named fields (``method``, ``path``, ``status`` ...) the JSON format writes.
 """
@@ -14,7 +16,7 @@ import binascii
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ruvicorn.logs import ACCESS_FIELDS, access_log
@@ -27,29 +29,51 @@ ATOMS = frozenset("hlutrmUqHsBbfaTDMLp")
 _KEY = re.compile(r"%\(([^)]*)\)")
 
 
+Headers = Sequence[tuple[bytes, bytes]]
+
+
+def _header(headers: Headers | None, key: str) -> str:
+    """The values of the header ``{name}i``/``{name}o`` names, joined; ``-`` when absent."""
+    name = key[1:-2].lower().encode("latin-1", "replace")
+    values = [bytes(v).decode("latin-1") for k, v in headers or () if bytes(k).lower() == name]
+    return ",".join(values) if values else "-"
+
+
+def _is_header_atom(key: str) -> bool:
+    return key.startswith("{") and key[-2:] in ("}i", "}o")
+
+
 class Atoms(dict[str, Any]):
-    """The fields of one access record; ``{name}i`` keys read request headers on demand."""
+    """The fields of one access record; ``{name}i`` and ``{name}o`` keys read request and
+    response headers on demand."""
 
-    __slots__ = ("_headers",)
+    __slots__ = ("_headers", "_response_headers")
 
-    def __init__(self, fields: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
+    def __init__(
+        self,
+        fields: dict[str, Any],
+        headers: Headers,
+        response_headers: Headers | None = None,
+    ) -> None:
         super().__init__(fields)
         self._headers = headers
+        self._response_headers = response_headers
 
     def __missing__(self, key: str) -> str:
-        if key.startswith("{") and key.endswith("}i"):
-            name = key[1:-2].lower().encode("latin-1", "replace")
-            values = [v.decode("latin-1") for k, v in self._headers if k.lower() == name]
-            return ",".join(values) if values else "-"
+        if _is_header_atom(key):
+            return _header(self._headers if key.endswith("i") else self._response_headers, key)
         raise KeyError(key)
+
+
+def reads_response_headers(fmt: str) -> bool:
+    """Whether a format has a ``%({name}o)s`` atom (only then are they kept per request)."""
+    return any(_is_header_atom(key) and key.endswith("o") for key in _KEY.findall(fmt))
 
 
 def format_problem(fmt: str) -> str | None:
     """What is wrong with an access log format (a key no access record has), if anything."""
     for key in _KEY.findall(fmt):
-        if key.startswith("{") and key.endswith("}o"):
-            return f"response headers (%({key})s) are not available to the access log"
-        if key.startswith("{") and key.endswith("}i"):
+        if _is_header_atom(key):
             continue
         if key not in ATOMS and key not in ACCESS_FIELDS:
             return f"unknown atom %({key})s"
@@ -72,7 +96,13 @@ def _user(authorization: str) -> str:
     return decoded.partition(":")[0] or "-"
 
 
-def atoms(scope: Mapping[str, Any], status: int, size: int | None, seconds: float) -> Atoms:
+def atoms(
+    scope: Mapping[str, Any],
+    status: int,
+    size: int | None,
+    seconds: float,
+    response_headers: Headers | None = None,
+) -> Atoms:
     """Every field of the access record of one response."""
     headers: list[tuple[bytes, bytes]] = scope.get("headers") or []
     wanted: dict[bytes, str] = {}
@@ -120,18 +150,27 @@ def atoms(scope: Mapping[str, Any], status: int, size: int | None, seconds: floa
         "user_agent": wanted.get(b"user-agent"),
         "request_id": wanted.get(b"x-request-id"),
     }
-    return Atoms(fields, headers)
+    return Atoms(fields, headers, response_headers)
 
 
 class AccessLogger:
-    """What the native protocol calls once per response (only when access logging is on)."""
+    """What the native protocol calls once per response (only when access logging is on).
 
-    __slots__ = ("fmt",)
+    ``response_headers`` tells the native protocol to keep each response's headers for
+    the record; False (the format reads none) keeps the hot path free of them."""
+
+    __slots__ = ("fmt", "response_headers")
 
     def __init__(self, fmt: str | None) -> None:
         self.fmt = fmt or DEFAULT_FORMAT
+        self.response_headers = reads_response_headers(self.fmt)
 
     def __call__(
-        self, scope: Mapping[str, Any], status: int, size: int | None, seconds: float
+        self,
+        scope: Mapping[str, Any],
+        status: int,
+        size: int | None,
+        seconds: float,
+        response_headers: Headers | None,
     ) -> None:
-        access_log.info(self.fmt, atoms(scope, status, size, seconds))
+        access_log.info(self.fmt, atoms(scope, status, size, seconds, response_headers))

@@ -26,7 +26,17 @@ from ruvicorn.hooks import NO_HOOKS, ServerHooks
 
 #: Settings that shape processes, which an embedded server (one process, someone else's
 #: loop) cannot honour.
-PROCESS_ONLY = ("workers", "reload", "preload", "user", "group", "chdir", "umask", "pid")
+PROCESS_ONLY = (
+    "workers",
+    "reload",
+    "preload",
+    "user",
+    "group",
+    "chdir",
+    "umask",
+    "pid",
+    "metrics_bind",
+)
 
 
 def run(app: Any, /, *, hooks: ServerHooks | None = None, **options: Any) -> int:

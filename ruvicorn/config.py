@@ -150,7 +150,8 @@ class Config:
     lifespan: str = opt("auto", "Lifespan protocol.", choices=("auto", "on", "off"), group="app")
     preload: bool = opt(
         False,
-        "Import the app in the master before forking workers.",
+        "Import the app once in a zygote process and fork every worker from it (shared "
+        "memory); SIGHUP and --reload load new code in a new zygote.",
         group="app",
         keys=("preload_app",),
     )
@@ -247,6 +248,11 @@ class Config:
         "127.0.0.1",
         "Comma-separated IPs or networks whose proxy headers are trusted ('*' trusts all).",
         env=("FORWARDED_ALLOW_IPS",),
+    )
+    proxy_protocol: bool = opt(
+        False,
+        "Read a PROXY protocol (v1 or v2) header first on each connection; only peers in "
+        "--forwarded-allow-ips may send one, any other connection is closed.",
     )
     server_header: bool = opt(True, "Send a Server header.", secondary="--no-server-header")
     date_header: bool = opt(True, "Send a Date header.", secondary="--no-date-header")
@@ -364,6 +370,13 @@ class Config:
         group="process",
         keys=("pidfile",),
     )
+    control_socket: str | None = opt(
+        None,
+        "Answer 'ruvicorn ctl PATH status|reload|scale N|stop|reopen-logs' on this Unix "
+        "socket (mode 0600, the master's user only).",
+        metavar="PATH",
+        group="process",
+    )
     chdir: str | None = opt(
         None, "Change to this directory before loading the app or binding.", group="process"
     )
@@ -390,6 +403,14 @@ class Config:
         "Load KEY=VALUE lines from this file into the environment before the app is "
         "imported (variables already set win).",
         group="app",
+    )
+
+    metrics_bind: str | None = opt(
+        None,
+        "Serve Prometheus metrics of all workers on GET /metrics at this HOST:PORT, from "
+        "the master (off by default).",
+        metavar="HOST:PORT",
+        group="process",
     )
 
     # -- logging
@@ -457,6 +478,8 @@ class Config:
             problem = access.format_problem(self.access_log_format)
             if problem is not None:
                 raise ConfigError(f"--access-log-format: {problem}")
+        if self.metrics_bind is not None:
+            _check_metrics_bind(self.metrics_bind)
         if self.root_path and not self.root_path.startswith("/"):
             raise ConfigError("--root-path must start with '/'")
         for item in self.header:
@@ -525,6 +548,17 @@ def parse_umask(text: str) -> int:
     if not digits or any(c not in "01234567" for c in digits) or int(digits, 8) > 0o777:
         raise ConfigError(f"--umask must be an octal mask from 0 to 777 (e.g. 027), not {text!r}")
     return int(digits, 8)
+
+
+def _check_metrics_bind(spec: str) -> None:
+    from ruvicorn.listeners import parse_address
+
+    try:
+        kind = parse_address(spec).kind
+    except ConfigError:
+        kind = ""
+    if kind != "tcp":
+        raise ConfigError(f"--metrics-bind {spec!r} is not HOST:PORT")
 
 
 def _check_bounds(name: str, value: float | None, bounds: tuple[float, float]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from ruvicorn import envfile, exitcodes, logconfig, logs
@@ -72,6 +73,10 @@ def run_from_config(config: Config, hooks: ServerHooks = NO_HOOKS, app: Any = No
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["ctl"]:
+        from ruvicorn.ctl import main as ctl_main
+
+        ctl_main(sys.argv[2:])
     from ruvicorn.cli import cli
 
     cli(auto_envvar_prefix="RUVICORN")

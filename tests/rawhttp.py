@@ -55,11 +55,18 @@ class Response:
 
 
 def connect(
-    host: str, port: int, timeout: float = READ_TIMEOUT, tls: ssl.SSLContext | None = None
+    host: str,
+    port: int,
+    timeout: float = READ_TIMEOUT,
+    tls: ssl.SSLContext | None = None,
+    preamble: bytes = b"",
 ) -> socket.socket:
     """A connected socket with ``timeout`` on every operation; with ``tls`` (a client
-    context) a TLS socket whose handshake is done."""
+    context) a TLS socket whose handshake is done. ``preamble`` (a PROXY protocol header)
+    is sent first, in cleartext."""
     sock = socket.create_connection((host, port), timeout=timeout)
+    if preamble:
+        sock.sendall(preamble)
     if tls is None:
         return sock
     try:
@@ -81,8 +88,9 @@ class RawClient:
         port: int,
         timeout: float = READ_TIMEOUT,
         tls: ssl.SSLContext | None = None,
+        preamble: bytes = b"",
     ) -> None:
-        self.sock = connect(host, port, timeout, tls)
+        self.sock = connect(host, port, timeout, tls, preamble)
         self.timeout = timeout
         self.buf = b""
         self.eof = False

@@ -233,9 +233,15 @@ class ServerProcess:
         except WaitTimeout:
             raise AssertionError(f"{pattern!r} x{count} not logged:\n{self.stderr()}") from None
 
+    def zygotes(self) -> set[int]:
+        """Pids of the zygotes (--preload) the log named so far."""
+        return {int(pid) for pid in re.findall(r"[Zz]ygote (\d+)", self.stderr())}
+
     def workers(self) -> set[int]:
-        """Pids of the live (not zombie) worker processes, the reload helper excluded."""
+        """Pids of the live (not zombie) worker processes, the reload helper and the
+        zygotes excluded."""
         pids = set()
+        zygotes = self.zygotes()
         try:
             children = psutil.Process(self.pid).children()
         except psutil.NoSuchProcess:
@@ -244,7 +250,7 @@ class ServerProcess:
             with contextlib.suppress(psutil.Error):
                 if child.status() == psutil.STATUS_ZOMBIE:
                     continue
-                if "reload_helper" in " ".join(child.cmdline()):
+                if "reload_helper" in " ".join(child.cmdline()) or child.pid in zygotes:
                     continue
                 pids.add(child.pid)
         return pids
@@ -285,10 +291,13 @@ class ServerProcess:
         ``send``/``recv`` themselves."""
         return connect(self.host, self.port, timeout, self.client_context())
 
-    def client(self, timeout: float | None = None) -> RawClient:
+    def client(self, timeout: float | None = None, preamble: bytes = b"") -> RawClient:
+        """A connection; ``preamble`` (a PROXY protocol header) goes first, before TLS."""
         if timeout is None:
-            return RawClient(self.host, self.port, tls=self.client_context())
-        return RawClient(self.host, self.port, timeout, tls=self.client_context())
+            return RawClient(self.host, self.port, tls=self.client_context(), preamble=preamble)
+        return RawClient(
+            self.host, self.port, timeout, tls=self.client_context(), preamble=preamble
+        )
 
     def get(self, target: str = "/", **kw: Any) -> Response:
         return exchange(self.host, self.port, request("GET", target, **kw), self.client_context())

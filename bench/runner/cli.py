@@ -15,6 +15,7 @@ from runner.paths import BENCH, HOST, OUT, PARTIAL_RESULTS, RESULTS, VENV
 from runner.probes import port_free
 from runner.servers import MEMORY_SERVERS, QUICK_SERVERS, SERVERS, Server
 from runner.session import Plan, Session, measure_all, report_only, run_meta
+from runner.tls import CERTS, CertError
 from runner.workloads import MEMORY, WORKLOADS
 
 
@@ -233,6 +234,14 @@ def main(argv: list[str]) -> int:
     opt = options(args)
     preflight(opt)
     work, mem_servers = plan(args), memory_servers(args)
+    if any(w.tls for w, _, _ in work):
+        try:
+            CERTS.mint()
+        except CertError as exc:
+            sys.exit(f"bench: no certificates for the TLS workloads: {exc}")
     announce(sum(len(servers) for _, servers, _ in work) * opt.rounds, mem_servers, opt)
     session = Session(work, mem_servers, opt, run_meta(args.quick, argv, opt))
-    return measure_all(session)
+    try:
+        return measure_all(session)
+    finally:
+        CERTS.remove()

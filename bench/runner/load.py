@@ -1,4 +1,5 @@
-"""The load generators: wrk for HTTP, bench/wsload for the WebSocket echo."""
+"""The load generators: wrk for HTTP, bench/wsload for the WebSocket echo and for a full TLS
+handshake per request (wrk resumes the session of its last connection instead)."""
 
 from __future__ import annotations
 
@@ -44,14 +45,15 @@ def run_wrk(
     ]
     for h in w.headers:
         argv += ["-H", h]
-    argv.append(f"http://{HOST}:{port}{w.path}")
+    argv.append(f"{'https' if w.tls else 'http'}://{HOST}:{port}{w.path}")
     return run_client("wrk", argv, seconds)
 
 
 def run_wsload(
     w: Workload, port: int, seconds: int, cpu: str, connections: int | None = None
 ) -> dict[str, Any]:
-    """The WebSocket echo load: bench/wsload, pinned like wrk, reporting in wrk's format."""
+    """bench/wsload (the WebSocket echo, or ``--tls-close``), pinned like wrk, reporting in
+    wrk's format."""
     if not WSLOAD.exists():
         return {"error": "bench/.venv/bin/wsload is missing: run bash bench/setup.sh (needs cargo)"}
     argv = [
@@ -59,6 +61,7 @@ def run_wsload(
         "-c",
         cpu,
         str(WSLOAD),
+        *w.client.split()[1:],
         "--host",
         HOST,
         "--port",
@@ -69,11 +72,11 @@ def run_wsload(
         str(connections or w.connections),
         "-d",
         str(seconds),
-        "--size",
-        str(len(WS_MESSAGE)),
         "--timeout",
         "5",
     ]
+    if w.websocket:
+        argv += ["--size", str(len(WS_MESSAGE))]
     return run_client("wsload", argv, seconds)
 
 
@@ -81,7 +84,7 @@ def run_load(
     w: Workload, port: int, seconds: int, cpu: str, connections: int | None = None
 ) -> dict[str, Any]:
     """The workload's load generator for ``seconds``: its totals, or {"error": why}."""
-    run = run_wsload if w.client == "wsload" else run_wrk
+    run = run_wsload if w.client.startswith("wsload") else run_wrk
     return run(w, port, seconds, cpu, connections)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -66,11 +67,23 @@ def check_result(running: Running, result: dict[str, Any]) -> None:
         raise StartFailed(f"died during the run (code {running.proc.returncode})")
 
 
+def check_access_log(path: Path, row: dict[str, Any]) -> None:
+    """Raise unless the access log holds a line for every measured request: a row measured
+    with the log silently off (a level, a flag) would compare nothing."""
+    lines = 0
+    with contextlib.suppress(OSError), path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            lines += chunk.count(b"\n")
+    row["access_log_lines"] = lines
+    if lines < row["requests"]:
+        raise StartFailed(f"{path.name} has {lines} lines for {row['requests']} requests")
+
+
 def measure(server: Server, w: Workload, rnd: int, opt: Options) -> dict[str, Any]:
     """Start, warm up, measure once, stop. Never raises for a server's own failure."""
     log = OUT.raw / f"{w.name}-{server.name}-r{rnd}.log"
     row: dict[str, Any] = {"server": server.name, "workload": w.name, "round": rnd, "log": str(log)}
-    if w.client == "wsload" and not WSLOAD.exists():
+    if w.client.startswith("wsload") and not WSLOAD.exists():
         row["error"] = "bench/.venv/bin/wsload is missing: run bash bench/setup.sh (needs cargo)"
         return row
     return with_server(server, w, opt, row, lambda running: measure_once(running, w, opt, row))
@@ -88,6 +101,8 @@ def measure_once(running: Running, w: Workload, opt: Options, row: dict[str, Any
     after, core1, wrk1 = running.tree(), core_ticks(cpus), core_ticks(client_cpus)
     check_result(running, result)
     row.update(result)
+    if running.access_log is not None:
+        check_access_log(running.access_log, row)
     cpu = cpu_seconds(before, after)
     row["server_cpu_s"] = cpu
     row["server_busy"] = cpu / (result["duration_us"] / 1e6) if result["duration_us"] else 0

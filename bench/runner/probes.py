@@ -9,10 +9,12 @@ import http.client
 import json
 import os
 import socket
+import ssl
 import time
 from pathlib import Path
 
 from runner.paths import ECHO_BODY, HELLO, HOST, STREAM_BYTES, WS_MESSAGE
+from runner.tls import CERTS
 from runner.workloads import Workload
 
 
@@ -37,9 +39,13 @@ def wait_port_free(port: int, timeout: float) -> bool:
 
 def probe(w: Workload, port: int) -> str | None:
     """One real request: None when the answer is right, else why not. Raises if refused."""
-    if w.client == "wsload":
+    if w.websocket:
         return ws_probe(port, w.path)
-    conn = http.client.HTTPConnection(HOST, port, timeout=5)
+    conn = (
+        http.client.HTTPSConnection(HOST, port, timeout=5, context=tls_client())
+        if w.tls
+        else http.client.HTTPConnection(HOST, port, timeout=5)
+    )
     try:
         body = ECHO_BODY if w.method == "POST" else None
         headers = {"Content-Type": "application/octet-stream"} if body else {}
@@ -62,6 +68,11 @@ def probe(w: Workload, port: int) -> str | None:
     else:
         ok = data == HELLO
     return None if ok else f"probe {w.method} {w.path}: unexpected body {data[:60]!r}"
+
+
+def tls_client() -> ssl.SSLContext:
+    """The probe checks the served certificate against the run's own CA, as a browser would."""
+    return ssl.create_default_context(cafile=str(CERTS.ca))
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:

@@ -14,6 +14,7 @@ from typing import Any
 from runner.aggregate import cpu_ratio, ratio
 from runner.paths import BASELINE, OUT, WS_MESSAGE
 from runner.servers import SERVERS
+from runner.targets import targets_table
 from runner.workloads import WORKLOADS, Workload
 
 
@@ -137,53 +138,6 @@ def workload_table(w: Workload, aggs: dict[str, dict[str, Any]], order: list[str
     return lines
 
 
-TARGETS: list[tuple[str, str, str, float]] = [
-    # workload, server compared, reference server, minimum ratio (on req/s, MB/s for stream)
-    ("plaintext", "ruvicorn", "uvicorn", 2.2),
-    ("plaintext", "ruvicorn", "granian", 1.4),
-    ("plaintext", "ruvicorn", "floor", 0.5),
-    ("plaintext", "ruvicorn-asyncio", "uvicorn-asyncio", 2.0),
-    ("echo", "ruvicorn", "uvicorn", 2.0),
-    ("close", "ruvicorn", "uvicorn", 1.3),
-    ("close", "ruvicorn", "granian", 1.0),
-    ("json", "ruvicorn", "uvicorn", 1.15),
-    ("stream", "ruvicorn", "uvicorn", 1.0),
-    ("pipeline", "ruvicorn", "uvicorn", 2.5),
-]
-
-
-def targets_table(
-    all_aggs: dict[str, dict[str, dict[str, Any]]], memory: dict[str, dict[str, Any]]
-) -> list[str]:
-    lines = [
-        "| workload | ratio | target | measured | met | by CPU µs/req |",
-        "|---|---|---|---|---|---|",
-    ]
-    for wname, a, b, need in TARGETS:
-        aggs = all_aggs.get(wname)
-        if aggs is None:
-            continue
-        key = "mbps" if WORKLOADS[wname].throughput else "rps"
-        r = ratio(aggs, a, b, key)
-        met = "-" if r is None else ("yes" if r >= need else "**no**")
-        by_cpu = fmt_ratio(cpu_ratio(aggs, a, b)) if key == "rps" else "-"
-        lines.append(f"| {wname} | {a} / {b} | ≥ {need:.2f}x | {fmt_ratio(r)} | {met} | {by_cpu} |")
-    ru, uv = memory.get("ruvicorn", {}), memory.get("uvicorn", {})
-    if "rss_last_kib" in ru and "rss_last_kib" in uv:
-        diff = (ru["rss_last_kib"] - uv["rss_last_kib"]) / 1024
-        lines.append(
-            f"| memory | worker RSS - uvicorn's | ≤ +10 MiB | {diff:+.1f} MiB | "
-            f"{'yes' if diff <= 10 else '**no**'} | - |"
-        )
-    if "growth_kib" in ru:
-        growth = ru["growth_kib"] / 1024
-        lines.append(
-            f"| memory | worker RSS growth over the soak | flat (≤ 1 MiB) | "
-            f"{growth:+.1f} MiB | {'yes' if growth <= 1 else '**no**'} | - |"
-        )
-    return lines
-
-
 def preamble(meta: dict[str, Any]) -> list[str]:
     """The run's circumstances, and what the columns mean."""
     o = meta["options"]
@@ -240,7 +194,7 @@ def noise_warning(all_aggs: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
 
 def workload_section(w: Workload, aggs: dict[str, dict[str, Any]], order: list[str]) -> list[str]:
     out = [f"## {w.title}", "", f"{w.connections} connections.", ""]
-    if w.client == "wsload":
+    if w.websocket:
         out[-2:] = [
             f"{w.connections} connections, each sending a {len(WS_MESSAGE)}-byte text "
             "message and waiting for its echo before the next (closed loop); load from "
@@ -248,8 +202,17 @@ def workload_section(w: Workload, aggs: dict[str, dict[str, Any]], order: list[s
             "trip, CPU µs/msg = server CPU per echoed message.",
             "",
         ]
+    if w.tls:
+        out[-2] += (
+            " TLS 1.3 with an ECDSA P-256 certificate minted for the run, X25519 key exchange."
+        )
+    if w.name == "tls-close":
+        out[-2] += (
+            " Every request is a new connection and a full handshake (bench/wsload --tls-close"
+            " resumes no session); where its core is saturated (¹) compare CPU µs/req."
+        )
     out += workload_table(w, aggs, order)
-    if w.name == "plaintext":
+    if w.name in ("plaintext", "tls-plaintext"):
         r = ratio(aggs, "ruvicorn-asyncio", "uvicorn-asyncio", "rps")
         if r is not None:
             out += ["", f"On the stdlib asyncio loop: ruvicorn / uvicorn = {r:.2f}x."]

@@ -32,6 +32,7 @@ class Running:
         launch = server.start(w, port)
         assert launch is not None
         self.cleanup = launch.cleanup
+        self.access_log = launch.access_log
         env = {
             k: v
             for k, v in os.environ.items()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from runner.paths import APPS, HOST, STREAM_BYTES, venv_bin
+from runner.tls import serves_tls, tls_options
 from runner.workloads import MEMORY, Workload
 
 
@@ -18,6 +20,7 @@ class Launch:
 
     argv: list[str]
     cleanup: Callable[[], None] | None = None
+    access_log: Path | None = None  # the file its access log goes to, when it is on
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,49 +31,102 @@ class Server:
     workloads: tuple[str, ...] | None = None  # None: every workload
     need: str = ""  # executable that must exist
     na: tuple[tuple[str, str], ...] = ()  # (workload, why not): shown as "n/a" rows
+    tls_flag: str = ""  # the option naming its certificate, which --help must list
+
+    def chosen(self, workload: Workload) -> bool:
+        """Whether the workload compares this server at all (see Workload.servers)."""
+        return workload.servers is None or self.name in workload.servers
 
     def na_reason(self, workload: Workload) -> str | None:
-        return dict(self.na).get(workload.name)
+        if not self.chosen(workload):
+            return None
+        static = dict(self.na).get(workload.name)
+        if static is None and workload.tls and not serves_tls(self.need, self.tls_flag):
+            return f"the {self.need} in the bench venv serves no TLS: no {self.tls_flag} option"
+        return static
 
     def applies(self, workload: Workload) -> bool:
-        if self.na_reason(workload) is not None:
+        if not self.chosen(workload) or self.na_reason(workload) is not None:
             return False
         return self.workloads is None or workload.name in self.workloads
 
 
-def _asgi_argv(exe: str, w: Workload, port: int, *options: str) -> list[str]:
-    """The command line ruvicorn and uvicorn share; ``options`` are each one's own."""
-    return [
-        venv_bin(exe),
-        "--no-access-log",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--app-dir",
-        str(APPS),
-        *options,
-        "--log-level",
-        "warning",
-        w.app,
-    ]
+def _uvicorn_log_config(log: Path) -> list[str]:
+    """A logging config that sends uvicorn's access lines, in its own default format, to
+    ``log`` (a FileHandler: one write per line, as a StreamHandler on a redirected stdout)."""
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "access": {
+                "()": "uvicorn.logging.AccessFormatter",
+                "fmt": '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s',
+                "use_colors": False,
+            }
+        },
+        "handlers": {
+            "access": {"class": "logging.FileHandler", "formatter": "access", "filename": str(log)}
+        },
+        "loggers": {
+            "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False}
+        },
+    }
+    path = log.with_name("log-config.json")
+    path.write_text(json.dumps(config))
+    return ["--log-config", str(path)]
+
+
+def _asgi(
+    exe: str, access_options: Callable[[Path], list[str]], options: Callable[[Workload], list[str]]
+) -> Callable[[Workload, int], Launch]:
+    """ruvicorn's and uvicorn's shared command line; ``access_options`` turn the access log on
+    into a file, ``options`` are each one's own."""
+
+    def start(w: Workload, port: int) -> Launch:
+        launch = Launch([])
+        logging = ["--no-access-log", "--log-level", "warning"]
+        if w.access_log:
+            scratch = Path(tempfile.mkdtemp(prefix="bench-accesslog-"))
+            launch.access_log = scratch / "access.log"
+            launch.cleanup = lambda: shutil.rmtree(scratch, ignore_errors=True)
+            logging = [*access_options(launch.access_log), "--log-level", "info"]
+        launch.argv = [
+            venv_bin(exe),
+            *logging,
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--app-dir",
+            str(APPS),
+            *options(w),
+            *tls_options(w, "--ssl-certfile"),
+            w.app,
+        ]
+        return launch
+
+    return start
 
 
 def _ruvicorn(loop: str) -> Callable[[Workload, int], Launch]:
-    def start(w: Workload, port: int) -> Launch:
-        return Launch(_asgi_argv("ruvicorn", w, port, "--workers", "1", "--loop", loop))
-
-    return start
+    return _asgi(
+        "ruvicorn",
+        lambda log: ["--access-logfile", str(log)],
+        lambda w: ["--workers", "1", "--loop", loop],
+    )
 
 
 def _uvicorn(loop: str, http: str) -> Callable[[Workload, int], Launch]:
-    def start(w: Workload, port: int) -> Launch:
-        # websockets-sansio is what its default (auto) picks when websockets is installed,
-        # as in the gunicorn worker; named so the row cannot fall back to another one.
-        ws = ["--ws", "websockets-sansio"] if w.client == "wsload" else []
-        return Launch(_asgi_argv("uvicorn", w, port, "--loop", loop, "--http", http, *ws))
-
-    return start
+    # websockets-sansio is what its default (auto) picks when websockets is installed,
+    # as in the gunicorn worker; named so the row cannot fall back to another one.
+    return _asgi(
+        "uvicorn",
+        _uvicorn_log_config,
+        lambda w: (
+            ["--loop", loop, "--http", http]
+            + (["--ws", "websockets-sansio"] if w.websocket else [])
+        ),
+    )
 
 
 def _granian(w: Workload, port: int) -> Launch:
@@ -92,6 +148,7 @@ def _granian(w: Workload, port: int) -> Launch:
             "--no-access-log",
             "--log-level",
             "warning",
+            *tls_options(w, "--ssl-certificate"),
             w.app,
         ]
     )
@@ -162,9 +219,19 @@ def _nginx(w: Workload, port: int) -> Launch | None:
 SERVERS: dict[str, Server] = {
     s.name: s
     for s in (
-        Server("ruvicorn", "ruvicorn (1 worker, uvloop)", _ruvicorn("uvloop"), need="ruvicorn"),
         Server(
-            "uvicorn", "uvicorn httptools+uvloop", _uvicorn("uvloop", "httptools"), need="uvicorn"
+            "ruvicorn",
+            "ruvicorn (1 worker, uvloop)",
+            _ruvicorn("uvloop"),
+            need="ruvicorn",
+            tls_flag="--ssl-certfile",
+        ),
+        Server(
+            "uvicorn",
+            "uvicorn httptools+uvloop",
+            _uvicorn("uvloop", "httptools"),
+            need="uvicorn",
+            tls_flag="--ssl-certfile",
         ),
         Server(
             "uvicorn-h11",
@@ -173,7 +240,13 @@ SERVERS: dict[str, Server] = {
             need="uvicorn",
             na=(("websocket", "h11 only parses the handshake; same WebSocket code as uvicorn"),),
         ),
-        Server("granian", "granian asgi, uvloop (1 worker)", _granian, need="granian"),
+        Server(
+            "granian",
+            "granian asgi, uvloop (1 worker)",
+            _granian,
+            need="granian",
+            tls_flag="--ssl-certificate",
+        ),
         Server("gunicorn", "gunicorn + uvicorn worker (1 worker)", _gunicorn, need="gunicorn"),
         Server(
             "floor",
@@ -193,15 +266,17 @@ SERVERS: dict[str, Server] = {
             "ruvicorn-asyncio",
             "ruvicorn (1 worker, asyncio loop)",
             _ruvicorn("asyncio"),
-            workloads=("plaintext", MEMORY),
+            workloads=("plaintext", "tls-plaintext", MEMORY),
             need="ruvicorn",
+            tls_flag="--ssl-certfile",
         ),
         Server(
             "uvicorn-asyncio",
             "uvicorn httptools+asyncio",
             _uvicorn("asyncio", "httptools"),
-            workloads=("plaintext", MEMORY),
+            workloads=("plaintext", "tls-plaintext", MEMORY),
             need="uvicorn",
+            tls_flag="--ssl-certfile",
         ),
     )
 }

@@ -90,6 +90,7 @@ class Session:
                 self.run_round(w, s, rnd)
         self.all_aggs[w.name] = {name: aggregate(rs) for name, rs in self.per.items()}
         for s in not_applicable:
+            log(f"{'':15} {w.name:9} {s.name:16} n/a: {s.na_reason(w)}")
             self.all_aggs[w.name][s.name] = {"na": s.na_reason(w)}
             self.orders[w.name].append(s.name)
         print_summary(w, self.all_aggs[w.name], self.orders[w.name])

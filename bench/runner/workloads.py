@@ -21,8 +21,15 @@ class Workload:
     headers: tuple[str, ...] = ()
     method: str = "GET"
     throughput: bool = False  # report MB/s and rank by it
-    client: str = "wrk"  # the load generator: wrk, or wsload (WebSocket echo)
+    client: str = "wrk"  # the load generator: wrk, wsload (WebSocket echo), wsload --tls-close
     unit: str = "req"  # what one counted round trip is: a request, or a message
+    tls: bool = False  # https, with the certificates minted for the run (runner/tls.py)
+    access_log: bool = False  # the servers write their access log to a file
+    servers: tuple[str, ...] | None = None  # only these servers run it; None: every one
+
+    @property
+    def websocket(self) -> bool:
+        return self.client == "wsload"
 
 
 WORKLOADS: dict[str, Workload] = {
@@ -78,6 +85,34 @@ WORKLOADS: dict[str, Workload] = {
             "",
             client="wsload",
             unit="msg",
+        ),
+        Workload(
+            "plaintext-accesslog",
+            "plaintext-accesslog: plaintext with the access log on, written to a file",
+            "/",
+            "benchapp:plaintext",
+            "plaintext",
+            access_log=True,
+            servers=("ruvicorn", "uvicorn"),
+        ),
+        Workload(
+            "tls-plaintext",
+            "tls-plaintext: plaintext over TLS (ECDSA P-256), keep-alive",
+            "/",
+            "benchapp:plaintext",
+            "plaintext",
+            tls=True,
+            servers=("ruvicorn", "uvicorn", "granian", "ruvicorn-asyncio", "uvicorn-asyncio"),
+        ),
+        Workload(
+            "tls-close",
+            "tls-close: a full TLS handshake per request (no session resumption)",
+            "/",
+            "benchapp:plaintext",
+            "plaintext",
+            client="wsload --tls-close",
+            tls=True,
+            servers=("ruvicorn", "uvicorn", "granian"),
         ),
     )
 }

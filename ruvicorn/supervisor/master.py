@@ -8,20 +8,25 @@ survive any worker coming or going.
 
 from __future__ import annotations
 
+import functools
 import os
 import select
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ruvicorn import exitcodes, identity, listeners, logs, tls
 from ruvicorn.config import Config, ConfigError
 from ruvicorn.hooks import NO_HOOKS, ServerHooks
-from ruvicorn.supervisor import pidfile, proctitle
+from ruvicorn.supervisor import commands, metrics, metrics_server, pidfile, proctitle
+from ruvicorn.supervisor.control import ControlServer
+from ruvicorn.supervisor.metrics_server import MetricsServer
 from ruvicorn.supervisor.pool import Pool
 from ruvicorn.supervisor.reload import ReloadWatcher
 from ruvicorn.supervisor.sd_notify import Notifier
 from ruvicorn.supervisor.signals import SignalQueue, name
+from ruvicorn.supervisor.zygote import Zygotes, become_subreaper
 
 log = logs.error_log
 
@@ -53,6 +58,12 @@ class Master:
         self.signals = SignalQueue()
         self.notifier = Notifier()
         self.watcher: ReloadWatcher | None = None
+        #: --preload: the processes that import the app and fork the workers.
+        self.zygotes: Zygotes | None = None
+        self.control: ControlServer | None = None
+        #: When and why the last reload began (for ``ruvicorn ctl status``).
+        self.last_reload: dict[str, Any] | None = None
+        self.metrics: MetricsServer | None = None
         # The master holds the write end and never writes: the kernel closes it when the
         # master dies, which wakes every worker's reader (see worker_process).
         self.alive_r, self.alive_w = os.pipe()
@@ -73,48 +84,65 @@ class Master:
             fds.append(self.notifier.fileno())
         if self.watcher is not None:
             fds.extend(self.watcher.master_fds())
+        if self.zygotes is not None:
+            fds.extend(self.zygotes.channels())
+        if self.control is not None:
+            fds.extend(self.control.fds())
+        if self.metrics is not None:
+            fds.extend(self.metrics.fds())
         return fds
 
     # -- life cycle
 
     def run(self) -> int:
         config = self.config
-        if config.reload and config.preload:
-            log.error(
-                "--reload and --preload cannot be combined: preloaded code is not re-imported"
-            )
-            return exitcodes.USAGE
         problem = identity.switch_problem(config.user, config.group) or tls.problem(config)
         if problem is not None:
             log.error("%s", problem)
             return exitcodes.USAGE
         self.hooks.call("on_starting", self.server_info)
         try:
+            if config.control_socket:
+                self.control = ControlServer(
+                    config.control_socket, lambda c, a: commands.answer(self, c, a)
+                )
             self.pool.sockets = listeners.bind_listeners(config)
+            if config.metrics_bind:
+                self._serve_metrics(config.metrics_bind)
             if config.pid:
                 pidfile.write(config.pid)
         except ConfigError as exc:
             log.error("%s", exc)
             listeners.close_listeners(self.pool.sockets)
+            if self.control is not None:
+                self.control.close()
+                self.control = None
             return exitcodes.USAGE
         try:
             return self._serve()
         finally:
             self._cleanup()
 
+    def _serve_metrics(self, address: str) -> None:
+        listener = metrics_server.bind(address)
+        pool = self.pool
+        self.metrics = MetricsServer(
+            listener, lambda: metrics.render(pool.tally, list(pool.workers.values()))
+        )
+        host, port = listener.getsockname()[:2]
+        host = f"[{host}]" if ":" in host else host
+        log.info("Metrics on http://%s:%d/metrics", host, port)
+
     def _serve(self) -> int:
         config = self.config
         if self.app is not None:
             self.pool.app = self.app  # ruvicorn.run() was given the object itself
         elif config.preload:
-            # Only --preload makes the master import application code.
-            from ruvicorn.worker.app_loading import AppLoadError, load_app
-
-            try:
-                self.pool.app = load_app(config)
-            except AppLoadError as exc:
-                log.error("Could not load the app: %s", exc)
-                return exitcodes.APP_LOAD_FAILED
+            if not become_subreaper():
+                log.error("--preload needs Linux (a child subreaper adopts the workers)")
+                return exitcodes.USAGE
+            self.zygotes = Zygotes(config, self.pool, self._master_fds)
+            self.pool.forker = self.zygotes
         self.signals.install()
         proctitle.set_title("master", config.app)
         if config.reload:
@@ -129,6 +157,11 @@ class Master:
 
     def _cleanup(self) -> None:
         self.pool.kill_all()
+        if self.zygotes is not None:
+            self.zygotes.kill_all()
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
         listeners.close_listeners(self.pool.sockets)
         self.pool.sockets = []
         if self.watcher is not None:
@@ -136,6 +169,9 @@ class Master:
             self.watcher = None
         if self.config.pid:
             pidfile.remove(self.config.pid)
+        if self.control is not None:
+            self.control.close()
+            self.control = None
         self.hooks.call("on_exit", self.server_info)
         self.signals.close()
         self.notifier.close()
@@ -166,28 +202,48 @@ class Master:
                 pool.enforce_deadlines(now)
             else:
                 pool.check(now)
+                if self.zygotes is not None:
+                    self.zygotes.check(now)
                 pool.maintain(now)
             self._report(now)
+            for responder in (self.metrics, self.control):
+                if responder is not None:
+                    responder.expire(now)
             self._wait()
 
     def _wait(self) -> None:
-        """Sleep until a signal, a worker message, a file change or the next tick."""
+        """Sleep until a signal, a message, a file change, a client or the next tick."""
+        watched = self._watched()
         poller = select.poll()
-        poller.register(self.signals.read_fd, select.POLLIN)
-        by_fd = self.pool.status_fds()
-        for fd in by_fd:
-            poller.register(fd, select.POLLIN)
-        if self.watcher is not None:
-            poller.register(self.watcher.fd, select.POLLIN)
+        for fd, (mask, _) in watched.items():
+            poller.register(fd, mask)
+        responders = [r for r in (self.metrics, self.control) if r is not None]
+        for responder in responders:
+            responder.register(poller)
         try:
             events = poller.poll(TICK * 1000)
         except InterruptedError:
             return
         for fd, _ in events:
-            if fd in by_fd:
-                self.pool.on_status(by_fd[fd])
-            elif self.watcher is not None and fd == self.watcher.fd:
-                self._on_file_changes()
+            if fd in watched:
+                watched[fd][1]()
+            for responder in responders:
+                if responder.owns(fd):
+                    responder.on_ready(fd)
+
+    def _watched(self) -> dict[int, tuple[int, Callable[[], None]]]:
+        """fd -> (poll mask, what to do when it is ready)."""
+        watched: dict[int, tuple[int, Callable[[], None]]] = {
+            self.signals.read_fd: (select.POLLIN, lambda: None)
+        }
+        for fd, worker in self.pool.status_fds().items():
+            watched[fd] = (select.POLLIN, functools.partial(self.pool.on_status, worker))
+        if self.watcher is not None:
+            watched[self.watcher.fd] = (select.POLLIN, self._on_file_changes)
+        if self.zygotes is not None:
+            for fd, zygote in self.zygotes.channels().items():
+                watched[fd] = (select.POLLIN, functools.partial(self.zygotes.on_readable, zygote))
+        return watched
 
     def _on_file_changes(self) -> None:
         assert self.watcher is not None
@@ -249,8 +305,9 @@ class Master:
             self.pool.signal_all(signal.SIGUSR1)
 
     def reload(self, why: str) -> None:
-        """A rolling restart, in which the new workers load the TLS files anew: checked
-        first, so a broken replacement file leaves the old workers serving."""
+        """Roll the workers onto the code on disk (with --preload, a new zygote loads it),
+        and the TLS files anew: checked first, so a broken replacement file leaves the old
+        workers serving."""
         problem = tls.problem(self.config)
         if problem is not None:
             log.error(
@@ -259,7 +316,11 @@ class Master:
                 problem,
             )
             return
-        self.pool.begin_reload(why)
+        self.last_reload = {"at": time.time(), "reason": why}
+        if self.zygotes is not None:
+            self.zygotes.reload(why)
+        else:
+            self.pool.begin_reload(why)
 
     def delay_stop(self, why: str) -> None:
         """--timeout-shutdown-delay: keep serving while load balancers notice the stop.
@@ -290,6 +351,8 @@ class Master:
             self.watcher = None
         listeners.close_listeners(self.pool.sockets)
         self.pool.sockets = []
+        if self.zygotes is not None:
+            self.zygotes.stop()  # They hold the listeners too.
         if graceful:
             limit = self.config.timeout_graceful_shutdown
             log.info("Shutting down (%s): workers finish their requests (up to %.0f s)", why, limit)

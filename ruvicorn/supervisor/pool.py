@@ -15,12 +15,13 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ruvicorn import exitcodes, listeners, logs
 from ruvicorn.config import MIB, Config
 from ruvicorn.hooks import NO_HOOKS, ServerHooks, ServerInfo, WorkerInfo
 from ruvicorn.supervisor import worker_process
+from ruvicorn.supervisor.metrics import Tally
 from ruvicorn.supervisor.recycling import Backoff, lifetime_exceeded
 from ruvicorn.supervisor.sd_notify import Notifier
 from ruvicorn.supervisor.signals import name
@@ -40,6 +41,16 @@ BOOT_REASONS = {
     exitcodes.LIFESPAN_FAILED: "lifespan startup failed",
     exitcodes.TLS_FAILED: "the TLS files could not be loaded",
 }
+
+
+class Forker(Protocol):
+    """Where workers come from when the master does not fork them itself (the zygote)."""
+
+    def ready(self) -> bool: ...
+
+    def fork(self, about: WorkerInfo) -> Worker: ...
+
+    def reaped(self, pid: int, status: int) -> bool: ...
 
 
 def describe_exit(status: int) -> str:
@@ -82,8 +93,12 @@ class Pool:
         #: Set when a worker fails during the first boot: the master must stop with it.
         self.fatal_code: int | None = None
         self._next_sample = 0.0
-        #: The application preloaded by the master (--preload), else None.
+        #: The application object given to ruvicorn.run(), forked with the master, else None.
         self.app: Any = None
+        #: Forks workers instead of the master (--preload: the zygote), else None.
+        self.forker: Forker | None = None
+        #: Restarts, reloads and the counters of exited workers (--metrics-bind).
+        self.tally = Tally()
 
     # -- views
 
@@ -153,45 +168,55 @@ class Pool:
             if pid == 0:
                 return
             worker = self.workers.pop(pid, None)
-            if worker is not None:
+            if worker is None and self.forker is not None:
+                self.forker.reaped(pid, status)
+            elif worker is not None:
                 worker.read_status()  # A ready message may still sit in the pipe.
                 self._handle_messages(worker)
                 worker.close_status()
+                self.tally.fold(worker.counters())
                 worker.heartbeat.close()
-                self._exited(worker, status, stopping)
+                reason = self._exited(worker, status, stopping)
+                if reason:
+                    self.tally.restarted(reason)
                 exited = worker.info(self.config, os.waitstatus_to_exitcode(status))
                 self.hooks.call("child_exit", self.server_info, exited)
 
-    def _exited(self, worker: Worker, status: int, stopping: bool) -> None:
+    def _exited(self, worker: Worker, status: int, stopping: bool) -> str:
+        """Log why ``worker`` exited; returns why it is being replaced ("" = it is not):
+        crash, recycle, reload or timeout."""
         pid, how = worker.pid, describe_exit(status)
         code = os.waitstatus_to_exitcode(status)
         now = time.monotonic()
         if stopping or (worker.retiring and not worker.hung and not worker.boot_timed_out):
             level = log.warning if worker.killed else log.info
             level("Worker %d stopped (%s)", pid, how)
-            return
+            if stopping or not worker.replace_reason:
+                return ""
+            return "reload" if worker.replace_reason.startswith("reload") else "recycle"
+        reason = "timeout" if worker.hung or worker.boot_timed_out else "crash"
         if not worker.ready:
-            reason = BOOT_REASONS.get(code, how)
+            why = BOOT_REASONS.get(code, how)
             if worker.boot_timed_out:
                 limit = self.config.timeout_worker_ready
-                reason = f"not ready within --timeout-worker-ready {limit:g} s"
+                why = f"not ready within --timeout-worker-ready {limit:g} s"
             if not self.booted:
                 # An app that cannot load or start explained itself in the worker's log.
                 say = log.debug if code in exitcodes.BOOT_FAILURES else log.error
-                say("Worker %d failed to boot: %s; stopping the server", pid, reason)
+                say("Worker %d failed to boot: %s; stopping the server", pid, why)
                 self.fatal_code = code if code in exitcodes.BOOT_FAILURES else 1
-                return
+                return ""
             if any(w.replace_reason for w in self.active()):
                 log.error(
                     "Worker %d failed to boot: %s. The replacement was aborted and the old "
                     "workers keep serving; fix the error above (the next change or SIGHUP "
                     "tries again)",
                     pid,
-                    reason,
+                    why,
                 )
                 self._abort_roll()
             else:
-                log.error("Worker %d failed to boot: %s", pid, reason)
+                log.error("Worker %d failed to boot: %s", pid, why)
         elif worker.hung:
             log.error("Worker %d was stopped after its event loop hung (%s)", pid, how)
         else:
@@ -200,6 +225,7 @@ class Pool:
         self.spawn_not_before = max(self.spawn_not_before, now + delay)
         if delay:
             log.warning("Repeated worker failures: starting the next worker in %.1f s", delay)
+        return reason
 
     def _abort_roll(self) -> None:
         for worker in self.active():
@@ -217,40 +243,51 @@ class Pool:
         if sample:
             self._next_sample = now + SAMPLE_INTERVAL
         for worker in list(self.workers.values()):
-            if worker.retiring:
+            if worker.hung or worker.killed:
                 continue
             if not worker.ready:
-                if now - worker.started > self.config.timeout_worker_ready:
-                    log.error(
-                        "Worker %d not ready after %g s (--timeout-worker-ready); killing it",
-                        worker.pid,
-                        self.config.timeout_worker_ready,
-                    )
-                    worker.boot_timed_out = True
-                    worker.signal(signal.SIGKILL)
-                    worker.killed = True
-                    worker.retiring = True
+                if not worker.retiring:
+                    self._kill_if_boot_late(worker, now)
                 continue
-            age = worker.heartbeat.age()
-            if self.config.timeout_worker > 0 and age > self.config.timeout_worker:
-                log.error(
-                    "Worker %d: event loop blocked for %.0f s (over --timeout-worker %g s); "
-                    "sending SIGABRT for its traceback, then SIGKILL",
-                    worker.pid,
-                    age,
-                    self.config.timeout_worker,
-                )
-                worker.hung = True
-                worker.retiring = True
-                worker.kill_at = now + ABORT_GRACE
-                worker.signal(signal.SIGABRT)
+            # A draining worker still beats; one whose loop blocks is as hung as any.
+            if self._kill_if_hung(worker, now) or worker.retiring or not sample:
                 continue
-            if sample:
-                if lifetime_exceeded(self.config, worker.started, now):
-                    self._recycle(worker, "reached --max-worker-lifetime")
-                elif worker.memory.sample(worker.pid):
-                    rss = worker.memory.last_rss / MIB
-                    self._recycle(worker, f"RSS {rss:.0f} MiB over --max-worker-memory")
+            if lifetime_exceeded(self.config, worker.started, now):
+                self._recycle(worker, "reached --max-worker-lifetime")
+            elif worker.memory.sample(worker.pid):
+                rss = worker.memory.last_rss / MIB
+                self._recycle(worker, f"RSS {rss:.0f} MiB over --max-worker-memory")
+
+    def _kill_if_boot_late(self, worker: Worker, now: float) -> None:
+        if now - worker.started > self.config.timeout_worker_ready:
+            log.error(
+                "Worker %d not ready after %g s (--timeout-worker-ready); killing it",
+                worker.pid,
+                self.config.timeout_worker_ready,
+            )
+            worker.boot_timed_out = True
+            worker.signal(signal.SIGKILL)
+            worker.killed = True
+            worker.retiring = True
+
+    def _kill_if_hung(self, worker: Worker, now: float) -> bool:
+        """SIGABRT (for its traceback, SIGKILL after a grace) a worker whose loop stopped
+        beating for longer than --timeout-worker; whether it did."""
+        age = worker.heartbeat.age()
+        if not 0 < self.config.timeout_worker < age:
+            return False
+        log.error(
+            "Worker %d: event loop blocked for %.0f s (over --timeout-worker %g s); "
+            "sending SIGABRT for its traceback, then SIGKILL",
+            worker.pid,
+            age,
+            self.config.timeout_worker,
+        )
+        worker.hung = True
+        worker.retiring = True
+        worker.kill_at = now + ABORT_GRACE
+        worker.signal(signal.SIGABRT)
+        return True
 
     def enforce_deadlines(self, now: float) -> None:
         for worker in self.workers.values():
@@ -300,20 +337,25 @@ class Pool:
             self.notifier.ready(self.status_line())
 
     def _spawn(self, now: float) -> bool:
+        if self.forker is not None and not self.forker.ready():
+            return False
         self.spawned += 1
         about = WorkerInfo(pid=None, age=self.spawned, started_at=time.time(), config=self.config)
         self.hooks.call("pre_fork", self.server_info, about)
         try:
-            worker = worker_process.spawn(
-                self.config,
-                self.sockets,
-                self.alive_fd,
-                self.master_fds() + self._fds(),
-                app=self.app,
-                hooks=self.hooks,
-                server_info=self.server_info,
-                about=about,
-            )
+            if self.forker is not None:
+                worker = self.forker.fork(about)
+            else:
+                worker = worker_process.spawn(
+                    self.config,
+                    self.sockets,
+                    self.alive_fd,
+                    self.master_fds() + self._fds(),
+                    app=self.app,
+                    hooks=self.hooks,
+                    server_info=self.server_info,
+                    about=about,
+                )
         except OSError as exc:
             log.error("Could not start a worker: %s", logs.one_line(exc))
             self.spawn_not_before = now + self.backoff.crashed(now) + 1.0
@@ -345,6 +387,7 @@ class Pool:
         log.info(
             "Reloading (%s): replacing %s one at a time", why, logs.plural(len(active), "worker")
         )
+        self.tally.reloads += 1
         for worker in active:
             worker.replace_reason = f"reload: {why}"
         if active:

@@ -52,6 +52,10 @@ class SignalQueue:
             while os.read(self.read_fd, 4096):
                 pass
 
+    def post(self, signum: int) -> None:
+        """Act as if ``signum`` was received (a control socket command)."""
+        self._pending.append(signum)
+
     def pop_all(self) -> list[int]:
         """The signals received since the last call, oldest first."""
         self.drain_wakeups()

@@ -27,8 +27,8 @@ from typing import Any
 from ruvicorn import identity, logs
 from ruvicorn.config import Config
 from ruvicorn.hooks import NO_HOOKS, ServerHooks, ServerInfo, WorkerInfo
-from ruvicorn.supervisor import proctitle, signals
-from ruvicorn.supervisor.heartbeat import Heartbeat
+from ruvicorn.supervisor import metrics, proctitle, signals
+from ruvicorn.supervisor.heartbeat import INTERVAL, Heartbeat
 from ruvicorn.supervisor.recycling import MemoryWatch, request_limit
 from ruvicorn.worker.hooks import WorkerHooks
 
@@ -67,6 +67,14 @@ class Worker:
         return WorkerInfo(
             pid=self.pid, age=age, started_at=started_at, config=config, exit_code=exit_code
         )
+
+    def counters(self) -> tuple[int, ...]:
+        """The request counters this worker published last (``--metrics-bind``)."""
+        return self.heartbeat.read_counters(metrics.SLOTS)
+
+    def lag(self) -> float:
+        """How late its event loop runs: its last tick's lag, or the stall going on now."""
+        return max(self.heartbeat.lag(), self.heartbeat.age() - INTERVAL)
 
     def signal(self, signum: int) -> None:
         """Send ``signum``, ignoring a worker that is already gone."""
@@ -115,20 +123,15 @@ def spawn(
     status_r, status_w = os.pipe()
     heartbeat = Heartbeat()
     master_pid = os.getpid()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals.HANDLED)
     try:
-        pid = os.fork()
+        pid, old_mask = fork_from_master()
     except OSError:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         os.close(status_r)
         os.close(status_w)
         heartbeat.close()
         raise
     if pid == 0:
-        _child_main(
+        child_main(
             config,
             sockets,
             status_w=status_w,
@@ -142,8 +145,14 @@ def spawn(
             server_info=server_info,
             about=about,
         )
-    signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     os.close(status_w)
+    return supervised(config, pid, status_r, heartbeat, about)
+
+
+def supervised(
+    config: Config, pid: int, status_r: int, heartbeat: Heartbeat, about: WorkerInfo | None
+) -> Worker:
+    """The master's record of worker ``pid``, however it was forked."""
     os.set_blocking(status_r, False)
     return Worker(
         pid=pid,
@@ -153,6 +162,40 @@ def spawn(
         memory=MemoryWatch(config.max_worker_memory),
         about=about,
     )
+
+
+def fork_from_master() -> tuple[int, list[int]]:
+    """``os.fork`` with the master's signals blocked, so no master handler runs in the
+    child; returns the pid and the mask the child restores in :func:`detach`."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals.HANDLED)
+    try:
+        pid = os.fork()
+    except OSError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        raise
+    if pid != 0:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    return pid, list(old_mask)
+
+
+def detach(close_fds: Iterable[int], old_mask: Iterable[int], role: str, app: str) -> None:
+    """A freshly forked child leaves the master's ways: default signal handlers, the
+    master-only descriptors closed, the mask restored, its own process group."""
+    signals.reset_to_default()
+    with contextlib.suppress(ValueError):
+        signal.set_wakeup_fd(-1)
+    for fd in close_fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    # Its own process group: a terminal's Ctrl+C reaches only the master, which then
+    # stops each child exactly once (a second signal would make a worker stop fast).
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    proctitle.set_title(role, app)
 
 
 class _ChildHooks:
@@ -171,8 +214,8 @@ class _ChildHooks:
         self.heartbeat.beat()
         self._send(MSG_READY)
 
-    def on_tick(self) -> bool:
-        self.heartbeat.beat()
+    def on_tick(self, lag: float) -> bool:
+        self.heartbeat.beat(lag)
         if os.getppid() != self.master_pid:
             logs.error_log.warning("The master process is gone; this worker stops")
             return True
@@ -204,7 +247,7 @@ def _watch_master(alive_fd: int, grace: float) -> None:
     threading.Thread(target=watch, name="ruvicorn-master-watch", daemon=True).start()
 
 
-def _child_main(
+def child_main(
     config: Config,
     sockets: list[socket.socket],
     *,
@@ -228,18 +271,7 @@ def _child_main(
         config=config,
     )
     try:
-        signals.reset_to_default()
-        with contextlib.suppress(ValueError):
-            signal.set_wakeup_fd(-1)
-        for fd in close_fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        # Its own process group: a terminal's Ctrl+C reaches only the master, which then
-        # stops each worker exactly once (a second signal would make a worker stop fast).
-        with contextlib.suppress(OSError):
-            os.setpgid(0, 0)
-        proctitle.set_title("worker", config.app)
+        detach(close_fds, old_mask, "worker", config.app)
         _watch_master(alive_fd, config.timeout_graceful_shutdown + 5.0)
         if server_info is not None:
             hooks.call("post_fork", server_info, me)
@@ -260,6 +292,7 @@ def _child_main(
             request_limit=request_limit(config),
             on_recycle=hooks_impl.on_recycle,
             on_app_started=lambda: hooks.call("post_worker_init", me),
+            metrics=heartbeat.counters(metrics.SLOTS) if config.metrics_bind else None,
         )
         if app is None:
             code = run_worker(config, sockets, worker_hooks)

@@ -78,8 +78,13 @@ async def finish(
     finish_tasks: bool = True,
 ) -> None:
     """Drain the connections within ``timeout``, then run lifespan shutdown."""
-    await server.shutdown(timeout, spare=lifespan.task, restart=restart, finish_tasks=finish_tasks)
-    await lifespan.shutdown()
+    try:
+        await server.shutdown(
+            timeout, spare=lifespan.task, restart=restart, finish_tasks=finish_tasks
+        )
+        await lifespan.shutdown()
+    finally:
+        server.stop_ticking()
 
 
 async def _serve(config: Config, sockets: list[socket.socket], hooks: WorkerHooks, app: Any) -> int:

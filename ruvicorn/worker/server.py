@@ -11,11 +11,12 @@ from ruvicorn import _native
 from ruvicorn.access import AccessLogger
 from ruvicorn.config import Config
 from ruvicorn.logs import access_log, error_log
+from ruvicorn.supervisor.heartbeat import INTERVAL
 from ruvicorn.worker.hooks import WorkerHooks
 from ruvicorn.worker.pathsend import send_file
 
 #: How often timeouts are enforced and the heartbeat runs; no connection has its own timer.
-TICK_SECONDS = 1.0
+TICK_SECONDS = INTERVAL
 
 
 class WorkerServer:
@@ -44,6 +45,7 @@ class WorkerServer:
             request_budget=hooks.request_limit,
             on_limit=self._budget_spent,
             pathsend=send_file,
+            metrics=hooks.metrics,
         )
         self.servers: list[asyncio.Server] = []
         self.sockets: list[socket.socket] = []
@@ -65,12 +67,13 @@ class WorkerServer:
         self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
 
     def _tick(self) -> None:
+        late = self.loop.time() - self._ticker.when() if self._ticker is not None else 0.0
         self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
         try:
             self.state.sweep()
         except Exception:  # a sweep failure must not stop the heartbeat
             error_log.exception("Timeout sweep failed")
-        if self.hooks.on_tick is not None and self.hooks.on_tick():
+        if self.hooks.on_tick is not None and self.hooks.on_tick(max(0.0, late)):
             self.retire.set()
 
     def _budget_spent(self) -> None:
@@ -163,11 +166,17 @@ class WorkerServer:
                 "Graceful shutdown timed out: closing %d connection(s)", self.state.connections
             )
             self.state.close_all()
-        if self._ticker is not None:
-            self._ticker.cancel()
+        self.state.publish_metrics()  # the master reads this worker's last counts
         if finish_tasks:
             await self._finish_tasks(spare)
         return clean
+
+    def stop_ticking(self) -> None:
+        """The last step of a stop: until here the heartbeat goes on, so the master can
+        tell a worker still stopping from one whose loop hung."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
 
     async def _finish_tasks(self, spare: asyncio.Task[Any] | None) -> None:
         """Give app tasks a moment to see the disconnect, then cancel what is left."""

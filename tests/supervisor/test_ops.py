@@ -91,11 +91,14 @@ def hooks_file(tmp_path: Path) -> tuple[Path, Path]:
     return conf, tmp_path / "hooks.txt"
 
 
+@pytest.mark.parametrize("fork", [[], ["--preload"]], ids=["master", "zygote"])
 def test_every_hook_runs_where_and_when_it_should(
-    start: Callable[..., Server], hooks_file: tuple[Path, Path]
+    start: Callable[..., Server], hooks_file: tuple[Path, Path], fork: list[str]
 ) -> None:
     conf, out = hooks_file
-    server = start("basic:app", "-c", str(conf), "--workers", "2", env={"HOOKS_OUT": str(out)})
+    server = start(
+        "basic:app", "-c", str(conf), "--workers", "2", *fork, env={"HOOKS_OUT": str(out)}
+    )
     server.wait_ready()
     master = server.pid
     first = server.workers()

@@ -41,11 +41,13 @@ def test_n_workers_distinct_pids_and_sigkill_is_replaced(start: Callable[..., Se
         assert status == 200 and int(body) != victim
 
 
+@pytest.mark.parametrize("preload", [False, True])
 def test_master_sigkill_takes_workers_and_watcher_down(
-    start: Callable[..., Server], tmp_path: Path
+    start: Callable[..., Server], tmp_path: Path, preload: bool
 ) -> None:
     server = start(
         "basic:app",
+        *(["--preload"] if preload else []),
         "--workers",
         "2",
         "--reload-dir",
@@ -55,7 +57,8 @@ def test_master_sigkill_takes_workers_and_watcher_down(
     server.wait_ready()
     server.wait_log("Watching")
     children = psutil.Process(server.pid).children()
-    assert len(children) == 3  # Two workers and the file watcher.
+    # Two workers and the file watcher (and the zygote).
+    assert len(children) == (4 if preload else 3)
     server.signal(signal.SIGKILL)
     server.wait_exit(10)
     _, alive = psutil.wait_procs(children, timeout=15)
@@ -71,11 +74,11 @@ def test_master_imports_no_app_code_unless_preload(start: Callable[..., Server])
     assert server.wait_exit(30) == 0
 
 
-def test_preload_imports_once_in_the_master(start: Callable[..., Server]) -> None:
+def test_preload_imports_once_in_a_zygote(start: Callable[..., Server]) -> None:
     server = start("basic:app", "--workers", "2", env={"RUVICORN_PRELOAD": "1"})
     server.wait_ready()
     importers = [pid for event, pid in server.events() if event == "import"]
-    assert importers == [server.pid]
+    assert importers == list(server.zygotes()) and server.pid not in importers
     status, body = server.get("/")
     assert status == 200 and int(body) in server.workers()
     server.signal(signal.SIGTERM)

@@ -17,8 +17,15 @@ from sup_helpers import Load, Server
 pytestmark = pytest.mark.timeout(120)
 
 
-def test_max_requests_recycles_without_failures(start: Callable[..., Server]) -> None:
-    server = start("basic:app", "--workers", "1", "--limit-max-requests", "20")
+#: Workers forked by the master, and by the zygote (--preload) then adopted by the master.
+FORKS = pytest.mark.parametrize("fork", [[], ["--preload"]], ids=["master", "zygote"])
+
+
+@FORKS
+def test_max_requests_recycles_without_failures(
+    start: Callable[..., Server], fork: list[str]
+) -> None:
+    server = start("basic:app", "--workers", "1", "--limit-max-requests", "20", *fork)
     server.wait_ready()
     (first,) = server.workers()
     pids = []
@@ -113,8 +120,15 @@ def test_max_memory_recycles_a_growing_worker(start: Callable[..., Server]) -> N
     assert status == 200 and int(body) != first
 
 
-def test_blocked_event_loop_gets_sigabrt_then_replaced(start: Callable[..., Server]) -> None:
-    server = start("basic:app", "--workers", "2", "--timeout-worker", "2")
+@FORKS
+@pytest.mark.parametrize("retiring", [False, True], ids=["serving", "retiring"])
+def test_blocked_event_loop_gets_sigabrt_then_replaced(
+    start: Callable[..., Server], fork: list[str], retiring: bool
+) -> None:
+    # Retiring: the blocking request spends the worker's budget, so the worker is already
+    # draining when its loop blocks; it is as hung as a serving one.
+    budget = ["--limit-max-requests", "1"] if retiring else []
+    server = start("basic:app", "--workers", "2", "--timeout-worker", "2", *fork, *budget)
     server.wait_ready()
     workers = server.workers()
     # The request itself is lost with its worker: that is the point.

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sup_helpers import NotifySocket, Server
+from sup_helpers import APPS, NotifySocket, Server
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -40,6 +40,37 @@ def test_sd_notify_ready_reloading_stopping_watchdog(
         server.signal(signal.SIGTERM)
         notify.wait_for("STOPPING", "1")
         assert server.wait_exit(30) == 0
+    finally:
+        notify.close()
+
+
+def test_preload_reload_that_cannot_import_is_reported_done(
+    start: Callable[..., Server], tmp_path: Path
+) -> None:
+    """systemctl reload must not hang when the new code cannot be imported."""
+    module = tmp_path / "reloaded.py"
+    module.write_text("from basic import app\n")
+    notify = NotifySocket(tmp_path / "notify.sock")
+    try:
+        server = start(
+            "reloaded:app",
+            "--preload",
+            "--app-dir",
+            str(tmp_path),
+            env={
+                "NOTIFY_SOCKET": notify.path,
+                "PYTHONPATH": str(APPS),
+                "PYTHONDONTWRITEBYTECODE": "1",
+            },
+        )
+        notify.wait_for("READY", "1")
+        module.write_text("raise RuntimeError('broken deploy')\n")
+        server.signal(signal.SIGHUP)
+        notify.wait_for("RELOADING", "1")
+        ready = notify.wait_for("READY", "1")
+        assert ready["STATUS"] == "1 of 1 workers ready; the last reload failed"
+        server.wait_log("broken deploy")
+        assert server.get("/")[0] == 200
     finally:
         notify.close()
 

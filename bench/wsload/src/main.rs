@@ -3,17 +3,20 @@
 //! ```text
 //! wsload --port P [--host 127.0.0.1] [--path /ws] [-c 64] [-d 7] [--size 13] [--timeout 5]
 //! wsload --serve --port P [--host 127.0.0.1]
+//! wsload --tls-close --port P [--host 127.0.0.1] [--path /] [-c 64] [-d 7] [--timeout 5]
 //! ```
 //!
 //! The first form opens `-c` connections, then for `-d` seconds each sends a `--size`-byte
 //! text message and waits for its echo before the next (a closed loop), and prints one line
 //! `BENCH_JSON {...}` with the same fields as the wrk reporter in bench/apps/report.lua
 //! ("requests" are echoed messages). The second form is a trivial echo server used to
-//! measure the client's own ceiling.
+//! measure the client's own ceiling. The third is HTTPS with a full TLS handshake per
+//! request (see `tlsclose`), which wrk cannot do: it resumes the session of the last one.
 
 mod client;
 mod frame;
 mod server;
+mod tlsclose;
 
 use std::io::{self, Write};
 use std::net::ToSocketAddrs;
@@ -30,8 +33,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// What the command line asks for: the client's settings, and whether to serve instead.
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(client::Config, bool), String> {
+/// What the command line asks for: the client's settings, and the mode.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(client::Config, Mode), String> {
     let mut cfg = client::Config {
         host: "127.0.0.1".into(),
         port: 0,
@@ -41,16 +44,22 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(client::Config,
         size: 13,
         timeout: Duration::from_secs(5),
     };
-    let mut serve = false;
+    let mut mode = Mode::WebSocket;
+    let mut path = None;
     while let Some(flag) = args.next() {
-        if flag == "--serve" {
-            serve = true;
+        if flag == "--serve" || flag == "--tls-close" {
+            mode = if flag == "--serve" {
+                Mode::Serve
+            } else {
+                Mode::TlsClose
+            };
             continue;
         }
         if flag == "-h" || flag == "--help" {
             return Err(
                 "usage: wsload --port P [--host H] [--path /ws] [-c N] [-d SECONDS] \
-                        [--size BYTES] [--timeout SECONDS] | wsload --serve --port P"
+                        [--size BYTES] [--timeout SECONDS] | wsload --serve --port P \
+                        | wsload --tls-close --port P [--path /] [-c N] [-d SECONDS]"
                     .into(),
             );
         }
@@ -59,7 +68,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(client::Config,
         match flag.as_str() {
             "--host" => cfg.host.clone_from(&value),
             "--port" => cfg.port = value.parse().map_err(|_| bad())?,
-            "--path" => cfg.path.clone_from(&value),
+            "--path" => path = Some(value),
             "-c" | "--connections" => cfg.connections = value.parse().map_err(|_| bad())?,
             "-d" | "--duration" => cfg.duration = seconds(&value).ok_or_else(bad)?,
             "--size" => cfg.size = value.parse().map_err(|_| bad())?,
@@ -70,7 +79,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(client::Config,
     if cfg.port == 0 {
         return Err("--port is required".into());
     }
-    Ok((cfg, serve))
+    cfg.path = path.unwrap_or_else(|| if mode == Mode::TlsClose { "/" } else { "/ws" }.into());
+    Ok((cfg, mode))
 }
 
 /// A non-negative, finite number of seconds (`Duration::from_secs_f64` panics on others).
@@ -90,9 +100,16 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    WebSocket,
+    Serve,
+    TlsClose,
+}
+
 fn real_main() -> Result<(), String> {
-    let (cfg, serve) = parse_args(std::env::args().skip(1))?;
-    if serve {
+    let (cfg, mode) = parse_args(std::env::args().skip(1))?;
+    if mode == Mode::Serve {
         let addr = (cfg.host.as_str(), cfg.port)
             .to_socket_addrs()
             .map_err(|e| e.to_string())?
@@ -103,7 +120,12 @@ fn real_main() -> Result<(), String> {
     if cfg.connections == 0 || cfg.size > frame::MAX_PAYLOAD {
         return Err("need at least one connection and a size up to 16 MiB".into());
     }
-    let mut stats = client::run(&cfg).map_err(|e| e.to_string())?;
+    let run = if mode == Mode::TlsClose {
+        tlsclose::run
+    } else {
+        client::run
+    };
+    let mut stats = run(&cfg).map_err(|e| e.to_string())?;
     if let Some(why) = &stats.first_error {
         let _ = writeln!(io::stderr(), "wsload: first error: {why}");
     }
@@ -143,27 +165,29 @@ fn real_main() -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Result<(client::Config, bool), String> {
+    fn args(list: &[&str]) -> Result<(client::Config, Mode), String> {
         parse_args(list.iter().map(ToString::to_string))
     }
 
     #[test]
     fn defaults_and_overrides() {
-        let (cfg, serve) = args(&["--port", "8000"]).expect("valid");
-        assert!(!serve);
+        let (cfg, mode) = args(&["--port", "8000"]).expect("valid");
+        assert_eq!(mode, Mode::WebSocket);
         assert_eq!(
             (cfg.host.as_str(), cfg.port, cfg.path.as_str()),
             ("127.0.0.1", 8000, "/ws")
         );
         assert_eq!((cfg.connections, cfg.size), (64, 13));
         assert_eq!(cfg.duration, Duration::from_secs(7));
-        let (cfg, serve) = args(&[
+        let (cfg, mode) = args(&[
             "--serve", "--port", "1", "-c", "3", "-d", "0.5", "--path", "/e",
         ])
         .expect("ok");
-        assert!(serve);
+        assert_eq!(mode, Mode::Serve);
         assert_eq!((cfg.connections, cfg.path.as_str()), (3, "/e"));
         assert_eq!(cfg.duration, Duration::from_millis(500));
+        let (cfg, mode) = args(&["--tls-close", "--port", "1"]).expect("ok");
+        assert_eq!((mode, cfg.path.as_str()), (Mode::TlsClose, "/"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod asgi;
 mod awaitable;
 mod conn;
+mod metrics;
 mod server;
 mod settings;
 
@@ -17,6 +18,7 @@ mod settings;
 #[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("METRICS_LAYOUT", metrics::layout(m.py())?)?;
     m.add_class::<server::ServerState>()?;
     m.add_class::<conn::HttpProtocol>()?;
     m.add_class::<asgi::cycle::RequestCycle>()?;

@@ -13,6 +13,7 @@ use crate::asgi::scope::{asgi_template, scope_template};
 use crate::asgi::spawn::TaskSpawner;
 use crate::awaitable::Ready;
 use crate::conn::HttpProtocol;
+use crate::metrics::Metrics;
 use crate::settings::Settings;
 use ruvicorn_core::http1::response::DateCache;
 
@@ -29,6 +30,11 @@ pub struct ServerState {
     pub spawner: TaskSpawner,
     pub create_future: Py<PyAny>,
     pub access_log: Option<Py<PyAny>>,
+    /// The access log format reads response headers (`%({name}o)s`): only then are they
+    /// kept for the access record.
+    pub access_response_headers: bool,
+    /// Request counters shared with the master (`--metrics-bind`), else None.
+    pub metrics: Option<Metrics>,
     pub error_log: Py<PyAny>,
     pub lifespan_state: Option<Py<PyDict>>,
     pub pathsend: Option<Py<PyAny>>,
@@ -77,11 +83,12 @@ impl RateLimitedCount {
 impl ServerState {
     /// `config` is the worker's `ruvicorn.config.Config`; the rest are the live objects
     /// of this worker. `request_budget` is the request count after which the worker
-    /// retires (0 = never), `on_limit` what it runs then.
+    /// retires (0 = never), `on_limit` what it runs then. `metrics` is this worker's
+    /// page of counters shared with the master (see `crate::metrics`), or None.
     #[new]
     #[pyo3(signature = (
         config, *, app, event_loop, error_log, access_log, lifespan_state, request_budget,
-        on_limit, pathsend,
+        on_limit, pathsend, metrics=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -95,8 +102,16 @@ impl ServerState {
         request_budget: u64,
         on_limit: Option<Py<PyAny>>,
         pathsend: Option<Py<PyAny>>,
+        metrics: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let settings = Settings::from_config(config)?;
+        let access_response_headers = match &access_log {
+            Some(log) => log
+                .bind(py)
+                .getattr_opt(crate::key!(py, "response_headers"))?
+                .is_some_and(|wanted| wanted.is_truthy().unwrap_or(false)),
+            None => false,
+        };
         let spawner = TaskSpawner::new(event_loop)?;
         let template = |websocket| {
             scope_template(py, &settings.root_path, lifespan_state.is_some(), websocket)
@@ -110,6 +125,8 @@ impl ServerState {
             spawner,
             create_future: event_loop.getattr("create_future")?.unbind(),
             access_log,
+            access_response_headers,
+            metrics: metrics.map(Metrics::new).transpose()?,
             error_log,
             lifespan_state,
             pathsend,
@@ -145,12 +162,22 @@ impl ServerState {
 
     /// Enforce keep-alive and request-head timeouts; the worker calls this about once a
     /// second, so no connection needs a timer of its own.
+    /// The sweep also publishes the metrics counters to the master.
     fn sweep(&self, py: Python<'_>) -> PyResult<()> {
         let now = Instant::now();
         for protocol in self.snapshot(py) {
             HttpProtocol::check_deadline(protocol.bind(py), now)?;
         }
-        Ok(())
+        self.publish_metrics(py)
+    }
+
+    /// Copy the metrics counters into the page the master reads (nothing without
+    /// `--metrics-bind`); the worker calls it once more just before it exits.
+    fn publish_metrics(&self, py: Python<'_>) -> PyResult<()> {
+        match &self.metrics {
+            Some(metrics) => metrics.publish(py),
+            None => Ok(()),
+        }
     }
 
     /// Graceful stop: every connection's next response says `connection: close`; idle ones
@@ -257,12 +284,19 @@ impl ServerState {
         }
     }
 
-    pub fn task_started(&self) {
+    /// An app Task started; an HTTP one is a request in flight.
+    pub fn task_started(&self, websocket: bool) {
         self.running.fetch_add(1, Ordering::Relaxed);
+        if let (Some(metrics), false) = (&self.metrics, websocket) {
+            metrics.in_flight(true);
+        }
     }
 
-    pub fn task_ended(&self) {
+    pub fn task_ended(&self, websocket: bool) {
         self.running.fetch_sub(1, Ordering::Relaxed);
+        if let (Some(metrics), false) = (&self.metrics, websocket) {
+            metrics.in_flight(false);
+        }
     }
 
     /// A new request would go beyond `--limit-concurrency`: more connections than the

@@ -39,6 +39,9 @@ pub struct Settings {
     pub date_header: bool,
     /// Peers whose forwarding headers are honoured (None with --no-proxy-headers).
     pub proxies: Option<TrustedProxies>,
+    /// With `--proxy-protocol`, the peers that may send a PROXY header (every connection
+    /// must start with one): `--forwarded-allow-ips`.
+    pub proxy_protocol: Option<TrustedProxies>,
     pub keep_alive_timeout: Duration,
     pub header_timeout: Duration,
     /// While draining, how long an idle keep-alive connection waits for a request that may
@@ -194,12 +197,10 @@ impl Settings {
                 per_message_deflate: get(config, key!(py, "ws_per_message_deflate"))?,
             })
         };
-        let proxies = if get(config, key!(py, "proxy_headers"))? {
-            let spec: String = get(config, key!(py, "forwarded_allow_ips"))?;
-            Some(TrustedProxies::parse(&spec))
-        } else {
-            None
-        };
+        let spec: String = get(config, key!(py, "forwarded_allow_ips"))?;
+        let trusted = |on: bool| on.then(|| TrustedProxies::parse(&spec));
+        let proxies = trusted(get(config, key!(py, "proxy_headers"))?);
+        let proxy_protocol = trusted(get(config, key!(py, "proxy_protocol"))?);
         let body: u64 = get(config, key!(py, "limit_request_body"))?;
         let concurrency: usize = get(config, key!(py, "limit_concurrency"))?;
         let http: String = get(config, key!(py, "http"))?;
@@ -232,6 +233,7 @@ impl Settings {
             extra_lines: header_lines(get(config, key!(py, "default_headers"))?)?,
             date_header: get(config, key!(py, "date_header"))?,
             proxies,
+            proxy_protocol,
             keep_alive_timeout: seconds(get(config, key!(py, "timeout_keep_alive"))?)?,
             header_timeout: seconds(get(config, key!(py, "timeout_request_header"))?)?,
             drain_linger: DRAIN_LINGER.min(seconds(graceful / 2.0)?),

@@ -8,6 +8,7 @@
 pub mod http1;
 pub mod http2;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod syntax;
 pub mod tls;
 pub mod ws;

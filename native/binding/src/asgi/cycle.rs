@@ -85,16 +85,21 @@ pub(crate) fn receive_message(
 }
 
 /// A message's `headers` as (name, value) byte strings.
+/// A message's header pairs, and its headers as a list (None without any).
+type Pairs<'py> = Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>;
+
 fn header_pairs<'py>(
     message: &Bound<'py, PyDict>,
-) -> PyResult<Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
+) -> PyResult<(Pairs<'py>, Option<Bound<'py, PyList>>)> {
     let py = message.py();
     let mut pairs = Vec::new();
+    let mut listed = None;
     if let Some(headers) = message.get_item(key!(py, "headers"))? {
         let headers = match headers.cast::<PyList>() {
             Ok(list) => list.clone(),
             Err(_) => PyList::new(py, headers.try_iter()?.collect::<PyResult<Vec<_>>>()?)?,
         };
+        listed = Some(headers.clone());
         pairs.reserve(headers.len());
         for item in headers.iter() {
             let (name, value) = match item.cast::<PyTuple>() {
@@ -104,7 +109,7 @@ fn header_pairs<'py>(
             pairs.push((header_bytes(name)?, header_bytes(value)?));
         }
     }
-    Ok(pairs)
+    Ok((pairs, listed))
 }
 
 fn header_bytes(obj: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyBytes>> {
@@ -146,7 +151,7 @@ impl RequestCycle {
                 .map_err(|_| PyTypeError::new_err("http.response.start 'status' must be an int"))?,
             None => return Err(PyTypeError::new_err("http.response.start needs a 'status'")),
         };
-        let pairs = header_pairs(message)?;
+        let (pairs, listed) = header_pairs(message)?;
         let trailers = match message.get_item(key!(py, "trailers"))? {
             Some(flag) => flag.is_truthy()?,
             None => false,
@@ -160,7 +165,11 @@ impl RequestCycle {
                 trailers,
                 defaults,
             )
-        })
+        })?;
+        if this.state().access_response_headers {
+            conn.keep_response_headers(self.seq, listed.map(Bound::unbind));
+        }
+        Ok(())
     }
 
     /// `http.response.trailers` (advertised on HTTP/2 only).
@@ -168,7 +177,7 @@ impl RequestCycle {
         let py = slf.py();
         let cycle = slf.get();
         let protocol = cycle.protocol.bind(py);
-        let pairs = header_pairs(message)?;
+        let (pairs, _) = header_pairs(message)?;
         let more = match message.get_item(key!(py, "more_trailers"))? {
             Some(flag) => flag.is_truthy()?,
             None => false,

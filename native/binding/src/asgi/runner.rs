@@ -37,20 +37,22 @@ pub struct AppRunner {
 struct TaskSlot {
     server: Py<ServerState>,
     held: AtomicBool,
+    websocket: bool,
 }
 
 impl TaskSlot {
-    fn take(server: Py<ServerState>) -> Self {
-        server.get().task_started();
+    fn take(server: Py<ServerState>, websocket: bool) -> Self {
+        server.get().task_started(websocket);
         Self {
             server,
             held: AtomicBool::new(true),
+            websocket,
         }
     }
 
     fn release(&self) {
         if self.held.swap(false, Ordering::Relaxed) {
-            self.server.get().task_ended();
+            self.server.get().task_ended(self.websocket);
         }
     }
 }
@@ -73,7 +75,7 @@ impl AppRunner {
         let steps = awaitable
             .call_method0(key!(py, "__await__"))?
             .cast_into::<PyIterator>()?;
-        let slot = TaskSlot::take(protocol.get().server().clone_ref(py));
+        let slot = TaskSlot::take(protocol.get().server().clone_ref(py), websocket);
         Ok(Self {
             coro: awaitable.clone().unbind(),
             steps: steps.unbind(),

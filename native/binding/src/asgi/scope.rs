@@ -9,7 +9,7 @@ use crate::server::ServerState;
 use ruvicorn_core::http1::request::RequestHead;
 use ruvicorn_core::http1::target::{percent_decode, Target};
 use ruvicorn_core::http1::Version;
-use ruvicorn_core::proxy::read_forwarded;
+use ruvicorn_core::proxy::{read_forwarded, TrustedProxies};
 use ruvicorn_core::tls::info::ConnectionInfo;
 
 /// What the scope needs to know about the connection, computed once when it is made.
@@ -68,6 +68,33 @@ impl HeadFields for ruvicorn_core::http2::RequestHead {
     }
     fn field_value(&self, index: usize) -> &[u8] {
         &self.headers[index].1
+    }
+}
+
+impl Peer {
+    /// `client` is the client's `(host, port)` and its host as text (None on a unix
+    /// socket); `proxies` the peers whose forwarding headers are honoured.
+    pub fn new(
+        client: Option<(Py<PyTuple>, String)>,
+        server: Option<Py<PyTuple>>,
+        proxies: Option<&TrustedProxies>,
+    ) -> Self {
+        let client_host = client.as_ref().map(|(_, host)| host.clone());
+        let trusted = proxies.is_some_and(|p| trusts_peer(p, client_host.as_deref()));
+        Self {
+            client_host,
+            client: client.map(|(tuple, _)| tuple),
+            server,
+            trusted,
+        }
+    }
+}
+
+/// Whether `proxies` lists the peer `host` (None: a unix socket, listed as `unix` or `*`).
+pub fn trusts_peer(proxies: &TrustedProxies, host: Option<&str>) -> bool {
+    match host {
+        Some(host) => proxies.trusts(host),
+        None => proxies.trusts("unix") || proxies.trusts("*"),
     }
 }
 

@@ -38,6 +38,10 @@ pub(crate) struct Effects {
     pub(super) wake_drain: Vec<Py<PyAny>>,
     pub(super) refused: Option<RequestError>,
     pub(super) access: Option<(Box<Access>, u16)>,
+    /// A refused request's record: the response before it may complete in the same turn.
+    pub(super) refused_access: Option<(Box<Access>, u16)>,
+    /// The records of HTTP/2 streams that ended.
+    pub(super) stream_access: Vec<(Box<Access>, u16)>,
     /// How an app ended, to log before anything else is done: its exception, or a
     /// complaint about the response it left unfinished.
     app_outcome: Option<(Option<Py<PyAny>>, Option<&'static str>)>,
@@ -100,6 +104,8 @@ impl Effects {
             && self.wake_drain.is_empty()
             && self.refused.is_none()
             && self.access.is_none()
+            && self.refused_access.is_none()
+            && self.stream_access.is_empty()
             && self.app_outcome.is_none()
     }
 }
@@ -135,7 +141,7 @@ impl HttpProtocol {
         transport: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let py = slf.py();
-        let this = slf.get();
+        let state = slf.get().state();
         // Every effect is attempted even when one fails (a logging handler raising, say):
         // a skipped wake-up would leave the app waiting forever. The first error is raised.
         let mut first_error: Option<PyErr> = None;
@@ -145,28 +151,35 @@ impl HttpProtocol {
             }
         };
         if let Some((error, complaint)) = fx.app_outcome.take() {
-            let log = this.state().error_log.bind(py);
+            let log = state.error_log.bind(py);
             let error = error.map(|e| e.into_bound(py));
             keep(report_app_outcome(log, error, complaint));
         }
         if let Some((what, detail)) = &fx.tls_note {
-            let line = format!("{what} {}: {detail}", this.client_name());
-            let log = this.state().error_log.bind(py);
+            let line = format!("{what} {}: {detail}", slf.get().client_name());
+            let log = state.error_log.bind(py);
             keep(log.call_method1(key!(py, "debug"), (line,)).map(drop));
         }
         if let Some(err) = &fx.refused {
-            let line = format!("Invalid HTTP request from {}: {}", this.client_name(), err);
-            let log = this.state().error_log.bind(py);
+            let line = format!(
+                "Invalid HTTP request from {}: {}",
+                slf.get().client_name(),
+                err
+            );
+            let log = state.error_log.bind(py);
             keep(log.call_method1(key!(py, "warning"), (line,)).map(drop));
         }
         if let Some(transport) = transport {
-            keep(fx.wire_bytes(py).and_then(|bytes| {
-                match bytes {
-                    Some(bytes) => transport
+            keep(fx.wire_bytes(py).and_then(|bytes| match bytes {
+                Some(bytes) => {
+                    if let Some(metrics) = &state.metrics {
+                        metrics.bytes_out(bytes.as_bytes().len());
+                    }
+                    transport
                         .call_method1(key!(py, "write"), (bytes,))
-                        .map(drop),
-                    None => Ok(()),
+                        .map(drop)
                 }
+                None => Ok(()),
             }));
             if let Some(pause) = fx.pause_reading.filter(|_| !fx.close) {
                 let name = if pause {
@@ -182,10 +195,21 @@ impl HttpProtocol {
                 keep(transport.call_method0(key!(py, "close")).map(drop));
             }
         }
-        if let Some((access, status)) = fx.access {
-            if let Some(log) = &this.state().access_log {
-                let seconds = access.started.elapsed().as_secs_f64();
-                let args = (access.scope, status, access.bytes, seconds);
+        let records = [fx.access, fx.refused_access].into_iter().flatten();
+        for (access, status) in records.chain(fx.stream_access) {
+            let elapsed = access.started.elapsed();
+            if let Some(metrics) = &state.metrics {
+                metrics.request(access.method, status, elapsed);
+            }
+            if let (Some(log), Some(scope)) = (&state.access_log, access.scope) {
+                let seconds = elapsed.as_secs_f64();
+                let args = (
+                    scope,
+                    status,
+                    access.bytes,
+                    seconds,
+                    access.response_headers,
+                );
                 keep(log.bind(py).call1(args).map(drop));
             }
         }

@@ -6,12 +6,13 @@ use std::time::Instant;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList};
 
 use std::borrow::Cow;
 
-use super::{ws, Conn, Deadline, Effects, Mode};
+use super::{ws, Access, Conn, Deadline, Effects, Mode};
 use crate::asgi::cycle::ClientDisconnected;
+use crate::metrics;
 use crate::server::ServerState;
 use ruvicorn_core::http1::connection::{Feed, ReceiveOutcome, SendError, SendOutcome};
 use ruvicorn_core::http2::sniff;
@@ -25,6 +26,8 @@ pub(crate) struct Lost {
     pub receive_waiters: Vec<(Py<PyAny>, Option<u64>)>,
     pub drain_waiters: Vec<Py<PyAny>>,
     pub ws_waiter: Option<ws::Wake>,
+    /// The protocol the connection spoke (`crate::metrics::PROTOCOLS`).
+    pub protocol: usize,
 }
 
 fn disconnected() -> PyErr {
@@ -134,6 +137,11 @@ impl Conn {
                 if !started && !self.closing {
                     fx.write_tail
                         .extend(error_response(err.status(), &state.default_lines()));
+                    if self.access.is_none() && state.metrics.is_some() {
+                        // A refused head still counts as a request (its method unknown).
+                        self.access = Some(Box::new(Access::new(None, metrics::OTHER_METHOD)));
+                    }
+                    fx.refused_access = self.answered_by_server(err.status());
                 }
                 fx.refused = Some(err);
                 self.close(fx);
@@ -263,6 +271,11 @@ impl Conn {
                 .collect(),
             drain_waiters: std::mem::take(&mut self.drain_waiters),
             ws_waiter: self.ws_connection_lost(),
+            protocol: match self.mode {
+                Mode::Http1 => metrics::HTTP1,
+                Mode::WebSocket(_) => metrics::WEBSOCKET,
+                Mode::Http2(_) => metrics::H2,
+            },
         }
     }
 
@@ -410,6 +423,16 @@ impl Conn {
         if let Some(access) = self.access.take() {
             let status = self.http1.exchange().map_or(0, |ex| ex.status);
             fx.access = Some((access, status));
+        }
+    }
+
+    /// The app's response headers, for an access log format that reads them.
+    pub(crate) fn keep_response_headers(&mut self, seq: u64, headers: Option<Py<PyList>>) {
+        if let Mode::Http2(_) = self.mode {
+            return self.h2_keep_response_headers(seq, headers);
+        }
+        if let Some(access) = &mut self.access {
+            access.response_headers = headers.map(Py::into_any);
         }
     }
 

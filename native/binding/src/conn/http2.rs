@@ -8,9 +8,11 @@ use std::time::Instant;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
+use pyo3::types::PyList;
 
-use super::{Conn, Effects, Mode};
+use super::{Access, Conn, Effects, Mode};
 use crate::asgi::cycle::ClientDisconnected;
+use crate::metrics;
 use crate::server::ServerState;
 use ruvicorn_core::http1::connection::ReceiveOutcome;
 use ruvicorn_core::http2::{Bytes, Event, Http2, RequestHead, SendError, Settings};
@@ -47,6 +49,10 @@ struct Stream {
     /// `await send()` of this stream waits for its body to leave.
     sending: bool,
     send_waiter: Option<Py<PyAny>>,
+    /// The status sent (0 until the head is on the wire).
+    status: u16,
+    /// The stream's record for the access log and metrics, when either is on.
+    access: Option<Box<Access>>,
 }
 
 pub(super) struct H2Conn {
@@ -90,6 +96,10 @@ impl Conn {
         fx: &mut Effects,
     ) {
         self.deadline = None;
+        if let Some(metrics) = &state.metrics {
+            metrics.connection(metrics::HTTP1, false);
+            metrics.connection(metrics::H2, true);
+        }
         self.mode = Mode::Http2(Box::new(H2Conn {
             engine: Http2::new(settings),
             streams: HashMap::new(),
@@ -292,6 +302,7 @@ impl Conn {
                 .send_response(id, status, &fields, end)
                 .map_err(send_error)?;
             entry.on_wire = true;
+            entry.status = status;
             if end && !entry.bodyless {
                 entry.complete = true;
                 return Ok(());
@@ -309,6 +320,9 @@ impl Conn {
         let end = !more_body && !entry.trailers;
         entry.complete = end;
         entry.sending = true;
+        if let Some(access) = &mut entry.access {
+            access.count(data.len() as u64);
+        }
         engine
             .send_data(id, Bytes::copy_from_slice(data), end)
             .map_err(send_error)
@@ -375,7 +389,7 @@ impl Conn {
         let Mode::Http2(h2) = &mut self.mode else {
             return None;
         };
-        let entry = h2.streams.remove(&id)?;
+        let mut entry = h2.streams.remove(&id)?;
         let mut complaint = None;
         if !entry.complete && !entry.bodyless && !entry.gone && !lost {
             if entry.on_wire {
@@ -384,7 +398,15 @@ impl Conn {
             } else {
                 complaint = Some("ASGI callable returned without starting a response");
                 let _ = h2.engine.send_response(id, 500, &[], true);
+                entry.status = 500;
+                if let Some(access) = &mut entry.access {
+                    access.bytes = None;
+                }
             }
+        }
+        // A stream reset before any response counts as no request answered.
+        if let Some(access) = entry.access.take().filter(|_| entry.status != 0) {
+            fx.stream_access.push((access, entry.status));
         }
         h2.engine.forget(id);
         self.h2_pump(fx);
@@ -436,10 +458,30 @@ impl Conn {
         if let Mode::Http2(h2) = &mut self.mode {
             let id = stream_id(seq);
             let _ = h2.engine.send_response(id, status, &[], true);
-            h2.streams.remove(&id);
+            if let Some(mut access) = h2.streams.remove(&id).and_then(|entry| entry.access) {
+                access.bytes = None;
+                fx.stream_access.push((access, status));
+            }
             h2.engine.forget(id);
         }
         self.h2_pump(fx);
+    }
+
+    /// Keep stream `seq`'s record for the access log and metrics.
+    pub(super) fn h2_keep_access(&mut self, seq: u64, access: Box<Access>) {
+        if let Some((_, entry)) = self.h2_stream(seq) {
+            entry.access = Some(access);
+        }
+    }
+
+    /// The app's response headers of stream `seq`, for an access log format that reads them.
+    pub(super) fn h2_keep_response_headers(&mut self, seq: u64, headers: Option<Py<PyList>>) {
+        if let Some(access) = self
+            .h2_stream(seq)
+            .and_then(|(_, entry)| entry.access.as_mut())
+        {
+            access.response_headers = headers.map(Py::into_any);
+        }
     }
 }
 

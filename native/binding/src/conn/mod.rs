@@ -11,6 +11,9 @@
 //! starting the app). No Python code runs under the lock, so a Python callback that
 //! re-enters the protocol (`pause_writing` from inside `transport.write`) finds it free.
 //!
+//! With `--proxy-protocol` the PROXY header is read beneath everything else (`proxied.rs`),
+//! before any byte reaches TLS or a mode.
+//!
 //! TLS is a layer beneath whatever mode runs (`tls.rs`): bytes read are decrypted before a
 //! mode sees them, and [`HttpProtocol::decide`] encrypts what a decision writes before the
 //! lock is released. HTTP/2 is one more [`Mode`] with its own file next to `http1.rs` and
@@ -20,6 +23,7 @@ mod effects;
 mod http1;
 mod http2;
 mod protocol;
+mod proxied;
 mod tls;
 mod ws;
 
@@ -91,31 +95,41 @@ pub(crate) struct Conn {
     deadline: Option<Deadline>,
     /// Bytes read and thrown away since the half-close.
     discarded: usize,
-    /// The current request's access record, kept only when access logging is on (boxed:
-    /// a connection without one carries a single word for it).
+    /// The current request's record, kept only when access logging or metrics are on
+    /// (boxed: a connection without one carries a single word for it).
     access: Option<Box<Access>>,
     /// The TLS layer, on a TLS listener.
     tls: Option<Box<Tls>>,
     /// Until the first plaintext bytes chose between HTTP/1.1 and HTTP/2: those held so
     /// far (a prefix of the HTTP/2 preface).
     sniffed: Option<Vec<u8>>,
+    /// With `--proxy-protocol`, until the PROXY header is read (`proxied.rs`).
+    awaiting_header: Option<Box<proxied::AwaitingHeader>>,
 }
 
-/// What the access log is told about one request: its scope as it arrived (a copy, so the
-/// app's changes do not show), when it started, and the response body bytes sent (`None`
-/// for a response ruvicorn wrote itself).
+/// The record of the current request, kept when access logging or metrics are on: what
+/// the access log is told (its scope as it arrived, a copy so the app's changes do not
+/// show; the app's response headers when the format reads them) and what the metrics count
+/// (its method), when it started, and the response body bytes sent (`None` for a response
+/// ruvicorn wrote itself).
 pub(super) struct Access {
-    scope: Py<PyDict>,
+    /// None when only the metrics keep the record.
+    scope: Option<Py<PyDict>>,
+    /// The method's metrics counter (`crate::metrics::method_index`).
+    method: u8,
     started: Instant,
     bytes: Option<u64>,
+    response_headers: Option<Py<PyAny>>,
 }
 
 impl Access {
-    pub(super) fn new(scope: Py<PyDict>) -> Self {
+    pub(super) fn new(scope: Option<Py<PyDict>>, method: u8) -> Self {
         Self {
             scope,
+            method,
             started: Instant::now(),
             bytes: Some(0),
+            response_headers: None,
         }
     }
 
@@ -142,6 +156,7 @@ impl Conn {
             access: None,
             tls,
             sniffed: Some(Vec::new()),
+            awaiting_header: None,
         }
     }
 
@@ -158,10 +173,15 @@ impl Conn {
 
     /// Log the current request with `status`, answered by ruvicorn rather than the app.
     fn log_access(&mut self, status: u16, fx: &mut Effects) {
-        fx.access = self.access.take().map(|mut access| {
+        fx.access = self.answered_by_server(status);
+    }
+
+    /// The current request's record, answered by ruvicorn with `status`.
+    fn answered_by_server(&mut self, status: u16) -> Option<(Box<Access>, u16)> {
+        self.access.take().map(|mut access| {
             access.bytes = None;
             (access, status)
-        });
+        })
     }
 
     /// Pause reading while too much input waits for the app; resume once it catches up.

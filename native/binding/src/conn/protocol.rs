@@ -14,6 +14,7 @@ use crate::asgi::cycle::RequestCycle;
 use crate::asgi::runner::{spawn_app, AppRunner};
 use crate::asgi::scope::{build_scope, tls_extension, Peer};
 use crate::key;
+use crate::metrics::{method_index, HTTP1};
 use crate::server::ServerState;
 use ruvicorn_core::http1::connection::Feed;
 use ruvicorn_core::http1::request::RequestHead;
@@ -22,8 +23,9 @@ use ruvicorn_core::http1::target::split_target;
 #[pyclass(frozen, module = "ruvicorn._native")]
 pub struct HttpProtocol {
     server: Py<ServerState>,
-    /// Who is at each end; set once in connection_made, so it needs no lock.
-    peer: OnceLock<Peer>,
+    /// Who is at each end; set once, so it needs no lock: in connection_made, or with
+    /// `--proxy-protocol` once the PROXY header is read.
+    pub(super) peer: OnceLock<Peer>,
     /// The `tls` extension, built once after the handshake and shared by every scope.
     tls_extension: OnceLock<Py<PyDict>>,
     conn: Mutex<Conn>,
@@ -129,10 +131,8 @@ impl HttpProtocol {
             websocket.is_some(),
             tls.as_ref(),
         )?;
-        if state.access_log.is_some() {
-            // The scope holds what the app sees (the forwarded client behind a trusted
-            // proxy); the copy keeps it as it arrived.
-            this.lock()?.access = Some(Box::new(Access::new(scope.copy()?.unbind())));
+        if let Some(access) = Self::access_record(state, &scope, head.method())? {
+            this.lock()?.access = Some(access);
         }
         if state.over_capacity() {
             Self::decide(slf, |conn, fx| conn.refuse(503, state, fx))?;
@@ -146,6 +146,24 @@ impl HttpProtocol {
             return ws::start(slf, head, &scope, seq, settings);
         }
         Self::run_cycle(slf, scope, seq)
+    }
+
+    /// The request's record, when access logging or metrics are on. The scope holds what
+    /// the app sees (the forwarded client behind a trusted proxy); the copy keeps it as it
+    /// arrived.
+    fn access_record(
+        state: &ServerState,
+        scope: &Bound<'_, PyDict>,
+        method: &[u8],
+    ) -> PyResult<Option<Box<Access>>> {
+        if state.access_log.is_none() && state.metrics.is_none() {
+            return Ok(None);
+        }
+        let logged = match state.access_log {
+            Some(_) => Some(scope.copy()?.unbind()),
+            None => None,
+        };
+        Ok(Some(Box::new(Access::new(logged, method_index(method)))))
     }
 
     /// Run the app of HTTP exchange (or HTTP/2 stream) `seq` in its own asyncio Task.
@@ -183,6 +201,9 @@ impl HttpProtocol {
         let scope = build_scope(py, state, peer, head, &target, false, tls.as_ref())?;
         if let Some(extensions) = scope.get_item(key!(py, "extensions"))? {
             extensions.set_item(key!(py, "http.response.trailers"), PyDict::new(py))?;
+        }
+        if let Some(access) = Self::access_record(state, &scope, head.method.as_bytes())? {
+            this.lock()?.h2_keep_access(seq, access);
         }
         if state.over_capacity() {
             return Self::decide(slf, |conn, fx| conn.h2_refuse(seq, 503, fx));
@@ -278,30 +299,36 @@ impl HttpProtocol {
             }
             None => None,
         };
-        let trusted = match (&state.settings.proxies, &client) {
-            (Some(proxies), Some((_, host))) => proxies.trusts(host),
-            (Some(proxies), None) => proxies.trusts("unix") || proxies.trusts("*"),
-            (None, _) => false,
-        };
-        let peer = Peer {
-            client_host: client.as_ref().map(|(_, host)| host.clone()),
-            client: client.map(|(tuple, _)| tuple),
-            server,
-            trusted,
-        };
-        if this.peer.set(peer).is_err() {
-            return Err(PyRuntimeError::new_err("connection_made called twice"));
-        }
+        let peer = Peer::new(client, server, state.settings.proxies.as_ref());
         let id = state.register(slf.clone().unbind());
         this.lock()?.made(id, transport.unbind(), state);
+        if let Some(allowed) = &state.settings.proxy_protocol {
+            Self::expect_proxy_header(slf, allowed, peer)?;
+        } else if this.peer.set(peer).is_err() {
+            return Err(PyRuntimeError::new_err("connection_made called twice"));
+        }
+        if let Some(metrics) = &state.metrics {
+            metrics.connection(HTTP1, true);
+        }
         Ok(())
     }
 
     fn data_received(slf: &Bound<'_, Self>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
         let state = slf.get().state();
-        let wake = Self::decide(slf, |conn, fx| {
-            conn.data_received(data.as_bytes(), state, fx)
-        })?;
+        if let Some(metrics) = &state.metrics {
+            metrics.bytes_in(data.as_bytes().len());
+        }
+        let mut data = data.as_bytes();
+        let after_header;
+        if slf.get().peer.get().is_none() {
+            // Waiting for the PROXY header: only what follows it goes on.
+            match Self::proxy_header_received(slf, data)? {
+                Some(rest) if !rest.is_empty() => after_header = rest,
+                _ => return Ok(()),
+            }
+            data = &after_header;
+        }
+        let wake = Self::decide(slf, |conn, fx| conn.data_received(data, state, fx))?;
         ws::wake(slf, wake)
     }
 
@@ -317,6 +344,9 @@ impl HttpProtocol {
         let this = slf.get();
         let lost = this.lock()?.lost();
         let registered = this.state().unregister(lost.id);
+        if let (Some(metrics), Some(_)) = (&this.state().metrics, &registered) {
+            metrics.connection(lost.protocol, false);
+        }
         Self::wake_receivers(slf, lost.receive_waiters)?;
         ws::wake(slf, lost.ws_waiter)?;
         for waiter in lost.drain_waiters {

@@ -244,6 +244,10 @@ pub(super) fn start(
         waiter: None,
         draining: state.is_draining(),
     }));
+    if let Some(metrics) = &state.metrics {
+        metrics.connection(crate::metrics::HTTP1, false);
+        metrics.connection(crate::metrics::WEBSOCKET, true);
+    }
     let cycle = Bound::new(py, WebSocketCycle::new(slf.clone().unbind()))?;
     let failed = spawn_app(state, scope.clone(), cycle.as_any(), |awaitable| {
         AppRunner::new(awaitable, slf.clone().unbind(), seq, true)
@@ -508,6 +512,9 @@ impl Conn {
         self.apply_step(step, fx);
         self.refresh_read_pause(fx);
         self.log_access(101, fx);
+        if let Some(metrics) = &state.metrics {
+            metrics.websocket_session();
+        }
         Ok(wake)
     }
 
