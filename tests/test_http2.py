@@ -23,6 +23,7 @@ import h2.settings
 import httpx
 import hyperframe.frame
 import pytest
+from h2raw import open_h2
 from realserver import ServerProcess
 from tlscerts import over_tls
 
@@ -141,12 +142,7 @@ def test_http1_implementation_names_are_read_as_1(server_factory: Any, name: str
 
 def raw_h2(server: ServerProcess) -> tuple[socket.socket, h2.connection.H2Connection]:
     """A cleartext HTTP/2 client over a raw socket, preface sent."""
-    config = h2.config.H2Configuration(client_side=True, header_encoding=None)
-    conn = h2.connection.H2Connection(config=config)
-    conn.initiate_connection()
-    sock = socket.create_connection((server.host, server.port), timeout=BOUND)
-    sock.sendall(conn.data_to_send())
-    return sock, conn
+    return open_h2(server.host, server.port)
 
 
 def read_until_goaway(
