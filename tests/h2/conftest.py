@@ -1,0 +1,54 @@
+"""The server under test for the HTTP/2 conformance suite.
+
+By default ruvicorn serving tests/apps/testapp.py, reached with h2c prior knowledge; the suite
+skips when that ruvicorn does not speak HTTP/2. ``RUVICORN_H2_REFERENCE=hypercorn`` runs the
+same cases against hypercorn serving the same app, to check the suite itself (hypercorn is then
+needed in the virtualenv; it is no dependency of ruvicorn).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from h2client import H2Conn, Target, speaks_h2
+from realserver import APPS, HOST, ServerProcess, free_port
+
+REFERENCE = os.environ.get("RUVICORN_H2_REFERENCE", "")
+
+
+def _reference(factory: Callable[..., ServerProcess]) -> ServerProcess:
+    if REFERENCE != "hypercorn":
+        pytest.fail(f"RUVICORN_H2_REFERENCE={REFERENCE!r}: the only reference is 'hypercorn'")
+    exe = Path(sys.executable).parent / "hypercorn"
+    if not exe.exists() and shutil.which("hypercorn") is None:
+        pytest.skip("RUVICORN_H2_REFERENCE=hypercorn but hypercorn is not installed")
+    port = free_port()
+    argv = [str(exe), "--bind", f"{HOST}:{port}", "testapp:app"]
+    server = factory("", argv=argv, cwd=APPS, port=port, env={"PYTHONPATH": str(APPS)})
+    server.expect_exit = None
+    return server
+
+
+@pytest.fixture(scope="module")
+def h2server(module_server_factory: Callable[..., ServerProcess]) -> Iterator[Target]:
+    if REFERENCE:
+        server = _reference(module_server_factory)
+        name = REFERENCE
+    else:
+        server = module_server_factory("testapp:app")
+        name = "ruvicorn"
+    if not speaks_h2(server.host, server.port):
+        pytest.skip(f"{name} does not speak HTTP/2: no SETTINGS after the h2c preface")
+    yield Target(name, server.host, server.port)
+
+
+@pytest.fixture
+def conn(h2server: Target) -> Iterator[H2Conn]:
+    """A connection past the preface and SETTINGS exchange."""
+    with h2server.connect() as c:
+        yield c
