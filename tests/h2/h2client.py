@@ -14,6 +14,7 @@ import struct
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 from h2.errors import ErrorCodes
 from hpack import Decoder, Encoder, NeverIndexedHeaderTuple
@@ -32,10 +33,23 @@ from hyperframe.frame import (
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 READ_TIMEOUT = 5.0
-#: Frame type codes for raw frames.
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE = 0, 1, 2, 3, 4, 5
-PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = 6, 7, 8, 9
-END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
+
+
+class T(IntEnum):
+    """Frame type codes, for raw frames."""
+
+    DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE = 0, 1, 2, 3, 4, 5
+    PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = 6, 7, 8, 9
+
+
+class F:
+    """Frame flag bits, for raw frames."""
+
+    END_STREAM = ACK = 0x1
+    END_HEADERS = 0x4
+    PADDED = 0x8
+
+
 Headers = list[tuple[str, str]]
 
 
@@ -288,7 +302,7 @@ def speaks_h2(host: str, port: int) -> bool:
                 head += chunk
     except OSError:
         return False
-    return head[3] == SETTINGS and head[5:9] == b"\0\0\0\0"
+    return head[3] == T.SETTINGS and head[5:9] == b"\0\0\0\0"
 
 
 def rst(stream_id: int, code: ErrorCodes = ErrorCodes.CANCEL) -> RstStreamFrame:

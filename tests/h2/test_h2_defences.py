@@ -7,23 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from h2client import (
-    CONTINUATION,
-    DATA,
-    END_HEADERS,
-    END_STREAM,
-    HEADERS,
-    PING,
-    SETTINGS,
-    ErrorCodes,
-    H2Conn,
-    Target,
-    block,
-    integer,
-    raw,
-    request,
-    rst,
-)
+from h2client import ErrorCodes, F, H2Conn, T, Target, block, integer, raw, request, rst
 from hyperframe.frame import GoAwayFrame, RstStreamFrame
 
 FLOOD_SECONDS = 10.0
@@ -81,11 +65,11 @@ def assert_ordinary_client_served(target: Target) -> None:
 
 
 FLOODS = {
-    "ping": (b"", raw(PING, 0, 0, b"pingpong") * BATCH),
-    "settings": (b"", raw(SETTINGS, 0, 0) * BATCH),
+    "ping": (b"", raw(T.PING, 0, 0, b"pingpong") * BATCH),
+    "settings": (b"", raw(T.SETTINGS, 0, 0) * BATCH),
     "empty-data": (
-        raw(HEADERS, END_HEADERS, 1, block(request("/echo", "POST"))),
-        raw(DATA, 0, 1) * BATCH,
+        raw(T.HEADERS, F.END_HEADERS, 1, block(request("/echo", "POST"))),
+        raw(T.DATA, 0, 1) * BATCH,
     ),
 }
 
@@ -107,7 +91,7 @@ def test_rapid_reset(h2server: Target) -> None:
 
     def pairs(first: int) -> bytes:
         return b"".join(
-            raw(HEADERS, END_STREAM | END_HEADERS, sid, slow) + rst(sid).serialize()
+            raw(T.HEADERS, F.END_STREAM | F.END_HEADERS, sid, slow) + rst(sid).serialize()
             for sid in range(first, first + 200, 2)
         )
 
@@ -122,15 +106,17 @@ def _hpack_bomb() -> bytes:
     """One 4 KB entry put in the dynamic table, then referenced 12 000 times: 48 MB decoded."""
     value = b"b" * 4000
     entry = b"\x40\x06x-bomb" + integer(len(value), 7) + value  # literal, incremental indexing
-    return raw(HEADERS, END_STREAM | END_HEADERS, 1, block(request()) + entry + b"\xbe" * 12000)
+    return raw(
+        T.HEADERS, F.END_STREAM | F.END_HEADERS, 1, block(request()) + entry + b"\xbe" * 12000
+    )
 
 
 def _oversized_header_list() -> bytes:
     """1 MiB of distinct fields over HEADERS and 64 CONTINUATION frames."""
-    frames = [raw(HEADERS, END_STREAM, 1, block(request()))]
+    frames = [raw(T.HEADERS, F.END_STREAM, 1, block(request()))]
     for i in range(64):
         piece = block([(f"x-big-{i}", "v" * 16000)])
-        frames.append(raw(CONTINUATION, END_HEADERS * (i == 63), 1, piece))
+        frames.append(raw(T.CONTINUATION, F.END_HEADERS * (i == 63), 1, piece))
     return b"".join(frames)
 
 
@@ -139,8 +125,8 @@ HEADER_ATTACKS = {
     "hpack-bomb": (b"", _hpack_bomb()),
     "oversized-header-list": (b"", _oversized_header_list()),
     "continuation-flood": (
-        raw(HEADERS, END_STREAM, 1, block(request())),
-        raw(CONTINUATION, 0, 1, block([("x-c", "c" * 100)])) * 100,
+        raw(T.HEADERS, F.END_STREAM, 1, block(request())),
+        raw(T.CONTINUATION, 0, 1, block([("x-c", "c" * 100)])) * 100,
     ),
 }
 
@@ -168,7 +154,8 @@ def test_requests_per_connection_are_capped(h2server: Target) -> None:
         while goaway is None and sid < 20000 and time.monotonic() < deadline:
             client.send(
                 b"".join(
-                    raw(HEADERS, END_STREAM | END_HEADERS, s, get) for s in range(sid, sid + 100, 2)
+                    raw(T.HEADERS, F.END_STREAM | F.END_HEADERS, s, get)
+                    for s in range(sid, sid + 100, 2)
                 )
             )
             sid += 100

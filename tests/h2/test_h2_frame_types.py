@@ -7,34 +7,11 @@ import contextlib
 import struct
 
 import pytest
-from h2client import (
-    ACK,
-    CONTINUATION,
-    DATA,
-    END_HEADERS,
-    END_STREAM,
-    GOAWAY,
-    HEADERS,
-    PADDED,
-    PING,
-    PRIORITY,
-    PUSH_PROMISE,
-    RST_STREAM,
-    SETTINGS,
-    WINDOW_UPDATE,
-    ErrorCodes,
-    H2Conn,
-    Target,
-    block,
-    continuation,
-    data,
-    raw,
-    request,
-)
+from h2client import ErrorCodes, F, H2Conn, T, Target, block, continuation, data, raw, request
 from hyperframe.frame import PingFrame, SettingsFrame
 
 GET = block(request())
-POST_OPEN = raw(HEADERS, END_HEADERS, 1, block(request("/echo", "POST")))
+POST_OPEN = raw(T.HEADERS, F.END_HEADERS, 1, block(request("/echo", "POST")))
 
 
 def setting(ident: int, value: int) -> bytes:
@@ -43,95 +20,100 @@ def setting(ident: int, value: int) -> bytes:
 
 #: (frames to send, the connection error's code)
 CONNECTION_ERRORS = {
-    "data-on-stream-0": ([raw(DATA, 0, 0, b"x")], ErrorCodes.PROTOCOL_ERROR),
+    "data-on-stream-0": ([raw(T.DATA, 0, 0, b"x")], ErrorCodes.PROTOCOL_ERROR),
     "data-pad-length-too-big": (
-        [POST_OPEN, raw(DATA, END_STREAM | PADDED, 1, b"\x05abc")],
+        [POST_OPEN, raw(T.DATA, F.END_STREAM | F.PADDED, 1, b"\x05abc")],
         ErrorCodes.PROTOCOL_ERROR,
     ),
-    "headers-on-stream-0": ([raw(HEADERS, END_HEADERS, 0, GET)], ErrorCodes.PROTOCOL_ERROR),
+    "headers-on-stream-0": ([raw(T.HEADERS, F.END_HEADERS, 0, GET)], ErrorCodes.PROTOCOL_ERROR),
     "headers-pad-length-too-big": (
-        [raw(HEADERS, END_HEADERS | END_STREAM | PADDED, 1, bytes([len(GET) + 1]) + GET)],
+        [raw(T.HEADERS, F.END_HEADERS | F.END_STREAM | F.PADDED, 1, bytes([len(GET) + 1]) + GET)],
         ErrorCodes.PROTOCOL_ERROR,
     ),
-    "priority-on-stream-0": ([raw(PRIORITY, 0, 0, b"\0\0\0\x01\x10")], ErrorCodes.PROTOCOL_ERROR),
-    "rst-stream-on-stream-0": ([raw(RST_STREAM, 0, 0, b"\0\0\0\x08")], ErrorCodes.PROTOCOL_ERROR),
+    "priority-on-stream-0": ([raw(T.PRIORITY, 0, 0, b"\0\0\0\x01\x10")], ErrorCodes.PROTOCOL_ERROR),
+    "rst-stream-on-stream-0": ([raw(T.RST_STREAM, 0, 0, b"\0\0\0\x08")], ErrorCodes.PROTOCOL_ERROR),
     "rst-stream-too-short": (
-        [POST_OPEN, raw(RST_STREAM, 0, 1, b"\0\0\x08")],
+        [POST_OPEN, raw(T.RST_STREAM, 0, 1, b"\0\0\x08")],
         ErrorCodes.FRAME_SIZE_ERROR,
     ),
     "rst-stream-too-long": (
-        [POST_OPEN, raw(RST_STREAM, 0, 1, b"\0\0\0\x08\0")],
+        [POST_OPEN, raw(T.RST_STREAM, 0, 1, b"\0\0\0\x08\0")],
         ErrorCodes.FRAME_SIZE_ERROR,
     ),
     "settings-ack-with-payload": (
-        [raw(SETTINGS, ACK, 0, setting(SettingsFrame.ENABLE_PUSH, 0))],
+        [raw(T.SETTINGS, F.ACK, 0, setting(SettingsFrame.ENABLE_PUSH, 0))],
         ErrorCodes.FRAME_SIZE_ERROR,
     ),
-    "settings-on-a-stream": ([raw(SETTINGS, 0, 1, b"")], ErrorCodes.PROTOCOL_ERROR),
+    "settings-on-a-stream": ([raw(T.SETTINGS, 0, 1, b"")], ErrorCodes.PROTOCOL_ERROR),
     "settings-length-not-multiple-of-6": (
-        [raw(SETTINGS, 0, 0, setting(SettingsFrame.ENABLE_PUSH, 0)[:5])],
+        [raw(T.SETTINGS, 0, 0, setting(SettingsFrame.ENABLE_PUSH, 0)[:5])],
         ErrorCodes.FRAME_SIZE_ERROR,
-    ),
-    "settings-enable-push-2": (
-        [raw(SETTINGS, 0, 0, setting(SettingsFrame.ENABLE_PUSH, 2))],
-        ErrorCodes.PROTOCOL_ERROR,
-    ),
-    "settings-initial-window-above-2^31-1": (
-        [raw(SETTINGS, 0, 0, setting(SettingsFrame.INITIAL_WINDOW_SIZE, 2**31))],
-        ErrorCodes.FLOW_CONTROL_ERROR,
-    ),
-    "settings-max-frame-size-below-16384": (
-        [raw(SETTINGS, 0, 0, setting(SettingsFrame.MAX_FRAME_SIZE, 16383))],
-        ErrorCodes.PROTOCOL_ERROR,
-    ),
-    "settings-max-frame-size-above-2^24-1": (
-        [raw(SETTINGS, 0, 0, setting(SettingsFrame.MAX_FRAME_SIZE, 2**24))],
-        ErrorCodes.PROTOCOL_ERROR,
     ),
     "push-promise-from-client": (
-        [POST_OPEN, raw(PUSH_PROMISE, END_HEADERS, 1, b"\0\0\0\x02" + GET)],
+        [POST_OPEN, raw(T.PUSH_PROMISE, F.END_HEADERS, 1, b"\0\0\0\x02" + GET)],
         ErrorCodes.PROTOCOL_ERROR,
     ),
-    "ping-on-a-stream": ([raw(PING, 0, 1, b"12345678")], ErrorCodes.PROTOCOL_ERROR),
-    "ping-too-short": ([raw(PING, 0, 0, b"1234567")], ErrorCodes.FRAME_SIZE_ERROR),
-    "ping-too-long": ([raw(PING, 0, 0, b"123456789")], ErrorCodes.FRAME_SIZE_ERROR),
-    "goaway-on-a-stream": ([raw(GOAWAY, 0, 1, b"\0\0\0\0\0\0\0\0")], ErrorCodes.PROTOCOL_ERROR),
+    "ping-on-a-stream": ([raw(T.PING, 0, 1, b"12345678")], ErrorCodes.PROTOCOL_ERROR),
+    "ping-too-short": ([raw(T.PING, 0, 0, b"1234567")], ErrorCodes.FRAME_SIZE_ERROR),
+    "ping-too-long": ([raw(T.PING, 0, 0, b"123456789")], ErrorCodes.FRAME_SIZE_ERROR),
+    "goaway-on-a-stream": ([raw(T.GOAWAY, 0, 1, b"\0\0\0\0\0\0\0\0")], ErrorCodes.PROTOCOL_ERROR),
     "window-update-too-short": (
-        [raw(WINDOW_UPDATE, 0, 0, b"\0\0\x01")],
+        [raw(T.WINDOW_UPDATE, 0, 0, b"\0\0\x01")],
         ErrorCodes.FRAME_SIZE_ERROR,
     ),
     "window-update-too-long": (
-        [raw(WINDOW_UPDATE, 0, 0, b"\0\0\0\x01\0")],
+        [raw(T.WINDOW_UPDATE, 0, 0, b"\0\0\0\x01\0")],
         ErrorCodes.FRAME_SIZE_ERROR,
     ),
     "continuation-on-stream-0": (
-        [raw(HEADERS, END_STREAM, 1, GET[:2]), raw(CONTINUATION, END_HEADERS, 0, GET[2:])],
+        [raw(T.HEADERS, F.END_STREAM, 1, GET[:2]), raw(T.CONTINUATION, F.END_HEADERS, 0, GET[2:])],
         ErrorCodes.PROTOCOL_ERROR,
     ),
     "continuation-after-end-headers": (
-        [raw(HEADERS, END_HEADERS, 1, GET), raw(CONTINUATION, END_HEADERS, 1, b"")],
+        [raw(T.HEADERS, F.END_HEADERS, 1, GET), raw(T.CONTINUATION, F.END_HEADERS, 1, b"")],
         ErrorCodes.PROTOCOL_ERROR,
     ),
     "continuation-after-continuation-with-end-headers": (
         [
-            raw(HEADERS, 0, 1, GET[:2]),
-            raw(CONTINUATION, END_HEADERS, 1, GET[2:]),
-            raw(CONTINUATION, END_HEADERS, 1, b""),
+            raw(T.HEADERS, 0, 1, GET[:2]),
+            raw(T.CONTINUATION, F.END_HEADERS, 1, GET[2:]),
+            raw(T.CONTINUATION, F.END_HEADERS, 1, b""),
         ],
         ErrorCodes.PROTOCOL_ERROR,
     ),
     "continuation-after-data": (
-        [POST_OPEN, raw(DATA, 0, 1, b"x"), raw(CONTINUATION, END_HEADERS, 1, b"")],
+        [POST_OPEN, raw(T.DATA, 0, 1, b"x"), raw(T.CONTINUATION, F.END_HEADERS, 1, b"")],
         ErrorCodes.PROTOCOL_ERROR,
     ),
     "continuation-then-other-frame": (
-        [raw(HEADERS, END_STREAM, 1, GET[:2]), raw(CONTINUATION, 0, 1, GET[2:4]), raw(DATA, 0, 1)],
+        [
+            raw(T.HEADERS, F.END_STREAM, 1, GET[:2]),
+            raw(T.CONTINUATION, 0, 1, GET[2:4]),
+            raw(T.DATA, 0, 1),
+        ],
         ErrorCodes.PROTOCOL_ERROR,
     ),
     "continuation-interleaved-with-another-stream": (
-        [raw(HEADERS, END_STREAM, 1, GET[:2]), raw(CONTINUATION, END_HEADERS, 3, GET[2:])],
+        [raw(T.HEADERS, F.END_STREAM, 1, GET[:2]), raw(T.CONTINUATION, F.END_HEADERS, 3, GET[2:])],
         ErrorCodes.PROTOCOL_ERROR,
     ),
+}
+
+
+#: §6.5.2: (setting, out-of-range value, the connection error's code)
+INVALID_SETTINGS = {
+    "enable-push-2": (SettingsFrame.ENABLE_PUSH, 2, ErrorCodes.PROTOCOL_ERROR),
+    "initial-window-above-2^31-1": (
+        SettingsFrame.INITIAL_WINDOW_SIZE,
+        2**31,
+        ErrorCodes.FLOW_CONTROL_ERROR,
+    ),
+    "max-frame-size-below-16384": (SettingsFrame.MAX_FRAME_SIZE, 16383, ErrorCodes.PROTOCOL_ERROR),
+    "max-frame-size-above-2^24-1": (SettingsFrame.MAX_FRAME_SIZE, 2**24, ErrorCodes.PROTOCOL_ERROR),
+}
+CONNECTION_ERRORS |= {
+    f"settings-{name}": ([raw(T.SETTINGS, 0, 0, setting(ident, value))], code)
+    for name, (ident, value, code) in INVALID_SETTINGS.items()
 }
 
 
@@ -145,7 +127,7 @@ def test_connection_error(conn: H2Conn, case: str) -> None:
 @pytest.mark.parametrize("length", [4, 6])
 def test_priority_of_wrong_length(conn: H2Conn, length: int) -> None:
     """A stream error (§6.3), unlike most size errors."""
-    conn.send(raw(PRIORITY, 0, 1, b"\0\0\0\0\x10\0"[:length]))
+    conn.send(raw(T.PRIORITY, 0, 1, b"\0\0\0\0\x10\0"[:length]))
     conn.expect_stream_error(1, ErrorCodes.FRAME_SIZE_ERROR)
 
 
@@ -171,7 +153,7 @@ def test_settings_are_acknowledged(h2server: Target) -> None:
     ],
 )
 def test_valid_settings_keep_the_connection(conn: H2Conn, settings: bytes) -> None:
-    conn.send(raw(SETTINGS, 0, 0, settings))
+    conn.send(raw(T.SETTINGS, 0, 0, settings))
     conn.expect_alive()
 
 
@@ -179,7 +161,7 @@ def test_last_of_repeated_settings_values_wins(h2server: Target) -> None:
     """§6.5.3: values are processed in order; window 100 then 1 leaves a window of 1."""
     with h2server.connect() as c:
         window = SettingsFrame.INITIAL_WINDOW_SIZE
-        c.send(raw(SETTINGS, 0, 0, setting(window, 100) + setting(window, 1)))
+        c.send(raw(T.SETTINGS, 0, 0, setting(window, 100) + setting(window, 1)))
         c.send(c.headers(1, request("/echo", "POST"), end_stream=False), data(1, b"abc"))
         resp = c.response(1, window_updates=True)
         assert (resp.body, max(resp.data_frames)) == (b"abc", 1)
@@ -213,7 +195,7 @@ def test_ping_ack_from_client_is_not_answered(conn: H2Conn) -> None:
 def test_field_block_in_many_continuations(conn: H2Conn) -> None:
     head = block(request(extra=[("x-long", "v" * 200)]))
     pieces = [head[i : i + 20] for i in range(0, len(head), 20)]
-    conn.send(raw(HEADERS, END_STREAM, 1, pieces[0]))
+    conn.send(raw(T.HEADERS, F.END_STREAM, 1, pieces[0]))
     conn.send(*(continuation(1, p, end_headers=False) for p in pieces[1:-1]))
     conn.send(continuation(1, pieces[-1]))
     assert conn.response(1).status == 200
@@ -222,7 +204,7 @@ def test_field_block_in_many_continuations(conn: H2Conn) -> None:
 def test_goaway_from_client_is_accepted(conn: H2Conn) -> None:
     """The server may close or stay silent, but must not answer the client's GOAWAY with an
     error."""
-    conn.send(raw(GOAWAY, 0, 0, b"\0\0\0\0\0\0\0\0"))
+    conn.send(raw(T.GOAWAY, 0, 0, b"\0\0\0\0\0\0\0\0"))
     with contextlib.suppress(AssertionError):  # silence for the whole bound is fine
         for _ in conn.frames(timeout=1.0):
             pass

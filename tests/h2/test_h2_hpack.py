@@ -4,18 +4,7 @@ error of type COMPRESSION_ERROR (RFC 9113 §4.3); every valid representation dec
 from __future__ import annotations
 
 import pytest
-from h2client import (
-    END_HEADERS,
-    END_STREAM,
-    HEADERS,
-    ErrorCodes,
-    H2Conn,
-    Target,
-    block,
-    integer,
-    raw,
-    request,
-)
+from h2client import ErrorCodes, F, H2Conn, T, Target, block, integer, raw, request
 from hpack import Encoder
 from hyperframe.frame import SettingsFrame
 
@@ -50,13 +39,13 @@ BAD_BLOCKS = {
 
 @pytest.mark.parametrize("case", list(BAD_BLOCKS))
 def test_undecodable_field_block(conn: H2Conn, case: str) -> None:
-    conn.send(raw(HEADERS, END_STREAM | END_HEADERS, 1, BAD_BLOCKS[case]))
+    conn.send(raw(T.HEADERS, F.END_STREAM | F.END_HEADERS, 1, BAD_BLOCKS[case]))
     conn.expect_goaway(ErrorCodes.COMPRESSION_ERROR)
 
 
 def test_size_update_above_the_settings_limit(conn: H2Conn) -> None:
     limit = conn.server_settings.get(SettingsFrame.HEADER_TABLE_SIZE, 4096)
-    conn.send(raw(HEADERS, END_STREAM | END_HEADERS, 1, integer(limit + 1, 5, 0x20) + GET))
+    conn.send(raw(T.HEADERS, F.END_STREAM | F.END_HEADERS, 1, integer(limit + 1, 5, 0x20) + GET))
     conn.expect_goaway(ErrorCodes.COMPRESSION_ERROR)
 
 
@@ -72,7 +61,7 @@ GOOD_BLOCKS = {
 
 @pytest.mark.parametrize("case", list(GOOD_BLOCKS))
 def test_field_representations_decode(conn: H2Conn, case: str) -> None:
-    conn.send(raw(HEADERS, END_STREAM | END_HEADERS, 1, GOOD_BLOCKS[case]))
+    conn.send(raw(T.HEADERS, F.END_STREAM | F.END_HEADERS, 1, GOOD_BLOCKS[case]))
     assert conn.response(1).status == 200
 
 
@@ -82,9 +71,9 @@ def test_dynamic_table_entries_are_reused_across_requests(conn: H2Conn) -> None:
     fields = request(extra=[("x-repeated", "r" * 100)])
     first, second = bytes(encoder.encode(fields)), bytes(encoder.encode(fields))
     assert len(second) < len(first) // 4
-    conn.send(raw(HEADERS, END_STREAM | END_HEADERS, 1, first))
+    conn.send(raw(T.HEADERS, F.END_STREAM | F.END_HEADERS, 1, first))
     assert conn.response(1).status == 200
-    conn.send(raw(HEADERS, END_STREAM | END_HEADERS, 3, second))
+    conn.send(raw(T.HEADERS, F.END_STREAM | F.END_HEADERS, 3, second))
     assert conn.response(3).status == 200
 
 
@@ -96,5 +85,12 @@ def test_dynamic_table_eviction(h2server: Target) -> None:
         encoder.header_table_size = table
         for i in range(6):
             fields = request(extra=[(f"x-fill-{i}", "f" * (table // 3))])
-            c.send(raw(HEADERS, END_STREAM | END_HEADERS, 1 + 2 * i, bytes(encoder.encode(fields))))
+            c.send(
+                raw(
+                    T.HEADERS,
+                    F.END_STREAM | F.END_HEADERS,
+                    1 + 2 * i,
+                    bytes(encoder.encode(fields)),
+                )
+            )
             assert c.response(1 + 2 * i).status == 200

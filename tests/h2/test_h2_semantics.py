@@ -4,7 +4,7 @@ PROTOCOL_ERROR and never reaches the app; well-formed variants are served."""
 from __future__ import annotations
 
 import pytest
-from h2client import END_HEADERS, END_STREAM, HEADERS, ErrorCodes, H2Conn, block, data, raw
+from h2client import ErrorCodes, F, H2Conn, T, block, data, raw
 
 BASE = [(":method", "GET"), (":scheme", "http"), (":path", "/ok"), (":authority", "localhost")]
 
@@ -40,7 +40,7 @@ MALFORMED = {
 
 @pytest.mark.parametrize("case", list(MALFORMED))
 def test_malformed_request_headers(conn: H2Conn, case: str) -> None:
-    conn.send(raw(HEADERS, END_STREAM | END_HEADERS, 1, block(MALFORMED[case])))
+    conn.send(raw(T.HEADERS, F.END_STREAM | F.END_HEADERS, 1, block(MALFORMED[case])))
     conn.expect_stream_error(1, ErrorCodes.PROTOCOL_ERROR)
 
 
@@ -54,7 +54,7 @@ WELL_FORMED = {
 
 @pytest.mark.parametrize("case", list(WELL_FORMED))
 def test_well_formed_request_headers(conn: H2Conn, case: str) -> None:
-    conn.send(raw(HEADERS, END_STREAM | END_HEADERS, 1, block(WELL_FORMED[case])))
+    conn.send(raw(T.HEADERS, F.END_STREAM | F.END_HEADERS, 1, block(WELL_FORMED[case])))
     assert conn.response(1).status < 500
 
 
@@ -73,13 +73,13 @@ POST = [(":method", "POST"), (":scheme", "http"), (":path", "/echo"), (":authori
 def test_content_length_mismatch(conn: H2Conn, length: int, chunks: list[bytes]) -> None:
     """§8.1.1: DATA lengths must sum to content-length."""
     head = block([*POST, ("content-length", str(length))])
-    conn.send(raw(HEADERS, END_HEADERS | END_STREAM * (not chunks), 1, head))
+    conn.send(raw(T.HEADERS, F.END_HEADERS | F.END_STREAM * (not chunks), 1, head))
     conn.send(*(data(1, c, end_stream=i == len(chunks) - 1) for i, c in enumerate(chunks)))
     conn.expect_stream_error(1, ErrorCodes.PROTOCOL_ERROR)
 
 
 def test_content_length_matching_the_data(conn: H2Conn) -> None:
-    conn.send(raw(HEADERS, END_HEADERS, 1, block([*POST, ("content-length", "4")])))
+    conn.send(raw(T.HEADERS, F.END_HEADERS, 1, block([*POST, ("content-length", "4")])))
     conn.send(data(1, b"ab", end_stream=False), data(1, b"cd"))
     assert conn.response(1).body == b"abcd"
 
@@ -88,31 +88,33 @@ def test_content_length_matching_the_data(conn: H2Conn) -> None:
 
 
 def _post_with_body(conn: H2Conn) -> None:
-    conn.send(raw(HEADERS, END_HEADERS, 1, block(POST)), data(1, b"body", end_stream=False))
+    conn.send(raw(T.HEADERS, F.END_HEADERS, 1, block(POST)), data(1, b"body", end_stream=False))
 
 
 def test_trailers_are_accepted(conn: H2Conn) -> None:
     _post_with_body(conn)
-    conn.send(raw(HEADERS, END_HEADERS | END_STREAM, 1, block([("x-checksum", "1")])))
+    conn.send(raw(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, block([("x-checksum", "1")])))
     assert conn.response(1).body == b"body"
 
 
 @pytest.mark.parametrize(
     ("fields", "flags"),
     [
-        pytest.param([(":path", "/x")], END_HEADERS | END_STREAM, id="pseudo-header-in-trailers"),
-        pytest.param([("x-checksum", "1")], END_HEADERS, id="trailers-without-end-stream"),
+        pytest.param(
+            [(":path", "/x")], F.END_HEADERS | F.END_STREAM, id="pseudo-header-in-trailers"
+        ),
+        pytest.param([("x-checksum", "1")], F.END_HEADERS, id="trailers-without-end-stream"),
     ],
 )
 def test_malformed_trailers(conn: H2Conn, fields: list[tuple[str, str]], flags: int) -> None:
     _post_with_body(conn)
-    conn.send(raw(HEADERS, flags, 1, block(fields)))
+    conn.send(raw(T.HEADERS, flags, 1, block(fields)))
     conn.expect_stream_error(1, ErrorCodes.PROTOCOL_ERROR)
 
 
 def test_malformed_request_leaves_the_connection_usable(conn: H2Conn) -> None:
     """A stream error is confined to its stream when the server does not escalate it."""
-    conn.send(raw(HEADERS, END_STREAM | END_HEADERS, 1, block(MALFORMED["missing-path"])))
+    conn.send(raw(T.HEADERS, F.END_STREAM | F.END_HEADERS, 1, block(MALFORMED["missing-path"])))
     conn.expect_stream_error(1, ErrorCodes.PROTOCOL_ERROR)
     if "GoAwayFrame" not in "".join(conn.seen):
         assert conn.get(3).status == 200

@@ -4,20 +4,7 @@ scheme is deprecated but its fields are still parsed), §6.9 with §5.2 (flow co
 from __future__ import annotations
 
 import pytest
-from h2client import (
-    CONTINUATION,
-    END_HEADERS,
-    WINDOW_UPDATE,
-    ErrorCodes,
-    H2Conn,
-    Target,
-    block,
-    continuation,
-    data,
-    raw,
-    request,
-    rst,
-)
+from h2client import ErrorCodes, F, H2Conn, T, Target, block, continuation, data, raw, request, rst
 from hyperframe.frame import HeadersFrame, PriorityFrame, SettingsFrame, WindowUpdateFrame
 
 MAX_WINDOW = 2**31 - 1
@@ -31,7 +18,7 @@ MAX_WINDOW = 2**31 - 1
         pytest.param(data(1, b"x"), id="data"),
         pytest.param(rst(1), id="rst-stream"),
         pytest.param(WindowUpdateFrame(1, 100), id="window-update"),
-        pytest.param(raw(CONTINUATION, END_HEADERS, 1, block(request())), id="continuation"),
+        pytest.param(raw(T.CONTINUATION, F.END_HEADERS, 1, block(request())), id="continuation"),
     ],
 )
 def test_frame_on_idle_stream(conn: H2Conn, frame: object) -> None:
@@ -141,7 +128,7 @@ def test_priority_depending_on_itself(conn: H2Conn) -> None:
 def test_window_update_of_zero(conn: H2Conn, stream_id: int) -> None:
     if stream_id:
         conn.send(conn.headers(1, request("/echo", "POST"), end_stream=False))
-    conn.send(raw(WINDOW_UPDATE, 0, stream_id, b"\0\0\0\0"))
+    conn.send(raw(T.WINDOW_UPDATE, 0, stream_id, b"\0\0\0\0"))
     if stream_id:
         conn.expect_stream_error(1, ErrorCodes.PROTOCOL_ERROR)
     else:
