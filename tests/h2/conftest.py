@@ -3,12 +3,14 @@
 By default ruvicorn serving tests/apps/testapp.py, reached with h2c prior knowledge; the suite
 skips when that ruvicorn does not speak HTTP/2. ``RUVICORN_H2_REFERENCE=hypercorn`` runs the
 same cases against hypercorn serving the same app, to check the suite itself (hypercorn is then
-needed in the virtualenv; it is no dependency of ruvicorn).
+needed in the virtualenv; it is no dependency of ruvicorn). ``RUVICORN_H2_ARGS`` adds flags to
+the ruvicorn command line (for instance a per-connection request cap for the defence tests).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -40,7 +42,8 @@ def h2server(module_server_factory: Callable[..., ServerProcess]) -> Iterator[Ta
         server = _reference(module_server_factory)
         name = REFERENCE
     else:
-        server = module_server_factory("testapp:app")
+        args = shlex.split(os.environ.get("RUVICORN_H2_ARGS", ""))
+        server = module_server_factory("testapp:app", *args)
         name = "ruvicorn"
     if not speaks_h2(server.host, server.port):
         pytest.skip(f"{name} does not speak HTTP/2: no SETTINGS after the h2c preface")
