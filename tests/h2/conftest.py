@@ -12,15 +12,33 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from h2client import H2Conn, Target, speaks_h2
+from h2client import PREFACE, H2Conn, T, Target
+from hyperframe.frame import SettingsFrame
 from realserver import APPS, HOST, ServerProcess, free_port
 
 REFERENCE = os.environ.get("RUVICORN_H2_REFERENCE", "")
+
+
+def speaks_h2(host: str, port: int) -> bool:
+    """Whether the server answers the preface and SETTINGS with a SETTINGS frame."""
+    try:
+        with socket.create_connection((host, port), timeout=3.0) as sock:
+            sock.sendall(PREFACE + SettingsFrame(0).serialize())
+            head = b""
+            while len(head) < 9:
+                chunk = sock.recv(9 - len(head))
+                if not chunk:
+                    return False
+                head += chunk
+    except OSError:
+        return False
+    return head[3] == T.SETTINGS and head[5:9] == b"\0\0\0\0"
 
 
 def _reference(factory: Callable[..., ServerProcess]) -> ServerProcess:

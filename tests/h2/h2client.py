@@ -48,6 +48,7 @@ class F:
     END_STREAM = ACK = 0x1
     END_HEADERS = 0x4
     PADDED = 0x8
+    PRIORITY = 0x20
 
 
 Headers = list[tuple[str, str]]
@@ -287,22 +288,6 @@ class Target:
 
     def connect(self, settings: dict[int, int] | None = None) -> H2Conn:
         return connect(self.host, self.port, settings)
-
-
-def speaks_h2(host: str, port: int) -> bool:
-    """Whether the server answers the preface and SETTINGS with a SETTINGS frame."""
-    try:
-        with socket.create_connection((host, port), timeout=3.0) as sock:
-            sock.sendall(PREFACE + SettingsFrame(0).serialize())
-            head = b""
-            while len(head) < 9:
-                chunk = sock.recv(9 - len(head))
-                if not chunk:
-                    return False
-                head += chunk
-    except OSError:
-        return False
-    return head[3] == T.SETTINGS and head[5:9] == b"\0\0\0\0"
 
 
 def rst(stream_id: int, code: ErrorCodes = ErrorCodes.CANCEL) -> RstStreamFrame:

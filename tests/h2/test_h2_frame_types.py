@@ -131,6 +131,37 @@ def test_priority_of_wrong_length(conn: H2Conn, length: int) -> None:
     conn.expect_stream_error(1, ErrorCodes.FRAME_SIZE_ERROR)
 
 
+# -- frames that must be accepted
+
+ECHO = block(request("/echo", "POST"))
+OPEN_ECHO = raw(T.HEADERS, F.END_HEADERS, 1, ECHO)
+ABC = data(1, b"abc").serialize()
+#: Valid frames making up a POST of b"abc" on stream 1.
+ACCEPTED = {
+    "padded-data": [OPEN_ECHO, raw(T.DATA, F.END_STREAM | F.PADDED, 1, b"\x03abc\0\0\0")],
+    "padded-headers": [raw(T.HEADERS, F.END_HEADERS | F.PADDED, 1, b"\x04" + ECHO + bytes(4)), ABC],
+    "headers-with-priority": [
+        raw(T.HEADERS, F.END_HEADERS | F.PRIORITY, 1, bytes(4) + b"\x10" + ECHO),
+        ABC,
+    ],
+    "priority-on-open-stream": [OPEN_ECHO, raw(T.PRIORITY, 0, 1, b"\0\0\0\0\x10"), ABC],
+    "empty-data-frame": [OPEN_ECHO, data(1, b"", end_stream=False).serialize(), ABC],
+    "rst-stream-with-unknown-code-on-another-stream": [
+        OPEN_ECHO,
+        raw(T.HEADERS, F.END_HEADERS, 3, ECHO),
+        raw(T.RST_STREAM, 0, 3, b"\0\0\0\xff"),
+        ABC,
+    ],
+}
+
+
+@pytest.mark.parametrize("case", list(ACCEPTED))
+def test_accepted_frames(conn: H2Conn, case: str) -> None:
+    conn.send(*ACCEPTED[case])
+    resp = conn.response(1)
+    assert (resp.status, resp.body) == (200, b"abc")
+
+
 # -- SETTINGS that must be accepted
 
 
@@ -201,10 +232,11 @@ def test_field_block_in_many_continuations(conn: H2Conn) -> None:
     assert conn.response(1).status == 200
 
 
-def test_goaway_from_client_is_accepted(conn: H2Conn) -> None:
-    """The server may close or stay silent, but must not answer the client's GOAWAY with an
-    error."""
-    conn.send(raw(T.GOAWAY, 0, 0, b"\0\0\0\0\0\0\0\0"))
+@pytest.mark.parametrize("code", [0, 0xFF], ids=["no-error", "unknown-code"])
+def test_goaway_from_client_is_accepted(conn: H2Conn, code: int) -> None:
+    """The server may close or stay silent, but must not answer the client's GOAWAY (with any
+    error code, §7: unknown codes carry no special meaning) with an error."""
+    conn.send(raw(T.GOAWAY, 0, 0, bytes(4) + code.to_bytes(4, "big")))
     with contextlib.suppress(AssertionError):  # silence for the whole bound is fine
         for _ in conn.frames(timeout=1.0):
             pass
