@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 from h2client import ErrorCodes, F, H2Conn, T, Target, block, continuation, data, raw, request, rst
-from hyperframe.frame import HeadersFrame, PriorityFrame, SettingsFrame, WindowUpdateFrame
+from hyperframe.frame import (
+    DataFrame,
+    HeadersFrame,
+    PriorityFrame,
+    SettingsFrame,
+    WindowUpdateFrame,
+)
 
 MAX_WINDOW = 2**31 - 1
 
@@ -154,3 +160,24 @@ def test_server_respects_a_tiny_initial_window(h2server: Target) -> None:
         resp = c.response(1, window_updates=True)
         assert resp.body == body
         assert max(resp.data_frames) <= 1, resp.data_frames
+
+
+def test_initial_window_reduced_below_what_was_sent(h2server: Target) -> None:
+    """§6.9.2: a SETTINGS change can make a stream window negative; the server then waits until
+    WINDOW_UPDATEs bring it above zero: window 5, 5 bytes sent, window set to 3 (-2), +3 -> 1."""
+    window = SettingsFrame.INITIAL_WINDOW_SIZE
+    with h2server.connect({window: 5}) as c:
+        c.send(c.headers(1, request("/echo", "POST"), end_stream=False), data(1, b"0123456789"))
+        received = 0
+        for frame in c.frames():
+            if isinstance(frame, DataFrame) and frame.stream_id == 1:
+                received += len(frame.data)
+                if received >= 5:
+                    break
+        assert received == 5
+        c.send(SettingsFrame(0, {window: 3}), WindowUpdateFrame(1, 3))
+        for frame in c.frames():
+            if isinstance(frame, DataFrame) and frame.stream_id == 1:
+                assert len(frame.data) == 1, c.seen
+                return
+        raise AssertionError(f"no DATA after the window reopened; saw {c.seen}")
