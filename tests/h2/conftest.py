@@ -4,7 +4,9 @@ By default ruvicorn serving tests/apps/testapp.py, reached with h2c prior knowle
 skips when that ruvicorn does not speak HTTP/2. ``RUVICORN_H2_REFERENCE=hypercorn`` runs the
 same cases against hypercorn serving the same app, to check the suite itself (hypercorn is then
 needed in the virtualenv; it is no dependency of ruvicorn). ``RUVICORN_H2_ARGS`` adds flags to
-the ruvicorn command line (for instance a per-connection request cap for the defence tests).
+the ruvicorn command line (for instance a per-connection request cap for the defence tests);
+``RUVICORN_H2_PYTHON`` names the interpreter whose ruvicorn is under test (another worktree's
+virtualenv), so a branch's server can be checked against this suite without merging it.
 """
 
 from __future__ import annotations
@@ -61,7 +63,10 @@ def h2server(module_server_factory: Callable[..., ServerProcess]) -> Iterator[Ta
         name = REFERENCE
     else:
         args = shlex.split(os.environ.get("RUVICORN_H2_ARGS", ""))
-        server = module_server_factory("testapp:app", *args)
+        python = os.environ.get("RUVICORN_H2_PYTHON")
+        # Started outside this checkout so the other interpreter imports its own ruvicorn.
+        other = {"argv_prefix": [python], "cwd": APPS} if python else {}
+        server = module_server_factory("testapp:app", *args, **other)
         name = "ruvicorn"
     if not speaks_h2(server.host, server.port):
         pytest.skip(f"{name} does not speak HTTP/2: no SETTINGS after the h2c preface")
