@@ -20,11 +20,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from h2client import PREFACE, H2Conn, T, Target
+from h2client import PREFACE, REFERENCE, H2Conn, T, Target
 from hyperframe.frame import SettingsFrame
 from realserver import APPS, HOST, ServerProcess, free_port
-
-REFERENCE = os.environ.get("RUVICORN_H2_REFERENCE", "")
 
 
 def speaks_h2(host: str, port: int) -> bool:
