@@ -46,12 +46,6 @@ UNSUPPORTED = (
         "ruvicorn stays in the foreground: run it under systemd or a container runtime",
     ),
     Unsupported(
-        ("--http",),
-        ("http",),
-        True,
-        "ruvicorn's HTTP/1.1 implementation is built in: drop --http",
-    ),
-    Unsupported(
         ("--interface",),
         ("interface",),
         True,

@@ -26,6 +26,8 @@ SIZE = (1, MAX_INT)
 SECONDS = (0.0, MAX_SECONDS)
 #: --ws values other servers accept; ruvicorn serves all of them with its native WebSocket.
 WS_IMPLEMENTATIONS = ("websockets", "wsproto", "websockets-sansio")
+#: --http values other servers accept for their HTTP/1.1 parsers; ruvicorn reads them as 1.
+HTTP1_IMPLEMENTATIONS = ("h11", "httptools")
 
 
 #: TLS settings that mean nothing without --ssl-certfile.
@@ -202,6 +204,22 @@ class Config:
 
     # -- protocol
     loop: str = opt("auto", "Event loop.", choices=("auto", "asyncio", "uvloop"))
+    http: str = opt(
+        "auto",
+        "HTTP versions: auto serves HTTP/2 to clients that ask for it (ALPN h2 over TLS, the "
+        "HTTP/2 preface on cleartext) and HTTP/1.1 to the others; 1 only HTTP/1.1; 2 only "
+        "HTTP/2 (h11 and httptools are read as 1).",
+        choices=("auto", "1", "2", *HTTP1_IMPLEMENTATIONS),
+    )
+    h2_max_concurrent_streams: int = opt(
+        100, "HTTP/2 streams a client may have open at once.", bounds=(1, 2**31 - 1)
+    )
+    h2_initial_window_size: int = opt(
+        65535, "HTTP/2 flow-control window of each stream, in bytes.", bounds=(1, 2**31 - 1)
+    )
+    h2_max_frame_size: int = opt(
+        16384, "Largest HTTP/2 frame payload accepted, in bytes.", bounds=(16384, 2**24 - 1)
+    )
     ws: str = opt(
         "auto",
         "WebSocket support: auto serves it natively, none hands upgrades to the app as HTTP "

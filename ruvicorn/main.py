@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from ruvicorn import envfile, exitcodes, logconfig, logs
-from ruvicorn.config import WS_IMPLEMENTATIONS, Config, ConfigError
+from ruvicorn.config import HTTP1_IMPLEMENTATIONS, WS_IMPLEMENTATIONS, Config, ConfigError
 from ruvicorn.hooks import NO_HOOKS, ServerHooks
 
 
@@ -62,6 +62,11 @@ def run_from_config(config: Config, hooks: ServerHooks = NO_HOOKS, app: Any = No
         logs.error_log.info(
             "--ws %s: WebSocket connections are served by ruvicorn's native implementation",
             config.ws,
+        )
+    if config.http in HTTP1_IMPLEMENTATIONS:
+        logs.error_log.info(
+            "--http %s: read as --http 1 (HTTP/1.1 served by ruvicorn's native parser)",
+            config.http,
         )
     from ruvicorn.supervisor.master import run_master
 

@@ -281,6 +281,10 @@ def test_check_config_fails_with_one_line(runs: list[Any]) -> None:
         (["--ws", "websockets-sansio"], "ws", "websockets-sansio"),
         (["--use-colors"], "use_colors", True),
         (["--no-use-colors"], "use_colors", False),
+        (["--http", "h11"], "http", "h11"),
+        (["--http", "httptools"], "http", "httptools"),
+        (["--http", "2"], "http", "2"),
+        (["--h2-max-concurrent-streams", "7"], "h2_max_concurrent_streams", 7),
     ],
 )
 def test_other_servers_flags(runs: list[Any], args: list[str], name: str, expected: Any) -> None:
@@ -296,7 +300,7 @@ def test_other_servers_flags(runs: list[Any], args: list[str], name: str, expect
         (["--threads", "4"], "--workers"),
         (["--worker-connections", "1000"], "--limit-concurrency"),
         (["--daemon"], "systemd"),
-        (["--http", "h11"], "built in"),
+        (["--http", "3"], "--http"),
         (["--interface", "asgi3"], "detected"),
         (["--h11-max-incomplete-event-size", "100"], "--limit-request-line"),
         (["--ssl-version", "2"], "TLS 1.2 and 1.3"),

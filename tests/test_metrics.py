@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from h2raw import h2_request, open_h2
 from prometheus_client.parser import text_string_to_metric_families
 from rawhttp import RawClient, exchange, request, wait_for
 from realserver import REPO, ServerProcess, free_port
@@ -153,6 +154,36 @@ def test_in_flight_requests_and_open_connections(server_factory: Any) -> None:
             and value(f, "ruvicorn_connections_open", protocol="http/1.1") == 0
         ),
         "nothing in flight and no connection open",
+    )
+
+
+def test_http2_streams_and_connections(server_factory: Any) -> None:
+    srv, port = start(server_factory)
+    sock, conn = open_h2(srv.host, srv.port)
+    with sock:
+        for method, target, status in [("GET", "/ok", 200)] * 3 + [("POST", "/echo", 200)]:
+            assert (
+                h2_request(sock, conn, method, target, b"x" * 10 if method == "POST" else b"")[0]
+                == status
+            )
+        assert h2_request(sock, conn, "GET", "/status?code=404")[0] == 404
+        expected = {("GET", "2xx"): 3, ("POST", "2xx"): 1, ("GET", "4xx"): 1}
+        found = settle(
+            port,
+            lambda f: (
+                requests_by_label(f) == expected
+                and value(f, "ruvicorn_connections_open", protocol="h2") == 1
+            ),
+            "the HTTP/2 request counts and one h2 connection",
+        )
+        assert value(found, "ruvicorn_connections_open", protocol="http/1.1") == 0
+        assert_histogram_consistent(found)
+        assert value(found, "ruvicorn_received_bytes_total") > 100
+        assert value(found, "ruvicorn_sent_bytes_total") > 100
+    settle(
+        port,
+        lambda f: value(f, "ruvicorn_connections_open", protocol="h2") == 0,
+        "the h2 connection closed",
     )
 
 

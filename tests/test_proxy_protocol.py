@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from h2raw import h2_request, open_h2
 from proxyheader import v1, v2
 from rawhttp import RawClient, request
 from realserver import ServerProcess
@@ -93,3 +95,16 @@ def test_access_log_shows_the_stated_client(proxied: ServerProcess) -> None:
         c.send(request("GET", "/ok"))
         assert c.read_response().status == 200
     proxied.wait_log(r'203\.0\.113\.99.*"GET /ok HTTP/1\.1" 200')
+
+
+def test_http2_streams_see_the_stated_client(proxied: ServerProcess) -> None:
+    # The PROXY header comes before the HTTP/2 preface; every stream has its client.
+    header = v2("203.0.113.42", "192.0.2.1", 4242, 80)
+    sock, conn = open_h2(proxied.host, proxied.port, preamble=header)
+    with sock:
+        for _ in range(2):
+            status, body = h2_request(sock, conn, "GET", "/scope")
+            assert status == 200
+            scope = json.loads(body)
+            assert scope["http_version"] == "2"
+            assert scope["client"] == ["203.0.113.42", 4242]

@@ -37,9 +37,9 @@ BUCKETS_US = (
     5_000_000,
     10_000_000,
 )
-#: Open connections by protocol; the later ones are reserved until ruvicorn serves them.
+#: Open connections by protocol; h3 is reserved until ruvicorn serves it.
 PROTOCOLS = ("http/1.1", "websocket", "h2", "h3")
-SERVED_PROTOCOLS = PROTOCOLS[:2]
+SERVED_PROTOCOLS = PROTOCOLS[:3]
 #: Why a worker was replaced.
 RESTART_REASONS = ("crash", "recycle", "reload", "timeout")
 

@@ -95,7 +95,8 @@ def test_get_over_tls13_with_the_tls_extension(run: Runner, certs: Certs) -> Non
     app = App()
 
     async def scenario() -> None:
-        conn = MockConnection(app, **certs.settings())
+        # --http 1: ALPN offers only http/1.1 (HTTP/2 over TLS: test_native_http2.py).
+        conn = MockConnection(app, http="1", **certs.settings())
         peer = TlsPeer(conn, certs.client_context())
         peer.handshake()
         assert peer.tls.selected_alpn_protocol() == "http/1.1"

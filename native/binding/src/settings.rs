@@ -14,12 +14,13 @@ use pyo3::types::PyString;
 
 use crate::key;
 use ruvicorn_core::http1::Limits;
+use ruvicorn_core::http2::Settings as Http2Settings;
 use ruvicorn_core::proxy::TrustedProxies;
 use ruvicorn_core::syntax::{is_field_value, is_token};
 use ruvicorn_core::tls::config::build;
 use ruvicorn_core::tls::names::certificate_pem;
 use ruvicorn_core::tls::rustls::ServerConfig;
-use ruvicorn_core::tls::{ClientAuth, TlsOptions};
+use ruvicorn_core::tls::{alpn, ClientAuth, TlsOptions};
 use ruvicorn_core::ws::session::WsSettings;
 
 /// Longest an idle keep-alive connection of a retiring worker waits for a request that
@@ -53,6 +54,10 @@ pub struct Settings {
     pub limit_concurrency: Option<usize>,
     /// TLS, when `--ssl-certfile` is set.
     pub tls: Option<TlsSettings>,
+    /// HTTP/1.1 is served (`--http auto|1`).
+    pub http1: bool,
+    /// HTTP/2 is served (`--http auto|2`), with these limits.
+    pub h2: Option<Http2Settings>,
 }
 
 /// What a worker serves TLS with, loaded once after fork.
@@ -71,6 +76,16 @@ impl TlsSettings {
             config: built.config,
             server_cert: certificate_pem(&built.leaf),
         })
+    }
+
+    /// The same settings offering only the HTTP versions served over ALPN.
+    fn offering(self, http1: bool, http2: bool) -> Self {
+        let mut config = ServerConfig::clone(&self.config);
+        config.alpn_protocols = alpn(http1, http2);
+        Self {
+            config: Arc::new(config),
+            ..self
+        }
     }
 
     fn from_config(config: &Bound<'_, PyAny>) -> PyResult<Option<Self>> {
@@ -155,6 +170,16 @@ fn header_lines(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> PyResult<Vec<u8>> {
     Ok(lines)
 }
 
+/// The decoded header-list bound of an HTTP/2 request: what the HTTP/1.1 limits allow a
+/// request head (request line, then each field at its largest).
+fn header_list_size(limits: &Limits) -> u32 {
+    let total = limits
+        .fields
+        .saturating_mul(limits.field_size)
+        .saturating_add(limits.request_line);
+    u32::try_from(total).unwrap_or(u32::MAX)
+}
+
 impl Settings {
     /// Read every setting the connections use from a `Config`.
     pub fn from_config(config: &Bound<'_, PyAny>) -> PyResult<Self> {
@@ -178,14 +203,27 @@ impl Settings {
         let proxy_protocol = trusted(get(config, key!(py, "proxy_protocol"))?);
         let body: u64 = get(config, key!(py, "limit_request_body"))?;
         let concurrency: usize = get(config, key!(py, "limit_concurrency"))?;
+        let http: String = get(config, key!(py, "http"))?;
+        let limits = Limits {
+            request_line: get(config, key!(py, "limit_request_line"))?,
+            fields: get(config, key!(py, "limit_request_fields"))?,
+            field_size: get(config, key!(py, "limit_request_field_size"))?,
+            body: (body > 0).then_some(body),
+        };
+        let h2 = (http == "auto" || http == "2")
+            .then(|| -> PyResult<Http2Settings> {
+                Ok(Http2Settings {
+                    max_concurrent_streams: get(config, key!(py, "h2_max_concurrent_streams"))?,
+                    initial_window_size: get(config, key!(py, "h2_initial_window_size"))?,
+                    max_frame_size: get(config, key!(py, "h2_max_frame_size"))?,
+                    max_header_list_size: header_list_size(&limits),
+                    ..Http2Settings::default()
+                })
+            })
+            .transpose()?;
         let graceful: f64 = get(config, key!(py, "timeout_graceful_shutdown"))?;
         Ok(Self {
-            limits: Limits {
-                request_line: get(config, key!(py, "limit_request_line"))?,
-                fields: get(config, key!(py, "limit_request_fields"))?,
-                field_size: get(config, key!(py, "limit_request_field_size"))?,
-                body: (body > 0).then_some(body),
-            },
+            limits,
             root_path: get(config, key!(py, "root_path"))?,
             server_line: if get(config, key!(py, "server_header"))? {
                 b"server: ruvicorn\r\n".to_vec()
@@ -201,7 +239,10 @@ impl Settings {
             drain_linger: DRAIN_LINGER.min(seconds(graceful / 2.0)?),
             ws,
             limit_concurrency: (concurrency > 0).then_some(concurrency),
-            tls: TlsSettings::from_config(config)?,
+            tls: TlsSettings::from_config(config)?
+                .map(|tls| tls.offering(http != "2", h2.is_some())),
+            http1: http != "2",
+            h2,
         })
     }
 }

@@ -6,6 +6,7 @@
 //! (`native/binding`) drives it from asyncio.
 
 pub mod http1;
+pub mod http2;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod syntax;

@@ -54,12 +54,12 @@ pub fn report_app_outcome(
 }
 
 /// What `await send(...)` waits on: nothing, or the transport draining.
-pub(crate) fn drain_wait(protocol: &Bound<'_, HttpProtocol>) -> PyResult<Py<PyAny>> {
+pub(crate) fn drain_wait(protocol: &Bound<'_, HttpProtocol>, seq: u64) -> PyResult<Py<PyAny>> {
     let py = protocol.py();
     let this = protocol.get();
-    if this.lock()?.must_wait_for_drain() {
+    if this.lock()?.must_wait_for_drain(seq) {
         let waiter = this.state().create_future.bind(py).call0()?;
-        this.lock()?.add_drain_waiter(waiter.clone().unbind());
+        this.lock()?.add_drain_waiter(seq, waiter.clone().unbind());
         return Ok(waiter.unbind());
     }
     Ok(this.state().ready_none.clone_ref(py).into_any())
@@ -82,6 +82,34 @@ pub(crate) fn receive_message(
         }
     }
     Ok(message)
+}
+
+/// A message's `headers` as (name, value) byte strings.
+/// A message's header pairs, and its headers as a list (None without any).
+type Pairs<'py> = Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>;
+
+fn header_pairs<'py>(
+    message: &Bound<'py, PyDict>,
+) -> PyResult<(Pairs<'py>, Option<Bound<'py, PyList>>)> {
+    let py = message.py();
+    let mut pairs = Vec::new();
+    let mut listed = None;
+    if let Some(headers) = message.get_item(key!(py, "headers"))? {
+        let headers = match headers.cast::<PyList>() {
+            Ok(list) => list.clone(),
+            Err(_) => PyList::new(py, headers.try_iter()?.collect::<PyResult<Vec<_>>>()?)?,
+        };
+        listed = Some(headers.clone());
+        pairs.reserve(headers.len());
+        for item in headers.iter() {
+            let (name, value) = match item.cast::<PyTuple>() {
+                Ok(tuple) if tuple.len() == 2 => (tuple.get_item(0)?, tuple.get_item(1)?),
+                _ => (item.get_item(0)?, item.get_item(1)?),
+            };
+            pairs.push((header_bytes(name)?, header_bytes(value)?));
+        }
+    }
+    Ok((pairs, listed))
 }
 
 fn header_bytes(obj: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyBytes>> {
@@ -123,36 +151,46 @@ impl RequestCycle {
                 .map_err(|_| PyTypeError::new_err("http.response.start 'status' must be an int"))?,
             None => return Err(PyTypeError::new_err("http.response.start needs a 'status'")),
         };
-        let mut pairs: Vec<(Bound<'_, PyBytes>, Bound<'_, PyBytes>)> = Vec::new();
-        let mut listed = None;
-        if let Some(headers) = message.get_item(key!(py, "headers"))? {
-            let headers = match headers.cast::<PyList>() {
-                Ok(list) => list.clone(),
-                Err(_) => PyList::new(py, headers.try_iter()?.collect::<PyResult<Vec<_>>>()?)?,
-            };
-            listed = Some(headers.clone());
-            pairs.reserve(headers.len());
-            for item in headers.iter() {
-                let (name, value) = match item.cast::<PyTuple>() {
-                    Ok(tuple) if tuple.len() == 2 => (tuple.get_item(0)?, tuple.get_item(1)?),
-                    _ => (item.get_item(0)?, item.get_item(1)?),
-                };
-                pairs.push((header_bytes(name)?, header_bytes(value)?));
-            }
-        }
+        let (pairs, listed) = header_pairs(message)?;
+        let trailers = match message.get_item(key!(py, "trailers"))? {
+            Some(flag) => flag.is_truthy()?,
+            None => false,
+        };
         let mut conn = this.lock()?;
         this.state().with_default_lines(|defaults| {
             conn.start_response(
                 self.seq,
                 status,
                 pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+                trailers,
                 defaults,
             )
         })?;
         if this.state().access_response_headers {
-            conn.keep_response_headers(listed.map(Bound::unbind));
+            conn.keep_response_headers(self.seq, listed.map(Bound::unbind));
         }
         Ok(())
+    }
+
+    /// `http.response.trailers` (advertised on HTTP/2 only).
+    fn send_trailers(slf: &Bound<'_, Self>, message: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let cycle = slf.get();
+        let protocol = cycle.protocol.bind(py);
+        let (pairs, _) = header_pairs(message)?;
+        let more = match message.get_item(key!(py, "more_trailers"))? {
+            Some(flag) => flag.is_truthy()?,
+            None => false,
+        };
+        HttpProtocol::decide(protocol, |conn, fx| {
+            conn.send_trailers(
+                cycle.seq,
+                pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+                more,
+                fx,
+            )
+        })??;
+        drain_wait(protocol, cycle.seq)
     }
 
     fn send_body(slf: &Bound<'_, Self>, message: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
@@ -182,7 +220,7 @@ impl RequestCycle {
         HttpProtocol::decide(protocol, |conn, fx| {
             conn.send_body(cycle.seq, data, body_bytes.as_ref(), more_body, state, fx)
         })??;
-        drain_wait(protocol)
+        drain_wait(protocol, cycle.seq)
     }
 
     fn send_path(slf: &Bound<'_, Self>, message: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
@@ -243,6 +281,7 @@ impl RequestCycle {
                     .into_any())
             }
             "http.response.pathsend" => Self::send_path(slf, message),
+            "http.response.trailers" => Self::send_trailers(slf, message),
             other => Err(PyRuntimeError::new_err(format!(
                 "Unexpected ASGI message '{other}' sent for an HTTP request"
             ))),

@@ -23,6 +23,54 @@ pub struct Peer {
     pub trusted: bool,
 }
 
+/// A request head as the scope reads it, whichever protocol parsed it.
+pub trait HeadFields {
+    fn method(&self) -> &[u8];
+    fn http_version<'py>(&self, py: Python<'py>) -> &Bound<'py, PyString>;
+    fn field_count(&self) -> usize;
+    fn field_name(&self, index: usize) -> &[u8];
+    fn field_value(&self, index: usize) -> &[u8];
+}
+
+impl HeadFields for RequestHead {
+    fn method(&self) -> &[u8] {
+        RequestHead::method(self)
+    }
+    fn http_version<'py>(&self, py: Python<'py>) -> &Bound<'py, PyString> {
+        match self.version {
+            Version::Http10 => key!(py, "1.0"),
+            Version::Http11 => key!(py, "1.1"),
+        }
+    }
+    fn field_count(&self) -> usize {
+        self.headers.len()
+    }
+    fn field_name(&self, index: usize) -> &[u8] {
+        self.header_name(index)
+    }
+    fn field_value(&self, index: usize) -> &[u8] {
+        self.header_value(index)
+    }
+}
+
+impl HeadFields for ruvicorn_core::http2::RequestHead {
+    fn method(&self) -> &[u8] {
+        self.method.as_bytes()
+    }
+    fn http_version<'py>(&self, py: Python<'py>) -> &Bound<'py, PyString> {
+        key!(py, "2")
+    }
+    fn field_count(&self) -> usize {
+        self.headers.len()
+    }
+    fn field_name(&self, index: usize) -> &[u8] {
+        &self.headers[index].0
+    }
+    fn field_value(&self, index: usize) -> &[u8] {
+        &self.headers[index].1
+    }
+}
+
 impl Peer {
     /// `client` is the client's `(host, port)` and its host as text (None on a unix
     /// socket); `proxies` the peers whose forwarding headers are honoured.
@@ -47,13 +95,6 @@ pub fn trusts_peer(proxies: &TrustedProxies, host: Option<&str>) -> bool {
     match host {
         Some(host) => proxies.trusts(host),
         None => proxies.trusts("unix") || proxies.trusts("*"),
-    }
-}
-
-fn http_version(py: Python<'_>, version: Version) -> &Bound<'_, PyString> {
-    match version {
-        Version::Http10 => key!(py, "1.0"),
-        Version::Http11 => key!(py, "1.1"),
     }
 }
 
@@ -82,7 +123,7 @@ pub fn build_scope<'py>(
     py: Python<'py>,
     state: &ServerState,
     peer: &Peer,
-    head: &RequestHead,
+    head: &impl HeadFields,
     target: &Target<'_>,
     websocket: bool,
     tls: Option<&Bound<'py, PyDict>>,
@@ -94,18 +135,18 @@ pub fn build_scope<'py>(
     if !websocket {
         scope.set_item(key!(py, "method"), method_str(py, head.method()))?;
     }
-    scope.set_item(key!(py, "http_version"), http_version(py, head.version))?;
+    scope.set_item(key!(py, "http_version"), head.http_version(py))?;
 
     // Built straight into the list: no intermediate Vec per request.
     let headers = PyList::new(
         py,
-        (0..head.headers.len()).map(|index| {
-            let name = head.header_name(index);
+        (0..head.field_count()).map(|index| {
+            let name = head.field_name(index);
             let name = match common_header_name(py, name) {
                 Some(shared) => shared,
                 None => PyBytes::new(py, name),
             };
-            (name, PyBytes::new(py, head.header_value(index)))
+            (name, PyBytes::new(py, head.field_value(index)))
         }),
     )?;
 
@@ -118,8 +159,7 @@ pub fn build_scope<'py>(
     let mut client = peer.client.as_ref().map(|c| c.bind(py).clone().into_any());
     if peer.trusted {
         if let Some(proxies) = &state.settings.proxies {
-            let pairs =
-                (0..head.headers.len()).map(|i| (head.header_name(i), head.header_value(i)));
+            let pairs = (0..head.field_count()).map(|i| (head.field_name(i), head.field_value(i)));
             let forwarded = read_forwarded(proxies, pairs);
             if let Some(proto) = forwarded.scheme {
                 scheme = match (websocket, proto) {

@@ -134,7 +134,7 @@ impl WebSocketCycle {
             }
         };
         HttpProtocol::decide(protocol, |conn, fx| conn.ws_send(data, fx))??;
-        drain_wait(protocol)
+        drain_wait(protocol, 0)
     }
 
     fn close(&self, py: Python<'_>, message: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {

@@ -30,6 +30,8 @@ pub(crate) struct Effects {
     pub(super) pause_reading: Option<bool>,
     /// A request head whose app is to start, with its exchange.
     pub(super) start: Option<(RequestHead, u64)>,
+    /// HTTP/2 streams whose apps are to start.
+    pub(super) start_h2: Vec<super::http2::StreamStart>,
     /// `receive()` futures to complete: with the next body message (`Some(seq)`, taken only
     /// once the future is known not to be cancelled) or with http.disconnect (`None`).
     pub(super) wake_receive: Vec<(Py<PyAny>, Option<u64>)>,
@@ -38,6 +40,8 @@ pub(crate) struct Effects {
     pub(super) access: Option<(Box<Access>, u16)>,
     /// A refused request's record: the response before it may complete in the same turn.
     pub(super) refused_access: Option<(Box<Access>, u16)>,
+    /// The records of HTTP/2 streams that ended.
+    pub(super) stream_access: Vec<(Box<Access>, u16)>,
     /// How an app ended, to log before anything else is done: its exception, or a
     /// complaint about the response it left unfinished.
     app_outcome: Option<(Option<Py<PyAny>>, Option<&'static str>)>,
@@ -95,11 +99,13 @@ impl Effects {
             && !self.write_eof
             && self.pause_reading.is_none()
             && self.start.is_none()
+            && self.start_h2.is_empty()
             && self.wake_receive.is_empty()
             && self.wake_drain.is_empty()
             && self.refused.is_none()
             && self.access.is_none()
             && self.refused_access.is_none()
+            && self.stream_access.is_empty()
             && self.app_outcome.is_none()
     }
 }
@@ -189,7 +195,8 @@ impl HttpProtocol {
                 keep(transport.call_method0(key!(py, "close")).map(drop));
             }
         }
-        for (access, status) in [fx.access, fx.refused_access].into_iter().flatten() {
+        let records = [fx.access, fx.refused_access].into_iter().flatten();
+        for (access, status) in records.chain(fx.stream_access) {
             let elapsed = access.started.elapsed();
             if let Some(metrics) = &state.metrics {
                 metrics.request(access.method, status, elapsed);
@@ -216,6 +223,9 @@ impl HttpProtocol {
         }
         if let Some((head, seq)) = fx.start {
             keep(Self::start_app(slf, &head, seq));
+        }
+        for (stream, head) in fx.start_h2 {
+            keep(Self::start_stream_app(slf, &head, u64::from(stream)));
         }
         first_error.map_or(Ok(()), Err)
     }

@@ -8,11 +8,14 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
+use std::borrow::Cow;
+
 use super::{ws, Access, Conn, Deadline, Effects, Mode};
 use crate::asgi::cycle::ClientDisconnected;
 use crate::metrics;
 use crate::server::ServerState;
 use ruvicorn_core::http1::connection::{Feed, ReceiveOutcome, SendError, SendOutcome};
+use ruvicorn_core::http2::sniff;
 use ruvicorn_core::syntax::{error_response, CONTINUE_100};
 
 /// What `connection_lost` hands back to be completed once the lock is released.
@@ -76,16 +79,48 @@ impl Conn {
             self.discard(data.len(), fx);
             return None;
         }
-        if let Mode::WebSocket(_) = self.mode {
-            return self.ws_data_received(data, fx);
+        match self.mode {
+            Mode::WebSocket(_) => return self.ws_data_received(data, fx),
+            Mode::Http2(_) => {
+                self.h2_received(data, fx);
+                return None;
+            }
+            Mode::Http1 => {}
         }
+        if let (Some(mut held), Some(settings)) = (self.sniffed.take(), &state.settings.h2) {
+            // The first bytes choose the protocol; a prefix of the preface waits for more.
+            let bytes = if held.is_empty() {
+                Cow::Borrowed(data)
+            } else {
+                held.extend_from_slice(data);
+                Cow::Owned(held)
+            };
+            match (sniff(&bytes), state.settings.http1) {
+                (None, true) => {
+                    self.sniffed = Some(bytes.into_owned());
+                    return None;
+                }
+                (Some(true), _) | (_, false) => {
+                    self.start_http2(settings, &bytes, state, fx);
+                    return None;
+                }
+                (Some(false), true) => {
+                    self.feed_http1(&bytes, state, fx);
+                    return None;
+                }
+            }
+        }
+        self.feed_http1(data, state, fx);
+        None
+    }
+
+    fn feed_http1(&mut self, data: &[u8], state: &ServerState, fx: &mut Effects) {
         let was_idle = self.http1.exchange().is_none();
         let feed = self.http1.feed(data);
         if was_idle && matches!(self.deadline, Some(Deadline::Idle(_))) {
             self.deadline = None;
         }
         self.after_feed(feed, state, fx);
-        None
     }
 
     /// Feed-side bookkeeping shared by data_received and the restart after a response.
@@ -199,8 +234,13 @@ impl Conn {
 
     /// The worker drains.
     pub(super) fn drain(&mut self, state: &ServerState, fx: &mut Effects) -> Option<ws::Wake> {
-        if let Mode::WebSocket(_) = self.mode {
-            return self.ws_drain(state, fx);
+        match self.mode {
+            Mode::WebSocket(_) => return self.ws_drain(state, fx),
+            Mode::Http2(_) => {
+                self.h2_drain(fx);
+                return None;
+            }
+            Mode::Http1 => {}
         }
         self.http1.draining = true;
         if self.http1.is_idle() && !self.closing {
@@ -220,6 +260,8 @@ impl Conn {
         self.lost = true;
         self.closing = true;
         self.deadline = None;
+        let stream_waiters = self.h2_lost();
+        self.drain_waiters.extend(stream_waiters);
         Lost {
             id: self.id,
             transport: self.transport.take(),
@@ -232,6 +274,7 @@ impl Conn {
             protocol: match self.mode {
                 Mode::Http1 => metrics::HTTP1,
                 Mode::WebSocket(_) => metrics::WEBSOCKET,
+                Mode::Http2(_) => metrics::H2,
             },
         }
     }
@@ -239,6 +282,9 @@ impl Conn {
     /// `receive()` of exchange `seq`: a body message, the disconnect, or wait (writing
     /// "100 Continue" first when the client waits for it).
     pub(crate) fn receive(&mut self, seq: u64, fx: &mut Effects) -> ReceiveOutcome {
+        if let Mode::Http2(_) = self.mode {
+            return self.h2_receive(seq, fx);
+        }
         let outcome = match self.http1.receive(seq) {
             _ if self.lost => ReceiveOutcome::Disconnect,
             outcome => outcome,
@@ -261,6 +307,13 @@ impl Conn {
         waiter: Py<PyAny>,
         fx: &mut Effects,
     ) -> ReceiveOutcome {
+        if let Mode::Http2(_) = self.mode {
+            let outcome = self.h2_receive(seq, fx);
+            if let ReceiveOutcome::Wait { .. } = outcome {
+                self.receive_waiters.push((seq, waiter));
+            }
+            return outcome;
+        }
         let outcome = match self.http1.receive(seq) {
             _ if self.lost => ReceiveOutcome::Disconnect,
             outcome => outcome,
@@ -288,8 +341,12 @@ impl Conn {
         seq: u64,
         status: u16,
         headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
+        trailers: bool,
         defaults: &[&[u8]],
     ) -> PyResult<()> {
+        if let Mode::Http2(_) = self.mode {
+            return self.h2_start_response(seq, status, headers, trailers, defaults);
+        }
         if self.send_refused(seq) {
             return Err(disconnected());
         }
@@ -309,6 +366,9 @@ impl Conn {
         state: &ServerState,
         fx: &mut Effects,
     ) -> PyResult<()> {
+        if let Mode::Http2(_) = self.mode {
+            return self.h2_send_body(seq, data, more_body, fx);
+        }
         if self.send_refused(seq) {
             return Err(disconnected());
         }
@@ -341,6 +401,23 @@ impl Conn {
         }
     }
 
+    /// `http.response.trailers` of stream `seq` (the extension is advertised on HTTP/2
+    /// only).
+    pub(crate) fn send_trailers<'h>(
+        &mut self,
+        seq: u64,
+        headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
+        more_trailers: bool,
+        fx: &mut Effects,
+    ) -> PyResult<()> {
+        if let Mode::Http2(_) = self.mode {
+            return self.h2_send_trailers(seq, headers, more_trailers, fx);
+        }
+        Err(PyRuntimeError::new_err(
+            "http.response.trailers is only supported over HTTP/2",
+        ))
+    }
+
     /// Log the current request with the status the app sent.
     fn log_response(&mut self, fx: &mut Effects) {
         if let Some(access) = self.access.take() {
@@ -350,7 +427,10 @@ impl Conn {
     }
 
     /// The app's response headers, for an access log format that reads them.
-    pub(crate) fn keep_response_headers(&mut self, headers: Option<Py<PyList>>) {
+    pub(crate) fn keep_response_headers(&mut self, seq: u64, headers: Option<Py<PyList>>) {
+        if let Mode::Http2(_) = self.mode {
+            return self.h2_keep_response_headers(seq, headers);
+        }
         if let Some(access) = &mut self.access {
             access.response_headers = headers.map(Py::into_any);
         }
@@ -373,6 +453,9 @@ impl Conn {
         state: &ServerState,
         fx: &mut Effects,
     ) -> Option<&'static str> {
+        if let Mode::Http2(_) = self.mode {
+            return self.h2_app_finished(seq, fx);
+        }
         if !self.http1.is_current(seq) || self.http1.response_complete(seq) {
             return None;
         }

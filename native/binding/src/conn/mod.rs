@@ -21,6 +21,7 @@
 
 mod effects;
 mod http1;
+mod http2;
 mod protocol;
 mod proxied;
 mod tls;
@@ -51,6 +52,8 @@ enum Mode {
     Http1,
     /// From a WebSocket upgrade request on, the connection belongs to its WebSocket.
     WebSocket(Box<ws::WsConn>),
+    /// From its first bytes on, HTTP/2 streams (ALPN `h2`, or the preface on cleartext).
+    Http2(Box<http2::H2Conn>),
 }
 
 /// What the sweep left to do outside the lock.
@@ -97,6 +100,9 @@ pub(crate) struct Conn {
     access: Option<Box<Access>>,
     /// The TLS layer, on a TLS listener.
     tls: Option<Box<Tls>>,
+    /// Until the first plaintext bytes chose between HTTP/1.1 and HTTP/2: those held so
+    /// far (a prefix of the HTTP/2 preface).
+    sniffed: Option<Vec<u8>>,
     /// With `--proxy-protocol`, until the PROXY header is read (`proxied.rs`).
     awaiting_header: Option<Box<proxied::AwaitingHeader>>,
 }
@@ -149,6 +155,7 @@ impl Conn {
             discarded: 0,
             access: None,
             tls,
+            sniffed: Some(Vec::new()),
             awaiting_header: None,
         }
     }
@@ -182,6 +189,8 @@ impl Conn {
         let want = match &self.mode {
             Mode::WebSocket(ws) => ws.wants_read_pause(),
             Mode::Http1 => self.http1.wants_read_pause(),
+            // Flow control bounds what a client may send ahead of the app.
+            Mode::Http2(_) => false,
         } && !self.closing;
         if want != self.read_paused {
             self.read_paused = want;
@@ -232,6 +241,10 @@ impl Conn {
     fn sweep(&mut self, now: Instant, state: &ServerState, fx: &mut Effects) -> Swept {
         match self.mode {
             Mode::WebSocket(_) => Swept::Wake(self.ws_tick(now, fx)),
+            Mode::Http2(_) => {
+                self.h2_sweep(now, state, fx);
+                Swept::Wake(None)
+            }
             Mode::Http1 => match self.check_deadline(now, state, fx) {
                 Some(at) => Swept::IdlePast(at),
                 None => Swept::Wake(None),
@@ -239,12 +252,17 @@ impl Conn {
         }
     }
 
-    /// Whether `await send()` has to wait for the transport to drain.
-    pub(crate) fn must_wait_for_drain(&self) -> bool {
-        self.write_paused && !self.lost
+    /// Whether `await send()` of exchange (or stream) `seq` has to wait: for the
+    /// transport to drain, or for HTTP/2 flow control to let its body out.
+    pub(crate) fn must_wait_for_drain(&self, seq: u64) -> bool {
+        (self.write_paused || self.h2_must_wait(seq)) && !self.lost
     }
 
-    pub(crate) fn add_drain_waiter(&mut self, waiter: Py<PyAny>) {
-        self.drain_waiters.push(waiter);
+    pub(crate) fn add_drain_waiter(&mut self, seq: u64, waiter: Py<PyAny>) {
+        if self.h2_must_wait(seq) {
+            self.h2_add_send_waiter(seq, waiter);
+        } else {
+            self.drain_waiters.push(waiter);
+        }
     }
 }

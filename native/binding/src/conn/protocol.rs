@@ -131,15 +131,8 @@ impl HttpProtocol {
             websocket.is_some(),
             tls.as_ref(),
         )?;
-        if state.access_log.is_some() || state.metrics.is_some() {
-            // The scope holds what the app sees (the forwarded client behind a trusted
-            // proxy); the copy keeps it as it arrived.
-            let logged = match state.access_log {
-                Some(_) => Some(scope.copy()?.unbind()),
-                None => None,
-            };
-            let method = method_index(head.method());
-            this.lock()?.access = Some(Box::new(Access::new(logged, method)));
+        if let Some(access) = Self::access_record(state, &scope, head.method())? {
+            this.lock()?.access = Some(access);
         }
         if state.over_capacity() {
             Self::decide(slf, |conn, fx| conn.refuse(503, state, fx))?;
@@ -152,6 +145,31 @@ impl HttpProtocol {
         if let Some(settings) = websocket {
             return ws::start(slf, head, &scope, seq, settings);
         }
+        Self::run_cycle(slf, scope, seq)
+    }
+
+    /// The request's record, when access logging or metrics are on. The scope holds what
+    /// the app sees (the forwarded client behind a trusted proxy); the copy keeps it as it
+    /// arrived.
+    fn access_record(
+        state: &ServerState,
+        scope: &Bound<'_, PyDict>,
+        method: &[u8],
+    ) -> PyResult<Option<Box<Access>>> {
+        if state.access_log.is_none() && state.metrics.is_none() {
+            return Ok(None);
+        }
+        let logged = match state.access_log {
+            Some(_) => Some(scope.copy()?.unbind()),
+            None => None,
+        };
+        Ok(Some(Box::new(Access::new(logged, method_index(method)))))
+    }
+
+    /// Run the app of HTTP exchange (or HTTP/2 stream) `seq` in its own asyncio Task.
+    fn run_cycle(slf: &Bound<'_, Self>, scope: Bound<'_, PyDict>, seq: u64) -> PyResult<()> {
+        let py = slf.py();
+        let state = slf.get().state();
         let cycle = Bound::new(py, RequestCycle::new(slf.clone().unbind(), seq))?;
         let failed = spawn_app(state, scope, cycle.as_any(), |awaitable| {
             AppRunner::new(awaitable, slf.clone().unbind(), seq, false)
@@ -160,6 +178,37 @@ impl HttpProtocol {
             RequestCycle::app_finished(slf, seq, Some(error))?;
         }
         Ok(())
+    }
+
+    /// Build the scope of HTTP/2 stream `seq` and run its app in its own asyncio Task.
+    pub(super) fn start_stream_app(
+        slf: &Bound<'_, Self>,
+        head: &ruvicorn_core::http2::RequestHead,
+        seq: u64,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let state = this.state();
+        state.count_request(py);
+        let Ok(target) = split_target(head.method.as_bytes(), head.target.as_bytes()) else {
+            return Self::decide(slf, |conn, fx| conn.h2_refuse(seq, 400, fx));
+        };
+        let peer = this
+            .peer
+            .get()
+            .ok_or_else(|| PyRuntimeError::new_err("no peer"))?;
+        let tls = this.tls_extension(py)?;
+        let scope = build_scope(py, state, peer, head, &target, false, tls.as_ref())?;
+        if let Some(extensions) = scope.get_item(key!(py, "extensions"))? {
+            extensions.set_item(key!(py, "http.response.trailers"), PyDict::new(py))?;
+        }
+        if let Some(access) = Self::access_record(state, &scope, head.method.as_bytes())? {
+            this.lock()?.h2_keep_access(seq, access);
+        }
+        if state.over_capacity() {
+            return Self::decide(slf, |conn, fx| conn.h2_refuse(seq, 503, fx));
+        }
+        Self::run_cycle(slf, scope, seq)
     }
 
     /// Called by the worker's sweeper: enforce the head and idle deadlines, and the

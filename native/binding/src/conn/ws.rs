@@ -305,7 +305,7 @@ impl Conn {
     fn ws(&mut self) -> Option<&mut WsConn> {
         match &mut self.mode {
             Mode::WebSocket(ws) => Some(ws),
-            Mode::Http1 => None,
+            Mode::Http1 | Mode::Http2(_) => None,
         }
     }
 

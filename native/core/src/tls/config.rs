@@ -156,7 +156,12 @@ mod tests {
             files.write("key.pem", &minted.server_key_pem()),
         );
         let built = build(&opts).expect("config");
-        assert_eq!(built.config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+        assert_eq!(
+            built.config.alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+        assert_eq!(super::super::alpn(true, false), vec![b"http/1.1".to_vec()]);
+        assert_eq!(super::super::alpn(false, true), vec![b"h2".to_vec()]);
         assert_eq!(built.leaf.to_vec(), minted.server_leaf_der());
         let password = TlsOptions {
             keyfile: Some(files.write("enc.pem", &encrypted_pkcs8_pem(&minted, "pw"))),

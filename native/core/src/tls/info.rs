@@ -131,7 +131,7 @@ mod tests {
             info.client_cert_name.as_deref(),
             Some("CN=alice,O=Acme\\, Inc.,C=NZ")
         );
-        assert_eq!(conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+        assert_eq!(conn.alpn_protocol(), Some(&b"h2"[..]));
     }
 
     #[test]

@@ -16,8 +16,17 @@ use std::fmt;
 /// The TLS library, for the binding crate that drives its connections.
 pub use rustls;
 
-/// ALPN protocols offered, most preferred first: the one list (HTTP/2 adds `h2` here).
-pub const ALPN: &[&[u8]] = &[b"http/1.1"];
+/// ALPN protocols offered, most preferred first: the one list (`--http` narrows it, see
+/// [`alpn`]).
+pub const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
+
+/// The ALPN list for the HTTP versions served.
+pub fn alpn(http1: bool, http2: bool) -> Vec<Vec<u8>> {
+    ALPN.iter()
+        .filter(|p| if **p == b"h2" { http2 } else { http1 })
+        .map(|p| p.to_vec())
+        .collect()
+}
 
 /// Whether clients present a certificate (`--ssl-cert-reqs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,496 @@
+//! The HTTP/2 mode: one connection, many streams, each stream one ASGI HTTP cycle run by
+//! the same `RequestCycle` as an HTTP/1.1 exchange (its `seq` is the stream id). Frames,
+//! HPACK and flow control live in `ruvicorn_core::http2`; this file turns its events into
+//! app starts and wake-ups, and the cycles' calls into its send operations.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use super::{Access, Conn, Effects, Mode};
+use crate::asgi::cycle::ClientDisconnected;
+use crate::metrics;
+use crate::server::ServerState;
+use ruvicorn_core::http1::connection::ReceiveOutcome;
+use ruvicorn_core::http2::{Bytes, Event, Http2, RequestHead, SendError, Settings};
+
+/// RST_STREAM / GOAWAY codes (RFC 9113 §7).
+const NO_ERROR: u32 = 0x0;
+const INTERNAL_ERROR: u32 = 0x2;
+
+/// A response head the app sent: status, fields, whether trailers follow the body.
+type Start = (u16, Vec<(Vec<u8>, Vec<u8>)>, bool);
+
+/// What the binding keeps per stream beside the engine's state.
+#[derive(Default)]
+struct Stream {
+    /// Body bytes received and not yet given to `receive()`.
+    body: VecDeque<Bytes>,
+    /// The request body is complete.
+    ended: bool,
+    /// `receive()` returned the last body message.
+    delivered_end: bool,
+    /// The client reset the stream or the connection went away.
+    gone: bool,
+    /// `http.response.start` as the app sent it, until the first body message.
+    start: Option<Start>,
+    /// The response head went to the engine.
+    on_wire: bool,
+    /// The app announced trailers: the body's end waits for them.
+    trailers: bool,
+    /// A HEAD request: its response ends with the head.
+    head_request: bool,
+    /// The response has no body (HEAD, 1xx, 204, 304): it ended with its head.
+    bodyless: bool,
+    complete: bool,
+    /// `await send()` of this stream waits for its body to leave.
+    sending: bool,
+    send_waiter: Option<Py<PyAny>>,
+    /// The status sent (0 until the head is on the wire).
+    status: u16,
+    /// The stream's record for the access log and metrics, when either is on.
+    access: Option<Box<Access>>,
+}
+
+pub(super) struct H2Conn {
+    engine: Http2,
+    streams: HashMap<u32, Stream>,
+    /// Since when no stream is open (the idle deadline counts from there).
+    idle_since: Option<Instant>,
+}
+
+fn disconnected() -> PyErr {
+    ClientDisconnected::new_err("client disconnected")
+}
+
+/// The default response lines (`server: ...\r\n`) as fields.
+fn default_fields(defaults: &[&[u8]]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut fields = Vec::new();
+    for block in defaults {
+        for line in block.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if let Some(colon) = line.iter().position(|&b| b == b':') {
+                let name = line[..colon].to_ascii_lowercase();
+                let value = line[colon + 1..].trim_ascii().to_vec();
+                fields.push((name, value));
+            }
+        }
+    }
+    fields
+}
+
+fn stream_id(seq: u64) -> u32 {
+    u32::try_from(seq).unwrap_or(0)
+}
+
+impl Conn {
+    /// Switch a fresh connection to HTTP/2 and hand it its first bytes.
+    pub(super) fn start_http2(
+        &mut self,
+        settings: &Settings,
+        data: &[u8],
+        state: &ServerState,
+        fx: &mut Effects,
+    ) {
+        self.deadline = None;
+        if let Some(metrics) = &state.metrics {
+            metrics.connection(metrics::HTTP1, false);
+            metrics.connection(metrics::H2, true);
+        }
+        self.mode = Mode::Http2(Box::new(H2Conn {
+            engine: Http2::new(settings),
+            streams: HashMap::new(),
+            idle_since: Some(Instant::now()),
+        }));
+        if state.is_draining() {
+            if let Mode::Http2(h2) = &mut self.mode {
+                h2.engine.graceful_shutdown();
+            }
+        }
+        self.h2_received(data, fx);
+    }
+
+    pub(super) fn h2_received(&mut self, data: &[u8], fx: &mut Effects) {
+        if let Mode::Http2(h2) = &mut self.mode {
+            h2.engine.receive(data);
+        }
+        self.h2_pump(fx);
+    }
+
+    /// Turn the engine's events into effects and write what it produced.
+    fn h2_pump(&mut self, fx: &mut Effects) {
+        let Mode::Http2(h2) = &mut self.mode else {
+            return;
+        };
+        let mut wake = Vec::new();
+        let mut closed = false;
+        for event in h2.engine.take_events() {
+            match event {
+                Event::Request { stream, head } => {
+                    let entry = Stream {
+                        ended: head.end_stream,
+                        head_request: head.method == "HEAD",
+                        ..Stream::default()
+                    };
+                    h2.streams.insert(stream, entry);
+                    fx.start_h2.push((stream, head));
+                }
+                Event::Data { stream, data } => {
+                    if let Some(entry) = h2.streams.get_mut(&stream) {
+                        entry.body.push_back(data);
+                        wake.push((stream, true));
+                    }
+                }
+                Event::End { stream } => {
+                    if let Some(entry) = h2.streams.get_mut(&stream) {
+                        entry.ended = true;
+                        wake.push((stream, true));
+                    }
+                }
+                Event::Reset { stream, .. } => {
+                    if let Some(entry) = h2.streams.get_mut(&stream) {
+                        entry.gone = true;
+                        fx.wake_drain.extend(entry.send_waiter.take());
+                        wake.push((stream, false));
+                    }
+                }
+                Event::Sent { stream } => {
+                    if let Some(entry) = h2.streams.get_mut(&stream) {
+                        entry.sending = false;
+                        fx.wake_drain.extend(entry.send_waiter.take());
+                    }
+                }
+                Event::Closed { .. } => closed = true,
+            }
+        }
+        h2.idle_since = match (h2.streams.is_empty(), h2.idle_since) {
+            (true, None) => Some(Instant::now()),
+            (true, since) => since,
+            (false, _) => None,
+        };
+        let out = h2.engine.take_output();
+        fx.write.extend_from_slice(&out);
+        for (stream, with_data) in wake {
+            let seq = u64::from(stream);
+            let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.receive_waiters)
+                .into_iter()
+                .partition(|(s, _)| *s == seq);
+            self.receive_waiters = waiting;
+            fx.wake_receive.extend(
+                ready
+                    .into_iter()
+                    .map(|(_, w)| (w, with_data.then_some(seq))),
+            );
+        }
+        if closed {
+            self.close(fx);
+        }
+    }
+
+    fn h2_stream(&mut self, seq: u64) -> Option<(&mut Http2, &mut Stream)> {
+        let Mode::Http2(h2) = &mut self.mode else {
+            return None;
+        };
+        let entry = h2.streams.get_mut(&stream_id(seq))?;
+        Some((&mut h2.engine, entry))
+    }
+
+    /// `receive()` of stream `seq`: the body received so far (its window released as it
+    /// goes), its end, or the disconnect.
+    pub(super) fn h2_receive(&mut self, seq: u64, fx: &mut Effects) -> ReceiveOutcome {
+        let lost = self.lost;
+        let outcome = match self.h2_stream(seq) {
+            None => ReceiveOutcome::Disconnect,
+            Some(_) if lost => ReceiveOutcome::Disconnect,
+            Some((engine, entry)) => {
+                if !entry.body.is_empty() {
+                    let mut body = Vec::new();
+                    for chunk in entry.body.drain(..) {
+                        body.extend_from_slice(&chunk);
+                    }
+                    engine.release(stream_id(seq), body.len());
+                    entry.delivered_end = entry.ended;
+                    ReceiveOutcome::Body {
+                        body,
+                        more_body: !entry.ended,
+                    }
+                } else if entry.ended && !entry.delivered_end {
+                    entry.delivered_end = true;
+                    ReceiveOutcome::Body {
+                        body: Vec::new(),
+                        more_body: false,
+                    }
+                } else if entry.gone || entry.complete {
+                    ReceiveOutcome::Disconnect
+                } else {
+                    ReceiveOutcome::Wait {
+                        send_continue: false,
+                    }
+                }
+            }
+        };
+        self.h2_pump(fx);
+        outcome
+    }
+
+    /// `http.response.start`: kept until the first body message says whether a body follows.
+    pub(super) fn h2_start_response<'h>(
+        &mut self,
+        seq: u64,
+        status: u16,
+        headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
+        trailers: bool,
+        defaults: &[&[u8]],
+    ) -> PyResult<()> {
+        let lost = self.lost;
+        let Some((_, entry)) = self.h2_stream(seq) else {
+            return Err(disconnected());
+        };
+        if lost || entry.gone {
+            return Err(disconnected());
+        }
+        if entry.start.is_some() || entry.on_wire {
+            return Err(PyRuntimeError::new_err(
+                "Unexpected ASGI message 'http.response.start' sent, after response already started",
+            ));
+        }
+        let mut fields = default_fields(defaults);
+        fields.extend(
+            headers
+                .into_iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.to_vec())),
+        );
+        entry.start = Some((status, fields, trailers));
+        Ok(())
+    }
+
+    /// `http.response.body` of stream `seq`.
+    pub(super) fn h2_send_body(
+        &mut self,
+        seq: u64,
+        data: &[u8],
+        more_body: bool,
+        fx: &mut Effects,
+    ) -> PyResult<()> {
+        let result = self.h2_send(seq, data, more_body);
+        self.h2_pump(fx);
+        result
+    }
+
+    fn h2_send(&mut self, seq: u64, data: &[u8], more_body: bool) -> PyResult<()> {
+        let lost = self.lost;
+        let id = stream_id(seq);
+        let Some((engine, entry)) = self.h2_stream(seq) else {
+            return Err(disconnected());
+        };
+        if lost || entry.gone {
+            return Err(disconnected());
+        }
+        if entry.complete {
+            return Err(PyRuntimeError::new_err(
+                "Unexpected ASGI message 'http.response.body' sent, after response already completed",
+            ));
+        }
+        if let Some((status, fields, trailers)) = entry.start.take() {
+            entry.bodyless = entry.head_request || matches!(status, 100..=199 | 204 | 304);
+            entry.trailers = trailers && !entry.bodyless;
+            let end = entry.bodyless || (!more_body && data.is_empty() && !trailers);
+            engine
+                .send_response(id, status, &fields, end)
+                .map_err(send_error)?;
+            entry.on_wire = true;
+            entry.status = status;
+            if end && !entry.bodyless {
+                entry.complete = true;
+                return Ok(());
+            }
+        } else if !entry.on_wire {
+            return Err(PyRuntimeError::new_err(
+                "Unexpected ASGI message 'http.response.body' sent, before 'http.response.start'",
+            ));
+        }
+        if entry.bodyless {
+            // The head ended the stream; the app's body messages are dropped.
+            entry.complete = !more_body;
+            return Ok(());
+        }
+        let end = !more_body && !entry.trailers;
+        entry.complete = end;
+        entry.sending = true;
+        if let Some(access) = &mut entry.access {
+            access.count(data.len() as u64);
+        }
+        engine
+            .send_data(id, Bytes::copy_from_slice(data), end)
+            .map_err(send_error)
+    }
+
+    /// `http.response.trailers` of stream `seq`.
+    pub(super) fn h2_send_trailers<'h>(
+        &mut self,
+        seq: u64,
+        headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
+        more_trailers: bool,
+        fx: &mut Effects,
+    ) -> PyResult<()> {
+        let id = stream_id(seq);
+        let fields: Vec<(Vec<u8>, Vec<u8>)> = headers
+            .into_iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.to_vec()))
+            .collect();
+        let lost = self.lost;
+        let result = match self.h2_stream(seq) {
+            None => Err(disconnected()),
+            Some(_) if lost => Err(disconnected()),
+            Some((_, entry)) if !entry.trailers || entry.complete || !entry.on_wire => Err(
+                PyRuntimeError::new_err("Unexpected ASGI message 'http.response.trailers' sent"),
+            ),
+            Some((engine, entry)) => {
+                if more_trailers {
+                    Err(PyRuntimeError::new_err(
+                        "http.response.trailers with more_trailers is not supported",
+                    ))
+                } else {
+                    entry.complete = true;
+                    entry.sending = true;
+                    engine.send_trailers(id, &fields).map_err(send_error)
+                }
+            }
+        };
+        self.h2_pump(fx);
+        result
+    }
+
+    /// Whether `await send()` of stream `seq` waits for its body to leave.
+    pub(super) fn h2_must_wait(&self, seq: u64) -> bool {
+        match &self.mode {
+            Mode::Http2(h2) => h2
+                .streams
+                .get(&stream_id(seq))
+                .is_some_and(|s| s.sending && !s.gone),
+            _ => false,
+        }
+    }
+
+    pub(super) fn h2_add_send_waiter(&mut self, seq: u64, waiter: Py<PyAny>) {
+        if let Some((_, entry)) = self.h2_stream(seq) {
+            entry.send_waiter = Some(waiter);
+        }
+    }
+
+    /// The app of stream `seq` ended: an unanswered stream gets a 500, a half-sent
+    /// response is reset. Returns the complaint to log.
+    pub(super) fn h2_app_finished(&mut self, seq: u64, fx: &mut Effects) -> Option<&'static str> {
+        let id = stream_id(seq);
+        let lost = self.lost;
+        let Mode::Http2(h2) = &mut self.mode else {
+            return None;
+        };
+        let mut entry = h2.streams.remove(&id)?;
+        let mut complaint = None;
+        if !entry.complete && !entry.bodyless && !entry.gone && !lost {
+            if entry.on_wire {
+                complaint = Some("ASGI callable returned without completing the response");
+                h2.engine.reset(id, INTERNAL_ERROR);
+            } else {
+                complaint = Some("ASGI callable returned without starting a response");
+                let _ = h2.engine.send_response(id, 500, &[], true);
+                entry.status = 500;
+                if let Some(access) = &mut entry.access {
+                    access.bytes = None;
+                }
+            }
+        }
+        // A stream reset before any response counts as no request answered.
+        if let Some(access) = entry.access.take().filter(|_| entry.status != 0) {
+            fx.stream_access.push((access, entry.status));
+        }
+        h2.engine.forget(id);
+        self.h2_pump(fx);
+        complaint
+    }
+
+    /// The transport is gone: every stream's `send()` waiter, to complete (the next
+    /// `send()` then raises).
+    pub(super) fn h2_lost(&mut self) -> Vec<Py<PyAny>> {
+        let Mode::Http2(h2) = &mut self.mode else {
+            return Vec::new();
+        };
+        h2.streams
+            .values_mut()
+            .filter_map(|entry| {
+                entry.gone = true;
+                entry.send_waiter.take()
+            })
+            .collect()
+    }
+
+    /// The sweep: a connection without open streams for the keep-alive timeout gets
+    /// GOAWAY (NO_ERROR, naming the last stream served) and is closed.
+    pub(super) fn h2_sweep(&mut self, now: Instant, state: &ServerState, fx: &mut Effects) {
+        let Mode::Http2(h2) = &mut self.mode else {
+            return;
+        };
+        let idle = h2
+            .idle_since
+            .is_some_and(|since| now.duration_since(since) >= state.settings.keep_alive_timeout);
+        if idle && !self.closing {
+            h2.engine.abort(NO_ERROR);
+            self.h2_pump(fx);
+            self.close(fx);
+        }
+    }
+
+    /// Graceful stop: GOAWAY, open streams finish.
+    pub(super) fn h2_drain(&mut self, fx: &mut Effects) {
+        if let Mode::Http2(h2) = &mut self.mode {
+            h2.engine.graceful_shutdown();
+        }
+        self.h2_pump(fx);
+    }
+
+    /// A stream that cannot be served (a bad `:path`, the server over capacity) is answered
+    /// here with `status` and no body.
+    pub(super) fn h2_refuse(&mut self, seq: u64, status: u16, fx: &mut Effects) {
+        if let Mode::Http2(h2) = &mut self.mode {
+            let id = stream_id(seq);
+            let _ = h2.engine.send_response(id, status, &[], true);
+            if let Some(mut access) = h2.streams.remove(&id).and_then(|entry| entry.access) {
+                access.bytes = None;
+                fx.stream_access.push((access, status));
+            }
+            h2.engine.forget(id);
+        }
+        self.h2_pump(fx);
+    }
+
+    /// Keep stream `seq`'s record for the access log and metrics.
+    pub(super) fn h2_keep_access(&mut self, seq: u64, access: Box<Access>) {
+        if let Some((_, entry)) = self.h2_stream(seq) {
+            entry.access = Some(access);
+        }
+    }
+
+    /// The app's response headers of stream `seq`, for an access log format that reads them.
+    pub(super) fn h2_keep_response_headers(&mut self, seq: u64, headers: Option<Py<PyList>>) {
+        if let Some(access) = self
+            .h2_stream(seq)
+            .and_then(|(_, entry)| entry.access.as_mut())
+        {
+            access.response_headers = headers.map(Py::into_any);
+        }
+    }
+}
+
+fn send_error(err: SendError) -> PyErr {
+    match err {
+        SendError::Gone => disconnected(),
+        SendError::Invalid(message) => PyRuntimeError::new_err(message),
+    }
+}
+
+/// A stream's request head, kept for starting its app outside the lock.
+pub(crate) type StreamStart = (u32, RequestHead);

@@ -1,0 +1,642 @@
+//! HTTP/2 server connections, sans-IO: bytes in -> [`Event`]s, send operations -> bytes out.
+//!
+//! The engine is the `h2` crate (frames, HPACK, stream states, flow control and its
+//! rapid-reset limits), driven synchronously: it reads from and writes to an in-memory
+//! [`Pipe`] and is polled with a no-op waker, so there is no runtime and no thread. Since
+//! nothing ever wakes a task, [`Http2::drive`] re-polls everything after each input and
+//! after each send operation; the callers (the binding's HTTP/2 mode) only see this
+//! module's types, so the engine can be swapped without touching them.
+//!
+//! Memory stays bounded both ways: received DATA is held by the engine only up to the
+//! advertised window, which is released ([`Http2::release`]) as the application consumes
+//! bytes; a response body waits in its stream's queue until flow control lets it out, and
+//! [`Event::Sent`] tells the caller when the queue is empty so `send()` can return.
+
+mod flood;
+mod pipe;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
+pub use bytes::Bytes;
+use h2::server::{Connection, Handshake, SendResponse};
+use h2::{RecvStream, SendStream};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+
+use flood::FloodGuard;
+use pipe::Pipe;
+
+/// What every HTTP/2 connection starts with (RFC 9113 §3.4).
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether a connection's first bytes are HTTP/2: `Some(true)` once they hold the whole
+/// preface, `Some(false)` as soon as they differ from it (any HTTP/1.1 request), `None`
+/// while they are a strict prefix of it (`P` could still be `POST`).
+pub fn sniff(bytes: &[u8]) -> Option<bool> {
+    let len = bytes.len().min(PREFACE.len());
+    if bytes[..len] != PREFACE[..len] {
+        Some(false)
+    } else if len == PREFACE.len() {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// Response fields that are connection-specific in HTTP/1.1 and forbidden in HTTP/2
+/// (RFC 9113 §8.2.2): an application's are dropped.
+const CONNECTION_SPECIFIC: [&str; 5] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Client resets of streams whose response had not ended, tolerated before the ratio
+/// below is checked (ordinary clients cancel a few requests).
+const RESET_FLOOR: u64 = 100;
+/// Past the floor, the connection is abandoned (GOAWAY ENHANCE_YOUR_CALM) once more than
+/// this fraction (1/n) of its streams were reset by the client mid-flight: the rapid-reset
+/// attack (CVE-2023-44487) makes the server start work it then cancels, over and over.
+const RESET_RATIO: u64 = 2;
+/// ENHANCE_YOUR_CALM (RFC 9113 §7).
+pub const ENHANCE_YOUR_CALM: u32 = 0xb;
+
+/// The local limits a connection announces and enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub max_concurrent_streams: u32,
+    pub initial_window_size: u32,
+    pub max_frame_size: u32,
+    /// Decoded header-list bytes per request (guards against HPACK bombs).
+    pub max_header_list_size: u32,
+    /// Streams the client may reset before the application saw them (rapid reset).
+    pub max_pending_accept_reset_streams: usize,
+    /// Streams this side may reset for the client's errors before GOAWAY.
+    pub max_local_error_reset_streams: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: 100,
+            initial_window_size: 65_535,
+            max_frame_size: 16_384,
+            max_header_list_size: 64 * 1024,
+            max_pending_accept_reset_streams: 20,
+            max_local_error_reset_streams: 1024,
+        }
+    }
+}
+
+/// One request's head, already mapped the ASGI way: pseudo-headers gone, `:authority` as a
+/// leading `host`, cookie crumbs joined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    pub method: String,
+    /// The `:path` pseudo-header: path and query, still percent-encoded.
+    pub target: String,
+    pub scheme: Option<String>,
+    /// Lower-case names, in the order they arrived (after the leading `host`).
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The request has no body (HEADERS carried END_STREAM).
+    pub end_stream: bool,
+}
+
+/// What the client did, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Request {
+        stream: u32,
+        head: RequestHead,
+    },
+    /// Body bytes; [`Http2::release`] them once the application has consumed them.
+    Data {
+        stream: u32,
+        data: Bytes,
+    },
+    /// The request body is complete (request trailers, if any, are discarded).
+    End {
+        stream: u32,
+    },
+    /// The client reset the stream, or the stream failed; no more events for it.
+    Reset {
+        stream: u32,
+        code: u32,
+    },
+    /// The stream's queued response body has all been handed to the engine.
+    Sent {
+        stream: u32,
+    },
+    /// The connection is over (GOAWAY exchanged, EOF, or a connection error).
+    Closed {
+        error: Option<String>,
+    },
+}
+
+/// Why a send operation did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// The stream is unknown, reset, or its response already ended.
+    Gone,
+    /// The response head could not be built (invalid status or field).
+    Invalid(String),
+}
+
+struct Stream {
+    recv: Option<RecvStream>,
+    respond: Option<SendResponse<Bytes>>,
+    send: Option<SendStream<Bytes>>,
+    /// Body chunks not yet given to the engine, and their total length.
+    queue: VecDeque<Bytes>,
+    queued: usize,
+    /// After the queue empties: end the stream, with these trailers if any.
+    finish: Option<Option<HeaderMap>>,
+    /// The response carries no body (HEAD, 1xx/204/304): body bytes are dropped.
+    bodyless: bool,
+    head_request: bool,
+    /// `Sent` is owed once the queue empties.
+    notify_sent: bool,
+}
+
+enum State {
+    Handshaking(Handshake<Pipe, Bytes>),
+    Ready(Connection<Pipe, Bytes>),
+    Done,
+}
+
+/// One HTTP/2 server connection; see the module documentation.
+pub struct Http2 {
+    pipe: Pipe,
+    state: State,
+    streams: HashMap<u32, Stream>,
+    events: Vec<Event>,
+    /// The highest stream id handed out as a request.
+    last_stream: u32,
+    /// Requests accepted, and those the client reset before their response ended.
+    accepted: u64,
+    client_resets: u64,
+    flood: FloodGuard,
+}
+
+impl Http2 {
+    pub fn new(settings: &Settings) -> Self {
+        let pipe = Pipe::default();
+        let mut builder = h2::server::Builder::new();
+        builder
+            .max_concurrent_streams(settings.max_concurrent_streams)
+            .initial_window_size(settings.initial_window_size)
+            .initial_connection_window_size(
+                settings
+                    .initial_window_size
+                    .saturating_mul(settings.max_concurrent_streams.clamp(1, 16)),
+            )
+            .max_frame_size(settings.max_frame_size)
+            .max_header_list_size(settings.max_header_list_size)
+            .max_pending_accept_reset_streams(settings.max_pending_accept_reset_streams)
+            .max_local_error_reset_streams(Some(settings.max_local_error_reset_streams))
+            .max_send_buffer_size(settings.max_frame_size as usize * 4);
+        let state = State::Handshaking(builder.handshake(pipe.clone()));
+        let mut conn = Self {
+            pipe,
+            state,
+            streams: HashMap::new(),
+            events: Vec::new(),
+            last_stream: 0,
+            accepted: 0,
+            client_resets: 0,
+            flood: FloodGuard::new(),
+        };
+        conn.drive();
+        conn
+    }
+
+    /// Bytes read from the client (empty at EOF).
+    pub fn receive(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            self.pipe.close_input();
+        } else {
+            self.pipe.push_input(bytes);
+        }
+        self.drive();
+        if self.flood.scan(bytes) {
+            self.abort(ENHANCE_YOUR_CALM);
+        }
+    }
+
+    /// Bytes to write to the client, taken.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        self.pipe.take_output()
+    }
+
+    /// Events since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The highest stream id accepted so far (for logs and GOAWAY accounting).
+    pub fn last_stream(&self) -> u32 {
+        self.last_stream
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    /// Streams whose request was accepted and that are not finished yet.
+    pub fn open_streams(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Give `len` consumed body bytes of `stream` back to the client's send window.
+    pub fn release(&mut self, stream: u32, len: usize) {
+        if let Some(recv) = self.streams.get_mut(&stream).and_then(|s| s.recv.as_mut()) {
+            // An error means the stream is already gone: nothing left to release.
+            let _ = recv.flow_control().release_capacity(len);
+        }
+        self.drive();
+    }
+
+    /// Send the response head; `end` when there is no body at all.
+    pub fn send_response(
+        &mut self,
+        stream: u32,
+        status: u16,
+        headers: &[(Vec<u8>, Vec<u8>)],
+        end: bool,
+    ) -> Result<(), SendError> {
+        let entry = self.streams.get_mut(&stream).ok_or(SendError::Gone)?;
+        let respond = entry.respond.as_mut().ok_or(SendError::Gone)?;
+        let status = StatusCode::from_u16(status)
+            .map_err(|_| SendError::Invalid(format!("invalid status {status}")))?;
+        let bodyless = entry.head_request
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        let mut response = Response::new(());
+        *response.status_mut() = status;
+        *response.headers_mut() = header_map(headers)?;
+        let end = end || bodyless;
+        let send = respond
+            .send_response(response, end)
+            .map_err(|_| SendError::Gone)?;
+        entry.respond = None;
+        entry.bodyless = bodyless;
+        if end {
+            entry.finish = Some(None);
+            entry.send = None;
+            self.finish_if_done(stream);
+        } else {
+            entry.send = Some(send);
+        }
+        self.drive();
+        Ok(())
+    }
+
+    /// Queue response body bytes; `end` closes the stream after them. An [`Event::Sent`]
+    /// follows once they all went to the engine (at once if flow control allows).
+    pub fn send_data(&mut self, stream: u32, data: Bytes, end: bool) -> Result<(), SendError> {
+        self.queue(stream, data, end.then_some(None))
+    }
+
+    /// End the response with trailers (after any queued body).
+    pub fn send_trailers(
+        &mut self,
+        stream: u32,
+        trailers: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<(), SendError> {
+        let map = header_map(trailers)?;
+        self.queue(stream, Bytes::new(), Some(Some(map)))
+    }
+
+    /// Abandon a stream (RST_STREAM with `code`, e.g. INTERNAL_ERROR = 2 when the app
+    /// failed mid-response).
+    pub fn reset(&mut self, stream: u32, code: u32) {
+        if let Some(mut entry) = self.streams.remove(&stream) {
+            let reason = h2::Reason::from(code);
+            if let Some(send) = entry.send.as_mut() {
+                send.send_reset(reason);
+            } else if let Some(respond) = entry.respond.as_mut() {
+                respond.send_reset(reason);
+            }
+        }
+        self.drive();
+    }
+
+    /// The application is done with `stream`: whatever of it the engine still holds (a
+    /// request body nobody read) is dropped. A response not ended by then is the caller's
+    /// to reset first.
+    pub fn forget(&mut self, stream: u32) {
+        if self.streams.remove(&stream).is_some() {
+            self.drive();
+        }
+    }
+
+    /// GOAWAY: no new streams; the open ones finish, then the connection closes.
+    pub fn graceful_shutdown(&mut self) {
+        if let State::Ready(conn) = &mut self.state {
+            conn.graceful_shutdown();
+        }
+        self.drive();
+    }
+
+    /// GOAWAY with `code` (e.g. ENHANCE_YOUR_CALM = 11) and close at once.
+    pub fn abort(&mut self, code: u32) {
+        if let State::Ready(conn) = &mut self.state {
+            conn.abrupt_shutdown(h2::Reason::from(code));
+        }
+        self.drive();
+    }
+
+    fn queue(
+        &mut self,
+        stream: u32,
+        data: Bytes,
+        finish: Option<Option<HeaderMap>>,
+    ) -> Result<(), SendError> {
+        let entry = self.streams.get_mut(&stream).ok_or(SendError::Gone)?;
+        if entry.finish.is_some() || entry.respond.is_some() {
+            return Err(SendError::Gone);
+        }
+        if !entry.bodyless && !data.is_empty() {
+            entry.queued += data.len();
+            entry.queue.push_back(data);
+        }
+        entry.finish = finish;
+        entry.notify_sent = true;
+        self.drive();
+        Ok(())
+    }
+
+    /// Poll the engine until nothing moves: accept streams, pull body bytes, notice
+    /// resets, push queued body bytes as capacity allows. Nothing wakes a task, so this
+    /// runs after every input and every send operation.
+    fn drive(&mut self) {
+        let mut cx = Context::from_waker(Waker::noop());
+        if let State::Handshaking(handshake) = &mut self.state {
+            match std::pin::Pin::new(handshake).poll(&mut cx) {
+                Poll::Ready(Ok(conn)) => self.state = State::Ready(conn),
+                Poll::Ready(Err(error)) => self.close(Some(error)),
+                Poll::Pending => return,
+            }
+        }
+        loop {
+            let mut progress = self.accept(&mut cx);
+            let ids: Vec<u32> = self.streams.keys().copied().collect();
+            for id in ids {
+                progress |= self.poll_stream(id, &mut cx);
+            }
+            if !progress {
+                break;
+            }
+        }
+    }
+
+    /// Accept new streams; true if any arrived or the connection ended.
+    fn accept(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        while let State::Ready(conn) = &mut self.state {
+            match conn.poll_accept(cx) {
+                Poll::Ready(Some(Ok((request, respond)))) => {
+                    progress = true;
+                    let id = respond.stream_id().as_u32();
+                    self.last_stream = self.last_stream.max(id);
+                    self.accepted += 1;
+                    self.flood.request();
+                    let (parts, recv) = request.into_parts();
+                    let head = request_head(&parts, recv.is_end_stream());
+                    let head_request = parts.method == http::Method::HEAD;
+                    self.streams.insert(
+                        id,
+                        Stream {
+                            recv: (!head.end_stream).then_some(recv),
+                            respond: Some(respond),
+                            send: None,
+                            queue: VecDeque::new(),
+                            queued: 0,
+                            finish: None,
+                            bodyless: false,
+                            head_request,
+                            notify_sent: false,
+                        },
+                    );
+                    self.events.push(Event::Request { stream: id, head });
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    // A stream-level error surfaces on the stream; a connection error here.
+                    if error.is_io() || error.is_go_away() || error.reason().is_some() {
+                        self.close(Some(error));
+                        return true;
+                    }
+                }
+                Poll::Ready(None) => {
+                    self.close(None);
+                    return true;
+                }
+                Poll::Pending => break,
+            }
+        }
+        progress
+    }
+
+    /// One stream's receive side, reset and send side; true if anything moved.
+    fn poll_stream(&mut self, id: u32, cx: &mut Context<'_>) -> bool {
+        let Some(entry) = self.streams.get_mut(&id) else {
+            return false;
+        };
+        let mut progress = false;
+        if let Some(recv) = entry.recv.as_mut() {
+            loop {
+                match recv.poll_data(cx) {
+                    Poll::Ready(Some(Ok(data))) => {
+                        progress = true;
+                        if data.is_empty() {
+                            continue;
+                        }
+                        self.events.push(Event::Data { stream: id, data });
+                    }
+                    Poll::Ready(Some(Err(_))) => {
+                        entry.recv = None;
+                        break;
+                    }
+                    Poll::Ready(None) => {
+                        progress = true;
+                        entry.recv = None;
+                        self.events.push(Event::End { stream: id });
+                        break;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+        }
+        let reset = match (entry.send.as_mut(), entry.respond.as_mut()) {
+            (Some(send), _) => send.poll_reset(cx),
+            (None, Some(respond)) => respond.poll_reset(cx),
+            (None, None) => Poll::Pending,
+        };
+        if let Poll::Ready(outcome) = reset {
+            let code = outcome.map_or(2, u32::from);
+            let mid_flight = entry.finish.is_none();
+            self.streams.remove(&id);
+            self.events.push(Event::Reset { stream: id, code });
+            if mid_flight {
+                self.client_resets += 1;
+                if self.client_resets > RESET_FLOOR
+                    && self.client_resets * RESET_RATIO > self.accepted
+                {
+                    if let State::Ready(conn) = &mut self.state {
+                        conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+                    }
+                }
+            }
+            return true;
+        }
+        progress |= self.push_body(id, cx);
+        self.finish_if_done(id);
+        progress
+    }
+
+    /// Hand queued body bytes to the engine as far as send capacity allows.
+    fn push_body(&mut self, id: u32, cx: &mut Context<'_>) -> bool {
+        let Some(entry) = self.streams.get_mut(&id) else {
+            return false;
+        };
+        let Some(send) = entry.send.as_mut() else {
+            return false;
+        };
+        let mut progress = false;
+        while entry.queued > 0 {
+            send.reserve_capacity(entry.queued);
+            let capacity = send.capacity();
+            if capacity == 0 {
+                match send.poll_capacity(cx) {
+                    Poll::Ready(Some(Ok(_))) => continue,
+                    Poll::Ready(_) => {
+                        entry.queue.clear();
+                        entry.queued = 0;
+                        break;
+                    }
+                    Poll::Pending => return progress,
+                }
+            }
+            let Some(mut chunk) = entry.queue.pop_front() else {
+                break;
+            };
+            if chunk.len() > capacity {
+                entry.queue.push_front(chunk.split_off(capacity));
+            }
+            entry.queued -= chunk.len();
+            progress = true;
+            if send.send_data(chunk, false).is_err() {
+                entry.queue.clear();
+                entry.queued = 0;
+            }
+        }
+        if let Some(finish) = entry.finish.take() {
+            let _ = match finish {
+                Some(trailers) if !entry.bodyless => send.send_trailers(trailers),
+                _ => send.send_data(Bytes::new(), true),
+            };
+            entry.send = None;
+            entry.finish = Some(None);
+            progress = true;
+        }
+        if entry.notify_sent {
+            entry.notify_sent = false;
+            self.events.push(Event::Sent { stream: id });
+            progress = true;
+        }
+        progress
+    }
+
+    /// Forget a stream once its response ended and its request body is in.
+    fn finish_if_done(&mut self, id: u32) {
+        if let Some(entry) = self.streams.get_mut(&id) {
+            if entry.notify_sent && entry.send.is_none() && entry.finish.is_some() {
+                entry.notify_sent = false;
+                self.events.push(Event::Sent { stream: id });
+            }
+            if entry.send.is_none()
+                && entry.respond.is_none()
+                && entry.recv.is_none()
+                && entry.finish.is_some()
+            {
+                self.streams.remove(&id);
+            }
+        }
+    }
+
+    fn close(&mut self, error: Option<h2::Error>) {
+        if matches!(self.state, State::Done) {
+            return;
+        }
+        self.state = State::Done;
+        for id in self.streams.keys() {
+            self.events.push(Event::Reset {
+                stream: *id,
+                code: 0,
+            });
+        }
+        self.streams.clear();
+        self.events.push(Event::Closed {
+            error: error.filter(|e| !e.is_io()).map(|e| e.to_string()),
+        });
+    }
+}
+
+fn request_head(parts: &http::request::Parts, end_stream: bool) -> RequestHead {
+    let mut headers = Vec::with_capacity(parts.headers.len() + 1);
+    let authority = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().as_bytes().to_vec());
+    let has_authority = authority.is_some();
+    if let Some(authority) = authority {
+        headers.push((b"host".to_vec(), authority));
+    }
+    let mut cookie: Option<Vec<u8>> = None;
+    for (name, value) in &parts.headers {
+        if name == http::header::COOKIE {
+            let joined = cookie.get_or_insert_with(Vec::new);
+            if !joined.is_empty() {
+                joined.extend_from_slice(b"; ");
+            }
+            joined.extend_from_slice(value.as_bytes());
+        } else if !(has_authority && name == http::header::HOST) {
+            headers.push((name.as_str().as_bytes().to_vec(), value.as_bytes().to_vec()));
+        }
+    }
+    if let Some(cookie) = cookie {
+        headers.push((b"cookie".to_vec(), cookie));
+    }
+    RequestHead {
+        method: parts.method.as_str().to_owned(),
+        target: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+        scheme: parts.uri.scheme_str().map(str::to_owned),
+        headers,
+        end_stream,
+    }
+}
+
+/// Response fields as the engine wants them, minus the connection-specific ones.
+fn header_map(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<HeaderMap, SendError> {
+    let mut map = HeaderMap::with_capacity(fields.len());
+    for (name, value) in fields {
+        let name = HeaderName::from_bytes(name)
+            .map_err(|_| SendError::Invalid("invalid header name".to_owned()))?;
+        if CONNECTION_SPECIFIC.contains(&name.as_str()) {
+            continue;
+        }
+        let value = HeaderValue::from_bytes(value)
+            .map_err(|_| SendError::Invalid(format!("invalid value for header {name}")))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}

@@ -1,0 +1,420 @@
+//! The interface driven with hand-built frames: what a client sends in, what comes out.
+
+use super::flood::{DATA, END_STREAM, PING, SETTINGS};
+use super::*;
+
+const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
+const GOAWAY: u8 = 0x7;
+const WINDOW_UPDATE: u8 = 0x8;
+const END_HEADERS: u8 = 0x4;
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).expect("small frame");
+    let mut out = len.to_be_bytes()[1..].to_vec();
+    out.extend([kind, flags]);
+    out.extend(stream.to_be_bytes());
+    out.extend(payload);
+    out
+}
+
+/// HPACK literals without indexing, new names: enough for any request in these tests.
+fn block(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in fields {
+        out.push(0);
+        out.push(u8::try_from(name.len()).expect("short name"));
+        out.extend(name.as_bytes());
+        out.push(u8::try_from(value.len()).expect("short value"));
+        out.extend(value.as_bytes());
+    }
+    out
+}
+
+fn get(path: &str) -> Vec<(&str, &str)> {
+    vec![
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", "example.test"),
+        (":path", path),
+    ]
+}
+
+struct Frame {
+    kind: u8,
+    flags: u8,
+    stream: u32,
+    payload: Vec<u8>,
+}
+
+fn frames(bytes: &[u8]) -> Vec<Frame> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while rest.len() >= 9 {
+        let len = usize::from(rest[0]) << 16 | usize::from(rest[1]) << 8 | usize::from(rest[2]);
+        let stream = u32::from_be_bytes([rest[5], rest[6], rest[7], rest[8]]) & 0x7fff_ffff;
+        out.push(Frame {
+            kind: rest[3],
+            flags: rest[4],
+            stream,
+            payload: rest[9..9 + len].to_vec(),
+        });
+        rest = &rest[9 + len..];
+    }
+    out
+}
+
+/// A connection past its preface and SETTINGS exchange.
+fn connected(settings: &Settings) -> Http2 {
+    let mut conn = Http2::new(settings);
+    let mut hello = PREFACE.to_vec();
+    hello.extend(frame(SETTINGS, 0, 0, &[]));
+    conn.receive(&hello);
+    let out = frames(&conn.take_output());
+    assert_eq!(out[0].kind, SETTINGS, "the server's SETTINGS come first");
+    conn
+}
+
+fn request_stream(conn: &mut Http2, stream: u32, fields: &[(&str, &str)], end: bool) {
+    let flags = END_HEADERS | if end { END_STREAM } else { 0 };
+    conn.receive(&frame(HEADERS, flags, stream, &block(fields)));
+}
+
+#[test]
+fn request_head_maps_authority_and_cookies() {
+    let mut conn = connected(&Settings::default());
+    let mut fields = get("/a?b=1");
+    fields.extend([("cookie", "a=1"), ("x-y", "z"), ("cookie", "b=2")]);
+    request_stream(&mut conn, 1, &fields, true);
+    let events = conn.take_events();
+    let Some(Event::Request { stream: 1, head }) = events.first() else {
+        panic!("no request: {events:?}");
+    };
+    assert_eq!(head.method, "GET");
+    assert_eq!(head.target, "/a?b=1");
+    assert_eq!(head.scheme.as_deref(), Some("http"));
+    assert!(head.end_stream);
+    let names: Vec<&[u8]> = head.headers.iter().map(|(n, _)| n.as_slice()).collect();
+    assert_eq!(names, [&b"host"[..], b"x-y", b"cookie"]);
+    assert_eq!(head.headers[0].1, b"example.test");
+    assert_eq!(head.headers[2].1, b"a=1; b=2");
+}
+
+#[test]
+fn body_arrives_and_window_comes_back_only_when_released() {
+    let mut conn = connected(&Settings::default());
+    let mut fields = get("/");
+    fields[0].1 = "POST";
+    request_stream(&mut conn, 1, &fields, false);
+    let chunk = vec![b'x'; 15_000];
+    conn.receive(&frame(DATA, 0, 1, &chunk));
+    conn.receive(&frame(DATA, 0, 1, &chunk));
+    conn.receive(&frame(DATA, 0, 1, &chunk));
+    let events = conn.take_events();
+    let body: Vec<u8> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Data { data, .. } => Some(data.to_vec()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(body.len(), 45_000);
+    let before = frames(&conn.take_output());
+    assert!(before.iter().all(|f| f.kind != WINDOW_UPDATE));
+    conn.release(1, 45_000);
+    let after = frames(&conn.take_output());
+    assert!(after
+        .iter()
+        .any(|f| f.kind == WINDOW_UPDATE && f.stream == 1));
+    conn.receive(&frame(DATA, END_STREAM, 1, &[]));
+    assert_eq!(conn.take_events(), [Event::End { stream: 1 }]);
+}
+
+#[test]
+fn response_with_body_and_dropped_connection_fields() {
+    let mut conn = connected(&Settings::default());
+    request_stream(&mut conn, 1, &get("/"), true);
+    conn.take_events();
+    let fields = vec![
+        (b"content-type".to_vec(), b"text/plain".to_vec()),
+        (b"connection".to_vec(), b"keep-alive".to_vec()),
+    ];
+    conn.send_response(1, 200, &fields, false).expect("head");
+    conn.send_data(1, Bytes::from_static(b"body"), true)
+        .expect("body");
+    assert_eq!(conn.take_events(), [Event::Sent { stream: 1 }]);
+    let out = frames(&conn.take_output());
+    let head = out.iter().find(|f| f.kind == HEADERS).expect("HEADERS");
+    assert_eq!(head.payload[0], 0x88, ":status 200 from the static table");
+    assert_eq!(head.flags & END_STREAM, 0);
+    let data: Vec<&Frame> = out.iter().filter(|f| f.kind == DATA).collect();
+    assert_eq!(
+        data.iter()
+            .flat_map(|f| f.payload.clone())
+            .collect::<Vec<_>>(),
+        b"body"
+    );
+    assert_ne!(data.last().expect("DATA").flags & END_STREAM, 0);
+    assert_eq!(conn.open_streams(), 0, "a finished stream is forgotten");
+}
+
+#[test]
+fn head_and_no_content_responses_carry_no_data() {
+    let mut conn = connected(&Settings::default());
+    let mut fields = get("/");
+    fields[0].1 = "HEAD";
+    request_stream(&mut conn, 1, &fields, true);
+    request_stream(&mut conn, 3, &get("/"), true);
+    conn.send_response(1, 200, &[], false).expect("head");
+    conn.send_data(1, Bytes::from_static(b"dropped"), true)
+        .expect_err("the stream ended with its head");
+    conn.send_response(3, 204, &[], false).expect("head");
+    let out = frames(&conn.take_output());
+    assert!(out.iter().all(|f| f.kind != DATA));
+    let heads: Vec<&Frame> = out.iter().filter(|f| f.kind == HEADERS).collect();
+    assert_eq!(heads.len(), 2);
+    assert!(heads.iter().all(|f| f.flags & END_STREAM != 0));
+}
+
+#[test]
+fn trailers_end_the_stream() {
+    let mut conn = connected(&Settings::default());
+    request_stream(&mut conn, 1, &get("/"), true);
+    conn.send_response(1, 200, &[], false).expect("head");
+    conn.send_data(1, Bytes::from_static(b"x"), false)
+        .expect("body");
+    conn.send_trailers(1, &[(b"grpc-status".to_vec(), b"0".to_vec())])
+        .expect("trailers");
+    let out = frames(&conn.take_output());
+    let heads: Vec<&Frame> = out.iter().filter(|f| f.kind == HEADERS).collect();
+    assert_eq!(heads.len(), 2, "response head and trailers");
+    assert_ne!(heads[1].flags & END_STREAM, 0);
+}
+
+#[test]
+fn client_reset_is_an_event() {
+    let mut conn = connected(&Settings::default());
+    request_stream(&mut conn, 1, &get("/"), false);
+    conn.take_events();
+    conn.receive(&frame(RST_STREAM, 0, 1, &8u32.to_be_bytes()));
+    assert_eq!(conn.take_events(), [Event::Reset { stream: 1, code: 8 }]);
+    assert_eq!(conn.send_response(1, 200, &[], true), Err(SendError::Gone));
+}
+
+#[test]
+fn body_waits_for_the_client_window() {
+    let mut conn = connected(&Settings::default());
+    request_stream(&mut conn, 1, &get("/"), true);
+    conn.take_events();
+    conn.send_response(1, 200, &[], false).expect("head");
+    conn.send_data(1, Bytes::from(vec![b'x'; 100_000]), true)
+        .expect("body");
+    let sent = |out: &[Frame]| {
+        out.iter()
+            .filter(|f| f.kind == DATA)
+            .map(|f| f.payload.len())
+            .sum::<usize>()
+    };
+    assert_eq!(sent(&frames(&conn.take_output())), 65_535);
+    assert!(conn.take_events().is_empty(), "send() must keep waiting");
+    let more = 40_000u32.to_be_bytes();
+    conn.receive(&frame(WINDOW_UPDATE, 0, 0, &more));
+    conn.receive(&frame(WINDOW_UPDATE, 0, 1, &more));
+    assert_eq!(sent(&frames(&conn.take_output())), 100_000 - 65_535);
+    assert_eq!(conn.take_events(), [Event::Sent { stream: 1 }]);
+}
+
+#[test]
+fn graceful_shutdown_sends_goaway_and_finishes_open_streams() {
+    let mut conn = connected(&Settings::default());
+    request_stream(&mut conn, 1, &get("/"), true);
+    conn.graceful_shutdown();
+    let out = frames(&conn.take_output());
+    assert!(
+        out.iter().any(|f| f.kind == GOAWAY),
+        "the first GOAWAY announces it"
+    );
+    let ping = out
+        .iter()
+        .find(|f| f.kind == PING)
+        .expect("PING before the final GOAWAY");
+    conn.receive(&frame(PING, 0x1, 0, &ping.payload));
+    let out = frames(&conn.take_output());
+    let goaway = out.iter().find(|f| f.kind == GOAWAY).expect("final GOAWAY");
+    assert_eq!(goaway.payload[..4], 1u32.to_be_bytes(), "last stream id");
+    request_stream(&mut conn, 3, &get("/late"), true);
+    assert!(
+        !conn
+            .take_events()
+            .iter()
+            .any(|e| matches!(e, Event::Request { stream: 3, .. })),
+        "no new stream after GOAWAY"
+    );
+    conn.send_response(1, 200, &[], true)
+        .expect("in-flight stream still answers");
+    let out = frames(&conn.take_output());
+    assert!(out.iter().any(|f| f.kind == HEADERS && f.stream == 1));
+    assert!(conn.is_closed(), "closes once the last stream is done");
+}
+
+#[test]
+fn rapid_reset_gets_enhance_your_calm() {
+    let settings = Settings {
+        max_pending_accept_reset_streams: 5,
+        ..Settings::default()
+    };
+    let mut conn = connected(&settings);
+    let mut burst = Vec::new();
+    for i in 0..20u32 {
+        let id = 2 * i + 1;
+        burst.extend(frame(HEADERS, END_HEADERS, id, &block(&get("/"))));
+        burst.extend(frame(RST_STREAM, 0, id, &8u32.to_be_bytes()));
+    }
+    conn.receive(&burst);
+    let out = frames(&conn.take_output());
+    let goaway = out.iter().find(|f| f.kind == GOAWAY).expect("GOAWAY");
+    assert_eq!(
+        goaway.payload[4..8],
+        11u32.to_be_bytes(),
+        "ENHANCE_YOUR_CALM"
+    );
+}
+
+#[test]
+fn streams_reset_after_acceptance_past_the_floor_get_enhance_your_calm() {
+    let mut conn = connected(&Settings::default());
+    let mut goaway = None;
+    for i in 0..400u32 {
+        let id = 2 * i + 1;
+        request_stream(&mut conn, id, &get("/"), false);
+        conn.receive(&frame(RST_STREAM, 0, id, &8u32.to_be_bytes()));
+        let out = frames(&conn.take_output());
+        if let Some(frame) = out.into_iter().find(|f| f.kind == GOAWAY) {
+            goaway = Some((i, frame));
+            break;
+        }
+    }
+    let (at, frame) = goaway.expect("GOAWAY before 400 reset streams");
+    assert!(
+        at >= 100,
+        "ordinary cancellations are tolerated (got GOAWAY at {at})"
+    );
+    assert_eq!(frame.payload[4..8], ENHANCE_YOUR_CALM.to_be_bytes());
+}
+
+#[test]
+fn ping_settings_and_empty_data_floods_get_enhance_your_calm() {
+    for kind in ["ping", "settings", "empty-data"] {
+        let mut conn = connected(&Settings::default());
+        request_stream(&mut conn, 1, &get("/"), false);
+        let one = match kind {
+            "ping" => frame(PING, 0, 0, &[0; 8]),
+            "settings" => frame(SETTINGS, 0, 0, &[]),
+            _ => frame(DATA, 0, 1, &[]),
+        };
+        let mut goaway = None;
+        for _ in 0..30 {
+            conn.receive(&one.repeat(100));
+            let out = frames(&conn.take_output());
+            if let Some(frame) = out.into_iter().find(|f| f.kind == GOAWAY) {
+                goaway = Some(frame);
+                break;
+            }
+        }
+        let frame = goaway.unwrap_or_else(|| panic!("no GOAWAY for a {kind} flood"));
+        assert_eq!(
+            frame.payload[4..8],
+            ENHANCE_YOUR_CALM.to_be_bytes(),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn a_few_pings_are_answered() {
+    let mut conn = connected(&Settings::default());
+    for _ in 0..50 {
+        conn.receive(&frame(PING, 0, 0, &[1; 8]));
+    }
+    let out = frames(&conn.take_output());
+    assert_eq!(
+        out.iter()
+            .filter(|f| f.kind == PING && f.flags == 1)
+            .count(),
+        50
+    );
+    assert!(out.iter().all(|f| f.kind != GOAWAY));
+}
+
+#[test]
+fn answered_streams_do_not_count_as_resets() {
+    let mut conn = connected(&Settings::default());
+    for i in 0..300u32 {
+        let id = 2 * i + 1;
+        request_stream(&mut conn, id, &get("/"), true);
+        conn.send_response(id, 200, &[], true).expect("answered");
+        conn.receive(&frame(RST_STREAM, 0, id, &8u32.to_be_bytes()));
+    }
+    let out = frames(&conn.take_output());
+    assert!(out.iter().all(|f| f.kind != GOAWAY));
+}
+
+#[test]
+fn oversized_header_list_is_refused() {
+    let settings = Settings {
+        max_header_list_size: 1024,
+        ..Settings::default()
+    };
+    let mut conn = connected(&settings);
+    let big = "v".repeat(120);
+    let mut fields = get("/");
+    for _ in 0..20 {
+        fields.push(("x-big", &big));
+    }
+    request_stream(&mut conn, 1, &fields, true);
+    let events = conn.take_events();
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Request { .. })),
+        "{events:?}"
+    );
+    let out = frames(&conn.take_output());
+    assert!(out
+        .iter()
+        .any(|f| f.kind == HEADERS || f.kind == RST_STREAM || f.kind == GOAWAY));
+}
+
+#[test]
+fn a_bad_preface_closes_the_connection() {
+    let mut conn = Http2::new(&Settings::default());
+    conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(conn.is_closed());
+    assert!(matches!(
+        conn.take_events().last(),
+        Some(Event::Closed { .. })
+    ));
+}
+
+#[test]
+fn eof_closes_and_resets_open_streams() {
+    let mut conn = connected(&Settings::default());
+    request_stream(&mut conn, 1, &get("/"), false);
+    conn.take_events();
+    conn.receive(b"");
+    let events = conn.take_events();
+    assert!(events.contains(&Event::Reset { stream: 1, code: 0 }));
+    assert!(matches!(events.last(), Some(Event::Closed { .. })));
+}
+
+#[test]
+fn sniffing_waits_for_enough_bytes() {
+    assert_eq!(sniff(b""), None);
+    assert_eq!(sniff(b"P"), None, "POST and PRI share their first byte");
+    assert_eq!(sniff(b"PRI * HTTP/2.0\r\n"), None);
+    assert_eq!(sniff(b"PO"), Some(false));
+    assert_eq!(sniff(b"GET / HTTP/1.1\r\n"), Some(false));
+    assert_eq!(sniff(PREFACE), Some(true));
+    let mut more = PREFACE.to_vec();
+    more.extend_from_slice(b"\0\0\0\x04");
+    assert_eq!(sniff(&more), Some(true));
+}

@@ -1,0 +1,61 @@
+"""A bare cleartext HTTP/2 client over a socket, for tests that need bytes before the
+preface (a PROXY header) or a connection kept open across several requests."""
+
+from __future__ import annotations
+
+import socket
+
+import h2.config
+import h2.connection
+import h2.events
+
+BOUND = 30.0
+
+
+def open_h2(
+    host: str, port: int, preamble: bytes = b""
+) -> tuple[socket.socket, h2.connection.H2Connection]:
+    """A connection with ``preamble`` (a PROXY header) and the preface sent."""
+    config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+    conn = h2.connection.H2Connection(config=config)
+    conn.initiate_connection()
+    sock = socket.create_connection((host, port), timeout=BOUND)
+    sock.sendall(preamble + conn.data_to_send())
+    return sock, conn
+
+
+def h2_request(
+    sock: socket.socket,
+    conn: h2.connection.H2Connection,
+    method: str,
+    path: str,
+    body: bytes = b"",
+) -> tuple[int, bytes]:
+    """One request on a new stream: its status and body (bounded by reads and the timeout)."""
+    stream = conn.get_next_available_stream_id()
+    headers = [
+        (b":method", method.encode()),
+        (b":path", path.encode()),
+        (b":scheme", b"http"),
+        (b":authority", b"localhost"),
+    ]
+    conn.send_headers(stream, headers, end_stream=not body)
+    if body:
+        conn.send_data(stream, body, end_stream=True)
+    sock.sendall(conn.data_to_send())
+    status, received = 0, b""
+    for _ in range(10_000):
+        data = sock.recv(65536)
+        if not data:
+            break
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.ResponseReceived) and event.stream_id == stream:
+                status = int(dict(event.headers)[b":status"])
+            elif isinstance(event, h2.events.DataReceived) and event.stream_id == stream:
+                received += event.data
+                conn.acknowledge_received_data(event.flow_controlled_length, stream)
+            elif isinstance(event, h2.events.StreamEnded) and event.stream_id == stream:
+                sock.sendall(conn.data_to_send())
+                return status, received
+        sock.sendall(conn.data_to_send())
+    raise AssertionError(f"stream {stream} did not end (status {status})")

@@ -1,0 +1,451 @@
+"""HTTP/2 in the native protocol, in-process: the python ``h2`` library as the client.
+
+Each stream is one ASGI HTTP cycle; these cases check the mapping (scope, response,
+trailers, HEAD), flow control driven by the app's ``receive()``, resets and many
+streams on one connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.events
+import hyperframe.frame
+import pytest
+from mockconn import MockConnection, Runner
+from tlspeer import Certs, TlsPeer
+
+Headers = list[tuple[bytes, bytes]]
+Fields = tuple[tuple[bytes, bytes], ...] | Headers
+
+
+class H2Client:
+    """A client connection over a ``MockConnection``: frames out, events back."""
+
+    def __init__(
+        self,
+        mock: MockConnection,
+        send: Callable[[bytes], None] | None = None,
+        received: Callable[[], bytes] | None = None,
+    ) -> None:
+        """``send`` and ``received`` (everything read so far) default to the mock's
+        cleartext; a TLS peer passes its own."""
+        self.mock = mock
+        self.send = send or mock.send
+        self.received = received or (lambda: bytes(mock.transport.written))
+        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        self.conn = h2.connection.H2Connection(config=config)
+        self.conn.initiate_connection()
+        self.read = 0
+        self.events: list[h2.events.Event] = []
+        self.flush()
+
+    def flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data:
+            self.send(data)
+
+    def pump(self) -> None:
+        """Read what the server wrote since the last call (acknowledging its DATA)."""
+        written = self.received()
+        new, self.read = written[self.read :], len(written)
+        if new:
+            for event in self.conn.receive_data(new):
+                self.events.append(event)
+                if isinstance(event, h2.events.DataReceived):
+                    self.conn.acknowledge_received_data(
+                        event.flow_controlled_length, event.stream_id
+                    )
+            self.flush()
+
+    def request(
+        self,
+        path: str = "/",
+        method: str = "GET",
+        body: bytes = b"",
+        extra: Fields = (),
+        open_body: bool = False,
+    ) -> int:
+        stream = self.conn.get_next_available_stream_id()
+        headers = [
+            (b":method", method.encode()),
+            (b":scheme", b"http"),
+            (b":authority", b"example.test"),
+            (b":path", path.encode()),
+            *extra,
+        ]
+        self.conn.send_headers(stream, headers, end_stream=not body and not open_body)
+        if body:
+            self.send_body(stream, body)
+        self.flush()
+        return stream
+
+    def send_body(self, stream: int, body: bytes) -> None:
+        """Send as much as flow control allows; the rest goes as the window reopens."""
+        self.pending = getattr(self, "pending", {})
+        self.pending[stream] = body
+        self.push()
+
+    def push(self) -> None:
+        for stream, body in list(getattr(self, "pending", {}).items()):
+            rest = body
+            while rest:
+                room = min(
+                    self.conn.local_flow_control_window(stream),
+                    self.conn.max_outbound_frame_size,
+                    len(rest),
+                )
+                if room <= 0:
+                    break
+                self.conn.send_data(stream, rest[:room])
+                rest = rest[room:]
+            if rest:
+                self.pending[stream] = rest
+            else:
+                del self.pending[stream]
+                self.conn.end_stream(stream)
+        self.flush()
+
+    def finished(self, stream: int) -> bool:
+        return any(
+            isinstance(e, h2.events.StreamEnded | h2.events.StreamReset) and e.stream_id == stream
+            for e in self.events
+        )
+
+    async def response(self, stream: int) -> tuple[int, Headers, bytes, Headers]:
+        """Wait for the whole response of ``stream``: status, headers, body, trailers."""
+
+        def done() -> bool:
+            self.pump()
+            self.push()
+            return self.finished(stream)
+
+        await self.mock.until(done, f"the end of stream {stream}")
+        heads = [
+            e.headers
+            for e in self.events
+            if isinstance(e, h2.events.ResponseReceived | h2.events.TrailersReceived)
+            and e.stream_id == stream
+        ]
+        assert heads, f"no response head on stream {stream}: {self.events}"
+        status = int(dict(heads[0])[b":status"])
+        body = b"".join(
+            e.data
+            for e in self.events
+            if isinstance(e, h2.events.DataReceived) and e.stream_id == stream
+        )
+        trailers = heads[1] if len(heads) > 1 else []
+        return status, [h for h in heads[0] if not h[0].startswith(b":")], body, trailers
+
+
+async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"x-a", b"1")]})
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+def test_scope_maps_pseudo_headers_authority_and_cookies(run: Runner) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope)
+        await hello(scope, receive, send)
+
+    async def scenario() -> None:
+        client = H2Client(MockConnection(app))
+        stream = client.request(
+            "/p%20q?x=1", extra=[(b"cookie", b"a=1"), (b"accept", b"*/*"), (b"cookie", b"b=2")]
+        )
+        status, headers, body, _ = await client.response(stream)
+        assert (status, body) == (200, b"hello")
+        assert (b"x-a", b"1") in headers
+        assert (b"server", b"ruvicorn") in headers
+        scope = seen[0]
+        assert scope["http_version"] == "2"
+        assert scope["method"] == "GET"
+        assert scope["path"] == "/p q"
+        assert scope["query_string"] == b"x=1"
+        assert scope["headers"][0] == (b"host", b"example.test")
+        assert (b"cookie", b"a=1; b=2") in scope["headers"]
+        assert not any(name.startswith(b":") for name, _ in scope["headers"])
+        assert "http.response.trailers" in scope["extensions"]
+
+    run(scenario)
+
+
+def test_request_body_larger_than_the_window_is_echoed(run: Runner) -> None:
+    payload = bytes(range(256)) * 1024  # 256 KiB: four times the initial window
+
+    async def scenario() -> None:
+        client = H2Client(MockConnection(echo))
+        stream = client.request("/", "POST", payload)
+        status, _, body, _ = await client.response(stream)
+        assert status == 200
+        assert body == payload
+
+    run(scenario)
+
+
+def test_window_opens_only_as_the_app_reads(run: Runner) -> None:
+    release = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await release.wait()
+        await echo(scope, receive, send)
+
+    async def scenario() -> None:
+        mock = MockConnection(app)
+        client = H2Client(mock)
+        stream = client.request("/", "POST", b"x" * 200_000)
+        await mock.idle(50)
+        client.pump()
+        client.push()
+        # The app has read nothing: the client is stuck at the initial window.
+        assert client.conn.local_flow_control_window(stream) == 0
+        assert stream in client.pending
+        release.set()
+        status, _, body, _ = await client.response(stream)
+        assert (status, len(body)) == (200, 200_000)
+
+    run(scenario)
+
+
+def test_head_and_204_carry_no_data(run: Runner) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        status = 204 if scope["path"] == "/empty" else 200
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b"ignored"})
+
+    async def scenario() -> None:
+        client = H2Client(MockConnection(app))
+        head = client.request("/", "HEAD")
+        empty = client.request("/empty")
+        assert (await client.response(head))[::2] == (200, b"")
+        assert (await client.response(empty))[::2] == (204, b"")
+
+    run(scenario)
+
+
+def test_response_trailers(run: Runner) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "trailers": True})
+        await send({"type": "http.response.body", "body": b"data"})
+        await send({"type": "http.response.trailers", "headers": [(b"grpc-status", b"0")]})
+
+    async def scenario() -> None:
+        client = H2Client(MockConnection(app))
+        stream = client.request()
+        status, _, body, trailers = await client.response(stream)
+        assert (status, body) == (200, b"data")
+        assert trailers == [(b"grpc-status", b"0")]
+
+    run(scenario)
+
+
+def test_connection_specific_response_fields_are_dropped(run: Runner) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"connection", b"close"), (b"keep-alive", b"5"), (b"x-ok", b"1")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def scenario() -> None:
+        client = H2Client(MockConnection(app))
+        _, headers, _, _ = await client.response(client.request())
+        names = [name for name, _ in headers]
+        assert b"x-ok" in names
+        assert b"connection" not in names and b"keep-alive" not in names
+
+    run(scenario)
+
+
+def test_client_reset_is_http_disconnect(run: Runner) -> None:
+    messages: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        messages.append(await receive())
+        messages.append(await receive())
+
+    async def scenario() -> None:
+        mock = MockConnection(app)
+        client = H2Client(mock)
+        stream = client.request("/", "POST", open_body=True)
+        client.conn.send_data(stream, b"part")  # and the body never ends
+        client.flush()
+        await mock.until(lambda: len(messages) == 1, "the first body part")
+        client.conn.reset_stream(stream)
+        client.flush()
+        await mock.until(lambda: len(messages) == 2, "the disconnect")
+        assert messages[0] == {"type": "http.request", "body": b"part", "more_body": True}
+        assert messages[1]["type"] == "http.disconnect"
+
+    run(scenario)
+
+
+def test_app_without_response_gets_500(run: Runner) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        return None
+
+    async def scenario() -> None:
+        client = H2Client(MockConnection(app))
+        status, _, _, _ = await client.response(client.request())
+        assert status == 500
+
+    run(scenario)
+
+
+def test_a_hundred_concurrent_streams(run: Runner) -> None:
+    gate = asyncio.Event()
+    running = 0
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        nonlocal running
+        running += 1
+        await gate.wait()
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    async def scenario() -> None:
+        mock = MockConnection(app)
+        client = H2Client(mock)
+        streams = [client.request(f"/{i}") for i in range(100)]
+        await mock.until(lambda: running == 100, "100 apps running at once")
+        gate.set()
+        for i, stream in enumerate(streams):
+            assert (await client.response(stream))[2] == f"/{i}".encode()
+
+    run(scenario)
+
+
+def server_frames(written: bytes | bytearray) -> list[Any]:
+    """Every frame the server wrote (after the client's view of the preface)."""
+    frames, data = [], memoryview(bytes(written))
+    while len(data) >= 9:
+        frame, length = hyperframe.frame.Frame.parse_frame_header(data[:9])
+        frame.parse_body(data[9 : 9 + length])
+        frames.append(frame)
+        data = data[9 + length :]
+    return frames
+
+
+def test_graceful_drain_sends_goaway_and_finishes_in_flight(run: Runner) -> None:
+    gate = asyncio.Event()
+    done = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await gate.wait()
+        await hello(scope, receive, send)
+        done.set()
+
+    async def scenario() -> None:
+        mock = MockConnection(app)
+        client = H2Client(mock)
+        stream = client.request()
+        await mock.idle(10)
+        mock.state.drain()
+        await mock.idle(10)
+        goaways = [f for f in server_frames(mock.transport.written) if f.type == 0x7]
+        assert goaways, "GOAWAY on drain"
+        # The in-flight stream still completes; then the final GOAWAY names it.
+        ping = next(f for f in server_frames(mock.transport.written) if f.type == 0x6)
+        mock.send(
+            hyperframe.frame.PingFrame(0, flags=["ACK"], opaque_data=ping.opaque_data).serialize()
+        )
+        gate.set()
+        await asyncio.wait_for(done.wait(), 5)
+        await mock.idle(10)
+        frames = server_frames(mock.transport.written)
+        data = [f for f in frames if f.type == 0x0 and f.stream_id == stream]
+        assert b"".join(f.data for f in data) == b"hello"
+        assert "END_STREAM" in data[-1].flags
+        assert [f for f in frames if f.type == 0x7][-1].last_stream_id == stream
+
+    run(scenario)
+
+
+def test_idle_connection_gets_goaway_from_the_sweep(run: Runner) -> None:
+    async def scenario() -> None:
+        mock = MockConnection(hello, timeout_keep_alive=0.05)
+        client = H2Client(mock)
+        assert (await client.response(client.request()))[::2] == (200, b"hello")
+        await asyncio.sleep(0.1)
+        mock.state.sweep()
+        await mock.until(lambda: mock.transport.closed, "the close")
+        goaway = [f for f in server_frames(mock.transport.written) if f.type == 0x7]
+        assert goaway and goaway[-1].error_code == 0 and goaway[-1].last_stream_id == 1
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("http", ["1", "h11"])
+def test_http1_only_does_not_speak_http2(run: Runner, http: str) -> None:
+    async def scenario() -> None:
+        mock = MockConnection(hello, http=http)
+        H2Client(mock)
+        await mock.until(lambda: mock.transport.closed, "the connection closing")
+        assert mock.transport.written.startswith(b"HTTP/1.1 400")
+
+    run(scenario)
+
+
+def test_first_bytes_arriving_one_by_one_choose_right(run: Runner) -> None:
+    async def scenario() -> None:
+        http1 = MockConnection(echo)
+        for byte in b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nhi":
+            http1.send(bytes([byte]))
+        (response,) = await http1.responses(1)
+        assert (response.status, response.body) == (200, b"hi")
+        mock = MockConnection(hello)
+
+        def byte_by_byte(data: bytes) -> None:
+            for i in range(len(data)):
+                mock.send(data[i : i + 1])
+
+        client = H2Client(mock, send=byte_by_byte)
+        assert (await client.response(client.request()))[::2] == (200, b"hello")
+
+    run(scenario)
+
+
+def test_http1_still_served_in_auto(run: Runner) -> None:
+    async def scenario() -> None:
+        mock = MockConnection(hello)
+        mock.send(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        (response,) = await mock.responses(1)
+        assert (response.status, response.body) == (200, b"hello")
+
+    run(scenario)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return Certs(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.mark.parametrize(("http", "alpn"), [("auto", "h2"), ("2", "h2"), ("1", "http/1.1")])
+def test_alpn_over_tls(run: Runner, certs: Certs, http: str, alpn: str) -> None:
+    async def scenario() -> None:
+        mock = MockConnection(hello, http=http, **certs.settings())
+        peer = TlsPeer(mock, certs.client_context())
+        peer.handshake()
+        assert peer.tls.selected_alpn_protocol() == alpn
+        if alpn != "h2":
+            return
+        client = H2Client(mock, peer.send, peer.read)
+        status, _, body, _ = await client.response(client.request())
+        assert (status, body) == (200, b"hello")
+
+    run(scenario)

@@ -1,0 +1,301 @@
+"""HTTP/2 black-box: real server processes, real clients (httpx, curl, the python h2
+library over a raw socket), cleartext (h2c with prior knowledge) and TLS (ALPN h2)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+import httpx
+import hyperframe.frame
+import pytest
+from h2raw import open_h2
+from realserver import ServerProcess
+from tlscerts import over_tls
+
+BOUND = 30.0
+MIB = 1024 * 1024
+
+
+def h2_client(server: ServerProcess) -> httpx.Client:
+    """HTTP/2 only: prior knowledge on cleartext, ALPN h2 over TLS."""
+    verify: ssl.SSLContext | bool = server.client_context() or False
+    return httpx.Client(base_url=server.url, http1=False, http2=True, verify=verify, timeout=BOUND)
+
+
+@over_tls
+def test_httpx_streams_share_one_connection(server: ServerProcess) -> None:
+    with h2_client(server) as client:
+        first = client.get("/scope?x=1", headers={"cookie": "a=1"})
+        posted = client.post("/echo", content=b"posted body")
+        second = client.get("/scope")
+    assert first.http_version == "HTTP/2"
+    assert posted.status_code == 200 and posted.content == b"posted body"
+    scope = first.json()
+    assert scope["http_version"] == "2"
+    assert scope["query_string"] == "x=1"
+    assert scope["headers"][0][0] == "host"
+    assert not any(name.startswith(":") for name, _ in scope["headers"])
+    assert "http.response.trailers" in scope["extensions"]
+    assert scope["client"] == second.json()["client"], "one connection for every stream"
+
+
+@over_tls
+def test_16_mib_echo(server: ServerProcess) -> None:
+    data = os.urandom(16 * MIB)
+    with h2_client(server) as client:
+        echoed = client.post("/echo", content=data)
+    assert echoed.status_code == 200
+    assert hashlib.sha256(echoed.content).digest() == hashlib.sha256(data).digest()
+
+
+def test_a_hundred_concurrent_streams_on_one_connection(server: ServerProcess) -> None:
+    if server.tls is not None:
+        pytest.skip("cleartext only")
+    config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+    conn = h2.connection.H2Connection(config=config)
+    conn.initiate_connection()
+    with socket.create_connection((server.host, server.port), timeout=BOUND) as sock:
+        streams = []
+        for i in range(100):
+            stream = conn.get_next_available_stream_id()
+            conn.send_headers(
+                stream,
+                [
+                    (b":method", b"GET"),
+                    (b":scheme", b"http"),
+                    (b":authority", b"localhost"),
+                    (b":path", f"/anything/{i}".encode()),
+                ],
+                end_stream=True,
+            )
+            streams.append(stream)
+        sock.sendall(conn.data_to_send())
+        bodies: dict[int, bytes] = {}
+        ended: set[int] = set()
+        for _ in range(10_000):  # bounded: every read makes progress or the socket times out
+            if ended >= set(streams):
+                break
+            data = sock.recv(65536)
+            assert data, "the server closed the connection"
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.DataReceived):
+                    bodies[event.stream_id] = bodies.get(event.stream_id, b"") + event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, h2.events.StreamEnded):
+                    ended.add(event.stream_id)
+            sock.sendall(conn.data_to_send())
+    assert ended == set(streams)
+    paths = [json.loads(bodies[stream])["path"] for stream in streams]
+    assert paths == [f"/anything/{i}" for i in range(100)]
+
+
+def curl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["curl", "-sS", "-v", *args],
+        capture_output=True,
+        text=True,
+        timeout=BOUND,
+        check=False,
+    )
+
+
+@over_tls
+def test_curl_http2(server: ServerProcess) -> None:
+    if server.tls is None:
+        result = curl("--http2-prior-knowledge", f"{server.url}/ok")
+    else:
+        result = curl("--http2", "--cacert", str(server.tls.ca_file), f"{server.url}/ok")
+        assert re.search(r"ALPN.*accepted.*h2", result.stderr), result.stderr
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok"
+    assert "HTTP/2 200" in result.stderr
+
+
+def test_http1_still_served_on_the_same_port(server: ServerProcess) -> None:
+    response = server.get("/ok")
+    assert response.status == 200 and response.body == b"ok"
+
+
+@pytest.mark.parametrize("name", ["h11", "httptools"])
+def test_http1_implementation_names_are_read_as_1(server_factory: Any, name: str) -> None:
+    server = server_factory("testapp:app", "--http", name)
+    assert server.get("/ok").body == b"ok"
+    assert f"--http {name}: read as --http 1" in server.stderr()
+    result = curl("--http2-prior-knowledge", f"{server.url}/ok")
+    assert "HTTP/2 200" not in result.stderr
+
+
+def raw_h2(server: ServerProcess) -> tuple[socket.socket, h2.connection.H2Connection]:
+    """A cleartext HTTP/2 client over a raw socket, preface sent."""
+    return open_h2(server.host, server.port)
+
+
+def read_until_goaway(
+    sock: socket.socket, conn: h2.connection.H2Connection, stream: int = 0
+) -> list[Any]:
+    """Events until the server's GOAWAY, the end or reset of ``stream``, or the server's
+    close (bounded by reads and the timeout)."""
+    events: list[Any] = []
+    for _ in range(10_000):
+        try:
+            data = sock.recv(65536)
+        except (ConnectionResetError, TimeoutError):
+            break
+        if not data:
+            break
+        try:
+            events.extend(conn.receive_data(data))
+        except h2.exceptions.ProtocolError:
+            break
+        if any(
+            isinstance(e, h2.events.ConnectionTerminated)
+            or (
+                isinstance(e, h2.events.StreamEnded | h2.events.StreamReset)
+                and e.stream_id == stream
+            )
+            for e in events
+        ):
+            break
+    return events
+
+
+def send_or_stop(sock: socket.socket, conn: h2.connection.H2Connection) -> bool:
+    """Send what the client queued; False once the server hung up."""
+    try:
+        sock.sendall(conn.data_to_send())
+    except (BrokenPipeError, ConnectionResetError):
+        return False
+    return True
+
+
+def assert_calmed(server: ServerProcess, events: list[Any]) -> None:
+    """The attacker got GOAWAY ENHANCE_YOUR_CALM; an ordinary client is still served."""
+    terminated = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+    assert terminated, events[-3:]
+    assert terminated[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert server.get("/ok").body == b"ok", "ordinary clients are still served"
+
+
+def get_headers(path: str = "/ok") -> list[tuple[bytes, bytes]]:
+    return [
+        (b":method", b"GET"),
+        (b":scheme", b"http"),
+        (b":authority", b"localhost"),
+        (b":path", path.encode()),
+    ]
+
+
+def test_rapid_reset_gets_enhance_your_calm(server: ServerProcess) -> None:
+    if server.tls is not None:
+        pytest.skip("cleartext only")
+    sock, conn = raw_h2(server)
+    with sock:
+        for _ in range(1000):  # bounded: the server gives up long before
+            stream = conn.get_next_available_stream_id()
+            conn.send_headers(stream, get_headers("/slow"), end_stream=True)
+            conn.reset_stream(stream)
+            if not send_or_stop(sock, conn):
+                break
+        assert_calmed(server, read_until_goaway(sock, conn))
+
+
+def test_hpack_bomb_is_refused(server: ServerProcess) -> None:
+    if server.tls is not None:
+        pytest.skip("cleartext only")
+    sock, conn = raw_h2(server)
+    with sock:
+        stream = conn.get_next_available_stream_id()
+        # One 4 KiB field, then references to it from the dynamic table: a few hundred
+        # bytes on the wire decode to far more than the header-list limit.
+        bomb = [(b"x-bomb", b"a" * 4000)] * 400
+        conn.send_headers(stream, [*get_headers(), *bomb], end_stream=True)
+        wire = conn.data_to_send()
+        assert len(wire) < 20_000
+        sock.sendall(wire)
+        events = read_until_goaway(sock, conn, stream)
+    answered = [
+        e for e in events if isinstance(e, h2.events.ResponseReceived) and e.stream_id == stream
+    ]
+    assert all(dict(e.headers)[b":status"] != b"200" for e in answered)
+    assert any(
+        isinstance(e, h2.events.StreamReset | h2.events.ConnectionTerminated)
+        or (isinstance(e, h2.events.ResponseReceived) and e.stream_id == stream)
+        for e in events
+    ), events
+    assert server.get("/ok").body == b"ok"
+
+
+@pytest.mark.parametrize("kind", ["ping", "settings"])
+def test_control_frame_flood_gets_enhance_your_calm(server: ServerProcess, kind: str) -> None:
+    if server.tls is not None:
+        pytest.skip("cleartext only")
+    sock, conn = raw_h2(server)
+    with sock:
+        for _ in range(100):  # bounded: the server gives up after about 1000 frames
+            for _ in range(50):
+                if kind == "ping":
+                    conn.ping(b"12345678")
+                else:
+                    conn.update_settings({h2.settings.SettingCodes.ENABLE_PUSH: 0})
+            if not send_or_stop(sock, conn):
+                break
+        assert_calmed(server, read_until_goaway(sock, conn))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_graceful_stop_sends_goaway_and_finishes_the_stream(server_factory: Any, sig: int) -> None:
+    srv: ServerProcess = server_factory("testapp:app")
+    mark = srv.mark()
+    sock, conn = raw_h2(srv)
+    with sock:
+        stream = conn.get_next_available_stream_id()
+        conn.send_headers(stream, get_headers("/slow?seconds=1"), end_stream=True)
+        sock.sendall(conn.data_to_send())
+        for _ in range(200):  # bounded wait for the app to start
+            if any(r.get("event") == "slow-start" for r in srv.records_since(mark)):
+                break
+            time.sleep(0.05)
+        srv.send_signal(sig)
+        # Raw frames from here: a client library closes at the first GOAWAY, but the
+        # server's graceful GOAWAY is followed by a PING and the stream's response.
+        buffer, frames = b"", list[Any]()
+        for _ in range(1000):  # bounded: every read makes progress or times out
+            data = sock.recv(65536)
+            if not data:
+                break
+            buffer += data
+            while len(buffer) >= 9:
+                frame: Any
+                frame, length = hyperframe.frame.Frame.parse_frame_header(memoryview(buffer[:9]))
+                if len(buffer) < 9 + length:
+                    break
+                frame.parse_body(memoryview(buffer[9 : 9 + length]))
+                buffer = buffer[9 + length :]
+                frames.append(frame)
+                if frame.type == 0x6 and "ACK" not in frame.flags:
+                    ack = hyperframe.frame.PingFrame(0, flags=["ACK"])
+                    ack.opaque_data = frame.opaque_data
+                    sock.sendall(ack.serialize())
+            if any(f.type == 0x0 and "END_STREAM" in f.flags for f in frames):
+                break
+    goaways = [f for f in frames if f.type == 0x7]
+    assert goaways and all(f.error_code == 0 for f in goaways)
+    body = b"".join(f.data for f in frames if f.type == 0x0 and f.stream_id == stream)
+    assert body == b"slow done"
+    if sig == signal.SIGTERM:
+        assert srv.wait_exit(BOUND) == 0
