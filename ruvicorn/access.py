@@ -220,6 +220,7 @@ _FIELDS: dict[str, Callable[[Atoms], Any]] = {
     "method": lambda a: a["m"],
     "path": lambda a: a["U"],
     "query": lambda a: a["q"],
+    "protocol": lambda a: a["H"],
     "status": lambda a: a.status,
     "bytes": lambda a: a.size,
     "duration_ms": lambda a: round(a.seconds * 1000, 3),

@@ -42,6 +42,7 @@ ACCESS_FIELDS = (
     "method",
     "path",
     "query",
+    "protocol",
     "status",
     "bytes",
     "duration_ms",

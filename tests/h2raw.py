@@ -1,15 +1,28 @@
-"""A bare cleartext HTTP/2 client over a socket, for tests that need bytes before the
-preface (a PROXY header) or a connection kept open across several requests."""
+"""HTTP/2 clients for the black-box tests: httpx speaking only HTTP/2, and a bare
+cleartext client over a socket, for tests that need bytes before the preface (a PROXY
+header) or a connection kept open across several requests."""
 
 from __future__ import annotations
 
 import socket
+import ssl
+from typing import TYPE_CHECKING
 
 import h2.config
 import h2.connection
 import h2.events
+import httpx
+
+if TYPE_CHECKING:
+    from realserver import ServerProcess
 
 BOUND = 30.0
+
+
+def h2_httpx(server: ServerProcess) -> httpx.Client:
+    """httpx speaking HTTP/2 only: prior knowledge on cleartext, ALPN h2 over TLS."""
+    verify: ssl.SSLContext | bool = server.client_context() or False
+    return httpx.Client(base_url=server.url, http1=False, http2=True, verify=verify, timeout=BOUND)
 
 
 def open_h2(

@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import socket
-import ssl
 import subprocess
 import time
 from typing import Any
@@ -20,10 +19,9 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
-import httpx
 import hyperframe.frame
 import pytest
-from h2raw import open_h2
+from h2raw import h2_httpx, open_h2
 from realserver import ServerProcess
 from tlscerts import over_tls
 
@@ -31,15 +29,9 @@ BOUND = 30.0
 MIB = 1024 * 1024
 
 
-def h2_client(server: ServerProcess) -> httpx.Client:
-    """HTTP/2 only: prior knowledge on cleartext, ALPN h2 over TLS."""
-    verify: ssl.SSLContext | bool = server.client_context() or False
-    return httpx.Client(base_url=server.url, http1=False, http2=True, verify=verify, timeout=BOUND)
-
-
 @over_tls
 def test_httpx_streams_share_one_connection(server: ServerProcess) -> None:
-    with h2_client(server) as client:
+    with h2_httpx(server) as client:
         first = client.get("/scope?x=1", headers={"cookie": "a=1"})
         posted = client.post("/echo", content=b"posted body")
         second = client.get("/scope")
@@ -57,7 +49,7 @@ def test_httpx_streams_share_one_connection(server: ServerProcess) -> None:
 @over_tls
 def test_16_mib_echo(server: ServerProcess) -> None:
     data = os.urandom(16 * MIB)
-    with h2_client(server) as client:
+    with h2_httpx(server) as client:
         echoed = client.post("/echo", content=data)
     assert echoed.status_code == 200
     assert hashlib.sha256(echoed.content).digest() == hashlib.sha256(data).digest()

@@ -51,6 +51,7 @@ def test_json_format_writes_one_object_per_record(server_factory) -> None:
     assert access["method"] == "GET"
     assert access["path"] == "/ok"
     assert access["query"] == "json=1"
+    assert access["protocol"] == "HTTP/1.1"
     assert access["status"] == 200
     assert access["bytes"] == 2
     assert isinstance(access["duration_ms"], (int, float))

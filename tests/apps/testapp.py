@@ -281,6 +281,13 @@ async def gate(scope: Any, receive: Any, send: Any) -> None:
     await respond(send, body)
 
 
+async def respond_then_wait(scope: Any, receive: Any, send: Any) -> None:
+    """Answer at once, then keep working until the gate file exists (a background task)."""
+    await respond(send, b"answered")
+    await wait_for_file(query(scope)["gate"])
+    record(event="after-response-done", path=scope["path"])
+
+
 async def no_read(scope: Any, receive: Any, send: Any) -> None:
     """Answer without reading the request body (100-continue must not be sent)."""
     await respond(send, b"did not read")
@@ -459,6 +466,7 @@ ROUTES = {
     "/pathsend": pathsend,
     "/gate": gate,
     "/no-read": no_read,
+    "/respond-then-wait": respond_then_wait,
     "/hold-body": hold_body,
     "/flood": flood,
     "/state": state_view,

@@ -276,8 +276,22 @@ impl Conn {
         fx: &mut Effects,
     ) -> PyResult<()> {
         let result = self.h2_send(seq, data, more_body);
+        self.h2_log_if_complete(seq, fx);
         self.h2_pump(fx);
         result
+    }
+
+    /// A stream's access record is written once its response is complete (as for an
+    /// HTTP/1.1 exchange), not when its app returns: work the app does afterwards
+    /// (background tasks) neither delays the line nor counts in its duration.
+    fn h2_log_if_complete(&mut self, seq: u64, fx: &mut Effects) {
+        if let Some((_, entry)) = self.h2_stream(seq) {
+            if entry.complete {
+                if let Some(access) = entry.access.take() {
+                    fx.stream_access.push((access, entry.status));
+                }
+            }
+        }
     }
 
     fn h2_send(&mut self, seq: u64, data: &[u8], more_body: bool) -> PyResult<()> {
@@ -360,6 +374,7 @@ impl Conn {
                 }
             }
         };
+        self.h2_log_if_complete(seq, fx);
         self.h2_pump(fx);
         result
     }
