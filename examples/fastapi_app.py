@@ -1,4 +1,6 @@
-"""A FastAPI app: JSON, form upload, streaming. Run: ruvicorn --app-dir examples fastapi_app:app
+"""A FastAPI app: JSON, form upload, streaming, background tasks.
+
+Run: ruvicorn --app-dir examples fastapi_app:app
 
 Needs the examples extra: pip install 'ruvicorn[examples]' python-multipart
 """
@@ -6,7 +8,7 @@ Needs the examples extra: pip install 'ruvicorn[examples]' python-multipart
 import asyncio
 from typing import Annotated
 
-from fastapi import FastAPI, File, Form, UploadFile, WebSocket
+from fastapi import BackgroundTasks, FastAPI, File, Form, UploadFile, WebSocket
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -45,6 +47,26 @@ async def stream(count: int = 5) -> StreamingResponse:
             await asyncio.sleep(0)
 
     return StreamingResponse(numbers(), media_type="text/plain")
+
+
+#: Tokens whose background task ran (after their response was sent).
+DONE: list[str] = []
+
+
+async def note(token: str) -> None:
+    await asyncio.sleep(0)
+    DONE.append(token)
+
+
+@app.post("/background")
+async def queue_background(token: str, tasks: BackgroundTasks) -> dict[str, str]:
+    tasks.add_task(note, token)
+    return {"queued": token}
+
+
+@app.get("/background")
+async def background_done() -> dict[str, list[str]]:
+    return {"done": DONE}
 
 
 @app.websocket("/ws")

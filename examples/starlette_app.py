@@ -1,4 +1,6 @@
-"""A Starlette app: JSON, form upload, streaming. Run: ruvicorn --app-dir examples starlette_app:app
+"""A Starlette app: JSON, form upload, streaming, background tasks.
+
+Run: ruvicorn --app-dir examples starlette_app:app
 
 Needs the examples extra: pip install 'ruvicorn[examples]' python-multipart
 """
@@ -7,6 +9,7 @@ import asyncio
 import contextlib
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
@@ -49,6 +52,22 @@ async def stream(request: Request) -> StreamingResponse:
     return StreamingResponse(numbers(), media_type="text/plain")
 
 
+#: Tokens whose background task ran (after their response was sent).
+DONE: list[str] = []
+
+
+async def note(token: str) -> None:
+    await asyncio.sleep(0)
+    DONE.append(token)
+
+
+async def background(request: Request) -> JSONResponse:
+    if request.method == "POST":
+        token = request.query_params.get("token", "")
+        return JSONResponse({"queued": token}, background=BackgroundTask(note, token))
+    return JSONResponse({"done": DONE})
+
+
 async def websocket_echo(websocket: WebSocket) -> None:
     # Served once ruvicorn speaks WebSocket; over plain HTTP this route is not reached.
     await websocket.accept()
@@ -62,6 +81,7 @@ app = Starlette(
         Route("/json", echo_json, methods=["POST"]),
         Route("/upload", upload, methods=["POST"]),
         Route("/stream", stream),
+        Route("/background", background, methods=["GET", "POST"]),
         WebSocketRoute("/ws", websocket_echo),
     ],
     lifespan=lifespan,

@@ -45,7 +45,19 @@ def h2_request(
     body: bytes = b"",
 ) -> tuple[int, bytes]:
     """One request on a new stream: its status and body (bounded by reads and the timeout)."""
-    stream = conn.get_next_available_stream_id()
+    stream = h2_send_request(sock, conn, method, path, body)
+    return h2_responses(sock, conn, {stream})[stream]
+
+
+def h2_send_request(
+    sock: socket.socket,
+    conn: h2.connection.H2Connection,
+    method: str,
+    path: str,
+    body: bytes = b"",
+) -> int:
+    """Open a stream with a request, without waiting for its response; its id."""
+    stream: int = conn.get_next_available_stream_id()
     headers = [
         (b":method", method.encode()),
         (b":path", path.encode()),
@@ -56,19 +68,32 @@ def h2_request(
     if body:
         conn.send_data(stream, body, end_stream=True)
     sock.sendall(conn.data_to_send())
-    status, received = 0, b""
+    return stream
+
+
+def h2_responses(
+    sock: socket.socket, conn: h2.connection.H2Connection, streams: set[int]
+) -> dict[int, tuple[int, bytes]]:
+    """The status and body of each of ``streams`` once all ended (bounded by reads and the
+    timeout); received data is acknowledged, so flow control never stalls them."""
+    status: dict[int, int] = {}
+    bodies = dict.fromkeys(streams, b"")
+    ended: set[int] = set()
     for _ in range(10_000):
         data = sock.recv(65536)
         if not data:
             break
         for event in conn.receive_data(data):
-            if isinstance(event, h2.events.ResponseReceived) and event.stream_id == stream:
-                status = int(dict(event.headers)[b":status"])
-            elif isinstance(event, h2.events.DataReceived) and event.stream_id == stream:
-                received += event.data
-                conn.acknowledge_received_data(event.flow_controlled_length, stream)
-            elif isinstance(event, h2.events.StreamEnded) and event.stream_id == stream:
-                sock.sendall(conn.data_to_send())
-                return status, received
+            if getattr(event, "stream_id", None) not in streams:
+                continue
+            if isinstance(event, h2.events.ResponseReceived):
+                status[event.stream_id] = int(dict(event.headers)[b":status"])
+            elif isinstance(event, h2.events.DataReceived):
+                bodies[event.stream_id] += event.data
+                conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded):
+                ended.add(event.stream_id)
         sock.sendall(conn.data_to_send())
-    raise AssertionError(f"stream {stream} did not end (status {status})")
+        if ended == streams:
+            return {s: (status.get(s, 0), bodies[s]) for s in streams}
+    raise AssertionError(f"streams {sorted(streams - ended)} did not end (statuses {status})")

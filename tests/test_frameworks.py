@@ -1,12 +1,16 @@
-"""Starlette and FastAPI apps (the ones in examples/) served over real sockets, plus the raw
-ASGI examples: JSON, form upload, streaming response, lifespan state."""
+"""Starlette and FastAPI apps (the ones in examples/) served over real sockets, over HTTP/1.1
+and HTTP/2 (h2c prior knowledge), plus the raw ASGI examples: JSON, form upload, streaming
+response, background tasks, lifespan state."""
 
 from __future__ import annotations
 
 import json
+import uuid
 
 import httpx
 import pytest
+from h2raw import h2_httpx
+from rawhttp import wait_for
 from realserver import REPO, ServerProcess
 
 EXAMPLES = REPO / "examples"
@@ -22,38 +26,48 @@ def framework(request, module_server_factory, loop: str) -> ServerProcess:
     return module_server_factory(f"{request.param}:app", app_dir=EXAMPLES, loop=loop)
 
 
-def test_json(framework: ServerProcess) -> None:
-    with client(framework) as c:
-        resp = c.get("/")
+@pytest.fixture(params=["HTTP/1.1", "HTTP/2"])
+def fclient(request, framework: ServerProcess):
+    """A client of the framework app, speaking one protocol."""
+    with client(framework) if request.param == "HTTP/1.1" else h2_httpx(framework) as c:
+        c.event_hooks["response"] = [lambda resp: check_version(resp, request.param)]
+        yield c
+
+
+def check_version(resp: httpx.Response, version: str) -> None:
+    assert resp.http_version == version
+
+
+def test_json(fclient: httpx.Client) -> None:
+    resp = fclient.get("/")
     assert resp.status_code == 200
     assert resp.headers["content-type"] == "application/json"
     assert resp.json()["hello"] == "world"
 
 
-def test_json_body(framework: ServerProcess) -> None:
-    with client(framework) as c:
-        if framework.app.startswith("fastapi"):
-            resp = c.post("/items", json={"name": "widget", "price": 2.5, "tags": ["a"]})
-            assert resp.status_code == 200, resp.text
-            assert resp.json() == {
-                "item": {"name": "widget", "price": 2.5, "tags": ["a"]},
-                "total": 5.0,
-            }
-            bad = c.post("/items", json={"name": "widget"})
-            assert bad.status_code == 422
-        else:
-            resp = c.post("/json", json={"k": [1, 2, {"x": None}]})
-            assert resp.status_code == 200, resp.text
-            assert resp.json() == {"received": {"k": [1, 2, {"x": None}]}}
+def test_json_body(framework: ServerProcess, fclient: httpx.Client) -> None:
+    c = fclient
+    if framework.app.startswith("fastapi"):
+        resp = c.post("/items", json={"name": "widget", "price": 2.5, "tags": ["a"]})
+        assert resp.status_code == 200, resp.text
+        assert resp.json() == {
+            "item": {"name": "widget", "price": 2.5, "tags": ["a"]},
+            "total": 5.0,
+        }
+        bad = c.post("/items", json={"name": "widget"})
+        assert bad.status_code == 422
+    else:
+        resp = c.post("/json", json={"k": [1, 2, {"x": None}]})
+        assert resp.status_code == 200, resp.text
+        assert resp.json() == {"received": {"k": [1, 2, {"x": None}]}}
 
 
-def test_form_upload(framework: ServerProcess) -> None:
-    with client(framework) as c:
-        resp = c.post(
-            "/upload",
-            data={"title": "report"},
-            files={"file": ("data.bin", UPLOAD, "application/octet-stream")},
-        )
+def test_form_upload(framework: ServerProcess, fclient: httpx.Client) -> None:
+    resp = fclient.post(
+        "/upload",
+        data={"title": "report"},
+        files={"file": ("data.bin", UPLOAD, "application/octet-stream")},
+    )
     assert resp.status_code == 200, resp.text
     data = resp.json()
     if framework.app.startswith("fastapi"):
@@ -65,23 +79,31 @@ def test_form_upload(framework: ServerProcess) -> None:
         }
 
 
-def test_streaming_response(framework: ServerProcess) -> None:
-    with client(framework) as c, c.stream("GET", "/stream?count=50") as resp:
+def test_streaming_response(fclient: httpx.Client) -> None:
+    with fclient.stream("GET", "/stream?count=50") as resp:
         assert resp.status_code == 200
-        assert resp.headers.get("transfer-encoding") == "chunked"
+        if resp.http_version == "HTTP/1.1":
+            assert resp.headers.get("transfer-encoding") == "chunked"
+        else:
+            assert "transfer-encoding" not in resp.headers
         text = "".join(resp.iter_text())
     assert text == "".join(f"{i}\n" for i in range(50))
 
 
-def test_not_found(framework: ServerProcess) -> None:
-    with client(framework) as c:
-        assert c.get("/nope").status_code == 404
+def test_background_task_runs_after_the_response(fclient: httpx.Client) -> None:
+    token = uuid.uuid4().hex
+    resp = fclient.post(f"/background?token={token}")
+    assert resp.status_code == 200 and resp.json() == {"queued": token}
+    wait_for(lambda: token in fclient.get("/background").json()["done"])
 
 
-def test_keep_alive_reuses_connection(framework: ServerProcess) -> None:
-    with client(framework) as c:
-        for _ in range(20):
-            assert c.get("/").status_code == 200
+def test_not_found(fclient: httpx.Client) -> None:
+    assert fclient.get("/nope").status_code == 404
+
+
+def test_keep_alive_reuses_connection(fclient: httpx.Client) -> None:
+    for _ in range(20):
+        assert fclient.get("/").status_code == 200
 
 
 @pytest.fixture(scope="module")

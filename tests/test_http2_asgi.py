@@ -4,12 +4,14 @@ runs. Clients: httpx over h2c prior knowledge and ALPN h2, and raw frames."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from h2raw import h2_httpx
+import h2.settings
+from h2raw import h2_httpx, h2_request, h2_responses, h2_send_request, open_h2
 from rawhttp import wait_for
 from realserver import ServerProcess
 from tlscerts import over_tls
@@ -81,3 +83,61 @@ def test_access_log_json_fields_of_a_stream(server_factory: Any) -> None:
     assert access["bytes"] == 5
     assert access["client"].startswith("127.0.0.1:")
     assert '"POST /echo?q=1 HTTP/2" 200' in access["message"]
+
+
+@over_tls
+def test_pathsend_over_http2(server_factory: Any, tls: Any, tmp_path: Path) -> None:
+    """The file goes out in DATA frames within the client's windows, with its length."""
+    srv: ServerProcess = server_factory("testapp:app", tls=tls)
+    payload = tmp_path / "payload.bin"
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    payload.write_bytes(data)
+    with h2_httpx(srv) as client:
+        resp = client.get(f"/pathsend?file={payload}")
+    assert resp.status_code == 200 and resp.http_version == "HTTP/2"
+    assert resp.headers["content-length"] == str(len(data))
+    assert hashlib.sha256(resp.content).digest() == hashlib.sha256(data).digest()
+
+
+def test_pathsend_honours_a_small_client_window(server_factory: Any, tmp_path: Path) -> None:
+    """A client announcing a 1000-byte stream window: the h2 client library fails the
+    connection on any DATA beyond its window, so a complete file proves every frame fit."""
+    srv: ServerProcess = server_factory("testapp:app")
+    payload = tmp_path / "payload.bin"
+    data = os.urandom(200_000)
+    payload.write_bytes(data)
+    sock, conn = open_h2(srv.host, srv.port)
+    with sock:
+        conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1000})
+        sock.sendall(conn.data_to_send())
+        status, body = h2_request(sock, conn, "GET", f"/pathsend?file={payload}&cl=1")
+    assert status == 200
+    assert body == data
+
+
+def test_limit_concurrency_refuses_a_stream_with_503(server_factory: Any, tmp_path: Path) -> None:
+    """Beyond --limit-concurrency a new stream is answered 503 (the app never sees it) and
+    the connection stays open for its other streams, as the limit frees up."""
+    srv: ServerProcess = server_factory(
+        "testapp:app", "--limit-concurrency", "1", "--access-log-format", FORMAT
+    )
+    gate = tmp_path / "gate"
+    wait_for(lambda: srv.get("/ok").status == 200)  # the readiness probes are gone
+    sock, conn = open_h2(srv.host, srv.port)
+    with sock:
+        mark = srv.mark()
+        held = h2_send_request(sock, conn, "GET", f"/gate?gate={gate}")
+        wait_for(lambda: any(r.get("event") == "gate-entered" for r in srv.records_since(mark)))
+        assert h2_request(sock, conn, "GET", "/ok?refused") == (503, b"")
+        assert "/ok" not in srv.paths_seen_since(mark), "the app saw a refused stream"
+        gate.touch()
+        assert h2_responses(sock, conn, {held})[held] == (200, b"")
+
+        def served() -> bool:
+            status, _ = h2_request(sock, conn, "GET", "/ok?after")
+            assert status in (200, 503)
+            return status == 200
+
+        wait_for(served, interval=0.1)
+    wait_for(lambda: "Exceeded --limit-concurrency 1: answering 503" in srv.stderr())
+    assert "HTTP/2|GET /ok?refused HTTP/2|503|-|GET|/ok" in access_lines(srv)

@@ -100,6 +100,16 @@ def test_access_log_bytes_of_a_streamed_body(server_factory) -> None:
     assert line.endswith(f"/echo-stream {len(resp.body)}")
 
 
+def test_access_log_bytes_of_pathsend(server_factory, tmp_path: Path) -> None:
+    srv: ServerProcess = server_factory("testapp:app", "--access-log-format", "%(U)s %(B)s")
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(b"p" * 300_000)
+    resp = srv.get(f"/pathsend?file={payload}")
+    assert resp.status == 200 and len(resp.body) == 300_000
+    line = wait_for(lambda: [x for x in srv.stderr().splitlines() if "/pathsend " in x])[0]
+    assert line.endswith("/pathsend 300000")
+
+
 def test_access_logfile_and_reopen(server_factory, tmp_path: Path) -> None:
     access = tmp_path / "access.log"
     srv: ServerProcess = server_factory("testapp:app", "--access-logfile", str(access))

@@ -436,12 +436,13 @@ impl Conn {
         }
     }
 
-    /// `http.response.pathsend`: the file's length frames the response.
+    /// `http.response.pathsend`: the file's length frames the response (its bytes are
+    /// counted as the file goes through `send_body`).
     pub(crate) fn set_body_length(&mut self, seq: u64, length: u64) {
-        self.http1.set_body_length(seq, length);
-        if let Some(access) = &mut self.access {
-            access.count(length);
+        if let Mode::Http2(_) = self.mode {
+            return self.h2_set_body_length(seq, length);
         }
+        self.http1.set_body_length(seq, length);
     }
 
     /// The app of exchange `seq` is done. A response it did not complete is settled: 500

@@ -267,6 +267,19 @@ impl Conn {
         Ok(())
     }
 
+    /// `http.response.pathsend`: the file's length becomes the response's
+    /// `content-length` unless the app sent one.
+    pub(super) fn h2_set_body_length(&mut self, seq: u64, length: u64) {
+        let Some((_, entry)) = self.h2_stream(seq) else {
+            return;
+        };
+        if let Some((_, fields, _)) = &mut entry.start {
+            if !fields.iter().any(|(name, _)| name == b"content-length") {
+                fields.push((b"content-length".to_vec(), length.to_string().into_bytes()));
+            }
+        }
+    }
+
     /// `http.response.body` of stream `seq`.
     pub(super) fn h2_send_body(
         &mut self,

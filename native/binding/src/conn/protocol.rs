@@ -136,11 +136,7 @@ impl HttpProtocol {
         }
         if state.over_capacity() {
             Self::decide(slf, |conn, fx| conn.refuse(503, state, fx))?;
-            if let Some(line) = state.overload_warning(Instant::now()) {
-                let log = state.error_log.bind(py);
-                log.call_method1(key!(py, "warning"), (line,))?;
-            }
-            return Ok(());
+            return warn_overload(py, state);
         }
         if let Some(settings) = websocket {
             return ws::start(slf, head, &scope, seq, settings);
@@ -206,7 +202,8 @@ impl HttpProtocol {
             this.lock()?.h2_keep_access(seq, access);
         }
         if state.over_capacity() {
-            return Self::decide(slf, |conn, fx| conn.h2_refuse(seq, 503, fx));
+            Self::decide(slf, |conn, fx| conn.h2_refuse(seq, 503, fx))?;
+            return warn_overload(py, state);
         }
         Self::run_cycle(slf, scope, seq)
     }
@@ -251,6 +248,15 @@ impl HttpProtocol {
         }
         Ok(())
     }
+}
+
+/// A request was answered 503 for `--limit-concurrency`: the warning, at most once a second.
+fn warn_overload(py: Python<'_>, state: &ServerState) -> PyResult<()> {
+    if let Some(line) = state.overload_warning(Instant::now()) {
+        let log = state.error_log.bind(py);
+        log.call_method1(key!(py, "warning"), (line,))?;
+    }
+    Ok(())
 }
 
 /// Whether bytes wait unread in the connection's socket (peeked, never consumed). Any
