@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import h2.config
 import h2.connection
 import h2.events
 import httpx
+from hyperframe.frame import Frame, PingFrame, RstStreamFrame
 
 if TYPE_CHECKING:
     from realserver import ServerProcess
@@ -49,6 +51,16 @@ def h2_request(
     return h2_responses(sock, conn, {stream})[stream]
 
 
+def request_headers(method: str, path: str) -> list[tuple[bytes, bytes]]:
+    """The pseudo-headers of a cleartext request for ``path``."""
+    return [
+        (b":method", method.encode()),
+        (b":scheme", b"http"),
+        (b":authority", b"localhost"),
+        (b":path", path.encode()),
+    ]
+
+
 def h2_send_request(
     sock: socket.socket,
     conn: h2.connection.H2Connection,
@@ -58,13 +70,7 @@ def h2_send_request(
 ) -> int:
     """Open a stream with a request, without waiting for its response; its id."""
     stream: int = conn.get_next_available_stream_id()
-    headers = [
-        (b":method", method.encode()),
-        (b":path", path.encode()),
-        (b":scheme", b"http"),
-        (b":authority", b"localhost"),
-    ]
-    conn.send_headers(stream, headers, end_stream=not body)
+    conn.send_headers(stream, request_headers(method, path), end_stream=not body)
     if body:
         conn.send_data(stream, body, end_stream=True)
     sock.sendall(conn.data_to_send())
@@ -97,3 +103,52 @@ def h2_responses(
         if ended == streams:
             return {s: (status.get(s, 0), bodies[s]) for s in streams}
     raise AssertionError(f"streams {sorted(streams - ended)} did not end (statuses {status})")
+
+
+class FrameReader:
+    """Raw frames from the server, for what a client library hides (the frames after a
+    GOAWAY): PINGs are acknowledged as a live client does, and bytes of a frame not yet
+    complete are kept for the next read."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+        self.frames: list[Frame] = []
+
+    def until(self, done: Callable[[list[Frame]], bool]) -> list[Frame]:
+        """Read until ``done(frames)`` (all frames so far) or the server closes; bounded by
+        the number of reads and the socket's timeout."""
+        for _ in range(1000):
+            if done(self.frames):
+                break
+            try:
+                data = self.sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not data:
+                break
+            self.buffer += data
+            self._parse()
+        return self.frames
+
+    def _parse(self) -> None:
+        while len(self.buffer) >= 9:
+            frame, length = Frame.parse_frame_header(memoryview(self.buffer[:9]))
+            if len(self.buffer) < 9 + length:
+                return
+            frame.parse_body(memoryview(self.buffer[9 : 9 + length]))
+            self.buffer = self.buffer[9 + length :]
+            self.frames.append(frame)
+            if isinstance(frame, PingFrame) and "ACK" not in frame.flags:
+                ack = PingFrame(0, flags=["ACK"])
+                ack.opaque_data = frame.opaque_data
+                self.sock.sendall(ack.serialize())
+
+
+def ended(frames: list[Frame], stream: int) -> bool:
+    """Whether ``stream`` ended (END_STREAM) or was reset among ``frames``."""
+    return any(
+        f.stream_id == stream
+        and (isinstance(f, RstStreamFrame) or ("END_STREAM" in f.flags and f.type in (0x0, 0x1)))
+        for f in frames
+    )

@@ -7,10 +7,8 @@ import hashlib
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
-import time
 from typing import Any
 
 import h2.config
@@ -19,9 +17,8 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
-import hyperframe.frame
 import pytest
-from h2raw import h2_httpx, open_h2
+from h2raw import h2_httpx, open_h2, request_headers
 from realserver import ServerProcess
 from tlscerts import over_tls
 
@@ -184,12 +181,7 @@ def assert_calmed(server: ServerProcess, events: list[Any]) -> None:
 
 
 def get_headers(path: str = "/ok") -> list[tuple[bytes, bytes]]:
-    return [
-        (b":method", b"GET"),
-        (b":scheme", b"http"),
-        (b":authority", b"localhost"),
-        (b":path", path.encode()),
-    ]
+    return request_headers("GET", path)
 
 
 def test_rapid_reset_gets_enhance_your_calm(server: ServerProcess) -> None:
@@ -247,47 +239,3 @@ def test_control_frame_flood_gets_enhance_your_calm(server: ServerProcess, kind:
             if not send_or_stop(sock, conn):
                 break
         assert_calmed(server, read_until_goaway(sock, conn))
-
-
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_graceful_stop_sends_goaway_and_finishes_the_stream(server_factory: Any, sig: int) -> None:
-    srv: ServerProcess = server_factory("testapp:app")
-    mark = srv.mark()
-    sock, conn = raw_h2(srv)
-    with sock:
-        stream = conn.get_next_available_stream_id()
-        conn.send_headers(stream, get_headers("/slow?seconds=1"), end_stream=True)
-        sock.sendall(conn.data_to_send())
-        for _ in range(200):  # bounded wait for the app to start
-            if any(r.get("event") == "slow-start" for r in srv.records_since(mark)):
-                break
-            time.sleep(0.05)
-        srv.send_signal(sig)
-        # Raw frames from here: a client library closes at the first GOAWAY, but the
-        # server's graceful GOAWAY is followed by a PING and the stream's response.
-        buffer, frames = b"", list[Any]()
-        for _ in range(1000):  # bounded: every read makes progress or times out
-            data = sock.recv(65536)
-            if not data:
-                break
-            buffer += data
-            while len(buffer) >= 9:
-                frame: Any
-                frame, length = hyperframe.frame.Frame.parse_frame_header(memoryview(buffer[:9]))
-                if len(buffer) < 9 + length:
-                    break
-                frame.parse_body(memoryview(buffer[9 : 9 + length]))
-                buffer = buffer[9 + length :]
-                frames.append(frame)
-                if frame.type == 0x6 and "ACK" not in frame.flags:
-                    ack = hyperframe.frame.PingFrame(0, flags=["ACK"])
-                    ack.opaque_data = frame.opaque_data
-                    sock.sendall(ack.serialize())
-            if any(f.type == 0x0 and "END_STREAM" in f.flags for f in frames):
-                break
-    goaways = [f for f in frames if f.type == 0x7]
-    assert goaways and all(f.error_code == 0 for f in goaways)
-    body = b"".join(f.data for f in frames if f.type == 0x0 and f.stream_id == stream)
-    assert body == b"slow done"
-    if sig == signal.SIGTERM:
-        assert srv.wait_exit(BOUND) == 0

@@ -7,11 +7,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
 import h2.settings
-from h2raw import h2_httpx, h2_request, h2_responses, h2_send_request, open_h2
+import pytest
+from h2.errors import ErrorCodes
+from h2raw import (
+    FrameReader,
+    ended,
+    h2_httpx,
+    h2_request,
+    h2_responses,
+    h2_send_request,
+    open_h2,
+    request_headers,
+)
+from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
 from rawhttp import wait_for
 from realserver import ServerProcess
 from tlscerts import over_tls
@@ -141,3 +154,46 @@ def test_limit_concurrency_refuses_a_stream_with_503(server_factory: Any, tmp_pa
         wait_for(served, interval=0.1)
     wait_for(lambda: "Exceeded --limit-concurrency 1: answering 503" in srv.stderr())
     assert "HTTP/2|GET /ok?refused HTTP/2|503|-|GET|/ok" in access_lines(srv)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_goaway_ignores_later_streams_and_finishes_the_one_in_flight(
+    server_factory: Any, sig: int
+) -> None:
+    """Graceful stop and reload: GOAWAY (NO_ERROR), the in-flight stream completes, and a
+    stream the client opens after the final GOAWAY's last-stream-id is refused
+    (REFUSED_STREAM) or ignored (RFC 9113 §6.8), never served."""
+    srv: ServerProcess = server_factory("testapp:app")
+    mark = srv.mark()
+    sock, conn = open_h2(srv.host, srv.port)
+    with sock:
+        stream = h2_send_request(sock, conn, "GET", "/slow?seconds=2")
+        wait_for(lambda: any(r.get("event") == "slow-start" for r in srv.records_since(mark)))
+        srv.send_signal(sig)
+        # Raw frames from here: a client library stops at the first GOAWAY. The server's
+        # first GOAWAY names the highest id, then a PING; once it is acknowledged, the final
+        # one names the last stream served.
+        reader = FrameReader(sock)
+        frames = reader.until(lambda fs: any(final_goaway(f) for f in fs) or ended(fs, stream))
+        last = next(f for f in frames if final_goaway(f))
+        assert last.last_stream_id == stream and last.error_code == 0
+        assert not ended(frames, stream), "the stream ended before the test could go on"
+        late = stream + 2
+        block = conn.encoder.encode(request_headers("GET", "/ok?late"))
+        sock.sendall(HeadersFrame(late, block, flags=["END_HEADERS", "END_STREAM"]).serialize())
+        frames = reader.until(lambda fs: ended(fs, stream))
+    goaways = [f for f in frames if isinstance(f, GoAwayFrame)]
+    assert goaways and all(f.error_code == 0 for f in goaways)
+    body = b"".join(f.data for f in frames if isinstance(f, DataFrame) and f.stream_id == stream)
+    assert body == b"slow done"
+    for frame in frames:
+        if frame.stream_id == late:
+            assert isinstance(frame, RstStreamFrame), frame
+            assert frame.error_code == ErrorCodes.REFUSED_STREAM
+    assert "/ok" not in srv.paths_seen_since(mark), "a stream after GOAWAY was served"
+    if sig == signal.SIGTERM:
+        assert srv.wait_exit(30.0) == 0
+
+
+def final_goaway(frame: Frame) -> bool:
+    return isinstance(frame, GoAwayFrame) and frame.last_stream_id < 2**31 - 1
