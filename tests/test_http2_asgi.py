@@ -11,6 +11,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import h2.events
 import h2.settings
 import pytest
 from h2.errors import ErrorCodes
@@ -197,3 +198,75 @@ def test_goaway_ignores_later_streams_and_finishes_the_one_in_flight(
 
 def final_goaway(frame: Frame) -> bool:
     return isinstance(frame, GoAwayFrame) and frame.last_stream_id < 2**31 - 1
+
+
+SENT_LATE = "send-after-disconnect"
+
+
+def test_send_after_a_client_reset_raises_oserror_and_writes_nothing(
+    server_factory: Any,
+) -> None:
+    """RST_STREAM CANCEL while the app runs: its receive() gives http.disconnect and a later
+    send() raises an OSError (ASGI HTTP 2.4), as after an HTTP/1.1 client left; the stream
+    gets no frame, the connection serves on, and nothing is logged as an app failure."""
+    srv: ServerProcess = server_factory("testapp:app")
+    mark = srv.mark()
+    sock, conn = open_h2(srv.host, srv.port)
+    with sock:
+        reset = h2_send_request(sock, conn, "GET", "/send-after-disconnect")
+        wait_for(lambda: "/send-after-disconnect" in srv.paths_seen_since(mark))
+        conn.reset_stream(reset, ErrorCodes.CANCEL)
+        sock.sendall(conn.data_to_send())
+        outcome = wait_for(
+            lambda: [r for r in srv.records_since(mark) if r.get("event") == SENT_LATE]
+        )
+        assert outcome == [{"event": SENT_LATE, "raised": "ClientDisconnected", "is_oserror": True}]
+        after = h2_send_request(sock, conn, "GET", "/ok")
+        frames = FrameReader(sock).until(lambda fs: ended(fs, after))
+    assert [f for f in frames if f.stream_id == reset] == []
+    body = b"".join(f.data for f in frames if isinstance(f, DataFrame) and f.stream_id == after)
+    assert body == b"ok"
+    assert "Traceback" not in srv.stderr()
+
+
+def test_app_streaming_into_a_reset_stream_ends_quietly(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    """An app that never looks at receive() and keeps sending after the client reset its
+    stream: its send() raises, the app ends, and that is a debug line, not a traceback.
+    The Task is not cancelled (as with an HTTP/1.1 client that leaves)."""
+    srv: ServerProcess = server_factory("testapp:app", "--log-level", "debug")
+    progress = tmp_path / "progress"
+    sock, conn = open_h2(srv.host, srv.port)
+    with sock:
+        target = f"/flood?total={1 << 30}&size=65536&progress={progress}"
+        stream = h2_send_request(sock, conn, "GET", target)
+        # The app is past its first send(), then flow control holds it (no window updates).
+        for _ in range(1000):  # bounded: each read makes progress or times out
+            events = conn.receive_data(sock.recv(65536))
+            if any(isinstance(e, h2.events.DataReceived) for e in events):
+                break
+        conn.reset_stream(stream, ErrorCodes.CANCEL)
+        sock.sendall(conn.data_to_send())
+        wait_for(lambda: "Client disconnected before the app finished" in srv.stderr())
+        assert h2_request(sock, conn, "GET", "/ok") == (200, b"ok")
+    assert int(progress.read_text()) < 1 << 30
+    stderr = srv.stderr()
+    assert "Traceback" not in stderr and "Exception in ASGI application" not in stderr
+
+
+def test_a_stream_reset_in_the_same_read_never_starts_its_app(server_factory: Any) -> None:
+    """HEADERS and RST_STREAM arriving together (what a rapid-reset client sends): the
+    app of that stream is not started at all. Twenty such pairs go in one write; a read
+    could split one pair at most in a rare case, so a couple of starts are tolerated."""
+    srv: ServerProcess = server_factory("testapp:app")
+    mark = srv.mark()
+    sock, conn = open_h2(srv.host, srv.port)
+    with sock:
+        for _ in range(20):
+            stream = conn.get_next_available_stream_id()
+            conn.send_headers(stream, request_headers("GET", "/slow?seconds=0"), end_stream=True)
+            conn.reset_stream(stream, ErrorCodes.CANCEL)
+        sock.sendall(conn.data_to_send())
+        assert h2_request(sock, conn, "GET", "/ok") == (200, b"ok")
+    assert len([p for p in srv.paths_seen_since(mark) if p == "/slow"]) <= 2

@@ -151,6 +151,12 @@ impl Conn {
                     }
                 }
                 Event::Reset { stream, .. } => {
+                    // Reset before its app started (in the same read): it never starts.
+                    if let Some(at) = fx.start_h2.iter().position(|(s, _)| *s == stream) {
+                        fx.start_h2.remove(at);
+                        h2.streams.remove(&stream);
+                        continue;
+                    }
                     if let Some(entry) = h2.streams.get_mut(&stream) {
                         entry.gone = true;
                         fx.wake_drain.extend(entry.send_waiter.take());
