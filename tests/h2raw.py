@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import httpx
 from hyperframe.frame import Frame, PingFrame, RstStreamFrame
 
@@ -59,6 +60,35 @@ def request_headers(method: str, path: str) -> list[tuple[bytes, bytes]]:
         (b":authority", b"localhost"),
         (b":path", path.encode()),
     ]
+
+
+def read_until_goaway(
+    sock: socket.socket, conn: h2.connection.H2Connection, stream: int = 0
+) -> list[h2.events.Event]:
+    """Events until the server's GOAWAY, the end or reset of ``stream``, or the server's
+    close (bounded by reads and the timeout)."""
+    events: list[h2.events.Event] = []
+    for _ in range(10_000):
+        try:
+            data = sock.recv(65536)
+        except (ConnectionResetError, TimeoutError):
+            break
+        if not data:
+            break
+        try:
+            events.extend(conn.receive_data(data))
+        except h2.exceptions.ProtocolError:
+            break
+        if any(
+            isinstance(e, h2.events.ConnectionTerminated)
+            or (
+                isinstance(e, h2.events.StreamEnded | h2.events.StreamReset)
+                and e.stream_id == stream
+            )
+            for e in events
+        ):
+            break
+    return events
 
 
 def h2_send_request(

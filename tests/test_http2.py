@@ -18,7 +18,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import pytest
-from h2raw import h2_httpx, open_h2, request_headers
+from h2raw import h2_httpx, open_h2, read_until_goaway, request_headers
 from realserver import ServerProcess
 from tlscerts import over_tls
 
@@ -132,35 +132,6 @@ def test_http1_implementation_names_are_read_as_1(server_factory: Any, name: str
 def raw_h2(server: ServerProcess) -> tuple[socket.socket, h2.connection.H2Connection]:
     """A cleartext HTTP/2 client over a raw socket, preface sent."""
     return open_h2(server.host, server.port)
-
-
-def read_until_goaway(
-    sock: socket.socket, conn: h2.connection.H2Connection, stream: int = 0
-) -> list[Any]:
-    """Events until the server's GOAWAY, the end or reset of ``stream``, or the server's
-    close (bounded by reads and the timeout)."""
-    events: list[Any] = []
-    for _ in range(10_000):
-        try:
-            data = sock.recv(65536)
-        except (ConnectionResetError, TimeoutError):
-            break
-        if not data:
-            break
-        try:
-            events.extend(conn.receive_data(data))
-        except h2.exceptions.ProtocolError:
-            break
-        if any(
-            isinstance(e, h2.events.ConnectionTerminated)
-            or (
-                isinstance(e, h2.events.StreamEnded | h2.events.StreamReset)
-                and e.stream_id == stream
-            )
-            for e in events
-        ):
-            break
-    return events
 
 
 def send_or_stop(sock: socket.socket, conn: h2.connection.H2Connection) -> bool:

@@ -24,6 +24,7 @@ from h2raw import (
     h2_responses,
     h2_send_request,
     open_h2,
+    read_until_goaway,
     request_headers,
 )
 from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
@@ -271,6 +272,44 @@ def test_a_stream_reset_in_the_same_read_never_starts_its_app(server_factory: An
         sock.sendall(conn.data_to_send())
         assert h2_request(sock, conn, "GET", "/ok") == (200, b"ok")
     assert len([p for p in srv.paths_seen_since(mark) if p == "/slow"]) <= 2
+
+
+def test_apps_of_reset_streams_count_against_the_stream_limit(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    """The apps of streams the client reset keep running (nothing cancels them), so they
+    still count against --h2-max-concurrent-streams on their connection: a new stream
+    beyond it is refused with REFUSED_STREAM, unseen by the app, until they end."""
+    srv: ServerProcess = server_factory("testapp:app", "--h2-max-concurrent-streams", "2")
+    gate = tmp_path / "gate"
+    mark = srv.mark()
+    sock, conn = open_h2(srv.host, srv.port)
+    with sock:
+        for held in (1, 2):
+            stream = h2_send_request(sock, conn, "GET", f"/gate?gate={gate}")
+            wait_for(lambda n=held: entered(srv, mark) == n)
+            conn.reset_stream(stream, ErrorCodes.CANCEL)
+            sock.sendall(conn.data_to_send())
+        refused = h2_send_request(sock, conn, "GET", "/ok?refused")
+        events = read_until_goaway(sock, conn, refused)
+        resets = [e for e in events if isinstance(e, h2.events.StreamReset)]
+        assert [(e.stream_id, e.error_code) for e in resets] == [
+            (refused, ErrorCodes.REFUSED_STREAM)
+        ]
+        assert "/ok" not in srv.paths_seen_since(mark)
+        gate.touch()
+
+        def served() -> bool:
+            stream = h2_send_request(sock, conn, "GET", "/ok")
+            events = read_until_goaway(sock, conn, stream)
+            sock.sendall(conn.data_to_send())
+            return any(isinstance(e, h2.events.StreamEnded) for e in events)
+
+        wait_for(served, interval=0.1)
+
+
+def entered(server: ServerProcess, mark: int) -> int:
+    return sum(r.get("event") == "gate-entered" for r in server.records_since(mark))
 
 
 def test_worker_memory_under_a_stream_and_window_attack(server_factory: Any) -> None:

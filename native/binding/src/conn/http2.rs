@@ -20,6 +20,7 @@ use ruvicorn_core::http2::{Bytes, Event, Http2, RequestHead, SendError, Settings
 /// RST_STREAM / GOAWAY codes (RFC 9113 §7).
 const NO_ERROR: u32 = 0x0;
 const INTERNAL_ERROR: u32 = 0x2;
+const REFUSED_STREAM: u32 = 0x7;
 
 /// A response head the app sent: status, fields, whether trailers follow the body.
 type Start = (u16, Vec<(Vec<u8>, Vec<u8>)>, bool);
@@ -57,7 +58,12 @@ struct Stream {
 
 pub(super) struct H2Conn {
     engine: Http2,
+    /// Streams whose app has not finished, reset ones included: their Tasks still run.
     streams: HashMap<u32, Stream>,
+    /// At most this many of them (`--h2-max-concurrent-streams`): a stream the client
+    /// reset frees its slot in the engine but not its running app, so a client resetting
+    /// streams could otherwise pile up Tasks on one connection.
+    max_apps: usize,
     /// Since when no stream is open (the idle deadline counts from there).
     idle_since: Option<Instant>,
 }
@@ -103,6 +109,7 @@ impl Conn {
         self.mode = Mode::Http2(Box::new(H2Conn {
             engine: Http2::new(settings),
             streams: HashMap::new(),
+            max_apps: usize::try_from(settings.max_concurrent_streams).unwrap_or(usize::MAX),
             idle_since: Some(Instant::now()),
         }));
         if state.is_draining() {
@@ -127,9 +134,16 @@ impl Conn {
         };
         let mut wake = Vec::new();
         let mut closed = false;
-        for event in h2.engine.take_events() {
+        let mut events = VecDeque::from(h2.engine.take_events());
+        while let Some(event) = events.pop_front() {
             match event {
                 Event::Request { stream, head } => {
+                    if h2.streams.len() >= h2.max_apps {
+                        // RFC 9113 §8.7: REFUSED_STREAM, nothing was processed; retry later.
+                        h2.engine.reset(stream, REFUSED_STREAM);
+                        events.extend(h2.engine.take_events());
+                        continue;
+                    }
                     let entry = Stream {
                         ended: head.end_stream,
                         head_request: head.method == "HEAD",
