@@ -135,7 +135,17 @@ class Config:
         bounds=(0, 2**31 - 1),
     )
     reuse_port: bool = opt(
-        False, "Bind with SO_REUSEPORT.", secondary="--no-reuse-port", group="bind"
+        False,
+        "Let other processes bind the same TCP port too (SO_REUSEPORT).",
+        secondary="--no-reuse-port",
+        group="bind",
+    )
+    socket_per_worker: bool = opt(
+        True,
+        "Give each worker its own SO_REUSEPORT socket per TCP address, so the kernel "
+        "spreads new connections evenly over the workers.",
+        secondary="--no-socket-per-worker",
+        group="bind",
     )
     backlog: int = opt(
         2048, "Maximum number of pending connections.", group="bind", bounds=(1, 2**31 - 1)

@@ -7,11 +7,13 @@ dropping connections queued on the listener: the socket outlives every worker.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import socket
 import stat
 from dataclasses import dataclass
+from typing import Any
 
 from ruvicorn.config import Config, ConfigError
 
@@ -112,7 +114,8 @@ def _bind_error(address: Address, exc: OSError) -> ConfigError:
     return ConfigError(f"cannot bind {address}: {reason}")
 
 
-def _bind_tcp(address: Address, config: Config) -> socket.socket:
+def _resolve(address: Address) -> tuple[int, int, int, tuple[Any, ...]]:
+    """Family, type, protocol and socket address to bind ``address`` at."""
     try:
         infos = socket.getaddrinfo(
             address.host,
@@ -125,20 +128,52 @@ def _bind_tcp(address: Address, config: Config) -> socket.socket:
     except socket.gaierror as exc:
         raise ConfigError(f"cannot bind {address}: unknown host ({exc.strerror})") from None
     family, kind, proto, _, sockaddr = infos[0]
+    return family, kind, proto, tuple(sockaddr)
+
+
+def _bind_tcp(
+    address: Address, config: Config, reuse_port: bool, listen: bool = True
+) -> socket.socket:
+    family, kind, proto, sockaddr = _resolve(address)
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if config.reuse_port:
+        if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             # One address family per socket: [::] and 0.0.0.0 can then both be bound.
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(sockaddr)
-        sock.listen(config.backlog)
+        if listen:
+            sock.listen(config.backlog)
     except OSError as exc:
         sock.close()
         raise _bind_error(address, exc) from None
     return sock
+
+
+def bind_slot_sockets(
+    address: Address, config: Config, count: int, probe: bool = True
+) -> list[socket.socket]:
+    """``count`` SO_REUSEPORT listeners on one TCP address, one per worker slot.
+
+    Unless ``--reuse-port`` lets other processes share the port, the address is first bound
+    once without SO_REUSEPORT and released: a port another server holds then fails here
+    with "address already in use" instead of being silently shared with it. ``probe``
+    is False when the port is already ours (more slots for more workers).
+    """
+    if probe and address.port and not config.reuse_port:
+        _bind_tcp(address, config, reuse_port=False, listen=False).close()
+    bound: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            bound.append(_bind_tcp(address, config, reuse_port=True))
+            # Port 0: every further slot binds the port the first one was given.
+            address = dataclasses.replace(address, port=bound[0].getsockname()[1])
+    except BaseException:
+        close_listeners(bound)
+        raise
+    return bound
 
 
 def _remove_stale_unix(address: Address) -> None:
@@ -224,16 +259,20 @@ def bind_listeners(config: Config) -> list[socket.socket]:
     bound: list[socket.socket] = []
     try:
         for address in addresses(config):
-            if address.kind == "tcp":
-                bound.append(_bind_tcp(address, config))
-            elif address.kind == "unix":
-                bound.append(_bind_unix(address, config))
-            else:
-                bound.append(_adopt_fd(address.fd, config.backlog, f"--fd {address.fd}"))
+            bound.append(bind_address(address, config))
     except BaseException:
         close_listeners(bound)
         raise
     return bound
+
+
+def bind_address(address: Address, config: Config) -> socket.socket:
+    """One listener every worker shares."""
+    if address.kind == "tcp":
+        return _bind_tcp(address, config, config.reuse_port)
+    if address.kind == "unix":
+        return _bind_unix(address, config)
+    return _adopt_fd(address.fd, config.backlog, f"--fd {address.fd}")
 
 
 def describe(sock: socket.socket, tls: bool = False) -> str:

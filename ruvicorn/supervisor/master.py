@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ruvicorn import exitcodes, identity, listeners, logs, tls
+from ruvicorn import exitcodes, identity, logs, tls
 from ruvicorn.config import Config, ConfigError
 from ruvicorn.hooks import NO_HOOKS, ServerHooks
 from ruvicorn.supervisor import commands, metrics, metrics_server, pidfile, proctitle
@@ -106,14 +106,14 @@ class Master:
                 self.control = ControlServer(
                     config.control_socket, lambda c, a: commands.answer(self, c, a)
                 )
-            self.pool.sockets = listeners.bind_listeners(config)
+            self.pool.slots.bind()
             if config.metrics_bind:
                 self._serve_metrics(config.metrics_bind)
             if config.pid:
                 pidfile.write(config.pid)
         except ConfigError as exc:
             log.error("%s", exc)
-            listeners.close_listeners(self.pool.sockets)
+            self.pool.slots.close()
             if self.control is not None:
                 self.control.close()
                 self.control = None
@@ -162,8 +162,7 @@ class Master:
         if self.metrics is not None:
             self.metrics.close()
             self.metrics = None
-        listeners.close_listeners(self.pool.sockets)
-        self.pool.sockets = []
+        self.pool.slots.close()
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
@@ -349,8 +348,7 @@ class Master:
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
-        listeners.close_listeners(self.pool.sockets)
-        self.pool.sockets = []
+        self.pool.slots.close()
         if self.zygotes is not None:
             self.zygotes.stop()  # They hold the listeners too.
         if graceful:

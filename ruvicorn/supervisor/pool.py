@@ -18,13 +18,14 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ruvicorn import exitcodes, listeners, logs
-from ruvicorn.config import MIB, Config
+from ruvicorn.config import MIB, Config, ConfigError
 from ruvicorn.hooks import NO_HOOKS, ServerHooks, ServerInfo, WorkerInfo
 from ruvicorn.supervisor import worker_process
 from ruvicorn.supervisor.metrics import Tally
 from ruvicorn.supervisor.recycling import Backoff, lifetime_exceeded
 from ruvicorn.supervisor.sd_notify import Notifier
 from ruvicorn.supervisor.signals import name
+from ruvicorn.supervisor.slots import Slots
 from ruvicorn.supervisor.worker_process import Worker
 
 log = logs.error_log
@@ -48,7 +49,7 @@ class Forker(Protocol):
 
     def ready(self) -> bool: ...
 
-    def fork(self, about: WorkerInfo) -> Worker: ...
+    def fork(self, about: WorkerInfo, sockets: list[socket.socket]) -> Worker: ...
 
     def reaped(self, pid: int, status: int) -> bool: ...
 
@@ -79,7 +80,7 @@ class Pool:
         self.notifier = notifier
         self.alive_fd = alive_fd
         self.master_fds = master_fds
-        self.sockets: list[socket.socket] = []
+        self.slots = Slots(config)
         self.workers: dict[int, Worker] = {}
         self.target = config.workers
         self.backoff = Backoff()
@@ -144,7 +145,7 @@ class Pool:
         """The first worker serves: only now say where, so an app that cannot start fails
         with its own error line alone."""
         self.announced = True
-        for sock in self.sockets:
+        for sock in self.slots.first():
             log.info("Listening on %s", listeners.describe(sock, self.config.tls))
         log.info(
             "Master process %d serving with %s", os.getpid(), logs.plural(self.target, "worker")
@@ -310,13 +311,23 @@ class Pool:
     def maintain(self, now: float) -> None:
         active = self.active()
         fresh = [w for w in active if not w.replace_reason]
-        stale = sorted((w for w in active if w.replace_reason), key=lambda w: (w.ready, w.started))
         fresh_ready = [w for w in fresh if w.ready]
+        # The first to leave is one whose slot a ready fresh worker serves already, so
+        # every slot's socket keeps a worker accepting from it.
+        taken = {w.slot for w in fresh_ready}
+        stale = sorted(
+            (w for w in active if w.replace_reason),
+            key=lambda w: (w.slot not in taken, w.ready, w.started),
+        )
         # A stale worker leaves once a ready fresh one can take its place.
         while stale and len(fresh_ready) + len(stale) > self.target:
             self._retire(stale.pop(0), now)
-        # SIGTTOU: too many workers; the not-yet-ready, then the oldest, go first.
-        extra = sorted(fresh, key=lambda w: (w.ready, w.started))
+        # SIGTTOU: too many workers; those in the slots now orphaned (with a socket per
+        # worker), the not-yet-ready, then the oldest, go first.
+        per_worker = self.slots.count() > 0
+        extra = sorted(
+            fresh, key=lambda w: (per_worker and w.slot < self.target, w.ready, w.started)
+        )
         while len(extra) > self.target:
             self._retire(extra.pop(0), now)
         fresh = [w for w in fresh if not w.retiring]
@@ -330,27 +341,56 @@ class Pool:
             for _ in range(missing):
                 if not self._spawn(now):
                     break
+        self._share_orphans()
         settled = len(fresh) == self.target and all(w.ready for w in fresh)
         if self.reloading and not stale and settled:
             self.reloading = False
             log.info("Reload complete: %s serving the new code", logs.plural(self.target, "worker"))
             self.notifier.ready(self.status_line())
 
+    def _share_orphans(self) -> None:
+        """Every worker serves the sockets of orphaned slots (at or past the target)."""
+        orphans = set(range(self.target, self.slots.count()))
+        for worker in self.active():
+            missing = orphans - worker.serves
+            if missing:
+                worker.send_listeners(self.slots.of_slots(missing))
+                worker.serves |= missing
+
+    def _free_slot(self) -> int:
+        """The lowest slot no fresh worker holds: a replacement takes its predecessor's."""
+        taken = {w.slot for w in self.active() if not w.replace_reason}
+        slot = 0
+        while slot in taken:
+            slot += 1
+        return slot
+
     def _spawn(self, now: float) -> bool:
         if self.forker is not None and not self.forker.ready():
             return False
+        slot = self._free_slot()
+        try:
+            self.slots.ensure(slot + 1)
+        except ConfigError as exc:
+            log.error("Could not start a worker: %s", exc)
+            self.spawn_not_before = now + self.backoff.crashed(now) + 1.0
+            return False
+        serves = self.slots.serving(slot, self.target)
+        sockets = self.slots.sockets(serves)
         self.spawned += 1
         about = WorkerInfo(pid=None, age=self.spawned, started_at=time.time(), config=self.config)
         self.hooks.call("pre_fork", self.server_info, about)
         try:
             if self.forker is not None:
-                worker = self.forker.fork(about)
+                worker = self.forker.fork(about, sockets)
             else:
+                served = {sock.fileno() for sock in sockets}
+                others = [s.fileno() for s in self.slots.all() if s.fileno() not in served]
                 worker = worker_process.spawn(
                     self.config,
-                    self.sockets,
+                    sockets,
                     self.alive_fd,
-                    self.master_fds() + self._fds(),
+                    self.master_fds() + self._fds() + others,
                     app=self.app,
                     hooks=self.hooks,
                     server_info=self.server_info,
@@ -360,6 +400,7 @@ class Pool:
             log.error("Could not start a worker: %s", logs.one_line(exc))
             self.spawn_not_before = now + self.backoff.crashed(now) + 1.0
             return False
+        worker.slot, worker.serves = slot, serves
         self.workers[worker.pid] = worker
         # Before the first boot this is noise next to the app's own error, if it fails.
         (log.info if self.announced else log.debug)("Started worker %d", worker.pid)

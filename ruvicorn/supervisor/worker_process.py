@@ -1,6 +1,7 @@
 """Forking one worker, and everything the child does before it starts serving.
 
-Parent side: a status pipe (worker -> master: ready, retiring at its request budget), a
+Parent side: a status channel (worker -> master: ready, retiring at its request budget;
+master -> worker: more listening sockets to serve), a
 shared heartbeat page, signals blocked around ``fork`` so no master handler runs in the
 child.
 Child side: default signal handlers, master-only descriptors closed (faulthandler on: a
@@ -32,10 +33,12 @@ from ruvicorn.supervisor.heartbeat import INTERVAL, Heartbeat
 from ruvicorn.supervisor.recycling import MemoryWatch, request_limit
 from ruvicorn.worker.hooks import WorkerHooks
 
-#: Worker -> master messages on the status pipe, one byte each.
+#: Worker -> master messages on the status channel, one byte each.
 MSG_READY = b"R"
 #: The worker spent its request budget: it no longer accepts and is retiring on its own.
 MSG_RECYCLE = b"M"
+#: Master -> worker, with listening sockets attached: serve these too (orphaned slots).
+MSG_LISTENERS = b"L"
 
 
 @dataclass
@@ -49,6 +52,9 @@ class Worker:
     memory: MemoryWatch
     #: What hooks are told about this worker (its pid unset: it was made before fork).
     about: WorkerInfo | None = None
+    #: Its worker slot (see ``slots``), and every slot whose socket it serves.
+    slot: int = 0
+    serves: set[int] = field(default_factory=set)
     ready: bool = False
     #: Why this worker should be replaced ("" = it should not): reload or recycling.
     replace_reason: str = ""
@@ -80,6 +86,13 @@ class Worker:
         """Send ``signum``, ignoring a worker that is already gone."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signum)
+
+    def send_listeners(self, sockets: list[socket.socket]) -> None:
+        """Have this worker serve ``sockets`` too; they travel on its status channel."""
+        if self.status_fd < 0 or not sockets:
+            return
+        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(self.status_fd)) as chan:
+            socket.send_fds(chan, [MSG_LISTENERS], [sock.fileno() for sock in sockets])
 
     def read_status(self) -> bool:
         """Collect pending status bytes; False once the worker closed its end (EOF)."""
@@ -120,7 +133,7 @@ def spawn(
     ``app`` is the application the master preloaded (``--preload``), else None: the
     worker imports it itself, which is how a reload picks up new code.
     """
-    status_r, status_w = os.pipe()
+    status_r, status_w = status_channel()
     heartbeat = Heartbeat()
     master_pid = os.getpid()
     try:
@@ -147,6 +160,13 @@ def spawn(
         )
     os.close(status_w)
     return supervised(config, pid, status_r, heartbeat, about)
+
+
+def status_channel() -> tuple[int, int]:
+    """The master's and the worker's ends of a worker's status channel: a socket pair,
+    so the master can pass the worker listening sockets on it later."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return ours.detach(), theirs.detach()
 
 
 def supervised(
@@ -293,6 +313,7 @@ def child_main(
             on_recycle=hooks_impl.on_recycle,
             on_app_started=lambda: hooks.call("post_worker_init", me),
             metrics=heartbeat.counters(metrics.SLOTS) if config.metrics_bind else None,
+            listener_channel=status_w,
         )
         if app is None:
             code = run_worker(config, sockets, worker_hooks)

@@ -14,7 +14,9 @@ workers keep serving.
 
 Zygote -> master, one SEQPACKET message each: ``R`` ready, ``E<text>`` the app could not be
 loaded, ``P<pid>`` a worker was forked, ``F<text>`` the fork failed. Master -> zygote: the
-worker's age and start time as JSON, its status pipe and heartbeat page attached.
+worker's age and start time as JSON, its status channel, heartbeat page and the listening
+sockets it serves attached (the zygote's own copies of the listeners are never served: a
+worker serves its slot's sockets, and slots bound after the zygote started are not in it).
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ FORK_REPLY_SECONDS = 5.0
 #: Seconds a new worker waits to be adopted by the master before it starts anyway.
 ADOPTION_SECONDS = 5.0
 MAX_MESSAGE = 4096
+#: Most descriptors one message carries (the kernel's SCM_MAX_FD).
+MAX_FDS = 253
 
 
 def become_subreaper() -> bool:
@@ -107,16 +111,18 @@ class Zygotes:
                 log.info("Zygote %d imports the app to fork workers again", self.current.pid)
         return False
 
-    def fork(self, about: WorkerInfo) -> Worker:
-        """Ask the current zygote for a worker; OSError when it cannot give one."""
+    def fork(self, about: WorkerInfo, sockets: list[socket.socket]) -> Worker:
+        """Ask the current zygote for a worker serving ``sockets``; OSError when it cannot
+        give one."""
         zygote = self.current
         assert zygote is not None
-        status_r, status_w = os.pipe()
+        status_r, status_w = worker_process.status_channel()
         page = heartbeat.page_fd()
         beat = Heartbeat(page)
         try:
             request = json.dumps({"age": about.age, "started_at": about.started_at}).encode()
-            socket.send_fds(zygote.chan, [request], [status_w, page])
+            fds = [status_w, page, *(sock.fileno() for sock in sockets)]
+            socket.send_fds(zygote.chan, [request], fds)
             reply = self._reply(zygote)
         except OSError:
             os.close(status_r)
@@ -340,7 +346,8 @@ def _load_and_serve(config: Config, chan: socket.socket, pool: Pool) -> int:
     except AppLoadError as exc:
         chan.send(b"E" + str(exc).encode("utf-8", "replace")[: MAX_MESSAGE - 1])
         return exitcodes.APP_LOAD_FAILED
-    own = {chan.fileno(), pool.alive_fd, *(s.fileno() for s in pool.sockets)}
+    listening = pool.slots.all()
+    own = {chan.fileno(), pool.alive_fd, *(s.fileno() for s in listening)}
     found = import_side_effects(own)
     if found:
         log.warning(
@@ -353,7 +360,7 @@ def _load_and_serve(config: Config, chan: socket.socket, pool: Pool) -> int:
     master_pid = os.getppid()
     _serve_forks(
         _Inherited(
-            config, app, chan, pool.sockets, pool.alive_fd, master_pid, pool.hooks, pool.server_info
+            config, app, chan, listening, pool.alive_fd, master_pid, pool.hooks, pool.server_info
         )
     )
     return exitcodes.OK
@@ -369,20 +376,22 @@ def _exit(code: int) -> NoReturn:
 def _serve_forks(inherited: _Inherited) -> None:
     while True:
         try:
-            data, fds, _, _ = socket.recv_fds(inherited.chan, MAX_MESSAGE, 2)
+            data, fds, _, _ = socket.recv_fds(inherited.chan, MAX_MESSAGE, MAX_FDS)
         except InterruptedError:
             continue
         if not data:
             return  # The master is gone or stopped this zygote.
         try:
-            if len(fds) == 2:
-                _fork_worker(inherited, json.loads(data), fds[0], fds[1])
+            if len(fds) >= 2:
+                _fork_worker(inherited, json.loads(data), fds[0], fds[1], fds[2:])
         finally:
             for fd in fds:
                 os.close(fd)
 
 
-def _fork_worker(inherited: _Inherited, about: dict[str, Any], status_w: int, page: int) -> None:
+def _fork_worker(
+    inherited: _Inherited, about: dict[str, Any], status_w: int, page: int, serve: list[int]
+) -> None:
     """Fork twice: the middle process reports the worker's pid and exits, so the worker is
     orphaned and the master (a subreaper) adopts it."""
     try:
@@ -394,7 +403,7 @@ def _fork_worker(inherited: _Inherited, about: dict[str, Any], status_w: int, pa
         try:
             pid = os.fork()
             if pid == 0:
-                _worker_main(inherited, about, status_w, page)
+                _worker_main(inherited, about, status_w, page, serve)
             inherited.chan.send(b"P%d" % pid)
         except BaseException as exc:
             with contextlib.suppress(OSError):
@@ -404,7 +413,9 @@ def _fork_worker(inherited: _Inherited, about: dict[str, Any], status_w: int, pa
         os.waitpid(middle, 0)
 
 
-def _worker_main(inherited: _Inherited, about: dict[str, Any], status_w: int, page: int) -> None:
+def _worker_main(
+    inherited: _Inherited, about: dict[str, Any], status_w: int, page: int, serve: list[int]
+) -> None:
     deadline = time.monotonic() + ADOPTION_SECONDS
     while os.getppid() != inherited.master_pid and time.monotonic() < deadline:
         time.sleep(0.001)
@@ -413,12 +424,12 @@ def _worker_main(inherited: _Inherited, about: dict[str, Any], status_w: int, pa
     config = inherited.config
     worker_process.child_main(
         config,
-        inherited.sockets,
+        [socket.socket(fileno=fd) for fd in serve],
         status_w=status_w,
         heartbeat=beat,
         alive_fd=inherited.alive_fd,
         master_pid=inherited.master_pid,
-        close_fds=[inherited.chan.fileno()],
+        close_fds=[inherited.chan.fileno(), *(sock.fileno() for sock in inherited.sockets)],
         old_mask=list(signal.pthread_sigmask(signal.SIG_BLOCK, [])),
         app=inherited.app,
         hooks=inherited.hooks,

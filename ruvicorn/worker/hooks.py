@@ -21,6 +21,8 @@ class WorkerHooks:
     worker accepts (the ``post_worker_init`` server hook).
     ``metrics`` is the writable buffer the native protocol publishes its request counters
     to (``--metrics-bind``; see ``ruvicorn.supervisor.metrics``), or None.
+    ``listener_channel`` is a unix socket the supervisor sends more listening sockets on
+    (orphaned worker slots), or -1.
     """
 
     on_ready: Callable[[], None] | None = None
@@ -29,3 +31,4 @@ class WorkerHooks:
     on_recycle: Callable[[], None] | None = None
     on_app_started: Callable[[], None] | None = None
     metrics: memoryview | None = None
+    listener_channel: int = -1

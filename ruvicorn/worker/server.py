@@ -15,6 +15,8 @@ from ruvicorn.supervisor.heartbeat import INTERVAL
 from ruvicorn.worker.hooks import WorkerHooks
 from ruvicorn.worker.pathsend import send_file
 
+#: Most listening sockets one message from the supervisor carries (SCM_MAX_FD).
+MAX_RECEIVED = 253
 #: How often timeouts are enforced and the heartbeat runs; no connection has its own timer.
 TICK_SECONDS = INTERVAL
 
@@ -51,9 +53,23 @@ class WorkerServer:
         self.sockets: list[socket.socket] = []
         self.retire = asyncio.Event()
         self._ticker: asyncio.TimerHandle | None = None
+        #: Where the supervisor sends more listeners (``hooks.listener_channel``), or None.
+        self._channel: socket.socket | None = None
+        self.accepting = False
 
     async def start(self, sockets: list[socket.socket]) -> None:
-        self.sockets = sockets
+        self.accepting = True
+        await self._serve(sockets)
+        if self.hooks.listener_channel >= 0:
+            self._channel = socket.fromfd(
+                self.hooks.listener_channel, socket.AF_UNIX, socket.SOCK_STREAM
+            )
+            self._channel.setblocking(False)
+            self.loop.add_reader(self._channel.fileno(), self._receive_listeners)
+        self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
+
+    async def _serve(self, sockets: list[socket.socket]) -> None:
+        self.sockets += sockets
         for sock in sockets:
             if sock.family == socket.AF_UNIX:
                 server = await self.loop.create_unix_server(
@@ -64,7 +80,33 @@ class WorkerServer:
                     self.state, sock=sock, backlog=self.config.backlog
                 )
             self.servers.append(server)
-        self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
+            if not self.accepting:  # stopped while this one was being set up
+                server.close()
+
+    def _receive_listeners(self) -> None:
+        """The supervisor sent sockets to serve as well (orphaned worker slots)."""
+        assert self._channel is not None
+        try:
+            data, fds, _, _ = socket.recv_fds(self._channel, 1, MAX_RECEIVED)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, fds = b"", []
+        sockets = [socket.socket(fileno=fd) for fd in fds]
+        if not data:
+            self._close_channel()
+        if not self.accepting:
+            for sock in sockets:
+                sock.close()
+        elif sockets:
+            task = self.loop.create_task(self._serve(sockets))
+            task.add_done_callback(_log_failure)
+
+    def _close_channel(self) -> None:
+        if self._channel is not None:
+            self.loop.remove_reader(self._channel.fileno())
+            self._channel.close()
+            self._channel = None
 
     def _tick(self) -> None:
         late = self.loop.time() - self._ticker.when() if self._ticker is not None else 0.0
@@ -89,6 +131,8 @@ class WorkerServer:
         return isinstance(self.loop, asyncio.selector_events.BaseSelectorEventLoop)
 
     def _stop_accepting_now(self) -> None:
+        self.accepting = False
+        self._close_channel()
         if self._selector_loop():
             for server in self.servers:
                 for sock in server.sockets:
@@ -189,3 +233,8 @@ class WorkerServer:
             task.cancel()
         if still_running:
             await asyncio.wait(still_running, timeout=1.0)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        error_log.error("Could not serve a listener the master sent: %s", task.exception())

@@ -13,6 +13,7 @@ import pytest
 
 from ruvicorn import listeners
 from ruvicorn.config import Config, ConfigError
+from ruvicorn.supervisor.slots import Slots
 
 
 @pytest.mark.parametrize(
@@ -223,3 +224,60 @@ def test_systemd_variables_for_another_pid_are_ignored(monkeypatch: pytest.Monke
     monkeypatch.setenv("LISTEN_PID", str(os.getpid() + 100000))
     assert listeners.systemd_sockets() is None
     assert os.environ["LISTEN_FDS"] == "1"
+
+
+def _ports(socks: list[socket.socket]) -> set[int]:
+    return {sock.getsockname()[1] for sock in socks}
+
+
+def test_slot_sockets_share_one_port_and_grow() -> None:
+    slots = Slots(Config(host="127.0.0.1", port=0, workers=3))
+    slots.bind()
+    try:
+        assert slots.count() == 3 and len(_ports(slots.all())) == 1
+        assert all(s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) for s in slots.all())
+        slots.ensure(5)
+        assert slots.count() == 5 and len(_ports(slots.all())) == 1
+        assert slots.first() == slots.all()[:1]
+        # A worker serves its own slot's socket and the orphaned ones (past the target).
+        assert slots.serving(1, target=3) == {1, 3, 4}
+        assert slots.sockets({1, 3}) == [slots.all()[1], slots.all()[3]]
+    finally:
+        slots.close()
+    assert slots.all() == []
+
+
+def test_slot_sockets_refuse_a_port_another_server_holds() -> None:
+    first = Slots(Config(host="127.0.0.1", port=0, workers=2))
+    first.bind()
+    port = first.all()[0].getsockname()[1]
+    try:
+        with pytest.raises(ConfigError) as info:
+            Slots(Config(host="127.0.0.1", port=port, workers=2)).bind()
+        assert str(info.value) == f"cannot bind 127.0.0.1:{port}: address already in use"
+        # --reuse-port: sharing the port with another process is what is asked for.
+        shared = Slots(Config(host="127.0.0.1", port=port, workers=2, reuse_port=True))
+        shared.bind()
+        assert _ports(shared.all()) == {port}
+        shared.close()
+    finally:
+        first.close()
+
+
+def test_unix_sockets_and_no_socket_per_worker_stay_shared(tmp_path: Path) -> None:
+    config = Config(bind=(f"unix:{tmp_path / 's.sock'}", "127.0.0.1:0"), workers=2)
+    slots = Slots(config)
+    slots.bind()
+    try:
+        assert slots.count() == 2 and len(slots.all()) == 3
+        unix, tcp = slots.sockets({0}), slots.sockets({1})
+        assert unix[0] is tcp[0] and unix[0].family == socket.AF_UNIX and unix[1] is not tcp[1]
+    finally:
+        slots.close()
+    one = Slots(Config(host="127.0.0.1", port=0, workers=4, socket_per_worker=False))
+    one.bind()
+    try:
+        assert one.count() == 0 and len(one.all()) == 1
+        assert one.sockets(one.serving(2, target=4)) == one.all()
+    finally:
+        one.close()

@@ -134,7 +134,8 @@ def test_sigttin_sigttou_change_the_worker_count(start: Callable[..., Server]) -
     finally:
         load.stop()
     assert load.failures == []
-    assert server.workers().isdisjoint(first)  # The oldest worker is the one retired.
+    # The worker whose slot SIGTTOU orphaned (the newest) is the one retired.
+    assert server.workers() == first
 
 
 def test_unix_socket_and_pidfile(start: Callable[..., Server], tmp_path: Path) -> None:
@@ -168,3 +169,84 @@ def test_address_in_use_is_one_clear_line(start: Callable[..., Server]) -> None:
     lines = [line for line in server.log().splitlines() if "ERROR" in line]
     assert lines and lines[0].endswith(f"cannot bind 127.0.0.1:{port}: address already in use")
     assert "Traceback" not in server.log()
+
+
+def test_each_worker_has_its_own_socket_and_serves_new_connections(
+    start: Callable[..., Server],
+) -> None:
+    server = start("basic:app", "--workers", "4")
+    server.wait_ready()
+    workers = server.workers()
+    listening = {c.fd for c in psutil.Process(server.pid).net_connections() if c.status == "LISTEN"}
+    assert len(listening) == 4
+    load = Load(server, {"close": 4}, max_requests=800, max_seconds=60)
+    try:
+        load.wait_count(800)
+    finally:
+        load.stop()
+    assert load.failures == []
+    assert set(load.served_by()) == workers
+
+
+def test_sigttou_and_sigttin_under_new_connections_lose_nothing(
+    start: Callable[..., Server],
+) -> None:
+    """The sockets of the slots SIGTTOU empties stay open and every worker serves them:
+    connections the kernel queued there are answered, none hangs."""
+    server = start("basic:app", "--workers", "4")
+    server.wait_ready()
+    load = Load(server, {"close": 6}, max_seconds=80)
+    try:
+        load.wait_count(200)
+        for count in (3, 2):
+            server.signal(signal.SIGTTOU)
+            server.wait_log(rf"Worker count set to {count}")
+            wait_for(lambda n=count: len(server.workers()) == n, 30, f"{count} workers")
+            load.wait_count(load.ok + 300)
+        server.signal(signal.SIGTTIN)
+        server.wait_log(r"Worker \d+ ready", count=5)
+        load.wait_count(load.ok + 300)
+    finally:
+        load.stop()
+    assert load.failures == []
+    assert server.count(r"Worker \d+ stopped \(exit code 0\)") == 2
+
+
+def test_sigkill_of_a_worker_under_new_connections_loses_nothing(
+    start: Callable[..., Server],
+) -> None:
+    """Connections queued on the killed worker's socket wait for its replacement."""
+    server = start("basic:app", "--workers", "4")
+    server.wait_ready()
+    load = Load(server, {"close": 6}, max_seconds=80)
+    try:
+        load.wait_count(200)
+        victim = next(iter(server.workers()))
+        os.kill(victim, signal.SIGKILL)
+        server.wait_log(rf"Worker {victim} died unexpectedly")
+        server.wait_log(r"Worker \d+ ready", count=5)
+        load.wait_count(load.ok + 300)
+    finally:
+        load.stop()
+    assert load.failures == []
+    assert victim not in load.served_by() or len(load.served_by()) == 5
+
+
+def test_second_server_on_the_same_port_is_one_clear_line(
+    start: Callable[..., Server], tmp_path: Path
+) -> None:
+    """The port's sockets allow SO_REUSEPORT, yet a second server is refused, not let in."""
+    first = start("basic:app", "--workers", "2")
+    first.wait_ready()
+    (tmp_path / "second").mkdir()
+    second = Server(tmp_path / "second", "basic:app", "--workers", "2", port=first.port)
+    try:
+        assert second.wait_exit(30) == 2
+    finally:
+        second.close()
+    lines = [line for line in second.log().splitlines() if "ERROR" in line]
+    assert lines and lines[0].endswith(
+        f"cannot bind 127.0.0.1:{first.port}: address already in use"
+    )
+    assert "Traceback" not in second.log()
+    assert first.get("/")[0] == 200

@@ -1,0 +1,105 @@
+"""Which listening sockets each worker serves.
+
+Unix sockets, inherited descriptors and socket activation are one socket every worker
+accepts from. A TCP address instead gets one SO_REUSEPORT socket per worker slot (with
+``--socket-per-worker``, the default): the kernel spreads new connections evenly over the
+sockets, where on one shared socket whichever worker wakes first takes most of them.
+
+The master binds them and closes none until the server stops, so connections queued on a
+slot's socket wait for the worker that takes the slot over (the replacement after a crash,
+a recycle or a reload). The sockets of slots at or past the worker count (after SIGTTOU)
+are orphaned: every worker serves them too, so nothing queued there is left unanswered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from dataclasses import dataclass, field
+
+from ruvicorn import listeners
+from ruvicorn.config import Config
+from ruvicorn.listeners import Address
+
+
+@dataclass
+class Group:
+    """The sockets of one address: one shared socket, or one per slot (``address`` set)."""
+
+    sockets: list[socket.socket] = field(default_factory=list)
+    address: Address | None = None
+
+
+class Slots:
+    """The master's listeners, grouped by address."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.groups: list[Group] = []
+
+    def bind(self) -> None:
+        """Bind every listener the config asks for (or adopt systemd's); all or nothing."""
+        config = self.config
+        activated = listeners.systemd_sockets(config.backlog)
+        if activated is not None:
+            self.groups = [Group([sock]) for sock in activated]
+            return
+        try:
+            for address in listeners.addresses(config):
+                if address.kind == "tcp" and config.socket_per_worker:
+                    socks = listeners.bind_slot_sockets(address, config, config.workers)
+                    port = socks[0].getsockname()[1]
+                    self.groups.append(Group(socks, dataclasses.replace(address, port=port)))
+                else:
+                    self.groups.append(Group([listeners.bind_address(address, config)]))
+        except BaseException:
+            self.close()
+            raise
+
+    def all(self) -> list[socket.socket]:
+        return [sock for group in self.groups for sock in group.sockets]
+
+    def first(self) -> list[socket.socket]:
+        """One socket per address: where the server listens, as people are told."""
+        return [group.sockets[0] for group in self.groups if group.sockets]
+
+    def count(self) -> int:
+        """How many slots have sockets of their own (0 when every socket is shared)."""
+        return max((len(g.sockets) for g in self.groups if g.address is not None), default=0)
+
+    def ensure(self, count: int) -> None:
+        """Bind the sockets of new slots up to ``count`` (more workers than at start)."""
+        for group in self.groups:
+            if group.address is not None and len(group.sockets) < count:
+                more = count - len(group.sockets)
+                group.sockets += listeners.bind_slot_sockets(
+                    group.address, self.config, more, probe=False
+                )
+
+    def serving(self, slot: int, target: int) -> set[int]:
+        """The slots a worker in ``slot`` serves while ``target`` workers are wanted: its
+        own and the orphaned ones."""
+        return {slot, *range(target, self.count())}
+
+    def sockets(self, slots: set[int]) -> list[socket.socket]:
+        """The shared sockets and those of ``slots``."""
+        return [
+            sock
+            for group in self.groups
+            for i, sock in enumerate(group.sockets)
+            if group.address is None or i in slots
+        ]
+
+    def of_slots(self, slots: set[int]) -> list[socket.socket]:
+        """Only the per-slot sockets of ``slots`` (what a running worker is sent)."""
+        return [
+            sock
+            for group in self.groups
+            if group.address is not None
+            for i, sock in enumerate(group.sockets)
+            if i in slots
+        ]
+
+    def close(self) -> None:
+        listeners.close_listeners(self.all())
+        self.groups = []
