@@ -37,16 +37,28 @@ def _reload_under(server: Server, load: Load, reloads: int, requests_between: in
     assert load.failures == []
 
 
-@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
-def test_sighup_under_load_drops_nothing(start: Callable[..., Server], loop: str) -> None:
-    server = start("basic:app", "--workers", "2", "--loop", loop)
+@pytest.mark.parametrize(
+    ("loop", "workers", "clients"),
+    [
+        ("uvloop", 2, MIXED),
+        ("asyncio", 2, MIXED),
+        # Every worker's socket of its own: a keep-alive pool, and a new connection per
+        # request (queued on a retiring worker's slot socket until its replacement serves it).
+        ("uvloop", 4, {"pool": 8}),
+        ("uvloop", 4, {"close": 8}),
+    ],
+)
+def test_sighup_under_load_drops_nothing(
+    start: Callable[..., Server], loop: str, workers: int, clients: dict[str, int]
+) -> None:
+    server = start("basic:app", "--workers", str(workers), "--loop", loop)
     server.wait_ready()
     first = server.workers()
-    load = Load(server, MIXED, max_requests=200000, max_seconds=150)
+    load = Load(server, clients, max_requests=200000, max_seconds=150)
     _reload_under(server, load, RELOADS, requests_between=200)
-    server.wait_log(r"Worker \d+ stopped \(exit code 0\)", count=2 * RELOADS, timeout=60)
+    server.wait_log(r"Worker \d+ stopped \(exit code 0\)", count=workers * RELOADS, timeout=60)
     last = server.workers()
-    assert len(last) == 2 and last.isdisjoint(first)
+    assert len(last) == workers and last.isdisjoint(first)
     served_by = set(load.served_by())
     # Workers of the first and of later generations both served during the rolls.
     assert served_by & first and served_by - first
@@ -55,7 +67,7 @@ def test_sighup_under_load_drops_nothing(start: Callable[..., Server], loop: str
     events = server.events()
     started = [pid for event, pid in events if event == "startup"]
     stopped = [pid for event, pid in events if event == "shutdown"]
-    assert len(started) == 2 + 2 * RELOADS and len(set(started)) == len(started)
+    assert len(started) == workers + workers * RELOADS and len(set(started)) == len(started)
     assert sorted(started) == sorted(stopped)
 
 

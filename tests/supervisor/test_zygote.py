@@ -105,6 +105,30 @@ def test_workers_are_forked_from_one_zygote_and_supervised_by_the_master(
     assert not psutil.pid_exists(zygote) or psutil.Process(zygote).status() == "zombie"
 
 
+def test_workers_beyond_the_first_count_serve_their_own_new_sockets(
+    start: Callable[..., Server], code_dir: Path
+) -> None:
+    """SIGTTIN past the initial count binds a slot socket the zygote never had: the fork
+    request carries it to the new worker. SIGTTOU then leaves it to the other workers."""
+    server = _start(start, code_dir, "--workers", "2")
+    server.signal(signal.SIGTTIN)
+    server.wait_log(r"Worker \d+ ready", count=3)
+    workers = server.workers()
+    load = Load(server, {"close": 4}, max_requests=3000, max_seconds=60)
+    try:
+        wait_for(
+            lambda: {int(body.split()[1]) for body in list(load.bodies)} == workers,
+            50,
+            "every worker answering",
+        )
+        server.signal(signal.SIGTTOU)
+        server.wait_log(r"Worker \d+ stopped \(exit code 0\)")
+        load.wait_count(load.ok + 300)
+    finally:
+        load.stop()
+    assert load.failures == []
+
+
 def test_sighup_serves_new_code_from_a_new_zygote_dropping_nothing(
     start: Callable[..., Server], code_dir: Path
 ) -> None:
