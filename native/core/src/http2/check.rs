@@ -134,11 +134,16 @@ impl FrameCheck {
             }
             if self.payload > 0 {
                 let n = self.payload.min(data.len() - i);
-                if self.settings.is_some() && self.settings_values(&data[i..i + n]) {
-                    forward_range(forward, data, from, i);
+                if let Some(last) = self.settings_values(&data[i..i + n]) {
+                    // The frame never reaches the engine whole: its last byte read is held,
+                    // and so the engine is given the same bytes however the input was split.
+                    forward_range(forward, data, from, i + last);
                     self.stopped = true;
                     let verdict = Verdict::Connection(FLOW_CONTROL_ERROR);
-                    return Some(Stop { verdict, at: i + n });
+                    return Some(Stop {
+                        verdict,
+                        at: i + last + 1,
+                    });
                 }
                 if self.dropping {
                     forward_range(forward, data, from, i);
@@ -303,13 +308,12 @@ impl FrameCheck {
         None
     }
 
-    /// Read SETTINGS values; true at one out of range with a code the engine gets wrong
-    /// (§6.5.2: SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1 is FLOW_CONTROL_ERROR).
-    fn settings_values(&mut self, bytes: &[u8]) -> bool {
-        let Some((entry, have)) = self.settings.as_mut() else {
-            return false;
-        };
-        for &b in bytes {
+    /// Read SETTINGS values; at one out of range with a code the engine gets wrong (§6.5.2:
+    /// SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1 is FLOW_CONTROL_ERROR), the index in
+    /// `bytes` of its last byte.
+    fn settings_values(&mut self, bytes: &[u8]) -> Option<usize> {
+        let (entry, have) = self.settings.as_mut()?;
+        for (at, &b) in bytes.iter().enumerate() {
             entry[*have] = b;
             *have += 1;
             if *have == entry.len() {
@@ -317,11 +321,11 @@ impl FrameCheck {
                 let id = u16::from_be_bytes([entry[0], entry[1]]);
                 let value = u32::from_be_bytes([entry[2], entry[3], entry[4], entry[5]]);
                 if id == SETTINGS_INITIAL_WINDOW_SIZE && value > MAX_WINDOW {
-                    return true;
+                    return Some(at);
                 }
             }
         }
-        false
+        None
     }
 }
 
