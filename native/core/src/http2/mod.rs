@@ -79,6 +79,8 @@ pub struct Settings {
     pub max_pending_accept_reset_streams: usize,
     /// Streams this side may reset for the client's errors before GOAWAY.
     pub max_local_error_reset_streams: usize,
+    /// Requests accepted on one connection before a graceful GOAWAY (0: no limit).
+    pub max_requests: u64,
 }
 
 impl Default for Settings {
@@ -90,6 +92,7 @@ impl Default for Settings {
             max_header_list_size: 64 * 1024,
             max_pending_accept_reset_streams: 20,
             max_local_error_reset_streams: 1024,
+            max_requests: 1000,
         }
     }
 }
@@ -181,6 +184,8 @@ pub struct Http2 {
     /// Requests accepted, and those the client reset before their response ended.
     accepted: u64,
     client_resets: u64,
+    /// Requests accepted before a graceful GOAWAY (0: no limit).
+    max_requests: u64,
     /// Every frame header passes this before the engine reads the frame.
     check: FrameCheck,
 }
@@ -211,6 +216,7 @@ impl Http2 {
             last_stream: 0,
             accepted: 0,
             client_resets: 0,
+            max_requests: settings.max_requests,
             check: FrameCheck::new(),
         };
         conn.drive();
@@ -447,6 +453,10 @@ impl Http2 {
                     self.last_stream = self.last_stream.max(id);
                     self.accepted += 1;
                     self.check.flood.request();
+                    if self.accepted == self.max_requests {
+                        // Streams already on their way are still served, then it closes.
+                        conn.graceful_shutdown();
+                    }
                     let (parts, recv) = request.into_parts();
                     let head = request_head(&parts, recv.is_end_stream());
                     let head_request = parts.method == http::Method::HEAD;

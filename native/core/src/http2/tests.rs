@@ -654,3 +654,26 @@ fn body_and_trailers_on_an_open_stream_are_served() {
     assert!(events.contains(&Event::End { stream: 1 }), "{events:?}");
     assert!(answers_ping(&mut conn));
 }
+
+#[test]
+fn a_connection_is_asked_to_go_after_max_requests() {
+    let settings = Settings {
+        max_requests: 3,
+        ..Settings::default()
+    };
+    let mut conn = connected(&settings);
+    for id in [1, 3] {
+        request_stream(&mut conn, id, &get("/"), true);
+    }
+    assert!(frames(&conn.take_output()).iter().all(|f| f.kind != GOAWAY));
+    request_stream(&mut conn, 5, &get("/"), true);
+    let out = frames(&conn.take_output());
+    assert_eq!(goaway_code(&out), 0, "NO_ERROR: a graceful GOAWAY");
+    let requests = conn
+        .take_events()
+        .iter()
+        .filter(|e| matches!(e, Event::Request { .. }))
+        .count();
+    assert_eq!(requests, 3, "the requests up to the cap are all served");
+    assert!(!conn.is_closed(), "open streams finish first");
+}
