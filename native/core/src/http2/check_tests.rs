@@ -1,16 +1,8 @@
 //! [`FrameCheck`] on its own: what passes, where it stops, what a split changes (nothing).
 
 use super::*;
+use crate::http2::tests::frame;
 use crate::http2::PREFACE;
-
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(payload.len()).expect("small frame");
-    let mut out = len.to_be_bytes()[1..].to_vec();
-    out.extend([kind, flags]);
-    out.extend(stream.to_be_bytes());
-    out.extend(payload);
-    out
-}
 
 fn hello() -> Vec<u8> {
     [PREFACE, &frame(SETTINGS, 0, 0, &[0, 4, 0, 1, 0, 0])].concat()

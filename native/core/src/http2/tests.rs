@@ -6,7 +6,7 @@ use super::check::{
 };
 use super::*;
 
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+pub(super) fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let len = u32::try_from(payload.len()).expect("small frame");
     let mut out = len.to_be_bytes()[1..].to_vec();
     out.extend([kind, flags]);
