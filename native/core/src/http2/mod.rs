@@ -92,7 +92,7 @@ impl Default for Settings {
             max_header_list_size: 64 * 1024,
             max_pending_accept_reset_streams: 20,
             max_local_error_reset_streams: 1024,
-            max_requests: 1000,
+            max_requests: 10_000,
         }
     }
 }
