@@ -210,7 +210,6 @@ class WorkerServer:
                 "Graceful shutdown timed out: closing %d connection(s)", self.state.connections
             )
             self.state.close_all()
-        self.state.publish_metrics()  # the master reads this worker's last counts
         if finish_tasks:
             await self._finish_tasks(spare)
         return clean

@@ -9,6 +9,7 @@ mod conn;
 mod metrics;
 mod server;
 mod settings;
+mod shared;
 
 // The module needs the GIL: a connection's state sits behind a mutex taken with
 // `try_lock`, and contention is reported as re-entrance ("protocol re-entered while

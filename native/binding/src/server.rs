@@ -162,22 +162,12 @@ impl ServerState {
 
     /// Enforce keep-alive and request-head timeouts; the worker calls this about once a
     /// second, so no connection needs a timer of its own.
-    /// The sweep also publishes the metrics counters to the master.
     fn sweep(&self, py: Python<'_>) -> PyResult<()> {
         let now = Instant::now();
         for protocol in self.snapshot(py) {
             HttpProtocol::check_deadline(protocol.bind(py), now)?;
         }
-        self.publish_metrics(py)
-    }
-
-    /// Copy the metrics counters into the page the master reads (nothing without
-    /// `--metrics-bind`); the worker calls it once more just before it exits.
-    fn publish_metrics(&self, py: Python<'_>) -> PyResult<()> {
-        match &self.metrics {
-            Some(metrics) => metrics.publish(py),
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     /// Graceful stop: every connection's next response says `connection: close`; idle ones
