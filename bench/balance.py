@@ -1,5 +1,5 @@
-"""How evenly N workers on one shared listening socket split the load, and how req/s
-scales with the worker count.
+"""How evenly N workers on one listening address split the load, and how req/s scales
+with the worker count.
 
 Each server runs a tiny app that counts the requests its process answered and writes
 ``PID COUNT`` to a file at lifespan shutdown. wrk loads it for ``--seconds`` with 64

@@ -1,9 +1,8 @@
 """Forking one worker, and everything the child does before it starts serving.
 
 Parent side: a status channel (worker -> master: ready, retiring at its request budget;
-master -> worker: more listening sockets to serve), a
-shared heartbeat page, signals blocked around ``fork`` so no master handler runs in the
-child.
+master -> worker: more listening sockets to serve), a shared heartbeat page, signals
+blocked around ``fork`` so no master handler runs in the child.
 Child side: default signal handlers, master-only descriptors closed (faulthandler on: a
 SIGABRT from the master dumps every thread's traceback to the log, enabled by
 ``run_worker``), its own process group, a thread that stops the worker when the master
