@@ -142,8 +142,8 @@ class Config:
     )
     socket_per_worker: bool = opt(
         True,
-        "Give each worker its own SO_REUSEPORT socket per TCP address, so the kernel "
-        "spreads new connections evenly over the workers.",
+        "With several workers, give each its own SO_REUSEPORT socket per TCP address, so "
+        "the kernel spreads new connections evenly over them.",
         secondary="--no-socket-per-worker",
         group="bind",
     )

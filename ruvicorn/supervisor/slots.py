@@ -2,8 +2,9 @@
 
 Unix sockets, inherited descriptors and socket activation are one socket every worker
 accepts from. A TCP address instead gets one SO_REUSEPORT socket per worker slot (with
-``--socket-per-worker``, the default): the kernel spreads new connections evenly over the
-sockets, where on one shared socket whichever worker wakes first takes most of them.
+``--socket-per-worker``, the default, and more than one worker): the kernel spreads new
+connections evenly over the sockets, where on one shared socket whichever worker wakes
+first takes most of them.
 
 The master binds them and closes none until the server stops, so connections queued on a
 slot's socket wait for the worker that takes the slot over (the replacement after a crash,
@@ -44,9 +45,11 @@ class Slots:
         if activated is not None:
             self.groups = [Group([sock]) for sock in activated]
             return
+        # One worker: the one plain socket as ever (SIGTTIN workers then share it too).
+        per_worker = config.socket_per_worker and config.workers > 1
         try:
             for address in listeners.addresses(config):
-                if address.kind == "tcp" and config.socket_per_worker:
+                if address.kind == "tcp" and per_worker:
                     socks = listeners.bind_slot_sockets(address, config, config.workers)
                     port = socks[0].getsockname()[1]
                     self.groups.append(Group(socks, dataclasses.replace(address, port=port)))

@@ -264,7 +264,7 @@ def test_slot_sockets_refuse_a_port_another_server_holds() -> None:
         first.close()
 
 
-def test_unix_sockets_and_no_socket_per_worker_stay_shared(tmp_path: Path) -> None:
+def test_unix_sockets_one_worker_and_no_socket_per_worker_stay_shared(tmp_path: Path) -> None:
     config = Config(bind=(f"unix:{tmp_path / 's.sock'}", "127.0.0.1:0"), workers=2)
     slots = Slots(config)
     slots.bind()
@@ -274,10 +274,15 @@ def test_unix_sockets_and_no_socket_per_worker_stay_shared(tmp_path: Path) -> No
         assert unix[0] is tcp[0] and unix[0].family == socket.AF_UNIX and unix[1] is not tcp[1]
     finally:
         slots.close()
-    one = Slots(Config(host="127.0.0.1", port=0, workers=4, socket_per_worker=False))
-    one.bind()
-    try:
-        assert one.count() == 0 and len(one.all()) == 1
-        assert one.sockets(one.serving(2, target=4)) == one.all()
-    finally:
-        one.close()
+    for config in (
+        Config(host="127.0.0.1", port=0, workers=4, socket_per_worker=False),
+        Config(host="127.0.0.1", port=0, workers=1),
+    ):
+        one = Slots(config)
+        one.bind()
+        try:
+            assert one.count() == 0 and len(one.all()) == 1
+            assert not one.all()[0].getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT)
+            assert one.sockets(one.serving(2, target=4)) == one.all()
+        finally:
+            one.close()
