@@ -228,7 +228,8 @@ def test_sigkill_of_a_worker_under_new_connections_loses_nothing(
     finally:
         load.stop()
     assert load.failures == []
-    assert victim not in load.served_by() or len(load.served_by()) == 5
+    # The four first workers and the replacement, which took over the victim's socket.
+    assert len(load.served_by()) == 5
 
 
 def test_second_server_on_the_same_port_is_one_clear_line(
