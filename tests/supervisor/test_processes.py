@@ -214,20 +214,25 @@ def test_sigttou_and_sigttin_under_new_connections_lose_nothing(
 def test_sigkill_of_a_worker_under_new_connections_loses_nothing(
     start: Callable[..., Server],
 ) -> None:
-    """Connections queued on the killed worker's socket wait for its replacement."""
+    """Connections queued on the killed worker's socket wait for its replacement. Only the
+    requests the worker was answering when killed fail (at most one per client)."""
+    clients = 6
     server = start("basic:app", "--workers", "4")
     server.wait_ready()
-    load = Load(server, {"close": 6}, max_seconds=80)
+    load = Load(server, {"close": clients}, max_seconds=80)
     try:
         load.wait_count(200)
         victim = next(iter(server.workers()))
         os.kill(victim, signal.SIGKILL)
         server.wait_log(rf"Worker {victim} died unexpectedly")
         server.wait_log(r"Worker \d+ ready", count=5)
+        cut = list(load.failures)
         load.wait_count(load.ok + 300)
     finally:
         load.stop()
-    assert load.failures == []
+    assert len(cut) <= clients
+    assert all("RemoteDisconnected" in f or "ConnectionReset" in f for f in cut), cut
+    assert load.failures == cut  # None timed out waiting on the victim's socket.
     # The four first workers and the replacement, which took over the victim's socket.
     assert len(load.served_by()) == 5
 
