@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
 
 use crate::asgi::scope::{asgi_template, scope_template};
 use crate::asgi::spawn::TaskSpawner;
@@ -55,6 +55,21 @@ pub struct ServerState {
     restarting: AtomicBool,
     next_id: AtomicU64,
     connections: Mutex<HashMap<u64, Py<HttpProtocol>>>,
+}
+
+/// The protocol factory of one listening socket (`ServerState::listener`).
+#[pyclass(frozen, module = "ruvicorn._native")]
+pub struct Listener {
+    state: Py<ServerState>,
+    address: Option<Py<PyTuple>>,
+}
+
+#[pymethods]
+impl Listener {
+    fn __call__(&self, py: Python<'_>) -> PyResult<HttpProtocol> {
+        let address = self.address.as_ref().map(|a| a.clone_ref(py));
+        HttpProtocol::new(self.state.clone_ref(py), address)
+    }
 }
 
 /// Events counted between log lines written at most once a second.
@@ -144,9 +159,21 @@ impl ServerState {
         })
     }
 
-    /// The protocol factory asyncio calls for each accepted connection.
+    /// The protocol factory asyncio calls for each accepted connection; each asks its
+    /// transport for the scope's `server`.
     fn __call__(slf: Py<Self>) -> PyResult<HttpProtocol> {
-        HttpProtocol::new(slf)
+        HttpProtocol::new(slf, None)
+    }
+
+    /// The protocol factory of one listening socket. `address` is the scope's `server`
+    /// for every connection it accepts when the listener alone decides it (one address,
+    /// or a unix socket's path), so no connection asks its transport; None when each
+    /// connection has its own (a wildcard address).
+    fn listener(slf: Py<Self>, address: Option<Py<PyTuple>>) -> Listener {
+        Listener {
+            state: slf,
+            address,
+        }
     }
 
     #[getter]

@@ -23,6 +23,9 @@ use ruvicorn_core::http1::target::split_target;
 #[pyclass(frozen, module = "ruvicorn._native")]
 pub struct HttpProtocol {
     server: Py<ServerState>,
+    /// The scope's `server` when the listener already knows it (see
+    /// `ServerState::listener`); None asks the transport in connection_made.
+    listening: Option<Py<PyTuple>>,
     /// Who is at each end; set once, so it needs no lock: in connection_made, or with
     /// `--proxy-protocol` once the PROXY header is read.
     pub(super) peer: OnceLock<Peer>,
@@ -43,8 +46,20 @@ fn to_addr(py: Python<'_>, info: &Bound<'_, PyAny>) -> PyResult<Option<(Py<PyTup
     Ok(None)
 }
 
+/// The scope's `server` from the transport: `(host, port)`, a unix socket's `(path, None)`.
+fn server_addr(py: Python<'_>, transport: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyTuple>>> {
+    let sockname = transport.call_method1(key!(py, "get_extra_info"), (key!(py, "sockname"),))?;
+    Ok(match to_addr(py, &sockname)? {
+        Some((tuple, _)) => Some(tuple),
+        None if sockname.is_instance_of::<PyString>() => {
+            Some(PyTuple::new(py, [sockname, py.None().into_bound(py)])?.unbind())
+        }
+        None => None,
+    })
+}
+
 impl HttpProtocol {
-    pub fn new(server: Py<ServerState>) -> PyResult<Self> {
+    pub fn new(server: Py<ServerState>, listening: Option<Py<PyTuple>>) -> PyResult<Self> {
         let settings = &server.get().settings;
         let limits = settings.limits.clone();
         let tls = match &settings.tls {
@@ -57,6 +72,7 @@ impl HttpProtocol {
         };
         Ok(Self {
             server,
+            listening,
             peer: OnceLock::new(),
             tls_extension: OnceLock::new(),
             conn: Mutex::new(Conn::new(limits, tls)),
@@ -289,15 +305,10 @@ impl HttpProtocol {
         let state = this.state();
         let peername =
             transport.call_method1(key!(py, "get_extra_info"), (key!(py, "peername"),))?;
-        let sockname =
-            transport.call_method1(key!(py, "get_extra_info"), (key!(py, "sockname"),))?;
         let client = to_addr(py, &peername)?;
-        let server = match to_addr(py, &sockname)? {
-            Some((tuple, _)) => Some(tuple),
-            None if sockname.is_instance_of::<PyString>() => {
-                Some(PyTuple::new(py, [sockname.clone(), py.None().into_bound(py)])?.unbind())
-            }
-            None => None,
+        let server = match &this.listening {
+            Some(address) => Some(address.clone_ref(py)),
+            None => server_addr(py, &transport)?,
         };
         let peer = Peer::new(client, server, state.settings.proxies.as_ref());
         let id = state.register(slf.clone().unbind());
