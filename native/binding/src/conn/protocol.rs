@@ -34,13 +34,17 @@ pub struct HttpProtocol {
     conn: Mutex<Conn>,
 }
 
-fn to_addr(py: Python<'_>, info: &Bound<'_, PyAny>) -> PyResult<Option<(Py<PyTuple>, String)>> {
+/// `(host, port)` from a socket address: an IPv4 one as it is, an IPv6 one's first two.
+fn to_addr(py: Python<'_>, info: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyTuple>>> {
+    if let Ok(tuple) = info.cast_exact::<PyTuple>() {
+        if tuple.len() == 2 {
+            return Ok(Some(tuple.clone().unbind()));
+        }
+    }
     if let Ok(tuple) = info.cast::<PyTuple>() {
         if tuple.len() >= 2 {
-            let host = tuple.get_item(0)?;
-            let port = tuple.get_item(1)?;
-            let text = host.str()?.to_string();
-            return Ok(Some((PyTuple::new(py, [host, port])?.unbind(), text)));
+            let pair = [tuple.get_item(0)?, tuple.get_item(1)?];
+            return Ok(Some(PyTuple::new(py, pair)?.unbind()));
         }
     }
     Ok(None)
@@ -50,7 +54,7 @@ fn to_addr(py: Python<'_>, info: &Bound<'_, PyAny>) -> PyResult<Option<(Py<PyTup
 fn server_addr(py: Python<'_>, transport: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyTuple>>> {
     let sockname = transport.call_method1(key!(py, "get_extra_info"), (key!(py, "sockname"),))?;
     Ok(match to_addr(py, &sockname)? {
-        Some((tuple, _)) => Some(tuple),
+        Some(tuple) => Some(tuple),
         None if sockname.is_instance_of::<PyString>() => {
             Some(PyTuple::new(py, [sockname, py.None().into_bound(py)])?.unbind())
         }
@@ -113,8 +117,8 @@ impl HttpProtocol {
     }
 
     /// The client's host for log lines.
-    pub(super) fn client_name(&self) -> String {
-        let peer = self.peer.get().and_then(|p| p.client_host.clone());
+    pub(super) fn client_name(&self, py: Python<'_>) -> String {
+        let peer = self.peer.get().and_then(|p| p.client_host(py));
         peer.unwrap_or_else(|| "unix socket".to_owned())
     }
 
@@ -310,7 +314,7 @@ impl HttpProtocol {
             Some(address) => Some(address.clone_ref(py)),
             None => server_addr(py, &transport)?,
         };
-        let peer = Peer::new(client, server, state.settings.proxies.as_ref());
+        let peer = Peer::new(py, client, server, state.settings.proxies.as_ref())?;
         let id = state.register(slf.clone().unbind());
         this.lock()?.made(id, transport.unbind(), state);
         if let Some(allowed) = &state.settings.proxy_protocol {
