@@ -96,8 +96,12 @@ impl Peer {
             return Ok(trusts_peer(proxies, None));
         };
         // Read in place: the host needs no copy of its own.
-        let host = client.bind(py).get_item(0)?.str()?;
-        Ok(trusts_peer(proxies, Some(host.to_str()?)))
+        let client = client.bind(py);
+        let host = client.get_borrowed_item(0)?;
+        if let Ok(text) = host.cast::<PyString>() {
+            return Ok(trusts_peer(proxies, Some(text.to_str()?)));
+        }
+        Ok(trusts_peer(proxies, Some(host.str()?.to_str()?)))
     }
 
     /// The client's host as text, for log lines; None on a unix socket.
