@@ -157,12 +157,8 @@ def test_malformed_head_is_400_and_closes(run: Runner, caplog: pytest.LogCapture
         await conn.until(lambda: conn.transport.closed, "the close after a 400")
         assert app.scopes == []
 
-    logger = logging.getLogger("ruvicorn.error")
-    logger.addHandler(caplog.handler)
-    try:
+    with caplog.at_level(logging.WARNING):
         run(scenario)
-    finally:
-        logger.removeHandler(caplog.handler)
     assert "Invalid HTTP request from 127.0.0.1: " in caplog.text
 
 
