@@ -21,6 +21,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("METRICS_LAYOUT", metrics::layout(m.py())?)?;
     m.add_class::<server::ServerState>()?;
+    m.add_class::<server::Listener>()?;
     m.add_class::<conn::HttpProtocol>()?;
     m.add_class::<asgi::cycle::RequestCycle>()?;
     m.add_class::<asgi::runner::AppRunner>()?;

@@ -156,14 +156,14 @@ impl HttpProtocol {
             keep(report_app_outcome(log, error, complaint));
         }
         if let Some((what, detail)) = &fx.tls_note {
-            let line = format!("{what} {}: {detail}", slf.get().client_name());
+            let line = format!("{what} {}: {detail}", slf.get().client_name(py));
             let log = state.error_log.bind(py);
             keep(log.call_method1(key!(py, "debug"), (line,)).map(drop));
         }
         if let Some(err) = &fx.refused {
             let line = format!(
                 "Invalid HTTP request from {}: {}",
-                slf.get().client_name(),
+                slf.get().client_name(py),
                 err
             );
             let log = state.error_log.bind(py);
