@@ -42,7 +42,8 @@ impl Endpoint {
         let quic = quinn_proto::Endpoint::new(
             Arc::new(EndpointConfig::default()),
             Some(server_config),
-            true,
+            // No path MTU probing: asyncio's UDP sockets do not forbid fragmentation.
+            false,
             None,
         );
         Ok(Self {
