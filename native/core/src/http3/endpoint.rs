@@ -1,7 +1,7 @@
 //! The server endpoint: every datagram of one UDP socket goes in here, and every datagram
 //! to send, and the one deadline to wake up at, come out.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,8 +31,9 @@ pub struct Endpoint {
     responses: VecDeque<Transmit>,
     events: Vec<Event>,
     buf: Vec<u8>,
-    /// Where the last `poll_transmit` scan stopped, so connections take turns.
-    turn: usize,
+    /// Connections that may have datagrams to send, in turn order (each once).
+    ready: VecDeque<u64>,
+    in_ready: HashSet<u64>,
 }
 
 impl Endpoint {
@@ -53,7 +54,8 @@ impl Endpoint {
             responses: VecDeque::new(),
             events: Vec::new(),
             buf: Vec::new(),
-            turn: 0,
+            ready: VecDeque::new(),
+            in_ready: HashSet::new(),
         })
     }
 
@@ -109,25 +111,26 @@ impl Endpoint {
         if let Some(transmit) = self.responses.pop_front() {
             return Some(transmit);
         }
-        let mut ids: Vec<u64> = self.conns.keys().copied().collect();
-        ids.sort_unstable();
-        let count = ids.len();
-        for step in 0..count {
-            let id = ids[(self.turn + step) % count];
+        // Only connections touched since they last had nothing to send are asked, each in
+        // turn: one datagram, then the next connection's.
+        while let Some(id) = self.ready.pop_front() {
             let Some(conn) = self.conns.get_mut(&id) else {
+                self.in_ready.remove(&id);
                 continue;
             };
             self.buf.clear();
-            if let Some(transmit) = conn.quic.poll_transmit(now, 1, &mut self.buf) {
-                self.turn = (self.turn + step + 1) % count;
-                let contents = self.buf[..transmit.size].to_vec();
-                // Sending may change timers and produce endpoint events.
-                self.process(ConnectionHandle(id as usize), now);
-                return Some(Transmit {
-                    destination: transmit.destination,
-                    contents,
-                });
-            }
+            let Some(transmit) = conn.quic.poll_transmit(now, 1, &mut self.buf) else {
+                self.in_ready.remove(&id);
+                continue;
+            };
+            self.ready.push_back(id);
+            let contents = self.buf[..transmit.size].to_vec();
+            // Sending may change timers and produce endpoint events.
+            self.process(ConnectionHandle(id as usize), now);
+            return Some(Transmit {
+                destination: transmit.destination,
+                contents,
+            });
         }
         None
     }
@@ -278,6 +281,8 @@ impl Endpoint {
         self.events.append(&mut conn.events);
         if conn.quic.is_drained() {
             self.conns.remove(&id);
+        } else if self.in_ready.insert(id) {
+            self.ready.push_back(id);
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod client;
 mod exchange;
+mod lifecycle;
 mod refusals;
 
 use std::net::SocketAddr;
