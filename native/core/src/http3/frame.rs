@@ -289,6 +289,32 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Arbitrary bytes, split anywhere, give items or an error code, never a panic,
+        /// and DATA payload bytes are never more than the input.
+        #[test]
+        fn arbitrary_streams_never_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            let data: usize = match items(&bytes, 64) {
+                Ok(items) => items
+                    .iter()
+                    .map(|i| match i {
+                        Item::Data(d) => d.len(),
+                        Item::Frame { payload, .. } => payload.len(),
+                    })
+                    .sum(),
+                Err(code) => {
+                    proptest::prop_assert!(
+                        [codes::FRAME_UNEXPECTED, codes::EXCESSIVE_LOAD].contains(&code)
+                    );
+                    0
+                }
+            };
+            proptest::prop_assert!(data <= bytes.len());
+        }
+    }
+
     #[test]
     fn settings_are_checked() {
         assert_eq!(parse_settings(&[0x06, 0x40, 0x64]), Ok(vec![(6, 100)]));

@@ -91,3 +91,28 @@ fn size_limit_counts_32_bytes_per_field() {
     assert_eq!(decode(section, 42).map(|f| f.len()), Ok(1));
     assert_eq!(decode(section, 41), Err(Error::TooLarge));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any bytes decode to fields or to an error, never a panic; what decodes
+        /// re-encodes to a section that decodes to the same fields.
+        #[test]
+        fn arbitrary_sections_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Ok(fields) = decode(&bytes, MAX) {
+                let mut out = Vec::new();
+                encode(fields.iter().map(|(n, v)| (&n[..], &v[..])), &mut out);
+                prop_assert_eq!(decode(&out, MAX), Ok(fields));
+            }
+        }
+
+        #[test]
+        fn arbitrary_huffman_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            if let Some(decoded) = huffman::decode(&bytes) {
+                prop_assert_eq!(huffman::decode(&huffman::encode(&decoded)), Some(decoded));
+            }
+        }
+    }
+}

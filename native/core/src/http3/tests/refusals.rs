@@ -196,3 +196,31 @@ fn control_stream_rules_are_enforced() {
     });
     assert!(pair.client.lost.is_none());
 }
+
+#[test]
+fn random_stream_contents_end_in_an_http3_error_or_nothing() {
+    let mut seed = 0x2545_f491_4f6c_dd1d;
+    for case in 0..24 {
+        let mut pair = Pair::new(&Settings::default());
+        pair.settle(&|p| p.client.server_settings.is_some());
+        let len = 1 + case * 13;
+        if case % 2 == 0 {
+            // After a valid head, on a request stream.
+            let mut raw = headers_frame(&request_fields("POST", "/"));
+            raw.extend(junk(&mut seed, len));
+            pair.client.send_raw(raw, true);
+        } else {
+            // On a unidirectional stream of a random type.
+            pair.client.send_uni(junk(&mut seed, len));
+        }
+        pair.run(&mut ignore, &|p| {
+            p.client.lost.is_some() || p.client.responses.values().any(|r| r.reset.is_some())
+        });
+        if let Some(code) = pair.client.close_code() {
+            assert!(
+                (0x100..=0x202).contains(&code),
+                "case {case}: code {code:#x}"
+            );
+        }
+    }
+}
