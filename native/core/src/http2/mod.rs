@@ -26,6 +26,7 @@ use h2::server::{Connection, Handshake, SendResponse};
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
+use crate::rapid_reset::ResetGuard;
 use flood::FloodGuard;
 use pipe::Pipe;
 
@@ -56,13 +57,6 @@ pub(crate) const CONNECTION_SPECIFIC: [&str; 5] = [
     "upgrade",
 ];
 
-/// Client resets of streams whose response had not ended, tolerated before the ratio
-/// below is checked (ordinary clients cancel a few requests).
-const RESET_FLOOR: u64 = 100;
-/// Past the floor, the connection is abandoned (GOAWAY ENHANCE_YOUR_CALM) once more than
-/// this fraction (1/n) of its streams were reset by the client mid-flight: the rapid-reset
-/// attack (CVE-2023-44487) makes the server start work it then cancels, over and over.
-const RESET_RATIO: u64 = 2;
 /// ENHANCE_YOUR_CALM (RFC 9113 §7).
 pub const ENHANCE_YOUR_CALM: u32 = 0xb;
 
@@ -177,9 +171,8 @@ pub struct Http2 {
     events: Vec<Event>,
     /// The highest stream id handed out as a request.
     last_stream: u32,
-    /// Requests accepted, and those the client reset before their response ended.
-    accepted: u64,
-    client_resets: u64,
+    /// Counts requests and the client's resets of unfinished ones (rapid reset).
+    resets: ResetGuard,
     flood: FloodGuard,
 }
 
@@ -207,8 +200,7 @@ impl Http2 {
             streams: HashMap::new(),
             events: Vec::new(),
             last_stream: 0,
-            accepted: 0,
-            client_resets: 0,
+            resets: ResetGuard::default(),
             flood: FloodGuard::new(),
         };
         conn.drive();
@@ -405,7 +397,7 @@ impl Http2 {
                     progress = true;
                     let id = respond.stream_id().as_u32();
                     self.last_stream = self.last_stream.max(id);
-                    self.accepted += 1;
+                    self.resets.accepted();
                     self.flood.request();
                     let (parts, recv) = request.into_parts();
                     let head = request_head(&parts, recv.is_end_stream());
@@ -483,14 +475,9 @@ impl Http2 {
             let mid_flight = entry.finish.is_none();
             self.streams.remove(&id);
             self.events.push(Event::Reset { stream: id, code });
-            if mid_flight {
-                self.client_resets += 1;
-                if self.client_resets > RESET_FLOOR
-                    && self.client_resets * RESET_RATIO > self.accepted
-                {
-                    if let State::Ready(conn) = &mut self.state {
-                        conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
-                    }
+            if mid_flight && self.resets.reset() {
+                if let State::Ready(conn) = &mut self.state {
+                    conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
                 }
             }
             return true;

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use quinn_proto::{Dir, StreamEvent, StreamId, VarInt};
 
 use super::{codes, frame, Event, Settings};
+use crate::rapid_reset::ResetGuard;
 use request::Request;
 use uni::Uni;
 
@@ -33,6 +34,8 @@ pub(crate) struct Conn {
     /// The next request stream id a GOAWAY would name.
     next_request: u64,
     closed: bool,
+    /// Counts requests and the client's resets of unfinished ones (rapid reset).
+    resets: ResetGuard,
     pub(crate) events: Vec<Event>,
 }
 
@@ -58,6 +61,7 @@ impl Conn {
             goaway: None,
             next_request: 0,
             closed: false,
+            resets: ResetGuard::default(),
             events: vec![Event::Connected { conn: id, remote }],
         }
     }

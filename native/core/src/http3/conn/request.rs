@@ -171,6 +171,7 @@ impl Conn {
                     req.content_length = request.content_length;
                     req.head_request = request.head.method == "HEAD";
                     req.announced = true;
+                    self.resets.accepted();
                     let mut head = request.head;
                     head.end_stream = fin && req.buf.is_empty() && req.reader.at_boundary();
                     ended_at_head = head.end_stream;
@@ -378,6 +379,9 @@ impl Conn {
                     stream: u64::from(id),
                     code,
                 });
+                if !req.finished && self.resets.reset() {
+                    return self.fail(codes::EXCESSIVE_LOAD, "too many requests reset");
+                }
             }
             self.close_if_drained();
         }

@@ -139,3 +139,41 @@ fn trailers_follow_the_body_and_head_responses_have_none() {
     assert_eq!(head.status(), Some(&b"200"[..]));
     assert!(head.body.is_empty() && head.trailers.is_none());
 }
+
+#[test]
+fn rapid_resets_close_the_connection() {
+    let mut pair = Pair::new(&Settings::default());
+    pair.settle(&|p| p.client.connected);
+    for round in 0..300 {
+        if pair.client.lost.is_some() {
+            break;
+        }
+        let id = pair
+            .client
+            .send_raw(headers_frame(&request_fields("GET", "/")), false);
+        let stream = u64::from(id);
+        pair.settle(&|p| {
+            p.client.lost.is_some()
+                || p.seen
+                    .iter()
+                    .any(|e| matches!(e, Event::Request { stream: s, .. } if *s == stream))
+        });
+        let _ = pair
+            .client
+            .conn
+            .send_stream(id)
+            .reset(quinn_proto::VarInt::from_u32(
+                codes::REQUEST_CANCELLED as u32,
+            ));
+        let _ = pair
+            .client
+            .conn
+            .recv_stream(id)
+            .stop(quinn_proto::VarInt::from_u32(
+                codes::REQUEST_CANCELLED as u32,
+            ));
+        assert!(round < 250, "still open after {round} resets");
+    }
+    pair.settle(&|p| p.client.lost.is_some());
+    assert_eq!(pair.client.close_code(), Some(codes::EXCESSIVE_LOAD));
+}
