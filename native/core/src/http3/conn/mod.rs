@@ -7,8 +7,8 @@ mod uni;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use bytes::Bytes;
-use quinn_proto::{Dir, StreamEvent, StreamId, VarInt};
+use bytes::{Bytes, BytesMut};
+use quinn_proto::{Dir, ReadError, StreamEvent, StreamId, VarInt};
 
 use super::{codes, frame, Event, Settings};
 use crate::rapid_reset::ResetGuard;
@@ -245,4 +245,44 @@ impl Conn {
             self.close(codes::NO_ERROR, "");
         }
     }
+}
+
+/// What a read of a stream found besides its bytes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReadEnd {
+    /// The stream ended (all its bytes were read).
+    pub fin: bool,
+    /// The peer reset it with this code.
+    pub reset: Option<u64>,
+}
+
+/// Append what stream `id` has to `buf` while `buf` holds less than `limit` bytes.
+pub(crate) fn read_into(
+    quic: &mut quinn_proto::Connection,
+    id: StreamId,
+    buf: &mut BytesMut,
+    limit: usize,
+) -> ReadEnd {
+    let mut end = ReadEnd::default();
+    let mut stream = quic.recv_stream(id);
+    let Ok(mut chunks) = stream.read(true) else {
+        return end;
+    };
+    while buf.len() < limit {
+        match chunks.next(limit - buf.len()) {
+            Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
+            Ok(None) => {
+                end.fin = true;
+                break;
+            }
+            Err(ReadError::Blocked) => break,
+            Err(ReadError::Reset(code)) => {
+                end.reset = Some(code.into_inner());
+                break;
+            }
+        }
+    }
+    // Whether a flow control update is due is quinn-proto's to act on at the next transmit.
+    let _ = chunks.finalize();
+    end
 }

@@ -4,9 +4,9 @@
 use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
-use quinn_proto::{ReadError, StreamId, VarInt, WriteError};
+use quinn_proto::{StreamId, VarInt, WriteError};
 
-use super::Conn;
+use super::{read_into, Conn, ReadEnd};
 use crate::http3::frame::{self, Item, Reader};
 use crate::http3::head::{self, Refusal};
 use crate::http3::{codes, qpack, Event, SendError};
@@ -83,26 +83,13 @@ impl Conn {
         if !req.recv_open {
             return;
         }
-        let mut fin = false;
-        let mut reset = None;
-        let buffer_limit = window as usize + req.max_field_section as usize;
-        if let Ok(mut chunks) = self.quic.recv_stream(id).read(true) {
-            while req.unreleased < window && req.buf.len() < buffer_limit {
-                match chunks.next(buffer_limit - req.buf.len()) {
-                    Ok(Some(chunk)) => req.buf.extend_from_slice(&chunk.bytes),
-                    Ok(None) => {
-                        fin = true;
-                        break;
-                    }
-                    Err(ReadError::Blocked) => break,
-                    Err(ReadError::Reset(code)) => {
-                        reset = Some(code.into_inner());
-                        break;
-                    }
-                }
-            }
-            let _ = chunks.finalize();
-        }
+        let end = if req.unreleased < window {
+            let limit = window as usize + req.max_field_section as usize;
+            read_into(&mut self.quic, id, &mut req.buf, limit)
+        } else {
+            ReadEnd::default()
+        };
+        let (fin, reset) = (end.fin, end.reset);
         let outcome = self.parse_request(id, fin);
         match (reset, outcome) {
             (_, Outcome::ConnectionError(code, why)) => self.fail(code, why),
@@ -146,17 +133,9 @@ impl Conn {
                     },
                     Phase::Head,
                 ) => {
-                    let fields = match qpack::decode(&payload, req.max_field_section) {
+                    let fields = match fields(&payload, req.max_field_section) {
                         Ok(fields) => fields,
-                        Err(qpack::Error::TooLarge) => {
-                            return Outcome::StreamError(codes::EXCESSIVE_LOAD)
-                        }
-                        Err(_) => {
-                            return Outcome::ConnectionError(
-                                codes::QPACK_DECOMPRESSION_FAILED,
-                                "invalid field section",
-                            )
-                        }
+                        Err(outcome) => return outcome,
                     };
                     let request = match head::request(fields) {
                         Ok(request) => request,
@@ -186,18 +165,10 @@ impl Conn {
                 ) => {
                     // Trailers: checked for QPACK validity, then dropped (ASGI has no
                     // request trailers).
-                    match qpack::decode(&payload, req.max_field_section) {
-                        Ok(_) => req.phase = Phase::Trailers,
-                        Err(qpack::Error::TooLarge) => {
-                            return Outcome::StreamError(codes::EXCESSIVE_LOAD)
-                        }
-                        Err(_) => {
-                            return Outcome::ConnectionError(
-                                codes::QPACK_DECOMPRESSION_FAILED,
-                                "invalid field section",
-                            )
-                        }
+                    if let Err(outcome) = fields(&payload, req.max_field_section) {
+                        return outcome;
                     }
+                    req.phase = Phase::Trailers;
                 }
                 // DATA before HEADERS or after trailers, a third HEADERS, or a frame that
                 // belongs on the control stream (§4.1, §7.2).
@@ -420,6 +391,15 @@ impl Conn {
             self.close_if_drained();
         }
     }
+}
+
+/// Decode a field section: too large fails the request (§4.2.2), undecodable the
+/// connection (RFC 9204 §2.2).
+fn fields(payload: &[u8], max: u64) -> Result<qpack::Fields, Outcome> {
+    qpack::decode(payload, max).map_err(|error| match error {
+        qpack::Error::TooLarge => Outcome::StreamError(codes::EXCESSIVE_LOAD),
+        _ => Outcome::ConnectionError(codes::QPACK_DECOMPRESSION_FAILED, "invalid field section"),
+    })
 }
 
 fn varint(code: u64) -> VarInt {

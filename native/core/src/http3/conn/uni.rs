@@ -2,9 +2,9 @@
 //! and decoder streams, and any other type, which is refused and ignored.
 
 use bytes::{Buf, BytesMut};
-use quinn_proto::{ReadError, StreamId, VarInt};
+use quinn_proto::{StreamId, VarInt};
 
-use super::Conn;
+use super::{read_into, Conn};
 use crate::http3::frame::{self, Item, Reader};
 use crate::http3::{codes, qpack};
 
@@ -40,20 +40,8 @@ impl Conn {
         let Some(uni) = self.uni.get_mut(&id) else {
             return;
         };
-        let mut ended = false;
-        if let Ok(mut chunks) = self.quic.recv_stream(id).read(true) {
-            while uni.buf.len() < UNI_BUFFER {
-                match chunks.next(UNI_BUFFER) {
-                    Ok(Some(chunk)) => uni.buf.extend_from_slice(&chunk.bytes),
-                    Ok(None) | Err(ReadError::Reset(_)) => {
-                        ended = true;
-                        break;
-                    }
-                    Err(ReadError::Blocked) => break,
-                }
-            }
-            let _ = chunks.finalize();
-        }
+        let end = read_into(&mut self.quic, id, &mut uni.buf, UNI_BUFFER);
+        let ended = end.fin || end.reset.is_some();
         if let Err(code) = self.parse_uni(id) {
             return self.fail(code, "invalid unidirectional stream");
         }

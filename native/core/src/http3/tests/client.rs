@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 
 use bytes::BytesMut;
-use quinn_proto::{Connection, ConnectionError, Dir, ReadError, StreamEvent, StreamId};
+use quinn_proto::{Connection, ConnectionError, Dir, StreamEvent, StreamId};
 
+use crate::http3::conn::read_into;
 use crate::http3::frame::{self, Item, Reader};
 use crate::http3::qpack::{self, Fields};
 
@@ -175,28 +176,10 @@ impl Client {
         moved
     }
 
-    fn read_all(&mut self, id: StreamId) -> (Vec<u8>, bool, Option<u64>) {
-        let mut out = Vec::new();
-        let mut fin = false;
-        let mut reset = None;
-        if let Ok(mut chunks) = self.conn.recv_stream(id).read(true) {
-            loop {
-                match chunks.next(usize::MAX) {
-                    Ok(Some(chunk)) => out.extend_from_slice(&chunk.bytes),
-                    Ok(None) => {
-                        fin = true;
-                        break;
-                    }
-                    Err(ReadError::Blocked) => break,
-                    Err(ReadError::Reset(code)) => {
-                        reset = Some(code.into_inner());
-                        break;
-                    }
-                }
-            }
-            let _ = chunks.finalize();
-        }
-        (out, fin, reset)
+    fn read_all(&mut self, id: StreamId) -> (BytesMut, bool, Option<u64>) {
+        let mut out = BytesMut::new();
+        let end = read_into(&mut self.conn, id, &mut out, usize::MAX);
+        (out, end.fin, end.reset)
     }
 
     fn read_response(&mut self, id: StreamId) {

@@ -68,6 +68,15 @@ fn connections_beyond_the_limit_are_refused() {
     assert_eq!(pair.server.connections(), 0);
 }
 
+/// The client abandons a request: RESET_STREAM, and STOP_SENDING too if `both`.
+fn cancel(pair: &mut Pair, id: quinn_proto::StreamId, both: bool) {
+    let code = quinn_proto::VarInt::from_u32(codes::REQUEST_CANCELLED as u32);
+    let _ = pair.client.conn.send_stream(id).reset(code);
+    if both {
+        let _ = pair.client.conn.recv_stream(id).stop(code);
+    }
+}
+
 #[test]
 fn a_client_reset_reaches_the_application() {
     let mut pair = Pair::new(&Settings::default());
@@ -76,13 +85,7 @@ fn a_client_reset_reaches_the_application() {
         .client
         .send_raw(headers_frame(&request_fields("POST", "/upload")), false);
     pair.settle(&|p| p.seen.iter().any(|e| matches!(e, Event::Request { .. })));
-    let _ = pair
-        .client
-        .conn
-        .send_stream(id)
-        .reset(quinn_proto::VarInt::from_u32(
-            codes::REQUEST_CANCELLED as u32,
-        ));
+    cancel(&mut pair, id, false);
     pair.settle(&|p| p.seen.iter().any(|e| matches!(e, Event::Reset { .. })));
     let reset = pair.seen.iter().find_map(|e| match e {
         Event::Reset { conn, stream, code } => Some((*conn, *stream, *code)),
@@ -158,20 +161,7 @@ fn rapid_resets_close_the_connection() {
                     .iter()
                     .any(|e| matches!(e, Event::Request { stream: s, .. } if *s == stream))
         });
-        let _ = pair
-            .client
-            .conn
-            .send_stream(id)
-            .reset(quinn_proto::VarInt::from_u32(
-                codes::REQUEST_CANCELLED as u32,
-            ));
-        let _ = pair
-            .client
-            .conn
-            .recv_stream(id)
-            .stop(quinn_proto::VarInt::from_u32(
-                codes::REQUEST_CANCELLED as u32,
-            ));
+        cancel(&mut pair, id, true);
         assert!(round < 250, "still open after {round} resets");
     }
     pair.settle(&|p| p.client.lost.is_some());
