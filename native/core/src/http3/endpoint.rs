@@ -246,6 +246,14 @@ impl Endpoint {
         self.with(now, conn, |c| c.close(code, ""));
     }
 
+    /// Close every connection at once with `code` (when a graceful stop runs out of time).
+    pub fn close_all(&mut self, now: Instant, code: u64) {
+        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.close(now, id, code);
+        }
+    }
+
     /// Run `f` on one connection, then let its effects out.
     fn with<T>(&mut self, now: Instant, conn: u64, f: impl FnOnce(&mut Conn) -> T) -> Option<T> {
         let c = self.conns.get_mut(&conn)?;

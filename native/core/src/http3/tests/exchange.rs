@@ -86,6 +86,9 @@ fn handshake_negotiates_h3_and_exchanges_settings() {
         "no blocked streams: {settings:?}"
     );
     assert!(matches!(pair.seen.first(), Some(Event::Connected { .. })));
+    // Without Retry, the server answers with an Initial packet (long header, type 0; the
+    // fixed bit may be greased, RFC 9287).
+    assert_eq!(pair.first_reply.map(|b| b & 0xb0), Some(0x80));
 }
 
 #[test]

@@ -45,6 +45,8 @@ fn retry_validates_the_address_then_serves() {
     };
     pair.run(&mut hello, &|p| p.client.responses[&id].done);
     assert_eq!(pair.client.responses[&id].body, b"hello /r");
+    // The server's first word was a Retry packet (long header, type 3).
+    assert_eq!(pair.first_reply.map(|b| b & 0xb0), Some(0xb0));
 }
 
 #[test]
@@ -166,4 +168,28 @@ fn rapid_resets_close_the_connection() {
     }
     pair.settle(&|p| p.client.lost.is_some());
     assert_eq!(pair.client.close_code(), Some(codes::EXCESSIVE_LOAD));
+}
+
+#[test]
+fn close_all_ends_in_flight_requests() {
+    let mut pair = Pair::new(&Settings::default());
+    pair.settle(&|p| p.client.connected);
+    let id = pair
+        .client
+        .send_raw(headers_frame(&request_fields("POST", "/never-ends")), false);
+    pair.settle(&|p| p.seen.iter().any(|e| matches!(e, Event::Request { .. })));
+    let now = pair.now;
+    pair.server.close_all(now, codes::NO_ERROR);
+    pair.settle(&|p| p.client.lost.is_some());
+    assert_eq!(pair.client.close_code(), Some(codes::NO_ERROR));
+    let ends: Vec<_> = pair
+        .seen
+        .iter()
+        .filter(|e| matches!(e, Event::Reset { .. } | Event::Closed { .. }))
+        .collect();
+    assert!(matches!(
+        ends[..],
+        [Event::Reset { stream, code: 0, .. }, Event::Closed { error: None, .. }]
+            if *stream == u64::from(id)
+    ));
 }

@@ -78,6 +78,8 @@ struct Pair {
     now: Instant,
     /// Every server event so far, in order.
     seen: Vec<Event>,
+    /// The first byte of the server's first datagram (its packet type).
+    first_reply: Option<u8>,
     buf: Vec<u8>,
 }
 
@@ -102,6 +104,7 @@ impl Pair {
             client: Client::new(conn),
             now,
             seen: Vec::new(),
+            first_reply: None,
             buf: Vec::new(),
         }
     }
@@ -152,6 +155,7 @@ impl Pair {
         while let Some(t) = self.server.poll_transmit(now) {
             moved = true;
             assert_eq!(t.destination, addr(CLIENT));
+            self.first_reply = self.first_reply.or(t.contents.first().copied());
             self.buf.clear();
             let data = BytesMut::from(&t.contents[..]);
             if let Some(DatagramEvent::ConnectionEvent(_, event)) =
