@@ -48,6 +48,8 @@ pub(super) struct Client {
     pub connected: bool,
     pub lost: Option<ConnectionError>,
     control_open: bool,
+    /// Responses are not read while paused (their flow control window stays shut).
+    pub paused: bool,
 }
 
 impl Client {
@@ -62,6 +64,7 @@ impl Client {
             connected: false,
             lost: None,
             control_open: false,
+            paused: false,
         }
     }
 
@@ -160,7 +163,7 @@ impl Client {
                 quinn_proto::Event::Stream(StreamEvent::Readable { id }) => {
                     if self.uni.contains_key(&id) {
                         self.read_uni(id);
-                    } else {
+                    } else if !self.paused {
                         self.read_response(id);
                     }
                 }
@@ -174,6 +177,15 @@ impl Client {
             }
         }
         moved
+    }
+
+    /// Read responses again, including what arrived while paused.
+    pub fn resume(&mut self) {
+        self.paused = false;
+        let ids: Vec<StreamId> = self.responses.keys().copied().collect();
+        for id in ids {
+            self.read_response(id);
+        }
     }
 
     fn read_all(&mut self, id: StreamId) -> (BytesMut, bool, Option<u64>) {

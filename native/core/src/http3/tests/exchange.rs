@@ -237,3 +237,36 @@ fn goaway_lets_the_in_flight_request_finish_then_closes() {
     pair.settle(&|p| p.server.connections() == 0);
     assert_eq!(pair.server.connections(), 0);
 }
+
+#[test]
+fn sent_waits_for_a_client_that_does_not_read() {
+    let mut pair = Pair::with_client(&Settings::default(), crate::http3::ALPN, 64 * 1024);
+    pair.settle(&|p| p.client.connected);
+    pair.client.paused = true;
+    let id = pair
+        .client
+        .request(&request_fields("GET", "/big"), b"", true);
+    let body: Vec<u8> = (0..512 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let big = Bytes::from(body.clone());
+    let mut respond = |server: &mut Endpoint, now: Instant, event: &Event| {
+        if let Event::Request { conn, stream, .. } = event {
+            server
+                .send_response(now, *conn, *stream, 200, &[], false)
+                .expect("head");
+            server
+                .send_data(now, *conn, *stream, big.clone(), true)
+                .expect("body");
+        }
+    };
+    pair.exchange(&mut respond);
+    // The client's 64 KiB window holds most of the body back: not all of it is sent.
+    assert!(pair.seen.iter().any(|e| matches!(e, Event::Request { .. })));
+    assert!(!pair.seen.iter().any(|e| matches!(e, Event::Sent { .. })));
+    pair.client.resume();
+    pair.run(&mut respond, &|p| p.client.responses[&id].done);
+    assert!(pair.seen.iter().any(|e| matches!(e, Event::Sent { .. })));
+    assert_eq!(
+        Sha1::digest(&pair.client.responses[&id].body),
+        Sha1::digest(&body)
+    );
+}

@@ -55,7 +55,8 @@ fn server_tls(cert: &Cert) -> rustls::ServerConfig {
         .expect("server config")
 }
 
-fn client_config(cert: &Cert, alpn: &[u8]) -> ClientConfig {
+/// A client offering `alpn`, with a receive window of `window` bytes per stream.
+fn client_config(cert: &Cert, alpn: &[u8], window: u32) -> ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.der.clone()).expect("root");
     let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(ring_provider()))
@@ -64,9 +65,13 @@ fn client_config(cert: &Cert, alpn: &[u8]) -> ClientConfig {
         .with_root_certificates(roots)
         .with_no_client_auth();
     tls.alpn_protocols = vec![alpn.to_vec()];
-    ClientConfig::new(Arc::new(
+    let mut config = ClientConfig::new(Arc::new(
         QuicClientConfig::try_from(tls).expect("quic client"),
-    ))
+    ));
+    let mut transport = quinn_proto::TransportConfig::default();
+    transport.stream_receive_window(quinn_proto::VarInt::from_u32(window));
+    config.transport_config(Arc::new(transport));
+    config
 }
 
 /// A server endpoint and one client connection to it.
@@ -89,13 +94,22 @@ impl Pair {
     }
 
     fn with_alpn(settings: &Settings, alpn: &[u8]) -> Self {
+        Self::with_client(settings, alpn, 1 << 20)
+    }
+
+    fn with_client(settings: &Settings, alpn: &[u8], window: u32) -> Self {
         let cert = cert();
         let server = Endpoint::new(server_tls(&cert), settings).expect("endpoint");
         let mut client_endpoint =
             quinn_proto::Endpoint::new(Arc::new(EndpointConfig::default()), None, true, None);
         let now = Instant::now();
         let (handle, conn) = client_endpoint
-            .connect(now, client_config(&cert, alpn), addr(SERVER), "localhost")
+            .connect(
+                now,
+                client_config(&cert, alpn, window),
+                addr(SERVER),
+                "localhost",
+            )
             .expect("connect");
         Self {
             server,
@@ -172,6 +186,16 @@ impl Pair {
         }
         moved |= self.client.poll();
         moved
+    }
+
+    /// Exchange what is pending without letting the clock move (no timer fires).
+    fn exchange(&mut self, app: &mut dyn FnMut(&mut Endpoint, Instant, &Event)) {
+        for _ in 0..10_000 {
+            if !self.step(app) {
+                return;
+            }
+        }
+        panic!("the exchange did not settle");
     }
 
     /// Run with no application: only the handshake and protocol traffic.
