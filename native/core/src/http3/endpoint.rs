@@ -237,8 +237,13 @@ impl Endpoint {
     pub fn goaway(&mut self, now: Instant) {
         let ids: Vec<u64> = self.conns.keys().copied().collect();
         for id in ids {
-            self.with(now, id, Conn::goaway);
+            self.goaway_one(now, id);
         }
+    }
+
+    /// GOAWAY on one connection (a worker draining it as it drains its TCP connections).
+    pub fn goaway_one(&mut self, now: Instant, conn: u64) {
+        self.with(now, conn, Conn::goaway);
     }
 
     /// Close one connection at once with `code` (H3_NO_ERROR = 0x100 for an orderly one).

@@ -303,10 +303,10 @@ impl Conn {
                 Ok(written) if written == front.len() => {
                     req.queue.pop_front();
                 }
-                Ok(written) => {
-                    front.advance(written);
-                    break;
-                }
+                // A short write: QUIC registers the stream for a Writable event only
+                // when a write finds no credit at all, so write again.
+                Ok(written) if written > 0 => front.advance(written),
+                Ok(_) => break,
                 Err(WriteError::Blocked) => break,
                 Err(WriteError::Stopped(code)) => {
                     stopped = Some(code.into_inner());

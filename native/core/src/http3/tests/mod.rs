@@ -55,7 +55,8 @@ fn server_tls(cert: &Cert) -> rustls::ServerConfig {
         .expect("server config")
 }
 
-/// A client offering `alpn`, with a receive window of `window` bytes per stream.
+/// A client offering `alpn`, with a receive window of `window` bytes per stream and half
+/// that for the connection (so a large response meets the connection's limit first).
 fn client_config(cert: &Cert, alpn: &[u8], window: u32) -> ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.der.clone()).expect("root");
@@ -70,6 +71,7 @@ fn client_config(cert: &Cert, alpn: &[u8], window: u32) -> ClientConfig {
     ));
     let mut transport = quinn_proto::TransportConfig::default();
     transport.stream_receive_window(quinn_proto::VarInt::from_u32(window));
+    transport.receive_window(quinn_proto::VarInt::from_u32(window / 2));
     config.transport_config(Arc::new(transport));
     config
 }
