@@ -10,6 +10,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use super::http3::StreamEngine;
 use super::{Access, Conn, Effects, Mode};
 use crate::asgi::cycle::ClientDisconnected;
 use crate::metrics;
@@ -56,7 +57,7 @@ struct Stream {
 }
 
 pub(super) struct H2Conn {
-    engine: Http2,
+    engine: StreamEngine,
     streams: HashMap<u32, Stream>,
     /// Since when no stream is open (the idle deadline counts from there).
     idle_since: Option<Instant>,
@@ -95,13 +96,20 @@ impl Conn {
         state: &ServerState,
         fx: &mut Effects,
     ) {
+        self.start_streams(StreamEngine::H2(Http2::new(settings)), state);
+        self.h2_received(data, fx);
+    }
+
+    /// Switch a fresh connection to the stream mode over `engine` (HTTP/2, or one QUIC
+    /// connection's HTTP/3).
+    pub(super) fn start_streams(&mut self, engine: StreamEngine, state: &ServerState) {
         self.deadline = None;
         if let Some(metrics) = &state.metrics {
             metrics.connection(metrics::HTTP1, false);
             metrics.connection(metrics::H2, true);
         }
         self.mode = Mode::Http2(Box::new(H2Conn {
-            engine: Http2::new(settings),
+            engine,
             streams: HashMap::new(),
             idle_since: Some(Instant::now()),
         }));
@@ -110,7 +118,6 @@ impl Conn {
                 h2.engine.graceful_shutdown();
             }
         }
-        self.h2_received(data, fx);
     }
 
     pub(super) fn h2_received(&mut self, data: &[u8], fx: &mut Effects) {
@@ -173,6 +180,7 @@ impl Conn {
         };
         let out = h2.engine.take_output();
         fx.write.extend_from_slice(&out);
+        fx.flush_datagrams |= h2.engine.wants_flush();
         for (stream, with_data) in wake {
             let seq = u64::from(stream);
             let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.receive_waiters)
@@ -190,7 +198,7 @@ impl Conn {
         }
     }
 
-    fn h2_stream(&mut self, seq: u64) -> Option<(&mut Http2, &mut Stream)> {
+    fn h2_stream(&mut self, seq: u64) -> Option<(&mut StreamEngine, &mut Stream)> {
         let Mode::Http2(h2) = &mut self.mode else {
             return None;
         };
