@@ -181,3 +181,27 @@ def test_http3_needs_tls_and_one_worker(tmp_path: Path) -> None:
         Config(app="m:app", http3=True)
     with pytest.raises(ConfigError, match="--http3 serves one worker"):
         Config(app="m:app", http3=True, ssl_certfile=str(tmp_path / "c.pem"), workers=2)
+
+
+def test_sighup_roll_completes_an_in_flight_request(
+    server_factory: Any, tls_certs: TLSCerts
+) -> None:
+    server = server_factory("testapp:app", "--http3", tls=tls_certs)
+    first = server.workers()
+
+    async def scenario(client: H3Client) -> Any:
+        mark = server.mark()
+        waiter = client.start("GET", "/slow?seconds=1.5")
+        await asyncio.to_thread(
+            wait_for,
+            lambda: any(r.get("event") == "slow-start" for r in server.records_since(mark)),
+            BOUND,
+            "the slow request to start",
+        )
+        server.send_signal(signal.SIGHUP)
+        return await asyncio.wait_for(waiter, BOUND)
+
+    response = run(server, scenario)
+    assert response.body == b"slow done"
+    wait_for(lambda: server.workers() and not server.workers() & first, BOUND, "the roll")
+    assert run(server, lambda c: c.request("GET", "/ok")).body == b"ok"
