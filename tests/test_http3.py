@@ -18,7 +18,9 @@ from h3client import BOUND, H3Client, h3_connect
 from realserver import REPO, ServerProcess, wait_for
 from tlscerts import TLSCerts
 
+from ruvicorn import listeners
 from ruvicorn.config import Config, ConfigError
+from ruvicorn.worker import quic
 
 EXAMPLES = REPO / "examples"
 MIB = 1024 * 1024
@@ -205,3 +207,24 @@ def test_sighup_roll_completes_an_in_flight_request(
     assert response.body == b"slow done"
     wait_for(lambda: server.workers() and not server.workers() & first, BOUND, "the roll")
     assert run(server, lambda c: c.request("GET", "/ok")).body == b"ok"
+
+
+def test_each_tcp_listener_gets_a_udp_socket_on_its_port(tmp_path: Path) -> None:
+    config = Config(
+        app="m:app",
+        bind=("127.0.0.1:0", f"unix:{tmp_path / 's.sock'}"),
+        http3=True,
+        ssl_certfile=str(tmp_path / "c.pem"),
+    )
+    sockets = listeners.bind_listeners(config)
+    try:
+        tcp, unix, udp = sockets
+        assert unix.family == socket.AF_UNIX
+        assert udp.type == socket.SOCK_DGRAM and listeners.is_quic(udp)
+        assert udp.getsockname() == tcp.getsockname()
+        assert listeners.describe(udp, tls=True).endswith(" (HTTP/3, UDP)")
+        served = quic.advertised(config, sockets)
+        port = tcp.getsockname()[1]
+        assert served.default_headers[-1] == (b"alt-svc", f'h3=":{port}"; ma=86400'.encode())
+    finally:
+        listeners.close_listeners(sockets)

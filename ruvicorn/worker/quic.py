@@ -16,6 +16,7 @@ from typing import Any
 from ruvicorn import _native
 from ruvicorn.config import Config
 from ruvicorn.listeners import is_quic
+from ruvicorn.logs import error_log
 
 #: How long clients may remember where HTTP/3 is served (alt-svc ``ma``), in seconds.
 ALT_SVC_MAX_AGE = 86400
@@ -31,7 +32,12 @@ class QuicProtocol(asyncio.DatagramProtocol):
         self.endpoint.connection_made(transport)
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        self.endpoint.datagram_received(data, addr)
+        """An error here is logged, never raised: some loops close a datagram transport
+        whose protocol raised, which would end every connection of the socket."""
+        try:
+            self.endpoint.datagram_received(data, addr)
+        except Exception:
+            error_log.exception("HTTP/3: handling a datagram failed")
 
     def error_received(self, exc: Exception) -> None:
         """An ICMP error for an earlier datagram: QUIC's loss recovery deals with it."""
