@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 from h3client import BOUND, H3Client, h3_connect
-from realserver import REPO, ServerProcess, wait_for
+from rawhttp import wait_for
+from realserver import REPO, ServerProcess
 from tlscerts import TLSCerts
 
 from ruvicorn import listeners
@@ -29,9 +30,10 @@ MIB = 1024 * 1024
 def run(server: ServerProcess, scenario: Callable[[H3Client], Awaitable[Any]]) -> Any:
     """Run ``scenario`` on one fresh HTTP/3 connection to ``server``, bounded."""
     assert server.tls is not None
+    ca_file = server.tls.ca_file
 
     async def main() -> Any:
-        async with h3_connect(server.host, server.port, server.tls.ca_file) as client:
+        async with h3_connect(server.host, server.port, ca_file) as client:
             return await asyncio.wait_for(scenario(client), 3 * BOUND)
 
     return asyncio.run(main())
@@ -39,7 +41,10 @@ def run(server: ServerProcess, scenario: Callable[[H3Client], Awaitable[Any]]) -
 
 @pytest.fixture(scope="module")
 def h3_server(module_server_factory: Any, loop: str, tls_certs: TLSCerts) -> ServerProcess:
-    return module_server_factory("testapp:app", "--http3", loop=loop, tls=tls_certs)
+    server: ServerProcess = module_server_factory(
+        "testapp:app", "--http3", loop=loop, tls=tls_certs
+    )
+    return server
 
 
 def test_get_scope_says_http_3(h3_server: ServerProcess) -> None:
