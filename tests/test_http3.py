@@ -16,7 +16,8 @@ import httpx
 import pytest
 from h3client import BOUND, H3Client, h3_connect
 from rawhttp import wait_for
-from realserver import REPO, ServerProcess
+from realserver import REPO, ServerProcess, free_port
+from test_metrics import Samples, requests_by_label, settle, value
 from tlscerts import TLSCerts
 
 from ruvicorn import listeners
@@ -233,3 +234,34 @@ def test_each_tcp_listener_gets_a_udp_socket_on_its_port(tmp_path: Path) -> None
         assert served.default_headers[-1] == (b"alt-svc", f'h3=":{port}"; ma=86400'.encode())
     finally:
         listeners.close_listeners(sockets)
+
+
+def test_metrics_count_http3_connections_and_requests(
+    server_factory: Any, tls_certs: TLSCerts
+) -> None:
+    port = free_port()
+    server = server_factory(
+        "testapp:app", "--http3", "--metrics-bind", f"127.0.0.1:{port}", tls=tls_certs
+    )
+
+    async def scenario(client: H3Client) -> Samples:
+        for _ in range(3):
+            assert (await client.request("GET", "/ok")).status == 200
+        return await asyncio.to_thread(
+            settle,
+            port,
+            lambda f: (
+                requests_by_label(f) == {("GET", "2xx"): 3}
+                and value(f, "ruvicorn_connections_open", protocol="h3") == 1
+            ),
+            "three HTTP/3 requests and one h3 connection",
+        )
+
+    found = run(server, scenario)
+    assert value(found, "ruvicorn_connections_open", protocol="h2") == 0
+    assert value(found, "ruvicorn_connections_open", protocol="http/1.1") == 0
+    settle(
+        port,
+        lambda f: value(f, "ruvicorn_connections_open", protocol="h3") == 0,
+        "the h3 connection closed",
+    )

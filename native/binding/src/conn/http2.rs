@@ -63,6 +63,13 @@ pub(super) struct H2Conn {
     idle_since: Option<Instant>,
 }
 
+impl H2Conn {
+    /// The metrics counter of the connection's protocol (h2 or h3).
+    pub(super) fn metrics_protocol(&self) -> usize {
+        self.engine.metrics_protocol()
+    }
+}
+
 fn disconnected() -> PyErr {
     ClientDisconnected::new_err("client disconnected")
 }
@@ -106,7 +113,7 @@ impl Conn {
         self.deadline = None;
         if let Some(metrics) = &state.metrics {
             metrics.connection(metrics::HTTP1, false);
-            metrics.connection(metrics::H2, true);
+            metrics.connection(engine.metrics_protocol(), true);
         }
         self.mode = Mode::Http2(Box::new(H2Conn {
             engine,

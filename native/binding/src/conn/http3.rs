@@ -21,6 +21,7 @@ use pyo3::types::{PyBytes, PyTuple};
 
 use super::HttpProtocol;
 use crate::key;
+use crate::metrics;
 use crate::server::ServerState;
 use ruvicorn_core::http2::{self, Bytes, Http2, SendError};
 use ruvicorn_core::http3::{self, codes, Endpoint, Event};
@@ -87,6 +88,14 @@ impl H3Link {
 }
 
 impl StreamEngine {
+    /// The metrics counter of the protocol it speaks.
+    pub(super) fn metrics_protocol(&self) -> usize {
+        match self {
+            Self::H2(_) => metrics::H2,
+            Self::H3(_) => metrics::H3,
+        }
+    }
+
     pub(super) fn receive(&mut self, data: &[u8]) {
         if let Self::H2(engine) = self {
             engine.receive(data);
