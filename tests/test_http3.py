@@ -265,3 +265,21 @@ def test_metrics_count_http3_connections_and_requests(
         lambda f: value(f, "ruvicorn_connections_open", protocol="h3") == 0,
         "the h3 connection closed",
     )
+
+
+def test_an_idle_connection_is_closed_with_no_error(
+    server_factory: Any, tls_certs: TLSCerts
+) -> None:
+    server = server_factory("testapp:app", "--http3", "--timeout-keep-alive", "1", tls=tls_certs)
+
+    async def scenario(client: H3Client) -> Any:
+        assert (await client.request("GET", "/ok")).status == 200
+        for _ in range(int(BOUND / 0.1)):
+            if client.terminated is not None:
+                break
+            await asyncio.sleep(0.1)
+        return client.terminated
+
+    terminated = run(server, scenario)
+    assert terminated is not None, "the idle connection was never closed"
+    assert terminated.error_code == 0x100  # H3_NO_ERROR
