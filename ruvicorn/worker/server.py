@@ -10,9 +10,10 @@ from typing import Any
 from ruvicorn import _native
 from ruvicorn.access import AccessLogger
 from ruvicorn.config import Config
-from ruvicorn.listeners import fixed_server
+from ruvicorn.listeners import fixed_server, is_quic
 from ruvicorn.logs import access_log, error_log
 from ruvicorn.supervisor.heartbeat import INTERVAL
+from ruvicorn.worker import quic
 from ruvicorn.worker.hooks import WorkerHooks
 from ruvicorn.worker.pathsend import send_file
 
@@ -49,6 +50,8 @@ class WorkerServer:
             metrics=hooks.metrics,
         )
         self.servers: list[asyncio.Server] = []
+        #: The HTTP/3 sockets' transports: they serve until the drain ends.
+        self.quic: list[asyncio.DatagramTransport] = []
         self.sockets: list[socket.socket] = []
         self.retire = asyncio.Event()
         self._ticker: asyncio.TimerHandle | None = None
@@ -56,6 +59,9 @@ class WorkerServer:
     async def start(self, sockets: list[socket.socket]) -> None:
         self.sockets = sockets
         for sock in sockets:
+            if is_quic(sock):
+                self.quic.append(await quic.serve(self.state, self.loop, sock))
+                continue
             factory = self.state.listener(fixed_server(sock))
             if sock.family == socket.AF_UNIX:
                 server = await self.loop.create_unix_server(
@@ -131,6 +137,8 @@ class WorkerServer:
         """Accept, without waiting, every connection the kernel has queued (bounded)."""
         taken: list[socket.socket] = []
         for sock in self.sockets:
+            if is_quic(sock):
+                continue
             try:
                 sock.setblocking(False)
                 while len(taken) < self.config.backlog:
@@ -168,6 +176,8 @@ class WorkerServer:
                 "Graceful shutdown timed out: closing %d connection(s)", self.state.connections
             )
             self.state.close_all()
+        for transport in self.quic:
+            transport.close()
         if finish_tasks:
             await self._finish_tasks(spare)
         return clean

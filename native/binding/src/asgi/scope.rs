@@ -29,6 +29,10 @@ pub trait HeadFields {
     fn field_count(&self) -> usize;
     fn field_name(&self, index: usize) -> &[u8];
     fn field_value(&self, index: usize) -> &[u8];
+    /// The protocol encrypts whatever the listener is (QUIC): the scheme is https.
+    fn encrypted(&self) -> bool {
+        false
+    }
 }
 
 impl HeadFields for RequestHead {
@@ -67,6 +71,30 @@ impl HeadFields for ruvicorn_core::http2::RequestHead {
     }
     fn field_value(&self, index: usize) -> &[u8] {
         &self.headers[index].1
+    }
+}
+
+/// An HTTP/3 request head: HTTP/2's mapping, over QUIC.
+pub struct Http3Head<'a>(pub &'a ruvicorn_core::http2::RequestHead);
+
+impl HeadFields for Http3Head<'_> {
+    fn method(&self) -> &[u8] {
+        self.0.method()
+    }
+    fn http_version<'py>(&self, py: Python<'py>) -> &Bound<'py, PyString> {
+        key!(py, "3")
+    }
+    fn field_count(&self) -> usize {
+        self.0.field_count()
+    }
+    fn field_name(&self, index: usize) -> &[u8] {
+        self.0.field_name(index)
+    }
+    fn field_value(&self, index: usize) -> &[u8] {
+        self.0.field_value(index)
+    }
+    fn encrypted(&self) -> bool {
+        true
     }
 }
 
@@ -171,7 +199,7 @@ pub fn build_scope<'py>(
         }),
     )?;
 
-    let mut scheme = match (websocket, tls.is_some()) {
+    let mut scheme = match (websocket, tls.is_some() || head.encrypted()) {
         (false, false) => "http",
         (false, true) => "https",
         (true, false) => "ws",

@@ -26,6 +26,8 @@ pub(crate) struct Effects {
     pub(super) tls_note: Option<(&'static str, String)>,
     /// Half-close after the writes (`transport.write_eof()`); see `Conn::half_close`.
     pub(super) write_eof: bool,
+    /// An HTTP/3 connection's engine has datagrams to send (`QuicTransport.flush`).
+    pub(super) flush_datagrams: bool,
     pub(super) close: bool,
     pub(super) pause_reading: Option<bool>,
     /// A request head whose app is to start, with its exchange.
@@ -97,6 +99,7 @@ impl Effects {
             && self.tls_note.is_none()
             && !self.close
             && !self.write_eof
+            && !self.flush_datagrams
             && self.pause_reading.is_none()
             && self.start.is_none()
             && self.start_h2.is_empty()
@@ -191,6 +194,9 @@ impl HttpProtocol {
                 }
                 None => Ok(()),
             }));
+            if fx.flush_datagrams {
+                keep(transport.call_method0(key!(py, "flush")).map(drop));
+            }
             if let Some(pause) = fx.pause_reading.filter(|_| !fx.close) {
                 let name = if pause {
                     key!(py, "pause_reading")

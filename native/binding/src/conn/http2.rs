@@ -10,6 +10,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use super::http3::StreamEngine;
 use super::{Access, Conn, Effects, Mode};
 use crate::asgi::cycle::ClientDisconnected;
 use crate::metrics;
@@ -57,7 +58,7 @@ struct Stream {
 }
 
 pub(super) struct H2Conn {
-    engine: Http2,
+    engine: StreamEngine,
     /// Streams whose app has not finished, reset ones included: their Tasks still run.
     streams: HashMap<u32, Stream>,
     /// At most this many of them (`--h2-max-concurrent-streams`): a stream the client
@@ -66,6 +67,13 @@ pub(super) struct H2Conn {
     max_apps: usize,
     /// Since when no stream is open (the idle deadline counts from there).
     idle_since: Option<Instant>,
+}
+
+impl H2Conn {
+    /// The metrics counter of the connection's protocol (h2 or h3).
+    pub(super) fn metrics_protocol(&self) -> usize {
+        self.engine.metrics_protocol()
+    }
 }
 
 fn disconnected() -> PyErr {
@@ -101,15 +109,31 @@ impl Conn {
         state: &ServerState,
         fx: &mut Effects,
     ) {
+        self.start_streams(
+            StreamEngine::H2(Http2::new(settings)),
+            settings.max_concurrent_streams,
+            state,
+        );
+        self.h2_received(data, fx);
+    }
+
+    /// Switch a fresh connection to the stream mode over `engine` (HTTP/2, or one QUIC
+    /// connection's HTTP/3) that runs at most `max_apps` apps at once.
+    pub(super) fn start_streams(
+        &mut self,
+        engine: StreamEngine,
+        max_apps: u32,
+        state: &ServerState,
+    ) {
         self.deadline = None;
         if let Some(metrics) = &state.metrics {
             metrics.connection(metrics::HTTP1, false);
-            metrics.connection(metrics::H2, true);
+            metrics.connection(engine.metrics_protocol(), true);
         }
         self.mode = Mode::Http2(Box::new(H2Conn {
-            engine: Http2::new(settings),
+            engine,
             streams: HashMap::new(),
-            max_apps: usize::try_from(settings.max_concurrent_streams).unwrap_or(usize::MAX),
+            max_apps: usize::try_from(max_apps).unwrap_or(usize::MAX),
             idle_since: Some(Instant::now()),
         }));
         if state.is_draining() {
@@ -117,7 +141,6 @@ impl Conn {
                 h2.engine.graceful_shutdown();
             }
         }
-        self.h2_received(data, fx);
     }
 
     pub(super) fn h2_received(&mut self, data: &[u8], fx: &mut Effects) {
@@ -193,6 +216,7 @@ impl Conn {
         };
         let out = h2.engine.take_output();
         fx.write.extend_from_slice(&out);
+        fx.flush_datagrams |= h2.engine.wants_flush();
         for (stream, with_data) in wake {
             let seq = u64::from(stream);
             let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.receive_waiters)
@@ -210,7 +234,7 @@ impl Conn {
         }
     }
 
-    fn h2_stream(&mut self, seq: u64) -> Option<(&mut Http2, &mut Stream)> {
+    fn h2_stream(&mut self, seq: u64) -> Option<(&mut StreamEngine, &mut Stream)> {
         let Mode::Http2(h2) = &mut self.mode else {
             return None;
         };

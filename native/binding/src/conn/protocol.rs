@@ -12,7 +12,7 @@ use super::effects::resolve;
 use super::{ws, Access, Conn, Swept, Tls};
 use crate::asgi::cycle::RequestCycle;
 use crate::asgi::runner::{spawn_app, AppRunner};
-use crate::asgi::scope::{build_scope, tls_extension, Peer};
+use crate::asgi::scope::{build_scope, tls_extension, Http3Head, Peer};
 use crate::key;
 use crate::metrics::{method_index, HTTP1};
 use crate::server::ServerState;
@@ -32,6 +32,8 @@ pub struct HttpProtocol {
     /// The `tls` extension, built once after the handshake and shared by every scope.
     tls_extension: OnceLock<Py<PyDict>>,
     conn: Mutex<Conn>,
+    /// One QUIC connection of a `QuicEndpoint` (its streams are HTTP/3).
+    quic: bool,
 }
 
 /// `(host, port)` from a socket address: an IPv4 one as it is, an IPv6 one's first two.
@@ -80,7 +82,21 @@ impl HttpProtocol {
             peer: OnceLock::new(),
             tls_extension: OnceLock::new(),
             conn: Mutex::new(Conn::new(limits, tls)),
+            quic: false,
         })
+    }
+
+    /// The protocol of one QUIC connection: QUIC carries its own TLS.
+    pub(crate) fn new_quic(server: Py<ServerState>) -> Self {
+        let limits = server.get().settings.limits.clone();
+        Self {
+            server,
+            listening: None,
+            peer: OnceLock::new(),
+            tls_extension: OnceLock::new(),
+            conn: Mutex::new(Conn::new(limits, None)),
+            quic: true,
+        }
     }
 
     /// The connection's `tls` extension (None on cleartext). Built on the first request,
@@ -214,7 +230,11 @@ impl HttpProtocol {
             .get()
             .ok_or_else(|| PyRuntimeError::new_err("no peer"))?;
         let tls = this.tls_extension(py)?;
-        let scope = build_scope(py, state, peer, head, &target, false, tls.as_ref())?;
+        let scope = if this.quic {
+            build_scope(py, state, peer, &Http3Head(head), &target, false, None)?
+        } else {
+            build_scope(py, state, peer, head, &target, false, tls.as_ref())?
+        };
         if let Some(extensions) = scope.get_item(key!(py, "extensions"))? {
             extensions.set_item(key!(py, "http.response.trailers"), PyDict::new(py))?;
         }

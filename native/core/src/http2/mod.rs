@@ -27,6 +27,7 @@ use h2::server::{Connection, Handshake, SendResponse};
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
+use crate::rapid_reset::ResetGuard;
 use check::{FrameCheck, Verdict};
 use pipe::Pipe;
 
@@ -49,7 +50,7 @@ pub fn sniff(bytes: &[u8]) -> Option<bool> {
 
 /// Response fields that are connection-specific in HTTP/1.1 and forbidden in HTTP/2
 /// (RFC 9113 §8.2.2): an application's are dropped.
-const CONNECTION_SPECIFIC: [&str; 5] = [
+pub(crate) const CONNECTION_SPECIFIC: [&str; 5] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -57,13 +58,6 @@ const CONNECTION_SPECIFIC: [&str; 5] = [
     "upgrade",
 ];
 
-/// Client resets of streams whose response had not ended, tolerated before the ratio
-/// below is checked (ordinary clients cancel a few requests).
-const RESET_FLOOR: u64 = 100;
-/// Past the floor, the connection is abandoned (GOAWAY ENHANCE_YOUR_CALM) once more than
-/// this fraction (1/n) of its streams were reset by the client mid-flight: the rapid-reset
-/// attack (CVE-2023-44487) makes the server start work it then cancels, over and over.
-const RESET_RATIO: u64 = 2;
 /// ENHANCE_YOUR_CALM (RFC 9113 §7).
 pub const ENHANCE_YOUR_CALM: u32 = 0xb;
 
@@ -181,9 +175,8 @@ pub struct Http2 {
     events: Vec<Event>,
     /// The highest stream id handed out as a request.
     last_stream: u32,
-    /// Requests accepted, and those the client reset before their response ended.
-    accepted: u64,
-    client_resets: u64,
+    /// Counts requests and the client's resets of unfinished ones (rapid reset).
+    resets: ResetGuard,
     /// Requests accepted before a graceful GOAWAY (0: no limit).
     max_requests: u64,
     /// Every frame header passes this before the engine reads the frame.
@@ -214,8 +207,7 @@ impl Http2 {
             streams: HashMap::new(),
             events: Vec::new(),
             last_stream: 0,
-            accepted: 0,
-            client_resets: 0,
+            resets: ResetGuard::default(),
             max_requests: settings.max_requests,
             check: FrameCheck::new(),
         };
@@ -451,9 +443,9 @@ impl Http2 {
                     progress = true;
                     let id = respond.stream_id().as_u32();
                     self.last_stream = self.last_stream.max(id);
-                    self.accepted += 1;
+                    let accepted = self.resets.accepted();
                     self.check.flood.request();
-                    if self.accepted == self.max_requests {
+                    if accepted == self.max_requests {
                         // Streams already on their way are still served, then it closes.
                         conn.graceful_shutdown();
                     }
@@ -533,14 +525,9 @@ impl Http2 {
             let mid_flight = entry.finish.is_none();
             self.streams.remove(&id);
             self.events.push(Event::Reset { stream: id, code });
-            if mid_flight {
-                self.client_resets += 1;
-                if self.client_resets > RESET_FLOOR
-                    && self.client_resets * RESET_RATIO > self.accepted
-                {
-                    if let State::Ready(conn) = &mut self.state {
-                        conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
-                    }
+            if mid_flight && self.resets.reset() {
+                if let State::Ready(conn) = &mut self.state {
+                    conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
                 }
             }
             return true;
