@@ -4,8 +4,9 @@
 //! rapid-reset limits), driven synchronously: it reads from and writes to an in-memory
 //! [`Pipe`] and is polled with a no-op waker, so there is no runtime and no thread. Since
 //! nothing ever wakes a task, [`Http2::drive`] re-polls everything after each input and
-//! after each send operation; the callers (the binding's HTTP/2 mode) only see this
-//! module's types, so the engine can be swapped without touching them.
+//! before events or output are taken after send operations (several of which, such as a
+//! response head and its body, then cost one pass); the callers (the binding's HTTP/2
+//! mode) only see this module's types, so the engine can be swapped without touching them.
 //!
 //! Memory stays bounded both ways: received DATA is held by the engine only up to the
 //! advertised window, which is released ([`Http2::release`]) as the application consumes
@@ -181,6 +182,9 @@ pub struct Http2 {
     accepted: u64,
     client_resets: u64,
     flood: FloodGuard,
+    /// A send operation happened since the last [`Http2::drive`]: the next look at events
+    /// or output drives first.
+    unsettled: bool,
 }
 
 impl Http2 {
@@ -210,6 +214,7 @@ impl Http2 {
             accepted: 0,
             client_resets: 0,
             flood: FloodGuard::new(),
+            unsettled: false,
         };
         conn.drive();
         conn
@@ -230,11 +235,13 @@ impl Http2 {
 
     /// Bytes to write to the client, taken.
     pub fn take_output(&mut self) -> Vec<u8> {
+        self.settle();
         self.pipe.take_output()
     }
 
     /// Events since the last call, oldest first.
     pub fn take_events(&mut self) -> Vec<Event> {
+        self.settle();
         std::mem::take(&mut self.events)
     }
 
@@ -243,12 +250,14 @@ impl Http2 {
         self.last_stream
     }
 
-    pub fn is_closed(&self) -> bool {
+    pub fn is_closed(&mut self) -> bool {
+        self.settle();
         matches!(self.state, State::Done)
     }
 
     /// Streams whose request was accepted and that are not finished yet.
-    pub fn open_streams(&self) -> usize {
+    pub fn open_streams(&mut self) -> usize {
+        self.settle();
         self.streams.len()
     }
 
@@ -258,7 +267,7 @@ impl Http2 {
             // An error means the stream is already gone: nothing left to release.
             let _ = recv.flow_control().release_capacity(len);
         }
-        self.drive();
+        self.unsettled = true;
     }
 
     /// Send the response head; `end` when there is no body at all.
@@ -293,7 +302,7 @@ impl Http2 {
         } else {
             entry.send = Some(send);
         }
-        self.drive();
+        self.unsettled = true;
         Ok(())
     }
 
@@ -324,7 +333,7 @@ impl Http2 {
                 respond.send_reset(reason);
             }
         }
-        self.drive();
+        self.unsettled = true;
     }
 
     /// The application is done with `stream`: whatever of it the engine still holds (a
@@ -332,7 +341,7 @@ impl Http2 {
     /// to reset first.
     pub fn forget(&mut self, stream: u32) {
         if self.streams.remove(&stream).is_some() {
-            self.drive();
+            self.unsettled = true;
         }
     }
 
@@ -368,14 +377,22 @@ impl Http2 {
         }
         entry.finish = finish;
         entry.notify_sent = true;
-        self.drive();
+        self.unsettled = true;
         Ok(())
+    }
+
+    /// Drive if a send operation left work for the engine.
+    fn settle(&mut self) {
+        if self.unsettled {
+            self.drive();
+        }
     }
 
     /// Poll the engine until nothing moves: accept streams, pull body bytes, notice
     /// resets, push queued body bytes as capacity allows. Nothing wakes a task, so this
-    /// runs after every input and every send operation.
+    /// runs after every input and before events or output are taken after send operations.
     fn drive(&mut self) {
+        self.unsettled = false;
         let mut cx = Context::from_waker(Waker::noop());
         if let State::Handshaking(handshake) = &mut self.state {
             match std::pin::Pin::new(handshake).poll(&mut cx) {
