@@ -66,6 +66,8 @@ pub(super) struct H2Conn {
     max_apps: usize,
     /// Since when no stream is open (the idle deadline counts from there).
     idle_since: Option<Instant>,
+    /// A flush of the apps' send operations is due on the loop's next turn.
+    flush_scheduled: bool,
 }
 
 fn disconnected() -> PyErr {
@@ -111,6 +113,7 @@ impl Conn {
             streams: HashMap::new(),
             max_apps: usize::try_from(settings.max_concurrent_streams).unwrap_or(usize::MAX),
             idle_since: Some(Instant::now()),
+            flush_scheduled: false,
         }));
         if state.is_draining() {
             if let Mode::Http2(h2) = &mut self.mode {
@@ -129,6 +132,28 @@ impl Conn {
 
     /// Turn the engine's events into effects and write what it produced.
     fn h2_pump(&mut self, fx: &mut Effects) {
+        if let Mode::Http2(h2) = &mut self.mode {
+            h2.engine.flush();
+        }
+        self.h2_dispatch(true, fx);
+    }
+
+    /// After an app's send operation: its events now, its frames with those of the other
+    /// streams' apps on the loop's next turn (one engine pass and one write for them all).
+    fn h2_after_send(&mut self, fx: &mut Effects) {
+        self.h2_dispatch(false, fx);
+    }
+
+    /// The loop's turn after apps sent: write what they sent.
+    pub(super) fn h2_flush(&mut self, fx: &mut Effects) {
+        if let Mode::Http2(h2) = &mut self.mode {
+            h2.flush_scheduled = false;
+        }
+        self.h2_pump(fx);
+    }
+
+    /// The engine's events as effects; its output written (`write`) or its flush scheduled.
+    fn h2_dispatch(&mut self, write: bool, fx: &mut Effects) {
         let Mode::Http2(h2) = &mut self.mode else {
             return;
         };
@@ -191,8 +216,13 @@ impl Conn {
             (true, since) => since,
             (false, _) => None,
         };
-        let out = h2.engine.take_output();
-        fx.write.extend_from_slice(&out);
+        if write {
+            let out = h2.engine.take_output();
+            fx.write.extend_from_slice(&out);
+        } else if h2.engine.needs_flush() && !h2.flush_scheduled {
+            h2.flush_scheduled = true;
+            fx.flush_h2 = true;
+        }
         for (stream, with_data) in wake {
             let seq = u64::from(stream);
             let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.receive_waiters)
@@ -252,7 +282,7 @@ impl Conn {
                 }
             }
         };
-        self.h2_pump(fx);
+        self.h2_after_send(fx);
         outcome
     }
 
@@ -310,7 +340,7 @@ impl Conn {
     ) -> PyResult<()> {
         let result = self.h2_send(seq, data, more_body);
         self.h2_log_if_complete(seq, fx);
-        self.h2_pump(fx);
+        self.h2_after_send(fx);
         result
     }
 
@@ -408,7 +438,7 @@ impl Conn {
             }
         };
         self.h2_log_if_complete(seq, fx);
-        self.h2_pump(fx);
+        self.h2_after_send(fx);
         result
     }
 
@@ -457,7 +487,7 @@ impl Conn {
             fx.stream_access.push((access, entry.status));
         }
         h2.engine.forget(id);
-        self.h2_pump(fx);
+        self.h2_after_send(fx);
         complaint
     }
 

@@ -3,10 +3,11 @@
 //! The engine is the `h2` crate (frames, HPACK, stream states, flow control and its
 //! rapid-reset limits), driven synchronously: it reads from and writes to an in-memory
 //! [`Pipe`] and is polled with a no-op waker, so there is no runtime and no thread. Since
-//! nothing ever wakes a task, [`Http2::drive`] re-polls everything after each input and
-//! before events or output are taken after send operations (several of which, such as a
-//! response head and its body, then cost one pass); the callers (the binding's HTTP/2
-//! mode) only see this module's types, so the engine can be swapped without touching them.
+//! nothing ever wakes a task, [`Http2::drive`] re-polls everything after each input, and
+//! after send operations when the output is taken (or [`Http2::flush`]), so that the send
+//! operations of many streams (a response head and its body, the responses of one batch of
+//! requests) cost one pass. The callers (the binding's HTTP/2 mode) only see this module's
+//! types, so the engine can be swapped without touching them.
 //!
 //! Memory stays bounded both ways: received DATA is held by the engine only up to the
 //! advertised window, which is released ([`Http2::release`]) as the application consumes
@@ -182,8 +183,8 @@ pub struct Http2 {
     accepted: u64,
     client_resets: u64,
     flood: FloodGuard,
-    /// A send operation happened since the last [`Http2::drive`]: the next look at events
-    /// or output drives first.
+    /// A send operation happened since the last [`Http2::drive`]: taking the output (or
+    /// [`Http2::flush`]) drives first.
     unsettled: bool,
 }
 
@@ -239,10 +240,22 @@ impl Http2 {
         self.pipe.take_output()
     }
 
-    /// Events since the last call, oldest first.
+    /// Events since the last call, oldest first: the client's as of the last input or
+    /// [`Http2::flush`]; a send operation's own ([`Event::Sent`] when its bytes fit the
+    /// flow-control window) at once.
     pub fn take_events(&mut self) -> Vec<Event> {
-        self.settle();
         std::mem::take(&mut self.events)
+    }
+
+    /// Let the engine act on the send operations so far: frames to the output, and the
+    /// events they lead to.
+    pub fn flush(&mut self) {
+        self.settle();
+    }
+
+    /// Whether send operations wait for [`Http2::flush`] or [`Http2::take_output`].
+    pub fn needs_flush(&self) -> bool {
+        self.unsettled
     }
 
     /// The highest stream id accepted so far (for logs and GOAWAY accounting).
@@ -377,6 +390,9 @@ impl Http2 {
         }
         entry.finish = finish;
         entry.notify_sent = true;
+        // Handed to the engine now as far as the window allows, so that `Sent` needs no pass.
+        self.push_body(stream, &mut Context::from_waker(Waker::noop()));
+        self.finish_if_done(stream);
         self.unsettled = true;
         Ok(())
     }
