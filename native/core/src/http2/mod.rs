@@ -417,25 +417,26 @@ impl Http2 {
                 Poll::Pending => return,
             }
         }
+        // Polling the connection reads all input and writes every frame handed to the
+        // engine so far; it is polled again only when the streams handed it more.
         loop {
-            let mut progress = self.accept(&mut cx);
+            self.accept(&mut cx);
+            let mut handed = false;
             let ids: Vec<u32> = self.streams.keys().copied().collect();
             for id in ids {
-                progress |= self.poll_stream(id, &mut cx);
+                handed |= self.poll_stream(id, &mut cx);
             }
-            if !progress {
+            if !handed {
                 break;
             }
         }
     }
 
-    /// Accept new streams; true if any arrived or the connection ended.
-    fn accept(&mut self, cx: &mut Context<'_>) -> bool {
-        let mut progress = false;
+    /// Accept new streams, until the connection has no more input or ended.
+    fn accept(&mut self, cx: &mut Context<'_>) {
         while let State::Ready(conn) = &mut self.state {
             match conn.poll_accept(cx) {
                 Poll::Ready(Some(Ok((request, respond)))) => {
-                    progress = true;
                     let id = respond.stream_id().as_u32();
                     self.last_stream = self.last_stream.max(id);
                     self.accepted += 1;
@@ -463,30 +464,28 @@ impl Http2 {
                     // A stream-level error surfaces on the stream; a connection error here.
                     if error.is_io() || error.is_go_away() || error.reason().is_some() {
                         self.close(Some(error));
-                        return true;
+                        return;
                     }
                 }
                 Poll::Ready(None) => {
                     self.close(None);
-                    return true;
+                    return;
                 }
                 Poll::Pending => break,
             }
         }
-        progress
     }
 
-    /// One stream's receive side, reset and send side; true if anything moved.
+    /// One stream's receive side, reset and send side; true if it handed the engine
+    /// something to write (body bytes, its end, or its handles dropped).
     fn poll_stream(&mut self, id: u32, cx: &mut Context<'_>) -> bool {
         let Some(entry) = self.streams.get_mut(&id) else {
             return false;
         };
-        let mut progress = false;
         if let Some(recv) = entry.recv.as_mut() {
             loop {
                 match recv.poll_data(cx) {
                     Poll::Ready(Some(Ok(data))) => {
-                        progress = true;
                         if data.is_empty() {
                             continue;
                         }
@@ -497,7 +496,6 @@ impl Http2 {
                         break;
                     }
                     Poll::Ready(None) => {
-                        progress = true;
                         entry.recv = None;
                         self.events.push(Event::End { stream: id });
                         break;
@@ -528,12 +526,12 @@ impl Http2 {
             }
             return true;
         }
-        progress |= self.push_body(id, cx);
-        self.finish_if_done(id);
-        progress
+        let handed = self.push_body(id, cx);
+        self.finish_if_done(id) || handed
     }
 
-    /// Hand queued body bytes to the engine as far as send capacity allows.
+    /// Hand queued body bytes to the engine as far as send capacity allows; true if any
+    /// (or the stream's end) went.
     fn push_body(&mut self, id: u32, cx: &mut Context<'_>) -> bool {
         let Some(entry) = self.streams.get_mut(&id) else {
             return false;
@@ -581,13 +579,13 @@ impl Http2 {
         if entry.notify_sent {
             entry.notify_sent = false;
             self.events.push(Event::Sent { stream: id });
-            progress = true;
         }
         progress
     }
 
-    /// Forget a stream once its response ended and its request body is in.
-    fn finish_if_done(&mut self, id: u32) {
+    /// Forget a stream once its response ended and its request body is in; true if it
+    /// was.
+    fn finish_if_done(&mut self, id: u32) -> bool {
         if let Some(entry) = self.streams.get_mut(&id) {
             if entry.notify_sent && entry.send.is_none() && entry.finish.is_some() {
                 entry.notify_sent = false;
@@ -599,8 +597,10 @@ impl Http2 {
                 && entry.finish.is_some()
             {
                 self.streams.remove(&id);
+                return true;
             }
         }
+        false
     }
 
     fn close(&mut self, error: Option<h2::Error>) {
