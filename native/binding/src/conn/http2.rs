@@ -3,7 +3,7 @@
 //! HPACK and flow control live in `ruvicorn_core::http2`; this file turns its events into
 //! app starts and wake-ups, and the cycles' calls into its send operations.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use pyo3::exceptions::PyRuntimeError;
@@ -15,7 +15,9 @@ use crate::asgi::cycle::ClientDisconnected;
 use crate::metrics;
 use crate::server::ServerState;
 use ruvicorn_core::http1::connection::ReceiveOutcome;
-use ruvicorn_core::http2::{Bytes, Event, Http2, RequestHead, SendError, Settings};
+use ruvicorn_core::http2::{
+    stream_map, Bytes, Event, Http2, RequestHead, SendError, Settings, StreamMap,
+};
 
 /// RST_STREAM / GOAWAY codes (RFC 9113 §7).
 const NO_ERROR: u32 = 0x0;
@@ -59,7 +61,7 @@ struct Stream {
 pub(super) struct H2Conn {
     engine: Http2,
     /// Streams whose app has not finished, reset ones included: their Tasks still run.
-    streams: HashMap<u32, Stream>,
+    streams: StreamMap<Stream>,
     /// At most this many of them (`--h2-max-concurrent-streams`): a stream the client
     /// reset frees its slot in the engine but not its running app, so a client resetting
     /// streams could otherwise pile up Tasks on one connection.
@@ -110,7 +112,7 @@ impl Conn {
         }
         self.mode = Mode::Http2(Box::new(H2Conn {
             engine: Http2::new(settings),
-            streams: HashMap::new(),
+            streams: stream_map(),
             max_apps: usize::try_from(settings.max_concurrent_streams).unwrap_or(usize::MAX),
             idle_since: Some(Instant::now()),
             flush_scheduled: false,

@@ -15,11 +15,12 @@
 //! [`Event::Sent`] tells the caller when the queue is empty so `send()` can return.
 
 mod flood;
+mod ids;
 mod pipe;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::task::{Context, Poll, Waker};
 
@@ -29,6 +30,7 @@ use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
 use flood::FloodGuard;
+pub use ids::{stream_map, StreamMap};
 use pipe::Pipe;
 
 /// What every HTTP/2 connection starts with (RFC 9113 §3.4).
@@ -175,7 +177,7 @@ enum State {
 pub struct Http2 {
     pipe: Pipe,
     state: State,
-    streams: HashMap<u32, Stream>,
+    streams: StreamMap<Stream>,
     events: Vec<Event>,
     /// The highest stream id handed out as a request.
     last_stream: u32,
@@ -209,7 +211,7 @@ impl Http2 {
         let mut conn = Self {
             pipe,
             state,
-            streams: HashMap::new(),
+            streams: stream_map(),
             events: Vec::new(),
             last_stream: 0,
             accepted: 0,
