@@ -220,6 +220,12 @@ class Config:
     h2_max_frame_size: int = opt(
         16384, "Largest HTTP/2 frame payload accepted, in bytes.", bounds=(16384, 2**24 - 1)
     )
+    h2_max_requests: int = opt(
+        10000,
+        "HTTP/2 requests served on one connection before it is asked to go (GOAWAY; the "
+        "client reconnects, so no connection is held forever; 0 = no limit).",
+        bounds=COUNT,
+    )
     ws: str = opt(
         "auto",
         "WebSocket support: auto serves it natively, none hands upgrades to the app as HTTP "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import os
 import socket
 import stat
@@ -251,6 +252,26 @@ def describe(sock: socket.socket, tls: bool = False) -> str:
     if sock.family == socket.AF_INET6:
         return f"{scheme}://[{host}]:{port}"
     return f"{scheme}://{host}:{port}"
+
+
+def fixed_server(sock: socket.socket) -> tuple[str, int | None] | None:
+    """The ASGI ``server`` of every connection this listener accepts, when the listener
+    alone decides it: its address when bound to one (not a wildcard), or its unix socket
+    path. None when each connection has its own local address, or it cannot be told: then
+    each connection asks its transport, as it must anyway for the client's address."""
+    try:
+        name = sock.getsockname()
+    except OSError:
+        return None
+    if sock.family == socket.AF_UNIX:
+        return (name, None) if isinstance(name, str) and name else None
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    # A scoped (link-local) IPv6 address may be spelled with its zone: asked per connection.
+    if sock.family == socket.AF_INET6 and name[3]:
+        return None
+    host, port = name[0], name[1]
+    return None if ipaddress.ip_address(host).is_unspecified else (host, port)
 
 
 def unix_path(sock: socket.socket) -> str | None:

@@ -1,8 +1,8 @@
 """--metrics-bind: the master's Prometheus exposition, read with prometheus_client's parser.
 
-Black-box against real servers with two workers; the counts are compared with the requests
-each test made. Workers publish their counters about once a second, so every check polls
-(bounded) until the exposition agrees.
+Black-box against real servers; the counts are compared with the requests each test made.
+Workers count into memory the master reads, but connections close and workers respawn on
+their own time, so every check polls (bounded) until the exposition agrees.
 """
 
 from __future__ import annotations
@@ -74,13 +74,27 @@ def settle(port: int, check: Callable[[Samples], bool], what: str) -> Samples:
     return last[0]
 
 
-def start(server_factory: Any, *args: str, app: str = "testapp:app", **kw: Any) -> Any:
+def start(
+    server_factory: Any, *args: str, app: str = "testapp:app", workers: int = 2, **kw: Any
+) -> Any:
     port = free_port()
     srv: ServerProcess = server_factory(
-        app, "-w", "2", "--metrics-bind", f"127.0.0.1:{port}", *args, **kw
+        app, "-w", str(workers), "--metrics-bind", f"127.0.0.1:{port}", *args, **kw
     )
-    srv.wait_log(r"Ready: 2 workers serving")
+    srv.wait_log(rf"Ready: {workers} workers? serving")
     return srv, port
+
+
+def crashes_replaced(port: int, crashes: int, workers: int) -> Samples:
+    """Wait until ``crashes`` workers died and were replaced, ``workers`` alive again."""
+    return settle(
+        port,
+        lambda f: (
+            value(f, "ruvicorn_worker_restarts_total", reason="crash") == crashes
+            and value(f, "ruvicorn_workers") == workers
+        ),
+        f"{crashes} crashed worker(s) replaced",
+    )
 
 
 def assert_histogram_consistent(found: Samples) -> None:
@@ -215,14 +229,7 @@ def test_counts_survive_killed_workers_and_restarts_are_counted(server_factory: 
     old = srv.workers()
     for pid in old:
         os.kill(pid, signal.SIGKILL)
-    found = settle(
-        port,
-        lambda f: (
-            value(f, "ruvicorn_worker_restarts_total", reason="crash") == 2
-            and value(f, "ruvicorn_workers") == 2
-        ),
-        "two crashes replaced",
-    )
+    found = crashes_replaced(port, 2, workers=2)
     assert requests_by_label(found) == {("GET", "2xx"): 6}
     assert value(found, "ruvicorn_request_duration_seconds_count") == 6
     srv.wait_log(r"Worker \d+ ready", count=4)
@@ -240,6 +247,27 @@ def test_counts_survive_killed_workers_and_restarts_are_counted(server_factory: 
     assert value(found, "ruvicorn_reloads_total") == 1
     assert value(found, "ruvicorn_worker_restarts_total", reason="crash") == 2
     assert_histogram_consistent(found)
+
+
+@pytest.mark.parametrize("fork", [[], ["--preload"]], ids=["master", "zygote"])
+def test_a_worker_killed_right_after_answering_loses_no_count(
+    server_factory: Any, fork: list[str]
+) -> None:
+    srv, port = start(server_factory, *fork, workers=1)
+    (pid,) = srv.workers()
+    made = 200
+    with RawClient(srv.host, srv.port, timeout=30) as client:
+        client.send(request("GET", "/ok") * made)  # pipelined: answered well within a second
+        assert [r.status for r in client.read_responses(made)] == [200] * made
+        os.kill(pid, signal.SIGKILL)  # at once: no heartbeat tick in between
+        found = crashes_replaced(port, 1, workers=1)
+    assert srv.workers() and pid not in srv.workers()
+    assert requests_by_label(found) == {("GET", "2xx"): made}
+    assert value(found, "ruvicorn_request_duration_seconds_count") == made
+    assert_histogram_consistent(found)
+    # Its gauges died with it, though its connection was open and counted when it died.
+    assert value(found, "ruvicorn_connections_open", protocol="http/1.1") == 0
+    assert value(found, "ruvicorn_requests_in_flight") == 0
 
 
 def test_recycled_and_timed_out_workers_are_counted(server_factory: Any) -> None:

@@ -85,7 +85,7 @@ def status(master: Master) -> dict[str, Any]:
                 "age": round(now - w.started, 3),
                 "state": "retiring" if w.retiring else "ready" if w.ready else "booting",
                 "rss": _rss(w.pid),
-                # Published by workers (about once a second) only with --metrics-bind.
+                # Counted by workers into their heartbeat page only with --metrics-bind.
                 "requests": _requests(w.counters()) if counted else None,
             }
             for w in sorted(pool.workers.values(), key=lambda w: w.started)

@@ -6,9 +6,9 @@ loop blocked by the application stops the ticks, so the age of the stamp is exac
 long the loop has been stuck. CLOCK_MONOTONIC is system-wide, so both processes agree.
 
 The same page carries how late the last tick ran (the event loop's lag) and, with
-``--metrics-bind``, the worker's request counters: the native protocol copies them there
-about once a second (see ``ruvicorn.supervisor.metrics``), so the master reads a dead
-worker's last counts from the page before it is unmapped.
+``--metrics-bind``, the worker's request counters: the native protocol counts straight
+into the page with atomic adds (see ``ruvicorn.supervisor.metrics``), so the master reads
+a dead worker's final counts from the page, however it died, before it is unmapped.
 """
 
 from __future__ import annotations
@@ -51,11 +51,12 @@ class Heartbeat:
         return float(lag)
 
     def counters(self, slots: int) -> memoryview:
-        """The counter slots as a writable buffer of native ``u64`` (worker side)."""
+        """The counter slots as a writable buffer of native ``u64`` (worker side), for the
+        native protocol only: it holds the buffer, so the page cannot be closed under it."""
         return memoryview(self._map)[COUNTERS_AT : COUNTERS_AT + 8 * slots].cast("Q")
 
     def read_counters(self, slots: int) -> tuple[int, ...]:
-        """The counters the worker published last (master side)."""
+        """The worker's counters now (master side); after it died, its final ones."""
         return struct.unpack_from(f"{slots}Q", self._map, COUNTERS_AT)
 
     def close(self) -> None:

@@ -1,10 +1,11 @@
 """The master's view of ``--metrics-bind``: every worker's counters, summed, as Prometheus text.
 
-Workers count in their native protocol and publish the counts to their heartbeat page
-(see ``heartbeat``) about once a second and when they stop. The master adds up the pages
-of the live workers and the totals of the dead ones: when a worker exits, its last page is
-folded into ``Tally.folded`` before the page is unmapped, so a counter never goes back.
-Gauges (requests in flight, open connections) are only summed over live workers.
+Workers count in their native protocol with atomic adds straight into their heartbeat
+page (see ``heartbeat``), so the page always holds every count made. The master adds up
+the pages of the live workers and the totals of the dead ones: when a worker exits, even
+by SIGKILL, its final page is folded into ``Tally.folded`` once it is reaped and before
+the page is unmapped, so a counter never goes back and no count is lost. Gauges (requests
+in flight, open connections) are only summed over live workers: a dead worker's drop out.
 
 The slot layout mirrors the native one (``ruvicorn._native.METRICS_LAYOUT``, checked by the
 tests); the master never imports the native module.

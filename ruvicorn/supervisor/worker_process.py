@@ -69,7 +69,8 @@ class Worker:
         )
 
     def counters(self) -> tuple[int, ...]:
-        """The request counters this worker published last (``--metrics-bind``)."""
+        """This worker's request counters now (``--metrics-bind``): its final ones once it
+        has exited."""
         return self.heartbeat.read_counters(metrics.SLOTS)
 
     def lag(self) -> float:

@@ -19,8 +19,9 @@ class WorkerHooks:
     so the supervisor can start a replacement.
     ``on_app_started`` runs once the app is loaded and its lifespan started, before the
     worker accepts (the ``post_worker_init`` server hook).
-    ``metrics`` is the writable buffer the native protocol publishes its request counters
-    to (``--metrics-bind``; see ``ruvicorn.supervisor.metrics``), or None.
+    ``metrics`` is the writable buffer the native protocol counts requests into
+    (``--metrics-bind``; see ``ruvicorn.supervisor.metrics``), or None; nothing else may
+    write it once handed over.
     """
 
     on_ready: Callable[[], None] | None = None

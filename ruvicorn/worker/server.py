@@ -10,6 +10,7 @@ from typing import Any
 from ruvicorn import _native
 from ruvicorn.access import AccessLogger
 from ruvicorn.config import Config
+from ruvicorn.listeners import fixed_server
 from ruvicorn.logs import access_log, error_log
 from ruvicorn.supervisor.heartbeat import INTERVAL
 from ruvicorn.worker.hooks import WorkerHooks
@@ -55,13 +56,14 @@ class WorkerServer:
     async def start(self, sockets: list[socket.socket]) -> None:
         self.sockets = sockets
         for sock in sockets:
+            factory = self.state.listener(fixed_server(sock))
             if sock.family == socket.AF_UNIX:
                 server = await self.loop.create_unix_server(
-                    self.state, sock=sock, backlog=self.config.backlog
+                    factory, sock=sock, backlog=self.config.backlog
                 )
             else:
                 server = await self.loop.create_server(
-                    self.state, sock=sock, backlog=self.config.backlog
+                    factory, sock=sock, backlog=self.config.backlog
                 )
             self.servers.append(server)
         self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
@@ -166,7 +168,6 @@ class WorkerServer:
                 "Graceful shutdown timed out: closing %d connection(s)", self.state.connections
             )
             self.state.close_all()
-        self.state.publish_metrics()  # the master reads this worker's last counts
         if finish_tasks:
             await self._finish_tasks(spare)
         return clean

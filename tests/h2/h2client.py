@@ -37,8 +37,7 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 READ_TIMEOUT = 5.0
 #: The server under test is ruvicorn unless this names a reference server.
 REFERENCE = os.environ.get("RUVICORN_H2_REFERENCE", "")
-#: Known gaps: the HTTP/2 engine sends PROTOCOL_ERROR for size and HPACK errors.
-FRAME_SIZE_GAP = "the h2 engine sends GOAWAY PROTOCOL_ERROR, not FRAME_SIZE_ERROR"
+#: Known gap: the HTTP/2 engine sends PROTOCOL_ERROR for HPACK errors.
 COMPRESSION_GAP = "the h2 engine sends GOAWAY PROTOCOL_ERROR, not COMPRESSION_ERROR"
 
 
@@ -46,11 +45,6 @@ def gap(reason: str) -> pytest.MarkDecorator:
     """A case ruvicorn is known to fail; ``reason`` says what it does instead. Strict, so a
     fix shows up as a failure until the mark goes; not applied to a reference server."""
     return pytest.mark.xfail(not REFERENCE, reason=f"ruvicorn: {reason}", strict=True)
-
-
-def cases(names: Iterable[str], gaps: dict[str, str]) -> list[object]:
-    """Parametrize ``names``, those in ``gaps`` marked as known gaps with their reason."""
-    return [pytest.param(n, marks=gap(gaps[n])) if n in gaps else n for n in names]
 
 
 class T(IntEnum):

@@ -13,7 +13,6 @@ from h2client import (
     block,
     continuation,
     data,
-    gap,
     raw,
     request,
     rst,
@@ -73,25 +72,12 @@ LATE_FRAMES = {
     "data": data(1, b"late"),
     "headers": HeadersFrame(1, TRAILER, flags=["END_STREAM", "END_HEADERS"]),
 }
-#: Known gaps: the late frame gets a connection error instead of a stream error.
-LATE_FRAME_GAPS = {
-    ("data", "_half_closed"),
-    ("headers", "_half_closed"),
-    ("headers", "_reset"),
-    ("headers", "_finished"),
-}
-STREAM_CLOSED_GAP = "the h2 engine sends GOAWAY PROTOCOL_ERROR, not RST_STREAM STREAM_CLOSED"
 
 
 @pytest.mark.parametrize(
     ("frame", "state"),
     [
-        pytest.param(
-            frame,
-            state,
-            id=f"{name}-{state.__name__}",
-            marks=[gap(STREAM_CLOSED_GAP)] if (name, state.__name__) in LATE_FRAME_GAPS else [],
-        )
+        pytest.param(frame, state, id=f"{name}-{state.__name__}")
         for name, frame in LATE_FRAMES.items()
         for state in (_half_closed, _reset, _finished)
     ],

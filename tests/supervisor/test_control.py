@@ -74,7 +74,7 @@ def test_status_counts_requests_with_metrics(
         status = json.loads(ctl(sock_path, "status", "--json").stdout)
         return sum(w["requests"] for w in status["workers"])
 
-    wait_for(lambda: served() == 20, 20, "the counts published")
+    wait_for(lambda: served() == 20, 20, "the requests counted")
 
 
 def test_reload_scale_reopen_logs_and_stop(start: Callable[..., Server], sock_path: Path) -> None:

@@ -9,6 +9,7 @@ mod conn;
 mod metrics;
 mod server;
 mod settings;
+mod shared;
 
 // The module needs the GIL: a connection's state sits behind a mutex taken with
 // `try_lock`, and contention is reported as re-entrance ("protocol re-entered while
@@ -20,6 +21,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("METRICS_LAYOUT", metrics::layout(m.py())?)?;
     m.add_class::<server::ServerState>()?;
+    m.add_class::<server::Listener>()?;
     m.add_class::<conn::HttpProtocol>()?;
     m.add_class::<asgi::cycle::RequestCycle>()?;
     m.add_class::<asgi::runner::AppRunner>()?;

@@ -1,18 +1,18 @@
 //! Request counters of one worker (`--metrics-bind`), for the master to aggregate.
 //!
-//! The hot path only does relaxed atomic adds on this process's own counters. Once a
-//! second (the sweep) and when the worker stops, they are copied into the worker's page
-//! of memory shared with the master (the heartbeat page, given by the Python worker as a
-//! writable buffer of `u64`), where the master reads them. The layout is fixed here and
-//! exported as `METRICS_LAYOUT`; `ruvicorn.supervisor.metrics` names the same slots.
+//! The hot path counts with relaxed atomic adds straight into the worker's page of memory
+//! shared with the master (the heartbeat page, given by the Python worker as a writable
+//! buffer of `u64`; see `crate::shared`), where the master reads them, so a worker killed
+//! at any instant loses no count. The layout is fixed here and exported as
+//! `METRICS_LAYOUT`; `ruvicorn.supervisor.metrics` names the same slots.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+
+use crate::shared::SharedCounters;
 
 /// Methods with a counter of their own; every other method counts as `OTHER`.
 pub const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
@@ -50,41 +50,37 @@ pub fn method_index(method: &[u8]) -> u8 {
         .map_or(OTHER_METHOD, |i| i as u8)
 }
 
-/// One worker's counters and where they are published.
+/// One worker's counters, in the page it shares with the master.
 pub struct Metrics {
-    slots: [AtomicU64; SLOTS],
-    page: PyBuffer<u64>,
+    slots: SharedCounters<SLOTS>,
 }
 
 impl Metrics {
     /// `page` must be a writable buffer of exactly `SLOTS` native `u64` (format `Q`).
     pub fn new(page: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let page = PyBuffer::<u64>::get(page)
-            .map_err(|_| PyValueError::new_err("metrics must be a buffer of unsigned 64-bit"))?;
-        if page.readonly() || page.item_count() != SLOTS || !page.is_c_contiguous() {
-            return Err(PyValueError::new_err(format!(
-                "metrics must be a writable buffer of {SLOTS} unsigned 64-bit integers"
-            )));
-        }
         Ok(Self {
-            slots: std::array::from_fn(|_| AtomicU64::new(0)),
-            page,
+            slots: SharedCounters::new(page)?,
         })
     }
 
     fn add(&self, slot: usize, n: u64) {
-        self.slots[slot].fetch_add(n, Ordering::Relaxed);
+        self.slots.atomics()[slot].fetch_add(n, Relaxed);
+    }
+
+    fn sub(&self, slot: usize, n: u64) {
+        self.slots.atomics()[slot].fetch_sub(n, Relaxed);
     }
 
     /// One request answered with `status` after `elapsed`.
     pub fn request(&self, method: u8, status: u16, elapsed: Duration) {
         let class = usize::from(status / 100).clamp(1, CLASSES) - 1;
         let method = usize::from(method).min(METHODS.len());
-        self.add(REQUESTS + method * CLASSES + class, 1);
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let bucket = BUCKETS_US.partition_point(|&bound| bound < micros);
-        self.add(BUCKETS + bucket, 1);
-        self.add(DURATION_SUM_US, micros);
+        let slots = self.slots.atomics();
+        slots[REQUESTS + method * CLASSES + class].fetch_add(1, Relaxed);
+        slots[BUCKETS + bucket].fetch_add(1, Relaxed);
+        slots[DURATION_SUM_US].fetch_add(micros, Relaxed);
     }
 
     /// An HTTP app Task started (`true`) or ended.
@@ -92,7 +88,7 @@ impl Metrics {
         if started {
             self.add(IN_FLIGHT, 1);
         } else {
-            self.slots[IN_FLIGHT].fetch_sub(1, Ordering::Relaxed);
+            self.sub(IN_FLIGHT, 1);
         }
     }
 
@@ -113,14 +109,8 @@ impl Metrics {
         if opened {
             self.add(OPEN + protocol, 1);
         } else {
-            self.slots[OPEN + protocol].fetch_sub(1, Ordering::Relaxed);
+            self.sub(OPEN + protocol, 1);
         }
-    }
-
-    /// Copy the counters into the shared page.
-    pub fn publish(&self, py: Python<'_>) -> PyResult<()> {
-        let values: [u64; SLOTS] = std::array::from_fn(|i| self.slots[i].load(Ordering::Relaxed));
-        self.page.copy_from_slice(py, &values)
     }
 }
 
@@ -145,6 +135,33 @@ mod tests {
         assert_eq!(method_index(b"OPTIONS"), 6);
         assert_eq!(method_index(b"get"), OTHER_METHOD);
         assert_eq!(method_index(b"PROPFIND"), OTHER_METHOD);
+    }
+
+    #[test]
+    fn a_request_counts_into_its_slots_of_the_page() {
+        Python::initialize();
+        Python::attach(|py| {
+            let page = pyo3::types::PyByteArray::new(py, &[0; SLOTS * 8]);
+            let view = py
+                .import("builtins")
+                .and_then(|b| b.call_method1("memoryview", (page,)))
+                .and_then(|v| v.call_method1("cast", ("Q",)))
+                .expect("a buffer of u64");
+            let metrics = Metrics::new(&view).expect("metrics over the buffer");
+            metrics.request(method_index(b"POST"), 404, Duration::from_micros(3_000));
+            metrics.in_flight(true);
+            metrics.in_flight(false);
+            metrics.in_flight(false);
+            let seen = pyo3::buffer::PyBuffer::<u64>::get(&view)
+                .and_then(|b| b.to_vec(py))
+                .expect("the buffer reads back");
+            let mut expected = [0; SLOTS];
+            expected[REQUESTS + 2 * CLASSES + 3] = 1; // POST, 4xx
+            expected[BUCKETS + 2] = 1; // up to 5 ms
+            expected[DURATION_SUM_US] = 3_000;
+            expected[IN_FLIGHT] = u64::MAX; // a gauge below zero wraps; the master reads -1
+            assert_eq!(seen, expected);
+        });
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! (timeouts, graceful drain) that act on all of its connections.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
 
 use crate::asgi::scope::{asgi_template, scope_template};
 use crate::asgi::spawn::TaskSpawner;
@@ -19,6 +20,32 @@ use ruvicorn_core::http1::response::DateCache;
 
 thread_local! {
     static DATE: std::cell::RefCell<DateCache> = std::cell::RefCell::new(DateCache::new());
+}
+
+/// The open connections by id.
+type Registry = HashMap<u64, Py<HttpProtocol>, BuildHasherDefault<IdHasher>>;
+
+/// Connection ids are distinct numbers the worker counts out, never chosen by a client:
+/// one multiplication spreads them over the table, where SipHash would cost every
+/// connection two full hashes.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    /// A multiplication by an odd number: distinct ids never share a hash.
+    fn write_u64(&mut self, id: u64) {
+        self.0 = (self.0 ^ id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 /// Shared by all connections of a worker; built once by the Python worker.
@@ -54,7 +81,22 @@ pub struct ServerState {
     draining: AtomicBool,
     restarting: AtomicBool,
     next_id: AtomicU64,
-    connections: Mutex<HashMap<u64, Py<HttpProtocol>>>,
+    connections: Mutex<Registry>,
+}
+
+/// The protocol factory of one listening socket (`ServerState::listener`).
+#[pyclass(frozen, module = "ruvicorn._native")]
+pub struct Listener {
+    state: Py<ServerState>,
+    address: Option<Py<PyTuple>>,
+}
+
+#[pymethods]
+impl Listener {
+    fn __call__(&self, py: Python<'_>) -> PyResult<HttpProtocol> {
+        let address = self.address.as_ref().map(|a| a.clone_ref(py));
+        HttpProtocol::new(self.state.clone_ref(py), address)
+    }
 }
 
 /// Events counted between log lines written at most once a second.
@@ -140,13 +182,25 @@ impl ServerState {
             draining: AtomicBool::new(false),
             restarting: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
-            connections: Mutex::new(HashMap::new()),
+            connections: Mutex::new(Registry::default()),
         })
     }
 
-    /// The protocol factory asyncio calls for each accepted connection.
+    /// The protocol factory asyncio calls for each accepted connection; each asks its
+    /// transport for the scope's `server`.
     fn __call__(slf: Py<Self>) -> PyResult<HttpProtocol> {
-        HttpProtocol::new(slf)
+        HttpProtocol::new(slf, None)
+    }
+
+    /// The protocol factory of one listening socket. `address` is the scope's `server`
+    /// for every connection it accepts when the listener alone decides it (one address,
+    /// or a unix socket's path), so no connection asks its transport; None when each
+    /// connection has its own (a wildcard address).
+    fn listener(slf: Py<Self>, address: Option<Py<PyTuple>>) -> Listener {
+        Listener {
+            state: slf,
+            address,
+        }
     }
 
     #[getter]
@@ -162,22 +216,12 @@ impl ServerState {
 
     /// Enforce keep-alive and request-head timeouts; the worker calls this about once a
     /// second, so no connection needs a timer of its own.
-    /// The sweep also publishes the metrics counters to the master.
     fn sweep(&self, py: Python<'_>) -> PyResult<()> {
         let now = Instant::now();
         for protocol in self.snapshot(py) {
             HttpProtocol::check_deadline(protocol.bind(py), now)?;
         }
-        self.publish_metrics(py)
-    }
-
-    /// Copy the metrics counters into the page the master reads (nothing without
-    /// `--metrics-bind`); the worker calls it once more just before it exits.
-    fn publish_metrics(&self, py: Python<'_>) -> PyResult<()> {
-        match &self.metrics {
-            Some(metrics) => metrics.publish(py),
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     /// Graceful stop: every connection's next response says `connection: close`; idle ones
@@ -243,7 +287,7 @@ impl ServerState {
         lines
     }
 
-    fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Py<HttpProtocol>>> {
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         // The registry lock never calls into Python, so poisoning only follows a panic.
         self.connections
             .lock()
@@ -343,6 +387,24 @@ impl ServerState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_ids_hash_apart() {
+        use std::hash::BuildHasher;
+        let build = BuildHasherDefault::<IdHasher>::default();
+        let hashes: std::collections::HashSet<u64> =
+            (1..=10_000u64).map(|id| build.hash_one(id)).collect();
+        assert_eq!(hashes.len(), 10_000);
+        // The table picks buckets by the low bits and tags by the high ones: both vary.
+        let low: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 0xff).collect();
+        let high: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+        assert!(
+            low.len() > 200 && high.len() > 100,
+            "{} {}",
+            low.len(),
+            high.len()
+        );
+    }
 
     #[test]
     fn at_most_one_line_a_second_reporting_what_was_held_back() {

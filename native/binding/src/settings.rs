@@ -216,6 +216,7 @@ impl Settings {
                     max_concurrent_streams: get(config, key!(py, "h2_max_concurrent_streams"))?,
                     initial_window_size: get(config, key!(py, "h2_initial_window_size"))?,
                     max_frame_size: get(config, key!(py, "h2_max_frame_size"))?,
+                    max_requests: get(config, key!(py, "h2_max_requests"))?,
                     max_header_list_size: header_list_size(&limits),
                     ..Http2Settings::default()
                 })

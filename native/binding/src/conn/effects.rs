@@ -159,18 +159,28 @@ impl HttpProtocol {
             keep(report_app_outcome(log, error, complaint));
         }
         if let Some((what, detail)) = &fx.tls_note {
-            let line = format!("{what} {}: {detail}", slf.get().client_name());
+            let line = format!("{what} {}: {detail}", slf.get().client_name(py));
             let log = state.error_log.bind(py);
             keep(log.call_method1(key!(py, "debug"), (line,)).map(drop));
         }
         if let Some(err) = &fx.refused {
             let line = format!(
                 "Invalid HTTP request from {}: {}",
-                slf.get().client_name(),
+                slf.get().client_name(py),
                 err
             );
             let log = state.error_log.bind(py);
             keep(log.call_method1(key!(py, "warning"), (line,)).map(drop));
+        }
+        if let Some(metrics) = &state.metrics {
+            // Counted before the response is written: once a client has it, it is counted,
+            // even if the worker is killed right then.
+            let count = |(access, status): &(Box<Access>, u16)| {
+                metrics.request(access.method, *status, access.started.elapsed());
+            };
+            fx.access.iter().for_each(count);
+            fx.refused_access.iter().for_each(count);
+            fx.stream_access.iter().for_each(count);
         }
         if let Some(transport) = transport {
             keep(fx.wire_bytes(py).and_then(|bytes| match bytes {
@@ -200,12 +210,8 @@ impl HttpProtocol {
         }
         let records = [fx.access, fx.refused_access].into_iter().flatten();
         for (access, status) in records.chain(fx.stream_access) {
-            let elapsed = access.started.elapsed();
-            if let Some(metrics) = &state.metrics {
-                metrics.request(access.method, status, elapsed);
-            }
             if let (Some(log), Some(scope)) = (&state.access_log, access.scope) {
-                let seconds = elapsed.as_secs_f64();
+                let seconds = access.started.elapsed().as_secs_f64();
                 let args = (
                     scope,
                     status,

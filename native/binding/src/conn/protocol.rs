@@ -23,6 +23,9 @@ use ruvicorn_core::http1::target::split_target;
 #[pyclass(frozen, module = "ruvicorn._native")]
 pub struct HttpProtocol {
     server: Py<ServerState>,
+    /// The scope's `server` when the listener already knows it (see
+    /// `ServerState::listener`); None asks the transport in connection_made.
+    listening: Option<Py<PyTuple>>,
     /// Who is at each end; set once, so it needs no lock: in connection_made, or with
     /// `--proxy-protocol` once the PROXY header is read.
     pub(super) peer: OnceLock<Peer>,
@@ -31,20 +34,36 @@ pub struct HttpProtocol {
     conn: Mutex<Conn>,
 }
 
-fn to_addr(py: Python<'_>, info: &Bound<'_, PyAny>) -> PyResult<Option<(Py<PyTuple>, String)>> {
+/// `(host, port)` from a socket address: an IPv4 one as it is, an IPv6 one's first two.
+fn to_addr(py: Python<'_>, info: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyTuple>>> {
+    if let Ok(tuple) = info.cast_exact::<PyTuple>() {
+        if tuple.len() == 2 {
+            return Ok(Some(tuple.clone().unbind()));
+        }
+    }
     if let Ok(tuple) = info.cast::<PyTuple>() {
         if tuple.len() >= 2 {
-            let host = tuple.get_item(0)?;
-            let port = tuple.get_item(1)?;
-            let text = host.str()?.to_string();
-            return Ok(Some((PyTuple::new(py, [host, port])?.unbind(), text)));
+            let pair = [tuple.get_item(0)?, tuple.get_item(1)?];
+            return Ok(Some(PyTuple::new(py, pair)?.unbind()));
         }
     }
     Ok(None)
 }
 
+/// The scope's `server` from the transport: `(host, port)`, a unix socket's `(path, None)`.
+fn server_addr(py: Python<'_>, transport: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyTuple>>> {
+    let sockname = transport.call_method1(key!(py, "get_extra_info"), (key!(py, "sockname"),))?;
+    Ok(match to_addr(py, &sockname)? {
+        Some(tuple) => Some(tuple),
+        None if sockname.is_instance_of::<PyString>() => {
+            Some(PyTuple::new(py, [sockname, py.None().into_bound(py)])?.unbind())
+        }
+        None => None,
+    })
+}
+
 impl HttpProtocol {
-    pub fn new(server: Py<ServerState>) -> PyResult<Self> {
+    pub fn new(server: Py<ServerState>, listening: Option<Py<PyTuple>>) -> PyResult<Self> {
         let settings = &server.get().settings;
         let limits = settings.limits.clone();
         let tls = match &settings.tls {
@@ -57,6 +76,7 @@ impl HttpProtocol {
         };
         Ok(Self {
             server,
+            listening,
             peer: OnceLock::new(),
             tls_extension: OnceLock::new(),
             conn: Mutex::new(Conn::new(limits, tls)),
@@ -97,8 +117,8 @@ impl HttpProtocol {
     }
 
     /// The client's host for log lines.
-    pub(super) fn client_name(&self) -> String {
-        let peer = self.peer.get().and_then(|p| p.client_host.clone());
+    pub(super) fn client_name(&self, py: Python<'_>) -> String {
+        let peer = self.peer.get().and_then(|p| p.client_host(py));
         peer.unwrap_or_else(|| "unix socket".to_owned())
     }
 
@@ -295,17 +315,12 @@ impl HttpProtocol {
         let state = this.state();
         let peername =
             transport.call_method1(key!(py, "get_extra_info"), (key!(py, "peername"),))?;
-        let sockname =
-            transport.call_method1(key!(py, "get_extra_info"), (key!(py, "sockname"),))?;
         let client = to_addr(py, &peername)?;
-        let server = match to_addr(py, &sockname)? {
-            Some((tuple, _)) => Some(tuple),
-            None if sockname.is_instance_of::<PyString>() => {
-                Some(PyTuple::new(py, [sockname.clone(), py.None().into_bound(py)])?.unbind())
-            }
-            None => None,
+        let server = match &this.listening {
+            Some(address) => Some(address.clone_ref(py)),
+            None => server_addr(py, &transport)?,
         };
-        let peer = Peer::new(client, server, state.settings.proxies.as_ref());
+        let peer = Peer::new(py, client, server, state.settings.proxies.as_ref())?;
         let id = state.register(slf.clone().unbind());
         this.lock()?.made(id, transport.unbind(), state);
         if let Some(allowed) = &state.settings.proxy_protocol {

@@ -14,6 +14,7 @@
 //! bytes; a response body waits in its stream's queue until flow control lets it out, and
 //! [`Event::Sent`] tells the caller when the queue is empty so `send()` can return.
 
+pub mod check;
 mod flood;
 mod ids;
 mod pipe;
@@ -29,7 +30,7 @@ use h2::server::{Connection, Handshake, SendResponse};
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
-use flood::FloodGuard;
+use check::{FrameCheck, Verdict};
 pub use ids::{stream_map, StreamMap};
 use pipe::Pipe;
 
@@ -82,6 +83,8 @@ pub struct Settings {
     pub max_pending_accept_reset_streams: usize,
     /// Streams this side may reset for the client's errors before GOAWAY.
     pub max_local_error_reset_streams: usize,
+    /// Requests accepted on one connection before a graceful GOAWAY (0: no limit).
+    pub max_requests: u64,
 }
 
 impl Default for Settings {
@@ -93,6 +96,7 @@ impl Default for Settings {
             max_header_list_size: 64 * 1024,
             max_pending_accept_reset_streams: 20,
             max_local_error_reset_streams: 1024,
+            max_requests: 10_000,
         }
     }
 }
@@ -184,7 +188,10 @@ pub struct Http2 {
     /// Requests accepted, and those the client reset before their response ended.
     accepted: u64,
     client_resets: u64,
-    flood: FloodGuard,
+    /// Requests accepted before a graceful GOAWAY (0: no limit).
+    max_requests: u64,
+    /// Every frame header passes this before the engine reads the frame.
+    check: FrameCheck,
     /// A send operation happened since the last [`Http2::drive`]: taking the output (or
     /// [`Http2::flush`]) drives first.
     unsettled: bool,
@@ -216,7 +223,8 @@ impl Http2 {
             last_stream: 0,
             accepted: 0,
             client_resets: 0,
-            flood: FloodGuard::new(),
+            max_requests: settings.max_requests,
+            check: FrameCheck::new(),
             unsettled: false,
         };
         conn.drive();
@@ -227,11 +235,35 @@ impl Http2 {
     pub fn receive(&mut self, bytes: &[u8]) {
         if bytes.is_empty() {
             self.pipe.close_input();
-        } else {
-            self.pipe.push_input(bytes);
+            self.drive();
+            return;
+        }
+        let mut rest = bytes;
+        loop {
+            let pipe = &self.pipe;
+            let Some(stop) = self.check.scan(rest, &mut |b| pipe.push_input(b)) else {
+                break;
+            };
+            // The engine takes in the frames before the offending one first.
+            self.drive();
+            rest = &rest[stop.at..];
+            let code = match stop.verdict {
+                Verdict::Stream {
+                    stream,
+                    code,
+                    forward,
+                } if self.reset_for_client(stream, code) => {
+                    let pipe = &self.pipe;
+                    self.check.resume(forward, &mut |b| pipe.push_input(b));
+                    continue;
+                }
+                Verdict::Stream { code, .. } | Verdict::Connection(code) => code,
+            };
+            self.abort(code);
+            return;
         }
         self.drive();
-        if self.flood.scan(bytes) {
+        if self.check.flooding() {
             self.abort(ENHANCE_YOUR_CALM);
         }
     }
@@ -360,6 +392,20 @@ impl Http2 {
         }
     }
 
+    /// A stream error the client caused on `stream`: reset it with `code` while its response
+    /// is still to be sent; false when it is not (the caller ends the connection instead, as
+    /// RFC 9113 §5.4.1 allows: an idle or closed stream cannot be reset).
+    fn reset_for_client(&mut self, stream: u32, code: u32) -> bool {
+        match self.streams.get(&stream) {
+            Some(entry) if entry.send.is_some() || entry.respond.is_some() => {
+                self.reset(stream, code);
+                self.events.push(Event::Reset { stream, code });
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// GOAWAY: no new streams; the open ones finish, then the connection closes.
     pub fn graceful_shutdown(&mut self) {
         if let State::Ready(conn) = &mut self.state {
@@ -442,7 +488,11 @@ impl Http2 {
                     let id = respond.stream_id().as_u32();
                     self.last_stream = self.last_stream.max(id);
                     self.accepted += 1;
-                    self.flood.request();
+                    self.check.flood.request();
+                    if self.accepted == self.max_requests {
+                        // Streams already on their way are still served, then it closes.
+                        conn.graceful_shutdown();
+                    }
                     let (parts, recv) = request.into_parts();
                     let head = request_head(&parts, recv.is_end_stream());
                     let head_request = parts.method == http::Method::HEAD;

@@ -1,15 +1,12 @@
 //! The interface driven with hand-built frames: what a client sends in, what comes out.
 
-use super::flood::{DATA, END_STREAM, PING, SETTINGS};
+use super::check::{
+    CONTINUATION, DATA, END_HEADERS, END_STREAM, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, GOAWAY,
+    HEADERS, PING, PRIORITY, PROTOCOL_ERROR, RST_STREAM, SETTINGS, STREAM_CLOSED, WINDOW_UPDATE,
+};
 use super::*;
 
-const HEADERS: u8 = 0x1;
-const RST_STREAM: u8 = 0x3;
-const GOAWAY: u8 = 0x7;
-const WINDOW_UPDATE: u8 = 0x8;
-const END_HEADERS: u8 = 0x4;
-
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+pub(super) fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let len = u32::try_from(payload.len()).expect("small frame");
     let mut out = len.to_be_bytes()[1..].to_vec();
     out.extend([kind, flags]);
@@ -443,4 +440,266 @@ fn sniffing_waits_for_enough_bytes() {
     let mut more = PREFACE.to_vec();
     more.extend_from_slice(b"\0\0\0\x04");
     assert_eq!(sniff(&more), Some(true));
+}
+
+/// The GOAWAY in `out`, with its error code; fails if there is none.
+fn goaway_code(out: &[Frame]) -> u32 {
+    let goaway = out.iter().find(|f| f.kind == GOAWAY).expect("GOAWAY");
+    u32::from_be_bytes(goaway.payload[4..8].try_into().expect("GOAWAY payload"))
+}
+
+fn rst_code(out: &[Frame], stream: u32) -> Option<u32> {
+    let rst = out
+        .iter()
+        .find(|f| f.kind == RST_STREAM && f.stream == stream)?;
+    Some(u32::from_be_bytes(rst.payload[..4].try_into().ok()?))
+}
+
+/// The connection still answers a PING.
+fn answers_ping(conn: &mut Http2) -> bool {
+    conn.receive(&frame(PING, 0, 0, b"stillok?"));
+    let out = frames(&conn.take_output());
+    out.iter()
+        .any(|f| f.kind == PING && f.flags == 1 && f.payload == b"stillok?")
+}
+
+#[test]
+fn a_frame_before_the_clients_settings_is_a_protocol_error() {
+    let mut conn = Http2::new(&Settings::default());
+    let mut hello = PREFACE.to_vec();
+    hello.extend(frame(PING, 0, 0, &[0; 8]));
+    hello.extend(frame(SETTINGS, 0, 0, &[]));
+    conn.receive(&hello);
+    let out = frames(&conn.take_output());
+    assert_eq!(out[0].kind, SETTINGS, "the server's preface still goes out");
+    assert_eq!(goaway_code(&out), PROTOCOL_ERROR);
+    assert!(
+        out.iter().all(|f| f.kind != PING),
+        "the PING is not answered"
+    );
+    assert!(conn.is_closed());
+}
+
+#[test]
+fn frames_of_the_wrong_size_are_frame_size_errors() {
+    let open = frame(HEADERS, END_HEADERS, 1, &block(&get("/")));
+    let cases: [(&str, Vec<u8>); 9] = [
+        ("short ping", frame(PING, 0, 0, &[0; 7])),
+        ("long ping", frame(PING, 0, 0, &[0; 9])),
+        (
+            "short rst_stream",
+            [open.clone(), frame(RST_STREAM, 0, 1, &[0; 3])].concat(),
+        ),
+        (
+            "long rst_stream",
+            [open, frame(RST_STREAM, 0, 1, &[0; 5])].concat(),
+        ),
+        ("settings ack with payload", frame(SETTINGS, 1, 0, &[0; 6])),
+        ("settings of 5 bytes", frame(SETTINGS, 0, 0, &[0; 5])),
+        (
+            "short window_update",
+            frame(WINDOW_UPDATE, 0, 0, &[0, 0, 1]),
+        ),
+        ("short goaway", frame(GOAWAY, 0, 0, &[0; 7])),
+        (
+            "padded headers without room",
+            frame(HEADERS, 0x8 | END_HEADERS, 1, &[]),
+        ),
+    ];
+    for (name, bytes) in cases {
+        let mut conn = connected(&Settings::default());
+        conn.receive(&bytes);
+        let out = frames(&conn.take_output());
+        assert_eq!(goaway_code(&out), FRAME_SIZE_ERROR, "{name}");
+        assert!(conn.is_closed(), "{name}");
+    }
+}
+
+#[test]
+fn a_header_split_across_reads_is_checked_whole() {
+    let mut conn = connected(&Settings::default());
+    for byte in frame(PING, 0, 0, &[0; 7]) {
+        conn.receive(&[byte]);
+    }
+    let out = frames(&conn.take_output());
+    assert_eq!(goaway_code(&out), FRAME_SIZE_ERROR);
+    assert!(out.iter().all(|f| f.kind != PING));
+}
+
+#[test]
+fn priority_of_the_wrong_size_resets_an_open_stream() {
+    let mut conn = connected(&Settings::default());
+    request_stream(&mut conn, 1, &get("/"), true);
+    conn.take_events();
+    conn.receive(&frame(PRIORITY, 0, 1, &[0, 0, 0, 0]));
+    assert_eq!(
+        rst_code(&frames(&conn.take_output()), 1),
+        Some(FRAME_SIZE_ERROR)
+    );
+    assert_eq!(
+        conn.take_events(),
+        [Event::Reset {
+            stream: 1,
+            code: FRAME_SIZE_ERROR
+        }]
+    );
+    assert!(
+        answers_ping(&mut conn),
+        "a stream error spares the connection"
+    );
+    // On an idle stream no RST_STREAM may be sent (§6.4): the connection ends instead.
+    conn.receive(&frame(PRIORITY, 0, 9, &[0; 6]));
+    assert_eq!(goaway_code(&frames(&conn.take_output())), FRAME_SIZE_ERROR);
+}
+
+#[test]
+fn settings_initial_window_above_the_maximum_is_a_flow_control_error() {
+    let mut conn = connected(&Settings::default());
+    let mut settings = frame(SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100]);
+    settings.extend([0, 4, 0x80, 0, 0, 0]);
+    settings[2] = 12;
+    let (a, b) = settings.split_at(13);
+    conn.receive(a);
+    conn.receive(b);
+    let out = frames(&conn.take_output());
+    assert_eq!(goaway_code(&out), FLOW_CONTROL_ERROR);
+}
+
+#[test]
+fn a_field_block_must_be_contiguous() {
+    let mut conn = connected(&Settings::default());
+    let head = block(&get("/"));
+    let mut bytes = frame(HEADERS, END_STREAM, 1, &head[..3]);
+    bytes.extend(frame(PING, 0, 0, &[0; 8]));
+    bytes.extend(frame(CONTINUATION, END_HEADERS, 1, &head[3..]));
+    conn.receive(&bytes);
+    let out = frames(&conn.take_output());
+    assert_eq!(goaway_code(&out), PROTOCOL_ERROR);
+    assert!(out.iter().all(|f| f.kind != PING));
+}
+
+/// A request head adding `x-t: 1` to the HPACK dynamic table (literal with incremental
+/// indexing, new name): the next block can refer to it as index 62.
+fn indexing_block(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = block(fields);
+    out.extend([0x40, 3, b'x', b'-', b't', 1, b'1']);
+    out
+}
+
+#[test]
+fn data_and_trailers_after_end_stream_reset_the_stream_with_stream_closed() {
+    for late in [
+        frame(DATA, END_STREAM, 1, b"late"),
+        frame(HEADERS, END_STREAM | END_HEADERS, 1, &indexing_block(&[])),
+    ] {
+        let mut conn = connected(&Settings::default());
+        request_stream(&mut conn, 1, &get("/"), true);
+        conn.take_events();
+        conn.receive(&late);
+        let out = frames(&conn.take_output());
+        assert_eq!(rst_code(&out, 1), Some(STREAM_CLOSED));
+        assert!(out.iter().all(|f| f.kind != GOAWAY));
+        assert_eq!(
+            conn.take_events(),
+            [Event::Reset {
+                stream: 1,
+                code: STREAM_CLOSED
+            }]
+        );
+        // The engine still decoded the late field block: index 62 is `x-t: 1` on both sides.
+        let dynamic = late[3] == HEADERS;
+        let mut next = block(&get("/next"));
+        if dynamic {
+            next.push(0x80 | 62);
+        }
+        conn.receive(&frame(HEADERS, END_STREAM | END_HEADERS, 3, &next));
+        let events = conn.take_events();
+        let Some(Event::Request { stream: 3, head }) = events.first() else {
+            panic!("no request on stream 3: {events:?}");
+        };
+        let last = head
+            .headers
+            .last()
+            .map(|(n, v)| (n.as_slice(), v.as_slice()));
+        assert_eq!(last == Some((b"x-t", b"1")), dynamic, "{events:?}");
+    }
+}
+
+#[test]
+fn frames_after_a_finished_stream_end_the_connection_with_stream_closed() {
+    for late in [
+        frame(DATA, END_STREAM, 1, b"late"),
+        frame(
+            HEADERS,
+            END_STREAM | END_HEADERS,
+            1,
+            &block(&[("x-t", "1")]),
+        ),
+    ] {
+        let mut conn = connected(&Settings::default());
+        request_stream(&mut conn, 1, &get("/"), true);
+        conn.send_response(1, 200, &[], true).expect("answered");
+        conn.take_output();
+        conn.receive(&late);
+        assert_eq!(goaway_code(&frames(&conn.take_output())), STREAM_CLOSED);
+    }
+}
+
+#[test]
+fn frames_after_a_client_reset_end_the_connection_with_stream_closed() {
+    let mut conn = connected(&Settings::default());
+    request_stream(&mut conn, 1, &get("/"), false);
+    let mut bytes = frame(RST_STREAM, 0, 1, &8u32.to_be_bytes());
+    bytes.extend(frame(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        1,
+        &block(&[("x-t", "1")]),
+    ));
+    conn.receive(&bytes);
+    assert_eq!(goaway_code(&frames(&conn.take_output())), STREAM_CLOSED);
+}
+
+#[test]
+fn body_and_trailers_on_an_open_stream_are_served() {
+    let mut conn = connected(&Settings::default());
+    let mut fields = get("/");
+    fields[0].1 = "POST";
+    request_stream(&mut conn, 1, &fields, false);
+    let mut bytes = frame(DATA, 0, 1, b"body");
+    bytes.extend(frame(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        1,
+        &block(&[("x-t", "1")]),
+    ));
+    for byte in bytes {
+        conn.receive(&[byte]);
+    }
+    let events = conn.take_events();
+    assert!(events.contains(&Event::End { stream: 1 }), "{events:?}");
+    assert!(answers_ping(&mut conn));
+}
+
+#[test]
+fn a_connection_is_asked_to_go_after_max_requests() {
+    let settings = Settings {
+        max_requests: 3,
+        ..Settings::default()
+    };
+    let mut conn = connected(&settings);
+    for id in [1, 3] {
+        request_stream(&mut conn, id, &get("/"), true);
+    }
+    assert!(frames(&conn.take_output()).iter().all(|f| f.kind != GOAWAY));
+    request_stream(&mut conn, 5, &get("/"), true);
+    let out = frames(&conn.take_output());
+    assert_eq!(goaway_code(&out), 0, "NO_ERROR: a graceful GOAWAY");
+    let requests = conn
+        .take_events()
+        .iter()
+        .filter(|e| matches!(e, Event::Request { .. }))
+        .count();
+    assert_eq!(requests, 3, "the requests up to the cap are all served");
+    assert!(!conn.is_closed(), "open streams finish first");
 }

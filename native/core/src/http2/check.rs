@@ -1,0 +1,350 @@
+//! The client's frames checked before the engine reads them (RFC 9113 §3.4, §4-§6).
+//!
+//! The engine ends the connection with PROTOCOL_ERROR where the RFC assigns another code
+//! (FRAME_SIZE_ERROR for a PING of 7 bytes, STREAM_CLOSED for DATA after END_STREAM, ...)
+//! and answers a PING the client sends before its SETTINGS. So every frame header passes
+//! through [`FrameCheck`] first: the frames before a violation go on to the engine, the
+//! offending one is held, and the scan [`Stop`]s with the error the RFC calls for.
+//!
+//! The check reads frame headers only (plus SETTINGS payloads, a few bytes per setting), and
+//! copies no payload: what passes is handed on as slices of the input. A header split across
+//! reads is held back (at most 8 bytes) until it is whole, so the engine never sees part of a
+//! frame that is then refused.
+
+use std::collections::VecDeque;
+
+use super::flood::FloodGuard;
+
+/// Frame types (RFC 9113 §6).
+pub const DATA: u8 = 0x0;
+pub const HEADERS: u8 = 0x1;
+pub const PRIORITY: u8 = 0x2;
+pub const RST_STREAM: u8 = 0x3;
+pub const SETTINGS: u8 = 0x4;
+pub const PING: u8 = 0x6;
+pub const GOAWAY: u8 = 0x7;
+pub const WINDOW_UPDATE: u8 = 0x8;
+pub const CONTINUATION: u8 = 0x9;
+/// Frame flags.
+pub const END_STREAM: u8 = 0x1;
+pub const ACK: u8 = 0x1;
+pub const END_HEADERS: u8 = 0x4;
+pub const PADDED: u8 = 0x8;
+pub const PRIORITY_FLAG: u8 = 0x20;
+/// Error codes (RFC 9113 §7).
+pub const PROTOCOL_ERROR: u32 = 0x1;
+pub const FLOW_CONTROL_ERROR: u32 = 0x3;
+pub const STREAM_CLOSED: u32 = 0x5;
+pub const FRAME_SIZE_ERROR: u32 = 0x6;
+
+const PREFACE_LEN: usize = 24;
+const HEADER_LEN: usize = 9;
+const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
+const MAX_WINDOW: u32 = (1 << 31) - 1;
+/// Streams whose state is remembered, the most recently opened ones. An older stream is
+/// left to the engine's judgement: forgetting only ever means not intervening.
+const TRACKED_STREAMS: usize = 128;
+
+/// The error a frame calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// A connection error (§5.4.1): GOAWAY with this code; nothing more may reach the engine.
+    Connection(u32),
+    /// A stream error (§5.4.2). `forward`: once the stream is reset, the frame still goes to
+    /// the engine, which then ignores it but decodes its field block and counts its DATA
+    /// against the connection window (both sides' state stays in step). Where the stream
+    /// cannot be reset, the caller makes it a connection error with the same code.
+    Stream {
+        stream: u32,
+        code: u32,
+        forward: bool,
+    },
+}
+
+/// Where the scan stopped: the offending frame's header (or, for a SETTINGS value, the
+/// point in its payload) ends at `at` in the input given to [`FrameCheck::scan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stop {
+    pub verdict: Verdict,
+    pub at: usize,
+}
+
+/// See the module documentation.
+pub struct FrameCheck {
+    /// Preface bytes still to pass (the engine checks them).
+    preface: usize,
+    /// The header being read; the first `have` bytes are held from earlier input.
+    header: [u8; HEADER_LEN],
+    have: usize,
+    /// Payload bytes of the current frame still to come, and whether they are dropped.
+    payload: usize,
+    dropping: bool,
+    /// In a SETTINGS payload: the bytes of the current setting read so far.
+    settings: Option<([u8; 6], usize)>,
+    /// The next frame is the client's first (§3.4: it must be SETTINGS).
+    first: bool,
+    /// A field block is open on this stream: only its CONTINUATION frames may follow (§6.10).
+    block: Option<u32>,
+    /// Recently opened streams, ascending, with whether the client ended its side
+    /// (END_STREAM or RST_STREAM).
+    streams: VecDeque<(u32, bool)>,
+    /// A [`Stop`] was returned and not resumed: nothing more passes.
+    stopped: bool,
+    pub(super) flood: FloodGuard,
+}
+
+impl Default for FrameCheck {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrameCheck {
+    pub fn new() -> Self {
+        Self {
+            preface: PREFACE_LEN,
+            header: [0; HEADER_LEN],
+            have: 0,
+            payload: 0,
+            dropping: false,
+            settings: None,
+            first: true,
+            block: None,
+            streams: VecDeque::new(),
+            stopped: false,
+            flood: FloodGuard::new(),
+        }
+    }
+
+    /// Read `data`, handing the bytes that may reach the engine to `forward` in order.
+    /// Returns at the first violation; until [`Self::resume`], nothing more passes.
+    pub fn scan(&mut self, data: &[u8], forward: &mut impl FnMut(&[u8])) -> Option<Stop> {
+        if self.stopped {
+            return None;
+        }
+        let mut i = 0;
+        // The first byte of `data` not yet forwarded or dropped.
+        let mut from = 0;
+        while i < data.len() {
+            if self.preface > 0 {
+                let n = self.preface.min(data.len() - i);
+                self.preface -= n;
+                i += n;
+                continue;
+            }
+            if self.payload > 0 {
+                let n = self.payload.min(data.len() - i);
+                if let Some(last) = self.settings_values(&data[i..i + n]) {
+                    // The frame never reaches the engine whole: its last byte read is held,
+                    // and so the engine is given the same bytes however the input was split.
+                    forward_range(forward, data, from, i + last);
+                    self.stopped = true;
+                    let verdict = Verdict::Connection(FLOW_CONTROL_ERROR);
+                    return Some(Stop {
+                        verdict,
+                        at: i + last + 1,
+                    });
+                }
+                if self.dropping {
+                    forward_range(forward, data, from, i);
+                    from = i + n;
+                }
+                self.payload -= n;
+                i += n;
+                continue;
+            }
+            let start = i;
+            let held = self.have;
+            let header = if held == 0 && data.len() - i >= HEADER_LEN {
+                i += HEADER_LEN;
+                header_at(&data[start..i])
+            } else {
+                let n = (HEADER_LEN - held).min(data.len() - i);
+                self.header[held..held + n].copy_from_slice(&data[i..i + n]);
+                self.have += n;
+                i += n;
+                if self.have < HEADER_LEN {
+                    // Held back until the rest arrives.
+                    forward_range(forward, data, from, start);
+                    return None;
+                }
+                self.have = 0;
+                self.header
+            };
+            match self.frame(&header) {
+                None => {
+                    if held > 0 {
+                        // Only the first header of `data` can have begun earlier: `from`
+                        // is still 0, so the held bytes go first.
+                        forward(&self.header[..held]);
+                    }
+                    self.start_payload(&header, false);
+                }
+                Some(verdict) => {
+                    forward_range(forward, data, from, start);
+                    self.header = header;
+                    self.stopped = true;
+                    return Some(Stop { verdict, at: i });
+                }
+            }
+        }
+        forward_range(forward, data, from, data.len());
+        None
+    }
+
+    /// Go on after a [`Verdict::Stream`] the caller turned into a stream reset: the frame
+    /// is forwarded (`pass`) or dropped, and scanning continues after [`Stop::at`].
+    pub fn resume(&mut self, pass: bool, forward: &mut impl FnMut(&[u8])) {
+        if !self.stopped {
+            return;
+        }
+        self.stopped = false;
+        let header = self.header;
+        if pass {
+            forward(&header);
+        }
+        self.start_payload(&header, !pass);
+    }
+
+    /// The bytes of a partial frame header held back, at most 8.
+    pub fn held(&self) -> usize {
+        self.have
+    }
+
+    /// Whether the client floods with frames that cost work and carry none.
+    pub(super) fn flooding(&mut self) -> bool {
+        self.flood.flooding()
+    }
+
+    fn start_payload(&mut self, header: &[u8; HEADER_LEN], drop: bool) {
+        self.payload = frame_len(header);
+        self.dropping = drop;
+        self.settings =
+            (!drop && header[3] == SETTINGS && header[4] & ACK == 0).then_some(([0; 6], 0));
+    }
+
+    /// What `header` calls for, if anything; keeps the stream and field-block state.
+    fn frame(&mut self, header: &[u8; HEADER_LEN]) -> Option<Verdict> {
+        let len = frame_len(header);
+        let (kind, flags) = (header[3], header[4]);
+        let stream = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & MAX_WINDOW;
+        self.flood.frame(kind, flags, len);
+        let connection = |code| Some(Verdict::Connection(code));
+        if std::mem::replace(&mut self.first, false) && (kind != SETTINGS || flags & ACK != 0) {
+            return connection(PROTOCOL_ERROR);
+        }
+        match self.block {
+            Some(open) if kind != CONTINUATION || stream != open => {
+                return connection(PROTOCOL_ERROR)
+            }
+            None if kind == CONTINUATION => return connection(PROTOCOL_ERROR),
+            _ => {}
+        }
+        let size_ok = match kind {
+            DATA => flags & PADDED == 0 || len >= 1,
+            HEADERS => {
+                len >= usize::from(flags & PADDED != 0)
+                    + if flags & PRIORITY_FLAG != 0 { 5 } else { 0 }
+            }
+            PRIORITY => len == 5 || stream == 0,
+            RST_STREAM | WINDOW_UPDATE => len == 4,
+            SETTINGS if flags & ACK != 0 => len == 0,
+            SETTINGS => len % 6 == 0,
+            PING => len == 8,
+            GOAWAY => len >= 8,
+            _ => true,
+        };
+        if !size_ok {
+            if kind == PRIORITY {
+                // §6.3: the one size error confined to its stream.
+                let code = FRAME_SIZE_ERROR;
+                return Some(Verdict::Stream {
+                    stream,
+                    code,
+                    forward: false,
+                });
+            }
+            return connection(FRAME_SIZE_ERROR);
+        }
+        if kind == HEADERS || kind == CONTINUATION {
+            self.block = (flags & END_HEADERS == 0).then_some(stream);
+        }
+        match kind {
+            HEADERS if stream != 0 => match self.streams.back() {
+                Some(&(last, _)) if stream <= last => self.sent_on(stream, flags & END_STREAM != 0),
+                _ => {
+                    if self.streams.len() == TRACKED_STREAMS {
+                        self.streams.pop_front();
+                    }
+                    self.streams.push_back((stream, flags & END_STREAM != 0));
+                    None
+                }
+            },
+            DATA if stream != 0 => self.sent_on(stream, flags & END_STREAM != 0),
+            RST_STREAM => {
+                // Allowed on a stream the client ended; it ends one still open.
+                let _ = self.sent_on(stream, true);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// The client sent a frame on a stream it opened before, ending its side with it if
+    /// `end`. A DATA or HEADERS frame on a stream the client already ended is STREAM_CLOSED
+    /// (§5.1: half-closed (remote), or closed by its END_STREAM or RST_STREAM).
+    fn sent_on(&mut self, stream: u32, end: bool) -> Option<Verdict> {
+        let at = self.streams.binary_search_by_key(&stream, |s| s.0).ok()?;
+        let ended = &mut self.streams[at].1;
+        if *ended {
+            let code = STREAM_CLOSED;
+            return Some(Verdict::Stream {
+                stream,
+                code,
+                forward: true,
+            });
+        }
+        *ended = end;
+        None
+    }
+
+    /// Read SETTINGS values; at one out of range with a code the engine gets wrong (§6.5.2:
+    /// SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1 is FLOW_CONTROL_ERROR), the index in
+    /// `bytes` of its last byte.
+    fn settings_values(&mut self, bytes: &[u8]) -> Option<usize> {
+        let (entry, have) = self.settings.as_mut()?;
+        for (at, &b) in bytes.iter().enumerate() {
+            entry[*have] = b;
+            *have += 1;
+            if *have == entry.len() {
+                *have = 0;
+                let id = u16::from_be_bytes([entry[0], entry[1]]);
+                let value = u32::from_be_bytes([entry[2], entry[3], entry[4], entry[5]]);
+                if id == SETTINGS_INITIAL_WINDOW_SIZE && value > MAX_WINDOW {
+                    return Some(at);
+                }
+            }
+        }
+        None
+    }
+}
+
+fn forward_range(forward: &mut impl FnMut(&[u8]), data: &[u8], from: usize, to: usize) {
+    if from < to {
+        forward(&data[from..to]);
+    }
+}
+
+fn header_at(bytes: &[u8]) -> [u8; HEADER_LEN] {
+    let mut header = [0; HEADER_LEN];
+    header.copy_from_slice(&bytes[..HEADER_LEN]);
+    header
+}
+
+fn frame_len(header: &[u8; HEADER_LEN]) -> usize {
+    usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2])
+}
+
+#[cfg(test)]
+#[path = "check_tests.rs"]
+mod tests;

@@ -1,0 +1,216 @@
+//! [`FrameCheck`] on its own: what passes, where it stops, what a split changes (nothing).
+
+use super::*;
+use crate::http2::tests::frame;
+use crate::http2::PREFACE;
+
+fn hello() -> Vec<u8> {
+    [PREFACE, &frame(SETTINGS, 0, 0, &[0, 4, 0, 1, 0, 0])].concat()
+}
+
+/// Everything forwarded and every stop, feeding `bytes` in pieces of `piece` bytes and
+/// resuming each stream verdict with `pass`.
+fn run(bytes: &[u8], piece: usize, pass: bool) -> (Vec<u8>, Vec<Verdict>) {
+    let mut check = FrameCheck::new();
+    let mut out = Vec::new();
+    let mut stops = Vec::new();
+    for chunk in bytes.chunks(piece) {
+        let mut rest = chunk;
+        while let Some(stop) = check.scan(rest, &mut |b| out.extend_from_slice(b)) {
+            assert!(stop.at <= rest.len());
+            stops.push(stop.verdict);
+            rest = &rest[stop.at..];
+            if !matches!(stop.verdict, Verdict::Stream { .. }) {
+                break;
+            }
+            check.resume(pass, &mut |b| out.extend_from_slice(b));
+        }
+        assert!(check.held() < 9);
+    }
+    (out, stops)
+}
+
+fn same_in_any_pieces(bytes: &[u8], pass: bool) -> (Vec<u8>, Vec<Verdict>) {
+    let whole = run(bytes, bytes.len(), pass);
+    for piece in [1, 2, 5, 9, 10, 17] {
+        assert_eq!(run(bytes, piece, pass), whole, "in pieces of {piece}");
+    }
+    whole
+}
+
+#[test]
+fn valid_frames_pass_unchanged() {
+    let mut bytes = hello();
+    bytes.extend(frame(HEADERS, END_HEADERS, 1, b"\x82\x86\x84"));
+    bytes.extend(frame(DATA, 0, 1, b"abc"));
+    bytes.extend(frame(0x20, 0xff, 0, b"extension"));
+    bytes.extend(frame(PRIORITY, 0, 7, &[0, 0, 0, 0, 16]));
+    bytes.extend(frame(DATA, END_STREAM, 1, b""));
+    bytes.extend(frame(RST_STREAM, 0, 1, &[0, 0, 0, 8]));
+    bytes.extend(frame(PING, 0, 0, &[0; 8]));
+    bytes.extend(frame(HEADERS, END_STREAM, 3, b"\x82"));
+    bytes.extend(frame(CONTINUATION, END_HEADERS, 3, b"\x86\x84"));
+    bytes.extend(frame(WINDOW_UPDATE, 0, 0, &[0, 0, 1, 0]));
+    bytes.extend(frame(GOAWAY, 0, 0, &[0; 12]));
+    assert_eq!(same_in_any_pieces(&bytes, true), (bytes, vec![]));
+}
+
+#[test]
+fn the_first_frame_must_be_settings() {
+    for first in [
+        frame(PING, 0, 0, &[0; 8]),
+        frame(SETTINGS, ACK, 0, &[]),
+        frame(HEADERS, END_HEADERS, 1, b"\x82"),
+    ] {
+        let bytes = [PREFACE, &first].concat();
+        let (out, stops) = same_in_any_pieces(&bytes, true);
+        assert_eq!(out, PREFACE, "only the preface reaches the engine");
+        assert_eq!(stops, [Verdict::Connection(PROTOCOL_ERROR)]);
+    }
+}
+
+#[test]
+fn sizes_per_frame_type() {
+    let size = Verdict::Connection(FRAME_SIZE_ERROR);
+    let cases = [
+        (frame(DATA, PADDED, 1, &[]), size),
+        (
+            frame(HEADERS, PRIORITY_FLAG | END_HEADERS, 1, &[0; 4]),
+            size,
+        ),
+        (
+            frame(HEADERS, PADDED | PRIORITY_FLAG | END_HEADERS, 1, &[0; 5]),
+            size,
+        ),
+        (frame(RST_STREAM, 0, 1, &[0; 5]), size),
+        (frame(SETTINGS, ACK, 0, &[0; 6]), size),
+        (frame(SETTINGS, 0, 0, &[0; 7]), size),
+        (frame(PING, 0, 0, &[]), size),
+        (frame(GOAWAY, 0, 0, &[0; 7]), size),
+        (frame(WINDOW_UPDATE, 0, 1, &[0; 8]), size),
+        (
+            frame(PRIORITY, 0, 3, &[0; 6]),
+            Verdict::Stream {
+                stream: 3,
+                code: FRAME_SIZE_ERROR,
+                forward: false,
+            },
+        ),
+    ];
+    for (bad, verdict) in cases {
+        let bytes = [hello(), bad].concat();
+        let (out, stops) = same_in_any_pieces(&bytes, false);
+        assert_eq!(out, hello());
+        assert_eq!(stops, [verdict]);
+    }
+}
+
+#[test]
+fn a_dropped_frame_is_skipped_whole_and_the_next_one_passes() {
+    let after = frame(PING, 0, 0, b"12345678");
+    let bytes = [hello(), frame(PRIORITY, 0, 3, &[9; 40]), after.clone()].concat();
+    let (out, stops) = same_in_any_pieces(&bytes, false);
+    assert_eq!(out, [hello(), after].concat());
+    assert_eq!(stops.len(), 1);
+}
+
+#[test]
+fn field_blocks_are_contiguous() {
+    let open = frame(HEADERS, END_STREAM, 1, b"\x82");
+    for next in [
+        frame(PING, 0, 0, &[0; 8]),
+        frame(CONTINUATION, END_HEADERS, 3, b"\x86"),
+        frame(DATA, 0, 1, b"x"),
+    ] {
+        let bytes = [hello(), open.clone(), next].concat();
+        let (out, stops) = same_in_any_pieces(&bytes, true);
+        assert_eq!(out, [hello(), open.clone()].concat());
+        assert_eq!(stops, [Verdict::Connection(PROTOCOL_ERROR)]);
+    }
+    let stray = [hello(), frame(CONTINUATION, END_HEADERS, 1, b"\x82")].concat();
+    assert_eq!(
+        same_in_any_pieces(&stray, true).1,
+        [Verdict::Connection(PROTOCOL_ERROR)]
+    );
+}
+
+#[test]
+fn frames_on_a_stream_the_client_ended_are_stream_closed() {
+    let closed = |stream| Verdict::Stream {
+        stream,
+        code: STREAM_CLOSED,
+        forward: true,
+    };
+    let ended = [
+        frame(HEADERS, END_HEADERS | END_STREAM, 1, b"\x82"),
+        frame(HEADERS, END_HEADERS, 3, b"\x82"),
+        frame(DATA, END_STREAM, 3, b"body"),
+        frame(HEADERS, END_HEADERS, 5, b"\x82"),
+        frame(RST_STREAM, 0, 5, &[0, 0, 0, 8]),
+        frame(HEADERS, END_HEADERS, 7, b"\x82"),
+        frame(HEADERS, END_HEADERS | END_STREAM, 7, b"\x40"),
+    ]
+    .concat();
+    let late = [
+        frame(DATA, 0, 1, b"x"),
+        frame(HEADERS, END_HEADERS | END_STREAM, 3, b"\x40"),
+        frame(DATA, END_STREAM, 5, b""),
+        frame(DATA, 0, 7, b"x"),
+    ]
+    .concat();
+    let bytes = [hello(), ended, late].concat();
+    let (out, stops) = same_in_any_pieces(&bytes, true);
+    assert_eq!(
+        out, bytes,
+        "each goes on to the engine once its stream is reset"
+    );
+    assert_eq!(stops, [closed(1), closed(3), closed(5), closed(7)]);
+}
+
+#[test]
+fn older_and_skipped_streams_are_left_to_the_engine() {
+    let mut bytes = hello();
+    // Stream 1 ended, then more streams than are tracked: 1 is forgotten.
+    for id in 0..=u32::try_from(TRACKED_STREAMS).expect("small") {
+        bytes.extend(frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            2 * id + 1,
+            b"\x82",
+        ));
+    }
+    bytes.extend(frame(DATA, 0, 1, b"x"));
+    // Stream 1001 opens, 999 was never used: its frames are the engine's to judge.
+    bytes.extend(frame(HEADERS, END_HEADERS, 1001, b"\x82"));
+    bytes.extend(frame(DATA, 0, 999, b"x"));
+    let (out, stops) = same_in_any_pieces(&bytes, true);
+    assert_eq!(out, bytes);
+    assert!(stops.is_empty());
+}
+
+#[test]
+fn initial_window_above_the_maximum_is_a_flow_control_error() {
+    let good = frame(SETTINGS, 0, 0, &[0, 4, 0x7f, 0xff, 0xff, 0xff]);
+    let bad = frame(SETTINGS, 0, 0, &[0, 1, 0, 0, 0, 0, 0, 4, 0x80, 0, 0, 0]);
+    let bytes = [hello(), good, bad].concat();
+    let (out, stops) = same_in_any_pieces(&bytes, true);
+    assert_eq!(
+        out,
+        bytes[..bytes.len() - 1],
+        "the bad SETTINGS never arrives whole"
+    );
+    assert_eq!(stops, [Verdict::Connection(FLOW_CONTROL_ERROR)]);
+}
+
+#[test]
+fn nothing_passes_after_a_connection_error() {
+    let bytes = [
+        hello(),
+        frame(PING, 0, 0, &[0; 3]),
+        frame(PING, 0, 0, &[0; 8]),
+    ]
+    .concat();
+    let (out, stops) = same_in_any_pieces(&bytes, true);
+    assert_eq!(out, hello());
+    assert_eq!(stops.len(), 1);
+}
