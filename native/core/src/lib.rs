@@ -7,6 +7,7 @@
 
 pub mod http1;
 pub mod http2;
+pub mod ids;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod syntax;

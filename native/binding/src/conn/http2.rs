@@ -15,9 +15,8 @@ use crate::asgi::cycle::ClientDisconnected;
 use crate::metrics;
 use crate::server::ServerState;
 use ruvicorn_core::http1::connection::ReceiveOutcome;
-use ruvicorn_core::http2::{
-    stream_map, Bytes, Event, Http2, RequestHead, SendError, Settings, StreamMap,
-};
+use ruvicorn_core::http2::{Bytes, Event, Http2, RequestHead, SendError, Settings};
+use ruvicorn_core::ids::{id_map, IdMap};
 
 /// RST_STREAM / GOAWAY codes (RFC 9113 §7).
 const NO_ERROR: u32 = 0x0;
@@ -61,7 +60,7 @@ struct Stream {
 pub(super) struct H2Conn {
     engine: Http2,
     /// Streams whose app has not finished, reset ones included: their Tasks still run.
-    streams: StreamMap<Stream>,
+    streams: IdMap<u32, Stream>,
     /// At most this many of them (`--h2-max-concurrent-streams`): a stream the client
     /// reset frees its slot in the engine but not its running app, so a client resetting
     /// streams could otherwise pile up Tasks on one connection.
@@ -112,7 +111,7 @@ impl Conn {
         }
         self.mode = Mode::Http2(Box::new(H2Conn {
             engine: Http2::new(settings),
-            streams: stream_map(),
+            streams: id_map(),
             max_apps: usize::try_from(settings.max_concurrent_streams).unwrap_or(usize::MAX),
             idle_since: Some(Instant::now()),
             flush_scheduled: false,

@@ -16,7 +16,6 @@
 
 pub mod check;
 mod flood;
-mod ids;
 mod pipe;
 #[cfg(test)]
 mod tests;
@@ -30,8 +29,8 @@ use h2::server::{Connection, Handshake, SendResponse};
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
+use crate::ids::{id_map, IdMap};
 use check::{FrameCheck, Verdict};
-pub use ids::{stream_map, StreamMap};
 use pipe::Pipe;
 
 /// What every HTTP/2 connection starts with (RFC 9113 §3.4).
@@ -181,7 +180,7 @@ enum State {
 pub struct Http2 {
     pipe: Pipe,
     state: State,
-    streams: StreamMap<Stream>,
+    streams: IdMap<u32, Stream>,
     events: Vec<Event>,
     /// The highest stream id handed out as a request.
     last_stream: u32,
@@ -218,7 +217,7 @@ impl Http2 {
         let mut conn = Self {
             pipe,
             state,
-            streams: stream_map(),
+            streams: id_map(),
             events: Vec::new(),
             last_stream: 0,
             accepted: 0,
