@@ -1,8 +1,6 @@
 //! `ServerState`: what every connection of one worker shares, and the worker-wide operations
 //! (timeouts, graceful drain) that act on all of its connections.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -17,36 +15,14 @@ use crate::conn::HttpProtocol;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use ruvicorn_core::http1::response::DateCache;
+use ruvicorn_core::ids::IdMap;
 
 thread_local! {
     static DATE: std::cell::RefCell<DateCache> = std::cell::RefCell::new(DateCache::new());
 }
 
 /// The open connections by id.
-type Registry = HashMap<u64, Py<HttpProtocol>, BuildHasherDefault<IdHasher>>;
-
-/// Connection ids are distinct numbers the worker counts out, never chosen by a client:
-/// one multiplication spreads them over the table, where SipHash would cost every
-/// connection two full hashes.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.write_u64(u64::from(byte));
-        }
-    }
-
-    /// A multiplication by an odd number: distinct ids never share a hash.
-    fn write_u64(&mut self, id: u64) {
-        self.0 = (self.0 ^ id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
+type Registry = IdMap<u64, Py<HttpProtocol>>;
 
 /// Shared by all connections of a worker; built once by the Python worker.
 #[pyclass(frozen, module = "ruvicorn._native")]
@@ -387,24 +363,6 @@ impl ServerState {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn connection_ids_hash_apart() {
-        use std::hash::BuildHasher;
-        let build = BuildHasherDefault::<IdHasher>::default();
-        let hashes: std::collections::HashSet<u64> =
-            (1..=10_000u64).map(|id| build.hash_one(id)).collect();
-        assert_eq!(hashes.len(), 10_000);
-        // The table picks buckets by the low bits and tags by the high ones: both vary.
-        let low: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 0xff).collect();
-        let high: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
-        assert!(
-            low.len() > 200 && high.len() > 100,
-            "{} {}",
-            low.len(),
-            high.len()
-        );
-    }
 
     #[test]
     fn at_most_one_line_a_second_reporting_what_was_held_back() {

@@ -8,6 +8,7 @@
 pub mod http1;
 pub mod http2;
 pub mod http3;
+pub mod ids;
 pub mod proxy;
 pub mod proxy_protocol;
 mod rapid_reset;

@@ -34,6 +34,8 @@ pub(crate) struct Effects {
     pub(super) start: Option<(RequestHead, u64)>,
     /// HTTP/2 streams whose apps are to start.
     pub(super) start_h2: Vec<super::http2::StreamStart>,
+    /// HTTP/2: write what the apps sent on the loop's next turn (`Conn::h2_flush`).
+    pub(super) flush_h2: bool,
     /// `receive()` futures to complete: with the next body message (`Some(seq)`, taken only
     /// once the future is known not to be cancelled) or with http.disconnect (`None`).
     pub(super) wake_receive: Vec<(Py<PyAny>, Option<u64>)>,
@@ -103,6 +105,7 @@ impl Effects {
             && self.pause_reading.is_none()
             && self.start.is_none()
             && self.start_h2.is_empty()
+            && !self.flush_h2
             && self.wake_receive.is_empty()
             && self.wake_drain.is_empty()
             && self.refused.is_none()
@@ -239,6 +242,12 @@ impl HttpProtocol {
         for (stream, head) in fx.start_h2 {
             keep(Self::start_stream_app(slf, &head, u64::from(stream)));
         }
+        if fx.flush_h2 {
+            let flush = H2Flush {
+                protocol: slf.clone().unbind(),
+            };
+            keep(Bound::new(py, flush).and_then(|f| state.spawner.call_soon(f.into_any())));
+        }
         first_error.map_or(Ok(()), Err)
     }
 
@@ -266,6 +275,20 @@ impl HttpProtocol {
             }
         }
         Ok(())
+    }
+}
+
+/// The HTTP/2 flush of one connection on the loop's next turn: the frames of every send
+/// operation its apps made in this turn, in one engine pass and one write.
+#[pyclass(frozen, module = "ruvicorn._native")]
+pub struct H2Flush {
+    protocol: Py<HttpProtocol>,
+}
+
+#[pymethods]
+impl H2Flush {
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        HttpProtocol::decide(self.protocol.bind(py), Conn::h2_flush)
     }
 }
 

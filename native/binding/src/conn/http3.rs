@@ -112,6 +112,21 @@ impl StreamEngine {
         }
     }
 
+    /// Run the send operations that wait for it (HTTP/2; HTTP/3's run at once).
+    pub(super) fn flush(&mut self) {
+        if let Self::H2(engine) = self {
+            engine.flush();
+        }
+    }
+
+    /// Send operations wait for [`Self::flush`] (HTTP/2 only).
+    pub(super) fn needs_flush(&self) -> bool {
+        match self {
+            Self::H2(engine) => engine.needs_flush(),
+            Self::H3(_) => false,
+        }
+    }
+
     /// Bytes for the TCP transport (HTTP/3 sends datagrams through [`Self::wants_flush`]).
     pub(super) fn take_output(&mut self) -> Vec<u8> {
         match self {
