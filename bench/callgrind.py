@@ -10,6 +10,8 @@ an instruction count does not, so a change to the hot path is judged by this:
     python bench/callgrind.py --access-log FILE  # with the access log on, written to FILE
     python bench/callgrind.py --close        # a new connection per request (with --tls: a
                                              # full handshake each, the client never resumes)
+    python bench/callgrind.py --h2           # HTTP/2 (h2c prior knowledge; with --tls, ALPN
+                                             # h2), --streams concurrent streams, one connection
 
 One worker (no master) serves ``examples/hello.py`` under ``valgrind --tool=callgrind``
 twice: once for ``--small`` keep-alive requests on one connection, once for ``--large``.
@@ -18,7 +20,9 @@ Start-up, warm-up and shutdown cost the same in both runs, so
     (instructions of the large run - instructions of the small run) / (large - small)
 
 is what one request costs. The client is this script: sequential requests on one
-connection, each bounded by ``--timeout``.
+connection, each bounded by ``--timeout``; with ``--h2``, h2load (nghttp2's client, a
+separate process, so its work is not counted) on one connection with ``--streams``
+requests in flight.
 """
 
 from __future__ import annotations
@@ -137,6 +141,24 @@ def send_requests(port: int, count: int, timeout: float, tls: bool, close: bool)
                 received += chunk
 
 
+def send_h2_requests(port: int, count: int, timeout: float, tls: bool, streams: int) -> None:
+    """``count`` HTTP/2 requests on one connection, ``streams`` of them in flight at once."""
+    if shutil.which("h2load") is None:
+        raise SystemExit("h2load is not installed (apt-get install nghttp2-client)")
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/"
+    command = ["h2load", "-n", str(count), "-c", "1", "-m", str(streams)]
+    command += ["-N", f"{max(int(timeout), 1)}s", url]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, timeout=timeout * 10, check=False, text=True
+        )
+    except subprocess.TimeoutExpired:
+        raise SystemExit("h2load did not finish in time") from None
+    match = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", done.stdout)
+    if match is None or int(match.group(1)) != count:
+        raise SystemExit(f"h2load did not get {count} answers: {done.stdout[-500:]}")
+
+
 def count_instructions(
     count: int,
     port: int,
@@ -147,6 +169,7 @@ def count_instructions(
     certfile: str | None,
     access_file: str | None,
     close: bool,
+    h2_streams: int | None,
 ) -> int:
     """Total instructions of a worker that served ``count`` requests (plus one to see it up)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -170,7 +193,10 @@ def count_instructions(
         )
         try:
             wait_ready(port, time.monotonic() + 120, certfile is not None)
-            send_requests(port, count, timeout, certfile is not None, close)
+            if h2_streams is None:
+                send_requests(port, count, timeout, certfile is not None, close)
+            else:
+                send_h2_requests(port, count, timeout, certfile is not None, h2_streams)
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=120)
         finally:
@@ -200,6 +226,12 @@ def main() -> int:
     parser.add_argument(
         "--close", action="store_true", help="a new connection per request (Connection: close)"
     )
+    parser.add_argument(
+        "--h2", action="store_true", help="HTTP/2 requests on one connection (h2load)"
+    )
+    parser.add_argument(
+        "--streams", type=int, default=4, help="with --h2: requests in flight at once"
+    )
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--tls-cert", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -207,6 +239,8 @@ def main() -> int:
         return serve(args.serve, args.loop, args.metrics, args.tls_cert, args.access_log)
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    if args.h2 and args.close:
+        raise SystemExit("--h2 and --close do not combine")
     if not args.small < args.large:
         raise SystemExit("--small must be less than --large")
     with tempfile.TemporaryDirectory() as tmp:
@@ -221,6 +255,7 @@ def main() -> int:
                 certfile=certfile,
                 access_file=args.access_log,
                 close=args.close,
+                h2_streams=args.streams if args.h2 else None,
             )
             for n in (args.small, args.large)
         ]
@@ -231,6 +266,8 @@ def main() -> int:
     kind = "plaintext over TLS" if args.tls else "plaintext"
     if args.close:
         kind += ", a new connection per request"
+    if args.h2:
+        kind = f"HTTP/2 {kind}, {args.streams} streams in flight"
     what = f"{args.loop}, metrics {'on' if args.metrics else 'off'}"
     what += f", access log {'on' if args.access_log else 'off'}"
     print(f"{kind} ({what}): {per_request:,.0f} instructions per request")

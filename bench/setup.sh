@@ -21,13 +21,15 @@ PYTHON="${PYTHON:-python3}"
 
 say() { printf 'bench/setup: %s\n' "$*" >&2; }
 
-# --- Debian packages: wrk (load generator), nginx (native floor), openssl (certificates) ---
+# --- Debian packages: wrk, h2load (load generators), nginx (native floor), openssl ---
 install_debian_packages() {
     local missing=()
     command -v wrk >/dev/null 2>&1 || missing+=(wrk)
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
     # mints the TLS workloads' certificates for each run (bench/runner/tls.py)
     command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    # the HTTP/2 load generator (the h2-* workloads)
+    command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "${BENCH_SKIP_APT:-0}" = 1 ]; then
         say "missing ${missing[*]} and BENCH_SKIP_APT=1: those rows will fail"

@@ -119,7 +119,7 @@ class Server:
         own = sockets is None
         self.sockets = listeners.bind_listeners(self.config) if sockets is None else sockets
         try:
-            server, lifespan = await prepare(self.config, WorkerHooks(), self.app)
+            server, lifespan = await prepare(self.config, WorkerHooks(), self.app, self.sockets)
             await server.start(self.sockets)
             self.started = True
             self._started.set()

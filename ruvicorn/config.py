@@ -37,6 +37,7 @@ TLS_DEPENDENT = (
     "ssl_ca_certs",
     "ssl_cert_reqs",
     "ssl_ciphers",
+    "http3",
 )
 
 
@@ -235,6 +236,11 @@ class Config:
         "HTTP/2 requests served on one connection before it is asked to go (GOAWAY; the "
         "client reconnects, so no connection is held forever; 0 = no limit).",
         bounds=COUNT,
+    )
+    http3: bool = opt(
+        False,
+        "Also serve HTTP/3 (QUIC): a UDP socket on the host and port of each TCP listener, "
+        "announced to TCP clients with alt-svc (needs --ssl-certfile; one worker).",
     )
     ws: str = opt(
         "auto",
@@ -519,6 +525,11 @@ class Config:
                 shown = ", ".join(given)
                 raise ConfigError(f"{shown} needs --ssl-certfile (TLS is off without it)")
             return
+        if self.http3 and self.workers > 1:
+            raise ConfigError(
+                "--http3 serves one worker (--workers 1): the workers would share its UDP "
+                "socket, and a QUIC connection's datagrams must all reach one worker"
+            )
         if self.ssl_cert_reqs and self.ssl_ca_certs is None:
             raise ConfigError(
                 f"--ssl-cert-reqs {self.ssl_cert_reqs} needs --ssl-ca-certs: the CAs that sign "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import ipaddress
 import os
 import socket
 import stat
@@ -25,7 +26,7 @@ SD_LISTEN_FDS_START = 3
 class Address:
     """One parsed listener address."""
 
-    kind: str  # "tcp", "unix" or "fd"
+    kind: str  # "tcp", "unix", "fd" (or "udp", the HTTP/3 socket beside a TCP listener)
     host: str = ""
     port: int = 0
     path: str = ""
@@ -252,14 +253,15 @@ def systemd_sockets(backlog: int = 2048) -> list[socket.socket] | None:
 
 
 def bind_listeners(config: Config) -> list[socket.socket]:
-    """Bind every listener ``config`` asks for (or adopt systemd's); all or nothing."""
+    """Bind every listener ``config`` asks for (or adopt systemd's); all or nothing. With
+    --http3, each TCP listener is followed by a UDP socket on its host and port."""
     activated = systemd_sockets(config.backlog)
-    if activated is not None:
-        return activated
-    bound: list[socket.socket] = []
+    bound: list[socket.socket] = [] if activated is None else activated
     try:
-        for address in addresses(config):
+        for address in addresses(config) if activated is None else []:
             bound.append(bind_address(address, config))
+        if config.http3:
+            bound += http3_sockets(bound)
     except BaseException:
         close_listeners(bound)
         raise
@@ -275,9 +277,34 @@ def bind_address(address: Address, config: Config) -> socket.socket:
     return _adopt_fd(address.fd, config.backlog, f"--fd {address.fd}")
 
 
+def http3_sockets(listening: list[socket.socket]) -> list[socket.socket]:
+    """The HTTP/3 (UDP) sockets of the TCP listeners among ``listening`` (--http3)."""
+    return [_bind_udp(sock) for sock in listening if sock.family != socket.AF_UNIX]
+
+
+def _bind_udp(tcp: socket.socket) -> socket.socket:
+    """The HTTP/3 socket of TCP listener ``tcp``: UDP, the same address (its port resolved)."""
+    name = tcp.getsockname()
+    address = Address("udp", host=name[0], port=name[1])
+    sock = socket.socket(tcp.family, socket.SOCK_DGRAM)
+    try:
+        if tcp.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(name)
+    except OSError as exc:
+        sock.close()
+        raise _bind_error(address, exc) from None
+    return sock
+
+
+def is_quic(sock: socket.socket) -> bool:
+    """Whether ``sock`` is an HTTP/3 (UDP) listener."""
+    return sock.type == socket.SOCK_DGRAM
+
+
 def describe(sock: socket.socket, tls: bool = False) -> str:
     """Where a listener serves, as a person would type it: http://127.0.0.1:8000 (https://
-    when it serves TLS)."""
+    when it serves TLS; an HTTP/3 socket says so after it)."""
     try:
         name = sock.getsockname()
     except OSError:
@@ -287,9 +314,30 @@ def describe(sock: socket.socket, tls: bool = False) -> str:
         return f"unix:{path}" if path else f"unix:fd://{sock.fileno()}"
     host, port = name[0], name[1]
     scheme = "https" if tls else "http"
+    suffix = " (HTTP/3, UDP)" if is_quic(sock) else ""
     if sock.family == socket.AF_INET6:
-        return f"{scheme}://[{host}]:{port}"
-    return f"{scheme}://{host}:{port}"
+        return f"{scheme}://[{host}]:{port}{suffix}"
+    return f"{scheme}://{host}:{port}{suffix}"
+
+
+def fixed_server(sock: socket.socket) -> tuple[str, int | None] | None:
+    """The ASGI ``server`` of every connection this listener accepts, when the listener
+    alone decides it: its address when bound to one (not a wildcard), or its unix socket
+    path. None when each connection has its own local address, or it cannot be told: then
+    each connection asks its transport, as it must anyway for the client's address."""
+    try:
+        name = sock.getsockname()
+    except OSError:
+        return None
+    if sock.family == socket.AF_UNIX:
+        return (name, None) if isinstance(name, str) and name else None
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    # A scoped (link-local) IPv6 address may be spelled with its zone: asked per connection.
+    if sock.family == socket.AF_INET6 and name[3]:
+        return None
+    host, port = name[0], name[1]
+    return None if ipaddress.ip_address(host).is_unspecified else (host, port)
 
 
 def unix_path(sock: socket.socket) -> str | None:

@@ -259,7 +259,7 @@ BOOLS = [f for f in settings() if isinstance(f.default, bool)]
 def test_boolean_flags_take_no_value(f: dataclasses.Field[Any], captured: list[Config]) -> None:
     """``--factory mod:app`` must not swallow the app as the flag's value."""
     flag = f.metadata["secondary"] if f.default else "--" + f.name.replace("_", "-")
-    result = CliRunner().invoke(cli, [flag, "mod:app"])
+    result = CliRunner().invoke(cli, [flag, "mod:app"], env=COMPANIONS.get(f.name))
     assert result.exit_code == 0, result.output
     [config] = captured
     assert getattr(config, f.name) is (not f.default)

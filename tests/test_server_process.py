@@ -3,6 +3,7 @@ environment variables, listeners and logs."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from rawhttp import RawClient, request, wait_for
+from rawhttp import RawClient, exchange, request, wait_for
 from realserver import APPS, REPO, ServerProcess, clean_env, free_port
 
 from ruvicorn import exitcodes
@@ -235,15 +236,33 @@ def test_unix_domain_socket(server_factory, tmp_path: Path) -> None:
                 raise
             time.sleep(0.05)
     try:
-        sock.sendall(request("GET", "/over-uds"))
+        sock.sendall(request("GET", "/scope", headers=[("Connection", "close")]))
         data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            assert chunk, "closed before the response"
+        while chunk := sock.recv(65536):
             data += chunk
         assert data.startswith(b"HTTP/1.1 200")
+        scope = json.loads(data.partition(b"\r\n\r\n")[2])
+        assert scope["server"] == [path, None]
+        assert scope["client"] is None
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_scope_server_on_specific_and_wildcard_listeners(server_factory, loop: str) -> None:
+    """The listener on one address gives every connection its address; a wildcard one gives
+    each connection its own local address."""
+    specific, wildcard = free_port(), free_port()
+    binds = ["--bind", f"127.0.0.1:{specific}", "--bind", f"0.0.0.0:{wildcard}"]
+    srv: ServerProcess = server_factory(
+        "testapp:app", *binds, loop=loop, port=specific, use_port_flag=False
+    )
+    for port in (specific, wildcard):
+        for _ in range(2):
+            scope = exchange("127.0.0.1", port, request("GET", "/scope")).json()
+            assert scope["server"] == ["127.0.0.1", port]
+            assert scope["client"][0] == "127.0.0.1"
+    srv.stop()
 
 
 def test_inherited_fd(tmp_path: Path) -> None:

@@ -8,11 +8,14 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
+import subprocess
 import time
 from pathlib import Path
 
+from runner.load import h2load_argv
 from runner.paths import ECHO_BODY, HELLO, HOST, STREAM_BYTES, WS_MESSAGE
 from runner.tls import CERTS
 from runner.workloads import Workload
@@ -41,6 +44,8 @@ def probe(w: Workload, port: int) -> str | None:
     """One real request: None when the answer is right, else why not. Raises if refused."""
     if w.websocket:
         return ws_probe(port, w.path)
+    if w.http2:
+        return h2_probe(w, port)
     conn = (
         http.client.HTTPSConnection(HOST, port, timeout=5, context=tls_client())
         if w.tls
@@ -68,6 +73,23 @@ def probe(w: Workload, port: int) -> str | None:
     else:
         ok = data == HELLO
     return None if ok else f"probe {w.method} {w.path}: unexpected body {data[:60]!r}"
+
+
+def h2_probe(w: Workload, port: int) -> str | None:
+    """One HTTP/2 request by h2load: answered 2xx with a body of the expected length."""
+    socket.create_connection((HOST, port), timeout=5).close()  # refused: not listening yet
+    argv = h2load_argv(w, port, ["-n", "1", "-c", "1"])
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False).stdout
+    except subprocess.TimeoutExpired:
+        return "h2 probe: h2load did not finish in 10 s"
+    expected = len(ECHO_BODY if w.method == "POST" else HELLO)
+    if not re.search(r"^status codes: 1 2xx", out, re.M):
+        return f"h2 probe {w.method} {w.path}: no 2xx answer"
+    data = re.search(r"^traffic: .*\((\d+)\) data$", out, re.M)
+    if data is None or int(data.group(1)) != expected:
+        return f"h2 probe {w.method} {w.path}: expected a {expected}-byte body"
+    return None
 
 
 def tls_client() -> ssl.SSLContext:

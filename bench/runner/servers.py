@@ -148,6 +148,9 @@ def _granian(w: Workload, port: int) -> Launch:
             "--no-access-log",
             "--log-level",
             "warning",
+            # HTTP/2 only: its h2c answers the prior-knowledge preface, and over TLS it
+            # offers h2 alone
+            *(["--http", "2"] if w.http2 else []),
             *tls_options(w, "--ssl-certificate"),
             w.app,
         ]

@@ -21,7 +21,9 @@ class Workload:
     headers: tuple[str, ...] = ()
     method: str = "GET"
     throughput: bool = False  # report MB/s and rank by it
-    client: str = "wrk"  # the load generator: wrk, wsload (WebSocket echo), wsload --tls-close
+    # the load generator: wrk, wsload (WebSocket echo), wsload --tls-close, h2load (HTTP/2)
+    client: str = "wrk"
+    streams: int = 1  # h2load: requests in flight on each connection
     unit: str = "req"  # what one counted round trip is: a request, or a message
     tls: bool = False  # https, with the certificates minted for the run (runner/tls.py)
     access_log: bool = False  # the servers write their access log to a file
@@ -31,6 +33,12 @@ class Workload:
     def websocket(self) -> bool:
         return self.client == "wsload"
 
+    @property
+    def http2(self) -> bool:
+        return self.client == "h2load"
+
+
+H2_SERVERS = ("ruvicorn", "granian")  # the peers in the bench venv that serve HTTP/2
 
 WORKLOADS: dict[str, Workload] = {
     w.name: w
@@ -113,6 +121,38 @@ WORKLOADS: dict[str, Workload] = {
             client="wsload --tls-close",
             tls=True,
             servers=("ruvicorn", "uvicorn", "granian"),
+        ),
+        Workload(
+            "h2-plaintext",
+            "h2-plaintext: plaintext over HTTP/2 (h2c prior knowledge), 10 streams each",
+            "/",
+            "benchapp:plaintext",
+            "plaintext",
+            client="h2load",
+            streams=10,
+            servers=H2_SERVERS,
+        ),
+        Workload(
+            "h2-echo",
+            "h2-echo: POST a 4 KiB body over HTTP/2 (h2c), echoed back, 10 streams each",
+            "/echo",
+            "benchapp:echo",
+            "echo",
+            method="POST",
+            client="h2load",
+            streams=10,
+            servers=H2_SERVERS,
+        ),
+        Workload(
+            "h2-tls-plaintext",
+            "h2-tls-plaintext: plaintext over HTTP/2 over TLS (ALPN h2 only), 10 streams each",
+            "/",
+            "benchapp:plaintext",
+            "plaintext",
+            client="h2load",
+            streams=10,
+            tls=True,
+            servers=H2_SERVERS,
         ),
     )
 }

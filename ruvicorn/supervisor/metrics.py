@@ -38,9 +38,8 @@ BUCKETS_US = (
     5_000_000,
     10_000_000,
 )
-#: Open connections by protocol; h3 is reserved until ruvicorn serves it.
+#: Open connections by protocol.
 PROTOCOLS = ("http/1.1", "websocket", "h2", "h3")
-SERVED_PROTOCOLS = PROTOCOLS[:3]
 #: Why a worker was replaced.
 RESTART_REASONS = ("crash", "recycle", "reload", "timeout")
 
@@ -144,7 +143,7 @@ def render(tally: Tally, workers: list[WorkerView]) -> bytes:
     out.family("ruvicorn_requests_in_flight", "gauge", "HTTP requests whose app is running.")
     out.sample("ruvicorn_requests_in_flight", max(0, gauges[IN_FLIGHT]))
     out.family("ruvicorn_connections_open", "gauge", "Open client connections by protocol.")
-    for index, protocol in enumerate(SERVED_PROTOCOLS):
+    for index, protocol in enumerate(PROTOCOLS):
         out.sample("ruvicorn_connections_open", max(0, gauges[OPEN + index]), protocol=protocol)
     for name, slot, help_text in (
         ("ruvicorn_received_bytes_total", BYTES_IN, "Bytes read from clients."),

@@ -42,19 +42,21 @@ class Slots:
         """Bind every listener the config asks for (or adopt systemd's); all or nothing."""
         config = self.config
         activated = listeners.systemd_sockets(config.backlog)
-        if activated is not None:
-            self.groups = [Group([sock]) for sock in activated]
-            return
         # One worker: the one plain socket as ever (SIGTTIN workers then share it too).
         per_worker = config.socket_per_worker and config.workers > 1
         try:
-            for address in listeners.addresses(config):
+            if activated is not None:
+                self.groups = [Group([sock]) for sock in activated]
+            for address in listeners.addresses(config) if activated is None else []:
                 if address.kind == "tcp" and per_worker:
                     socks = listeners.bind_slot_sockets(address, config, config.workers)
                     port = socks[0].getsockname()[1]
                     self.groups.append(Group(socks, dataclasses.replace(address, port=port)))
                 else:
                     self.groups.append(Group([listeners.bind_address(address, config)]))
+            if config.http3:  # One UDP socket per TCP address, every worker's.
+                udp = listeners.http3_sockets(self.first())
+                self.groups += [Group([sock]) for sock in udp]
         except BaseException:
             self.close()
             raise

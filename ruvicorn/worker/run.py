@@ -7,6 +7,7 @@ import gc
 import os
 import signal
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 from ruvicorn import exitcodes, logs, tls
@@ -14,6 +15,7 @@ from ruvicorn.config import Config
 from ruvicorn.exitcodes import StartupError
 from ruvicorn.listeners import describe
 from ruvicorn.logs import error_log
+from ruvicorn.worker import quic
 from ruvicorn.worker.app_loading import AppLoadError, adapt, load_app
 from ruvicorn.worker.hooks import WorkerHooks
 from ruvicorn.worker.lifespan import Lifespan
@@ -45,7 +47,9 @@ def run_worker(
             loop.close()
 
 
-async def prepare(config: Config, hooks: WorkerHooks, app: Any) -> tuple[WorkerServer, Lifespan]:
+async def prepare(
+    config: Config, hooks: WorkerHooks, app: Any, sockets: Sequence[socket.socket] = ()
+) -> tuple[WorkerServer, Lifespan]:
     """Load the app (or adapt the one given) and run its lifespan startup; the server is
     made, not started. Raises :class:`StartupError`.
 
@@ -67,7 +71,8 @@ async def prepare(config: Config, hooks: WorkerHooks, app: Any) -> tuple[WorkerS
         hooks.on_app_started()
     loop = asyncio.get_running_loop()
     state = lifespan.state if lifespan.supported else None
-    return WorkerServer(config, app, loop, state, hooks), lifespan
+    served = quic.advertised(config, sockets)
+    return WorkerServer(served, app, loop, state, hooks), lifespan
 
 
 async def finish(
@@ -90,7 +95,7 @@ async def finish(
 async def _serve(config: Config, sockets: list[socket.socket], hooks: WorkerHooks, app: Any) -> int:
     loop = asyncio.get_running_loop()
     try:
-        server, lifespan = await prepare(config, hooks, app)
+        server, lifespan = await prepare(config, hooks, app, sockets)
     except StartupError as exc:
         if exc.code != exitcodes.LIFESPAN_FAILED:  # lifespan failures were logged already
             error_log.error("%s", exc)

@@ -10,8 +10,10 @@ from typing import Any
 from ruvicorn import _native
 from ruvicorn.access import AccessLogger
 from ruvicorn.config import Config
+from ruvicorn.listeners import fixed_server, is_quic
 from ruvicorn.logs import access_log, error_log
 from ruvicorn.supervisor.heartbeat import INTERVAL
+from ruvicorn.worker import quic
 from ruvicorn.worker.hooks import WorkerHooks
 from ruvicorn.worker.pathsend import send_file
 
@@ -50,6 +52,8 @@ class WorkerServer:
             metrics=hooks.metrics,
         )
         self.servers: list[asyncio.Server] = []
+        #: The HTTP/3 sockets' transports: they serve until the drain ends.
+        self.quic: list[asyncio.DatagramTransport] = []
         self.sockets: list[socket.socket] = []
         self.retire = asyncio.Event()
         self._ticker: asyncio.TimerHandle | None = None
@@ -71,13 +75,17 @@ class WorkerServer:
     async def _serve(self, sockets: list[socket.socket]) -> None:
         self.sockets += sockets
         for sock in sockets:
+            if is_quic(sock):
+                self.quic.append(await quic.serve(self.state, self.loop, sock))
+                continue
+            factory = self.state.listener(fixed_server(sock))
             if sock.family == socket.AF_UNIX:
                 server = await self.loop.create_unix_server(
-                    self.state, sock=sock, backlog=self.config.backlog
+                    factory, sock=sock, backlog=self.config.backlog
                 )
             else:
                 server = await self.loop.create_server(
-                    self.state, sock=sock, backlog=self.config.backlog
+                    factory, sock=sock, backlog=self.config.backlog
                 )
             self.servers.append(server)
             if not self.accepting:  # stopped while this one was being set up
@@ -173,6 +181,8 @@ class WorkerServer:
         """Accept, without waiting, every connection the kernel has queued (bounded)."""
         taken: list[socket.socket] = []
         for sock in self.sockets:
+            if is_quic(sock):
+                continue
             try:
                 sock.setblocking(False)
                 while len(taken) < self.config.backlog:
@@ -210,6 +220,8 @@ class WorkerServer:
                 "Graceful shutdown timed out: closing %d connection(s)", self.state.connections
             )
             self.state.close_all()
+        for transport in self.quic:
+            transport.close()
         if finish_tasks:
             await self._finish_tasks(spare)
         return clean

@@ -97,13 +97,15 @@ class MockTransport:
 
 
 class MockConnection:
-    """One connection of a worker serving ``app`` with ``settings`` (Config field names)."""
+    """One connection of a worker serving ``app`` with ``settings`` (Config field names);
+    ``extra`` replaces what the transport's ``get_extra_info`` answers (its addresses)."""
 
-    def __init__(self, app: Any, **settings: Any) -> None:
+    def __init__(self, app: Any, *, extra: dict[str, Any] | None = None, **settings: Any) -> None:
         self.loop = asyncio.get_running_loop()
         self.config = Config(app="inprocess:app", **settings)
         self.state = WorkerServer(self.config, app, self.loop, None, WorkerHooks()).state
         self.transport = MockTransport(self.loop)
+        self.transport.extra.update(extra or {})
         self.protocol = self.state()
         self.transport.protocol = self.protocol
         self.protocol.connection_made(self.transport)

@@ -89,6 +89,30 @@ def test_get(run: Runner) -> None:
     run(scenario)
 
 
+@pytest.mark.parametrize(
+    ("peername", "sockname", "client", "server"),
+    [
+        (("::1", 50123, 0, 0), ("::1", 8000, 0, 0), ("::1", 50123), ("::1", 8000)),
+        ("", "/run/app.sock", None, ("/run/app.sock", None)),
+    ],
+    ids=["ipv6", "unix"],
+)
+def test_scope_addresses(
+    run: Runner, peername: Any, sockname: Any, client: Any, server: Any
+) -> None:
+    app = App()
+
+    async def scenario() -> None:
+        conn = MockConnection(app, extra={"peername": peername, "sockname": sockname})
+        conn.send(get("/echo"))
+        [resp] = await conn.responses(1)
+        assert resp.status == 200
+        assert app.scopes[0]["client"] == client
+        assert app.scopes[0]["server"] == server
+
+    run(scenario)
+
+
 def test_post_with_a_chunked_body(run: Runner) -> None:
     app = App()
     head = b"POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -122,7 +146,7 @@ def test_pipelined_requests_are_answered_in_order(run: Runner) -> None:
     run(scenario)
 
 
-def test_malformed_head_is_400_and_closes(run: Runner) -> None:
+def test_malformed_head_is_400_and_closes(run: Runner, caplog: pytest.LogCaptureFixture) -> None:
     app = App()
 
     async def scenario() -> None:
@@ -133,7 +157,9 @@ def test_malformed_head_is_400_and_closes(run: Runner) -> None:
         await conn.until(lambda: conn.transport.closed, "the close after a 400")
         assert app.scopes == []
 
-    run(scenario)
+    with caplog.at_level(logging.WARNING):
+        run(scenario)
+    assert "Invalid HTTP request from 127.0.0.1: " in caplog.text
 
 
 @pytest.mark.parametrize(

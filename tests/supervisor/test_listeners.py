@@ -79,6 +79,33 @@ def test_bind_ipv6() -> None:
         listeners.close_listeners(socks)
 
 
+def test_fixed_server_is_a_specific_address_or_a_unix_path(tmp_path: Path) -> None:
+    specs = ["127.0.0.1:0", "0.0.0.0:0", f"unix:{tmp_path / 'app.sock'}"]
+    socks = listeners.bind_listeners(Config(bind=tuple(specs)))
+    try:
+        specific, wildcard, unix = socks
+        assert listeners.fixed_server(specific) == ("127.0.0.1", specific.getsockname()[1])
+        # Each connection to a wildcard listener has its own local address.
+        assert listeners.fixed_server(wildcard) is None
+        assert listeners.fixed_server(unix) == (str(tmp_path / "app.sock"), None)
+    finally:
+        listeners.close_listeners(socks)
+
+
+def test_fixed_server_ipv6() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        socks = listeners.bind_listeners(Config(bind=("[::1]:0", "[::]:0")))
+    except ConfigError as exc:
+        pytest.skip(f"IPv6 unavailable: {exc}")
+    try:
+        assert listeners.fixed_server(socks[0]) == ("::1", socks[0].getsockname()[1])
+        assert listeners.fixed_server(socks[1]) is None
+    finally:
+        listeners.close_listeners(socks)
+
+
 def test_address_in_use_is_one_line() -> None:
     first = listeners.bind_listeners(Config(host="127.0.0.1", port=0))
     port = first[0].getsockname()[1]

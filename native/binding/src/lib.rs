@@ -21,7 +21,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("METRICS_LAYOUT", metrics::layout(m.py())?)?;
     m.add_class::<server::ServerState>()?;
+    m.add_class::<server::Listener>()?;
     m.add_class::<conn::HttpProtocol>()?;
+    m.add_class::<conn::QuicEndpoint>()?;
+    m.add_class::<conn::QuicTransport>()?;
     m.add_class::<asgi::cycle::RequestCycle>()?;
     m.add_class::<asgi::runner::AppRunner>()?;
     m.add_class::<asgi::websocket::WebSocketCycle>()?;

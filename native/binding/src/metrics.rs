@@ -25,11 +25,12 @@ pub const BUCKETS_US: [u64; 13] = [
     1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
     5_000_000, 10_000_000,
 ];
-/// Open connections by protocol; the slot of a later protocol (h3) is reserved.
+/// Open connections by protocol.
 pub const PROTOCOLS: [&str; 4] = ["http/1.1", "websocket", "h2", "h3"];
 pub const HTTP1: usize = 0;
 pub const WEBSOCKET: usize = 1;
 pub const H2: usize = 2;
+pub const H3: usize = 3;
 
 const REQUESTS: usize = 0;
 const BUCKETS: usize = REQUESTS + (METHODS.len() + 1) * CLASSES;

@@ -1,13 +1,12 @@
 //! `ServerState`: what every connection of one worker shares, and the worker-wide operations
 //! (timeouts, graceful drain) that act on all of its connections.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
 
 use crate::asgi::scope::{asgi_template, scope_template};
 use crate::asgi::spawn::TaskSpawner;
@@ -16,10 +15,14 @@ use crate::conn::HttpProtocol;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use ruvicorn_core::http1::response::DateCache;
+use ruvicorn_core::ids::IdMap;
 
 thread_local! {
     static DATE: std::cell::RefCell<DateCache> = std::cell::RefCell::new(DateCache::new());
 }
+
+/// The open connections by id.
+type Registry = IdMap<u64, Py<HttpProtocol>>;
 
 /// Shared by all connections of a worker; built once by the Python worker.
 #[pyclass(frozen, module = "ruvicorn._native")]
@@ -54,7 +57,22 @@ pub struct ServerState {
     draining: AtomicBool,
     restarting: AtomicBool,
     next_id: AtomicU64,
-    connections: Mutex<HashMap<u64, Py<HttpProtocol>>>,
+    connections: Mutex<Registry>,
+}
+
+/// The protocol factory of one listening socket (`ServerState::listener`).
+#[pyclass(frozen, module = "ruvicorn._native")]
+pub struct Listener {
+    state: Py<ServerState>,
+    address: Option<Py<PyTuple>>,
+}
+
+#[pymethods]
+impl Listener {
+    fn __call__(&self, py: Python<'_>) -> PyResult<HttpProtocol> {
+        let address = self.address.as_ref().map(|a| a.clone_ref(py));
+        HttpProtocol::new(self.state.clone_ref(py), address)
+    }
 }
 
 /// Events counted between log lines written at most once a second.
@@ -140,13 +158,25 @@ impl ServerState {
             draining: AtomicBool::new(false),
             restarting: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
-            connections: Mutex::new(HashMap::new()),
+            connections: Mutex::new(Registry::default()),
         })
     }
 
-    /// The protocol factory asyncio calls for each accepted connection.
+    /// The protocol factory asyncio calls for each accepted connection; each asks its
+    /// transport for the scope's `server`.
     fn __call__(slf: Py<Self>) -> PyResult<HttpProtocol> {
-        HttpProtocol::new(slf)
+        HttpProtocol::new(slf, None)
+    }
+
+    /// The protocol factory of one listening socket. `address` is the scope's `server`
+    /// for every connection it accepts when the listener alone decides it (one address,
+    /// or a unix socket's path), so no connection asks its transport; None when each
+    /// connection has its own (a wildcard address).
+    fn listener(slf: Py<Self>, address: Option<Py<PyTuple>>) -> Listener {
+        Listener {
+            state: slf,
+            address,
+        }
     }
 
     #[getter]
@@ -233,7 +263,7 @@ impl ServerState {
         lines
     }
 
-    fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Py<HttpProtocol>>> {
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         // The registry lock never calls into Python, so poisoning only follows a panic.
         self.connections
             .lock()

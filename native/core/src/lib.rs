@@ -7,8 +7,11 @@
 
 pub mod http1;
 pub mod http2;
+pub mod http3;
+pub mod ids;
 pub mod proxy;
 pub mod proxy_protocol;
+mod rapid_reset;
 pub mod syntax;
 pub mod tls;
 pub mod ws;

@@ -8,6 +8,9 @@ use std::net::IpAddr;
 pub struct TrustedProxies {
     everyone: bool,
     networks: Vec<(IpAddr, u8)>,
+    /// The single addresses among `networks`, as text: a peer spelled that way (as the
+    /// socket layer spells it) is known without parsing its address.
+    addresses: Vec<String>,
     names: Vec<String>,
 }
 
@@ -52,6 +55,10 @@ impl TrustedProxies {
             if item == "*" {
                 trusted.everyone = true;
             } else if let Some(network) = parse_network(item) {
+                let (ip, bits) = network;
+                if bits == if ip.is_ipv4() { 32 } else { 128 } {
+                    trusted.addresses.push(ip.to_string());
+                }
                 trusted.networks.push(network);
             } else {
                 trusted.names.push(item.to_owned());
@@ -61,7 +68,7 @@ impl TrustedProxies {
     }
 
     pub fn trusts(&self, host: &str) -> bool {
-        if self.everyone {
+        if self.everyone || self.addresses.iter().any(|address| address == host) {
             return true;
         }
         match host
@@ -180,6 +187,13 @@ mod tests {
         assert!(t.trusts("::1"));
         assert!(t.trusts("::ffff:10.0.0.1"));
         assert!(t.trusts("unix:/tmp/s"));
+        // A listed address spelled another way is still recognised.
+        let t = TrustedProxies::parse("2001:db8::1,192.0.2.1/32");
+        assert!(t.trusts("2001:DB8:0::1"));
+        assert!(t.trusts("[2001:db8::1]"));
+        assert!(t.trusts("192.0.2.1"));
+        assert!(!t.trusts("2001:db8::2"));
+        assert!(!t.trusts("192.0.2.10"));
         assert!(TrustedProxies::parse("*").trusts("8.8.8.8"));
     }
 

@@ -16,7 +16,6 @@ use ruvicorn_core::tls::info::ConnectionInfo;
 pub struct Peer {
     /// `(host, port)` of the client, or None on a unix socket.
     pub client: Option<Py<PyTuple>>,
-    pub client_host: Option<String>,
     /// `(host, port)` or `(path, None)` of the listening socket.
     pub server: Option<Py<PyTuple>>,
     /// The peer is a trusted proxy (its forwarding headers are honoured).
@@ -30,6 +29,10 @@ pub trait HeadFields {
     fn field_count(&self) -> usize;
     fn field_name(&self, index: usize) -> &[u8];
     fn field_value(&self, index: usize) -> &[u8];
+    /// The protocol encrypts whatever the listener is (QUIC): the scheme is https.
+    fn encrypted(&self) -> bool {
+        false
+    }
 }
 
 impl HeadFields for RequestHead {
@@ -71,27 +74,73 @@ impl HeadFields for ruvicorn_core::http2::RequestHead {
     }
 }
 
+/// An HTTP/3 request head: HTTP/2's mapping, over QUIC.
+pub struct Http3Head<'a>(pub &'a ruvicorn_core::http2::RequestHead);
+
+impl HeadFields for Http3Head<'_> {
+    fn method(&self) -> &[u8] {
+        self.0.method()
+    }
+    fn http_version<'py>(&self, py: Python<'py>) -> &Bound<'py, PyString> {
+        key!(py, "3")
+    }
+    fn field_count(&self) -> usize {
+        self.0.field_count()
+    }
+    fn field_name(&self, index: usize) -> &[u8] {
+        self.0.field_name(index)
+    }
+    fn field_value(&self, index: usize) -> &[u8] {
+        self.0.field_value(index)
+    }
+    fn encrypted(&self) -> bool {
+        true
+    }
+}
+
 impl Peer {
-    /// `client` is the client's `(host, port)` and its host as text (None on a unix
-    /// socket); `proxies` the peers whose forwarding headers are honoured.
+    /// `client` is the client's `(host, port)` (None on a unix socket); `proxies` the
+    /// peers whose forwarding headers are honoured.
     pub fn new(
-        client: Option<(Py<PyTuple>, String)>,
+        py: Python<'_>,
+        client: Option<Py<PyTuple>>,
         server: Option<Py<PyTuple>>,
         proxies: Option<&TrustedProxies>,
-    ) -> Self {
-        let client_host = client.as_ref().map(|(_, host)| host.clone());
-        let trusted = proxies.is_some_and(|p| trusts_peer(p, client_host.as_deref()));
-        Self {
-            client_host,
-            client: client.map(|(tuple, _)| tuple),
+    ) -> PyResult<Self> {
+        let mut peer = Self {
+            client,
             server,
-            trusted,
+            trusted: false,
+        };
+        if let Some(proxies) = proxies {
+            peer.trusted = peer.listed_in(py, proxies)?;
         }
+        Ok(peer)
+    }
+
+    /// Whether `proxies` lists this peer (a unix socket as `unix` or `*`).
+    pub fn listed_in(&self, py: Python<'_>, proxies: &TrustedProxies) -> PyResult<bool> {
+        let Some(client) = &self.client else {
+            return Ok(trusts_peer(proxies, None));
+        };
+        // Read in place: the host needs no copy of its own.
+        let client = client.bind(py);
+        let host = client.get_borrowed_item(0)?;
+        if let Ok(text) = host.cast::<PyString>() {
+            return Ok(trusts_peer(proxies, Some(text.to_str()?)));
+        }
+        Ok(trusts_peer(proxies, Some(host.str()?.to_str()?)))
+    }
+
+    /// The client's host as text, for log lines; None on a unix socket.
+    pub fn client_host(&self, py: Python<'_>) -> Option<String> {
+        let host = self.client.as_ref()?.bind(py).get_item(0).ok()?;
+        Some(host.str().ok()?.to_string_lossy().into_owned())
     }
 }
 
 /// Whether `proxies` lists the peer `host` (None: a unix socket, listed as `unix` or `*`).
-pub fn trusts_peer(proxies: &TrustedProxies, host: Option<&str>) -> bool {
+fn trusts_peer(proxies: &TrustedProxies, host: Option<&str>) -> bool {
     match host {
         Some(host) => proxies.trusts(host),
         None => proxies.trusts("unix") || proxies.trusts("*"),
@@ -150,7 +199,7 @@ pub fn build_scope<'py>(
         }),
     )?;
 
-    let mut scheme = match (websocket, tls.is_some()) {
+    let mut scheme = match (websocket, tls.is_some() || head.encrypted()) {
         (false, false) => "http",
         (false, true) => "https",
         (true, false) => "ws",

@@ -66,6 +66,15 @@ impl TaskSpawner {
         })
     }
 
+    /// `loop.call_soon(callback)`.
+    pub fn call_soon(&self, callback: Bound<'_, PyAny>) -> PyResult<()> {
+        let py = callback.py();
+        self.event_loop
+            .bind(py)
+            .call_method1(key!(py, "call_soon"), (callback,))?;
+        Ok(())
+    }
+
     /// Run `runner` in a Task of its own. An error is one of creating the Task now; a
     /// deferred creation that fails settles the request itself.
     pub fn spawn(&self, runner: Bound<'_, AppRunner>) -> PyResult<()> {

@@ -26,12 +26,16 @@ pub(crate) struct Effects {
     pub(super) tls_note: Option<(&'static str, String)>,
     /// Half-close after the writes (`transport.write_eof()`); see `Conn::half_close`.
     pub(super) write_eof: bool,
+    /// An HTTP/3 connection's engine has datagrams to send (`QuicTransport.flush`).
+    pub(super) flush_datagrams: bool,
     pub(super) close: bool,
     pub(super) pause_reading: Option<bool>,
     /// A request head whose app is to start, with its exchange.
     pub(super) start: Option<(RequestHead, u64)>,
     /// HTTP/2 streams whose apps are to start.
     pub(super) start_h2: Vec<super::http2::StreamStart>,
+    /// HTTP/2: write what the apps sent on the loop's next turn (`Conn::h2_flush`).
+    pub(super) flush_h2: bool,
     /// `receive()` futures to complete: with the next body message (`Some(seq)`, taken only
     /// once the future is known not to be cancelled) or with http.disconnect (`None`).
     pub(super) wake_receive: Vec<(Py<PyAny>, Option<u64>)>,
@@ -97,9 +101,11 @@ impl Effects {
             && self.tls_note.is_none()
             && !self.close
             && !self.write_eof
+            && !self.flush_datagrams
             && self.pause_reading.is_none()
             && self.start.is_none()
             && self.start_h2.is_empty()
+            && !self.flush_h2
             && self.wake_receive.is_empty()
             && self.wake_drain.is_empty()
             && self.refused.is_none()
@@ -156,14 +162,14 @@ impl HttpProtocol {
             keep(report_app_outcome(log, error, complaint));
         }
         if let Some((what, detail)) = &fx.tls_note {
-            let line = format!("{what} {}: {detail}", slf.get().client_name());
+            let line = format!("{what} {}: {detail}", slf.get().client_name(py));
             let log = state.error_log.bind(py);
             keep(log.call_method1(key!(py, "debug"), (line,)).map(drop));
         }
         if let Some(err) = &fx.refused {
             let line = format!(
                 "Invalid HTTP request from {}: {}",
-                slf.get().client_name(),
+                slf.get().client_name(py),
                 err
             );
             let log = state.error_log.bind(py);
@@ -191,6 +197,9 @@ impl HttpProtocol {
                 }
                 None => Ok(()),
             }));
+            if fx.flush_datagrams {
+                keep(transport.call_method0(key!(py, "flush")).map(drop));
+            }
             if let Some(pause) = fx.pause_reading.filter(|_| !fx.close) {
                 let name = if pause {
                     key!(py, "pause_reading")
@@ -233,6 +242,12 @@ impl HttpProtocol {
         for (stream, head) in fx.start_h2 {
             keep(Self::start_stream_app(slf, &head, u64::from(stream)));
         }
+        if fx.flush_h2 {
+            let flush = H2Flush {
+                protocol: slf.clone().unbind(),
+            };
+            keep(Bound::new(py, flush).and_then(|f| state.spawner.call_soon(f.into_any())));
+        }
         first_error.map_or(Ok(()), Err)
     }
 
@@ -260,6 +275,20 @@ impl HttpProtocol {
             }
         }
         Ok(())
+    }
+}
+
+/// The HTTP/2 flush of one connection on the loop's next turn: the frames of every send
+/// operation its apps made in this turn, in one engine pass and one write.
+#[pyclass(frozen, module = "ruvicorn._native")]
+pub struct H2Flush {
+    protocol: Py<HttpProtocol>,
+}
+
+#[pymethods]
+impl H2Flush {
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        HttpProtocol::decide(self.protocol.bind(py), Conn::h2_flush)
     }
 }
 

@@ -274,7 +274,7 @@ impl Conn {
             protocol: match self.mode {
                 Mode::Http1 => metrics::HTTP1,
                 Mode::WebSocket(_) => metrics::WEBSOCKET,
-                Mode::Http2(_) => metrics::H2,
+                Mode::Http2(ref h2) => h2.metrics_protocol(),
             },
         }
     }

@@ -3,19 +3,21 @@
 //! HPACK and flow control live in `ruvicorn_core::http2`; this file turns its events into
 //! app starts and wake-ups, and the cycles' calls into its send operations.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use super::http3::StreamEngine;
 use super::{Access, Conn, Effects, Mode};
 use crate::asgi::cycle::ClientDisconnected;
 use crate::metrics;
 use crate::server::ServerState;
 use ruvicorn_core::http1::connection::ReceiveOutcome;
 use ruvicorn_core::http2::{Bytes, Event, Http2, RequestHead, SendError, Settings};
+use ruvicorn_core::ids::{id_map, IdMap};
 
 /// RST_STREAM / GOAWAY codes (RFC 9113 §7).
 const NO_ERROR: u32 = 0x0;
@@ -57,15 +59,24 @@ struct Stream {
 }
 
 pub(super) struct H2Conn {
-    engine: Http2,
+    engine: StreamEngine,
     /// Streams whose app has not finished, reset ones included: their Tasks still run.
-    streams: HashMap<u32, Stream>,
+    streams: IdMap<u32, Stream>,
     /// At most this many of them (`--h2-max-concurrent-streams`): a stream the client
     /// reset frees its slot in the engine but not its running app, so a client resetting
     /// streams could otherwise pile up Tasks on one connection.
     max_apps: usize,
     /// Since when no stream is open (the idle deadline counts from there).
     idle_since: Option<Instant>,
+    /// A flush of the apps' send operations is due on the loop's next turn.
+    flush_scheduled: bool,
+}
+
+impl H2Conn {
+    /// The metrics counter of the connection's protocol (h2 or h3).
+    pub(super) fn metrics_protocol(&self) -> usize {
+        self.engine.metrics_protocol()
+    }
 }
 
 fn disconnected() -> PyErr {
@@ -101,23 +112,39 @@ impl Conn {
         state: &ServerState,
         fx: &mut Effects,
     ) {
+        self.start_streams(
+            StreamEngine::H2(Http2::new(settings)),
+            settings.max_concurrent_streams,
+            state,
+        );
+        self.h2_received(data, fx);
+    }
+
+    /// Switch a fresh connection to the stream mode over `engine` (HTTP/2, or one QUIC
+    /// connection's HTTP/3) that runs at most `max_apps` apps at once.
+    pub(super) fn start_streams(
+        &mut self,
+        engine: StreamEngine,
+        max_apps: u32,
+        state: &ServerState,
+    ) {
         self.deadline = None;
         if let Some(metrics) = &state.metrics {
             metrics.connection(metrics::HTTP1, false);
-            metrics.connection(metrics::H2, true);
+            metrics.connection(engine.metrics_protocol(), true);
         }
         self.mode = Mode::Http2(Box::new(H2Conn {
-            engine: Http2::new(settings),
-            streams: HashMap::new(),
-            max_apps: usize::try_from(settings.max_concurrent_streams).unwrap_or(usize::MAX),
+            engine,
+            streams: id_map(),
+            max_apps: usize::try_from(max_apps).unwrap_or(usize::MAX),
             idle_since: Some(Instant::now()),
+            flush_scheduled: false,
         }));
         if state.is_draining() {
             if let Mode::Http2(h2) = &mut self.mode {
                 h2.engine.graceful_shutdown();
             }
         }
-        self.h2_received(data, fx);
     }
 
     pub(super) fn h2_received(&mut self, data: &[u8], fx: &mut Effects) {
@@ -129,6 +156,28 @@ impl Conn {
 
     /// Turn the engine's events into effects and write what it produced.
     fn h2_pump(&mut self, fx: &mut Effects) {
+        if let Mode::Http2(h2) = &mut self.mode {
+            h2.engine.flush();
+        }
+        self.h2_dispatch(true, fx);
+    }
+
+    /// After an app's send operation: its events now, its frames with those of the other
+    /// streams' apps on the loop's next turn (one engine pass and one write for them all).
+    fn h2_after_send(&mut self, fx: &mut Effects) {
+        self.h2_dispatch(false, fx);
+    }
+
+    /// The loop's turn after apps sent: write what they sent.
+    pub(super) fn h2_flush(&mut self, fx: &mut Effects) {
+        if let Mode::Http2(h2) = &mut self.mode {
+            h2.flush_scheduled = false;
+        }
+        self.h2_pump(fx);
+    }
+
+    /// The engine's events as effects; its output written (`write`) or its flush scheduled.
+    fn h2_dispatch(&mut self, write: bool, fx: &mut Effects) {
         let Mode::Http2(h2) = &mut self.mode else {
             return;
         };
@@ -191,8 +240,14 @@ impl Conn {
             (true, since) => since,
             (false, _) => None,
         };
-        let out = h2.engine.take_output();
-        fx.write.extend_from_slice(&out);
+        if write {
+            let out = h2.engine.take_output();
+            fx.write.extend_from_slice(&out);
+        } else if h2.engine.needs_flush() && !h2.flush_scheduled {
+            h2.flush_scheduled = true;
+            fx.flush_h2 = true;
+        }
+        fx.flush_datagrams |= h2.engine.wants_flush();
         for (stream, with_data) in wake {
             let seq = u64::from(stream);
             let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.receive_waiters)
@@ -210,7 +265,7 @@ impl Conn {
         }
     }
 
-    fn h2_stream(&mut self, seq: u64) -> Option<(&mut Http2, &mut Stream)> {
+    fn h2_stream(&mut self, seq: u64) -> Option<(&mut StreamEngine, &mut Stream)> {
         let Mode::Http2(h2) = &mut self.mode else {
             return None;
         };
@@ -252,7 +307,7 @@ impl Conn {
                 }
             }
         };
-        self.h2_pump(fx);
+        self.h2_after_send(fx);
         outcome
     }
 
@@ -310,7 +365,7 @@ impl Conn {
     ) -> PyResult<()> {
         let result = self.h2_send(seq, data, more_body);
         self.h2_log_if_complete(seq, fx);
-        self.h2_pump(fx);
+        self.h2_after_send(fx);
         result
     }
 
@@ -408,7 +463,7 @@ impl Conn {
             }
         };
         self.h2_log_if_complete(seq, fx);
-        self.h2_pump(fx);
+        self.h2_after_send(fx);
         result
     }
 
@@ -457,7 +512,7 @@ impl Conn {
             fx.stream_access.push((access, entry.status));
         }
         h2.engine.forget(id);
-        self.h2_pump(fx);
+        self.h2_after_send(fx);
         complaint
     }
 

@@ -22,6 +22,7 @@
 mod effects;
 mod http1;
 mod http2;
+mod http3;
 mod protocol;
 mod proxied;
 mod tls;
@@ -37,6 +38,7 @@ use ruvicorn_core::http1::connection::Connection;
 use ruvicorn_core::http1::Limits;
 
 pub(crate) use effects::Effects;
+pub(crate) use http3::{QuicEndpoint, QuicTransport};
 pub(crate) use protocol::HttpProtocol;
 pub(crate) use tls::Tls;
 pub(crate) use ws::{app_finished as websocket_app_finished, wake, WsData, WsReceived};

@@ -12,7 +12,7 @@ use super::effects::resolve;
 use super::{ws, Access, Conn, Swept, Tls};
 use crate::asgi::cycle::RequestCycle;
 use crate::asgi::runner::{spawn_app, AppRunner};
-use crate::asgi::scope::{build_scope, tls_extension, Peer};
+use crate::asgi::scope::{build_scope, tls_extension, Http3Head, Peer};
 use crate::key;
 use crate::metrics::{method_index, HTTP1};
 use crate::server::ServerState;
@@ -23,28 +23,49 @@ use ruvicorn_core::http1::target::split_target;
 #[pyclass(frozen, module = "ruvicorn._native")]
 pub struct HttpProtocol {
     server: Py<ServerState>,
+    /// The scope's `server` when the listener already knows it (see
+    /// `ServerState::listener`); None asks the transport in connection_made.
+    listening: Option<Py<PyTuple>>,
     /// Who is at each end; set once, so it needs no lock: in connection_made, or with
     /// `--proxy-protocol` once the PROXY header is read.
     pub(super) peer: OnceLock<Peer>,
     /// The `tls` extension, built once after the handshake and shared by every scope.
     tls_extension: OnceLock<Py<PyDict>>,
     conn: Mutex<Conn>,
+    /// One QUIC connection of a `QuicEndpoint` (its streams are HTTP/3).
+    quic: bool,
 }
 
-fn to_addr(py: Python<'_>, info: &Bound<'_, PyAny>) -> PyResult<Option<(Py<PyTuple>, String)>> {
+/// `(host, port)` from a socket address: an IPv4 one as it is, an IPv6 one's first two.
+fn to_addr(py: Python<'_>, info: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyTuple>>> {
+    if let Ok(tuple) = info.cast_exact::<PyTuple>() {
+        if tuple.len() == 2 {
+            return Ok(Some(tuple.clone().unbind()));
+        }
+    }
     if let Ok(tuple) = info.cast::<PyTuple>() {
         if tuple.len() >= 2 {
-            let host = tuple.get_item(0)?;
-            let port = tuple.get_item(1)?;
-            let text = host.str()?.to_string();
-            return Ok(Some((PyTuple::new(py, [host, port])?.unbind(), text)));
+            let pair = [tuple.get_item(0)?, tuple.get_item(1)?];
+            return Ok(Some(PyTuple::new(py, pair)?.unbind()));
         }
     }
     Ok(None)
 }
 
+/// The scope's `server` from the transport: `(host, port)`, a unix socket's `(path, None)`.
+fn server_addr(py: Python<'_>, transport: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyTuple>>> {
+    let sockname = transport.call_method1(key!(py, "get_extra_info"), (key!(py, "sockname"),))?;
+    Ok(match to_addr(py, &sockname)? {
+        Some(tuple) => Some(tuple),
+        None if sockname.is_instance_of::<PyString>() => {
+            Some(PyTuple::new(py, [sockname, py.None().into_bound(py)])?.unbind())
+        }
+        None => None,
+    })
+}
+
 impl HttpProtocol {
-    pub fn new(server: Py<ServerState>) -> PyResult<Self> {
+    pub fn new(server: Py<ServerState>, listening: Option<Py<PyTuple>>) -> PyResult<Self> {
         let settings = &server.get().settings;
         let limits = settings.limits.clone();
         let tls = match &settings.tls {
@@ -57,10 +78,25 @@ impl HttpProtocol {
         };
         Ok(Self {
             server,
+            listening,
             peer: OnceLock::new(),
             tls_extension: OnceLock::new(),
             conn: Mutex::new(Conn::new(limits, tls)),
+            quic: false,
         })
+    }
+
+    /// The protocol of one QUIC connection: QUIC carries its own TLS.
+    pub(crate) fn new_quic(server: Py<ServerState>) -> Self {
+        let limits = server.get().settings.limits.clone();
+        Self {
+            server,
+            listening: None,
+            peer: OnceLock::new(),
+            tls_extension: OnceLock::new(),
+            conn: Mutex::new(Conn::new(limits, None)),
+            quic: true,
+        }
     }
 
     /// The connection's `tls` extension (None on cleartext). Built on the first request,
@@ -97,8 +133,8 @@ impl HttpProtocol {
     }
 
     /// The client's host for log lines.
-    pub(super) fn client_name(&self) -> String {
-        let peer = self.peer.get().and_then(|p| p.client_host.clone());
+    pub(super) fn client_name(&self, py: Python<'_>) -> String {
+        let peer = self.peer.get().and_then(|p| p.client_host(py));
         peer.unwrap_or_else(|| "unix socket".to_owned())
     }
 
@@ -194,7 +230,11 @@ impl HttpProtocol {
             .get()
             .ok_or_else(|| PyRuntimeError::new_err("no peer"))?;
         let tls = this.tls_extension(py)?;
-        let scope = build_scope(py, state, peer, head, &target, false, tls.as_ref())?;
+        let scope = if this.quic {
+            build_scope(py, state, peer, &Http3Head(head), &target, false, None)?
+        } else {
+            build_scope(py, state, peer, head, &target, false, tls.as_ref())?
+        };
         if let Some(extensions) = scope.get_item(key!(py, "extensions"))? {
             extensions.set_item(key!(py, "http.response.trailers"), PyDict::new(py))?;
         }
@@ -295,17 +335,12 @@ impl HttpProtocol {
         let state = this.state();
         let peername =
             transport.call_method1(key!(py, "get_extra_info"), (key!(py, "peername"),))?;
-        let sockname =
-            transport.call_method1(key!(py, "get_extra_info"), (key!(py, "sockname"),))?;
         let client = to_addr(py, &peername)?;
-        let server = match to_addr(py, &sockname)? {
-            Some((tuple, _)) => Some(tuple),
-            None if sockname.is_instance_of::<PyString>() => {
-                Some(PyTuple::new(py, [sockname.clone(), py.None().into_bound(py)])?.unbind())
-            }
-            None => None,
+        let server = match &this.listening {
+            Some(address) => Some(address.clone_ref(py)),
+            None => server_addr(py, &transport)?,
         };
-        let peer = Peer::new(client, server, state.settings.proxies.as_ref());
+        let peer = Peer::new(py, client, server, state.settings.proxies.as_ref())?;
         let id = state.register(slf.clone().unbind());
         this.lock()?.made(id, transport.unbind(), state);
         if let Some(allowed) = &state.settings.proxy_protocol {

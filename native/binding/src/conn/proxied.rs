@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::HttpProtocol;
-use crate::asgi::scope::{trusts_peer, Peer};
+use crate::asgi::scope::Peer;
 use crate::key;
 use ruvicorn_core::proxy::TrustedProxies;
 use ruvicorn_core::proxy_protocol::{parse, Parsed};
@@ -33,7 +33,7 @@ impl HttpProtocol {
         allowed: &TrustedProxies,
         socket: Peer,
     ) -> PyResult<()> {
-        if trusts_peer(allowed, socket.client_host.as_deref()) {
+        if socket.listed_in(slf.py(), allowed)? {
             slf.get().lock()?.awaiting_header = Some(Box::new(AwaitingHeader {
                 received: Vec::new(),
                 socket,
@@ -102,17 +102,12 @@ impl HttpProtocol {
         client: SocketAddr,
         server: SocketAddr,
     ) -> PyResult<Peer> {
-        let pair = |addr: SocketAddr| -> PyResult<(Py<PyTuple>, String)> {
+        let pair = |addr: SocketAddr| -> PyResult<Py<PyTuple>> {
             let host = addr.ip().to_string();
-            let tuple = (host.as_str(), addr.port()).into_pyobject(py)?.unbind();
-            Ok((tuple, host))
+            Ok((host, addr.port()).into_pyobject(py)?.unbind())
         };
         let proxies = self.state().settings.proxies.as_ref();
-        Ok(Peer::new(
-            Some(pair(client)?),
-            Some(pair(server)?.0),
-            proxies,
-        ))
+        Peer::new(py, Some(pair(client)?), Some(pair(server)?), proxies)
     }
 
     /// Close the connection without a word to the peer; one warning line says why.
@@ -121,7 +116,9 @@ impl HttpProtocol {
         let this = slf.get();
         let line = format!(
             "PROXY protocol: closing the connection from {}: {reason}",
-            socket.client_host.as_deref().unwrap_or("unix socket")
+            socket
+                .client_host(py)
+                .unwrap_or_else(|| "unix socket".to_owned())
         );
         this.set_peer(socket)?;
         Self::decide(slf, |conn, fx| conn.close(fx))?;

@@ -3,9 +3,11 @@
 //! The engine is the `h2` crate (frames, HPACK, stream states, flow control and its
 //! rapid-reset limits), driven synchronously: it reads from and writes to an in-memory
 //! [`Pipe`] and is polled with a no-op waker, so there is no runtime and no thread. Since
-//! nothing ever wakes a task, [`Http2::drive`] re-polls everything after each input and
-//! after each send operation; the callers (the binding's HTTP/2 mode) only see this
-//! module's types, so the engine can be swapped without touching them.
+//! nothing ever wakes a task, [`Http2::drive`] re-polls everything after each input, and
+//! after send operations when the output is taken (or [`Http2::flush`]), so that the send
+//! operations of many streams (a response head and its body, the responses of one batch of
+//! requests) cost one pass. The callers (the binding's HTTP/2 mode) only see this module's
+//! types, so the engine can be swapped without touching them.
 //!
 //! Memory stays bounded both ways: received DATA is held by the engine only up to the
 //! advertised window, which is released ([`Http2::release`]) as the application consumes
@@ -18,7 +20,7 @@ mod pipe;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::task::{Context, Poll, Waker};
 
@@ -27,6 +29,8 @@ use h2::server::{Connection, Handshake, SendResponse};
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
+use crate::ids::{id_map, IdMap};
+use crate::rapid_reset::ResetGuard;
 use check::{FrameCheck, Verdict};
 use pipe::Pipe;
 
@@ -49,7 +53,7 @@ pub fn sniff(bytes: &[u8]) -> Option<bool> {
 
 /// Response fields that are connection-specific in HTTP/1.1 and forbidden in HTTP/2
 /// (RFC 9113 §8.2.2): an application's are dropped.
-const CONNECTION_SPECIFIC: [&str; 5] = [
+pub(crate) const CONNECTION_SPECIFIC: [&str; 5] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -57,13 +61,6 @@ const CONNECTION_SPECIFIC: [&str; 5] = [
     "upgrade",
 ];
 
-/// Client resets of streams whose response had not ended, tolerated before the ratio
-/// below is checked (ordinary clients cancel a few requests).
-const RESET_FLOOR: u64 = 100;
-/// Past the floor, the connection is abandoned (GOAWAY ENHANCE_YOUR_CALM) once more than
-/// this fraction (1/n) of its streams were reset by the client mid-flight: the rapid-reset
-/// attack (CVE-2023-44487) makes the server start work it then cancels, over and over.
-const RESET_RATIO: u64 = 2;
 /// ENHANCE_YOUR_CALM (RFC 9113 §7).
 pub const ENHANCE_YOUR_CALM: u32 = 0xb;
 
@@ -177,17 +174,19 @@ enum State {
 pub struct Http2 {
     pipe: Pipe,
     state: State,
-    streams: HashMap<u32, Stream>,
+    streams: IdMap<u32, Stream>,
     events: Vec<Event>,
     /// The highest stream id handed out as a request.
     last_stream: u32,
-    /// Requests accepted, and those the client reset before their response ended.
-    accepted: u64,
-    client_resets: u64,
+    /// Counts requests and the client's resets of unfinished ones (rapid reset).
+    resets: ResetGuard,
     /// Requests accepted before a graceful GOAWAY (0: no limit).
     max_requests: u64,
     /// Every frame header passes this before the engine reads the frame.
     check: FrameCheck,
+    /// A send operation happened since the last [`Http2::drive`]: taking the output (or
+    /// [`Http2::flush`]) drives first.
+    unsettled: bool,
 }
 
 impl Http2 {
@@ -211,13 +210,13 @@ impl Http2 {
         let mut conn = Self {
             pipe,
             state,
-            streams: HashMap::new(),
+            streams: id_map(),
             events: Vec::new(),
             last_stream: 0,
-            accepted: 0,
-            client_resets: 0,
+            resets: ResetGuard::default(),
             max_requests: settings.max_requests,
             check: FrameCheck::new(),
+            unsettled: false,
         };
         conn.drive();
         conn
@@ -262,12 +261,26 @@ impl Http2 {
 
     /// Bytes to write to the client, taken.
     pub fn take_output(&mut self) -> Vec<u8> {
+        self.settle();
         self.pipe.take_output()
     }
 
-    /// Events since the last call, oldest first.
+    /// Events since the last call, oldest first: the client's as of the last input or
+    /// [`Http2::flush`]; a send operation's own ([`Event::Sent`] when its bytes fit the
+    /// flow-control window) at once.
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
+    }
+
+    /// Let the engine act on the send operations so far: frames to the output, and the
+    /// events they lead to.
+    pub fn flush(&mut self) {
+        self.settle();
+    }
+
+    /// Whether send operations wait for [`Http2::flush`] or [`Http2::take_output`].
+    pub fn needs_flush(&self) -> bool {
+        self.unsettled
     }
 
     /// The highest stream id accepted so far (for logs and GOAWAY accounting).
@@ -275,12 +288,14 @@ impl Http2 {
         self.last_stream
     }
 
-    pub fn is_closed(&self) -> bool {
+    pub fn is_closed(&mut self) -> bool {
+        self.settle();
         matches!(self.state, State::Done)
     }
 
     /// Streams whose request was accepted and that are not finished yet.
-    pub fn open_streams(&self) -> usize {
+    pub fn open_streams(&mut self) -> usize {
+        self.settle();
         self.streams.len()
     }
 
@@ -290,7 +305,7 @@ impl Http2 {
             // An error means the stream is already gone: nothing left to release.
             let _ = recv.flow_control().release_capacity(len);
         }
-        self.drive();
+        self.unsettled = true;
     }
 
     /// Send the response head; `end` when there is no body at all.
@@ -325,7 +340,7 @@ impl Http2 {
         } else {
             entry.send = Some(send);
         }
-        self.drive();
+        self.unsettled = true;
         Ok(())
     }
 
@@ -356,7 +371,7 @@ impl Http2 {
                 respond.send_reset(reason);
             }
         }
-        self.drive();
+        self.unsettled = true;
     }
 
     /// The application is done with `stream`: whatever of it the engine still holds (a
@@ -364,7 +379,7 @@ impl Http2 {
     /// to reset first.
     pub fn forget(&mut self, stream: u32) {
         if self.streams.remove(&stream).is_some() {
-            self.drive();
+            self.unsettled = true;
         }
     }
 
@@ -414,14 +429,25 @@ impl Http2 {
         }
         entry.finish = finish;
         entry.notify_sent = true;
-        self.drive();
+        // Handed to the engine now as far as the window allows, so that `Sent` needs no pass.
+        self.push_body(stream, &mut Context::from_waker(Waker::noop()));
+        self.finish_if_done(stream);
+        self.unsettled = true;
         Ok(())
+    }
+
+    /// Drive if a send operation left work for the engine.
+    fn settle(&mut self) {
+        if self.unsettled {
+            self.drive();
+        }
     }
 
     /// Poll the engine until nothing moves: accept streams, pull body bytes, notice
     /// resets, push queued body bytes as capacity allows. Nothing wakes a task, so this
-    /// runs after every input and every send operation.
+    /// runs after every input and before events or output are taken after send operations.
     fn drive(&mut self) {
+        self.unsettled = false;
         let mut cx = Context::from_waker(Waker::noop());
         if let State::Handshaking(handshake) = &mut self.state {
             match std::pin::Pin::new(handshake).poll(&mut cx) {
@@ -430,30 +456,31 @@ impl Http2 {
                 Poll::Pending => return,
             }
         }
+        // Polling the connection reads all input and writes every frame handed to the
+        // engine so far; it is polled again only when the streams handed it more.
         loop {
-            let mut progress = self.accept(&mut cx);
+            self.accept(&mut cx);
+            let mut handed = false;
             let ids: Vec<u32> = self.streams.keys().copied().collect();
             for id in ids {
-                progress |= self.poll_stream(id, &mut cx);
+                handed |= self.poll_stream(id, &mut cx);
             }
-            if !progress {
+            if !handed {
                 break;
             }
         }
     }
 
-    /// Accept new streams; true if any arrived or the connection ended.
-    fn accept(&mut self, cx: &mut Context<'_>) -> bool {
-        let mut progress = false;
+    /// Accept new streams, until the connection has no more input or ended.
+    fn accept(&mut self, cx: &mut Context<'_>) {
         while let State::Ready(conn) = &mut self.state {
             match conn.poll_accept(cx) {
                 Poll::Ready(Some(Ok((request, respond)))) => {
-                    progress = true;
                     let id = respond.stream_id().as_u32();
                     self.last_stream = self.last_stream.max(id);
-                    self.accepted += 1;
+                    let accepted = self.resets.accepted();
                     self.check.flood.request();
-                    if self.accepted == self.max_requests {
+                    if accepted == self.max_requests {
                         // Streams already on their way are still served, then it closes.
                         conn.graceful_shutdown();
                     }
@@ -480,30 +507,28 @@ impl Http2 {
                     // A stream-level error surfaces on the stream; a connection error here.
                     if error.is_io() || error.is_go_away() || error.reason().is_some() {
                         self.close(Some(error));
-                        return true;
+                        return;
                     }
                 }
                 Poll::Ready(None) => {
                     self.close(None);
-                    return true;
+                    return;
                 }
                 Poll::Pending => break,
             }
         }
-        progress
     }
 
-    /// One stream's receive side, reset and send side; true if anything moved.
+    /// One stream's receive side, reset and send side; true if it handed the engine
+    /// something to write (body bytes, its end, or its handles dropped).
     fn poll_stream(&mut self, id: u32, cx: &mut Context<'_>) -> bool {
         let Some(entry) = self.streams.get_mut(&id) else {
             return false;
         };
-        let mut progress = false;
         if let Some(recv) = entry.recv.as_mut() {
             loop {
                 match recv.poll_data(cx) {
                     Poll::Ready(Some(Ok(data))) => {
-                        progress = true;
                         if data.is_empty() {
                             continue;
                         }
@@ -514,7 +539,6 @@ impl Http2 {
                         break;
                     }
                     Poll::Ready(None) => {
-                        progress = true;
                         entry.recv = None;
                         self.events.push(Event::End { stream: id });
                         break;
@@ -533,24 +557,19 @@ impl Http2 {
             let mid_flight = entry.finish.is_none();
             self.streams.remove(&id);
             self.events.push(Event::Reset { stream: id, code });
-            if mid_flight {
-                self.client_resets += 1;
-                if self.client_resets > RESET_FLOOR
-                    && self.client_resets * RESET_RATIO > self.accepted
-                {
-                    if let State::Ready(conn) = &mut self.state {
-                        conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
-                    }
+            if mid_flight && self.resets.reset() {
+                if let State::Ready(conn) = &mut self.state {
+                    conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
                 }
             }
             return true;
         }
-        progress |= self.push_body(id, cx);
-        self.finish_if_done(id);
-        progress
+        let handed = self.push_body(id, cx);
+        self.finish_if_done(id) || handed
     }
 
-    /// Hand queued body bytes to the engine as far as send capacity allows.
+    /// Hand queued body bytes to the engine as far as send capacity allows; true if any
+    /// (or the stream's end) went.
     fn push_body(&mut self, id: u32, cx: &mut Context<'_>) -> bool {
         let Some(entry) = self.streams.get_mut(&id) else {
             return false;
@@ -598,13 +617,13 @@ impl Http2 {
         if entry.notify_sent {
             entry.notify_sent = false;
             self.events.push(Event::Sent { stream: id });
-            progress = true;
         }
         progress
     }
 
-    /// Forget a stream once its response ended and its request body is in.
-    fn finish_if_done(&mut self, id: u32) {
+    /// Forget a stream once its response ended and its request body is in; true if it
+    /// was.
+    fn finish_if_done(&mut self, id: u32) -> bool {
         if let Some(entry) = self.streams.get_mut(&id) {
             if entry.notify_sent && entry.send.is_none() && entry.finish.is_some() {
                 entry.notify_sent = false;
@@ -616,8 +635,10 @@ impl Http2 {
                 && entry.finish.is_some()
             {
                 self.streams.remove(&id);
+                return true;
             }
         }
+        false
     }
 
     fn close(&mut self, error: Option<h2::Error>) {

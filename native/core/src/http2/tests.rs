@@ -157,6 +157,32 @@ fn response_with_body_and_dropped_connection_fields() {
 }
 
 #[test]
+fn send_operations_of_several_streams_leave_in_one_flush() {
+    let mut conn = connected(&Settings::default());
+    request_stream(&mut conn, 1, &get("/a"), true);
+    request_stream(&mut conn, 3, &get("/b"), true);
+    conn.take_events();
+    for stream in [1, 3] {
+        conn.send_response(stream, 200, &[], false).expect("head");
+        conn.send_data(stream, Bytes::from_static(b"body"), true)
+            .expect("body");
+    }
+    assert_eq!(
+        conn.take_events(),
+        [Event::Sent { stream: 1 }, Event::Sent { stream: 3 }],
+        "send() returns without waiting for the flush"
+    );
+    assert!(conn.needs_flush());
+    let out = frames(&conn.take_output());
+    assert!(!conn.needs_flush());
+    for stream in [1, 3] {
+        assert!(out.iter().any(|f| f.kind == HEADERS && f.stream == stream));
+        let end = out.iter().rfind(|f| f.kind == DATA && f.stream == stream);
+        assert_ne!(end.expect("DATA").flags & END_STREAM, 0);
+    }
+}
+
+#[test]
 fn head_and_no_content_responses_carry_no_data() {
     let mut conn = connected(&Settings::default());
     let mut fields = get("/");

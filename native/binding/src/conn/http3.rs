@@ -1,0 +1,629 @@
+//! HTTP/3: one QUIC endpoint per UDP socket ([`QuicEndpoint`], the binding an asyncio
+//! `DatagramProtocol` drives), and each QUIC connection one [`HttpProtocol`] whose `Conn`
+//! runs the HTTP/2 mode's stream mapping (`http2.rs`) over [`StreamEngine::H3`]. So an
+//! HTTP/3 request stream is the same `RequestCycle` in the same asyncio Task, with the same
+//! backpressure (`send()` waits for `Sent`), disconnects, access records, drain and
+//! force-close as an HTTP/2 stream; only the engine beneath differs.
+//!
+//! The endpoint takes every datagram, hands the connections' events to their protocols,
+//! sends what the engine has to send through the socket's transport, and keeps one
+//! `loop.call_at` handle armed at the engine's earliest deadline.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+
+use super::HttpProtocol;
+use crate::key;
+use crate::metrics;
+use crate::server::ServerState;
+use ruvicorn_core::http2::{self, Bytes, Http2, SendError};
+use ruvicorn_core::http3::{self, codes, Endpoint, Event};
+
+/// Rounds of send-and-dispatch one pump runs before it leaves the rest to the timer.
+const MAX_PUMP_ROUNDS: usize = 256;
+
+/// Take a lock; a panic elsewhere never leaves the endpoint unusable.
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The engine beneath the stream mode: HTTP/2 on one TCP connection, or one QUIC
+/// connection of an endpoint. Stream ids are the engine's (HTTP/3's, past `u32::MAX`, are
+/// refused: no client gets there with the stream limits announced).
+#[expect(
+    clippy::large_enum_variant,
+    reason = "the mode that holds it is boxed; boxing Http2 too would cost an allocation"
+)]
+pub(super) enum StreamEngine {
+    H2(Http2),
+    H3(H3Link),
+}
+
+/// One QUIC connection of a shared endpoint.
+pub(super) struct H3Link {
+    core: Arc<Mutex<Core>>,
+    conn: u64,
+}
+
+/// What the endpoint and its connections' modes share.
+struct Core {
+    endpoint: Endpoint,
+    /// Events for each connection's mode, until it takes them.
+    inboxes: HashMap<u64, Vec<http2::Event>>,
+    /// A send operation ran since the last flush.
+    dirty: bool,
+}
+
+fn send_error(err: http3::SendError) -> SendError {
+    match err {
+        http3::SendError::Gone => SendError::Gone,
+        http3::SendError::Invalid(message) => SendError::Invalid(message),
+    }
+}
+
+/// An HTTP/2 error code as HTTP/3's: NO_ERROR stays NO_ERROR, anything else is ours.
+fn h3_code(code: u32) -> u64 {
+    if code == 0 {
+        codes::NO_ERROR
+    } else {
+        codes::INTERNAL_ERROR
+    }
+}
+
+impl H3Link {
+    fn run<T>(&self, f: impl FnOnce(&mut Endpoint, Instant, u64) -> T) -> T {
+        let mut core = locked(&self.core);
+        core.dirty = true;
+        f(&mut core.endpoint, Instant::now(), self.conn)
+    }
+}
+
+impl StreamEngine {
+    /// The metrics counter of the protocol it speaks.
+    pub(super) fn metrics_protocol(&self) -> usize {
+        match self {
+            Self::H2(_) => metrics::H2,
+            Self::H3(_) => metrics::H3,
+        }
+    }
+
+    pub(super) fn receive(&mut self, data: &[u8]) {
+        if let Self::H2(engine) = self {
+            engine.receive(data);
+        }
+    }
+
+    pub(super) fn take_events(&mut self) -> Vec<http2::Event> {
+        match self {
+            Self::H2(engine) => engine.take_events(),
+            Self::H3(link) => locked(&link.core)
+                .inboxes
+                .remove(&link.conn)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Run the send operations that wait for it (HTTP/2; HTTP/3's run at once).
+    pub(super) fn flush(&mut self) {
+        if let Self::H2(engine) = self {
+            engine.flush();
+        }
+    }
+
+    /// Send operations wait for [`Self::flush`] (HTTP/2 only).
+    pub(super) fn needs_flush(&self) -> bool {
+        match self {
+            Self::H2(engine) => engine.needs_flush(),
+            Self::H3(_) => false,
+        }
+    }
+
+    /// Bytes for the TCP transport (HTTP/3 sends datagrams through [`Self::wants_flush`]).
+    pub(super) fn take_output(&mut self) -> Vec<u8> {
+        match self {
+            Self::H2(engine) => engine.take_output(),
+            Self::H3(_) => Vec::new(),
+        }
+    }
+
+    /// The endpoint has datagrams to send since a send operation ran.
+    pub(super) fn wants_flush(&self) -> bool {
+        match self {
+            Self::H2(_) => false,
+            Self::H3(link) => locked(&link.core).dirty,
+        }
+    }
+
+    pub(super) fn release(&mut self, stream: u32, len: usize) {
+        match self {
+            Self::H2(engine) => engine.release(stream, len),
+            Self::H3(link) => link.run(|e, now, conn| {
+                e.release(now, conn, u64::from(stream), len as u64);
+            }),
+        }
+    }
+
+    pub(super) fn send_response(
+        &mut self,
+        stream: u32,
+        status: u16,
+        headers: &[(Vec<u8>, Vec<u8>)],
+        end: bool,
+    ) -> Result<(), SendError> {
+        match self {
+            Self::H2(engine) => engine.send_response(stream, status, headers, end),
+            Self::H3(link) => link.run(|e, now, conn| {
+                e.send_response(now, conn, u64::from(stream), status, headers, end)
+                    .map_err(send_error)
+            }),
+        }
+    }
+
+    pub(super) fn send_data(
+        &mut self,
+        stream: u32,
+        data: Bytes,
+        end: bool,
+    ) -> Result<(), SendError> {
+        match self {
+            Self::H2(engine) => engine.send_data(stream, data, end),
+            Self::H3(link) => link.run(|e, now, conn| {
+                e.send_data(now, conn, u64::from(stream), data, end)
+                    .map_err(send_error)
+            }),
+        }
+    }
+
+    pub(super) fn send_trailers(
+        &mut self,
+        stream: u32,
+        trailers: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<(), SendError> {
+        match self {
+            Self::H2(engine) => engine.send_trailers(stream, trailers),
+            Self::H3(link) => link.run(|e, now, conn| {
+                e.send_trailers(now, conn, u64::from(stream), trailers)
+                    .map_err(send_error)
+            }),
+        }
+    }
+
+    pub(super) fn reset(&mut self, stream: u32, code: u32) {
+        match self {
+            Self::H2(engine) => engine.reset(stream, code),
+            Self::H3(link) => link.run(|e, now, conn| {
+                e.reset(now, conn, u64::from(stream), h3_code(code));
+            }),
+        }
+    }
+
+    pub(super) fn forget(&mut self, stream: u32) {
+        match self {
+            Self::H2(engine) => engine.forget(stream),
+            Self::H3(link) => link.run(|e, now, conn| e.forget(now, conn, u64::from(stream))),
+        }
+    }
+
+    /// GOAWAY: no new streams; the open ones finish, then the connection closes.
+    pub(super) fn graceful_shutdown(&mut self) {
+        match self {
+            Self::H2(engine) => engine.graceful_shutdown(),
+            Self::H3(link) => link.run(|e, now, conn| e.goaway_one(now, conn)),
+        }
+    }
+
+    /// Close at once with `code`.
+    pub(super) fn abort(&mut self, code: u32) {
+        match self {
+            Self::H2(engine) => engine.abort(code),
+            Self::H3(link) => link.run(|e, now, conn| e.close(now, conn, h3_code(code))),
+        }
+    }
+}
+
+/// A connection's event as the stream mode reads it, or None when it is the endpoint's
+/// business (a new connection) or a stream id the mode cannot name.
+fn mode_event(event: Event) -> Option<(u64, http2::Event)> {
+    let id = |stream: u64| u32::try_from(stream).ok();
+    Some(match event {
+        Event::Connected { .. } => return None,
+        Event::Request { conn, stream, head } => (
+            conn,
+            http2::Event::Request {
+                stream: id(stream)?,
+                head,
+            },
+        ),
+        Event::Data { conn, stream, data } => (
+            conn,
+            http2::Event::Data {
+                stream: id(stream)?,
+                data,
+            },
+        ),
+        Event::End { conn, stream } => (
+            conn,
+            http2::Event::End {
+                stream: id(stream)?,
+            },
+        ),
+        Event::Reset { conn, stream, code } => (
+            conn,
+            http2::Event::Reset {
+                stream: id(stream)?,
+                code: u32::try_from(code).unwrap_or(u32::MAX),
+            },
+        ),
+        Event::Sent { conn, stream } => (
+            conn,
+            http2::Event::Sent {
+                stream: id(stream)?,
+            },
+        ),
+        Event::Closed { conn, error } => (conn, http2::Event::Closed { error }),
+    })
+}
+
+/// The asyncio-facing side of one UDP socket's QUIC endpoint; see the module documentation.
+#[pyclass(frozen, module = "ruvicorn._native")]
+pub struct QuicEndpoint {
+    server: Py<ServerState>,
+    core: Arc<Mutex<Core>>,
+    event_loop: Py<PyAny>,
+    /// The datagram transport, from connection_made to connection_lost.
+    transport: Mutex<Option<Py<PyAny>>>,
+    sockname: Mutex<Option<Py<PyAny>>>,
+    conns: Mutex<HashMap<u64, Py<HttpProtocol>>>,
+    /// Requests a connection may run at once (the engine's stream limit).
+    max_streams: u32,
+    /// The one timer: when it fires, and its handle.
+    timer: Mutex<Option<(Instant, Py<PyAny>)>>,
+    /// A pump is running: a nested one (an app sending from inside a dispatch) leaves its
+    /// work to it.
+    pumping: AtomicBool,
+}
+
+impl QuicEndpoint {
+    fn state(&self) -> &ServerState {
+        self.server.get()
+    }
+
+    /// Send what the engine has, hand out its events, until both are quiet; then arm the
+    /// timer at the earliest deadline.
+    fn pump(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let this = slf.get();
+        if this.pumping.swap(true, Ordering::Acquire) {
+            return Ok(());
+        }
+        let result = Self::pump_rounds(slf);
+        this.pumping.store(false, Ordering::Release);
+        result
+    }
+
+    fn pump_rounds(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let transport = locked(&this.transport).as_ref().map(|t| t.clone_ref(py));
+        let mut first_error = None;
+        for _ in 0..MAX_PUMP_ROUNDS {
+            let (transmits, events, deadline) = {
+                let mut core = locked(&this.core);
+                let now = Instant::now();
+                core.dirty = false;
+                let mut transmits = Vec::new();
+                while let Some(transmit) = core.endpoint.poll_transmit(now) {
+                    transmits.push(transmit);
+                }
+                let events = core.endpoint.take_events();
+                (transmits, events, core.endpoint.poll_timeout())
+            };
+            if let Some(transport) = &transport {
+                for transmit in transmits {
+                    let addr = (
+                        transmit.destination.ip().to_string(),
+                        transmit.destination.port(),
+                    );
+                    let bytes = PyBytes::new(py, &transmit.contents);
+                    if let Some(metrics) = &this.state().metrics {
+                        metrics.bytes_out(transmit.contents.len());
+                    }
+                    // A send failure is the network's: QUIC retransmits.
+                    let _ = transport
+                        .bind(py)
+                        .call_method1(key!(py, "sendto"), (bytes, addr));
+                }
+            }
+            let quiet = events.is_empty();
+            if let Err(err) = Self::dispatch(slf, events) {
+                first_error.get_or_insert(err);
+            }
+            if quiet && !locked(&this.core).dirty {
+                Self::arm(slf, deadline)?;
+                return first_error.map_or(Ok(()), Err);
+            }
+        }
+        // Still busy: the rest on the loop's next turn.
+        Self::arm(slf, Some(Instant::now()))?;
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Keep the one timer at or before `deadline`; a timer firing early finds nothing due
+    /// and is armed again.
+    fn arm(slf: &Bound<'_, Self>, deadline: Option<Instant>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let Some(deadline) = deadline else {
+            return Ok(());
+        };
+        let old = {
+            let mut timer = locked(&this.timer);
+            if timer.as_ref().is_some_and(|(at, _)| *at <= deadline) {
+                return Ok(());
+            }
+            timer.take()
+        };
+        if let Some((_, handle)) = old {
+            handle.bind(py).call_method0(key!(py, "cancel"))?;
+        }
+        let event_loop = this.event_loop.bind(py);
+        let now: f64 = event_loop.call_method0(key!(py, "time"))?.extract()?;
+        let delay = deadline
+            .saturating_duration_since(Instant::now())
+            .as_secs_f64();
+        let callback = slf.getattr(key!(py, "on_timer"))?;
+        let handle = event_loop.call_method1(key!(py, "call_at"), (now + delay, callback))?;
+        *locked(&this.timer) = Some((deadline, handle.unbind()));
+        Ok(())
+    }
+
+    /// New connections get their protocol; every other event goes to its connection's
+    /// mode, which then takes them in one decision.
+    fn dispatch(slf: &Bound<'_, Self>, events: Vec<Event>) -> PyResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let py = slf.py();
+        let this = slf.get();
+        let mut connected = Vec::new();
+        let mut touched: Vec<u64> = Vec::new();
+        {
+            let mut core = locked(&this.core);
+            for event in events {
+                if let Event::Connected { conn, remote } = event {
+                    connected.push((conn, remote));
+                    continue;
+                }
+                if let Some((conn, event)) = mode_event(event) {
+                    core.inboxes.entry(conn).or_default().push(event);
+                    if !touched.contains(&conn) {
+                        touched.push(conn);
+                    }
+                }
+            }
+        }
+        let mut first_error = None;
+        for (conn, remote) in connected {
+            if let Err(err) = Self::connected(slf, conn, remote) {
+                first_error.get_or_insert(err);
+            }
+        }
+        for conn in touched {
+            let protocol = locked(&this.conns).get(&conn).map(|p| p.clone_ref(py));
+            let Some(protocol) = protocol else {
+                locked(&this.core).inboxes.remove(&conn);
+                continue;
+            };
+            let result = HttpProtocol::decide(protocol.bind(py), |c, fx| c.h2_received(&[], fx));
+            if let Err(err) = result {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// A QUIC connection is being set up: its protocol, made as asyncio makes a TCP
+    /// connection's, switched to the stream mode over this endpoint.
+    fn connected(slf: &Bound<'_, Self>, conn: u64, remote: SocketAddr) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let protocol = Bound::new(py, HttpProtocol::new_quic(this.server.clone_ref(py)))?;
+        let peer = PyTuple::new(
+            py,
+            [
+                remote.ip().to_string().into_pyobject(py)?.into_any(),
+                remote.port().into_pyobject(py)?.into_any(),
+            ],
+        )?;
+        let transport = Bound::new(
+            py,
+            QuicTransport {
+                endpoint: slf.clone().unbind(),
+                conn,
+                peer: peer.unbind(),
+                closed: AtomicBool::new(false),
+            },
+        )?;
+        locked(&this.conns).insert(conn, protocol.clone().unbind());
+        protocol.call_method1(key!(py, "connection_made"), (transport,))?;
+        let engine = StreamEngine::H3(H3Link {
+            core: this.core.clone(),
+            conn,
+        });
+        let state = this.state();
+        HttpProtocol::decide(&protocol, |c, _| {
+            c.start_streams(engine, this.max_streams, state);
+        })
+    }
+
+    /// The connection's protocol closed it: CONNECTION_CLOSE (nothing if the engine is done
+    /// with it already), and `connection_lost` on the loop's next turn, as asyncio does.
+    fn close_conn(slf: &Bound<'_, Self>, conn: u64) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        {
+            let mut core = locked(&this.core);
+            core.endpoint.close(Instant::now(), conn, codes::NO_ERROR);
+            core.inboxes.remove(&conn);
+            core.dirty = true;
+        }
+        let protocol = locked(&this.conns).remove(&conn);
+        if let Some(protocol) = protocol {
+            let lost = protocol.bind(py).getattr(key!(py, "connection_lost"))?;
+            this.event_loop
+                .bind(py)
+                .call_method1(key!(py, "call_soon"), (lost, py.None()))?;
+        }
+        Self::pump(slf)
+    }
+}
+
+/// Parse asyncio's `(host, port, ...)` address of a datagram.
+fn socket_addr(addr: &Bound<'_, PyAny>) -> Option<SocketAddr> {
+    let tuple = addr.cast::<PyTuple>().ok()?;
+    let host: String = tuple.get_item(0).ok()?.extract().ok()?;
+    let port: u16 = tuple.get_item(1).ok()?.extract().ok()?;
+    let ip: IpAddr = host.parse().ok()?;
+    Some(SocketAddr::new(ip, port))
+}
+
+#[pymethods]
+impl QuicEndpoint {
+    /// An endpoint serving `server`'s app with its TLS configuration (which HTTP/3 needs).
+    #[new]
+    fn new(server: Py<ServerState>, event_loop: Py<PyAny>) -> PyResult<Self> {
+        let settings = &server.get().settings;
+        let Some(tls) = &settings.tls else {
+            return Err(PyRuntimeError::new_err("HTTP/3 needs TLS (--ssl-certfile)"));
+        };
+        let mut h3 = http3::Settings::default();
+        if let Some(h2) = &settings.h2 {
+            h3.max_concurrent_streams = h2.max_concurrent_streams;
+            h3.max_header_list_size = u64::from(h2.max_header_list_size);
+        }
+        let endpoint = Endpoint::new((*tls.config).clone(), &h3)
+            .map_err(|err| PyRuntimeError::new_err(format!("HTTP/3: {err}")))?;
+        Ok(Self {
+            server,
+            core: Arc::new(Mutex::new(Core {
+                endpoint,
+                inboxes: HashMap::new(),
+                dirty: false,
+            })),
+            event_loop,
+            transport: Mutex::new(None),
+            sockname: Mutex::new(None),
+            conns: Mutex::new(HashMap::new()),
+            max_streams: h3.max_concurrent_streams,
+            timer: Mutex::new(None),
+            pumping: AtomicBool::new(false),
+        })
+    }
+
+    fn connection_made(&self, transport: Bound<'_, PyAny>) -> PyResult<()> {
+        let py = transport.py();
+        let sockname =
+            transport.call_method1(key!(py, "get_extra_info"), (key!(py, "sockname"),))?;
+        *locked(&self.sockname) = Some(sockname.unbind());
+        *locked(&self.transport) = Some(transport.unbind());
+        Ok(())
+    }
+
+    /// One datagram from `addr`; anything unparsable is dropped.
+    fn datagram_received(
+        slf: &Bound<'_, Self>,
+        data: &Bound<'_, PyBytes>,
+        addr: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let this = slf.get();
+        let Some(remote) = socket_addr(addr) else {
+            return Ok(());
+        };
+        let data = data.as_bytes();
+        if let Some(metrics) = &this.state().metrics {
+            metrics.bytes_in(data.len());
+        }
+        locked(&this.core)
+            .endpoint
+            .datagram_received(Instant::now(), remote, data);
+        Self::pump(slf)
+    }
+
+    /// The engine's deadline came (loss detection, idle timeouts, draining).
+    fn on_timer(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let this = slf.get();
+        *locked(&this.timer) = None;
+        locked(&this.core).endpoint.handle_timeout(Instant::now());
+        Self::pump(slf)
+    }
+
+    /// The socket is closed: nothing more is sent, and the timer stops.
+    fn connection_lost(&self, py: Python<'_>, exc: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        drop(exc);
+        *locked(&self.transport) = None;
+        let timer = locked(&self.timer).take();
+        if let Some((_, handle)) = timer {
+            handle.bind(py).call_method0(key!(py, "cancel"))?;
+        }
+        Ok(())
+    }
+
+    /// QUIC connections not yet over.
+    #[getter]
+    fn connections(&self) -> usize {
+        locked(&self.core).endpoint.connections()
+    }
+}
+
+/// What a QUIC connection's protocol sees as its transport: its peer, the socket's name,
+/// and close; what it writes leaves through the endpoint.
+#[pyclass(frozen, module = "ruvicorn._native")]
+pub struct QuicTransport {
+    endpoint: Py<QuicEndpoint>,
+    conn: u64,
+    peer: Py<PyTuple>,
+    closed: AtomicBool,
+}
+
+#[pymethods]
+impl QuicTransport {
+    #[pyo3(signature = (name, default=None))]
+    fn get_extra_info(&self, py: Python<'_>, name: &str, default: Option<Py<PyAny>>) -> Py<PyAny> {
+        match name {
+            "peername" => self.peer.clone_ref(py).into_any(),
+            "sockname" => locked(&self.endpoint.get().sockname)
+                .as_ref()
+                .map(|s| s.clone_ref(py))
+                .unwrap_or_else(|| py.None()),
+            _ => default.unwrap_or_else(|| py.None()),
+        }
+    }
+
+    /// Send what the connection's last decision left in the engine.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        QuicEndpoint::pump(self.endpoint.bind(py))
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        if self.closed.swap(true, Ordering::Relaxed) {
+            return Ok(());
+        }
+        QuicEndpoint::close_conn(self.endpoint.bind(py), self.conn)
+    }
+
+    fn abort(&self, py: Python<'_>) -> PyResult<()> {
+        self.close(py)
+    }
+}

@@ -1,0 +1,20 @@
+//! HTTP/3 and QPACK error codes (RFC 9114 §8.1, RFC 9204 §6).
+
+pub const NO_ERROR: u64 = 0x100;
+pub const GENERAL_PROTOCOL_ERROR: u64 = 0x101;
+pub const INTERNAL_ERROR: u64 = 0x102;
+pub const STREAM_CREATION_ERROR: u64 = 0x103;
+pub const CLOSED_CRITICAL_STREAM: u64 = 0x104;
+pub const FRAME_UNEXPECTED: u64 = 0x105;
+pub const FRAME_ERROR: u64 = 0x106;
+pub const EXCESSIVE_LOAD: u64 = 0x107;
+pub const ID_ERROR: u64 = 0x108;
+pub const SETTINGS_ERROR: u64 = 0x109;
+pub const MISSING_SETTINGS: u64 = 0x10a;
+pub const REQUEST_REJECTED: u64 = 0x10b;
+pub const REQUEST_CANCELLED: u64 = 0x10c;
+pub const REQUEST_INCOMPLETE: u64 = 0x10d;
+pub const MESSAGE_ERROR: u64 = 0x10e;
+pub const QPACK_DECOMPRESSION_FAILED: u64 = 0x200;
+pub const QPACK_ENCODER_STREAM_ERROR: u64 = 0x201;
+pub const QPACK_DECODER_STREAM_ERROR: u64 = 0x202;

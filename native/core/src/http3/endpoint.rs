@@ -1,0 +1,314 @@
+//! The server endpoint: every datagram of one UDP socket goes in here, and every datagram
+//! to send, and the one deadline to wake up at, come out.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use quinn_proto::{ConnectionHandle, DatagramEvent, EndpointConfig, StreamId};
+
+use super::conn::Conn;
+use super::{config, Event, SendError, Settings};
+
+/// Responses the endpoint makes on its own (version negotiation, stateless reset, retry,
+/// refusals) wait here; beyond this many, new ones are dropped, so junk costs a drop.
+const MAX_QUEUED_RESPONSES: usize = 64;
+
+/// One datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub destination: SocketAddr,
+    pub contents: Vec<u8>,
+}
+
+/// The QUIC + HTTP/3 server endpoint of one UDP socket.
+pub struct Endpoint {
+    quic: quinn_proto::Endpoint,
+    settings: Settings,
+    conns: HashMap<u64, Conn>,
+    responses: VecDeque<Transmit>,
+    events: Vec<Event>,
+    buf: Vec<u8>,
+    /// Connections that may have datagrams to send, in turn order (each once).
+    ready: VecDeque<u64>,
+    in_ready: HashSet<u64>,
+}
+
+impl Endpoint {
+    /// An endpoint serving `tls` (its ALPN list becomes `h3` alone; TLS 1.3 must be enabled).
+    pub fn new(tls: rustls::ServerConfig, settings: &Settings) -> Result<Self, String> {
+        let server_config = config::server_config(tls, settings)?;
+        let quic = quinn_proto::Endpoint::new(
+            Arc::new(EndpointConfig::default()),
+            Some(server_config),
+            // No path MTU probing: asyncio's UDP sockets do not forbid fragmentation.
+            false,
+            None,
+        );
+        Ok(Self {
+            quic,
+            settings: *settings,
+            conns: HashMap::new(),
+            responses: VecDeque::new(),
+            events: Vec::new(),
+            buf: Vec::new(),
+            ready: VecDeque::new(),
+            in_ready: HashSet::new(),
+        })
+    }
+
+    /// One datagram from `remote`.
+    pub fn datagram_received(&mut self, now: Instant, remote: SocketAddr, data: &[u8]) {
+        self.buf.clear();
+        let event = self
+            .quic
+            .handle(now, remote, None, None, BytesMut::from(data), &mut self.buf);
+        match event {
+            None => {}
+            Some(DatagramEvent::Response(transmit)) => self.respond(&transmit),
+            Some(DatagramEvent::ConnectionEvent(handle, event)) => {
+                if let Some(conn) = self.conns.get_mut(&(handle.0 as u64)) {
+                    conn.quic.handle_event(event);
+                    self.process(handle, now);
+                }
+            }
+            Some(DatagramEvent::NewConnection(incoming)) => {
+                if self.conns.len() >= self.settings.max_connections {
+                    let transmit = self.quic.refuse(incoming, &mut self.buf);
+                    return self.respond(&transmit);
+                }
+                if self.settings.retry
+                    && !incoming.remote_address_validated()
+                    && incoming.may_retry()
+                {
+                    match self.quic.retry(incoming, &mut self.buf) {
+                        Ok(transmit) => self.respond(&transmit),
+                        Err(error) => self.quic.ignore(error.into_incoming()),
+                    }
+                    return;
+                }
+                match self.quic.accept(incoming, now, &mut self.buf, None) {
+                    Ok((handle, quic)) => {
+                        let id = handle.0 as u64;
+                        self.conns
+                            .insert(id, Conn::new(quic, id, now, self.settings));
+                        self.process(handle, now);
+                    }
+                    Err(error) => {
+                        if let Some(transmit) = error.response {
+                            self.respond(&transmit);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next datagram to send, if any.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        if let Some(transmit) = self.responses.pop_front() {
+            return Some(transmit);
+        }
+        // Only connections touched since they last had nothing to send are asked, each in
+        // turn: one datagram, then the next connection's.
+        while let Some(id) = self.ready.pop_front() {
+            let Some(conn) = self.conns.get_mut(&id) else {
+                self.in_ready.remove(&id);
+                continue;
+            };
+            self.buf.clear();
+            let Some(transmit) = conn.quic.poll_transmit(now, 1, &mut self.buf) else {
+                self.in_ready.remove(&id);
+                continue;
+            };
+            self.ready.push_back(id);
+            let contents = self.buf[..transmit.size].to_vec();
+            // Sending may change timers and produce endpoint events.
+            self.process(ConnectionHandle(id as usize), now);
+            return Some(Transmit {
+                destination: transmit.destination,
+                contents,
+            });
+        }
+        None
+    }
+
+    /// The earliest moment [`Endpoint::handle_timeout`] must run, if any.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.conns
+            .values_mut()
+            .filter_map(|c| c.quic.poll_timeout())
+            .min()
+    }
+
+    /// Run every connection timer due at `now` (loss detection, idle timeout, draining).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<u64> = self
+            .conns
+            .iter_mut()
+            .filter_map(|(id, c)| {
+                c.quic
+                    .poll_timeout()
+                    .is_some_and(|t| t <= now)
+                    .then_some(*id)
+            })
+            .collect();
+        for id in due {
+            if let Some(conn) = self.conns.get_mut(&id) {
+                conn.quic.handle_timeout(now);
+                self.process(ConnectionHandle(id as usize), now);
+            }
+        }
+    }
+
+    /// Events since the last call, oldest first (per connection).
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Connections not yet drained.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Request streams of `conn` that are not finished yet.
+    pub fn open_streams(&self, conn: u64) -> usize {
+        self.conns.get(&conn).map_or(0, Conn::open_requests)
+    }
+
+    pub fn release(&mut self, now: Instant, conn: u64, stream: u64, len: u64) {
+        self.with(now, conn, |c| {
+            c.release(StreamId::from(varint(stream)), len);
+        });
+    }
+
+    pub fn send_response(
+        &mut self,
+        now: Instant,
+        conn: u64,
+        stream: u64,
+        status: u16,
+        headers: &[(Vec<u8>, Vec<u8>)],
+        end: bool,
+    ) -> Result<(), SendError> {
+        let id = StreamId::from(varint(stream));
+        self.with(now, conn, |c| c.send_response(id, status, headers, end))
+            .unwrap_or(Err(SendError::Gone))
+    }
+
+    pub fn send_data(
+        &mut self,
+        now: Instant,
+        conn: u64,
+        stream: u64,
+        data: Bytes,
+        end: bool,
+    ) -> Result<(), SendError> {
+        let id = StreamId::from(varint(stream));
+        self.with(now, conn, |c| c.send_data(id, data, end))
+            .unwrap_or(Err(SendError::Gone))
+    }
+
+    pub fn send_trailers(
+        &mut self,
+        now: Instant,
+        conn: u64,
+        stream: u64,
+        trailers: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<(), SendError> {
+        let id = StreamId::from(varint(stream));
+        self.with(now, conn, |c| c.send_trailers(id, trailers))
+            .unwrap_or(Err(SendError::Gone))
+    }
+
+    /// Reset a request stream with an HTTP/3 error `code`.
+    pub fn reset(&mut self, now: Instant, conn: u64, stream: u64, code: u64) {
+        self.with(now, conn, |c| c.reset(StreamId::from(varint(stream)), code));
+    }
+
+    /// The application is done with a stream (an unread request body is refused).
+    pub fn forget(&mut self, now: Instant, conn: u64, stream: u64) {
+        self.with(now, conn, |c| c.forget(StreamId::from(varint(stream))));
+    }
+
+    /// GOAWAY on every connection: in-flight requests finish, then each connection closes.
+    pub fn goaway(&mut self, now: Instant) {
+        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.goaway_one(now, id);
+        }
+    }
+
+    /// GOAWAY on one connection (a worker draining it as it drains its TCP connections).
+    pub fn goaway_one(&mut self, now: Instant, conn: u64) {
+        self.with(now, conn, Conn::goaway);
+    }
+
+    /// Close one connection at once with `code` (H3_NO_ERROR = 0x100 for an orderly one).
+    pub fn close(&mut self, now: Instant, conn: u64, code: u64) {
+        self.with(now, conn, |c| c.close(code, ""));
+    }
+
+    /// Close every connection at once with `code` (when a graceful stop runs out of time).
+    pub fn close_all(&mut self, now: Instant, code: u64) {
+        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.close(now, id, code);
+        }
+    }
+
+    /// Run `f` on one connection, then let its effects out.
+    fn with<T>(&mut self, now: Instant, conn: u64, f: impl FnOnce(&mut Conn) -> T) -> Option<T> {
+        let c = self.conns.get_mut(&conn)?;
+        c.set_now(now);
+        let out = f(c);
+        self.process(ConnectionHandle(conn as usize), now);
+        Some(out)
+    }
+
+    /// Exchange events between the connection and the endpoint until both are quiet.
+    fn process(&mut self, handle: ConnectionHandle, now: Instant) {
+        let id = handle.0 as u64;
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        conn.set_now(now);
+        loop {
+            let mut moved = false;
+            while let Some(event) = conn.quic.poll_endpoint_events() {
+                moved = true;
+                if let Some(event) = self.quic.handle_event(handle, event) {
+                    conn.quic.handle_event(event);
+                }
+            }
+            while let Some(event) = conn.quic.poll() {
+                moved = true;
+                conn.on_event(event);
+            }
+            if !moved {
+                break;
+            }
+        }
+        self.events.append(&mut conn.events);
+        if conn.quic.is_drained() {
+            self.conns.remove(&id);
+        } else if self.in_ready.insert(id) {
+            self.ready.push_back(id);
+        }
+    }
+
+    fn respond(&mut self, transmit: &quinn_proto::Transmit) {
+        if self.responses.len() < MAX_QUEUED_RESPONSES {
+            self.responses.push_back(Transmit {
+                destination: transmit.destination,
+                contents: self.buf[..transmit.size].to_vec(),
+            });
+        }
+    }
+}
+
+fn varint(value: u64) -> quinn_proto::VarInt {
+    quinn_proto::VarInt::from_u64(value).unwrap_or(quinn_proto::VarInt::MAX)
+}

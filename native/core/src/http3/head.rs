@@ -1,0 +1,255 @@
+//! Request and response field sections, checked (RFC 9114 §4.2-4.3) and mapped to the same
+//! [`RequestHead`] HTTP/2 produces, so the binding maps both to ASGI the same way.
+
+use super::qpack::{self, Fields};
+use crate::http2::{RequestHead, CONNECTION_SPECIFIC};
+use crate::syntax::{is_field_value, is_token};
+
+/// A request head, and the content-length it announced.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub head: RequestHead,
+    pub content_length: Option<u64>,
+}
+
+/// Why a request's fields are refused: the stream error to reset the stream with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Malformed (H3_MESSAGE_ERROR).
+    Malformed,
+    /// Well-formed but not served: CONNECT (H3_REQUEST_REJECTED).
+    Unsupported,
+}
+
+/// Check a request's decoded fields and map them: pseudo-headers first, once each, the
+/// mandatory ones present; names lower-case tokens; no connection-specific fields.
+pub(crate) fn request(fields: Fields) -> Result<Request, Refusal> {
+    let mut method = None;
+    let mut scheme = None;
+    let mut authority = None;
+    let mut path = None;
+    let mut regular = false;
+    let mut headers: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(fields.len() + 1);
+    let mut cookie: Option<Vec<u8>> = None;
+    let mut content_length: Option<u64> = None;
+    let mut host = None;
+    for (name, value) in fields {
+        if !is_field_value(&value)
+            || value.first().is_some_and(|b| *b == b' ' || *b == b'\t')
+            || value.last().is_some_and(|b| *b == b' ' || *b == b'\t')
+        {
+            return Err(Refusal::Malformed);
+        }
+        if let Some(pseudo) = name.strip_prefix(b":") {
+            let slot = match pseudo {
+                b"method" => &mut method,
+                b"scheme" => &mut scheme,
+                b"authority" => &mut authority,
+                b"path" => &mut path,
+                _ => return Err(Refusal::Malformed),
+            };
+            if regular || slot.is_some() {
+                return Err(Refusal::Malformed);
+            }
+            *slot = Some(value);
+            continue;
+        }
+        regular = true;
+        if !is_token(&name) || name.iter().any(u8::is_ascii_uppercase) {
+            return Err(Refusal::Malformed);
+        }
+        let text = std::str::from_utf8(&name).map_err(|_| Refusal::Malformed)?;
+        if CONNECTION_SPECIFIC.contains(&text) || (text == "te" && value != b"trailers") {
+            return Err(Refusal::Malformed);
+        }
+        match text {
+            "cookie" => {
+                let joined = cookie.get_or_insert_with(Vec::new);
+                if !joined.is_empty() {
+                    joined.extend_from_slice(b"; ");
+                }
+                joined.extend_from_slice(&value);
+            }
+            "content-length" => {
+                let parsed = parse_length(&value).ok_or(Refusal::Malformed)?;
+                if content_length.is_some_and(|seen| seen != parsed) {
+                    return Err(Refusal::Malformed);
+                }
+                content_length = Some(parsed);
+                headers.push((name, value));
+            }
+            "host" => {
+                host = Some(value.clone());
+                headers.push((name, value));
+            }
+            _ => headers.push((name, value)),
+        }
+    }
+    let method = method.ok_or(Refusal::Malformed)?;
+    if method == b"CONNECT" {
+        return Err(Refusal::Unsupported);
+    }
+    let (Some(scheme), Some(path)) = (scheme, path) else {
+        return Err(Refusal::Malformed);
+    };
+    if path.is_empty() || !is_token(&method) {
+        return Err(Refusal::Malformed);
+    }
+    if let Some(authority) = authority {
+        // §4.3.1: a host field, if any, must agree with :authority; :authority leads.
+        if host.is_some_and(|h| h != authority) {
+            return Err(Refusal::Malformed);
+        }
+        headers.retain(|(n, _)| n != b"host");
+        headers.insert(0, (b"host".to_vec(), authority));
+    }
+    if let Some(cookie) = cookie {
+        headers.push((b"cookie".to_vec(), cookie));
+    }
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).map_err(|_| Refusal::Malformed);
+    Ok(Request {
+        head: RequestHead {
+            method: text(method)?,
+            target: text(path)?,
+            scheme: Some(text(scheme)?),
+            headers,
+            end_stream: false,
+        },
+        content_length,
+    })
+}
+
+fn parse_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Why a response head or trailers cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Invalid(pub String);
+
+/// Encode a response head (`status` first) or trailers (`status` `None`) as a field
+/// section: names lower-cased, connection-specific fields dropped.
+pub(crate) fn response(
+    status: Option<u16>,
+    fields: &[(Vec<u8>, Vec<u8>)],
+) -> Result<Vec<u8>, Invalid> {
+    let mut lowered = Vec::with_capacity(fields.len() + 1);
+    let status_text;
+    if let Some(status) = status {
+        if !(100..=999).contains(&status) {
+            return Err(Invalid(format!("invalid status {status}")));
+        }
+        status_text = status.to_string();
+        lowered.push((b":status".to_vec(), status_text.as_bytes().to_vec()));
+    }
+    for (name, value) in fields {
+        if !is_token(name) {
+            return Err(Invalid("invalid header name".to_owned()));
+        }
+        let name = name.to_ascii_lowercase();
+        if CONNECTION_SPECIFIC.iter().any(|c| c.as_bytes() == name) {
+            continue;
+        }
+        if !is_field_value(value) {
+            return Err(Invalid(format!(
+                "invalid value for header {}",
+                String::from_utf8_lossy(&name)
+            )));
+        }
+        lowered.push((name, value.clone()));
+    }
+    let mut out = Vec::new();
+    qpack::encode(lowered.iter().map(|(n, v)| (&n[..], &v[..])), &mut out);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(list: &[(&str, &str)]) -> Fields {
+        list.iter()
+            .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    const BASE: [(&str, &str); 4] = [
+        (":method", "GET"),
+        (":scheme", "https"),
+        (":authority", "example.com"),
+        (":path", "/p?q"),
+    ];
+
+    #[test]
+    fn maps_like_http2() {
+        let mut list = BASE.to_vec();
+        list.extend([("cookie", "a=1"), ("accept", "*/*"), ("cookie", "b=2")]);
+        let request = request(fields(&list)).expect("valid");
+        assert_eq!(request.head.method, "GET");
+        assert_eq!(request.head.target, "/p?q");
+        assert_eq!(request.head.scheme.as_deref(), Some("https"));
+        assert_eq!(
+            request.head.headers,
+            vec![
+                (b"host".to_vec(), b"example.com".to_vec()),
+                (b"accept".to_vec(), b"*/*".to_vec()),
+                (b"cookie".to_vec(), b"a=1; b=2".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_requests_are_refused() {
+        let cases: Vec<Vec<(&str, &str)>> = vec![
+            vec![(":method", "GET"), (":path", "/")],       // no :scheme
+            vec![(":method", "GET"), (":scheme", "https")], // no :path
+            [&BASE[..], &[(":method", "GET")]].concat(),    // duplicate
+            [&BASE[..], &[(":status", "200")]].concat(),    // response pseudo
+            vec![("accept", "*/*"), BASE[0], BASE[1], BASE[3]], // pseudo after regular
+            [&BASE[..], &[("Accept", "x")]].concat(),       // upper case
+            [&BASE[..], &[("connection", "close")]].concat(), // connection-specific
+            [&BASE[..], &[("te", "gzip")]].concat(),
+            [&BASE[..], &[("x", "a\r\nb")]].concat(),
+            [&BASE[..], &[("x", " padded")]].concat(),
+            [
+                &BASE[..],
+                &[("content-length", "1"), ("content-length", "2")],
+            ]
+            .concat(),
+            [&BASE[..], &[("content-length", "-1")]].concat(),
+            [&BASE[..], &[("host", "other.example")]].concat(),
+            vec![(":method", "GET"), (":scheme", "https"), (":path", "")],
+        ];
+        for case in cases {
+            assert_eq!(
+                request(fields(&case)).err(),
+                Some(Refusal::Malformed),
+                "{case:?}"
+            );
+        }
+        let connect = fields(&[(":method", "CONNECT"), (":authority", "a:1")]);
+        assert_eq!(request(connect).err(), Some(Refusal::Unsupported));
+    }
+
+    #[test]
+    fn response_drops_connection_fields_and_checks_values() {
+        let section = response(
+            Some(200),
+            &[
+                (b"Content-Type".to_vec(), b"text/plain".to_vec()),
+                (b"connection".to_vec(), b"close".to_vec()),
+            ],
+        )
+        .expect("valid");
+        let decoded = qpack::decode(&section, 1 << 16).expect("decodes");
+        assert_eq!(
+            decoded,
+            fields(&[(":status", "200"), ("content-type", "text/plain")])
+        );
+        assert!(response(Some(200), &[(b"x".to_vec(), b"a\nb".to_vec())]).is_err());
+        assert!(response(Some(42), &[]).is_err());
+    }
+}

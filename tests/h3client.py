@@ -1,0 +1,135 @@
+"""An HTTP/3 test client over aioquic: whole responses per request stream, every wait
+bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aioquic.asyncio.client import connect
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.events import DataReceived, HeadersReceived
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamReset
+
+#: The longest any single wait of a test may take.
+BOUND = 20.0
+
+
+@dataclass
+class H3Response:
+    status: int = 0
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: bytes = b""
+
+    def header(self, name: bytes) -> bytes | None:
+        return next((v for n, v in self.headers if n == name), None)
+
+
+class ResetByServer(Exception):
+    """The server reset the request stream (or closed the connection)."""
+
+
+class H3Client(QuicConnectionProtocol):
+    """One QUIC connection; ``request`` runs one request stream to its end."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.h3 = H3Connection(self._quic)
+        self.responses: dict[int, H3Response] = {}
+        self.waiters: dict[int, asyncio.Future[H3Response]] = {}
+        self.terminated: ConnectionTerminated | None = None
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        if isinstance(event, StreamReset):
+            self._fail(event.stream_id, ResetByServer(f"stream reset {event.error_code:#x}"))
+            return
+        if isinstance(event, ConnectionTerminated):
+            self.terminated = event
+            for stream_id in list(self.waiters):
+                self._fail(stream_id, ResetByServer(f"connection closed {event.error_code:#x}"))
+            return
+        for h3_event in self.h3.handle_event(event):
+            if isinstance(h3_event, HeadersReceived | DataReceived):
+                response = self.responses.setdefault(h3_event.stream_id, H3Response())
+                if isinstance(h3_event, HeadersReceived):
+                    if response.status == 0:
+                        response.headers = list(h3_event.headers)
+                        response.status = int(dict(h3_event.headers)[b":status"])
+                else:
+                    response.body += h3_event.data
+                if h3_event.stream_ended:
+                    waiter = self.waiters.pop(h3_event.stream_id, None)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(response)
+
+    def _fail(self, stream_id: int, exc: Exception) -> None:
+        waiter = self.waiters.pop(stream_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    def start(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> asyncio.Future[H3Response]:
+        """Send one request; the future completes with its whole response."""
+        stream_id = self._quic.get_next_available_stream_id()
+        fields = [
+            (b":method", method.encode()),
+            (b":scheme", b"https"),
+            (b":authority", b"localhost"),
+            (b":path", path.encode()),
+            *headers,
+        ]
+        waiter: asyncio.Future[H3Response] = asyncio.get_running_loop().create_future()
+        self.waiters[stream_id] = waiter
+        self.h3.send_headers(stream_id, fields, end_stream=not body)
+        if body:
+            self.h3.send_data(stream_id, body, end_stream=True)
+        self.transmit()
+        return waiter
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> H3Response:
+        return await asyncio.wait_for(self.start(method, path, body, headers), BOUND)
+
+
+def configuration(ca_file: Path, alpn: list[str] | None = None) -> QuicConfiguration:
+    config = QuicConfiguration(is_client=True, alpn_protocols=alpn or H3_ALPN)
+    config.load_verify_locations(str(ca_file))
+    config.server_name = "localhost"
+    config.idle_timeout = BOUND
+    return config
+
+
+@contextlib.asynccontextmanager
+async def h3_connect(
+    host: str, port: int, ca_file: Path, alpn: list[str] | None = None
+) -> AsyncIterator[H3Client]:
+    """A connected client (the handshake bounded by BOUND)."""
+    opened = connect(
+        host,
+        port,
+        configuration=configuration(ca_file, alpn),
+        create_protocol=H3Client,
+        wait_connected=True,
+    )
+    client = await asyncio.wait_for(opened.__aenter__(), BOUND)
+    try:
+        assert isinstance(client, H3Client)
+        yield client
+    finally:
+        await asyncio.wait_for(opened.__aexit__(None, None, None), BOUND)

@@ -1,0 +1,100 @@
+"""The QUIC endpoint in-process: a real loopback UDP socket and aioquic's client on the
+test's own loop, with the loop the endpoint sees wrapped to watch its timer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from h3client import h3_connect
+from mockconn import Runner
+from tlspeer import Certs
+
+from ruvicorn import _native
+from ruvicorn.config import Config
+from ruvicorn.worker.hooks import WorkerHooks
+from ruvicorn.worker.quic import QuicProtocol
+from ruvicorn.worker.server import WorkerServer
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return Certs(tmp_path_factory.mktemp("tls"))
+
+
+class TimerWatch:
+    """The loop as the endpoint sees it; every ``call_at`` it makes is checked: the timer
+    it armed before has run or was cancelled (one timer per endpoint, never more)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.handles: list[asyncio.TimerHandle] = []
+        self.fired: set[int] = set()
+        self.overlaps = 0
+
+    def call_at(self, when: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+        live = [h for h in self.handles if not h.cancelled() and id(h) not in self.fired]
+        self.overlaps += len(live)
+        handle: asyncio.TimerHandle | None = None
+
+        def fire() -> None:
+            assert handle is not None
+            self.fired.add(id(handle))
+            callback(*args)
+
+        handle = self.loop.call_at(when, fire)
+        self.handles.append(handle)
+        return handle
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loop, name)
+
+
+async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    answer = body or json.dumps({"http_version": scope["http_version"]}).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": answer})
+
+
+def test_one_timer_per_endpoint(run: Runner, certs: Certs, tmp_path: Path) -> None:
+    ca_file = tmp_path / "ca.pem"
+    certs.ca.cert_pem.write_to_path(str(ca_file))
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        config = Config(app="inprocess:app", http3=True, **certs.settings())  # type: ignore[arg-type]
+        state = WorkerServer(config, echo, loop, None, WorkerHooks()).state
+        watch = TimerWatch(loop)
+        endpoint = _native.QuicEndpoint(state, watch)  # type: ignore[arg-type]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: QuicProtocol(endpoint), sock=sock
+        )
+        try:
+            async with h3_connect("127.0.0.1", port, ca_file) as client:
+                first = await client.request("GET", "/")
+                assert json.loads(first.body) == {"http_version": "3"}
+                bodies = [os.urandom(64 * 1024 + i) for i in range(8)]
+                waiters = [client.start("POST", "/", body) for body in bodies]
+                answers = await asyncio.wait_for(asyncio.gather(*waiters), 10)
+                assert [a.body for a in answers] == bodies
+                assert endpoint.connections == 1
+        finally:
+            transport.close()
+        assert watch.handles, "the endpoint never armed its timer"
+        assert watch.overlaps == 0
+
+    run(scenario)

@@ -1,0 +1,285 @@
+"""HTTP/3 black-box: real server processes with --http3, aioquic's HTTP/3 client (h3client.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from h3client import BOUND, H3Client, h3_connect
+from rawhttp import wait_for
+from realserver import REPO, ServerProcess, free_port
+from test_metrics import Samples, requests_by_label, settle, value
+from tlscerts import TLSCerts
+
+from ruvicorn import listeners
+from ruvicorn.config import Config, ConfigError
+from ruvicorn.worker import quic
+
+EXAMPLES = REPO / "examples"
+MIB = 1024 * 1024
+
+
+def run(server: ServerProcess, scenario: Callable[[H3Client], Awaitable[Any]]) -> Any:
+    """Run ``scenario`` on one fresh HTTP/3 connection to ``server``, bounded."""
+    assert server.tls is not None
+    ca_file = server.tls.ca_file
+
+    async def main() -> Any:
+        async with h3_connect(server.host, server.port, ca_file) as client:
+            return await asyncio.wait_for(scenario(client), 3 * BOUND)
+
+    return asyncio.run(main())
+
+
+@pytest.fixture(scope="module")
+def h3_server(module_server_factory: Any, loop: str, tls_certs: TLSCerts) -> ServerProcess:
+    server: ServerProcess = module_server_factory(
+        "testapp:app", "--http3", loop=loop, tls=tls_certs
+    )
+    return server
+
+
+def test_get_scope_says_http_3(h3_server: ServerProcess) -> None:
+    response = run(h3_server, lambda c: c.request("GET", "/scope?x=1"))
+    assert response.status == 200
+    scope = json.loads(response.body)
+    assert scope["http_version"] == "3"
+    assert scope["scheme"] == "https"
+    assert scope["type"] == "http"
+    assert scope["query_string"] == "x=1"
+    assert scope["server"] == [h3_server.host, h3_server.port]
+    assert scope["client"][0] == h3_server.host
+    assert ["host", "localhost"] in scope["headers"]
+
+
+def test_post_echo_one_mib(h3_server: ServerProcess) -> None:
+    body = os.urandom(MIB)
+    response = run(h3_server, lambda c: c.request("POST", "/echo", body))
+    assert response.status == 200
+    assert hashlib.sha256(response.body).digest() == hashlib.sha256(body).digest()
+
+
+def test_get_one_mib_streamed(h3_server: ServerProcess) -> None:
+    path = f"/stream?chunks=16&size={MIB // 16}"
+    response = run(h3_server, lambda c: c.request("GET", path))
+    assert response.status == 200
+    expected = b"".join((b"%d" % (i % 10)) * (MIB // 16) for i in range(16))
+    assert hashlib.sha256(response.body).digest() == hashlib.sha256(expected).digest()
+
+
+def test_fifty_concurrent_streams_on_one_connection(h3_server: ServerProcess) -> None:
+    bodies = [os.urandom(1000 + i) for i in range(50)]
+
+    async def scenario(client: H3Client) -> list[Any]:
+        waiters = [client.start("POST", "/echo", body) for body in bodies]
+        return list(await asyncio.wait_for(asyncio.gather(*waiters), BOUND))
+
+    responses = run(h3_server, scenario)
+    assert [r.status for r in responses] == [200] * 50
+    assert [r.body for r in responses] == bodies
+
+
+def test_tcp_responses_announce_http3(h3_server: ServerProcess) -> None:
+    verify = h3_server.client_context()
+    assert verify is not None
+    with httpx.Client(verify=verify, timeout=BOUND) as client:
+        response = client.get(f"{h3_server.url}/ok")
+    assert response.status_code == 200
+    assert response.headers["alt-svc"] == f'h3=":{h3_server.port}"; ma=86400'
+
+
+def test_wrong_alpn_is_refused_and_the_server_serves_on(h3_server: ServerProcess) -> None:
+    assert h3_server.tls is not None
+    ca_file = h3_server.tls.ca_file
+
+    async def wrong() -> None:
+        async with h3_connect(h3_server.host, h3_server.port, ca_file, alpn=["h2"]):
+            pass
+
+    with pytest.raises(ConnectionError):
+        asyncio.run(wrong())
+    assert run(h3_server, lambda c: c.request("GET", "/ok")).body == b"ok"
+
+
+def junk_datagram(i: int) -> bytes:
+    """Random bytes, or (every other one) a long-header packet claiming to be a QUIC v1
+    Initial of the minimum size, then garbage."""
+    if i % 2:
+        return b"\xc0\x00\x00\x00\x01" + os.urandom(1200)
+    return os.urandom(1 + i % 1400)
+
+
+def test_junk_datagrams_cost_nothing(h3_server: ServerProcess) -> None:
+    address = (h3_server.host, h3_server.port)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for i in range(1000):
+            sock.sendto(junk_datagram(i), address)
+    assert h3_server.proc is not None and h3_server.proc.poll() is None
+    assert run(h3_server, lambda c: c.request("GET", "/ok")).body == b"ok"
+
+
+def test_client_reset_is_a_disconnect(h3_server: ServerProcess) -> None:
+    mark = len(h3_server.records())
+
+    async def scenario(client: H3Client) -> None:
+        waiter = client.start("POST", "/wait-disconnect", b"x")
+        await asyncio.sleep(0.2)
+        stream_id = next(iter(client.waiters))
+        client._quic.reset_stream(stream_id, 0x10C)  # H3_REQUEST_CANCELLED
+        client.transmit()
+        waiter.cancel()
+
+    run(h3_server, scenario)
+    wait_for(
+        lambda: any(r.get("event") == "disconnect" for r in h3_server.records_since(mark)),
+        BOUND,
+        "the app to see http.disconnect",
+    )
+
+
+def test_starlette_app(server_factory: Any, tls_certs: TLSCerts) -> None:
+    server = server_factory("starlette_app:app", "--http3", app_dir=EXAMPLES, tls=tls_certs)
+
+    async def scenario(client: H3Client) -> list[Any]:
+        hello = await client.request("GET", "/")
+        posted = await client.request(
+            "POST", "/json", b'{"k": [1, 2]}', ((b"content-type", b"application/json"),)
+        )
+        return [hello, posted]
+
+    hello, posted = run(server, scenario)
+    assert hello.status == 200 and json.loads(hello.body)["hello"] == "world"
+    assert posted.status == 200 and json.loads(posted.body) == {"received": {"k": [1, 2]}}
+
+
+def test_graceful_stop_completes_an_in_flight_request(
+    server_factory: Any, tls_certs: TLSCerts
+) -> None:
+    server = server_factory("testapp:app", "--http3", tls=tls_certs)
+
+    async def scenario(client: H3Client) -> Any:
+        mark = server.mark()
+        waiter = client.start("GET", "/slow?seconds=1.5")
+        await asyncio.to_thread(
+            wait_for,
+            lambda: any(r.get("event") == "slow-start" for r in server.records_since(mark)),
+            BOUND,
+            "the slow request to start",
+        )
+        server.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(waiter, BOUND)
+
+    response = run(server, scenario)
+    assert response.status == 200
+    assert response.body == b"slow done"
+    assert server.wait_exit() == 0
+
+
+def test_http3_needs_tls_and_one_worker(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--http3 needs --ssl-certfile"):
+        Config(app="m:app", http3=True)
+    with pytest.raises(ConfigError, match="--http3 serves one worker"):
+        Config(app="m:app", http3=True, ssl_certfile=str(tmp_path / "c.pem"), workers=2)
+
+
+def test_sighup_roll_completes_an_in_flight_request(
+    server_factory: Any, tls_certs: TLSCerts
+) -> None:
+    server = server_factory("testapp:app", "--http3", tls=tls_certs)
+    first = server.workers()
+
+    async def scenario(client: H3Client) -> Any:
+        mark = server.mark()
+        waiter = client.start("GET", "/slow?seconds=1.5")
+        await asyncio.to_thread(
+            wait_for,
+            lambda: any(r.get("event") == "slow-start" for r in server.records_since(mark)),
+            BOUND,
+            "the slow request to start",
+        )
+        server.send_signal(signal.SIGHUP)
+        return await asyncio.wait_for(waiter, BOUND)
+
+    response = run(server, scenario)
+    assert response.body == b"slow done"
+    wait_for(lambda: server.workers() and not server.workers() & first, BOUND, "the roll")
+    assert run(server, lambda c: c.request("GET", "/ok")).body == b"ok"
+
+
+def test_each_tcp_listener_gets_a_udp_socket_on_its_port(tmp_path: Path) -> None:
+    config = Config(
+        app="m:app",
+        bind=("127.0.0.1:0", f"unix:{tmp_path / 's.sock'}"),
+        http3=True,
+        ssl_certfile=str(tmp_path / "c.pem"),
+    )
+    sockets = listeners.bind_listeners(config)
+    try:
+        tcp, unix, udp = sockets
+        assert unix.family == socket.AF_UNIX
+        assert udp.type == socket.SOCK_DGRAM and listeners.is_quic(udp)
+        assert udp.getsockname() == tcp.getsockname()
+        assert listeners.describe(udp, tls=True).endswith(" (HTTP/3, UDP)")
+        served = quic.advertised(config, sockets)
+        port = tcp.getsockname()[1]
+        assert served.default_headers[-1] == (b"alt-svc", f'h3=":{port}"; ma=86400'.encode())
+    finally:
+        listeners.close_listeners(sockets)
+
+
+def test_metrics_count_http3_connections_and_requests(
+    server_factory: Any, tls_certs: TLSCerts
+) -> None:
+    port = free_port()
+    server = server_factory(
+        "testapp:app", "--http3", "--metrics-bind", f"127.0.0.1:{port}", tls=tls_certs
+    )
+
+    async def scenario(client: H3Client) -> Samples:
+        for _ in range(3):
+            assert (await client.request("GET", "/ok")).status == 200
+        return await asyncio.to_thread(
+            settle,
+            port,
+            lambda f: (
+                requests_by_label(f) == {("GET", "2xx"): 3}
+                and value(f, "ruvicorn_connections_open", protocol="h3") == 1
+            ),
+            "three HTTP/3 requests and one h3 connection",
+        )
+
+    found = run(server, scenario)
+    assert value(found, "ruvicorn_connections_open", protocol="h2") == 0
+    assert value(found, "ruvicorn_connections_open", protocol="http/1.1") == 0
+    settle(
+        port,
+        lambda f: value(f, "ruvicorn_connections_open", protocol="h3") == 0,
+        "the h3 connection closed",
+    )
+
+
+def test_an_idle_connection_is_closed_with_no_error(
+    server_factory: Any, tls_certs: TLSCerts
+) -> None:
+    server = server_factory("testapp:app", "--http3", "--timeout-keep-alive", "1", tls=tls_certs)
+
+    async def scenario(client: H3Client) -> Any:
+        assert (await client.request("GET", "/ok")).status == 200
+        for _ in range(int(BOUND / 0.1)):
+            if client.terminated is not None:
+                break
+            await asyncio.sleep(0.1)
+        return client.terminated
+
+    terminated = run(server, scenario)
+    assert terminated is not None, "the idle connection was never closed"
+    assert terminated.error_code == 0x100  # H3_NO_ERROR
