@@ -141,11 +141,12 @@ class Config:
         secondary="--no-reuse-port",
         group="bind",
     )
-    socket_per_worker: bool = opt(
-        True,
-        "With several workers, give each its own SO_REUSEPORT socket per TCP address, so "
-        "the kernel spreads new connections evenly over them.",
-        secondary="--no-socket-per-worker",
+    socket_per_worker: str = opt(
+        "auto",
+        "Give each worker its own SO_REUSEPORT socket per TCP address, so the kernel spreads "
+        "new connections evenly over them: on, off (one socket every worker accepts from), "
+        "or auto (on with more workers than CPUs, where a shared socket splits unevenly).",
+        choices=("auto", "on", "off"),
         group="bind",
     )
     backlog: int = opt(

@@ -1,10 +1,9 @@
 """Which listening sockets each worker serves.
 
 Unix sockets, inherited descriptors and socket activation are one socket every worker
-accepts from. A TCP address instead gets one SO_REUSEPORT socket per worker slot (with
-``--socket-per-worker``, the default, and more than one worker): the kernel spreads new
-connections evenly over the sockets, where on one shared socket whichever worker wakes
-first takes most of them.
+accepts from. A TCP address instead gets one SO_REUSEPORT socket per worker slot (see
+``socket_per_worker``): the kernel spreads new connections evenly over the sockets, where
+on one shared socket whichever worker the scheduler runs first takes them.
 
 The master binds them and closes none until the server stops, so connections queued on a
 slot's socket wait for the worker that takes the slot over (the replacement after a crash,
@@ -15,12 +14,33 @@ are orphaned: every worker serves them too, so nothing queued there is left unan
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 from dataclasses import dataclass, field
 
 from ruvicorn import listeners
 from ruvicorn.config import Config
 from ruvicorn.listeners import Address
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, as a container limits it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def socket_per_worker(config: Config) -> bool:
+    """Whether each worker gets sockets of its own. One worker keeps the one plain socket
+    (SIGTTIN workers then share it). ``auto`` gives them only to more workers than CPUs:
+    there a shared socket splits new connections by the scheduler's whim (2-3x between
+    workers), while with a CPU per worker it splits evenly and a socket per worker was
+    measured slower for a new connection per request, since connections hashed to a
+    worker that is not running wait for it (bench/README.md, "Several workers")."""
+    if config.workers <= 1 or config.socket_per_worker == "off":
+        return False
+    return config.socket_per_worker == "on" or config.workers > usable_cpus()
 
 
 @dataclass
@@ -42,8 +62,7 @@ class Slots:
         """Bind every listener the config asks for (or adopt systemd's); all or nothing."""
         config = self.config
         activated = listeners.systemd_sockets(config.backlog)
-        # One worker: the one plain socket as ever (SIGTTIN workers then share it too).
-        per_worker = config.socket_per_worker and config.workers > 1
+        per_worker = socket_per_worker(config)
         try:
             if activated is not None:
                 self.groups = [Group([sock]) for sock in activated]

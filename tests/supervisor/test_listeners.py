@@ -13,6 +13,7 @@ import pytest
 
 from ruvicorn import listeners
 from ruvicorn.config import Config, ConfigError
+from ruvicorn.supervisor import slots as slots_module
 from ruvicorn.supervisor.slots import Slots
 
 
@@ -258,7 +259,7 @@ def _ports(socks: list[socket.socket]) -> set[int]:
 
 
 def test_slot_sockets_share_one_port_and_grow() -> None:
-    slots = Slots(Config(host="127.0.0.1", port=0, workers=3))
+    slots = Slots(Config(host="127.0.0.1", port=0, workers=3, socket_per_worker="on"))
     slots.bind()
     try:
         assert slots.count() == 3 and len(_ports(slots.all())) == 1
@@ -275,12 +276,12 @@ def test_slot_sockets_share_one_port_and_grow() -> None:
 
 
 def test_slot_sockets_refuse_a_port_another_server_holds() -> None:
-    first = Slots(Config(host="127.0.0.1", port=0, workers=2))
+    first = Slots(Config(host="127.0.0.1", port=0, workers=2, socket_per_worker="on"))
     first.bind()
     port = first.all()[0].getsockname()[1]
     try:
         with pytest.raises(ConfigError) as info:
-            Slots(Config(host="127.0.0.1", port=port, workers=2)).bind()
+            Slots(Config(host="127.0.0.1", port=port, workers=2, socket_per_worker="on")).bind()
         assert str(info.value) == f"cannot bind 127.0.0.1:{port}: address already in use"
         # --reuse-port: sharing the port with another process is what is asked for.
         shared = Slots(Config(host="127.0.0.1", port=port, workers=2, reuse_port=True))
@@ -291,8 +292,28 @@ def test_slot_sockets_refuse_a_port_another_server_holds() -> None:
         first.close()
 
 
+@pytest.mark.parametrize(
+    ("workers", "choice", "cpus", "expected"),
+    [
+        (1, "on", 1, False),
+        (2, "off", 1, False),
+        (2, "on", 8, True),
+        (2, "auto", 2, False),
+        (3, "auto", 2, True),
+    ],
+)
+def test_socket_per_worker_auto_gives_sockets_to_more_workers_than_cpus(
+    monkeypatch: pytest.MonkeyPatch, workers: int, choice: str, cpus: int, expected: bool
+) -> None:
+    monkeypatch.setattr(slots_module, "usable_cpus", lambda: cpus)
+    config = Config(workers=workers, socket_per_worker=choice)
+    assert slots_module.socket_per_worker(config) is expected
+
+
 def test_unix_sockets_one_worker_and_no_socket_per_worker_stay_shared(tmp_path: Path) -> None:
-    config = Config(bind=(f"unix:{tmp_path / 's.sock'}", "127.0.0.1:0"), workers=2)
+    config = Config(
+        bind=(f"unix:{tmp_path / 's.sock'}", "127.0.0.1:0"), workers=2, socket_per_worker="on"
+    )
     slots = Slots(config)
     slots.bind()
     try:
@@ -302,7 +323,7 @@ def test_unix_sockets_one_worker_and_no_socket_per_worker_stay_shared(tmp_path: 
     finally:
         slots.close()
     for config in (
-        Config(host="127.0.0.1", port=0, workers=4, socket_per_worker=False),
+        Config(host="127.0.0.1", port=0, workers=4, socket_per_worker="off"),
         Config(host="127.0.0.1", port=0, workers=1),
     ):
         one = Slots(config)

@@ -173,7 +173,7 @@ def test_address_in_use_is_one_clear_line(start: Callable[..., Server]) -> None:
 def test_each_worker_has_its_own_socket_and_serves_new_connections(
     start: Callable[..., Server],
 ) -> None:
-    server = start("basic:app", "--workers", "4")
+    server = start("basic:app", "--workers", "4", "--socket-per-worker", "on")
     server.wait_ready()
     workers = server.workers()
     listening = {c.fd for c in psutil.Process(server.pid).net_connections() if c.status == "LISTEN"}
@@ -192,7 +192,7 @@ def test_sigttou_and_sigttin_under_new_connections_lose_nothing(
 ) -> None:
     """The sockets of the slots SIGTTOU empties stay open and every worker serves them:
     connections the kernel queued there are answered, none hangs."""
-    server = start("basic:app", "--workers", "4")
+    server = start("basic:app", "--workers", "4", "--socket-per-worker", "on")
     server.wait_ready()
     load = Load(server, {"close": 6}, max_seconds=80)
     try:
@@ -217,7 +217,7 @@ def test_sigkill_of_a_worker_under_new_connections_loses_nothing(
     """Connections queued on the killed worker's socket wait for its replacement. Only the
     requests the worker was answering when killed fail (at most one per client)."""
     clients = 6
-    server = start("basic:app", "--workers", "4")
+    server = start("basic:app", "--workers", "4", "--socket-per-worker", "on")
     server.wait_ready()
     load = Load(server, {"close": clients}, max_seconds=80)
     try:
@@ -241,10 +241,18 @@ def test_second_server_on_the_same_port_is_one_clear_line(
     start: Callable[..., Server], tmp_path: Path
 ) -> None:
     """The port's sockets allow SO_REUSEPORT, yet a second server is refused, not let in."""
-    first = start("basic:app", "--workers", "2")
+    first = start("basic:app", "--workers", "2", "--socket-per-worker", "on")
     first.wait_ready()
     (tmp_path / "second").mkdir()
-    second = Server(tmp_path / "second", "basic:app", "--workers", "2", port=first.port)
+    second = Server(
+        tmp_path / "second",
+        "basic:app",
+        "--workers",
+        "2",
+        "--socket-per-worker",
+        "on",
+        port=first.port,
+    )
     try:
         assert second.wait_exit(30) == 2
     finally:

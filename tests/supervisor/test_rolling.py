@@ -38,20 +38,26 @@ def _reload_under(server: Server, load: Load, reloads: int, requests_between: in
 
 
 @pytest.mark.parametrize(
-    ("loop", "workers", "clients"),
+    ("loop", "workers", "clients", "sockets"),
     [
-        ("uvloop", 2, MIXED),
-        ("asyncio", 2, MIXED),
+        ("uvloop", 2, MIXED, "off"),
+        ("asyncio", 2, MIXED, "on"),
         # Every worker's socket of its own: a keep-alive pool, and a new connection per
         # request (queued on a retiring worker's slot socket until its replacement serves it).
-        ("uvloop", 4, {"pool": 8}),
-        ("uvloop", 4, {"close": 8}),
+        ("uvloop", 4, {"pool": 8}, "on"),
+        ("uvloop", 4, {"close": 8}, "on"),
     ],
 )
 def test_sighup_under_load_drops_nothing(
-    start: Callable[..., Server], loop: str, workers: int, clients: dict[str, int]
+    start: Callable[..., Server],
+    loop: str,
+    workers: int,
+    clients: dict[str, int],
+    sockets: str,
 ) -> None:
-    server = start("basic:app", "--workers", str(workers), "--loop", loop)
+    server = start(
+        "basic:app", "--workers", str(workers), "--loop", loop, "--socket-per-worker", sockets
+    )
     server.wait_ready()
     first = server.workers()
     load = Load(server, clients, max_requests=200000, max_seconds=150)

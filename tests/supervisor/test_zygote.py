@@ -110,7 +110,7 @@ def test_workers_beyond_the_first_count_serve_their_own_new_sockets(
 ) -> None:
     """SIGTTIN past the initial count binds a slot socket the zygote never had: the fork
     request carries it to the new worker. SIGTTOU then leaves it to the other workers."""
-    server = _start(start, code_dir, "--workers", "2")
+    server = _start(start, code_dir, "--workers", "2", "--socket-per-worker", "on")
     server.signal(signal.SIGTTIN)
     server.wait_log(r"Worker \d+ ready", count=3)
     workers = server.workers()
