@@ -1,7 +1,10 @@
 //! `wsload --h3`: HTTP/3 load, `-c` QUIC connections with `-m` requests in flight on each.
 //!
-//! One thread, one UDP socket and one quinn-proto client endpoint for every connection,
-//! driven by a mio poll whose timeout is the next QUIC timer. Each connection opens its
+//! One thread and one mio poll, whose timeout is the next QUIC timer; each connection has a
+//! UDP socket and a quinn-proto client endpoint of its own, so that one socket's receive
+//! buffer (the system default, about 200 KiB) holds what one connection has in flight
+//! rather than what all of them have: a shared one overflows on loopback and its losses
+//! would be measured as the server's latency. Each connection opens its
 //! control stream (an empty SETTINGS: no QPACK dynamic table) and keeps `-m` request
 //! streams busy: a request is sent whole with FIN (a GET, or a POST of `--body` bytes),
 //! and as soon as its response stream ends the next one starts, until the duration is
@@ -53,15 +56,19 @@ struct Conn {
     requests: HashMap<StreamId, Request>,
 }
 
+/// A connection slot's socket and endpoint, kept while its connections come and go.
+struct Link {
+    socket: UdpSocket,
+    endpoint: quinn_proto::Endpoint,
+}
+
 struct Load<'a> {
     cfg: &'a Config,
-    endpoint: quinn_proto::Endpoint,
     client: ClientConfig,
-    socket: UdpSocket,
     server: SocketAddr,
     request: Vec<u8>,
+    links: Vec<Link>,
     conns: Vec<Option<Conn>>,
-    slot_of: HashMap<ConnectionHandle, usize>,
     stats: Stats,
     sent: u64,
     deadline: Instant,
@@ -83,12 +90,11 @@ impl Load<'_> {
     }
 
     fn open(&mut self, i: usize, now: Instant) {
-        match self
+        match self.links[i]
             .endpoint
             .connect(now, self.client.clone(), self.server, &self.cfg.host)
         {
             Ok((handle, conn)) => {
-                self.slot_of.insert(handle, i);
                 self.conns[i] = Some(Conn {
                     handle,
                     conn,
@@ -105,23 +111,24 @@ impl Load<'_> {
         }
     }
 
-    fn datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+    /// A datagram that came in on slot `i`'s socket.
+    fn datagram(&mut self, i: usize, now: Instant, from: SocketAddr, data: &[u8]) {
         let mut reply = std::mem::take(&mut self.buf);
         reply.clear();
-        match self
+        let link = &mut self.links[i];
+        match link
             .endpoint
             .handle(now, from, None, None, BytesMut::from(data), &mut reply)
         {
             Some(DatagramEvent::ConnectionEvent(handle, event)) => {
-                let slot = self.slot_of.get(&handle).copied();
-                if let Some(c) = slot.and_then(|i| self.conns[i].as_mut()) {
+                if let Some(c) = self.conns[i].as_mut().filter(|c| c.handle == handle) {
                     c.conn.handle_event(event);
                 }
             }
             Some(DatagramEvent::Response(t)) => {
-                let _ = self.socket.send_to(&reply[..t.size], t.destination);
+                let _ = link.socket.send_to(&reply[..t.size], t.destination);
             }
-            Some(DatagramEvent::NewConnection(incoming)) => self.endpoint.ignore(incoming),
+            Some(DatagramEvent::NewConnection(incoming)) => link.endpoint.ignore(incoming),
             None => {}
         }
         self.buf = reply;
@@ -178,7 +185,7 @@ impl Load<'_> {
             c.requests.insert(id, r);
         }
         while let Some(event) = c.conn.poll_endpoint_events() {
-            if let Some(event) = self.endpoint.handle_event(c.handle, event) {
+            if let Some(event) = self.links[i].endpoint.handle_event(c.handle, event) {
                 c.conn.handle_event(event);
             }
         }
@@ -188,11 +195,11 @@ impl Load<'_> {
                 break;
             };
             // A datagram the socket buffer cannot take is lost, as on a network: QUIC resends.
-            let _ = self.socket.send_to(&self.buf[..t.size], t.destination);
+            let _ = self.links[i]
+                .socket
+                .send_to(&self.buf[..t.size], t.destination);
         }
-        if c.conn.is_drained() {
-            self.slot_of.remove(&c.handle);
-        } else {
+        if !c.conn.is_drained() {
             self.conns[i] = Some(c);
         }
     }
@@ -349,22 +356,26 @@ pub fn run(cfg: &Config) -> io::Result<Stats> {
     } else {
         ([0u16; 8], 0).into()
     };
-    let mut socket = UdpSocket::bind(local)?;
     let mut poll = Poll::new()?;
-    poll.registry()
-        .register(&mut socket, Token(0), Interest::READABLE)?;
+    let mut links = Vec::with_capacity(cfg.connections);
+    for i in 0..cfg.connections {
+        let mut socket = UdpSocket::bind(local)?;
+        poll.registry()
+            .register(&mut socket, Token(i), Interest::READABLE)?;
+        let config = Arc::new(EndpointConfig::default());
+        let endpoint = quinn_proto::Endpoint::new(config, None, true, None);
+        links.push(Link { socket, endpoint });
+    }
     let start = Instant::now();
     let body = vec![b'x'; cfg.body];
     let authority = format!("{}:{}", cfg.host, cfg.port);
     let mut load = Load {
         cfg,
-        endpoint: quinn_proto::Endpoint::new(Arc::new(EndpointConfig::default()), None, true, None),
         client: client_config()?,
-        socket,
         server,
         request: h3wire::request(&authority, &cfg.path, &body),
+        links,
         conns: (0..cfg.connections).map(|_| None).collect(),
-        slot_of: HashMap::new(),
         stats: Stats::default(),
         sent: 0,
         deadline: start + cfg.duration,
@@ -378,7 +389,7 @@ pub fn run(cfg: &Config) -> io::Result<Stats> {
     }
     // After the load: the requests in flight get at most --timeout to finish.
     let hard_stop = load.deadline + cfg.timeout + Duration::from_millis(200);
-    let mut events = Events::with_capacity(16);
+    let mut events = Events::with_capacity(cfg.connections.min(1024));
     let mut datagram = vec![0u8; 65536];
     let mut next_check = start + Duration::from_millis(100);
     loop {
@@ -398,13 +409,16 @@ pub fn run(cfg: &Config) -> io::Result<Stats> {
             }
         }
         let now = Instant::now();
-        loop {
-            match load.socket.recv_from(&mut datagram) {
-                Ok((n, from)) => load.datagram(now, from, &datagram[..n]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                // an ICMP error for an earlier datagram: the handshake timeout counts it
-                Err(_) => break,
+        for event in &events {
+            let i = event.token().0;
+            loop {
+                match load.links[i].socket.recv_from(&mut datagram) {
+                    Ok((n, from)) => load.datagram(i, now, from, &datagram[..n]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    // an ICMP error for an earlier datagram: the handshake timeout counts it
+                    Err(_) => break,
+                }
             }
         }
         for i in 0..load.conns.len() {
