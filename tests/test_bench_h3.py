@@ -11,7 +11,7 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 
-from runner import load, probes, servers, tls  # noqa: E402
+from runner import load, probes, report, servers, tls  # noqa: E402
 from runner.workloads import WORKLOADS  # noqa: E402
 
 LINE = (
@@ -53,18 +53,18 @@ def test_the_h3_report_reads_as_wrk_totals_with_the_body_size() -> None:
     )
 
 
-def report(**fields: int) -> dict[str, Any]:
+def wsload_report(**fields: int) -> dict[str, Any]:
     base = {"requests": 1, "connect": 0, "status": 0, "body_bytes": 13}
     return {**base, **fields}
 
 
 def test_the_h3_probe_wants_one_2xx_answer_of_the_right_size() -> None:
     plain, echo = WORKLOADS["h3-plaintext"], WORKLOADS["h3-echo"]
-    assert probes.read_h3_probe(plain, report(), "") is None
-    assert probes.read_h3_probe(echo, report(body_bytes=4096), "") is None
-    wrong = probes.read_h3_probe(echo, report(), "")
+    assert probes.read_h3_probe(plain, wsload_report(), "") is None
+    assert probes.read_h3_probe(echo, wsload_report(body_bytes=4096), "") is None
+    wrong = probes.read_h3_probe(echo, wsload_report(), "")
     assert wrong == "h3 probe POST /echo: expected a 4096-byte body, got 13"
-    failed = probes.read_h3_probe(plain, report(status=1), "wsload: first error: x\n")
+    failed = probes.read_h3_probe(plain, wsload_report(status=1), "wsload: first error: x\n")
     assert failed == "h3 probe GET /: no 2xx answer (wsload: first error: x)"
     broken = probes.read_h3_probe(plain, None, "wsload: --port is required\n")
     assert broken == "h3 probe GET /: wsload failed: wsload: --port is required"
@@ -72,7 +72,7 @@ def test_the_h3_probe_wants_one_2xx_answer_of_the_right_size() -> None:
 
 def test_an_unanswered_handshake_means_not_listening_yet() -> None:
     with pytest.raises(ConnectionRefusedError):
-        probes.read_h3_probe(WORKLOADS["h3-plaintext"], report(requests=0, connect=1), "")
+        probes.read_h3_probe(WORKLOADS["h3-plaintext"], wsload_report(requests=0, connect=1), "")
 
 
 @pytest.mark.usefixtures("certs")
@@ -96,3 +96,11 @@ def test_ruvicorn_and_hypercorn_serve_quic_on_the_h3_workloads() -> None:
     assert argv[-1] == str(BENCH / "apps" / "benchapp:echo")
     # hypercorn is measured on HTTP/3 only
     assert hypercorn.workloads == ("h3-plaintext", "h3-echo")
+
+
+def test_the_h3_section_says_how_it_was_loaded() -> None:
+    section = report.workload_section(WORKLOADS["h3-echo"], {}, [])
+    assert section[2].startswith(
+        "64 QUIC connections x 10 concurrent HTTP/3 streams; load from bench/wsload --h3"
+    )
+    assert "TLS 1.3" in section[2]
