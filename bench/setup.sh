@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Prepare everything the benchmark needs, idempotently, so `python bench/run.py` works from a
 # fresh clone: the load generator, the native floor and openssl from Debian, the peer
-# servers in a private virtualenv (bench/.venv), bench/wsload (cargo: the WebSocket and
-# full-TLS-handshake load generator) and ruvicorn built from this checkout in release mode.
+# servers in a private virtualenv (bench/.venv), bench/wsload (cargo: the WebSocket,
+# full-TLS-handshake and HTTP/3 load generator) and ruvicorn built from this checkout in
+# release mode.
 #
 # Each step is skipped when it is already done; ruvicorn is rebuilt only when its sources
 # changed (a hash of the checkout outside bench/, tests/ and examples/ is kept in the venv);
@@ -74,7 +75,8 @@ make_venv() {
 install_wsload() {
     # A crate of its own (not in the repository's workspace), built in release mode and
     # copied to bench/.venv/bin/wsload; its cargo cache is bench/.venv/wsload-target. It
-    # drives the websocket and tls-close workloads (rustls with ring: a C compiler suffices).
+    # drives the websocket, tls-close and h3-* workloads (rustls with ring: a C compiler
+    # suffices).
     local src="$BENCH_DIR/wsload" stamp="$VENV/.wsload.sha256" want
     want="$(cd "$src" && find Cargo.toml Cargo.lock src -type f -print0 | sort -z \
         | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
@@ -82,7 +84,7 @@ install_wsload() {
         return 0
     fi
     if ! command -v cargo >/dev/null 2>&1; then
-        say "cargo is missing: no wsload, so the websocket and tls-close rows will fail"
+        say "cargo is missing: no wsload, so the websocket, tls-close and h3 rows will fail"
         return 0
     fi
     say "building bench/wsload (release); the log is in $VENV/wsload-build.log"
@@ -92,7 +94,7 @@ install_wsload() {
         echo "$want" >"$stamp"
     else
         rm -f "$VENV/bin/wsload" "$stamp"
-        say "wsload did not build; the websocket and tls-close rows will fail." \
+        say "wsload did not build; the websocket, tls-close and h3 rows will fail." \
             "From $VENV/wsload-build.log:"
         tail -n 8 "$VENV/wsload-build.log" | sed 's/^/    /' >&2
     fi

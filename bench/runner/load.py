@@ -1,6 +1,6 @@
-"""The load generators: wrk for HTTP, bench/wsload for the WebSocket echo and for a full TLS
-handshake per request (wrk resumes the session of its last connection instead), h2load for
-HTTP/2."""
+"""The load generators: wrk for HTTP, bench/wsload for the WebSocket echo, for a full TLS
+handshake per request (wrk resumes the session of its last connection instead) and for
+HTTP/3, h2load for HTTP/2."""
 
 from __future__ import annotations
 
@@ -51,35 +51,29 @@ def run_wrk(
     return run_client("wrk", argv, seconds)
 
 
+def wsload_argv(w: Workload, port: int, options: list[str]) -> list[str]:
+    """bench/wsload in the workload's mode with ``options``; over HTTP/3 ``w.streams``
+    requests in flight on each connection, and the echo body for a POST."""
+    argv = [str(WSLOAD), *w.client.split()[1:], "--host", HOST, "--port", str(port)]
+    argv += ["--path", w.path, *options]
+    if w.websocket:
+        argv += ["--size", str(len(WS_MESSAGE))]
+    if w.http3:
+        argv += ["-m", str(w.streams)]
+        if w.method == "POST":
+            argv += ["--body", str(len(ECHO_BODY))]
+    return argv
+
+
 def run_wsload(
     w: Workload, port: int, seconds: int, cpu: str, connections: int | None = None
 ) -> dict[str, Any]:
-    """bench/wsload (the WebSocket echo, or ``--tls-close``), pinned like wrk, reporting in
-    wrk's format."""
+    """bench/wsload (the WebSocket echo, ``--tls-close`` or ``--h3``), pinned like wrk,
+    reporting in wrk's format."""
     if not WSLOAD.exists():
         return {"error": "bench/.venv/bin/wsload is missing: run bash bench/setup.sh (needs cargo)"}
-    argv = [
-        "taskset",
-        "-c",
-        cpu,
-        str(WSLOAD),
-        *w.client.split()[1:],
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--path",
-        w.path,
-        "-c",
-        str(connections or w.connections),
-        "-d",
-        str(seconds),
-        "--timeout",
-        "5",
-    ]
-    if w.websocket:
-        argv += ["--size", str(len(WS_MESSAGE))]
-    return run_client("wsload", argv, seconds)
+    options = ["-c", str(connections or w.connections), "-d", str(seconds), "--timeout", "5"]
+    return run_client("wsload", ["taskset", "-c", cpu, *wsload_argv(w, port, options)], seconds)
 
 
 def h2load_argv(w: Workload, port: int, options: list[str]) -> list[str]:

@@ -14,9 +14,10 @@ import ssl
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
-from runner.load import h2load_argv
-from runner.paths import ECHO_BODY, HELLO, HOST, STREAM_BYTES, WS_MESSAGE
+from runner.load import bench_json, h2load_argv, wsload_argv
+from runner.paths import ECHO_BODY, HELLO, HOST, STREAM_BYTES, WS_MESSAGE, WSLOAD
 from runner.tls import CERTS
 from runner.workloads import Workload
 
@@ -46,6 +47,8 @@ def probe(w: Workload, port: int) -> str | None:
         return ws_probe(port, w.path)
     if w.http2:
         return h2_probe(w, port)
+    if w.http3:
+        return h3_probe(w, port)
     conn = (
         http.client.HTTPSConnection(HOST, port, timeout=5, context=tls_client())
         if w.tls
@@ -89,6 +92,45 @@ def h2_probe(w: Workload, port: int) -> str | None:
     data = re.search(r"^traffic: .*\((\d+)\) data$", out, re.M)
     if data is None or int(data.group(1)) != expected:
         return f"h2 probe {w.method} {w.path}: expected a {expected}-byte body"
+    return None
+
+
+def h3_probe(w: Workload, port: int) -> str | None:
+    """One HTTP/3 request by wsload: answered 2xx with a body of the expected length.
+
+    Raises ConnectionRefusedError while nothing listens on TCP, or no QUIC handshake is
+    answered yet (the UDP socket may come up a moment later), so the start is waited for.
+    The served certificate is checked over TCP: the same files back both listeners.
+    """
+    with (
+        socket.create_connection((HOST, port), timeout=5) as sock,
+        tls_client().wrap_socket(sock, server_hostname=HOST),
+    ):
+        pass  # refused: not listening yet; a wrong certificate raises SSLError
+    if not WSLOAD.exists():
+        return "h3 probe: bench/.venv/bin/wsload is missing: run bash bench/setup.sh"
+    argv = wsload_argv(w, port, ["-c", "1", "-n", "1", "-d", "3", "--timeout", "2"])
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=15, check=False)
+    except subprocess.TimeoutExpired:
+        return "h3 probe: wsload did not finish in 15 s"
+    return read_h3_probe(w, bench_json(out.stdout), out.stderr)
+
+
+def read_h3_probe(w: Workload, result: dict[str, Any] | None, stderr: str) -> str | None:
+    """What the probe's wsload report says: None when the one request was answered right."""
+    what = f"h3 probe {w.method} {w.path}"
+    if result is None:
+        last = stderr.strip().splitlines()[-1:] or ["no output"]
+        return f"{what}: wsload failed: {last[0]}"
+    if result["requests"] == 0 and result["connect"]:
+        raise ConnectionRefusedError("no QUIC handshake answered")
+    if result["requests"] != 1 or result["status"]:
+        why = stderr.strip().splitlines()[-1:] or ["no answer"]
+        return f"{what}: no 2xx answer ({why[0]})"
+    expected = len(ECHO_BODY if w.method == "POST" else HELLO)
+    if result.get("body_bytes") != expected:
+        return f"{what}: expected a {expected}-byte body, got {result.get('body_bytes')}"
     return None
 
 

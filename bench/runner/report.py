@@ -207,6 +207,11 @@ def workload_section(w: Workload, aggs: dict[str, dict[str, Any]], order: list[s
             f"{w.connections} connections x {w.streams} concurrent HTTP/2 streams; load from "
             "h2load (nghttp2), pinned like wrk."
         )
+    if w.http3:
+        out[-2] = (
+            f"{w.connections} QUIC connections x {w.streams} concurrent HTTP/3 streams; load "
+            "from bench/wsload --h3, pinned like wrk."
+        )
     if w.tls:
         out[-2] += (
             " TLS 1.3 with an ECDSA P-256 certificate minted for the run, X25519 key exchange."

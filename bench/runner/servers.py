@@ -109,10 +109,11 @@ def _asgi(
 
 
 def _ruvicorn(loop: str) -> Callable[[Workload, int], Launch]:
+    # --http3 adds a UDP socket on the same port as the TCP listener
     return _asgi(
         "ruvicorn",
         lambda log: ["--access-logfile", str(log)],
-        lambda w: ["--workers", "1", "--loop", loop],
+        lambda w: ["--workers", "1", "--loop", loop, *(["--http3"] if w.http3 else [])],
     )
 
 
@@ -173,6 +174,30 @@ def _gunicorn(w: Workload, port: int) -> Launch:
             "--log-level",
             "warning",
             w.app,
+        ]
+    )
+
+
+def _hypercorn(w: Workload, port: int) -> Launch:
+    # QUIC through aioquic on the UDP port of the same number as its TCP listener (which
+    # serves HTTP/1.1 and HTTP/2 over TLS); the access log is off unless asked for. The app
+    # is named by its file's path: hypercorn puts that directory on sys.path.
+    address = f"{HOST}:{port}"
+    return Launch(
+        [
+            venv_bin("hypercorn"),
+            "--bind",
+            address,
+            "--quic-bind",
+            address,
+            "--worker-class",
+            "uvloop",
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+            *tls_options(w, "--certfile", "--keyfile"),
+            str(APPS / w.app),
         ]
     )
 
@@ -251,6 +276,14 @@ SERVERS: dict[str, Server] = {
             tls_flag="--ssl-certificate",
         ),
         Server("gunicorn", "gunicorn + uvicorn worker (1 worker)", _gunicorn, need="gunicorn"),
+        Server(
+            "hypercorn",
+            "hypercorn + aioquic, uvloop (1 worker)",
+            _hypercorn,
+            workloads=("h3-plaintext", "h3-echo"),
+            need="hypercorn",
+            tls_flag="--certfile",
+        ),
         Server(
             "floor",
             "floor: bare uvloop Protocol",

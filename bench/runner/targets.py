@@ -49,6 +49,8 @@ TARGETS: list[Target] = [
     # A full handshake costs the load generator too: compare the server's own CPU.
     Target("tls-close", "ruvicorn", "granian", 1.0, by_cpu=True),
     Target("tls-close", "ruvicorn", "uvicorn", 2.0, by_cpu=True),
+    Target("h3-plaintext", "ruvicorn", "hypercorn", 5.0),
+    Target("h3-echo", "ruvicorn", "hypercorn", 5.0),
 ]
 
 

@@ -100,7 +100,7 @@ def serves_tls(exe: str, flag: str) -> bool:
     return bool(flag) and flag in done.stdout
 
 
-def tls_options(w: Workload, cert_flag: str) -> list[str]:
+def tls_options(w: Workload, cert_flag: str, key_flag: str = "--ssl-keyfile") -> list[str]:
     if not w.tls:
         return []  # cleartext
-    return [cert_flag, str(CERTS.cert), "--ssl-keyfile", str(CERTS.key)]
+    return [cert_flag, str(CERTS.cert), key_flag, str(CERTS.key)]

@@ -21,9 +21,10 @@ class Workload:
     headers: tuple[str, ...] = ()
     method: str = "GET"
     throughput: bool = False  # report MB/s and rank by it
-    # the load generator: wrk, wsload (WebSocket echo), wsload --tls-close, h2load (HTTP/2)
+    # the load generator: wrk, wsload (WebSocket echo), wsload --tls-close, h2load (HTTP/2),
+    # wsload --h3 (HTTP/3)
     client: str = "wrk"
-    streams: int = 1  # h2load: requests in flight on each connection
+    streams: int = 1  # h2load, wsload --h3: requests in flight on each connection
     unit: str = "req"  # what one counted round trip is: a request, or a message
     tls: bool = False  # https, with the certificates minted for the run (runner/tls.py)
     access_log: bool = False  # the servers write their access log to a file
@@ -37,8 +38,13 @@ class Workload:
     def http2(self) -> bool:
         return self.client == "h2load"
 
+    @property
+    def http3(self) -> bool:
+        return self.client == "wsload --h3"
+
 
 H2_SERVERS = ("ruvicorn", "granian")  # the peers in the bench venv that serve HTTP/2
+H3_SERVERS = ("ruvicorn", "hypercorn")  # and HTTP/3
 
 WORKLOADS: dict[str, Workload] = {
     w.name: w
@@ -153,6 +159,29 @@ WORKLOADS: dict[str, Workload] = {
             streams=10,
             tls=True,
             servers=H2_SERVERS,
+        ),
+        Workload(
+            "h3-plaintext",
+            "h3-plaintext: plaintext over HTTP/3 (QUIC, ALPN h3), 10 streams each",
+            "/",
+            "benchapp:plaintext",
+            "plaintext",
+            client="wsload --h3",
+            streams=10,
+            tls=True,
+            servers=H3_SERVERS,
+        ),
+        Workload(
+            "h3-echo",
+            "h3-echo: POST a 4 KiB body over HTTP/3, echoed back, 10 streams each",
+            "/echo",
+            "benchapp:echo",
+            "echo",
+            method="POST",
+            client="wsload --h3",
+            streams=10,
+            tls=True,
+            servers=H3_SERVERS,
         ),
     )
 }

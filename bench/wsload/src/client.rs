@@ -24,6 +24,11 @@ pub struct Config {
     pub duration: Duration,
     pub size: usize,
     pub timeout: Duration,
+    /// `--h3`: requests in flight on each connection, the POST body size (0: a GET), and
+    /// how many requests to send in all (0: as many as the duration allows).
+    pub streams: usize,
+    pub body: usize,
+    pub requests: u64,
 }
 
 /// Totals of one run; the same names as the wrk report the runner already reads.
@@ -31,6 +36,8 @@ pub struct Config {
 pub struct Stats {
     pub messages: u64,
     pub bytes: u64,
+    /// `--h3`: the response body bytes (DATA payloads) among `bytes`.
+    pub body_bytes: u64,
     pub connect: u64,
     pub read: u64,
     pub write: u64,
@@ -42,7 +49,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn fail(&mut self, what: String) {
+    pub fn fail(&mut self, what: String) {
         if self.first_error.is_none() {
             self.first_error = Some(what);
         }

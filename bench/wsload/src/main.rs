@@ -4,6 +4,7 @@
 //! wsload --port P [--host 127.0.0.1] [--path /ws] [-c 64] [-d 7] [--size 13] [--timeout 5]
 //! wsload --serve --port P [--host 127.0.0.1]
 //! wsload --tls-close --port P [--host 127.0.0.1] [--path /] [-c 64] [-d 7] [--timeout 5]
+//! wsload --h3 --port P [--host 127.0.0.1] [--path /] [-c 64] [-m 10] [--body 0] [-n 0] [-d 7]
 //! ```
 //!
 //! The first form opens `-c` connections, then for `-d` seconds each sends a `--size`-byte
@@ -12,9 +13,14 @@
 //! ("requests" are echoed messages). The second form is a trivial echo server used to
 //! measure the client's own ceiling. The third is HTTPS with a full TLS handshake per
 //! request (see `tlsclose`), which wrk cannot do: it resumes the session of the last one.
+//! The fourth is HTTP/3 (see `h3`): `-c` QUIC connections with `-m` requests in flight on
+//! each, a GET or a POST of `--body` bytes, for `-d` seconds or `-n` requests in all; its
+//! report adds `body_bytes`, the response bodies' size.
 
 mod client;
 mod frame;
+mod h3;
+mod h3wire;
 mod server;
 mod tlsclose;
 
@@ -43,23 +49,30 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(client::Config,
         duration: Duration::from_secs(7),
         size: 13,
         timeout: Duration::from_secs(5),
+        streams: 10,
+        body: 0,
+        requests: 0,
     };
     let mut mode = Mode::WebSocket;
     let mut path = None;
     while let Some(flag) = args.next() {
-        if flag == "--serve" || flag == "--tls-close" {
-            mode = if flag == "--serve" {
-                Mode::Serve
-            } else {
-                Mode::TlsClose
-            };
+        let chosen = match flag.as_str() {
+            "--serve" => Some(Mode::Serve),
+            "--tls-close" => Some(Mode::TlsClose),
+            "--h3" => Some(Mode::H3),
+            _ => None,
+        };
+        if let Some(chosen) = chosen {
+            mode = chosen;
             continue;
         }
         if flag == "-h" || flag == "--help" {
             return Err(
                 "usage: wsload --port P [--host H] [--path /ws] [-c N] [-d SECONDS] \
                         [--size BYTES] [--timeout SECONDS] | wsload --serve --port P \
-                        | wsload --tls-close --port P [--path /] [-c N] [-d SECONDS]"
+                        | wsload --tls-close --port P [--path /] [-c N] [-d SECONDS] \
+                        | wsload --h3 --port P [--path /] [-c N] [-m STREAMS] [--body BYTES] \
+                        [-n REQUESTS] [-d SECONDS]"
                     .into(),
             );
         }
@@ -73,13 +86,21 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(client::Config,
             "-d" | "--duration" => cfg.duration = seconds(&value).ok_or_else(bad)?,
             "--size" => cfg.size = value.parse().map_err(|_| bad())?,
             "--timeout" => cfg.timeout = seconds(&value).ok_or_else(bad)?,
+            "-m" | "--streams" => cfg.streams = value.parse().map_err(|_| bad())?,
+            "--body" => cfg.body = value.parse().map_err(|_| bad())?,
+            "-n" | "--requests" => cfg.requests = value.parse().map_err(|_| bad())?,
             _ => return Err(format!("unknown option {flag} (try --help)")),
         }
     }
     if cfg.port == 0 {
         return Err("--port is required".into());
     }
-    cfg.path = path.unwrap_or_else(|| if mode == Mode::TlsClose { "/" } else { "/ws" }.into());
+    let default_path = if matches!(mode, Mode::TlsClose | Mode::H3) {
+        "/"
+    } else {
+        "/ws"
+    };
+    cfg.path = path.unwrap_or_else(|| default_path.into());
     Ok((cfg, mode))
 }
 
@@ -105,6 +126,7 @@ enum Mode {
     WebSocket,
     Serve,
     TlsClose,
+    H3,
 }
 
 fn real_main() -> Result<(), String> {
@@ -117,13 +139,13 @@ fn real_main() -> Result<(), String> {
             .ok_or("host has no address")?;
         return server::serve(addr).map_err(|e| format!("serving on {addr}: {e}"));
     }
-    if cfg.connections == 0 || cfg.size > frame::MAX_PAYLOAD {
-        return Err("need at least one connection and a size up to 16 MiB".into());
+    if cfg.connections == 0 || cfg.streams == 0 || cfg.size > frame::MAX_PAYLOAD {
+        return Err("need at least one connection and one stream, and a size up to 16 MiB".into());
     }
-    let run = if mode == Mode::TlsClose {
-        tlsclose::run
-    } else {
-        client::run
+    let run = match mode {
+        Mode::TlsClose => tlsclose::run,
+        Mode::H3 => h3::run,
+        _ => client::run,
     };
     let mut stats = run(&cfg).map_err(|e| e.to_string())?;
     if let Some(why) = &stats.first_error {
@@ -141,7 +163,7 @@ fn real_main() -> Result<(), String> {
         "BENCH_JSON {{\"requests\": {}, \"duration_us\": {}, \"bytes\": {}, \
          \"connect\": {}, \"read\": {}, \"write\": {}, \"status\": {}, \"timeout\": {}, \
          \"p50_us\": {}, \"p90_us\": {}, \"p99_us\": {}, \"max_us\": {}, \"mean_us\": {:.1}, \
-         \"connections\": {}, \"size\": {}}}",
+         \"connections\": {}, \"size\": {}, \"body_bytes\": {}}}",
         stats.messages,
         stats.duration.as_micros(),
         stats.bytes,
@@ -157,6 +179,7 @@ fn real_main() -> Result<(), String> {
         mean,
         cfg.connections,
         cfg.size,
+        stats.body_bytes,
     );
     writeln!(io::stdout().lock(), "{line}").map_err(|e| e.to_string())
 }
@@ -188,6 +211,12 @@ mod tests {
         assert_eq!(cfg.duration, Duration::from_millis(500));
         let (cfg, mode) = args(&["--tls-close", "--port", "1"]).expect("ok");
         assert_eq!((mode, cfg.path.as_str()), (Mode::TlsClose, "/"));
+        let (cfg, mode) = args(&[
+            "--h3", "--port", "1", "-m", "4", "--body", "4096", "-n", "1",
+        ])
+        .expect("ok");
+        assert_eq!((mode, cfg.path.as_str()), (Mode::H3, "/"));
+        assert_eq!((cfg.streams, cfg.body, cfg.requests), (4, 4096, 1));
     }
 
     #[test]

@@ -71,6 +71,14 @@ impl ServerCertVerifier for AnyCertificate {
 /// not P-384 (first in ring's list, and several times dearer), so every server does the
 /// key exchange a browser's classic handshake asks of it, whatever its TLS library prefers.
 pub fn tls_config() -> Result<Arc<ClientConfig>, rustls::Error> {
+    let mut cfg = unverified_client(b"http/1.1")?;
+    cfg.resumption = Resumption::disabled();
+    Ok(Arc::new(cfg))
+}
+
+/// A client offering `alpn` and the key shares above, checking no certificate (a load
+/// generator on loopback; the runner's readiness probe checks the certificate).
+pub fn unverified_client(alpn: &[u8]) -> Result<ClientConfig, rustls::Error> {
     #[allow(deprecated)] // deprecated for lacking post-quantum groups: the point here
     let mut provider = rustls::crypto::ring::default_provider();
     provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1];
@@ -83,9 +91,8 @@ pub fn tls_config() -> Result<Arc<ClientConfig>, rustls::Error> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCertificate(schemes)))
         .with_no_client_auth();
-    cfg.resumption = Resumption::disabled();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
+    cfg.alpn_protocols = vec![alpn.to_vec()];
+    Ok(cfg)
 }
 
 struct Conn {
