@@ -277,6 +277,13 @@ def bind_address(address: Address, config: Config) -> socket.socket:
     return _adopt_fd(address.fd, config.backlog, f"--fd {address.fd}")
 
 
+#: Kernel buffer asked for each HTTP/3 socket, both ways: every QUIC connection of a
+#: worker shares the one socket, and at the default (about 208 KiB) a burst of datagrams
+#: from many connections overflows it (a drop costs a QUIC retransmission, a stall).
+#: The kernel caps it at net.core.rmem_max / wmem_max.
+UDP_BUFFER = 4 * 1024 * 1024
+
+
 def http3_sockets(listening: list[socket.socket]) -> list[socket.socket]:
     """The HTTP/3 (UDP) sockets of the TCP listeners among ``listening`` (--http3)."""
     return [_bind_udp(sock) for sock in listening if sock.family != socket.AF_UNIX]
@@ -290,6 +297,8 @@ def _bind_udp(tcp: socket.socket) -> socket.socket:
     try:
         if tcp.family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_BUFFER)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, UDP_BUFFER)
         sock.bind(name)
     except OSError as exc:
         sock.close()

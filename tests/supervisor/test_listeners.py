@@ -67,6 +67,25 @@ def test_bind_tcp_port_zero_and_describe() -> None:
         listeners.close_listeners(socks)
 
 
+def _sysctl(name: str) -> int:
+    return int(Path(f"/proc/sys/net/core/{name}").read_text())
+
+
+def test_http3_socket_has_the_tcp_port_and_large_buffers() -> None:
+    """Every QUIC connection of a worker shares one UDP socket: its buffers are raised up
+    to what the kernel allows (it reports twice the size granted)."""
+    tcp = listeners.bind_listeners(Config(host="127.0.0.1", port=0))
+    udp = listeners.http3_sockets(tcp)
+    try:
+        assert [s.getsockname() for s in udp] == [s.getsockname() for s in tcp]
+        assert listeners.is_quic(udp[0]) and not listeners.is_quic(tcp[0])
+        for option, cap in ((socket.SO_RCVBUF, "rmem_max"), (socket.SO_SNDBUF, "wmem_max")):
+            granted = min(listeners.UDP_BUFFER, _sysctl(cap)) * 2
+            assert udp[0].getsockopt(socket.SOL_SOCKET, option) == granted
+    finally:
+        listeners.close_listeners(tcp + udp)
+
+
 def test_bind_ipv6() -> None:
     if not socket.has_ipv6:
         pytest.skip("no IPv6")
