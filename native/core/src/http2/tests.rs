@@ -661,8 +661,9 @@ fn frames_after_a_client_reset_end_the_connection_with_stream_closed() {
     assert_eq!(goaway_code(&frames(&conn.take_output())), STREAM_CLOSED);
 }
 
-#[test]
-fn body_and_trailers_on_an_open_stream_are_served() {
+/// A connection with a POST on stream 1 whose body is followed by `trailers`, each byte
+/// read on its own.
+fn post_with_trailers(trailers: &[(&str, &str)]) -> Http2 {
     let mut conn = connected(&Settings::default());
     let mut fields = get("/");
     fields[0].1 = "POST";
@@ -672,11 +673,17 @@ fn body_and_trailers_on_an_open_stream_are_served() {
         HEADERS,
         END_STREAM | END_HEADERS,
         1,
-        &block(&[("x-t", "1")]),
+        &block(trailers),
     ));
     for byte in bytes {
         conn.receive(&[byte]);
     }
+    conn
+}
+
+#[test]
+fn body_and_trailers_on_an_open_stream_are_served() {
+    let mut conn = post_with_trailers(&[("x-t", "1")]);
     let events = conn.take_events();
     assert!(events.contains(&Event::End { stream: 1 }), "{events:?}");
     assert!(answers_ping(&mut conn));
@@ -725,20 +732,7 @@ fn an_undecodable_field_block_is_a_compression_error() {
 
 #[test]
 fn a_pseudo_header_in_trailers_resets_the_stream() {
-    let mut conn = connected(&Settings::default());
-    let mut fields = get("/");
-    fields[0].1 = "POST";
-    request_stream(&mut conn, 1, &fields, false);
-    let mut bytes = frame(DATA, 0, 1, b"body");
-    bytes.extend(frame(
-        HEADERS,
-        END_STREAM | END_HEADERS,
-        1,
-        &block(&[("x-t", "1"), (":path", "/x")]),
-    ));
-    for byte in bytes {
-        conn.receive(&[byte]);
-    }
+    let mut conn = post_with_trailers(&[("x-t", "1"), (":path", "/x")]);
     let out = frames(&conn.take_output());
     assert_eq!(rst_code(&out, 1), Some(PROTOCOL_ERROR));
     let events = conn.take_events();
