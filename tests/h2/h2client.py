@@ -17,7 +17,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-import pytest
 from h2.errors import ErrorCodes
 from hpack import Decoder, Encoder, NeverIndexedHeaderTuple
 from hyperframe.frame import (
@@ -37,14 +36,6 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 READ_TIMEOUT = 5.0
 #: The server under test is ruvicorn unless this names a reference server.
 REFERENCE = os.environ.get("RUVICORN_H2_REFERENCE", "")
-#: Known gap: the HTTP/2 engine sends PROTOCOL_ERROR for HPACK errors.
-COMPRESSION_GAP = "the h2 engine sends GOAWAY PROTOCOL_ERROR, not COMPRESSION_ERROR"
-
-
-def gap(reason: str) -> pytest.MarkDecorator:
-    """A case ruvicorn is known to fail; ``reason`` says what it does instead. Strict, so a
-    fix shows up as a failure until the mark goes; not applied to a reference server."""
-    return pytest.mark.xfail(not REFERENCE, reason=f"ruvicorn: {reason}", strict=True)
 
 
 class T(IntEnum):

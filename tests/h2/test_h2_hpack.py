@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import pytest
 from h2client import (
-    COMPRESSION_GAP,
     ErrorCodes,
     F,
     H2Conn,
     T,
     Target,
     block,
-    gap,
     integer,
     raw,
     request,
@@ -49,14 +47,12 @@ BAD_BLOCKS = {
 }
 
 
-@gap(COMPRESSION_GAP)
 @pytest.mark.parametrize("case", list(BAD_BLOCKS))
 def test_undecodable_field_block(conn: H2Conn, case: str) -> None:
     conn.send(raw(T.HEADERS, F.END_STREAM | F.END_HEADERS, 1, BAD_BLOCKS[case]))
     conn.expect_goaway(ErrorCodes.COMPRESSION_ERROR)
 
 
-@gap(COMPRESSION_GAP)
 def test_size_update_above_the_settings_limit(conn: H2Conn) -> None:
     limit = conn.server_settings.get(SettingsFrame.HEADER_TABLE_SIZE, 4096)
     conn.send(raw(T.HEADERS, F.END_STREAM | F.END_HEADERS, 1, integer(limit + 1, 5, 0x20) + GET))

@@ -6,14 +6,17 @@
 //! through [`FrameCheck`] first: the frames before a violation go on to the engine, the
 //! offending one is held, and the scan [`Stop`]s with the error the RFC calls for.
 //!
-//! The check reads frame headers only (plus SETTINGS payloads, a few bytes per setting), and
-//! copies no payload: what passes is handed on as slices of the input. A header split across
-//! reads is held back (at most 8 bytes) until it is whole, so the engine never sees part of a
-//! frame that is then refused.
+//! The check reads frame headers only, plus SETTINGS payloads (a few bytes per setting) and
+//! field block fragments (read by [`FieldCheck`], which the engine answers with the wrong
+//! codes too), and copies no payload: what passes is handed on as slices of the input. A
+//! header split across reads is held back (at most 8 bytes) until it is whole, so the engine
+//! never sees part of a frame that is then refused; a payload byte found at fault is held
+//! back likewise, so the engine never has its frame whole before the verdict.
 
 use std::collections::VecDeque;
 
 use super::flood::FloodGuard;
+use super::hpack_check::{Fault, FieldCheck};
 
 /// Frame types (RFC 9113 §6).
 pub const DATA: u8 = 0x0;
@@ -33,6 +36,7 @@ pub const PADDED: u8 = 0x8;
 pub const PRIORITY_FLAG: u8 = 0x20;
 /// Error codes (RFC 9113 §7).
 pub const PROTOCOL_ERROR: u32 = 0x1;
+pub const COMPRESSION_ERROR: u32 = 0x9;
 pub const FLOW_CONTROL_ERROR: u32 = 0x3;
 pub const STREAM_CLOSED: u32 = 0x5;
 pub const FRAME_SIZE_ERROR: u32 = 0x6;
@@ -61,8 +65,9 @@ pub enum Verdict {
     },
 }
 
-/// Where the scan stopped: the offending frame's header (or, for a SETTINGS value, the
-/// point in its payload) ends at `at` in the input given to [`FrameCheck::scan`].
+/// Where the scan stopped: the offending frame's header (or, for a SETTINGS value or a field
+/// block byte, the point in its payload) ends at `at` in the input given to
+/// [`FrameCheck::scan`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stop {
     pub verdict: Verdict,
@@ -88,8 +93,15 @@ pub struct FrameCheck {
     /// Recently opened streams, ascending, with whether the client ended its side
     /// (END_STREAM or RST_STREAM).
     streams: VecDeque<(u32, bool)>,
+    /// The field blocks' decoding state, and where the current frame's fragment is.
+    fields: FieldCheck,
+    fragment: Option<Fragment>,
+    /// The engine refused a frame's padding: its decoder state is no longer followed.
+    fields_lost: bool,
     /// A [`Stop`] was returned and not resumed: nothing more passes.
     stopped: bool,
+    /// The stop was inside a payload, at this byte, held back until [`Self::resume`].
+    held_byte: Option<u8>,
     pub(super) flood: FloodGuard,
 }
 
@@ -111,7 +123,11 @@ impl FrameCheck {
             first: true,
             block: None,
             streams: VecDeque::new(),
+            fields: FieldCheck::new(),
+            fragment: None,
+            fields_lost: false,
             stopped: false,
+            held_byte: None,
             flood: FloodGuard::new(),
         }
     }
@@ -134,12 +150,17 @@ impl FrameCheck {
             }
             if self.payload > 0 {
                 let n = self.payload.min(data.len() - i);
-                if let Some(last) = self.settings_values(&data[i..i + n]) {
+                let found = match self.settings_values(&data[i..i + n]) {
+                    Some(last) => Some((last, Verdict::Connection(FLOW_CONTROL_ERROR))),
+                    None => self.fragment_bytes(&data[i..i + n]),
+                };
+                if let Some((last, verdict)) = found {
                     // The frame never reaches the engine whole: its last byte read is held,
                     // and so the engine is given the same bytes however the input was split.
                     forward_range(forward, data, from, i + last);
                     self.stopped = true;
-                    let verdict = Verdict::Connection(FLOW_CONTROL_ERROR);
+                    self.held_byte = Some(data[i + last]);
+                    self.payload -= last + 1;
                     return Some(Stop {
                         verdict,
                         at: i + last + 1,
@@ -193,12 +214,18 @@ impl FrameCheck {
     }
 
     /// Go on after a [`Verdict::Stream`] the caller turned into a stream reset: the frame
-    /// is forwarded (`pass`) or dropped, and scanning continues after [`Stop::at`].
+    /// is forwarded (`pass`) or dropped, and scanning continues after [`Stop::at`]. A stop
+    /// inside a payload (a pseudo-header in trailers) always passes the frame on: its
+    /// beginning has reached the engine already.
     pub fn resume(&mut self, pass: bool, forward: &mut impl FnMut(&[u8])) {
         if !self.stopped {
             return;
         }
         self.stopped = false;
+        if let Some(byte) = self.held_byte.take() {
+            forward(&[byte]);
+            return;
+        }
         let header = self.header;
         if pass {
             forward(&header);
@@ -219,8 +246,10 @@ impl FrameCheck {
     fn start_payload(&mut self, header: &[u8; HEADER_LEN], drop: bool) {
         self.payload = frame_len(header);
         self.dropping = drop;
-        self.settings =
-            (!drop && header[3] == SETTINGS && header[4] & ACK == 0).then_some(([0; 6], 0));
+        let (kind, flags) = (header[3], header[4]);
+        self.settings = (!drop && kind == SETTINGS && flags & ACK == 0).then_some(([0; 6], 0));
+        self.fragment = (!drop && !self.fields_lost && (kind == HEADERS || kind == CONTINUATION))
+            .then(|| Fragment::new(header));
     }
 
     /// What `header` calls for, if anything; keeps the stream and field-block state.
@@ -268,6 +297,13 @@ impl FrameCheck {
         }
         if kind == HEADERS || kind == CONTINUATION {
             self.block = (flags & END_HEADERS == 0).then_some(stream);
+            if kind == HEADERS {
+                self.fields.start_block(self.is_trailers(stream));
+            }
+            let empty = Fragment::new(header);
+            if empty.rest == 0 && empty.end && !self.fields_lost && !self.fields.may_end() {
+                return connection(COMPRESSION_ERROR);
+            }
         }
         match kind {
             HEADERS if stream != 0 => match self.streams.back() {
@@ -288,6 +324,74 @@ impl FrameCheck {
             }
             _ => None,
         }
+    }
+
+    /// A HEADERS frame on `stream` would be its trailers: the client opened it and has not
+    /// ended its side.
+    fn is_trailers(&self, stream: u32) -> bool {
+        let at = self.streams.binary_search_by_key(&stream, |s| s.0);
+        at.is_ok_and(|at| !self.streams[at].1)
+    }
+
+    /// Read field block bytes of the current HEADERS or CONTINUATION payload; at one that
+    /// calls for an error, its index in `bytes` and the verdict.
+    fn fragment_bytes(&mut self, bytes: &[u8]) -> Option<(usize, Verdict)> {
+        let fragment = self.fragment.as_mut()?;
+        for (at, &byte) in bytes.iter().enumerate() {
+            fragment.rest -= 1;
+            if fragment.padded {
+                fragment.padded = false;
+                let pad = usize::from(byte);
+                match (fragment.rest - fragment.skip).checked_sub(pad) {
+                    Some(left) => fragment.left = left,
+                    None => {
+                        // The engine ends the connection over the padding.
+                        self.fields_lost = true;
+                        self.fragment = None;
+                        return None;
+                    }
+                }
+            } else if fragment.skip > 0 {
+                fragment.skip -= 1;
+                if fragment.skip > 0 {
+                    fragment.dependency = fragment.dependency << 8 | u32::from(byte);
+                } else if fragment.dependency & MAX_WINDOW == fragment.stream {
+                    // The engine resets a stream depending on itself without decoding its
+                    // field block.
+                    self.fragment = None;
+                    return None;
+                }
+            } else if fragment.left > 0 {
+                fragment.left -= 1;
+                let fault = match self.fields.byte(byte) {
+                    Err(fault) => Some(fault),
+                    Ok(()) if fragment.left == 0 && fragment.end && !self.fields.may_end() => {
+                        Some(Fault::Compression)
+                    }
+                    Ok(()) => None,
+                };
+                let verdict = match fault {
+                    None => continue,
+                    Some(Fault::Compression) => Verdict::Connection(COMPRESSION_ERROR),
+                    Some(Fault::PseudoInTrailers) => Verdict::Stream {
+                        stream: fragment.stream,
+                        code: PROTOCOL_ERROR,
+                        forward: true,
+                    },
+                };
+                return Some((at, verdict));
+            } else {
+                // Padding.
+                self.fragment = None;
+                return None;
+            }
+            // The fragment is empty, or ends before padding, with the block.
+            let ended = !fragment.padded && fragment.skip == 0 && fragment.left == 0;
+            if ended && fragment.end && !self.fields.may_end() {
+                return Some((at, Verdict::Connection(COMPRESSION_ERROR)));
+            }
+        }
+        None
     }
 
     /// The client sent a frame on a stream it opened before, ending its side with it if
@@ -326,6 +430,45 @@ impl FrameCheck {
             }
         }
         None
+    }
+}
+
+/// Where the payload of a HEADERS or CONTINUATION frame being read is (RFC 9113 §6.2, §6.10).
+#[derive(Debug, Clone, Copy)]
+struct Fragment {
+    stream: u32,
+    /// END_HEADERS: the field block ends with this fragment.
+    end: bool,
+    /// The pad length byte is still to come.
+    padded: bool,
+    /// Bytes of the priority fields still to come, and the stream dependency read so far.
+    skip: usize,
+    dependency: u32,
+    /// Bytes of the fragment still to come (once the pad length is known).
+    left: usize,
+    /// Bytes of the payload still to come.
+    rest: usize,
+}
+
+impl Fragment {
+    fn new(header: &[u8; HEADER_LEN]) -> Self {
+        let (kind, flags) = (header[3], header[4]);
+        let padded = kind == HEADERS && flags & PADDED != 0;
+        let skip = if kind == HEADERS && flags & PRIORITY_FLAG != 0 {
+            5
+        } else {
+            0
+        };
+        let rest = frame_len(header);
+        Self {
+            stream: u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & MAX_WINDOW,
+            end: flags & END_HEADERS != 0,
+            padded,
+            skip,
+            dependency: 0,
+            left: rest.saturating_sub(skip + usize::from(padded)),
+            rest,
+        }
     }
 }
 

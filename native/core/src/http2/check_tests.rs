@@ -148,12 +148,12 @@ fn frames_on_a_stream_the_client_ended_are_stream_closed() {
         frame(HEADERS, END_HEADERS, 5, b"\x82"),
         frame(RST_STREAM, 0, 5, &[0, 0, 0, 8]),
         frame(HEADERS, END_HEADERS, 7, b"\x82"),
-        frame(HEADERS, END_HEADERS | END_STREAM, 7, b"\x40"),
+        frame(HEADERS, END_HEADERS | END_STREAM, 7, b"\x10\x01a\x01b"),
     ]
     .concat();
     let late = [
         frame(DATA, 0, 1, b"x"),
-        frame(HEADERS, END_HEADERS | END_STREAM, 3, b"\x40"),
+        frame(HEADERS, END_HEADERS | END_STREAM, 3, b"\x10\x01a\x01b"),
         frame(DATA, END_STREAM, 5, b""),
         frame(DATA, 0, 7, b"x"),
     ]
@@ -213,4 +213,82 @@ fn nothing_passes_after_a_connection_error() {
     let (out, stops) = same_in_any_pieces(&bytes, true);
     assert_eq!(out, hello());
     assert_eq!(stops.len(), 1);
+}
+
+#[test]
+fn undecodable_field_blocks_are_compression_errors_however_split() {
+    let compression = vec![Verdict::Connection(COMPRESSION_ERROR)];
+    let cases = [
+        // Index 0, in a HEADERS frame with padding and priority fields around it.
+        frame(
+            HEADERS,
+            END_HEADERS | PADDED | PRIORITY_FLAG,
+            1,
+            &[2, 0, 0, 0, 0, 16, 0x80, 0, 0],
+        ),
+        // A literal cut short by END_HEADERS on an empty CONTINUATION.
+        [
+            frame(HEADERS, END_STREAM, 1, b"\x82\x40"),
+            frame(CONTINUATION, END_HEADERS, 1, b""),
+        ]
+        .concat(),
+        // A string running past the end of a block split over CONTINUATION frames.
+        [
+            frame(HEADERS, END_STREAM, 1, b"\x82\x00"),
+            frame(CONTINUATION, 0, 1, b"\x0aab"),
+            frame(CONTINUATION, END_HEADERS, 1, b"cd"),
+        ]
+        .concat(),
+        // A truncated field followed by padding only.
+        frame(HEADERS, END_HEADERS | PADDED, 1, &[3, 0x82, 0x40, 0, 0, 0]),
+    ];
+    for case in cases {
+        let bytes = [hello(), case.clone()].concat();
+        let (out, stops) = same_in_any_pieces(&bytes, true);
+        assert_eq!(stops, compression, "{case:?}");
+        assert!(
+            out.len() < bytes.len(),
+            "the frame never reaches the engine whole"
+        );
+    }
+}
+
+#[test]
+fn a_pseudo_header_in_trailers_resets_the_stream() {
+    let bytes = [
+        hello(),
+        frame(HEADERS, END_HEADERS, 1, b"\x83\x86\x84"),
+        frame(DATA, 0, 1, b"body"),
+        frame(HEADERS, END_STREAM, 1, b"\x10\x01a\x01b"),
+        frame(CONTINUATION, END_HEADERS, 1, b"\x84\x10\x01a\x01b"),
+        frame(HEADERS, END_HEADERS | END_STREAM, 3, b"\x82\x86\x84"),
+    ]
+    .concat();
+    let (out, stops) = same_in_any_pieces(&bytes, true);
+    let reset = Verdict::Stream {
+        stream: 1,
+        code: PROTOCOL_ERROR,
+        forward: true,
+    };
+    assert_eq!(stops, [reset]);
+    assert_eq!(
+        out, bytes,
+        "the trailers go on to the engine after the reset"
+    );
+}
+
+#[test]
+fn a_self_dependent_stream_s_block_is_not_decoded() {
+    // The engine resets such a stream without decoding its block (index 0 here).
+    let bytes = [
+        hello(),
+        frame(
+            HEADERS,
+            END_HEADERS | PRIORITY_FLAG,
+            1,
+            &[0, 0, 0, 1, 16, 0x80],
+        ),
+    ]
+    .concat();
+    assert_eq!(same_in_any_pieces(&bytes, true), (bytes, vec![]));
 }

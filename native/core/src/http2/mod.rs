@@ -16,6 +16,7 @@
 
 pub mod check;
 mod flood;
+mod hpack_check;
 mod pipe;
 #[cfg(test)]
 mod tests;

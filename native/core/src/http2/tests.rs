@@ -1,8 +1,9 @@
 //! The interface driven with hand-built frames: what a client sends in, what comes out.
 
 use super::check::{
-    CONTINUATION, DATA, END_HEADERS, END_STREAM, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, GOAWAY,
-    HEADERS, PING, PRIORITY, PROTOCOL_ERROR, RST_STREAM, SETTINGS, STREAM_CLOSED, WINDOW_UPDATE,
+    COMPRESSION_ERROR, CONTINUATION, DATA, END_HEADERS, END_STREAM, FLOW_CONTROL_ERROR,
+    FRAME_SIZE_ERROR, GOAWAY, HEADERS, PING, PRIORITY, PROTOCOL_ERROR, RST_STREAM, SETTINGS,
+    STREAM_CLOSED, WINDOW_UPDATE,
 };
 use super::*;
 
@@ -660,8 +661,9 @@ fn frames_after_a_client_reset_end_the_connection_with_stream_closed() {
     assert_eq!(goaway_code(&frames(&conn.take_output())), STREAM_CLOSED);
 }
 
-#[test]
-fn body_and_trailers_on_an_open_stream_are_served() {
+/// A connection with a POST on stream 1 whose body is followed by `trailers`, each byte
+/// read on its own.
+fn post_with_trailers(trailers: &[(&str, &str)]) -> Http2 {
     let mut conn = connected(&Settings::default());
     let mut fields = get("/");
     fields[0].1 = "POST";
@@ -671,11 +673,17 @@ fn body_and_trailers_on_an_open_stream_are_served() {
         HEADERS,
         END_STREAM | END_HEADERS,
         1,
-        &block(&[("x-t", "1")]),
+        &block(trailers),
     ));
     for byte in bytes {
         conn.receive(&[byte]);
     }
+    conn
+}
+
+#[test]
+fn body_and_trailers_on_an_open_stream_are_served() {
+    let mut conn = post_with_trailers(&[("x-t", "1")]);
     let events = conn.take_events();
     assert!(events.contains(&Event::End { stream: 1 }), "{events:?}");
     assert!(answers_ping(&mut conn));
@@ -702,4 +710,38 @@ fn a_connection_is_asked_to_go_after_max_requests() {
         .count();
     assert_eq!(requests, 3, "the requests up to the cap are all served");
     assert!(!conn.is_closed(), "open streams finish first");
+}
+
+#[test]
+fn an_undecodable_field_block_is_a_compression_error() {
+    let mut conn = connected(&Settings::default());
+    let mut head = block(&get("/"));
+    head.push(0x80);
+    for byte in frame(HEADERS, END_STREAM | END_HEADERS, 1, &head) {
+        conn.receive(&[byte]);
+    }
+    let out = frames(&conn.take_output());
+    assert_eq!(goaway_code(&out), COMPRESSION_ERROR);
+    let events = conn.take_events();
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Request { .. })),
+        "no request is made of it: {events:?}"
+    );
+    assert!(conn.is_closed());
+}
+
+#[test]
+fn a_pseudo_header_in_trailers_resets_the_stream() {
+    let mut conn = post_with_trailers(&[("x-t", "1"), (":path", "/x")]);
+    let out = frames(&conn.take_output());
+    assert_eq!(rst_code(&out, 1), Some(PROTOCOL_ERROR));
+    let events = conn.take_events();
+    assert!(!events.contains(&Event::End { stream: 1 }), "{events:?}");
+    request_stream(&mut conn, 3, &get("/"), true);
+    assert!(
+        conn.take_events()
+            .iter()
+            .any(|e| matches!(e, Event::Request { .. })),
+        "the connection goes on"
+    );
 }

@@ -18,7 +18,7 @@ mod conn;
 mod endpoint;
 mod frame;
 mod head;
-mod qpack;
+pub(crate) mod qpack;
 #[cfg(test)]
 mod tests;
 

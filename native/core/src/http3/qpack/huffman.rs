@@ -27,29 +27,53 @@ fn by_length() -> &'static [Vec<(u32, u8)>] {
 /// Decode `input`; `None` when it holds EOS, a code that does not exist, or padding that is
 /// longer than 7 bits or not all ones (RFC 7541 §5.2: each is a decoding error).
 pub(crate) fn decode(input: &[u8]) -> Option<Vec<u8>> {
-    let table = by_length();
     let mut out = Vec::with_capacity(input.len() * 8 / 5);
-    let mut code: u32 = 0;
-    let mut len: u32 = 0;
+    let mut reader = Reader::default();
     for &byte in input {
-        for shift in (0..8).rev() {
-            code = (code << 1) | u32::from((byte >> shift) & 1);
-            len += 1;
-            if len < MIN_LEN {
-                continue;
-            }
-            let group = &table[len as usize];
-            if let Ok(at) = group.binary_search_by_key(&code, |&(c, _)| c) {
-                out.push(group[at].1);
-                code = 0;
-                len = 0;
-            } else if len >= MAX_LEN {
-                return None;
-            }
+        if !reader.byte(byte, |symbol| out.push(symbol)) {
+            return None;
         }
     }
-    // What is left must be a prefix of EOS (all ones), shorter than a byte.
-    (len < 8 && code == (1 << len) - 1).then_some(out)
+    reader.end().then_some(out)
+}
+
+/// A Huffman-coded string read a byte at a time, so that a string split across pieces of
+/// input decodes as a whole one does, and a caller that needs only the symbols' count (the
+/// HTTP/2 field block check) allocates nothing: the bits of the code being read.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reader {
+    code: u32,
+    len: u32,
+}
+
+impl Reader {
+    /// Read `byte`, handing each symbol it completes to `symbol`; false at EOS or a code
+    /// that does not exist.
+    pub(crate) fn byte(&mut self, byte: u8, mut symbol: impl FnMut(u8)) -> bool {
+        let table = by_length();
+        for shift in (0..8).rev() {
+            self.code = (self.code << 1) | u32::from((byte >> shift) & 1);
+            self.len += 1;
+            if self.len < MIN_LEN {
+                continue;
+            }
+            let group = &table[self.len as usize];
+            if let Ok(at) = group.binary_search_by_key(&self.code, |&(c, _)| c) {
+                symbol(group[at].1);
+                self.code = 0;
+                self.len = 0;
+            } else if self.len >= MAX_LEN {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether the string may end here: what is left is a prefix of EOS (all ones), shorter
+    /// than a byte.
+    pub(crate) fn end(&self) -> bool {
+        self.len < 8 && self.code == (1 << self.len) - 1
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! table where an entry matches and plain (not Huffman-coded) literals otherwise, so the
 //! peer never needs an acknowledgement from us either.
 
-mod huffman;
+pub(crate) mod huffman;
 mod huffman_table;
 mod static_table;
 
