@@ -202,42 +202,41 @@ def final_goaway(frame: Frame) -> bool:
     return isinstance(frame, GoAwayFrame) and frame.last_stream_id < 2**31 - 1
 
 
-SENT_LATE = "send-after-disconnect"
-
-
-def test_send_after_a_client_reset_raises_oserror_and_writes_nothing(
-    server_factory: Any,
-) -> None:
-    """RST_STREAM CANCEL while the app runs: its receive() gives http.disconnect and a later
-    send() raises an OSError (ASGI HTTP 2.4), as after an HTTP/1.1 client left; the stream
-    gets no frame, the connection serves on, and nothing is logged as an app failure."""
-    srv: ServerProcess = server_factory("testapp:app")
+def test_a_client_reset_cancels_the_app_task(server_factory: Any) -> None:
+    """RST_STREAM CANCEL while the app awaits a long sleep: its Task is cancelled at once
+    (the app sees CancelledError, and a send() it makes then raises ClientDisconnected),
+    the stream gets no frame, no access line claims a response, nothing is logged as an
+    app failure, and the connection serves on."""
+    srv: ServerProcess = server_factory("testapp:app", "--access-log-format", FORMAT)
     mark = srv.mark()
     sock, conn = open_h2(srv.host, srv.port)
     with sock:
-        reset = h2_send_request(sock, conn, "GET", "/send-after-disconnect")
-        wait_for(lambda: "/send-after-disconnect" in srv.paths_seen_since(mark))
+        reset = h2_send_request(sock, conn, "GET", "/cancel-me")
+        wait_for(lambda: any(r.get("event") == "cancel-me-start" for r in srv.records_since(mark)))
         conn.reset_stream(reset, ErrorCodes.CANCEL)
         sock.sendall(conn.data_to_send())
         outcome = wait_for(
-            lambda: [r for r in srv.records_since(mark) if r.get("event") == SENT_LATE]
+            lambda: [r for r in srv.records_since(mark) if r.get("event") == "cancelled"]
         )
-        assert outcome == [{"event": SENT_LATE, "raised": "ClientDisconnected", "is_oserror": True}]
+        assert outcome == [{"event": "cancelled", "send_raised": "ClientDisconnected"}]
         after = h2_send_request(sock, conn, "GET", "/ok")
         frames = FrameReader(sock).until(lambda fs: ended(fs, after))
     assert [f for f in frames if f.stream_id == reset] == []
     body = b"".join(f.data for f in frames if isinstance(f, DataFrame) and f.stream_id == after)
     assert body == b"ok"
-    assert "Traceback" not in srv.stderr()
+    wait_for(lambda: any("GET /ok HTTP/2|200" in line for line in access_lines(srv)))
+    assert not any("/cancel-me" in line for line in access_lines(srv))
+    stderr = srv.stderr()
+    assert "Traceback" not in stderr and "CancelledError" not in stderr
 
 
-def test_app_streaming_into_a_reset_stream_ends_quietly(
+def test_app_streaming_into_a_reset_stream_is_cancelled_quietly(
     server_factory: Any, tmp_path: Path
 ) -> None:
-    """An app that never looks at receive() and keeps sending after the client reset its
-    stream: its send() raises, the app ends, and that is a debug line, not a traceback.
-    The Task is not cancelled (as with an HTTP/1.1 client that leaves)."""
+    """An app that never looks at receive() and is held in send() by flow control when the
+    client resets its stream: its Task is cancelled there, without a traceback."""
     srv: ServerProcess = server_factory("testapp:app", "--log-level", "debug")
+    mark = srv.mark()
     progress = tmp_path / "progress"
     sock, conn = open_h2(srv.host, srv.port)
     with sock:
@@ -250,7 +249,10 @@ def test_app_streaming_into_a_reset_stream_ends_quietly(
                 break
         conn.reset_stream(stream, ErrorCodes.CANCEL)
         sock.sendall(conn.data_to_send())
-        wait_for(lambda: "Client disconnected before the app finished" in srv.stderr())
+        ended_ = wait_for(
+            lambda: [r for r in srv.records_since(mark) if r.get("event") == "flood-ended"]
+        )
+        assert ended_ == [{"event": "flood-ended", "raised": "CancelledError"}]
         assert h2_request(sock, conn, "GET", "/ok") == (200, b"ok")
     assert int(progress.read_text()) < 1 << 30
     stderr = srv.stderr()
@@ -274,22 +276,24 @@ def test_a_stream_reset_in_the_same_read_never_starts_its_app(server_factory: An
     assert len([p for p in srv.paths_seen_since(mark) if p == "/slow"]) <= 2
 
 
-def test_apps_of_reset_streams_count_against_the_stream_limit(
+def test_apps_outliving_their_cancellation_count_against_the_stream_limit(
     server_factory: Any, tmp_path: Path
 ) -> None:
-    """The apps of streams the client reset keep running (nothing cancels them), so they
-    still count against --h2-max-concurrent-streams on their connection: a new stream
-    beyond it is refused with REFUSED_STREAM, unseen by the app, until they end."""
+    """A reset stream's app is cancelled, but its slot is freed only when its Task ends: an
+    app that ignores the cancellation still counts against --h2-max-concurrent-streams,
+    so a new stream beyond it is refused with REFUSED_STREAM, unseen by the app, until
+    those apps end."""
     srv: ServerProcess = server_factory("testapp:app", "--h2-max-concurrent-streams", "2")
     gate = tmp_path / "gate"
     mark = srv.mark()
     sock, conn = open_h2(srv.host, srv.port)
     with sock:
         for held in (1, 2):
-            stream = h2_send_request(sock, conn, "GET", f"/gate?gate={gate}")
-            wait_for(lambda n=held: entered(srv, mark) == n)
+            stream = h2_send_request(sock, conn, "GET", f"/cancel-me?gate={gate}")
+            wait_for(lambda n=held: cancelled(srv, mark, "cancel-me-start") == n)
             conn.reset_stream(stream, ErrorCodes.CANCEL)
             sock.sendall(conn.data_to_send())
+            wait_for(lambda n=held: cancelled(srv, mark, "cancelled") == n)
         refused = h2_send_request(sock, conn, "GET", "/ok?refused")
         events = read_until_goaway(sock, conn, refused)
         resets = [e for e in events if isinstance(e, h2.events.StreamReset)]
@@ -308,8 +312,8 @@ def test_apps_of_reset_streams_count_against_the_stream_limit(
         wait_for(served, interval=0.1)
 
 
-def entered(server: ServerProcess, mark: int) -> int:
-    return sum(r.get("event") == "gate-entered" for r in server.records_since(mark))
+def cancelled(server: ServerProcess, mark: int, event: str) -> int:
+    return sum(r.get("event") == event for r in server.records_since(mark))
 
 
 def test_worker_memory_under_a_stream_and_window_attack(server_factory: Any) -> None:

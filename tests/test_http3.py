@@ -127,11 +127,13 @@ def test_junk_datagrams_cost_nothing(h3_server: ServerProcess) -> None:
     assert run(h3_server, lambda c: c.request("GET", "/ok")).body == b"ok"
 
 
-def test_client_reset_is_a_disconnect(h3_server: ServerProcess) -> None:
+def test_client_reset_cancels_the_app(h3_server: ServerProcess) -> None:
+    """RESET_STREAM while the app awaits a long sleep: its Task is cancelled (as on an
+    HTTP/2 stream), and a send() it makes then raises ClientDisconnected."""
     mark = len(h3_server.records())
 
     async def scenario(client: H3Client) -> None:
-        waiter = client.start("POST", "/wait-disconnect", b"x")
+        waiter = client.start("GET", "/cancel-me")
         await asyncio.sleep(0.2)
         stream_id = next(iter(client.waiters))
         client._quic.reset_stream(stream_id, 0x10C)  # H3_REQUEST_CANCELLED
@@ -139,11 +141,13 @@ def test_client_reset_is_a_disconnect(h3_server: ServerProcess) -> None:
         waiter.cancel()
 
     run(h3_server, scenario)
-    wait_for(
-        lambda: any(r.get("event") == "disconnect" for r in h3_server.records_since(mark)),
+    outcome = wait_for(
+        lambda: [r for r in h3_server.records_since(mark) if r.get("event") == "cancelled"],
         BOUND,
-        "the app to see http.disconnect",
+        "the app's Task to be cancelled",
     )
+    assert outcome == [{"event": "cancelled", "send_raised": "ClientDisconnected"}]
+    assert "Traceback" not in h3_server.stderr()
 
 
 def test_starlette_app(server_factory: Any, tls_certs: TLSCerts) -> None:

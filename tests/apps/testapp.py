@@ -315,8 +315,32 @@ async def flood(scope: Any, receive: Any, send: Any) -> None:
             if sent % (1024 * 1024) < size:
                 Path(progress).write_text(str(sent))
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except BaseException as exc:
+        record(event="flood-ended", raised=type(exc).__name__)
+        raise
     finally:
         Path(progress).write_text(str(sent))
+
+
+async def cancel_me(scope: Any, receive: Any, send: Any) -> None:
+    """Sleep long; record the cancellation when it comes and what a send() then raises.
+    With ``?gate=`` the app ignores its cancellation and waits for the gate file."""
+    q = query(scope)
+    record(event="cancel-me-start", path=scope["path"])
+    try:
+        await asyncio.sleep(GATE_BOUND)
+    except asyncio.CancelledError:
+        raised = None
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+        except Exception as exc:
+            raised = type(exc).__name__
+        record(event="cancelled", send_raised=raised)
+        if "gate" not in q:
+            raise
+        await wait_for_file(q["gate"])
+        return
+    await respond(send, b"never cancelled")
 
 
 async def state_view(scope: Any, receive: Any, send: Any) -> None:
@@ -469,6 +493,7 @@ ROUTES = {
     "/respond-then-wait": respond_then_wait,
     "/hold-body": hold_body,
     "/flood": flood,
+    "/cancel-me": cancel_me,
     "/state": state_view,
     "/head-stream": head_stream,
     "/status": status,

@@ -122,6 +122,15 @@ impl AppRunner {
         closed.map(drop)
     }
 
+    /// Its Task, created on the loop's turn after the app was called: an HTTP/2 or
+    /// HTTP/3 stream keeps it, to cancel when the client resets the stream.
+    pub fn task_created(&self, task: &Bound<'_, PyAny>) -> PyResult<()> {
+        if self.websocket {
+            return Ok(());
+        }
+        HttpProtocol::keep_stream_task(self.protocol.bind(task.py()), self.seq, task)
+    }
+
     fn step(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
         match self.steps.bind(py).send(value) {
             Ok(PySendResult::Next(yielded)) => Ok(Some(yielded.unbind())),
@@ -190,23 +199,22 @@ impl AppRunner {
 }
 
 /// Call the app with `(scope, receive, send)` of `cycle` and run what it returns in its own
-/// Task through the runner `make_runner` builds. An exception raised before a Task exists
-/// is returned for the caller to settle.
+/// Task through the runner `make_runner` builds; the Task is returned when it exists already
+/// (see `TaskSpawner::spawn`). An exception raised before a Task exists is returned for the
+/// caller to settle.
 pub fn spawn_app<'py>(
     state: &ServerState,
     scope: Bound<'py, PyDict>,
     cycle: &Bound<'py, PyAny>,
     make_runner: impl FnOnce(&Bound<'py, PyAny>) -> PyResult<AppRunner>,
-) -> Option<Bound<'py, PyAny>> {
+) -> Result<Option<Bound<'py, PyAny>>, Bound<'py, PyAny>> {
     let py = cycle.py();
-    let run = || -> PyResult<()> {
+    let run = || -> PyResult<Option<Bound<'py, PyAny>>> {
         let receive = cycle.getattr(key!(py, "receive"))?;
         let send = cycle.getattr(key!(py, "send"))?;
         let awaitable = state.app.bind(py).call1((scope, receive, send))?;
         let runner = Bound::new(py, make_runner(&awaitable)?)?;
         state.spawner.spawn(runner)
     };
-    run()
-        .err()
-        .map(|err| err.into_value(py).into_bound(py).into_any())
+    run().map_err(|err| err.into_value(py).into_bound(py).into_any())
 }

@@ -75,9 +75,11 @@ impl TaskSpawner {
         Ok(())
     }
 
-    /// Run `runner` in a Task of its own. An error is one of creating the Task now; a
-    /// deferred creation that fails settles the request itself.
-    pub fn spawn(&self, runner: Bound<'_, AppRunner>) -> PyResult<()> {
+    /// Run `runner` in a Task of its own, returned unless its creation is deferred to the
+    /// loop's next turn (the runner is then handed its Task, see `AppRunner::task_created`).
+    /// An error is one of creating the Task now; a deferred creation that fails settles
+    /// the request itself.
+    pub fn spawn<'py>(&self, runner: Bound<'py, AppRunner>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let py = runner.py();
         let nested = match &self.current_task {
             Some(current_task) => !current_task
@@ -94,16 +96,17 @@ impl TaskSpawner {
             self.event_loop
                 .bind(py)
                 .call_method1(key!(py, "call_soon"), (start,))?;
-            return Ok(());
+            return Ok(None);
         }
         let kwargs = match &self.eager_kwargs {
             Some(eager_kwargs) if !nested => eager_kwargs,
             _ => &self.kwargs,
         };
-        self.create
+        let task = self
+            .create
             .bind(py)
             .call((runner,), Some(kwargs.bind(py)))?;
-        Ok(())
+        Ok(Some(task))
     }
 }
 
@@ -119,7 +122,7 @@ impl DeferredStart {
     fn __call__(&self, py: Python<'_>) -> PyResult<()> {
         let runner = self.runner.bind(py);
         match self.create.bind(py).call1((runner,)) {
-            Ok(_) => Ok(()),
+            Ok(task) => runner.get().task_created(&task),
             Err(err) => runner.get().not_started(py, err),
         }
     }

@@ -40,6 +40,8 @@ pub(crate) struct Effects {
     /// once the future is known not to be cancelled) or with http.disconnect (`None`).
     pub(super) wake_receive: Vec<(Py<PyAny>, Option<u64>)>,
     pub(super) wake_drain: Vec<Py<PyAny>>,
+    /// The app Tasks of streams the client reset, to cancel (`task.cancel()`).
+    pub(super) cancel: Vec<Py<PyAny>>,
     pub(super) refused: Option<RequestError>,
     pub(super) access: Option<(Box<Access>, u16)>,
     /// A refused request's record: the response before it may complete in the same turn.
@@ -108,6 +110,7 @@ impl Effects {
             && !self.flush_h2
             && self.wake_receive.is_empty()
             && self.wake_drain.is_empty()
+            && self.cancel.is_empty()
             && self.refused.is_none()
             && self.access.is_none()
             && self.refused_access.is_none()
@@ -235,6 +238,9 @@ impl HttpProtocol {
             for waiter in fx.wake_drain {
                 keep(resolve(py, waiter.bind(py), py.None().into_bound(py)));
             }
+        }
+        for task in fx.cancel {
+            keep(task.bind(py).call_method0(key!(py, "cancel")).map(drop));
         }
         if let Some((head, seq)) = fx.start {
             keep(Self::start_app(slf, &head, seq));

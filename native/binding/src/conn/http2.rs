@@ -38,6 +38,10 @@ struct Stream {
     delivered_end: bool,
     /// The client reset the stream or the connection went away.
     gone: bool,
+    /// The stream was reset (by the client, or by the engine for its errors).
+    reset: bool,
+    /// The app's Task while it runs, to cancel when the stream is reset.
+    task: Option<Py<PyAny>>,
     /// `http.response.start` as the app sent it, until the first body message.
     start: Option<Start>,
     /// The response head went to the engine.
@@ -60,11 +64,13 @@ struct Stream {
 
 pub(super) struct H2Conn {
     engine: StreamEngine,
-    /// Streams whose app has not finished, reset ones included: their Tasks still run.
+    /// Streams whose app has not finished, reset ones included until their cancelled
+    /// Tasks end.
     streams: IdMap<u32, Stream>,
     /// At most this many of them (`--h2-max-concurrent-streams`): a stream the client
-    /// reset frees its slot in the engine but not its running app, so a client resetting
-    /// streams could otherwise pile up Tasks on one connection.
+    /// reset frees its slot in the engine at once but its app's slot only once its
+    /// cancelled Task ends (an app may catch the cancellation), so a client resetting
+    /// streams cannot pile up Tasks on one connection.
     max_apps: usize,
     /// Since when no stream is open (the idle deadline counts from there).
     idle_since: Option<Instant>,
@@ -222,7 +228,9 @@ impl Conn {
                     }
                     if let Some(entry) = h2.streams.get_mut(&stream) {
                         entry.gone = true;
+                        entry.reset = true;
                         fx.wake_drain.extend(entry.send_waiter.take());
+                        fx.cancel.extend(entry.task.take());
                         wake.push((stream, false));
                     }
                 }
@@ -478,6 +486,17 @@ impl Conn {
         }
     }
 
+    /// Keep the Task of stream `seq`'s app (or cancel it: the stream was reset already).
+    pub(super) fn h2_keep_task(&mut self, seq: u64, task: Py<PyAny>, fx: &mut Effects) {
+        if let Some((_, entry)) = self.h2_stream(seq) {
+            if entry.reset {
+                fx.cancel.push(task);
+            } else {
+                entry.task = Some(task);
+            }
+        }
+    }
+
     pub(super) fn h2_add_send_waiter(&mut self, seq: u64, waiter: Py<PyAny>) {
         if let Some((_, entry)) = self.h2_stream(seq) {
             entry.send_waiter = Some(waiter);
@@ -507,8 +526,9 @@ impl Conn {
                 }
             }
         }
-        // A stream reset before any response counts as no request answered.
-        if let Some(access) = entry.access.take().filter(|_| entry.status != 0) {
+        // A stream reset before its response was complete counts as no request answered.
+        let answered = entry.status != 0 && (entry.complete || !entry.reset);
+        if let Some(access) = entry.access.take().filter(|_| answered) {
             fx.stream_access.push((access, entry.status));
         }
         h2.engine.forget(id);

@@ -177,7 +177,7 @@ impl HttpProtocol {
         if let Some(settings) = websocket {
             return ws::start(slf, head, &scope, seq, settings);
         }
-        Self::run_cycle(slf, scope, seq)
+        Self::run_cycle(slf, scope, seq, true)
     }
 
     /// The request's record, when access logging or metrics are on. The scope holds what
@@ -198,18 +198,40 @@ impl HttpProtocol {
         Ok(Some(Box::new(Access::new(logged, method_index(method)))))
     }
 
-    /// Run the app of HTTP exchange (or HTTP/2 stream) `seq` in its own asyncio Task.
-    fn run_cycle(slf: &Bound<'_, Self>, scope: Bound<'_, PyDict>, seq: u64) -> PyResult<()> {
+    /// Run the app of HTTP exchange (or HTTP/2 stream) `seq` in its own asyncio Task; a
+    /// stream (`stream`) keeps its Task, to cancel when the client resets it.
+    fn run_cycle(
+        slf: &Bound<'_, Self>,
+        scope: Bound<'_, PyDict>,
+        seq: u64,
+        stream: bool,
+    ) -> PyResult<()> {
         let py = slf.py();
         let state = slf.get().state();
         let cycle = Bound::new(py, RequestCycle::new(slf.clone().unbind(), seq))?;
-        let failed = spawn_app(state, scope, cycle.as_any(), |awaitable| {
+        let spawned = spawn_app(state, scope, cycle.as_any(), |awaitable| {
             AppRunner::new(awaitable, slf.clone().unbind(), seq, false)
         });
-        if let Some(error) = failed {
-            RequestCycle::app_finished(slf, seq, Some(error))?;
+        match spawned {
+            Ok(Some(task)) if stream => Self::keep_stream_task(slf, seq, &task),
+            Ok(_) => Ok(()),
+            Err(error) => RequestCycle::app_finished(slf, seq, Some(error)),
         }
-        Ok(())
+    }
+
+    /// Stream `seq` keeps its app's Task while the app runs; a stream the client reset
+    /// meanwhile has it cancelled now.
+    pub(crate) fn keep_stream_task(
+        slf: &Bound<'_, Self>,
+        seq: u64,
+        task: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        if task.call_method0(key!(py, "done"))?.is_truthy()? {
+            return Ok(());
+        }
+        let task = task.clone().unbind();
+        Self::decide(slf, |conn, fx| conn.h2_keep_task(seq, task, fx))
     }
 
     /// Build the scope of HTTP/2 stream `seq` and run its app in its own asyncio Task.
@@ -245,7 +267,7 @@ impl HttpProtocol {
             Self::decide(slf, |conn, fx| conn.h2_refuse(seq, 503, fx))?;
             return warn_overload(py, state);
         }
-        Self::run_cycle(slf, scope, seq)
+        Self::run_cycle(slf, scope, seq, true)
     }
 
     /// Called by the worker's sweeper: enforce the head and idle deadlines, and the

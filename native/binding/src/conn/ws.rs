@@ -249,10 +249,10 @@ pub(super) fn start(
         metrics.connection(crate::metrics::WEBSOCKET, true);
     }
     let cycle = Bound::new(py, WebSocketCycle::new(slf.clone().unbind()))?;
-    let failed = spawn_app(state, scope.clone(), cycle.as_any(), |awaitable| {
+    let spawned = spawn_app(state, scope.clone(), cycle.as_any(), |awaitable| {
         AppRunner::new(awaitable, slf.clone().unbind(), seq, true)
     });
-    if let Some(error) = failed {
+    if let Err(error) = spawned {
         app_finished(slf, seq, Some(error))?;
     }
     Ok(())
