@@ -160,12 +160,12 @@ def test_limit_concurrency_refuses_a_stream_with_503(server_factory: Any, tmp_pa
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_goaway_ignores_later_streams_and_finishes_the_one_in_flight(
+def test_goaway_refuses_later_streams_and_finishes_the_one_in_flight(
     server_factory: Any, sig: int
 ) -> None:
     """Graceful stop and reload: GOAWAY (NO_ERROR), the in-flight stream completes, and a
-    stream the client opens after the final GOAWAY's last-stream-id is refused
-    (REFUSED_STREAM) or ignored (RFC 9113 §6.8), never served."""
+    stream the client opens after the final GOAWAY's last-stream-id is refused with
+    RST_STREAM REFUSED_STREAM (RFC 9113 §6.8, §8.7), never served."""
     srv: ServerProcess = server_factory("testapp:app")
     mark = srv.mark()
     sock, conn = open_h2(srv.host, srv.port)
@@ -181,21 +181,39 @@ def test_goaway_ignores_later_streams_and_finishes_the_one_in_flight(
         last = next(f for f in frames if final_goaway(f))
         assert last.last_stream_id == stream and last.error_code == 0
         assert not ended(frames, stream), "the stream ended before the test could go on"
-        late = stream + 2
-        block = conn.encoder.encode(request_headers("GET", "/ok?late"))
-        sock.sendall(HeadersFrame(late, block, flags=["END_HEADERS", "END_STREAM"]).serialize())
-        frames = reader.until(lambda fs: ended(fs, stream))
+        # Two late streams: the second's field block refers to entries the first added to
+        # the HPACK table, so it decodes only if the server decoded the first one too.
+        late, later = stream + 2, stream + 4
+        for number in (late, later):
+            block = conn.encoder.encode(request_headers("GET", "/ok?late"))
+            frame = HeadersFrame(number, block, flags=["END_HEADERS", "END_STREAM"])
+            sock.sendall(frame.serialize())
+        frames = reader.until(
+            lambda fs: ended(fs, stream) and None not in (refused(fs, late), refused(fs, later))
+        )
     goaways = [f for f in frames if isinstance(f, GoAwayFrame)]
     assert goaways and all(f.error_code == 0 for f in goaways)
     body = b"".join(f.data for f in frames if isinstance(f, DataFrame) and f.stream_id == stream)
     assert body == b"slow done"
-    for frame in frames:
-        if frame.stream_id == late:
-            assert isinstance(frame, RstStreamFrame), frame
-            assert frame.error_code == ErrorCodes.REFUSED_STREAM
+    for number in (late, later):
+        assert [f for f in frames if f.stream_id == number] == [refused(frames, number)]
     assert "/ok" not in srv.paths_seen_since(mark), "a stream after GOAWAY was served"
     if sig == signal.SIGTERM:
         assert srv.wait_exit(30.0) == 0
+
+
+def refused(frames: list[Frame], stream: int) -> Frame | None:
+    """The RST_STREAM REFUSED_STREAM of ``stream`` among ``frames``."""
+    return next(
+        (
+            f
+            for f in frames
+            if isinstance(f, RstStreamFrame)
+            and f.stream_id == stream
+            and f.error_code == ErrorCodes.REFUSED_STREAM
+        ),
+        None,
+    )
 
 
 def final_goaway(frame: Frame) -> bool:

@@ -39,11 +39,16 @@ pub const PROTOCOL_ERROR: u32 = 0x1;
 pub const COMPRESSION_ERROR: u32 = 0x9;
 pub const FLOW_CONTROL_ERROR: u32 = 0x3;
 pub const STREAM_CLOSED: u32 = 0x5;
+pub const REFUSED_STREAM: u32 = 0x7;
 pub const FRAME_SIZE_ERROR: u32 = 0x6;
 
 const PREFACE_LEN: usize = 24;
 const HEADER_LEN: usize = 9;
 const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
+/// The payload of the PING the engine sends with its first GOAWAY of a graceful shutdown:
+/// its acknowledgement makes the engine send the final GOAWAY, naming the highest stream
+/// the client opened so far, and ignore every stream opened after it.
+const SHUTDOWN_PING: [u8; 8] = [0x0b, 0x7b, 0xa2, 0xf0, 0x8b, 0x9b, 0xfe, 0x54];
 const MAX_WINDOW: u32 = (1 << 31) - 1;
 /// Streams whose state is remembered, the most recently opened ones. An older stream is
 /// left to the engine's judgement: forgetting only ever means not intervening.
@@ -86,6 +91,16 @@ pub struct FrameCheck {
     dropping: bool,
     /// In a SETTINGS payload: the bytes of the current setting read so far.
     settings: Option<([u8; 6], usize)>,
+    /// A graceful shutdown began: a PING acknowledgement's payload is read (the bytes
+    /// so far, while in one), to know when the final GOAWAY goes out.
+    going_away: bool,
+    ping_ack: Option<([u8; 8], usize)>,
+    /// The last stream id of the final GOAWAY, once it went out.
+    goaway_last: Option<u32>,
+    /// Streams the client opened after the final GOAWAY: the engine ignores them (it
+    /// still decodes their field blocks); the caller refuses them (RST_STREAM
+    /// REFUSED_STREAM, §6.8).
+    refused: Vec<u32>,
     /// The next frame is the client's first (§3.4: it must be SETTINGS).
     first: bool,
     /// A field block is open on this stream: only its CONTINUATION frames may follow (§6.10).
@@ -120,6 +135,10 @@ impl FrameCheck {
             payload: 0,
             dropping: false,
             settings: None,
+            going_away: false,
+            ping_ack: None,
+            goaway_last: None,
+            refused: Vec::new(),
             first: true,
             block: None,
             streams: VecDeque::new(),
@@ -150,6 +169,7 @@ impl FrameCheck {
             }
             if self.payload > 0 {
                 let n = self.payload.min(data.len() - i);
+                self.ping_ack_bytes(&data[i..i + n]);
                 let found = match self.settings_values(&data[i..i + n]) {
                     Some(last) => Some((last, Verdict::Connection(FLOW_CONTROL_ERROR))),
                     None => self.fragment_bytes(&data[i..i + n]),
@@ -238,6 +258,16 @@ impl FrameCheck {
         self.have
     }
 
+    /// The engine began a graceful shutdown (its first GOAWAY and a PING).
+    pub fn going_away(&mut self) {
+        self.going_away = true;
+    }
+
+    /// Streams the client opened after the final GOAWAY since the last call, to refuse.
+    pub fn take_refused(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.refused)
+    }
+
     /// Whether the client floods with frames that cost work and carry none.
     pub(super) fn flooding(&mut self) -> bool {
         self.flood.flooding()
@@ -248,6 +278,10 @@ impl FrameCheck {
         self.dropping = drop;
         let (kind, flags) = (header[3], header[4]);
         self.settings = (!drop && kind == SETTINGS && flags & ACK == 0).then_some(([0; 6], 0));
+        self.ping_ack = (!drop && self.going_away && self.goaway_last.is_none())
+            .then_some(kind == PING && flags & ACK != 0)
+            .filter(|&ack| ack)
+            .map(|_| ([0; 8], 0));
         self.fragment = (!drop && !self.fields_lost && (kind == HEADERS || kind == CONTINUATION))
             .then(|| Fragment::new(header));
     }
@@ -309,6 +343,9 @@ impl FrameCheck {
             HEADERS if stream != 0 => match self.streams.back() {
                 Some(&(last, _)) if stream <= last => self.sent_on(stream, flags & END_STREAM != 0),
                 _ => {
+                    if self.goaway_last.is_some_and(|last| stream > last) && stream % 2 == 1 {
+                        self.refused.push(stream);
+                    }
                     if self.streams.len() == TRACKED_STREAMS {
                         self.streams.pop_front();
                     }
@@ -410,6 +447,23 @@ impl FrameCheck {
         }
         *ended = end;
         None
+    }
+
+    /// Read a PING acknowledgement's payload during a graceful shutdown: the engine's own
+    /// PING acknowledged means its final GOAWAY names the highest stream opened so far.
+    fn ping_ack_bytes(&mut self, bytes: &[u8]) {
+        let Some((payload, have)) = self.ping_ack.as_mut() else {
+            return;
+        };
+        let n = bytes.len().min(payload.len() - *have);
+        payload[*have..*have + n].copy_from_slice(&bytes[..n]);
+        *have += n;
+        if *have == payload.len() {
+            if *payload == SHUTDOWN_PING {
+                self.goaway_last = Some(self.streams.back().map_or(0, |&(last, _)| last));
+            }
+            self.ping_ack = None;
+        }
     }
 
     /// Read SETTINGS values; at one out of range with a code the engine gets wrong (§6.5.2:

@@ -292,3 +292,45 @@ fn a_self_dependent_stream_s_block_is_not_decoded() {
     .concat();
     assert_eq!(same_in_any_pieces(&bytes, true), (bytes, vec![]));
 }
+
+/// The streams refused when `bytes` arrive in pieces of `piece` bytes, after a graceful
+/// shutdown began.
+fn refused_going_away(bytes: &[u8], piece: usize) -> Vec<u32> {
+    let mut check = FrameCheck::new();
+    check.going_away();
+    for chunk in bytes.chunks(piece) {
+        assert_eq!(check.scan(chunk, &mut |_| {}), None);
+    }
+    check.take_refused()
+}
+
+#[test]
+fn streams_opened_after_the_shutdown_ping_ack_are_refused() {
+    let mut bytes = hello();
+    bytes.extend(frame(HEADERS, END_HEADERS | END_STREAM, 1, b"\x82\x86\x84"));
+    // Another PING's acknowledgement changes nothing; streams opened before the engine's
+    // own one is acknowledged are served.
+    bytes.extend(frame(PING, ACK, 0, &[1; 8]));
+    bytes.extend(frame(HEADERS, END_HEADERS, 3, b"\x83\x86\x84"));
+    bytes.extend(frame(PING, ACK, 0, &SHUTDOWN_PING));
+    bytes.extend(frame(HEADERS, END_HEADERS | END_STREAM, 5, b"\x82\x86\x84"));
+    bytes.extend(frame(DATA, END_STREAM, 3, b""));
+    bytes.extend(frame(HEADERS, END_HEADERS, 9, b"\x82\x86\x84"));
+    for piece in [1, 3, 9, 10, bytes.len()] {
+        assert_eq!(
+            refused_going_away(&bytes, piece),
+            [5, 9],
+            "in pieces of {piece}"
+        );
+    }
+}
+
+#[test]
+fn without_a_graceful_shutdown_nothing_is_refused() {
+    let mut bytes = hello();
+    bytes.extend(frame(PING, ACK, 0, &SHUTDOWN_PING));
+    bytes.extend(frame(HEADERS, END_HEADERS | END_STREAM, 1, b"\x82\x86\x84"));
+    let mut check = FrameCheck::new();
+    assert_eq!(check.scan(&bytes, &mut |_| {}), None);
+    assert!(check.take_refused().is_empty());
+}

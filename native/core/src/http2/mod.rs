@@ -255,8 +255,27 @@ impl Http2 {
             return;
         }
         self.drive();
+        self.refuse_late_streams();
         if self.check.flooding() {
             self.abort(ENHANCE_YOUR_CALM);
+        }
+    }
+
+    /// RST_STREAM REFUSED_STREAM for each stream the client opened after the final GOAWAY
+    /// (RFC 9113 §8.7: not processed, safe to retry elsewhere). The engine ignores such a
+    /// stream but decodes its field block, so the HPACK state stays in step; the frame is
+    /// written here, after the engine's output of the same input.
+    fn refuse_late_streams(&mut self) {
+        for stream in self.check.take_refused() {
+            if matches!(self.state, State::Done) {
+                return;
+            }
+            let mut frame = [0u8; 13];
+            frame[2] = 4;
+            frame[3] = check::RST_STREAM;
+            frame[5..9].copy_from_slice(&stream.to_be_bytes());
+            frame[9..].copy_from_slice(&check::REFUSED_STREAM.to_be_bytes());
+            self.pipe.push_output(&frame);
         }
     }
 
@@ -402,6 +421,7 @@ impl Http2 {
     pub fn graceful_shutdown(&mut self) {
         if let State::Ready(conn) = &mut self.state {
             conn.graceful_shutdown();
+            self.check.going_away();
         }
         self.drive();
     }
@@ -484,6 +504,7 @@ impl Http2 {
                     if accepted == self.max_requests {
                         // Streams already on their way are still served, then it closes.
                         conn.graceful_shutdown();
+                        self.check.going_away();
                     }
                     let (parts, recv) = request.into_parts();
                     let head = request_head(&parts, recv.is_end_stream());

@@ -44,6 +44,11 @@ impl Pipe {
         self.lock().eof = true;
     }
 
+    /// Frames written beside the engine's (after a pass of it, so between its frames).
+    pub(super) fn push_output(&self, bytes: &[u8]) {
+        self.lock().output.extend_from_slice(bytes);
+    }
+
     pub(super) fn take_output(&self) -> Vec<u8> {
         std::mem::take(&mut self.lock().output)
     }
