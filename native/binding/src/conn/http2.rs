@@ -188,6 +188,7 @@ impl Conn {
             return;
         };
         let mut wake = Vec::new();
+        let mut cancel = Vec::new();
         let mut closed = false;
         let mut events = VecDeque::from(h2.engine.take_events());
         while let Some(event) = events.pop_front() {
@@ -230,7 +231,7 @@ impl Conn {
                         entry.gone = true;
                         entry.reset = true;
                         fx.wake_drain.extend(entry.send_waiter.take());
-                        fx.cancel.extend(entry.task.take());
+                        cancel.extend(entry.task.take());
                         wake.push((stream, false));
                     }
                 }
@@ -268,8 +269,13 @@ impl Conn {
                     .map(|(_, w)| (w, with_data.then_some(seq))),
             );
         }
+        // A stream reset cancels its app; the end of the whole connection (whose streams
+        // the engine reports reset too) does not, as on HTTP/1.1: its apps see the
+        // disconnect and end on their own.
         if closed {
             self.close(fx);
+        } else {
+            fx.cancel.extend(cancel);
         }
     }
 
