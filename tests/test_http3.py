@@ -14,10 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
-from h3client import BOUND, H3Client, h3_connect
+from aioquic.tls import CipherSuite
+from cryptography import x509
+from h3client import BOUND, H3Client, Options, ResetByServer, h3_connect
 from rawhttp import wait_for
 from realserver import REPO, ServerProcess, free_port
 from test_metrics import Samples, requests_by_label, settle, value
+from test_tls import pem_body
 from tlscerts import TLSCerts
 
 from ruvicorn import listeners
@@ -28,13 +31,17 @@ EXAMPLES = REPO / "examples"
 MIB = 1024 * 1024
 
 
-def run(server: ServerProcess, scenario: Callable[[H3Client], Awaitable[Any]]) -> Any:
+def run(
+    server: ServerProcess,
+    scenario: Callable[[H3Client], Awaitable[Any]],
+    options: Options | None = None,
+) -> Any:
     """Run ``scenario`` on one fresh HTTP/3 connection to ``server``, bounded."""
     assert server.tls is not None
     ca_file = server.tls.ca_file
 
     async def main() -> Any:
-        async with h3_connect(server.host, server.port, ca_file) as client:
+        async with h3_connect(server.host, server.port, ca_file, options) as client:
             return await asyncio.wait_for(scenario(client), 3 * BOUND)
 
     return asyncio.run(main())
@@ -59,6 +66,91 @@ def test_get_scope_says_http_3(h3_server: ServerProcess) -> None:
     assert scope["server"] == [h3_server.host, h3_server.port]
     assert scope["client"][0] == h3_server.host
     assert ["host", "localhost"] in scope["headers"]
+
+
+def scopes(client: H3Client, count: int) -> Awaitable[list[Any]]:
+    """``count`` scopes, one request after another on ``client``'s connection."""
+
+    async def scenario() -> list[Any]:
+        return [json.loads((await client.request("GET", "/scope")).body) for _ in range(count)]
+
+    return scenario()
+
+
+@pytest.mark.parametrize(
+    "suite",
+    [
+        CipherSuite.AES_128_GCM_SHA256,
+        CipherSuite.AES_256_GCM_SHA384,
+        CipherSuite.CHACHA20_POLY1305_SHA256,
+    ],
+)
+def test_tls_extension_fields(
+    h3_server: ServerProcess, tls_certs: TLSCerts, suite: CipherSuite
+) -> None:
+    first, second = run(h3_server, lambda c: scopes(c, 2), Options(cipher_suites=[suite]))
+    (third,) = run(h3_server, lambda c: scopes(c, 1))
+    ext = first["extensions"]["tls"]
+    assert pem_body(ext["server_cert"]) == pem_body(tls_certs.server.leaf_pem())
+    assert ext["tls_version"] == 0x0304
+    assert ext["cipher_suite"] == int(suite)
+    assert ext["client_cert_chain"] == []
+    assert ext["client_cert_name"] is None
+    assert ext["client_cert_error"] is None
+    # Built once per QUIC connection: its second request sees the very same dict.
+    assert first["tls_dict"] == second["tls_dict"] != third["tls_dict"]
+
+
+@pytest.fixture(scope="module")
+def mtls_servers(module_server_factory: Any, tls_certs: TLSCerts) -> dict[int, ServerProcess]:
+    """HTTP/3 servers that require (2) and ask for (1) a client certificate."""
+    ca = str(tls_certs.client_ca_file)
+    return {
+        reqs: module_server_factory(
+            "testapp:app",
+            "--http3",
+            "--ssl-ca-certs",
+            ca,
+            "--ssl-cert-reqs",
+            str(reqs),
+            tls=tls_certs,
+        )
+        for reqs in (1, 2)
+    }
+
+
+@pytest.mark.parametrize("reqs", [1, 2])
+def test_client_certificate_signed_by_the_ca(
+    mtls_servers: dict[int, ServerProcess], tls_certs: TLSCerts, reqs: int
+) -> None:
+    options = Options(client_file=tls_certs.client_file)
+    (scope,) = run(mtls_servers[reqs], lambda c: scopes(c, 1), options)
+    ext = scope["extensions"]["tls"]
+    leaf = x509.load_pem_x509_certificate(tls_certs.client_leaf_pem.encode())
+    assert ext["client_cert_name"] == leaf.subject.rfc4514_string()
+    assert pem_body(ext["client_cert_chain"][0]) == pem_body(tls_certs.client_leaf_pem)
+    assert ext["client_cert_error"] is None
+
+
+def test_required_client_certificate(
+    mtls_servers: dict[int, ServerProcess], tls_certs: TLSCerts
+) -> None:
+    server = mtls_servers[2]
+    for options in (Options(), Options(client_file=tls_certs.rogue_client_file)):
+        # The client's side of a TLS 1.3 handshake ends before the server has read its
+        # certificate: it learns of the refusal (a CRYPTO_ERROR close) on its first request.
+        with pytest.raises((ConnectionError, ResetByServer)):
+            run(server, lambda c: c.request("GET", "/ok"), options)
+    assert "Traceback" not in server.stderr()
+    run(server, lambda c: c.request("GET", "/ok"), Options(client_file=tls_certs.client_file))
+
+
+def test_optional_client_certificate_may_be_omitted(
+    mtls_servers: dict[int, ServerProcess],
+) -> None:
+    (scope,) = run(mtls_servers[1], lambda c: scopes(c, 1))
+    ext = scope["extensions"]["tls"]
+    assert ext["client_cert_chain"] == [] and ext["client_cert_name"] is None
 
 
 def test_post_echo_one_mib(h3_server: ServerProcess) -> None:
@@ -102,7 +194,7 @@ def test_wrong_alpn_is_refused_and_the_server_serves_on(h3_server: ServerProcess
     ca_file = h3_server.tls.ca_file
 
     async def wrong() -> None:
-        async with h3_connect(h3_server.host, h3_server.port, ca_file, alpn=["h2"]):
+        async with h3_connect(h3_server.host, h3_server.port, ca_file, Options(alpn=["h2"])):
             pass
 
     with pytest.raises(ConnectionError):
@@ -283,3 +375,4 @@ def test_an_idle_connection_is_closed_with_no_error(
     terminated = run(server, scenario)
     assert terminated is not None, "the idle connection was never closed"
     assert terminated.error_code == 0x100  # H3_NO_ERROR
+

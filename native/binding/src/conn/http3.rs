@@ -112,6 +112,14 @@ impl StreamEngine {
         }
     }
 
+    /// What a QUIC connection's handshake negotiated (HTTP/2's is its TLS layer's).
+    pub(super) fn tls_info(&self) -> Option<ruvicorn_core::tls::info::ConnectionInfo> {
+        match self {
+            Self::H2(_) => None,
+            Self::H3(link) => locked(&link.core).endpoint.tls_info(link.conn),
+        }
+    }
+
     /// Run the send operations that wait for it (HTTP/2; HTTP/3's run at once).
     pub(super) fn flush(&mut self) {
         if let Self::H2(engine) = self {

@@ -10,7 +10,8 @@ use bytes::{Bytes, BytesMut};
 use quinn_proto::{ConnectionHandle, DatagramEvent, EndpointConfig, StreamId};
 
 use super::conn::Conn;
-use super::{config, Event, SendError, Settings};
+use super::{config, session, Event, SendError, Settings};
+use crate::tls::info::ConnectionInfo;
 
 /// Responses the endpoint makes on its own (version negotiation, stateless reset, retry,
 /// refusals) wait here; beyond this many, new ones are dropped, so junk costs a drop.
@@ -171,6 +172,11 @@ impl Endpoint {
     /// Connections not yet drained.
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// What `conn`'s TLS handshake negotiated (None until it got that far).
+    pub fn tls_info(&self, conn: u64) -> Option<ConnectionInfo> {
+        session::info(&self.conns.get(&conn)?.quic)
     }
 
     /// Request streams of `conn` that are not finished yet.

@@ -19,6 +19,7 @@ mod endpoint;
 mod frame;
 mod head;
 mod qpack;
+mod session;
 #[cfg(test)]
 mod tests;
 

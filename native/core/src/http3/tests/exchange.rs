@@ -239,6 +239,28 @@ fn goaway_lets_the_in_flight_request_finish_then_closes() {
 }
 
 #[test]
+fn tls_info_reports_tls13_and_the_negotiated_suite() {
+    let mut pair = Pair::new(&Settings::default());
+    pair.settle(&|p| p.client.connected);
+    let conn = pair
+        .seen
+        .iter()
+        .find_map(|e| match e {
+            Event::Connected { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .expect("connected");
+    let info = pair.server.tls_info(conn).expect("tls info");
+    assert_eq!(info.tls_version, Some(0x0304));
+    // The test client (rustls with *ring*) prefers AES-256-GCM, and the server follows the
+    // client's order.
+    assert_eq!(info.cipher_suite, Some(0x1302));
+    assert!(info.client_cert_chain.is_empty());
+    assert_eq!(info.client_cert_name, None);
+    assert_eq!(pair.server.tls_info(conn + 1), None);
+}
+
+#[test]
 fn sent_waits_for_a_client_that_does_not_read() {
     let mut pair = Pair::with_client(&Settings::default(), crate::http3::ALPN, 64 * 1024);
     pair.settle(&|p| p.client.connected);
