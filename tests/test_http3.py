@@ -376,3 +376,28 @@ def test_an_idle_connection_is_closed_with_no_error(
     assert terminated is not None, "the idle connection was never closed"
     assert terminated.error_code == 0x100  # H3_NO_ERROR
 
+
+def test_h2_max_requests_applies_to_http3(server_factory: Any, tls_certs: TLSCerts) -> None:
+    # An idle close (after a minute) cannot be what ends the connection within BOUND.
+    server = server_factory(
+        "testapp:app",
+        "--http3",
+        "--h2-max-requests",
+        "2",
+        "--timeout-keep-alive",
+        "60",
+        tls=tls_certs,
+    )
+
+    async def scenario(client: H3Client) -> Any:
+        bodies = [(await client.request("GET", "/ok")).body for _ in range(2)]
+        for _ in range(int(BOUND / 0.05)):
+            if client.terminated is not None:
+                break
+            await asyncio.sleep(0.05)
+        return bodies, client.terminated
+
+    bodies, terminated = run(server, scenario)
+    assert bodies == [b"ok", b"ok"]
+    assert terminated is not None, "the connection was not closed after its last request"
+    assert terminated.error_code == 0x100  # H3_NO_ERROR, after GOAWAY

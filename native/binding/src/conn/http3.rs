@@ -37,8 +37,10 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The engine beneath the stream mode: HTTP/2 on one TCP connection, or one QUIC
-/// connection of an endpoint. Stream ids are the engine's (HTTP/3's, past `u32::MAX`, are
-/// refused: no client gets there with the stream limits announced).
+/// connection of an endpoint. Stream ids are the engine's; HTTP/3's past `u32::MAX` would
+/// be dropped, but `--h2-max-requests` (GOAWAY after that many requests) keeps a connection
+/// far below (client request ids are 0, 4, 8, ...: 2^30 requests; with no cap, a billion
+/// requests on one connection).
 #[expect(
     clippy::large_enum_variant,
     reason = "the mode that holds it is boxed; boxing Http2 too would cost an allocation"
@@ -516,6 +518,7 @@ impl QuicEndpoint {
         if let Some(h2) = &settings.h2 {
             h3.max_concurrent_streams = h2.max_concurrent_streams;
             h3.max_header_list_size = u64::from(h2.max_header_list_size);
+            h3.max_requests = h2.max_requests;
         }
         let endpoint = Endpoint::new((*tls.config).clone(), &h3)
             .map_err(|err| PyRuntimeError::new_err(format!("HTTP/3: {err}")))?;

@@ -49,6 +49,8 @@ pub struct Settings {
     pub max_connections: usize,
     /// Validate each client's address with a Retry before any handshake work.
     pub retry: bool,
+    /// Requests served on one connection before it is asked to go (GOAWAY); 0 = no limit.
+    pub max_requests: u64,
 }
 
 impl Default for Settings {
@@ -61,6 +63,7 @@ impl Default for Settings {
             connection_receive_window: 4 * 1024 * 1024,
             max_connections: 10_000,
             retry: false,
+            max_requests: 10_000,
         }
     }
 }
