@@ -12,7 +12,7 @@ from typing import Any
 
 from aioquic.asyncio.client import connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.connection import H3_ALPN, FrameType, H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamReset
@@ -34,6 +34,18 @@ class H3Response:
         return next((v for n, v in self.headers if n == name), None)
 
 
+class RecordingH3(H3Connection):
+    """aioquic's HTTP/3 connection, which skips GOAWAY frames; this one notes their
+    arrival (from the frame header aioquic checks)."""
+
+    goaway = False
+
+    def _check_control_frame_type(self, frame_type: int) -> None:
+        if frame_type == FrameType.GOAWAY:
+            self.goaway = True
+        super()._check_control_frame_type(frame_type)
+
+
 class ResetByServer(Exception):
     """The server reset the request stream (or closed the connection)."""
 
@@ -43,7 +55,7 @@ class H3Client(QuicConnectionProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.h3 = H3Connection(self._quic)
+        self.h3 = RecordingH3(self._quic)
         self.responses: dict[int, H3Response] = {}
         self.waiters: dict[int, asyncio.Future[H3Response]] = {}
         self.terminated: ConnectionTerminated | None = None

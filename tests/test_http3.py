@@ -283,15 +283,30 @@ def test_http3_needs_tls_and_one_worker(tmp_path: Path) -> None:
         Config(app="m:app", http3=True, ssl_certfile=str(tmp_path / "c.pem"), workers=2)
 
 
-def test_sighup_roll_completes_an_in_flight_request(
-    server_factory: Any, tls_certs: TLSCerts
-) -> None:
-    server = server_factory("testapp:app", "--http3", tls=tls_certs)
-    first = server.workers()
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait, bounded, for ``condition`` to hold on the test's loop."""
+    for _ in range(int(BOUND / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_sighup_roll(server_factory: Any, tls_certs: TLSCerts) -> None:
+    """What a client sees during a roll: GOAWAY on its connection to the old worker, whose
+    request in flight completes; a new connection is served (by the replacement). Each
+    step waits for the server's word, which always reaches the client: only datagrams
+    from the client to the shared socket may reach the other worker."""
+    # After its last response, the old worker's connection is closed once an
+    # acknowledgement of it, or the client's close, reaches that worker, or after 1 s idle.
+    server = server_factory("testapp:app", "--http3", "--timeout-keep-alive", "1", tls=tls_certs)
+    (old,) = server.workers()
+    assert server.tls is not None
+    ca_file = server.tls.ca_file
 
     async def scenario(client: H3Client) -> Any:
         mark = server.mark()
-        waiter = client.start("GET", "/slow?seconds=1.5")
+        waiter = client.start("GET", "/slow?seconds=1")
         await asyncio.to_thread(
             wait_for,
             lambda: any(r.get("event") == "slow-start" for r in server.records_since(mark)),
@@ -299,11 +314,16 @@ def test_sighup_roll_completes_an_in_flight_request(
             "the slow request to start",
         )
         server.send_signal(signal.SIGHUP)
-        return await asyncio.wait_for(waiter, BOUND)
+        await until(lambda: client.h3.goaway, "GOAWAY from the old worker")
+        async with h3_connect(server.host, server.port, ca_file) as fresh:
+            served = await fresh.request("GET", "/ok")
+        return client.h3.goaway, served, await asyncio.wait_for(waiter, BOUND)
 
-    response = run(server, scenario)
-    assert response.body == b"slow done"
-    wait_for(lambda: server.workers() and not server.workers() & first, BOUND, "the roll")
+    goaway, served, in_flight = run(server, scenario)
+    assert goaway
+    assert served.status == 200 and served.body == b"ok"
+    assert in_flight.status == 200 and in_flight.body == b"slow done"
+    wait_for(lambda: server.workers() and old not in server.workers(), BOUND, "the roll")
     assert run(server, lambda c: c.request("GET", "/ok")).body == b"ok"
 
 

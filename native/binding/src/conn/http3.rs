@@ -24,7 +24,7 @@ use crate::key;
 use crate::metrics;
 use crate::server::ServerState;
 use ruvicorn_core::http2::{self, Bytes, Http2, SendError};
-use ruvicorn_core::http3::{self, codes, Endpoint, Event};
+use ruvicorn_core::http3::{self, codes, Endpoint, Event, NewConnections};
 
 /// Rounds of send-and-dispatch one pump runs before it leaves the rest to the timer.
 const MAX_PUMP_ROUNDS: usize = 256;
@@ -562,9 +562,21 @@ impl QuicEndpoint {
         if let Some(metrics) = &this.state().metrics {
             metrics.bytes_in(data.len());
         }
-        locked(&this.core)
-            .endpoint
+        let state = this.state();
+        let mut core = locked(&this.core);
+        if state.is_draining() {
+            // No new connection starts on a draining worker. While a replacement shares
+            // the socket, a client's first packet is left unanswered: its retransmission
+            // may reach the replacement. When the service stops, it is refused at once.
+            core.endpoint.set_new_connections(if state.is_restarting() {
+                NewConnections::Ignore
+            } else {
+                NewConnections::Refuse
+            });
+        }
+        core.endpoint
             .datagram_received(Instant::now(), remote, data);
+        drop(core);
         Self::pump(slf)
     }
 

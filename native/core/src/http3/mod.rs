@@ -28,7 +28,7 @@ use std::time::Duration;
 
 pub use crate::http2::RequestHead;
 pub use bytes::Bytes;
-pub use endpoint::{Endpoint, Transmit};
+pub use endpoint::{Endpoint, NewConnections, Transmit};
 
 /// The ALPN protocol id of HTTP/3.
 pub const ALPN: &[u8] = b"h3";
