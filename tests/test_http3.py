@@ -180,6 +180,39 @@ def test_fifty_concurrent_streams_on_one_connection(h3_server: ServerProcess) ->
     assert [r.body for r in responses] == bodies
 
 
+def test_a_client_moving_to_another_port_keeps_its_connection(h3_server: ServerProcess) -> None:
+    """NAT rebinding or migration: the client's datagrams come from a new port (its old
+    socket closed, so every answer must go to the new one). QUIC validates the new path
+    and the connection goes on."""
+    assert h3_server.tls is not None
+    ca_file = h3_server.tls.ca_file
+
+    async def main() -> tuple[Any, Any, int, int]:
+        loop = asyncio.get_running_loop()
+        async with h3_connect(h3_server.host, h3_server.port, ca_file) as client:
+            before = json.loads((await client.request("GET", "/scope")).body)
+            old = client._transport
+            assert old is not None
+            # A socket like the one aioquic's client opens (dual-stack: it addresses the
+            # server as an IPv4-mapped IPv6 address).
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.bind(("::", 0))
+            moved, _ = await loop.create_datagram_endpoint(lambda: client, sock=sock)
+            try:
+                old.close()
+                client.change_connection_id()
+                after = await client.request("POST", "/echo", b"x" * 100_000)
+            finally:
+                ports = (old.get_extra_info("sockname")[1], moved.get_extra_info("sockname")[1])
+        moved.close()
+        return before, after, *ports
+
+    before, after, old_port, new_port = asyncio.run(main())
+    assert before["client"][1] == old_port != new_port
+    assert after.status == 200 and after.body == b"x" * 100_000
+
+
 def test_tcp_responses_announce_http3(h3_server: ServerProcess) -> None:
     verify = h3_server.client_context()
     assert verify is not None
