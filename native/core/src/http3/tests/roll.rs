@@ -8,6 +8,7 @@ use quinn_proto::{DatagramEvent, EndpointConfig, RandomConnectionIdGenerator};
 
 use super::client::request_fields;
 use super::exchange::hello;
+use super::lifecycle::assert_refused;
 use super::{addr, cert, server_tls, Pair, Settings, CLIENT, SERVER};
 use crate::http3::{config, Endpoint, NewConnections};
 
@@ -23,15 +24,20 @@ fn divert(pair: &mut Pair) -> Vec<Vec<u8>> {
     }
 }
 
-#[test]
-fn the_replacement_drops_the_old_workers_packets_and_the_request_completes() {
+/// A connection with one request answered (so the client's datagrams now carry
+/// short-header packets only) and a second one, to `path`, not sent yet.
+fn second_request(path: &str) -> (Pair, quinn_proto::StreamId) {
     let mut pair = Pair::new(&Settings::default());
     pair.settle(&|p| p.client.connected);
     let first = pair.client.request(&request_fields("GET", "/"), b"", true);
     pair.run(&mut hello, &|p| p.client.responses[&first].done);
-    let id = pair
-        .client
-        .request(&request_fields("GET", "/during-roll"), b"", true);
+    let id = pair.client.request(&request_fields("GET", path), b"", true);
+    (pair, id)
+}
+
+#[test]
+fn the_replacement_drops_the_old_workers_packets_and_the_request_completes() {
+    let (mut pair, id) = second_request("/during-roll");
     let diverted = divert(&mut pair);
     assert!(!diverted.is_empty());
     let mut replacement =
@@ -49,14 +55,7 @@ fn the_replacement_drops_the_old_workers_packets_and_the_request_completes() {
 
 #[test]
 fn a_stateless_reset_under_another_key_is_ignored_by_the_client() {
-    let mut pair = Pair::new(&Settings::default());
-    pair.settle(&|p| p.client.connected);
-    // Past the handshake, so the client's datagrams carry short-header packets only.
-    let first = pair.client.request(&request_fields("GET", "/"), b"", true);
-    pair.run(&mut hello, &|p| p.client.responses[&first].done);
-    let id = pair
-        .client
-        .request(&request_fields("GET", "/reset"), b"", true);
+    let (mut pair, id) = second_request("/reset");
     // An endpoint whose connection ids cannot be told from others' (random ones) takes a
     // packet for an unknown id as one for a connection it forgot, and answers with a
     // stateless reset whose token is made with its own key.
@@ -120,15 +119,5 @@ fn while_a_replacement_takes_over_new_connections_are_left_to_it() {
 fn while_the_service_stops_new_connections_are_refused() {
     let mut pair = Pair::new(&Settings::default());
     pair.server.set_new_connections(NewConnections::Refuse);
-    pair.settle(&|p| p.client.lost.is_some());
-    assert!(!pair.client.connected);
-    match &pair.client.lost {
-        Some(quinn_proto::ConnectionError::ConnectionClosed(close)) => {
-            assert_eq!(
-                close.error_code,
-                quinn_proto::TransportErrorCode::CONNECTION_REFUSED
-            );
-        }
-        other => panic!("expected CONNECTION_REFUSED, got {other:?}"),
-    }
+    assert_refused(&mut pair);
 }
