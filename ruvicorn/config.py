@@ -234,8 +234,8 @@ class Config:
     )
     h2_max_requests: int = opt(
         10000,
-        "HTTP/2 requests served on one connection before it is asked to go (GOAWAY; the "
-        "client reconnects, so no connection is held forever; 0 = no limit).",
+        "HTTP/2 (and HTTP/3) requests served on one connection before it is asked to go "
+        "(GOAWAY; the client reconnects, so no connection is held forever; 0 = no limit).",
         bounds=COUNT,
     )
     http3: bool = opt(

@@ -12,10 +12,13 @@ from typing import Any
 
 from aioquic.asyncio.client import connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.connection import H3_ALPN, FrameType, H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamReset
+from aioquic.tls import CipherSuite
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 #: The longest any single wait of a test may take.
 BOUND = 20.0
@@ -31,6 +34,18 @@ class H3Response:
         return next((v for n, v in self.headers if n == name), None)
 
 
+class RecordingH3(H3Connection):
+    """aioquic's HTTP/3 connection, which skips GOAWAY frames; this one notes their
+    arrival (from the frame header aioquic checks)."""
+
+    goaway = False
+
+    def _check_control_frame_type(self, frame_type: int) -> None:
+        if frame_type == FrameType.GOAWAY:
+            self.goaway = True
+        super()._check_control_frame_type(frame_type)
+
+
 class ResetByServer(Exception):
     """The server reset the request stream (or closed the connection)."""
 
@@ -40,7 +55,7 @@ class H3Client(QuicConnectionProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.h3 = H3Connection(self._quic)
+        self.h3 = RecordingH3(self._quic)
         self.responses: dict[int, H3Response] = {}
         self.waiters: dict[int, asyncio.Future[H3Response]] = {}
         self.terminated: ConnectionTerminated | None = None
@@ -107,23 +122,40 @@ class H3Client(QuicConnectionProtocol):
         return await asyncio.wait_for(self.start(method, path, body, headers), BOUND)
 
 
-def configuration(ca_file: Path, alpn: list[str] | None = None) -> QuicConfiguration:
-    config = QuicConfiguration(is_client=True, alpn_protocols=alpn or H3_ALPN)
+@dataclass(frozen=True)
+class Options:
+    """What a test may change about the client's TLS: the ALPN list, the cipher suites
+    offered (in preference order), and a client certificate (its key and chain in one
+    PEM file, key first)."""
+
+    alpn: list[str] | None = None
+    cipher_suites: list[CipherSuite] | None = None
+    client_file: Path | None = None
+
+
+def configuration(ca_file: Path, options: Options) -> QuicConfiguration:
+    config = QuicConfiguration(is_client=True, alpn_protocols=options.alpn or H3_ALPN)
     config.load_verify_locations(str(ca_file))
     config.server_name = "localhost"
     config.idle_timeout = BOUND
+    config.cipher_suites = options.cipher_suites
+    if options.client_file is not None:
+        pem = options.client_file.read_bytes()
+        certificates = x509.load_pem_x509_certificates(pem)
+        config.certificate, config.certificate_chain = certificates[0], certificates[1:]
+        config.private_key = serialization.load_pem_private_key(pem, password=None)
     return config
 
 
 @contextlib.asynccontextmanager
 async def h3_connect(
-    host: str, port: int, ca_file: Path, alpn: list[str] | None = None
+    host: str, port: int, ca_file: Path, options: Options | None = None
 ) -> AsyncIterator[H3Client]:
     """A connected client (the handshake bounded by BOUND)."""
     opened = connect(
         host,
         port,
-        configuration=configuration(ca_file, alpn),
+        configuration=configuration(ca_file, options or Options()),
         create_protocol=H3Client,
         wait_connected=True,
     )

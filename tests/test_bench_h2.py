@@ -70,4 +70,5 @@ def test_granian_serves_only_http2_on_the_h2_workloads() -> None:
     assert [n for n, s in servers.SERVERS.items() if s.chosen(WORKLOADS["h2-echo"])] == [
         "ruvicorn",
         "granian",
+        "hypercorn",
     ]

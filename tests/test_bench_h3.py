@@ -94,8 +94,16 @@ def test_ruvicorn_and_hypercorn_serve_quic_on_the_h3_workloads() -> None:
     assert argv[argv.index("--keyfile") + 1].endswith("key.pem")
     assert argv[argv.index("--certfile") + 1].endswith("cert.pem")
     assert argv[-1] == str(BENCH / "apps" / "benchapp:echo")
-    # hypercorn is measured on HTTP/3 only
-    assert hypercorn.workloads == ("h3-plaintext", "h3-echo")
+    # hypercorn is measured on HTTP/2 and HTTP/3 only; QUIC only on the HTTP/3 ones
+    assert hypercorn.workloads == (
+        "h2-plaintext",
+        "h2-echo",
+        "h2-tls-plaintext",
+        "h3-plaintext",
+        "h3-echo",
+    )
+    h2c = hypercorn.start(WORKLOADS["h2-plaintext"], 9000)
+    assert h2c is not None and "--quic-bind" not in h2c.argv and "--certfile" not in h2c.argv
 
 
 def test_the_h3_section_says_how_it_was_loaded() -> None:

@@ -14,10 +14,17 @@ from typing import Any
 
 import httpx
 import pytest
-from h3client import BOUND, H3Client, h3_connect
+from aioquic.tls import CipherSuite
+from h3client import BOUND, H3Client, Options, ResetByServer, h3_connect
 from rawhttp import wait_for
 from realserver import REPO, ServerProcess, free_port
 from test_metrics import Samples, requests_by_label, settle, value
+from test_tls import (
+    assert_no_client_certificate,
+    assert_the_client_certificate,
+    mtls_args,
+    pem_body,
+)
 from tlscerts import TLSCerts
 
 from ruvicorn import listeners
@@ -28,13 +35,17 @@ EXAMPLES = REPO / "examples"
 MIB = 1024 * 1024
 
 
-def run(server: ServerProcess, scenario: Callable[[H3Client], Awaitable[Any]]) -> Any:
+def run(
+    server: ServerProcess,
+    scenario: Callable[[H3Client], Awaitable[Any]],
+    options: Options | None = None,
+) -> Any:
     """Run ``scenario`` on one fresh HTTP/3 connection to ``server``, bounded."""
     assert server.tls is not None
     ca_file = server.tls.ca_file
 
     async def main() -> Any:
-        async with h3_connect(server.host, server.port, ca_file) as client:
+        async with h3_connect(server.host, server.port, ca_file, options) as client:
             return await asyncio.wait_for(scenario(client), 3 * BOUND)
 
     return asyncio.run(main())
@@ -59,6 +70,79 @@ def test_get_scope_says_http_3(h3_server: ServerProcess) -> None:
     assert scope["server"] == [h3_server.host, h3_server.port]
     assert scope["client"][0] == h3_server.host
     assert ["host", "localhost"] in scope["headers"]
+
+
+def scopes(client: H3Client, count: int) -> Awaitable[list[Any]]:
+    """``count`` scopes, one request after another on ``client``'s connection."""
+
+    async def scenario() -> list[Any]:
+        return [json.loads((await client.request("GET", "/scope")).body) for _ in range(count)]
+
+    return scenario()
+
+
+@pytest.mark.parametrize(
+    "suite",
+    [
+        CipherSuite.AES_128_GCM_SHA256,
+        CipherSuite.AES_256_GCM_SHA384,
+        CipherSuite.CHACHA20_POLY1305_SHA256,
+    ],
+)
+def test_tls_extension_fields(
+    h3_server: ServerProcess, tls_certs: TLSCerts, suite: CipherSuite
+) -> None:
+    first, second = run(h3_server, lambda c: scopes(c, 2), Options(cipher_suites=[suite]))
+    (third,) = run(h3_server, lambda c: scopes(c, 1))
+    ext = first["extensions"]["tls"]
+    assert pem_body(ext["server_cert"]) == pem_body(tls_certs.server.leaf_pem())
+    assert ext["tls_version"] == 0x0304
+    assert ext["cipher_suite"] == int(suite)
+    assert_no_client_certificate(ext)
+    # Built once per QUIC connection: its second request sees the very same dict.
+    assert first["tls_dict"] == second["tls_dict"] != third["tls_dict"]
+
+
+@pytest.fixture(scope="module")
+def mtls_servers(module_server_factory: Any, tls_certs: TLSCerts) -> dict[int, ServerProcess]:
+    """HTTP/3 servers that require (2) and ask for (1) a client certificate."""
+    return {
+        reqs: module_server_factory(
+            "testapp:app", "--http3", *mtls_args(tls_certs, reqs), tls=tls_certs
+        )
+        for reqs in (1, 2)
+    }
+
+
+@pytest.mark.parametrize("reqs", [1, 2])
+def test_client_certificate_signed_by_the_ca(
+    mtls_servers: dict[int, ServerProcess], tls_certs: TLSCerts, reqs: int
+) -> None:
+    options = Options(client_file=tls_certs.client_file)
+    (scope,) = run(mtls_servers[reqs], lambda c: scopes(c, 1), options)
+    ext = scope["extensions"]["tls"]
+    assert_the_client_certificate(ext, tls_certs)
+
+
+def test_required_client_certificate(
+    mtls_servers: dict[int, ServerProcess], tls_certs: TLSCerts
+) -> None:
+    server = mtls_servers[2]
+    for options in (Options(), Options(client_file=tls_certs.rogue_client_file)):
+        # The client's side of a TLS 1.3 handshake ends before the server has read its
+        # certificate: it learns of the refusal (a CRYPTO_ERROR close) on its first request.
+        with pytest.raises((ConnectionError, ResetByServer)):
+            run(server, lambda c: c.request("GET", "/ok"), options)
+    assert "Traceback" not in server.stderr()
+    run(server, lambda c: c.request("GET", "/ok"), Options(client_file=tls_certs.client_file))
+
+
+def test_optional_client_certificate_may_be_omitted(
+    mtls_servers: dict[int, ServerProcess],
+) -> None:
+    (scope,) = run(mtls_servers[1], lambda c: scopes(c, 1))
+    ext = scope["extensions"]["tls"]
+    assert_no_client_certificate(ext)
 
 
 def test_post_echo_one_mib(h3_server: ServerProcess) -> None:
@@ -88,6 +172,39 @@ def test_fifty_concurrent_streams_on_one_connection(h3_server: ServerProcess) ->
     assert [r.body for r in responses] == bodies
 
 
+def test_a_client_moving_to_another_port_keeps_its_connection(h3_server: ServerProcess) -> None:
+    """NAT rebinding or migration: the client's datagrams come from a new port (its old
+    socket closed, so every answer must go to the new one). QUIC validates the new path
+    and the connection goes on."""
+    assert h3_server.tls is not None
+    ca_file = h3_server.tls.ca_file
+
+    async def main() -> tuple[Any, Any, int, int]:
+        loop = asyncio.get_running_loop()
+        async with h3_connect(h3_server.host, h3_server.port, ca_file) as client:
+            before = json.loads((await client.request("GET", "/scope")).body)
+            old = client._transport
+            assert old is not None
+            # A socket like the one aioquic's client opens (dual-stack: it addresses the
+            # server as an IPv4-mapped IPv6 address).
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.bind(("::", 0))
+            moved, _ = await loop.create_datagram_endpoint(lambda: client, sock=sock)
+            try:
+                old.close()
+                client.change_connection_id()
+                after = await client.request("POST", "/echo", b"x" * 100_000)
+            finally:
+                ports = (old.get_extra_info("sockname")[1], moved.get_extra_info("sockname")[1])
+        moved.close()
+        return before, after, *ports
+
+    before, after, old_port, new_port = asyncio.run(main())
+    assert before["client"][1] == old_port != new_port
+    assert after.status == 200 and after.body == b"x" * 100_000
+
+
 def test_tcp_responses_announce_http3(h3_server: ServerProcess) -> None:
     verify = h3_server.client_context()
     assert verify is not None
@@ -102,7 +219,7 @@ def test_wrong_alpn_is_refused_and_the_server_serves_on(h3_server: ServerProcess
     ca_file = h3_server.tls.ca_file
 
     async def wrong() -> None:
-        async with h3_connect(h3_server.host, h3_server.port, ca_file, alpn=["h2"]):
+        async with h3_connect(h3_server.host, h3_server.port, ca_file, Options(alpn=["h2"])):
             pass
 
     with pytest.raises(ConnectionError):
@@ -200,15 +317,30 @@ def test_http3_needs_tls_and_one_worker(tmp_path: Path) -> None:
         Config(app="m:app", http3=True, ssl_certfile=str(tmp_path / "c.pem"), workers=2)
 
 
-def test_sighup_roll_completes_an_in_flight_request(
-    server_factory: Any, tls_certs: TLSCerts
-) -> None:
-    server = server_factory("testapp:app", "--http3", tls=tls_certs)
-    first = server.workers()
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait, bounded, for ``condition`` to hold on the test's loop."""
+    for _ in range(int(BOUND / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_sighup_roll(server_factory: Any, tls_certs: TLSCerts) -> None:
+    """What a client sees during a roll: GOAWAY on its connection to the old worker, whose
+    request in flight completes; a new connection is served (by the replacement). Each
+    step waits for the server's word, which always reaches the client: only datagrams
+    from the client to the shared socket may reach the other worker."""
+    # After its last response, the old worker's connection is closed once an
+    # acknowledgement of it, or the client's close, reaches that worker, or after 1 s idle.
+    server = server_factory("testapp:app", "--http3", "--timeout-keep-alive", "1", tls=tls_certs)
+    (old,) = server.workers()
+    assert server.tls is not None
+    ca_file = server.tls.ca_file
 
     async def scenario(client: H3Client) -> Any:
         mark = server.mark()
-        waiter = client.start("GET", "/slow?seconds=1.5")
+        waiter = client.start("GET", "/slow?seconds=1")
         await asyncio.to_thread(
             wait_for,
             lambda: any(r.get("event") == "slow-start" for r in server.records_since(mark)),
@@ -216,11 +348,16 @@ def test_sighup_roll_completes_an_in_flight_request(
             "the slow request to start",
         )
         server.send_signal(signal.SIGHUP)
-        return await asyncio.wait_for(waiter, BOUND)
+        await until(lambda: client.h3.goaway, "GOAWAY from the old worker")
+        async with h3_connect(server.host, server.port, ca_file) as fresh:
+            served = await fresh.request("GET", "/ok")
+        return client.h3.goaway, served, await asyncio.wait_for(waiter, BOUND)
 
-    response = run(server, scenario)
-    assert response.body == b"slow done"
-    wait_for(lambda: server.workers() and not server.workers() & first, BOUND, "the roll")
+    goaway, served, in_flight = run(server, scenario)
+    assert goaway
+    assert served.status == 200 and served.body == b"ok"
+    assert in_flight.status == 200 and in_flight.body == b"slow done"
+    wait_for(lambda: server.workers() and old not in server.workers(), BOUND, "the roll")
     assert run(server, lambda c: c.request("GET", "/ok")).body == b"ok"
 
 
@@ -292,3 +429,29 @@ def test_an_idle_connection_is_closed_with_no_error(
     terminated = run(server, scenario)
     assert terminated is not None, "the idle connection was never closed"
     assert terminated.error_code == 0x100  # H3_NO_ERROR
+
+
+def test_h2_max_requests_applies_to_http3(server_factory: Any, tls_certs: TLSCerts) -> None:
+    # An idle close (after a minute) cannot be what ends the connection within BOUND.
+    server = server_factory(
+        "testapp:app",
+        "--http3",
+        "--h2-max-requests",
+        "2",
+        "--timeout-keep-alive",
+        "60",
+        tls=tls_certs,
+    )
+
+    async def scenario(client: H3Client) -> Any:
+        bodies = [(await client.request("GET", "/ok")).body for _ in range(2)]
+        for _ in range(int(BOUND / 0.05)):
+            if client.terminated is not None:
+                break
+            await asyncio.sleep(0.05)
+        return bodies, client.terminated
+
+    bodies, terminated = run(server, scenario)
+    assert bodies == [b"ok", b"ok"]
+    assert terminated is not None, "the connection was not closed after its last request"
+    assert terminated.error_code == 0x100  # H3_NO_ERROR, after GOAWAY

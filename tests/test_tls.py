@@ -57,6 +57,25 @@ def scope_over(sock_client: RawClient, target: str = "/scope") -> dict[str, Any]
     return data
 
 
+def assert_no_client_certificate(ext: dict[str, Any]) -> None:
+    assert ext["client_cert_chain"] == []
+    assert ext["client_cert_name"] is None
+    assert ext["client_cert_error"] is None
+
+
+def assert_the_client_certificate(ext: dict[str, Any], certs: TLSCerts) -> None:
+    """``ext`` reports the client certificate ``certs`` hands out."""
+    leaf = x509.load_pem_x509_certificate(certs.client_leaf_pem.encode())
+    assert ext["client_cert_name"] == leaf.subject.rfc4514_string()
+    assert pem_body(ext["client_cert_chain"][0]) == pem_body(certs.client_leaf_pem)
+    assert ext["client_cert_error"] is None
+
+
+def mtls_args(certs: TLSCerts, reqs: int) -> tuple[str, ...]:
+    """The options of a server that verifies client certificates (``--ssl-cert-reqs``)."""
+    return ("--ssl-ca-certs", str(certs.client_ca_file), "--ssl-cert-reqs", str(reqs))
+
+
 def pem_body(text: str) -> str:
     """A PEM certificate without its line breaks, to compare two encodings of it."""
     return "".join(text.split())
@@ -206,9 +225,7 @@ def test_tls_extension_fields(
     assert pem_body(ext["server_cert"]) == pem_body(tls_certs.server.leaf_pem())
     assert negotiated is not None and ext["tls_version"] == VERSIONS[negotiated]
     assert cipher is not None and ext["cipher_suite"] == SUITES[cipher[0]]
-    assert ext["client_cert_chain"] == []
-    assert ext["client_cert_name"] is None
-    assert ext["client_cert_error"] is None
+    assert_no_client_certificate(ext)
     # Built once per connection: the second request sees the very same dict.
     assert first["tls_dict"] == second["tls_dict"] != third["tls_dict"]
 
@@ -219,11 +236,8 @@ def test_tls_extension_fields(
 @pytest.fixture(scope="module")
 def mtls_servers(module_server_factory: Any, tls_certs: TLSCerts) -> dict[int, ServerProcess]:
     """A server that requires (2) and one that asks for (1) a client certificate."""
-    ca = str(tls_certs.client_ca_file)
     return {
-        reqs: module_server_factory(
-            "testapp:app", "--ssl-ca-certs", ca, "--ssl-cert-reqs", str(reqs), tls=tls_certs
-        )
+        reqs: module_server_factory("testapp:app", *mtls_args(tls_certs, reqs), tls=tls_certs)
         for reqs in (1, 2)
     }
 
@@ -252,10 +266,7 @@ def test_client_certificate_signed_by_the_ca(
     mtls_servers: dict[int, ServerProcess], tls_certs: TLSCerts, reqs: int
 ) -> None:
     ext = client_identity(mtls_servers[reqs], tls_certs, tls_certs.client_file)
-    leaf = x509.load_pem_x509_certificate(tls_certs.client_leaf_pem.encode())
-    assert ext["client_cert_name"] == leaf.subject.rfc4514_string()
-    assert pem_body(ext["client_cert_chain"][0]) == pem_body(tls_certs.client_leaf_pem)
-    assert ext["client_cert_error"] is None
+    assert_the_client_certificate(ext, tls_certs)
 
 
 def test_required_client_certificate(
@@ -272,7 +283,7 @@ def test_optional_client_certificate_may_be_omitted(
     mtls_servers: dict[int, ServerProcess], tls_certs: TLSCerts
 ) -> None:
     ext = client_identity(mtls_servers[1], tls_certs, None)
-    assert ext["client_cert_chain"] == [] and ext["client_cert_name"] is None
+    assert_no_client_certificate(ext)
 
 
 # -- bad clients: slow handshakes and cleartext

@@ -179,17 +179,17 @@ def _gunicorn(w: Workload, port: int) -> Launch:
 
 
 def _hypercorn(w: Workload, port: int) -> Launch:
-    # QUIC through aioquic on the UDP port of the same number as its TCP listener (which
-    # serves HTTP/1.1 and HTTP/2 over TLS); the access log is off unless asked for. The app
-    # is named by its file's path: hypercorn puts that directory on sys.path.
+    # HTTP/2 on its TCP listener (h2c with prior knowledge, or ALPN over TLS); for HTTP/3,
+    # QUIC through aioquic on the UDP port of the same number. The access log is off
+    # unless asked for. The app is named by its file's path: hypercorn puts that directory
+    # on sys.path.
     address = f"{HOST}:{port}"
     return Launch(
         [
             venv_bin("hypercorn"),
             "--bind",
             address,
-            "--quic-bind",
-            address,
+            *(["--quic-bind", address] if w.http3 else []),
             "--worker-class",
             "uvloop",
             "--workers",
@@ -280,7 +280,7 @@ SERVERS: dict[str, Server] = {
             "hypercorn",
             "hypercorn + aioquic, uvloop (1 worker)",
             _hypercorn,
-            workloads=("h3-plaintext", "h3-echo"),
+            workloads=("h2-plaintext", "h2-echo", "h2-tls-plaintext", "h3-plaintext", "h3-echo"),
             need="hypercorn",
             tls_flag="--certfile",
         ),

@@ -49,6 +49,10 @@ TARGETS: list[Target] = [
     # A full handshake costs the load generator too: compare the server's own CPU.
     Target("tls-close", "ruvicorn", "granian", 1.0, by_cpu=True),
     Target("tls-close", "ruvicorn", "uvicorn", 2.0, by_cpu=True),
+    Target("h2-plaintext", "ruvicorn", "granian", 1.3),
+    Target("h2-plaintext", "ruvicorn", "hypercorn", 10.0),
+    Target("h2-plaintext", "ruvicorn", "ruvicorn", 0.9, ref_workload="plaintext"),
+    Target("h2-echo", "ruvicorn", "granian", 1.3),
     Target("h3-plaintext", "ruvicorn", "hypercorn", 5.0),
     Target("h3-echo", "ruvicorn", "hypercorn", 5.0),
 ]

@@ -43,7 +43,7 @@ class Workload:
         return self.client == "wsload --h3"
 
 
-H2_SERVERS = ("ruvicorn", "granian")  # the peers in the bench venv that serve HTTP/2
+H2_SERVERS = ("ruvicorn", "granian", "hypercorn")  # the bench venv's servers of HTTP/2
 H3_SERVERS = ("ruvicorn", "hypercorn")  # and HTTP/3
 
 WORKLOADS: dict[str, Workload] = {

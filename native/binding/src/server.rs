@@ -347,6 +347,11 @@ impl ServerState {
         self.draining.load(Ordering::Relaxed)
     }
 
+    /// Draining because a replacement worker takes over (not because the service stops).
+    pub fn is_restarting(&self) -> bool {
+        self.restarting.load(Ordering::Relaxed)
+    }
+
     /// The close code and reason for WebSockets cut by a graceful stop.
     pub fn shutdown_close(&self) -> (u16, &'static str) {
         if self.restarting.load(Ordering::Relaxed) {

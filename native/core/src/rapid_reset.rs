@@ -23,6 +23,11 @@ impl ResetGuard {
         self.accepted
     }
 
+    /// Requests handed to the application so far.
+    pub(crate) fn requests(&self) -> u64 {
+        self.accepted
+    }
+
     /// The client reset a request whose response had not ended: true once the
     /// connection should be abandoned.
     pub(crate) fn reset(&mut self) -> bool {

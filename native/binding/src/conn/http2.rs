@@ -79,6 +79,11 @@ pub(super) struct H2Conn {
 }
 
 impl H2Conn {
+    /// What the engine's handshake negotiated, when the engine has its own (QUIC).
+    pub(super) fn tls_info(&self) -> Option<ruvicorn_core::tls::info::ConnectionInfo> {
+        self.engine.tls_info()
+    }
+
     /// The metrics counter of the connection's protocol (h2 or h3).
     pub(super) fn metrics_protocol(&self) -> usize {
         self.engine.metrics_protocol()

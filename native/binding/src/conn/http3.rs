@@ -24,7 +24,7 @@ use crate::key;
 use crate::metrics;
 use crate::server::ServerState;
 use ruvicorn_core::http2::{self, Bytes, Http2, SendError};
-use ruvicorn_core::http3::{self, codes, Endpoint, Event};
+use ruvicorn_core::http3::{self, codes, Endpoint, Event, NewConnections};
 
 /// Rounds of send-and-dispatch one pump runs before it leaves the rest to the timer.
 const MAX_PUMP_ROUNDS: usize = 256;
@@ -37,8 +37,10 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The engine beneath the stream mode: HTTP/2 on one TCP connection, or one QUIC
-/// connection of an endpoint. Stream ids are the engine's (HTTP/3's, past `u32::MAX`, are
-/// refused: no client gets there with the stream limits announced).
+/// connection of an endpoint. Stream ids are the engine's; HTTP/3's past `u32::MAX` would
+/// be dropped, but `--h2-max-requests` (GOAWAY after that many requests) keeps a connection
+/// far below (client request ids are 0, 4, 8, ...: 2^30 requests; with no cap, a billion
+/// requests on one connection).
 #[expect(
     clippy::large_enum_variant,
     reason = "the mode that holds it is boxed; boxing Http2 too would cost an allocation"
@@ -109,6 +111,14 @@ impl StreamEngine {
                 .inboxes
                 .remove(&link.conn)
                 .unwrap_or_default(),
+        }
+    }
+
+    /// What a QUIC connection's handshake negotiated (HTTP/2's is its TLS layer's).
+    pub(super) fn tls_info(&self) -> Option<ruvicorn_core::tls::info::ConnectionInfo> {
+        match self {
+            Self::H2(_) => None,
+            Self::H3(link) => locked(&link.core).endpoint.tls_info(link.conn),
         }
     }
 
@@ -508,6 +518,7 @@ impl QuicEndpoint {
         if let Some(h2) = &settings.h2 {
             h3.max_concurrent_streams = h2.max_concurrent_streams;
             h3.max_header_list_size = u64::from(h2.max_header_list_size);
+            h3.max_requests = h2.max_requests;
         }
         let endpoint = Endpoint::new((*tls.config).clone(), &h3)
             .map_err(|err| PyRuntimeError::new_err(format!("HTTP/3: {err}")))?;
@@ -551,9 +562,21 @@ impl QuicEndpoint {
         if let Some(metrics) = &this.state().metrics {
             metrics.bytes_in(data.len());
         }
-        locked(&this.core)
-            .endpoint
+        let state = this.state();
+        let mut core = locked(&this.core);
+        if state.is_draining() {
+            // No new connection starts on a draining worker. While a replacement shares
+            // the socket, a client's first packet is left unanswered: its retransmission
+            // may reach the replacement. When the service stops, it is refused at once.
+            core.endpoint.set_new_connections(if state.is_restarting() {
+                NewConnections::Ignore
+            } else {
+                NewConnections::Refuse
+            });
+        }
+        core.endpoint
             .datagram_received(Instant::now(), remote, data);
+        drop(core);
         Self::pump(slf)
     }
 

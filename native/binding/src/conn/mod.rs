@@ -162,9 +162,14 @@ impl Conn {
         }
     }
 
-    /// The `tls` extension's values once the handshake is done (None on cleartext).
+    /// The `tls` extension's values once the handshake is done (None on cleartext): from
+    /// the TLS layer on TCP, from the QUIC engine on HTTP/3.
     pub(crate) fn tls_info(&self) -> Option<ruvicorn_core::tls::info::ConnectionInfo> {
-        self.tls.as_ref().and_then(|tls| tls.info())
+        match (&self.tls, &self.mode) {
+            (Some(tls), _) => tls.info(),
+            (None, Mode::Http2(h2)) => h2.tls_info(),
+            (None, _) => None,
+        }
     }
 
     /// Close the transport once this turn's bytes are written; nothing more is written.

@@ -253,7 +253,15 @@ impl HttpProtocol {
             .ok_or_else(|| PyRuntimeError::new_err("no peer"))?;
         let tls = this.tls_extension(py)?;
         let scope = if this.quic {
-            build_scope(py, state, peer, &Http3Head(head), &target, false, None)?
+            build_scope(
+                py,
+                state,
+                peer,
+                &Http3Head(head),
+                &target,
+                false,
+                tls.as_ref(),
+            )?
         } else {
             build_scope(py, state, peer, head, &target, false, tls.as_ref())?
         };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use quinn_proto::crypto::rustls::QuicServerConfig;
 use quinn_proto::{IdleTimeout, ServerConfig, TransportConfig, VarInt};
 
-use super::{Settings, ALPN};
+use super::{session, Settings, ALPN};
 
 /// Unidirectional streams a client may have open: its control stream, QPACK encoder and
 /// decoder streams, and a few of the unknown types it may send to exercise extensibility.
@@ -30,7 +30,7 @@ pub(crate) fn server_config(
         .max_idle_timeout(Some(idle))
         .stream_receive_window(VarInt::from_u32(settings.stream_receive_window))
         .receive_window(VarInt::from_u32(settings.connection_receive_window));
-    let mut config = ServerConfig::with_crypto(Arc::new(crypto));
+    let mut config = ServerConfig::with_crypto(Arc::new(session::ServerConfig(Arc::new(crypto))));
     config.transport_config(Arc::new(transport));
     Ok(Arc::new(config))
 }

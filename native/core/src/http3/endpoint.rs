@@ -7,10 +7,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use quinn_proto::{ConnectionHandle, DatagramEvent, EndpointConfig, StreamId};
+use quinn_proto::{
+    ConnectionHandle, DatagramEvent, EndpointConfig, HashedConnectionIdGenerator, StreamId,
+};
 
 use super::conn::Conn;
-use super::{config, Event, SendError, Settings};
+use super::{config, session, Event, SendError, Settings};
+use crate::tls::info::ConnectionInfo;
 
 /// Responses the endpoint makes on its own (version negotiation, stateless reset, retry,
 /// refusals) wait here; beyond this many, new ones are dropped, so junk costs a drop.
@@ -23,10 +26,22 @@ pub struct Transmit {
     pub contents: Vec<u8>,
 }
 
+/// What becomes of a client's first packet (a new connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewConnections {
+    Accept,
+    /// Answered with CONNECTION_REFUSED (the service is stopping: the client learns it now).
+    Refuse,
+    /// Dropped unanswered (a replacement worker shares the socket: the client's
+    /// retransmission of its first packet may reach that worker, which accepts it).
+    Ignore,
+}
+
 /// The QUIC + HTTP/3 server endpoint of one UDP socket.
 pub struct Endpoint {
     quic: quinn_proto::Endpoint,
     settings: Settings,
+    new_connections: NewConnections,
     conns: HashMap<u64, Conn>,
     responses: VecDeque<Transmit>,
     events: Vec<Event>,
@@ -40,8 +55,16 @@ impl Endpoint {
     /// An endpoint serving `tls` (its ALPN list becomes `h3` alone; TLS 1.3 must be enabled).
     pub fn new(tls: rustls::ServerConfig, settings: &Settings) -> Result<Self, String> {
         let server_config = config::server_config(tls, settings)?;
+        let mut endpoint_config = EndpointConfig::default();
+        // Connection ids this endpoint recognises as its own (signed with a random key, as
+        // the stateless reset key is random): a short-header packet for another worker's
+        // connection on a shared socket (a rolling restart) is dropped, not answered with
+        // a stateless reset (which the client would ignore: its token is made with this
+        // worker's key, not the one that issued the connection id). quinn-proto's default,
+        // stated here because the rolling restart depends on it.
+        endpoint_config.cid_generator(|| Box::new(HashedConnectionIdGenerator::new()));
         let quic = quinn_proto::Endpoint::new(
-            Arc::new(EndpointConfig::default()),
+            Arc::new(endpoint_config),
             Some(server_config),
             // No path MTU probing: asyncio's UDP sockets do not forbid fragmentation.
             false,
@@ -50,6 +73,7 @@ impl Endpoint {
         Ok(Self {
             quic,
             settings: *settings,
+            new_connections: NewConnections::Accept,
             conns: HashMap::new(),
             responses: VecDeque::new(),
             events: Vec::new(),
@@ -75,7 +99,12 @@ impl Endpoint {
                 }
             }
             Some(DatagramEvent::NewConnection(incoming)) => {
-                if self.conns.len() >= self.settings.max_connections {
+                if self.new_connections == NewConnections::Ignore {
+                    return self.quic.ignore(incoming);
+                }
+                if self.new_connections == NewConnections::Refuse
+                    || self.conns.len() >= self.settings.max_connections
+                {
                     let transmit = self.quic.refuse(incoming, &mut self.buf);
                     return self.respond(&transmit);
                 }
@@ -104,6 +133,11 @@ impl Endpoint {
                 }
             }
         }
+    }
+
+    /// What becomes of new connections from now on (existing ones are served on).
+    pub fn set_new_connections(&mut self, policy: NewConnections) {
+        self.new_connections = policy;
     }
 
     /// The next datagram to send, if any.
@@ -171,6 +205,11 @@ impl Endpoint {
     /// Connections not yet drained.
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// What `conn`'s TLS handshake negotiated (None until it got that far).
+    pub fn tls_info(&self, conn: u64) -> Option<ConnectionInfo> {
+        session::info(&self.conns.get(&conn)?.quic)
     }
 
     /// Request streams of `conn` that are not finished yet.

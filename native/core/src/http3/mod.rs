@@ -19,6 +19,7 @@ mod endpoint;
 mod frame;
 mod head;
 pub(crate) mod qpack;
+mod session;
 #[cfg(test)]
 mod tests;
 
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 pub use crate::http2::RequestHead;
 pub use bytes::Bytes;
-pub use endpoint::{Endpoint, Transmit};
+pub use endpoint::{Endpoint, NewConnections, Transmit};
 
 /// The ALPN protocol id of HTTP/3.
 pub const ALPN: &[u8] = b"h3";
@@ -48,6 +49,8 @@ pub struct Settings {
     pub max_connections: usize,
     /// Validate each client's address with a Retry before any handshake work.
     pub retry: bool,
+    /// Requests served on one connection before it is asked to go (GOAWAY); 0 = no limit.
+    pub max_requests: u64,
 }
 
 impl Default for Settings {
@@ -60,6 +63,7 @@ impl Default for Settings {
             connection_receive_window: 4 * 1024 * 1024,
             max_connections: 10_000,
             retry: false,
+            max_requests: 10_000,
         }
     }
 }

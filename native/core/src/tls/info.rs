@@ -1,6 +1,7 @@
 //! What the ASGI `tls` extension reports about one connection, read once its handshake
 //! is done.
 
+use rustls::pki_types::CertificateDer;
 use rustls::ServerConnection;
 
 use super::names::{certificate_pem, subject_rfc4514};
@@ -24,10 +25,23 @@ impl ConnectionInfo {
     /// here was verified (rustls fails the handshake otherwise), so there is no error to
     /// report in `client_cert_error`.
     pub fn of(conn: &ServerConnection) -> Self {
-        let chain = conn.peer_certificates().unwrap_or_default();
+        Self::new(
+            conn.protocol_version().map(u16::from),
+            conn.negotiated_cipher_suite().map(|s| u16::from(s.suite())),
+            conn.peer_certificates().unwrap_or_default(),
+        )
+    }
+
+    /// From what a handshake negotiated, wherever it ran (a TCP connection's rustls
+    /// session, or a QUIC connection's).
+    pub fn new(
+        tls_version: Option<u16>,
+        cipher_suite: Option<u16>,
+        chain: &[CertificateDer<'_>],
+    ) -> Self {
         Self {
-            tls_version: conn.protocol_version().map(u16::from),
-            cipher_suite: conn.negotiated_cipher_suite().map(|s| u16::from(s.suite())),
+            tls_version,
+            cipher_suite,
             client_cert_chain: chain.iter().map(|c| certificate_pem(c)).collect(),
             client_cert_name: chain.first().and_then(|c| subject_rfc4514(c)),
         }

@@ -97,6 +97,13 @@ impl Conn {
             (Some(code), Outcome::Fine) => self.peer_reset(id, code),
             (None, Outcome::Fine) => self.complete_if_done(id),
         }
+        let cap = self.settings.max_requests;
+        if cap != 0 && self.resets.requests() >= cap {
+            // Streams already opened are still served, then the connection closes (as
+            // `--h2-max-requests` does on HTTP/2). It also keeps every request stream id
+            // far below 2^32, which the binding's stream mapping needs.
+            self.goaway();
+        }
     }
 
     fn parse_request(&mut self, id: StreamId, fin: bool) -> Outcome {

@@ -239,6 +239,50 @@ fn goaway_lets_the_in_flight_request_finish_then_closes() {
 }
 
 #[test]
+fn max_requests_sends_goaway_after_the_last_one() {
+    let settings = Settings {
+        max_requests: 2,
+        ..Settings::default()
+    };
+    let mut pair = Pair::new(&settings);
+    pair.settle(&|p| p.client.connected);
+    let first = pair.client.request(&request_fields("GET", "/1"), b"", true);
+    pair.run(&mut hello, &|p| p.client.responses[&first].done);
+    assert_eq!(pair.client.goaway, None);
+    let second = pair.client.request(&request_fields("GET", "/2"), b"", true);
+    pair.run(&mut hello, &|p| p.client.lost.is_some());
+    assert_eq!(pair.client.responses[&second].body, b"hello /2");
+    assert_eq!(
+        pair.client.goaway,
+        Some(8),
+        "GOAWAY names the request after the second"
+    );
+    assert_eq!(pair.client.close_code(), Some(codes::NO_ERROR));
+}
+
+#[test]
+fn tls_info_reports_tls13_and_the_negotiated_suite() {
+    let mut pair = Pair::new(&Settings::default());
+    pair.settle(&|p| p.client.connected);
+    let conn = pair
+        .seen
+        .iter()
+        .find_map(|e| match e {
+            Event::Connected { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .expect("connected");
+    let info = pair.server.tls_info(conn).expect("tls info");
+    assert_eq!(info.tls_version, Some(0x0304));
+    // The test client (rustls with *ring*) prefers AES-256-GCM, and the server follows the
+    // client's order.
+    assert_eq!(info.cipher_suite, Some(0x1302));
+    assert!(info.client_cert_chain.is_empty());
+    assert_eq!(info.client_cert_name, None);
+    assert_eq!(pair.server.tls_info(conn + 1), None);
+}
+
+#[test]
 fn sent_waits_for_a_client_that_does_not_read() {
     let mut pair = Pair::with_client(&Settings::default(), crate::http3::ALPN, 64 * 1024);
     pair.settle(&|p| p.client.connected);

@@ -56,6 +56,12 @@ fn connections_beyond_the_limit_are_refused() {
         ..Settings::default()
     };
     let mut pair = Pair::new(&settings);
+    assert_refused(&mut pair);
+}
+
+/// The client's connection attempt ends in CONNECTION_REFUSED, and the server keeps no
+/// connection.
+pub(super) fn assert_refused(pair: &mut Pair) {
     pair.settle(&|p| p.client.lost.is_some());
     assert!(!pair.client.connected);
     match &pair.client.lost {

@@ -5,6 +5,7 @@ mod client;
 mod exchange;
 mod lifecycle;
 mod refusals;
+mod roll;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
