@@ -10,7 +10,7 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 
-from runner import load, servers  # noqa: E402
+from runner import chart, load, servers  # noqa: E402
 from runner.paths import OUT  # noqa: E402
 from runner.workloads import WORKLOADS  # noqa: E402
 
@@ -72,3 +72,18 @@ def test_granian_serves_only_http2_on_the_h2_workloads() -> None:
         "granian",
         "hypercorn",
     ]
+
+
+def test_the_chart_compares_a_workload_uvicorn_cannot_serve_with_its_first_peer() -> None:
+    served = {"rps": 1000.0}
+    h2 = {"ruvicorn": {"rps": 3000.0}, "granian": served, "hypercorn": {"rps": 100.0}}
+    present = ["ruvicorn", "granian", "hypercorn"]
+    assert chart.chart_baseline(h2, present) == "granian"
+    ratios = chart.chart_ratios({"h2-plaintext": h2}, [("h2-plaintext", present)])
+    assert ratios[("h2-plaintext", "ruvicorn")] == 3.0
+    assert chart.tick_label("h2-plaintext", h2, present) == "h2-plaintext\n(vs granian)"
+    # A peer that failed is no baseline; uvicorn stays the baseline wherever it served.
+    failed = {**h2, "granian": {"error": "down"}}
+    assert chart.chart_baseline(failed, present) == "hypercorn"
+    h1 = {"ruvicorn": {"rps": 3000.0}, "uvicorn": served, "granian": served}
+    assert chart.chart_baseline(h1, ["ruvicorn", "uvicorn", "granian"]) == "uvicorn"

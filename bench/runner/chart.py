@@ -42,12 +42,29 @@ def chart_groups(
     ]
 
 
+def chart_baseline(aggs: dict[str, dict[str, Any]], present: list[str]) -> str:
+    """uvicorn where it served the workload; else the first peer that did (granian on
+    HTTP/2, hypercorn on HTTP/3), so a workload uvicorn cannot serve still has bars."""
+    if BASELINE in aggs and "error" not in aggs[BASELINE]:
+        return BASELINE
+    peers = [s for s in present if not s.startswith("ruvicorn") and s not in FLOORS]
+    ok = [s for s in peers if "error" not in aggs[s]]
+    return (ok or peers or [BASELINE])[0]
+
+
 def chart_ratios(all_aggs: dict[str, dict[str, dict[str, Any]]], groups: Groups) -> Ratios:
-    return {
-        (w, name): ratio(all_aggs[w], name, BASELINE, "mbps" if WORKLOADS[w].throughput else "rps")
-        for w, present in groups
-        for name in present
-    }
+    ratios: Ratios = {}
+    for w, present in groups:
+        base = chart_baseline(all_aggs[w], present)
+        key = "mbps" if WORKLOADS[w].throughput else "rps"
+        for name in present:
+            ratios[(w, name)] = ratio(all_aggs[w], name, base, key)
+    return ratios
+
+
+def tick_label(w: str, aggs: dict[str, dict[str, Any]], present: list[str]) -> str:
+    base = chart_baseline(aggs, present)
+    return w if base == BASELINE else f"{w}\n(vs {base})"
 
 
 def draw_bars(ax: Any, groups: Groups, ratios: Ratios, cap: float) -> list[float]:
@@ -106,9 +123,10 @@ def write_chart(
     ticks = draw_bars(ax, groups, ratios, cap)
     handles = [Patch(color=COLORS.get(n, OTHER_COLOR), label=SERVERS[n].label) for n in servers]
     ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
-    ax.set_xticks(ticks, [w for w, _ in groups])
+    ax.set_xticks(ticks, [tick_label(w, all_aggs[w], present) for w, present in groups])
     ax.set_ylabel(
-        "ratio to uvicorn httptools+uvloop\n(req/s; MB/s for stream; msg/s for websocket)"
+        "ratio to uvicorn httptools+uvloop, or the peer named\n"
+        "(req/s; MB/s for stream; msg/s for websocket)"
     )
     ax.set_title(title, fontsize=9)
     ax.legend(handles=handles, fontsize=7, ncol=3, loc="upper left")

@@ -111,6 +111,10 @@ def is_partial(args: argparse.Namespace) -> bool:
     )
 
 
+def run_mode(args: argparse.Namespace) -> str:
+    return "quick" if args.quick else "partial" if is_partial(args) else "full"
+
+
 def output_dir(args: argparse.Namespace) -> Path:
     """``--out``, else the committed results for a full run, else the partial directory."""
     if args.output is not None:
@@ -240,7 +244,7 @@ def main(argv: list[str]) -> int:
         except CertError as exc:
             sys.exit(f"bench: no certificates for the TLS workloads: {exc}")
     announce(sum(len(servers) for _, servers, _ in work) * opt.rounds, mem_servers, opt)
-    session = Session(work, mem_servers, opt, run_meta(args.quick, argv, opt))
+    session = Session(work, mem_servers, opt, run_meta(run_mode(args), argv, opt))
     try:
         return measure_all(session)
     finally:

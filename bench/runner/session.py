@@ -157,10 +157,11 @@ class Session:
         write_reports(self.meta, self.all_aggs, self.orders, self.memory, self.rows)
 
 
-def run_meta(quick: bool, argv: list[str], opt: Options) -> dict[str, Any]:
+def run_meta(mode: str, argv: list[str], opt: Options) -> dict[str, Any]:
+    """``mode``: full, quick or partial (fewer workloads, servers, rounds or seconds)."""
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "mode": "quick" if quick else "full",
+        "mode": mode,
         "command": "python bench/run.py " + " ".join(argv),
         "options": dataclasses.asdict(opt),
         "machine": machine(),
@@ -188,8 +189,8 @@ def write_reports(
 ) -> None:
     opt = Options(**meta["options"])
     title = (
-        f"ruvicorn bench, {meta['mode']} run, {meta['date']}: ratio of req/s to uvicorn "
-        f"(1 worker, server on CPU {opt.server_cpu}, wrk on CPU {opt.client_cpu})"
+        f"ruvicorn bench, {meta['mode']} run, {meta['date']}: ratio of req/s to uvicorn or the "
+        f"peer named\n(1 worker, server on CPU {opt.server_cpu}, wrk on CPU {opt.client_cpu})"
     )
     md = write_markdown(meta, all_aggs, orders, memory)
     chart = write_chart(all_aggs, orders, title) if all_aggs else None
