@@ -287,20 +287,26 @@ def test_starlette_app(server_factory: Any, tls_certs: TLSCerts) -> None:
     assert posted.status == 200 and json.loads(posted.body) == {"received": {"k": [1, 2]}}
 
 
+async def start_slow(client: H3Client, server: Any, seconds: float) -> Any:
+    """A /slow request in flight: its response to await, once the app has started it."""
+    mark = server.mark()
+    waiter = client.start("GET", f"/slow?seconds={seconds}")
+    await asyncio.to_thread(
+        wait_for,
+        lambda: any(r.get("event") == "slow-start" for r in server.records_since(mark)),
+        BOUND,
+        "the slow request to start",
+    )
+    return waiter
+
+
 def test_graceful_stop_completes_an_in_flight_request(
     server_factory: Any, tls_certs: TLSCerts
 ) -> None:
     server = server_factory("testapp:app", "--http3", tls=tls_certs)
 
     async def scenario(client: H3Client) -> Any:
-        mark = server.mark()
-        waiter = client.start("GET", "/slow?seconds=1.5")
-        await asyncio.to_thread(
-            wait_for,
-            lambda: any(r.get("event") == "slow-start" for r in server.records_since(mark)),
-            BOUND,
-            "the slow request to start",
-        )
+        waiter = await start_slow(client, server, 1.5)
         server.send_signal(signal.SIGTERM)
         return await asyncio.wait_for(waiter, BOUND)
 
@@ -339,14 +345,7 @@ def test_sighup_roll(server_factory: Any, tls_certs: TLSCerts) -> None:
     ca_file = server.tls.ca_file
 
     async def scenario(client: H3Client) -> Any:
-        mark = server.mark()
-        waiter = client.start("GET", "/slow?seconds=1")
-        await asyncio.to_thread(
-            wait_for,
-            lambda: any(r.get("event") == "slow-start" for r in server.records_since(mark)),
-            BOUND,
-            "the slow request to start",
-        )
+        waiter = await start_slow(client, server, 1)
         server.send_signal(signal.SIGHUP)
         await until(lambda: client.h3.goaway, "GOAWAY from the old worker")
         async with h3_connect(server.host, server.port, ca_file) as fresh:
