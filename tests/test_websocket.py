@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from rawhttp import RawClient, Response, request, wait_for
 from realserver import REPO, ServerProcess
+from serialtls import SerialTLS
 from tlscerts import TLSCerts, over_tls
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
@@ -36,13 +37,14 @@ def url(server: ServerProcess, path: str) -> str:
 
 
 def ws(server: ServerProcess, path: str = "/echo", **kw: Any) -> Any:
-    """The websockets client, over TLS (wss) when the server serves it."""
+    """The websockets client, over TLS (wss) when the server serves it (through
+    serialtls.py: its reading thread and its sends must not enter OpenSSL together)."""
     kw.setdefault("open_timeout", TIMEOUT)
     kw.setdefault("close_timeout", TIMEOUT)
     kw.setdefault("max_size", 4 * 1024 * 1024)
     context = server.client_context()
     if context is not None:
-        kw.setdefault("ssl", context)
+        kw.setdefault("ssl", SerialTLS(context))
     return connect(url(server, path), **kw)
 
 
