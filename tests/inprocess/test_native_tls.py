@@ -316,18 +316,28 @@ def test_large_upload_and_download(run: Runner, certs: Certs) -> None:
     run(scenario)
 
 
-def test_websocket_over_tls_is_wss(run: Runner, certs: Certs) -> None:
+@pytest.mark.parametrize(
+    ("finish", "chunk"),
+    [(True, None), (False, None), (False, 1)],
+    ids=["apart", "with-the-finished", "byte-by-byte"],
+)
+def test_websocket_over_tls_is_wss(
+    run: Runner, certs: Certs, finish: bool, chunk: int | None
+) -> None:
+    """The upgrade request is answered however it arrives: after the handshake, in the same
+    read as the client's Finished, or one byte per read."""
     app = App()
 
     async def scenario() -> None:
         conn = MockConnection(app, **certs.settings())
         peer = TlsPeer(conn, certs.client_context())
-        peer.handshake()
+        peer.handshake(finish)
+        assert bool(peer.outgoing.pending) != finish  # the client's Finished, held back
         upgrade = (
             "upgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-version: 13\r\n"
             "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
         )
-        peer.send(get("/ws", upgrade))
+        peer.send(get("/ws", upgrade), chunk)
         await peer.until(lambda: b"\r\n\r\n" in peer.plain, "the 101")
         assert peer.plain.startswith(b"HTTP/1.1 101")
         scope = app.scopes[0]

@@ -57,31 +57,35 @@ class TlsPeer:
         #: The server sent close_notify.
         self.close_notify = False
 
-    def pump(self) -> None:
-        """Move bytes both ways once."""
+    def pump(self, chunk: int | None = None) -> None:
+        """Move bytes both ways once; ``chunk`` hands the client's bytes to the protocol
+        in reads of that size."""
         out = self.outgoing.read()
-        if out:
-            self.conn.send(out)
+        step = chunk or max(len(out), 1)
+        for at in range(0, len(out), step):
+            self.conn.send(out[at : at + step])
         written = self.conn.transport.written
         if len(written) > self.seen:
             self.incoming.write(bytes(written[self.seen :]))
             self.seen = len(written)
 
-    def handshake(self) -> None:
-        """Run the handshake (the server answers within ``data_received``)."""
+    def handshake(self, finish: bool = True) -> None:
+        """Run the handshake (the server answers within ``data_received``). Without
+        ``finish`` the client's last flight is held back, to go out with the next send."""
         for _ in range(10):
             try:
                 self.tls.do_handshake()
             except ssl.SSLWantReadError:
                 self.pump()
                 continue
-            self.pump()
+            if finish:
+                self.pump()
             return
         raise AssertionError("the handshake did not finish")
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, chunk: int | None = None) -> None:
         self.tls.write(data)
-        self.pump()
+        self.pump(chunk)
 
     def read(self) -> bytes:
         """Pump, then decrypt everything that arrived."""
