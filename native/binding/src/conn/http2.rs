@@ -10,7 +10,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use super::http3::StreamEngine;
+use super::stream_engine::{H2Engine, StreamEngine};
 use super::{Access, Conn, Effects, Mode};
 use crate::asgi::cycle::ClientDisconnected;
 use crate::metrics;
@@ -63,7 +63,7 @@ struct Stream {
 }
 
 pub(super) struct H2Conn {
-    engine: StreamEngine,
+    engine: Box<dyn StreamEngine>,
     /// Streams whose app has not finished, reset ones included until their cancelled
     /// Tasks end.
     streams: IdMap<u32, Stream>,
@@ -74,8 +74,6 @@ pub(super) struct H2Conn {
     max_apps: usize,
     /// Since when no stream is open (the idle deadline counts from there).
     idle_since: Option<Instant>,
-    /// A flush of the apps' send operations is due on the loop's next turn.
-    flush_scheduled: bool,
 }
 
 impl H2Conn {
@@ -124,7 +122,7 @@ impl Conn {
         fx: &mut Effects,
     ) {
         self.start_streams(
-            StreamEngine::H2(Http2::new(settings)),
+            Box::new(H2Engine::new(Http2::new(settings))),
             settings.max_concurrent_streams,
             state,
         );
@@ -135,7 +133,7 @@ impl Conn {
     /// connection's HTTP/3) that runs at most `max_apps` apps at once.
     pub(super) fn start_streams(
         &mut self,
-        engine: StreamEngine,
+        engine: Box<dyn StreamEngine>,
         max_apps: u32,
         state: &ServerState,
     ) {
@@ -149,7 +147,6 @@ impl Conn {
             streams: id_map(),
             max_apps: usize::try_from(max_apps).unwrap_or(usize::MAX),
             idle_since: Some(Instant::now()),
-            flush_scheduled: false,
         }));
         if state.is_draining() {
             if let Mode::Http2(h2) = &mut self.mode {
@@ -179,15 +176,16 @@ impl Conn {
         self.h2_dispatch(false, fx);
     }
 
-    /// The loop's turn after apps sent: write what they sent.
+    /// The flush asked for after apps sent: write what they sent.
     pub(super) fn h2_flush(&mut self, fx: &mut Effects) {
         if let Mode::Http2(h2) = &mut self.mode {
-            h2.flush_scheduled = false;
+            h2.engine.flushing();
         }
         self.h2_pump(fx);
     }
 
-    /// The engine's events as effects; its output written (`write`) or its flush scheduled.
+    /// The engine's events as effects; its output written (`write`), and a flush asked for
+    /// when output is still due.
     fn h2_dispatch(&mut self, write: bool, fx: &mut Effects) {
         let Mode::Http2(h2) = &mut self.mode else {
             return;
@@ -257,11 +255,8 @@ impl Conn {
         if write {
             let out = h2.engine.take_output();
             fx.write.extend_from_slice(&out);
-        } else if h2.engine.needs_flush() && !h2.flush_scheduled {
-            h2.flush_scheduled = true;
-            fx.flush_h2 = true;
         }
-        fx.flush_datagrams |= h2.engine.wants_flush();
+        fx.flush_streams |= h2.engine.output_due();
         for (stream, with_data) in wake {
             let seq = u64::from(stream);
             let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.receive_waiters)
@@ -284,12 +279,12 @@ impl Conn {
         }
     }
 
-    fn h2_stream(&mut self, seq: u64) -> Option<(&mut StreamEngine, &mut Stream)> {
+    fn h2_stream(&mut self, seq: u64) -> Option<(&mut dyn StreamEngine, &mut Stream)> {
         let Mode::Http2(h2) = &mut self.mode else {
             return None;
         };
         let entry = h2.streams.get_mut(&stream_id(seq))?;
-        Some((&mut h2.engine, entry))
+        Some((h2.engine.as_mut(), entry))
     }
 
     /// `receive()` of stream `seq`: the body received so far (its window released as it

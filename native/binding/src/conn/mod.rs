@@ -25,6 +25,7 @@ mod http2;
 mod http3;
 mod protocol;
 mod proxied;
+mod stream_engine;
 mod tls;
 mod ws;
 
