@@ -11,8 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use super::stream_engine::{H2Engine, StreamEngine};
-use super::{Access, Conn, Effects, Mode};
-use crate::asgi::cycle::ClientDisconnected;
+use super::{disconnected, Access, Conn, Effects, Mode, NOT_COMPLETED, NOT_STARTED};
 use crate::metrics;
 use crate::server::ServerState;
 use ruvicorn_core::http1::connection::ReceiveOutcome;
@@ -86,10 +85,6 @@ impl H2Conn {
     pub(super) fn metrics_protocol(&self) -> usize {
         self.engine.metrics_protocol()
     }
-}
-
-fn disconnected() -> PyErr {
-    ClientDisconnected::new_err("client disconnected")
 }
 
 /// The default response lines (`server: ...\r\n`) as fields.
@@ -521,10 +516,10 @@ impl Conn {
         let mut complaint = None;
         if !entry.complete && !entry.bodyless && !entry.gone && !lost {
             if entry.on_wire {
-                complaint = Some("ASGI callable returned without completing the response");
+                complaint = Some(NOT_COMPLETED);
                 h2.engine.reset(id, INTERNAL_ERROR);
             } else {
-                complaint = Some("ASGI callable returned without starting a response");
+                complaint = Some(NOT_STARTED);
                 let _ = h2.engine.send_response(id, 500, &[], true);
                 entry.status = 500;
                 if let Some(access) = &mut entry.access {
