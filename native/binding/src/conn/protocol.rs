@@ -33,7 +33,7 @@ pub struct HttpProtocol {
     tls_extension: OnceLock<Py<PyDict>>,
     conn: Mutex<Conn>,
     /// One QUIC connection of a `QuicEndpoint` (its streams are HTTP/3).
-    quic: bool,
+    pub(super) quic: bool,
 }
 
 /// `(host, port)` from a socket address: an IPv4 one as it is, an IPv6 one's first two.

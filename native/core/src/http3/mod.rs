@@ -16,9 +16,9 @@ pub mod codes;
 mod config;
 mod conn;
 mod endpoint;
-mod frame;
+pub mod frame;
 mod head;
-pub(crate) mod qpack;
+pub mod qpack;
 mod session;
 #[cfg(test)]
 mod tests;
