@@ -554,3 +554,33 @@ def test_sighup_roll_with_two_workers_keeps_uploads_and_serves_new_connections(
     wait_for(lambda: len(server.workers()) == 2 and not old & server.workers(), BOUND, "the roll")
     assert run(server, lambda c: c.request("GET", "/pid")).status == 200
     assert "Traceback" not in server.stderr()
+
+
+def test_sigttou_and_sigttin_keep_every_udp_socket_served(
+    server_factory: Any, tls_certs: TLSCerts
+) -> None:
+    """SIGTTOU: the remaining worker adopts the UDP socket of the slot it empties (the set
+    of sockets never changes), so connections from any port are served; SIGTTIN brings a
+    worker back to it."""
+    server = server_factory("testapp:app", "--http3", "--workers", "2", tls=tls_certs)
+    assert server.tls is not None
+    ca_file = server.tls.ca_file
+    wait_for(lambda: len(server.workers()) == 2, BOUND, "two workers")
+
+    def served(connections: int) -> set[int]:
+        async def main() -> list[list[int]]:
+            clients = [pids(server.host, server.port, ca_file, 2) for _ in range(connections)]
+            return list(await asyncio.gather(*clients))
+
+        return {pid for connection in asyncio.run(main()) for pid in connection}
+
+    server.send_signal(signal.SIGTTOU)
+    wait_for(lambda: len(server.workers()) == 1, BOUND, "one worker")
+    (left,) = server.workers()
+    # Twelve connections: each of the two sockets gets some (all on one: 1 in 2048).
+    assert served(12) == {left}
+    ready = server.count(r"Worker \d+ ready")
+    server.send_signal(signal.SIGTTIN)
+    server.wait_log(r"Worker \d+ ready", count=ready + 1)
+    assert served(12) <= server.workers()
+    assert "Traceback" not in server.stderr()
