@@ -476,10 +476,15 @@ async def pids(host: str, port: int, ca_file: Path, requests: int) -> list[int]:
         return [served_by(await client.request("GET", "/pid"))[0] for _ in range(requests)]
 
 
-def test_several_workers_serve_http3(server_factory: Any, tls_certs: TLSCerts) -> None:
+@pytest.mark.parametrize("preload", [False, True])
+def test_several_workers_serve_http3(
+    server_factory: Any, tls_certs: TLSCerts, preload: bool
+) -> None:
     """Each worker reads a UDP socket of its own (SO_REUSEPORT): clients from different
-    ports are spread over the workers, and each connection stays with one."""
-    server = server_factory("testapp:app", "--http3", "--workers", "2", tls=tls_certs)
+    ports are spread over the workers, and each connection stays with one. With
+    --preload the zygote hands each worker its sockets."""
+    extra = ["--preload"] if preload else []
+    server = server_factory("testapp:app", "--http3", "--workers", "2", *extra, tls=tls_certs)
     assert server.tls is not None
     ca_file = server.tls.ca_file
     wait_for(lambda: len(server.workers()) == 2, BOUND, "two workers")

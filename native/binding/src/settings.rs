@@ -221,7 +221,7 @@ impl Settings {
             max_header_list_size: header_list_size(&limits),
             ..Http2Settings::default()
         };
-        let h2 = (http == "auto" || http == "2").then(|| streams.clone());
+        let h2 = (http == "auto" || http == "2").then_some(streams);
         let graceful: f64 = get(config, key!(py, "timeout_graceful_shutdown"))?;
         Ok(Self {
             limits,

@@ -50,25 +50,30 @@ fn replacement() -> Endpoint {
     Endpoint::new(server_tls(&cert()), &Settings::default()).expect("endpoint")
 }
 
-#[test]
-fn the_replacement_forwards_the_old_workers_packets_and_the_request_completes() {
-    let (mut pair, id) = second_request("/during-roll");
-    let diverted = divert(&mut pair);
+/// The client's next datagrams reach a replacement, which hands every one over (not its
+/// connection id: no stateless reset, no connection, nothing sent), and the channel takes
+/// them to the old worker.
+fn handed_back(pair: &mut Pair) {
+    let diverted = divert(pair);
     assert!(!diverted.is_empty());
     let mut replacement = replacement();
     for datagram in &diverted {
         let verdict = replacement.datagram_received(pair.now, addr(CLIENT), datagram);
         assert_eq!(verdict, Verdict::Forward);
     }
-    // Not its connection id: no stateless reset, no connection, nothing at all.
     assert_eq!(replacement.poll_transmit(pair.now), None);
     assert_eq!(replacement.connections(), 0);
-    // The old worker gets them through the channel: served without any retransmission
-    // (the clock does not move).
     for datagram in &diverted {
         pair.server
             .forwarded_received(pair.now, addr(CLIENT), datagram);
     }
+}
+
+#[test]
+fn the_replacement_forwards_the_old_workers_packets_and_the_request_completes() {
+    let (mut pair, id) = second_request("/during-roll");
+    handed_back(&mut pair);
+    // Served without any retransmission (the clock does not move).
     pair.exchange(&mut hello);
     assert!(pair.client.responses[&id].done);
     assert_eq!(pair.client.responses[&id].body, b"hello /during-roll");
@@ -97,19 +102,7 @@ fn a_handshake_the_other_worker_answered_is_forwarded_not_taken_as_new() {
         .datagram_received(pair.now, addr(CLIENT), &first);
     pair.exchange_server_to_client();
     // The client's answer (Initial acknowledgement + Handshake) names the server's id.
-    let diverted = divert(&mut pair);
-    assert!(!diverted.is_empty());
-    let mut replacement = replacement();
-    for datagram in &diverted {
-        let verdict = replacement.datagram_received(pair.now, addr(CLIENT), datagram);
-        assert_eq!(verdict, Verdict::Forward);
-    }
-    assert_eq!(replacement.connections(), 0);
-    assert_eq!(replacement.poll_transmit(pair.now), None);
-    for datagram in &diverted {
-        pair.server
-            .forwarded_received(pair.now, addr(CLIENT), datagram);
-    }
+    handed_back(&mut pair);
     pair.settle(&|p| p.client.connected);
     assert!(pair.client.connected);
 }
