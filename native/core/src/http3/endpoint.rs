@@ -202,11 +202,12 @@ impl Endpoint {
                             .insert(id, Conn::new(quic, id, now, self.settings));
                         self.process(handle, now);
                     }
-                    Err(error) => {
-                        if let Some(transmit) = error.response {
-                            self.respond(&transmit);
-                        }
-                    }
+                    // The packet did not decrypt (its keys come from an id another
+                    // endpoint issued, or it is junk): nothing came of it.
+                    Err(error) => match error.response {
+                        Some(transmit) => self.respond(&transmit),
+                        None => return false,
+                    },
                 }
             }
         }

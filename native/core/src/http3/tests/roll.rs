@@ -96,15 +96,20 @@ fn a_forwarded_datagram_that_is_not_ours_is_dropped_never_sent_back() {
 
 #[test]
 fn a_handshake_the_other_worker_answered_is_forwarded_not_taken_as_new() {
-    let mut pair = Pair::new(&Settings::default());
-    let first = first_datagram(&mut pair);
-    pair.server
-        .datagram_received(pair.now, addr(CLIENT), &first);
-    pair.exchange_server_to_client();
-    // The client's answer (Initial acknowledgement + Handshake) names the server's id.
-    handed_back(&mut pair);
-    pair.settle(&|p| p.client.connected);
-    assert!(pair.client.connected);
+    // Under keys from the wrong id, header protection comes off as noise: a quarter of
+    // the time the packet looks valid until its payload fails to decrypt. Every try must
+    // be handed over; sixteen meet that case but for 1 in 100.
+    for _ in 0..16 {
+        let mut pair = Pair::new(&Settings::default());
+        let first = first_datagram(&mut pair);
+        pair.server
+            .datagram_received(pair.now, addr(CLIENT), &first);
+        pair.exchange_server_to_client();
+        // The client's answer (Initial acknowledgement + Handshake) names the server's id.
+        handed_back(&mut pair);
+        pair.settle(&|p| p.client.connected);
+        assert!(pair.client.connected);
+    }
 }
 
 #[test]
