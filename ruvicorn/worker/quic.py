@@ -77,7 +77,7 @@ class QuicProtocol(asyncio.DatagramProtocol):
     """asyncio's side of one UDP socket: every datagram to the endpoint, as it comes;
     what the endpoint cannot use to the socket's other worker."""
 
-    def __init__(self, endpoint: _native.QuicEndpoint, handover: Handover | None) -> None:
+    def __init__(self, endpoint: _native.QuicEndpoint, handover: Handover | None = None) -> None:
         self.endpoint = endpoint
         self.handover = handover
 
