@@ -123,3 +123,78 @@ pub fn decode(message: &[u8]) -> Option<(SocketAddr, &[u8])> {
     let (port, data) = rest.split_first_chunk::<2>()?;
     Some((SocketAddr::new(ip, u16::from_be_bytes(*port)), data))
 }
+
+#[cfg(test)]
+mod tests {
+    use quinn_proto::ConnectionIdGenerator;
+
+    use super::{Ids, Owner, CID_LEN};
+
+    const KEY: u64 = 0x5eed;
+
+    fn own_id() -> Vec<u8> {
+        Ids::generator(KEY).generate_cid().to_vec()
+    }
+
+    fn other_id() -> Vec<u8> {
+        Ids::generator(KEY + 1).generate_cid().to_vec()
+    }
+
+    fn short(cid: &[u8]) -> Vec<u8> {
+        [&[0x40][..], cid, &[0; 20]].concat()
+    }
+
+    /// A QUIC v1 long-header packet of `kind` (0 Initial, 1 0-RTT, 2 Handshake, 3 Retry).
+    fn long(kind: u8, cid: &[u8]) -> Vec<u8> {
+        let len = u8::try_from(cid.len()).expect("id length");
+        [&[0xc0 | kind << 4, 0, 0, 0, 1, len][..], cid, &[0; 20]].concat()
+    }
+
+    fn owner(data: &[u8]) -> Owner {
+        Ids::new(KEY).owner(data, |_| false)
+    }
+
+    #[test]
+    fn the_destination_id_alone_says_whose_a_packet_is() {
+        assert_eq!(own_id().len(), CID_LEN);
+        assert_eq!(owner(&short(&own_id())), Owner::Mine);
+        assert_eq!(owner(&short(&other_id())), Owner::Theirs);
+        assert_eq!(owner(&long(2, &own_id())), Owner::Mine);
+        assert_eq!(owner(&long(2, &other_id())), Owner::Theirs);
+        // A client's Initial names its own random id, or (later) the server's.
+        assert_eq!(owner(&long(0, &own_id())), Owner::Mine);
+        assert_eq!(owner(&long(0, &other_id())), Owner::Unknown);
+        assert_eq!(owner(&long(1, &[7; 12])), Owner::Unknown);
+    }
+
+    #[test]
+    fn the_first_id_of_an_accepted_connection_is_ours() {
+        let first = [9; 16];
+        let known = |cid: &quinn_proto::ConnectionId| cid[..] == first;
+        assert_eq!(Ids::new(KEY).owner(&long(0, &first), known), Owner::Mine);
+        assert_eq!(
+            Ids::new(KEY).owner(&long(0, &[8; 16]), known),
+            Owner::Unknown
+        );
+    }
+
+    #[test]
+    fn what_nobody_could_use_stays_here() {
+        // Too short to hold an id, a version negotiation, an id past 20 bytes, a Retry:
+        // quinn-proto drops (or answers) them; handing them over would help no one.
+        for data in [
+            &[][..],
+            &[0x40, 1, 2],
+            &[0xc0, 0, 0, 0, 1],
+            &[0xc0, 0, 0, 0, 1, 8, 1],
+            &long(0, &[1; 8])[..1],
+        ] {
+            assert_eq!(owner(data), Owner::Mine, "{data:?}");
+        }
+        let mut negotiation = long(0, &other_id());
+        negotiation[1..5].copy_from_slice(&[0; 4]);
+        assert_eq!(owner(&negotiation), Owner::Mine);
+        assert_eq!(owner(&long(0, &[1; 21])), Owner::Mine);
+        assert_eq!(owner(&long(3, &other_id())), Owner::Mine);
+    }
+}
