@@ -510,12 +510,15 @@ def test_several_workers_serve_http3(
     assert "Traceback" not in server.stderr()
 
 
+@pytest.mark.parametrize("preload", [False, True])
 def test_sighup_roll_with_two_workers_keeps_uploads_and_serves_new_connections(
-    server_factory: Any, tls_certs: TLSCerts
+    server_factory: Any, tls_certs: TLSCerts, preload: bool
 ) -> None:
     """An upload to a worker being replaced goes on through the roll: the old worker and
     its replacement read the same UDP socket, and what the client sends that reaches the
-    replacement is handed to the old worker. New connections are served meanwhile."""
+    replacement is handed to the old worker. New connections are served meanwhile (with
+    --preload, the workers of a new zygote)."""
+    extra = ["--preload"] if preload else []
     server = server_factory(
         "testapp:app",
         "--http3",
@@ -523,6 +526,7 @@ def test_sighup_roll_with_two_workers_keeps_uploads_and_serves_new_connections(
         "2",
         "--timeout-keep-alive",
         "1",
+        *extra,
         tls=tls_certs,
     )
     assert server.tls is not None
