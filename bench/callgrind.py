@@ -6,7 +6,8 @@ an instruction count does not, so a change to the hot path is judged by this:
     python bench/callgrind.py                # plaintext (examples/hello.py), uvloop
     python bench/callgrind.py --loop asyncio
     python bench/callgrind.py --metrics      # with the --metrics-bind counters on
-    python bench/callgrind.py --tls          # the same over TLS (an ECDSA P-256 certificate)
+    python bench/callgrind.py --tls          # the same over TLS (the benchmark's ECDSA P-256
+                                             # certificate, bench/runner/tls.py)
     python bench/callgrind.py --access-log FILE  # with the access log on, written to FILE
     python bench/callgrind.py --close        # a new connection per request (with --tls: a
                                              # full handshake each, the client never resumes)
@@ -40,6 +41,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from runner.tls import CertError, Certs
+
 ROOT = Path(__file__).resolve().parent.parent
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: callgrind\r\nAccept: */*\r\n\r\n"
 BODY = b"Hello, world!\n"
@@ -47,11 +52,16 @@ CLOSE_REQUEST = REQUEST.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
 
 
 def serve(
-    port: int, loop: str, metrics: bool, certfile: str | None, access_file: str | None
+    port: int,
+    loop: str,
+    metrics: bool,
+    tls: tuple[str, str] | None,
+    access_file: str | None,
 ) -> int:
     """The measured process: one worker on a loopback port, as a worker process runs it;
-    with ``metrics``, counting into a shared page as a supervised worker does; with
-    ``access_file``, writing its access log there at log level info."""
+    with ``metrics``, counting into a shared page as a supervised worker does; with ``tls``
+    (certificate and key files), over TLS; with ``access_file``, writing its access log
+    there at log level info."""
     from ruvicorn import logs
     from ruvicorn.config import Config
     from ruvicorn.listeners import bind_listeners
@@ -68,26 +78,12 @@ def serve(
         access_log=access_file is not None,
         access_logfile=access_file,
         log_level="warning" if access_file is None else "info",
-        ssl_certfile=certfile,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
     )
     logs.configure(config.log_level, access_file=access_file)
     hooks = WorkerHooks(metrics=Heartbeat().counters(SLOTS) if metrics else None)
     return run_worker(config, bind_listeners(config), hooks)
-
-
-def mint_certificate(directory: Path) -> str:
-    """A self-signed ECDSA P-256 certificate and its key in one PEM file."""
-    key, cert = directory / "key.pem", directory / "cert.pem"
-    command = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
-    command += ["-nodes", "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"]
-    subprocess.run(
-        [*command, "-days", "1"],
-        check=True,
-        capture_output=True,
-    )
-    both = directory / "server.pem"
-    both.write_bytes(cert.read_bytes() + key.read_bytes())
-    return str(both)
 
 
 def connect(port: int, timeout: float, tls: bool) -> socket.socket:
@@ -166,7 +162,7 @@ def count_instructions(
     timeout: float,
     *,
     metrics: bool,
-    certfile: str | None,
+    certs: Certs | None,
     access_file: str | None,
     close: bool,
     h2_streams: int | None,
@@ -185,18 +181,19 @@ def count_instructions(
             "--loop",
             loop,
             *(["--metrics"] if metrics else []),
-            *(["--tls-cert", certfile] if certfile else []),
+            *(["--tls-cert", str(certs.cert), "--tls-key", str(certs.key)] if certs else []),
             *(["--access-log", access_file] if access_file else []),
         ]
         proc = subprocess.Popen(
             command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         try:
-            wait_ready(port, time.monotonic() + 120, certfile is not None)
+            tls = certs is not None
+            wait_ready(port, time.monotonic() + 120, tls)
             if h2_streams is None:
-                send_requests(port, count, timeout, certfile is not None, close)
+                send_requests(port, count, timeout, tls, close)
             else:
-                send_h2_requests(port, count, timeout, certfile is not None, h2_streams)
+                send_h2_requests(port, count, timeout, tls, h2_streams)
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=120)
         finally:
@@ -234,17 +231,21 @@ def main() -> int:
     )
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--tls-cert", help=argparse.SUPPRESS)
+    parser.add_argument("--tls-key", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
-        return serve(args.serve, args.loop, args.metrics, args.tls_cert, args.access_log)
+        tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+        return serve(args.serve, args.loop, args.metrics, tls, args.access_log)
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     if args.h2 and args.close:
         raise SystemExit("--h2 and --close do not combine")
     if not args.small < args.large:
         raise SystemExit("--small must be less than --large")
-    with tempfile.TemporaryDirectory() as tmp:
-        certfile = mint_certificate(Path(tmp)) if args.tls else None
+    certs = Certs() if args.tls else None
+    try:
+        if certs is not None:
+            certs.mint()
         runs = [
             count_instructions(
                 n,
@@ -252,13 +253,18 @@ def main() -> int:
                 args.loop,
                 args.timeout,
                 metrics=args.metrics,
-                certfile=certfile,
+                certs=certs,
                 access_file=args.access_log,
                 close=args.close,
                 h2_streams=args.streams if args.h2 else None,
             )
             for n in (args.small, args.large)
         ]
+    except CertError as err:
+        raise SystemExit(f"callgrind: {err}") from None
+    finally:
+        if certs is not None:
+            certs.remove()
     small, large = runs
     per_request = (large - small) / (args.large - args.small)
     print(f"{args.small} requests: {small:,} instructions")

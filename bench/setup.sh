@@ -7,7 +7,7 @@
 #
 # Each step is skipped when it is already done; ruvicorn is rebuilt only when its sources
 # changed (a hash of the checkout outside bench/, tests/ and examples/ is kept in the venv);
-# wsload likewise when bench/wsload changed.
+# wsload likewise when bench/wsload or native/core (its HTTP/3 frames and QPACK) changed.
 #
 # Environment: PYTHON (interpreter for the venv, default python3), BENCH_VENV (the venv,
 # default bench/.venv; one per interpreter compares them), BENCH_SKIP_APT=1,
@@ -76,9 +76,10 @@ install_wsload() {
     # A crate of its own (not in the repository's workspace), built in release mode and
     # copied to bench/.venv/bin/wsload; its cargo cache is bench/.venv/wsload-target. It
     # drives the websocket, tls-close and h3-* workloads (rustls with ring: a C compiler
-    # suffices).
+    # suffices). It writes HTTP/3 with native/core, a path dependency: its sources count.
     local src="$BENCH_DIR/wsload" stamp="$VENV/.wsload.sha256" want
-    want="$(cd "$src" && find Cargo.toml Cargo.lock src -type f -print0 | sort -z \
+    want="$(cd "$REPO" && find bench/wsload/Cargo.toml bench/wsload/Cargo.lock bench/wsload/src \
+        native/core/Cargo.toml native/core/src -type f -print0 | sort -z \
         | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
     if [ "$want" = "$(cat "$stamp" 2>/dev/null || true)" ] && [ -x "$VENV/bin/wsload" ]; then
         return 0

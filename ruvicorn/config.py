@@ -207,8 +207,8 @@ class Config:
     )
     ssl_ciphers: str | None = opt(
         None,
-        "Cipher suites to offer, as IANA names separated by ':' or ',' "
-        "(e.g. TLS_AES_128_GCM_SHA256); default: a safe modern set.",
+        "Cipher suites to offer, as IANA names separated by ':' or ',', most preferred "
+        "first (e.g. TLS_AES_128_GCM_SHA256); default: AES-128-GCM, ChaCha20, AES-256-GCM.",
         flags=("--ssl-ciphers", "--ciphers"),
         metavar="SUITES",
         group="tls",

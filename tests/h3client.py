@@ -6,32 +6,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aioquic.asyncio.client import connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.h3.connection import H3_ALPN, FrameType, H3Connection
-from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamReset
 from aioquic.tls import CipherSuite
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from streamresponse import StreamResponse, collect
 
 #: The longest any single wait of a test may take.
 BOUND = 20.0
-
-
-@dataclass
-class H3Response:
-    status: int = 0
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    body: bytes = b""
-
-    def header(self, name: bytes) -> bytes | None:
-        return next((v for n, v in self.headers if n == name), None)
 
 
 class RecordingH3(H3Connection):
@@ -56,8 +46,8 @@ class H3Client(QuicConnectionProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.h3 = RecordingH3(self._quic)
-        self.responses: dict[int, H3Response] = {}
-        self.waiters: dict[int, asyncio.Future[H3Response]] = {}
+        self.responses: dict[int, StreamResponse] = {}
+        self.waiters: dict[int, asyncio.Future[StreamResponse]] = {}
         self.terminated: ConnectionTerminated | None = None
 
     def quic_event_received(self, event: QuicEvent) -> None:
@@ -70,18 +60,11 @@ class H3Client(QuicConnectionProtocol):
                 self._fail(stream_id, ResetByServer(f"connection closed {event.error_code:#x}"))
             return
         for h3_event in self.h3.handle_event(event):
-            if isinstance(h3_event, HeadersReceived | DataReceived):
-                response = self.responses.setdefault(h3_event.stream_id, H3Response())
-                if isinstance(h3_event, HeadersReceived):
-                    if response.status == 0:
-                        response.headers = list(h3_event.headers)
-                        response.status = int(dict(h3_event.headers)[b":status"])
-                else:
-                    response.body += h3_event.data
-                if h3_event.stream_ended:
-                    waiter = self.waiters.pop(h3_event.stream_id, None)
-                    if waiter is not None and not waiter.done():
-                        waiter.set_result(response)
+            response = collect(self.responses, h3_event)
+            if response is not None and response.ended:
+                waiter = self.waiters.pop(h3_event.stream_id, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(response)
 
     def _fail(self, stream_id: int, exc: Exception) -> None:
         waiter = self.waiters.pop(stream_id, None)
@@ -95,7 +78,7 @@ class H3Client(QuicConnectionProtocol):
         body: bytes = b"",
         headers: tuple[tuple[bytes, bytes], ...] = (),
         end: bool = True,
-    ) -> asyncio.Future[H3Response]:
+    ) -> asyncio.Future[StreamResponse]:
         """Send one request; the future completes with its whole response. ``end=False``
         leaves the request body open (more is sent with ``h3.send_data``)."""
         stream_id = self._quic.get_next_available_stream_id()
@@ -106,7 +89,7 @@ class H3Client(QuicConnectionProtocol):
             (b":path", path.encode()),
             *headers,
         ]
-        waiter: asyncio.Future[H3Response] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[StreamResponse] = asyncio.get_running_loop().create_future()
         self.waiters[stream_id] = waiter
         self.h3.send_headers(stream_id, fields, end_stream=end and not body)
         if body:
@@ -120,7 +103,7 @@ class H3Client(QuicConnectionProtocol):
         path: str,
         body: bytes = b"",
         headers: tuple[tuple[bytes, bytes], ...] = (),
-    ) -> H3Response:
+    ) -> StreamResponse:
         return await asyncio.wait_for(self.start(method, path, body, headers), BOUND)
 
 

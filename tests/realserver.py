@@ -45,6 +45,7 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         and k not in ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "TESTAPP_RECORD")
     }
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"  # A hung server's stack (see ServerProcess.hang_report).
     env.update(extra or {})
     return env
 
@@ -166,9 +167,10 @@ class ServerProcess:
         try:
             self.returncode = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            state = self.hang_report()
             self.kill()
             raise AssertionError(
-                f"server did not exit within {timeout}s:\n{self.stderr()[-4000:]}"
+                f"server did not exit within {timeout}s ({state}):\n{self.stderr()[-4000:]}"
             ) from None
         if self.reap_on_exit:
             self._reap_group()
@@ -179,6 +181,27 @@ class ServerProcess:
         if self.proc.poll() is None:
             self.send_signal(sig)
         return self.wait_exit(timeout)
+
+    def hang_report(self) -> str:
+        """What the kernel says of a master that does not exit, then its Python stack
+        (SIGABRT: faulthandler, on in every server the tests start, writes it to stderr)."""
+        assert self.proc is not None
+        pid = self.proc.pid
+        fields = []
+        with contextlib.suppress(OSError):
+            status = Path(f"/proc/{pid}/status").read_text()
+            wanted = ("State", "SigPnd", "ShdPnd", "SigBlk", "SigCgt", "Threads")
+            fields = [
+                ln.replace("\t", " ") for ln in status.splitlines() if ln.split(":")[0] in wanted
+            ]
+        for name in ("wchan", "syscall"):
+            with contextlib.suppress(OSError):
+                fields.append(f"{name}: {Path(f'/proc/{pid}/{name}').read_text().strip()}")
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGABRT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=3)
+        return "; ".join(fields) or "no /proc entry"
 
     def kill(self) -> None:
         assert self.proc is not None

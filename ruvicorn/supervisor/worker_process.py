@@ -193,13 +193,14 @@ def fork_from_master() -> tuple[int, list[int]]:
         with contextlib.suppress(Exception):
             stream.flush()
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals.HANDLED)
+    pid = -1
     try:
         pid = os.fork()
-    except OSError:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        raise
-    if pid != 0:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    finally:
+        # Whatever ``fork`` raised (3.12 may warn after forking), the master must not
+        # keep its signals blocked: a SIGTERM would then wait forever.
+        if pid != 0:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     return pid, list(old_mask)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 import uvloop
 from mockconn import Runner, Scenario
+from tlspeer import Certs
 
 
 @pytest.fixture(params=["asyncio", "uvloop"])
@@ -20,3 +21,9 @@ def run(request: pytest.FixtureRequest) -> Iterator[Runner]:
             r.run(asyncio.wait_for(scenario(), timeout=10))
 
     yield runner
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    """A CA, a server certificate for localhost and a client certificate (trustme)."""
+    return Certs(tmp_path_factory.mktemp("tls"))

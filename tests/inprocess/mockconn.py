@@ -96,14 +96,21 @@ class MockTransport:
         return 0
 
 
+def worker_state(app: Any, **settings: Any) -> Any:
+    """The native state of a worker serving ``app`` with ``settings`` (Config field names)
+    on the running loop, as a worker builds it; it makes each connection's protocol (or,
+    with ``http3``, the QUIC endpoint's)."""
+    config = Config(app="inprocess:app", **settings)
+    return WorkerServer(config, app, asyncio.get_running_loop(), None, WorkerHooks()).state
+
+
 class MockConnection:
     """One connection of a worker serving ``app`` with ``settings`` (Config field names);
     ``extra`` replaces what the transport's ``get_extra_info`` answers (its addresses)."""
 
     def __init__(self, app: Any, *, extra: dict[str, Any] | None = None, **settings: Any) -> None:
         self.loop = asyncio.get_running_loop()
-        self.config = Config(app="inprocess:app", **settings)
-        self.state = WorkerServer(self.config, app, self.loop, None, WorkerHooks()).state
+        self.state = worker_state(app, **settings)
         self.transport = MockTransport(self.loop)
         self.transport.extra.update(extra or {})
         self.protocol = self.state()

@@ -17,7 +17,8 @@ import h2.events
 import hyperframe.frame
 import pytest
 from mockconn import MockConnection, Runner
-from tlspeer import Certs, TlsPeer
+from streamresponse import StreamResponse, collect
+from tlspeer import Certs, tls_connection
 
 Headers = list[tuple[bytes, bytes]]
 Fields = tuple[tuple[bytes, bytes], ...] | Headers
@@ -42,6 +43,7 @@ class H2Client:
         self.conn.initiate_connection()
         self.read = 0
         self.events: list[h2.events.Event] = []
+        self.responses: dict[int, StreamResponse] = {}
         self.flush()
 
     def flush(self) -> None:
@@ -56,6 +58,7 @@ class H2Client:
         if new:
             for event in self.conn.receive_data(new):
                 self.events.append(event)
+                collect(self.responses, event)
                 if isinstance(event, h2.events.DataReceived):
                     self.conn.acknowledge_received_data(
                         event.flow_controlled_length, event.stream_id
@@ -125,21 +128,10 @@ class H2Client:
             return self.finished(stream)
 
         await self.mock.until(done, f"the end of stream {stream}")
-        heads = [
-            e.headers
-            for e in self.events
-            if isinstance(e, h2.events.ResponseReceived | h2.events.TrailersReceived)
-            and e.stream_id == stream
-        ]
-        assert heads, f"no response head on stream {stream}: {self.events}"
-        status = int(dict(heads[0])[b":status"])
-        body = b"".join(
-            e.data
-            for e in self.events
-            if isinstance(e, h2.events.DataReceived) and e.stream_id == stream
-        )
-        trailers = heads[1] if len(heads) > 1 else []
-        return status, [h for h in heads[0] if not h[0].startswith(b":")], body, trailers
+        response = self.responses.get(stream)
+        assert response and response.status, f"no response head on stream {stream}: {self.events}"
+        headers = [h for h in response.headers if not h[0].startswith(b":")]
+        return response.status, headers, response.body, response.trailers
 
 
 async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -435,21 +427,14 @@ def test_http1_still_served_in_auto(run: Runner) -> None:
     run(scenario)
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return Certs(tmp_path_factory.mktemp("tls"))
-
-
 @pytest.mark.parametrize(("http", "alpn"), [("auto", "h2"), ("2", "h2"), ("1", "http/1.1")])
 def test_alpn_over_tls(run: Runner, certs: Certs, http: str, alpn: str) -> None:
     async def scenario() -> None:
-        mock = MockConnection(hello, http=http, **certs.settings())
-        peer = TlsPeer(mock, certs.client_context())
-        peer.handshake()
+        peer = tls_connection(hello, certs, http=http)
         assert peer.tls.selected_alpn_protocol() == alpn
         if alpn != "h2":
             return
-        client = H2Client(mock, peer.send, peer.read)
+        client = H2Client(peer.conn, peer.send, peer.read)
         status, _, body, _ = await client.response(client.request())
         assert (status, body) == (200, b"hello")
 

@@ -10,21 +10,12 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import pytest
 from h3client import h3_connect
-from mockconn import Runner
+from mockconn import Runner, worker_state
 from tlspeer import Certs
 
 from ruvicorn import _native
-from ruvicorn.config import Config
-from ruvicorn.worker.hooks import WorkerHooks
 from ruvicorn.worker.quic import QuicProtocol
-from ruvicorn.worker.server import WorkerServer
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return Certs(tmp_path_factory.mktemp("tls"))
 
 
 class TimerWatch:
@@ -73,8 +64,7 @@ def test_one_timer_per_endpoint(run: Runner, certs: Certs, tmp_path: Path) -> No
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        config = Config(app="inprocess:app", http3=True, **certs.settings())  # type: ignore[arg-type]
-        state = WorkerServer(config, echo, loop, None, WorkerHooks()).state
+        state = worker_state(echo, http3=True, **certs.settings())
         watch = TimerWatch(loop)
         endpoint = _native.QuicEndpoint(state, watch)  # type: ignore[arg-type]
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

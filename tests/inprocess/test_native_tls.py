@@ -17,14 +17,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from mockconn import MockConnection, Runner, parse
-from tlspeer import Certs, TlsPeer
+from tlspeer import Certs, TlsPeer, tls_connection
 
 from ruvicorn import _native
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return Certs(tmp_path_factory.mktemp("tls"))
 
 
 class Records(logging.Handler):
@@ -96,9 +91,7 @@ def test_get_over_tls13_with_the_tls_extension(run: Runner, certs: Certs) -> Non
 
     async def scenario() -> None:
         # --http 1: ALPN offers only http/1.1 (HTTP/2 over TLS: test_native_http2.py).
-        conn = MockConnection(app, http="1", **certs.settings())
-        peer = TlsPeer(conn, certs.client_context())
-        peer.handshake()
+        peer = tls_connection(app, certs, http="1")
         assert peer.tls.selected_alpn_protocol() == "http/1.1"
         peer.send(get() + get())
         await peer.until(lambda: len(parse(peer.plain, ("GET", "GET"))) == 2, "two responses")
@@ -124,9 +117,7 @@ def test_tls12(run: Runner, certs: Certs) -> None:
     app = App()
 
     async def scenario() -> None:
-        conn = MockConnection(app, **certs.settings())
-        peer = TlsPeer(conn, certs.client_context(version=ssl.TLSVersion.TLSv1_2))
-        peer.handshake()
+        peer = tls_connection(app, certs, certs.client_context(version=ssl.TLSVersion.TLSv1_2))
         peer.send(get())
         await peer.until(lambda: parse(peer.plain, ("GET",)), "a response")
         tls = app.scopes[0]["extensions"]["tls"]
@@ -141,10 +132,13 @@ def test_client_certificate(run: Runner, certs: Certs, cert_reqs: int) -> None:
     app = App()
 
     async def scenario() -> None:
-        settings = certs.settings(ssl_ca_certs=certs.client_ca_file, ssl_cert_reqs=cert_reqs)
-        conn = MockConnection(app, **settings)
-        peer = TlsPeer(conn, certs.client_context(cert=True))
-        peer.handshake()
+        peer = tls_connection(
+            app,
+            certs,
+            certs.client_context(cert=True),
+            ssl_ca_certs=certs.client_ca_file,
+            ssl_cert_reqs=cert_reqs,
+        )
         peer.send(get())
         await peer.until(lambda: parse(peer.plain, ("GET",)), "a response")
         tls = app.scopes[0]["extensions"]["tls"]
@@ -165,10 +159,9 @@ def test_required_client_certificate_fails_the_handshake_without_one(
     app = App()
 
     async def scenario() -> None:
-        settings = certs.settings(ssl_ca_certs=certs.client_ca_file, ssl_cert_reqs=2)
-        conn = MockConnection(app, **settings)
-        peer = TlsPeer(conn, certs.client_context())
-        peer.handshake()  # TLS 1.3: the client finishes before the server judges it
+        # TLS 1.3: the client finishes its handshake before the server judges it.
+        peer = tls_connection(app, certs, ssl_ca_certs=certs.client_ca_file, ssl_cert_reqs=2)
+        conn = peer.conn
         with pytest.raises(ssl.SSLError):
             peer.send(get())
             peer.read()
@@ -185,10 +178,7 @@ def test_optional_client_certificate_may_be_omitted(run: Runner, certs: Certs) -
     app = App()
 
     async def scenario() -> None:
-        settings = certs.settings(ssl_ca_certs=certs.client_ca_file, ssl_cert_reqs=1)
-        conn = MockConnection(app, **settings)
-        peer = TlsPeer(conn, certs.client_context())
-        peer.handshake()
+        peer = tls_connection(app, certs, ssl_ca_certs=certs.client_ca_file, ssl_cert_reqs=1)
         peer.send(get())
         await peer.until(lambda: parse(peer.plain, ("GET",)), "a response")
         assert app.scopes[0]["extensions"]["tls"]["client_cert_chain"] == []
@@ -200,9 +190,8 @@ def test_connection_close_sends_close_notify_before_closing(run: Runner, certs: 
     app = App()
 
     async def scenario() -> None:
-        conn = MockConnection(app, **certs.settings())
-        peer = TlsPeer(conn, certs.client_context())
-        peer.handshake()
+        peer = tls_connection(app, certs)
+        conn = peer.conn
         peer.send(get(extra="connection: close\r\n"))
         await peer.until(lambda: peer.close_notify, "close_notify")
         assert parse(peer.plain, ("GET",))[0].status == 200
@@ -215,9 +204,8 @@ def test_idle_half_close_sends_close_notify_then_fin(run: Runner, certs: Certs) 
     app = App()
 
     async def scenario() -> None:
-        conn = MockConnection(app, **certs.settings(timeout_keep_alive=0.01))
-        peer = TlsPeer(conn, certs.client_context())
-        peer.handshake()
+        peer = tls_connection(app, certs, timeout_keep_alive=0.01)
+        conn = peer.conn
         peer.send(get())
         await peer.until(lambda: parse(peer.plain, ("GET",)), "a response")
         await conn.until(lambda: not conn.state.running, "the app's end")
@@ -283,9 +271,8 @@ def test_truncated_stream_is_a_disconnect(run: Runner, certs: Certs, logged: Rec
     app = App()
 
     async def scenario() -> None:
-        conn = MockConnection(app, **certs.settings())
-        peer = TlsPeer(conn, certs.client_context())
-        peer.handshake()
+        peer = tls_connection(app, certs)
+        conn = peer.conn
         peer.send(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nabc")
         await conn.until(lambda: app.scopes, "the app's start")
         conn.disconnect()
@@ -300,9 +287,7 @@ def test_large_upload_and_download(run: Runner, certs: Certs) -> None:
     upload = bytes(range(251)) * 8000
 
     async def scenario() -> None:
-        conn = MockConnection(app, **certs.settings())
-        peer = TlsPeer(conn, certs.client_context())
-        peer.handshake()
+        peer = tls_connection(app, certs)
         head = f"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: {len(upload)}\r\n\r\n"
         peer.send(head.encode() + upload)
         await peer.until(lambda: parse(peer.plain, ("POST",)), "the echo")
@@ -320,9 +305,7 @@ def test_websocket_over_tls_is_wss(run: Runner, certs: Certs) -> None:
     app = App()
 
     async def scenario() -> None:
-        conn = MockConnection(app, **certs.settings())
-        peer = TlsPeer(conn, certs.client_context())
-        peer.handshake()
+        peer = tls_connection(app, certs)
         upgrade = (
             "upgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-version: 13\r\n"
             "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -392,9 +375,8 @@ def test_reading_pauses_while_the_app_does_not_read(run: Runner, certs: Certs) -
     size = 4 * 1024 * 1024
 
     async def scenario() -> None:
-        conn = MockConnection(app, **certs.settings())
-        peer = TlsPeer(conn, certs.client_context())
-        peer.handshake()
+        peer = tls_connection(app, certs)
+        conn = peer.conn
         head = f"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: {size}\r\n\r\n".encode()
         peer.send(head + b"x" * size)
         await conn.idle()
@@ -412,9 +394,7 @@ def test_expect_100_continue_and_pipelining(run: Runner, certs: Certs) -> None:
     app.go.set()
 
     async def scenario() -> None:
-        conn = MockConnection(app, **certs.settings())
-        peer = TlsPeer(conn, certs.client_context())
-        peer.handshake()
+        peer = tls_connection(app, certs)
         peer.send(
             b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\nexpect: 100-continue\r\n\r\n"
         )

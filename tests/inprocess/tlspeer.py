@@ -9,6 +9,7 @@ import asyncio
 import ssl
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import trustme
 from mockconn import SETTLE_TIMEOUT, MockConnection
@@ -108,3 +109,14 @@ class TlsPeer:
             if loop.time() > deadline:
                 raise AssertionError(f"timed out waiting for {what}; read: {bytes(self.plain)!r}")
             await asyncio.sleep(0.001)
+
+
+def tls_connection(
+    app: Any, certs: Certs, ctx: ssl.SSLContext | None = None, **settings: Any
+) -> TlsPeer:
+    """A connection of a worker serving ``app`` on a TLS listener (``certs``' server
+    certificate, and ``settings``), with a client (``ctx``, by default
+    ``certs.client_context()``) whose handshake is done; the connection is its ``conn``."""
+    peer = TlsPeer(MockConnection(app, **certs.settings(**settings)), ctx or certs.client_context())
+    peer.handshake()
+    return peer

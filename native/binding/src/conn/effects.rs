@@ -26,16 +26,16 @@ pub(crate) struct Effects {
     pub(super) tls_note: Option<(&'static str, String)>,
     /// Half-close after the writes (`transport.write_eof()`); see `Conn::half_close`.
     pub(super) write_eof: bool,
-    /// An HTTP/3 connection's engine has datagrams to send (`QuicTransport.flush`).
-    pub(super) flush_datagrams: bool,
     pub(super) close: bool,
     pub(super) pause_reading: Option<bool>,
     /// A request head whose app is to start, with its exchange.
     pub(super) start: Option<(RequestHead, u64)>,
     /// HTTP/2 streams whose apps are to start.
     pub(super) start_h2: Vec<super::http2::StreamStart>,
-    /// HTTP/2: write what the apps sent on the loop's next turn (`Conn::h2_flush`).
-    pub(super) flush_h2: bool,
+    /// The stream engine's output is due (`StreamEngine::output_due`): HTTP/2's is written
+    /// on the loop's next turn (`Conn::h2_flush`), HTTP/3's datagrams are sent at once
+    /// (`QuicTransport.flush`).
+    pub(super) flush_streams: bool,
     /// `receive()` futures to complete: with the next body message (`Some(seq)`, taken only
     /// once the future is known not to be cancelled) or with http.disconnect (`None`).
     pub(super) wake_receive: Vec<(Py<PyAny>, Option<u64>)>,
@@ -103,11 +103,10 @@ impl Effects {
             && self.tls_note.is_none()
             && !self.close
             && !self.write_eof
-            && !self.flush_datagrams
             && self.pause_reading.is_none()
             && self.start.is_none()
             && self.start_h2.is_empty()
-            && !self.flush_h2
+            && !self.flush_streams
             && self.wake_receive.is_empty()
             && self.wake_drain.is_empty()
             && self.cancel.is_empty()
@@ -151,6 +150,12 @@ impl HttpProtocol {
     ) -> PyResult<()> {
         let py = slf.py();
         let state = slf.get().state();
+        // Output due goes out at once on HTTP/3, on the loop's next turn on HTTP/2.
+        let (flush_now, flush_soon) = if slf.get().quic {
+            (fx.flush_streams, false)
+        } else {
+            (false, fx.flush_streams)
+        };
         // Every effect is attempted even when one fails (a logging handler raising, say):
         // a skipped wake-up would leave the app waiting forever. The first error is raised.
         let mut first_error: Option<PyErr> = None;
@@ -200,7 +205,7 @@ impl HttpProtocol {
                 }
                 None => Ok(()),
             }));
-            if fx.flush_datagrams {
+            if flush_now {
                 keep(transport.call_method0(key!(py, "flush")).map(drop));
             }
             if let Some(pause) = fx.pause_reading.filter(|_| !fx.close) {
@@ -248,7 +253,7 @@ impl HttpProtocol {
         for (stream, head) in fx.start_h2 {
             keep(Self::start_stream_app(slf, &head, u64::from(stream)));
         }
-        if fx.flush_h2 {
+        if flush_soon {
             let flush = H2Flush {
                 protocol: slf.clone().unbind(),
             };

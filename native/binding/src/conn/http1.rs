@@ -10,8 +10,7 @@ use pyo3::types::{PyBytes, PyList};
 
 use std::borrow::Cow;
 
-use super::{ws, Access, Conn, Deadline, Effects, Mode};
-use crate::asgi::cycle::ClientDisconnected;
+use super::{disconnected, ws, Access, Conn, Deadline, Effects, Mode, NOT_COMPLETED, NOT_STARTED};
 use crate::metrics;
 use crate::server::ServerState;
 use ruvicorn_core::http1::connection::{Feed, ReceiveOutcome, SendError, SendOutcome};
@@ -28,10 +27,6 @@ pub(crate) struct Lost {
     pub ws_waiter: Option<ws::Wake>,
     /// The protocol the connection spoke (`crate::metrics::PROTOCOLS`).
     pub protocol: usize,
-}
-
-fn disconnected() -> PyErr {
-    ClientDisconnected::new_err("client disconnected")
 }
 
 impl Conn {
@@ -68,17 +63,14 @@ impl Conn {
         wake
     }
 
-    /// Plaintext bytes, for whichever mode the connection is in.
+    /// Plaintext bytes, for whichever mode the connection is in (`data_received` discarded
+    /// them, read or decrypted, while the connection closes).
     pub(super) fn plain_received(
         &mut self,
         data: &[u8],
         state: &ServerState,
         fx: &mut Effects,
     ) -> Option<ws::Wake> {
-        if self.closing {
-            self.discard(data.len(), fx);
-            return None;
-        }
         match self.mode {
             Mode::WebSocket(_) => return self.ws_data_received(data, fx),
             Mode::Http2(_) => {
@@ -279,9 +271,36 @@ impl Conn {
         }
     }
 
-    /// `receive()` of exchange `seq`: a body message, the disconnect, or wait (writing
-    /// "100 Continue" first when the client waits for it).
+    /// `receive()` of exchange (or stream) `seq`: a body message, the disconnect, or wait
+    /// (writing "100 Continue" first when the client waits for it).
     pub(crate) fn receive(&mut self, seq: u64, fx: &mut Effects) -> ReceiveOutcome {
+        let outcome = self.next_message(seq, fx);
+        if let ReceiveOutcome::Wait {
+            send_continue: true,
+        } = outcome
+        {
+            fx.write.extend_from_slice(CONTINUE_100);
+        }
+        outcome
+    }
+
+    /// A waiting `receive()` of exchange (or stream) `seq` was woken: take its message, or
+    /// keep it waiting.
+    pub(super) fn receive_or_wait(
+        &mut self,
+        seq: u64,
+        waiter: Py<PyAny>,
+        fx: &mut Effects,
+    ) -> ReceiveOutcome {
+        let outcome = self.next_message(seq, fx);
+        if let ReceiveOutcome::Wait { .. } = outcome {
+            self.receive_waiters.push((seq, waiter));
+        }
+        outcome
+    }
+
+    /// The next message for `receive()` of `seq`, in either mode.
+    fn next_message(&mut self, seq: u64, fx: &mut Effects) -> ReceiveOutcome {
         if let Mode::Http2(_) = self.mode {
             return self.h2_receive(seq, fx);
         }
@@ -289,38 +308,6 @@ impl Conn {
             _ if self.lost => ReceiveOutcome::Disconnect,
             outcome => outcome,
         };
-        if let ReceiveOutcome::Wait {
-            send_continue: true,
-        } = outcome
-        {
-            fx.write.extend_from_slice(CONTINUE_100);
-        }
-        self.refresh_read_pause(fx);
-        outcome
-    }
-
-    /// A waiting `receive()` of exchange `seq` was woken: take its message, or keep it
-    /// waiting.
-    pub(super) fn receive_or_wait(
-        &mut self,
-        seq: u64,
-        waiter: Py<PyAny>,
-        fx: &mut Effects,
-    ) -> ReceiveOutcome {
-        if let Mode::Http2(_) = self.mode {
-            let outcome = self.h2_receive(seq, fx);
-            if let ReceiveOutcome::Wait { .. } = outcome {
-                self.receive_waiters.push((seq, waiter));
-            }
-            return outcome;
-        }
-        let outcome = match self.http1.receive(seq) {
-            _ if self.lost => ReceiveOutcome::Disconnect,
-            outcome => outcome,
-        };
-        if let ReceiveOutcome::Wait { .. } = outcome {
-            self.receive_waiters.push((seq, waiter));
-        }
         self.refresh_read_pause(fx);
         outcome
     }
@@ -464,13 +451,13 @@ impl Conn {
         // An app that stops because its client left has nothing to answer for.
         if !self.http1.response_on_wire(seq) {
             if !self.lost && !self.closing {
-                complaint = Some("ASGI callable returned without starting a response");
+                complaint = Some(NOT_STARTED);
                 fx.write = error_response(500, &state.default_lines());
                 self.log_access(500, fx);
             }
         } else {
             if !self.lost {
-                complaint = Some("ASGI callable returned without completing the response");
+                complaint = Some(NOT_COMPLETED);
             }
             self.log_response(fx);
         }

@@ -10,9 +10,8 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use super::http3::StreamEngine;
-use super::{Access, Conn, Effects, Mode};
-use crate::asgi::cycle::ClientDisconnected;
+use super::stream_engine::{H2Engine, StreamEngine};
+use super::{disconnected, Access, Conn, Effects, Mode, NOT_COMPLETED, NOT_STARTED};
 use crate::metrics;
 use crate::server::ServerState;
 use ruvicorn_core::http1::connection::ReceiveOutcome;
@@ -63,7 +62,7 @@ struct Stream {
 }
 
 pub(super) struct H2Conn {
-    engine: StreamEngine,
+    engine: Box<dyn StreamEngine>,
     /// Streams whose app has not finished, reset ones included until their cancelled
     /// Tasks end.
     streams: IdMap<u32, Stream>,
@@ -74,8 +73,6 @@ pub(super) struct H2Conn {
     max_apps: usize,
     /// Since when no stream is open (the idle deadline counts from there).
     idle_since: Option<Instant>,
-    /// A flush of the apps' send operations is due on the loop's next turn.
-    flush_scheduled: bool,
 }
 
 impl H2Conn {
@@ -88,10 +85,6 @@ impl H2Conn {
     pub(super) fn metrics_protocol(&self) -> usize {
         self.engine.metrics_protocol()
     }
-}
-
-fn disconnected() -> PyErr {
-    ClientDisconnected::new_err("client disconnected")
 }
 
 /// The default response lines (`server: ...\r\n`) as fields.
@@ -124,7 +117,7 @@ impl Conn {
         fx: &mut Effects,
     ) {
         self.start_streams(
-            StreamEngine::H2(Http2::new(settings)),
+            Box::new(H2Engine::new(Http2::new(settings))),
             settings.max_concurrent_streams,
             state,
         );
@@ -135,7 +128,7 @@ impl Conn {
     /// connection's HTTP/3) that runs at most `max_apps` apps at once.
     pub(super) fn start_streams(
         &mut self,
-        engine: StreamEngine,
+        engine: Box<dyn StreamEngine>,
         max_apps: u32,
         state: &ServerState,
     ) {
@@ -149,7 +142,6 @@ impl Conn {
             streams: id_map(),
             max_apps: usize::try_from(max_apps).unwrap_or(usize::MAX),
             idle_since: Some(Instant::now()),
-            flush_scheduled: false,
         }));
         if state.is_draining() {
             if let Mode::Http2(h2) = &mut self.mode {
@@ -179,15 +171,16 @@ impl Conn {
         self.h2_dispatch(false, fx);
     }
 
-    /// The loop's turn after apps sent: write what they sent.
+    /// The flush asked for after apps sent: write what they sent.
     pub(super) fn h2_flush(&mut self, fx: &mut Effects) {
         if let Mode::Http2(h2) = &mut self.mode {
-            h2.flush_scheduled = false;
+            h2.engine.flushing();
         }
         self.h2_pump(fx);
     }
 
-    /// The engine's events as effects; its output written (`write`) or its flush scheduled.
+    /// The engine's events as effects; its output written (`write`), and a flush asked for
+    /// when output is still due.
     fn h2_dispatch(&mut self, write: bool, fx: &mut Effects) {
         let Mode::Http2(h2) = &mut self.mode else {
             return;
@@ -257,11 +250,8 @@ impl Conn {
         if write {
             let out = h2.engine.take_output();
             fx.write.extend_from_slice(&out);
-        } else if h2.engine.needs_flush() && !h2.flush_scheduled {
-            h2.flush_scheduled = true;
-            fx.flush_h2 = true;
         }
-        fx.flush_datagrams |= h2.engine.wants_flush();
+        fx.flush_streams |= h2.engine.output_due();
         for (stream, with_data) in wake {
             let seq = u64::from(stream);
             let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.receive_waiters)
@@ -284,12 +274,12 @@ impl Conn {
         }
     }
 
-    fn h2_stream(&mut self, seq: u64) -> Option<(&mut StreamEngine, &mut Stream)> {
+    fn h2_stream(&mut self, seq: u64) -> Option<(&mut dyn StreamEngine, &mut Stream)> {
         let Mode::Http2(h2) = &mut self.mode else {
             return None;
         };
         let entry = h2.streams.get_mut(&stream_id(seq))?;
-        Some((&mut h2.engine, entry))
+        Some((h2.engine.as_mut(), entry))
     }
 
     /// `receive()` of stream `seq`: the body received so far (its window released as it
@@ -526,10 +516,10 @@ impl Conn {
         let mut complaint = None;
         if !entry.complete && !entry.bodyless && !entry.gone && !lost {
             if entry.on_wire {
-                complaint = Some("ASGI callable returned without completing the response");
+                complaint = Some(NOT_COMPLETED);
                 h2.engine.reset(id, INTERNAL_ERROR);
             } else {
-                complaint = Some("ASGI callable returned without starting a response");
+                complaint = Some(NOT_STARTED);
                 let _ = h2.engine.send_response(id, 500, &[], true);
                 entry.status = 500;
                 if let Some(access) = &mut entry.access {

@@ -1,6 +1,6 @@
 //! HTTP/3: one QUIC endpoint per UDP socket ([`QuicEndpoint`], the binding an asyncio
 //! `DatagramProtocol` drives), and each QUIC connection one [`HttpProtocol`] whose `Conn`
-//! runs the HTTP/2 mode's stream mapping (`http2.rs`) over [`StreamEngine::H3`]. So an
+//! runs the HTTP/2 mode's stream mapping (`http2.rs`) over an [`H3Link`]. So an
 //! HTTP/3 request stream is the same `RequestCycle` in the same asyncio Task, with the same
 //! backpressure (`send()` waits for `Sent`), disconnects, access records, drain and
 //! force-close as an HTTP/2 stream; only the engine beneath differs.
@@ -19,11 +19,12 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
+use super::stream_engine::StreamEngine;
 use super::HttpProtocol;
 use crate::key;
 use crate::metrics;
 use crate::server::ServerState;
-use ruvicorn_core::http2::{self, Bytes, Http2, SendError};
+use ruvicorn_core::http2::{self, Bytes, SendError};
 use ruvicorn_core::http3::{self, codes, forward, Endpoint, Event, NewConnections, Verdict};
 
 /// Rounds of send-and-dispatch one pump runs before it leaves the rest to the timer.
@@ -34,20 +35,6 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// The engine beneath the stream mode: HTTP/2 on one TCP connection, or one QUIC
-/// connection of an endpoint. Stream ids are the engine's; HTTP/3's past `u32::MAX` would
-/// be dropped, but `--h2-max-requests` (GOAWAY after that many requests) keeps a connection
-/// far below (client request ids are 0, 4, 8, ...: 2^30 requests; with no cap, a billion
-/// requests on one connection).
-#[expect(
-    clippy::large_enum_variant,
-    reason = "the mode that holds it is boxed; boxing Http2 too would cost an allocation"
-)]
-pub(super) enum StreamEngine {
-    H2(Http2),
-    H3(H3Link),
 }
 
 /// One QUIC connection of a shared endpoint.
@@ -89,154 +76,80 @@ impl H3Link {
     }
 }
 
-impl StreamEngine {
-    /// The metrics counter of the protocol it speaks.
-    pub(super) fn metrics_protocol(&self) -> usize {
-        match self {
-            Self::H2(_) => metrics::H2,
-            Self::H3(_) => metrics::H3,
-        }
+impl StreamEngine for H3Link {
+    fn metrics_protocol(&self) -> usize {
+        metrics::H3
     }
 
-    pub(super) fn receive(&mut self, data: &[u8]) {
-        if let Self::H2(engine) = self {
-            engine.receive(data);
-        }
+    fn take_events(&mut self) -> Vec<http2::Event> {
+        locked(&self.core)
+            .inboxes
+            .remove(&self.conn)
+            .unwrap_or_default()
     }
 
-    pub(super) fn take_events(&mut self) -> Vec<http2::Event> {
-        match self {
-            Self::H2(engine) => engine.take_events(),
-            Self::H3(link) => locked(&link.core)
-                .inboxes
-                .remove(&link.conn)
-                .unwrap_or_default(),
-        }
-    }
-
-    /// What a QUIC connection's handshake negotiated (HTTP/2's is its TLS layer's).
-    pub(super) fn tls_info(&self) -> Option<ruvicorn_core::tls::info::ConnectionInfo> {
-        match self {
-            Self::H2(_) => None,
-            Self::H3(link) => locked(&link.core).endpoint.tls_info(link.conn),
-        }
-    }
-
-    /// Run the send operations that wait for it (HTTP/2; HTTP/3's run at once).
-    pub(super) fn flush(&mut self) {
-        if let Self::H2(engine) = self {
-            engine.flush();
-        }
-    }
-
-    /// Send operations wait for [`Self::flush`] (HTTP/2 only).
-    pub(super) fn needs_flush(&self) -> bool {
-        match self {
-            Self::H2(engine) => engine.needs_flush(),
-            Self::H3(_) => false,
-        }
-    }
-
-    /// Bytes for the TCP transport (HTTP/3 sends datagrams through [`Self::wants_flush`]).
-    pub(super) fn take_output(&mut self) -> Vec<u8> {
-        match self {
-            Self::H2(engine) => engine.take_output(),
-            Self::H3(_) => Vec::new(),
-        }
+    fn tls_info(&self) -> Option<ruvicorn_core::tls::info::ConnectionInfo> {
+        locked(&self.core).endpoint.tls_info(self.conn)
     }
 
     /// The endpoint has datagrams to send since a send operation ran.
-    pub(super) fn wants_flush(&self) -> bool {
-        match self {
-            Self::H2(_) => false,
-            Self::H3(link) => locked(&link.core).dirty,
-        }
+    fn output_due(&mut self) -> bool {
+        locked(&self.core).dirty
     }
 
-    pub(super) fn release(&mut self, stream: u32, len: usize) {
-        match self {
-            Self::H2(engine) => engine.release(stream, len),
-            Self::H3(link) => link.run(|e, now, conn| {
-                e.release(now, conn, u64::from(stream), len as u64);
-            }),
-        }
+    fn release(&mut self, stream: u32, len: usize) {
+        self.run(|e, now, conn| {
+            e.release(now, conn, u64::from(stream), len as u64);
+        });
     }
 
-    pub(super) fn send_response(
+    fn send_response(
         &mut self,
         stream: u32,
         status: u16,
         headers: &[(Vec<u8>, Vec<u8>)],
         end: bool,
     ) -> Result<(), SendError> {
-        match self {
-            Self::H2(engine) => engine.send_response(stream, status, headers, end),
-            Self::H3(link) => link.run(|e, now, conn| {
-                e.send_response(now, conn, u64::from(stream), status, headers, end)
-                    .map_err(send_error)
-            }),
-        }
+        self.run(|e, now, conn| {
+            e.send_response(now, conn, u64::from(stream), status, headers, end)
+                .map_err(send_error)
+        })
     }
 
-    pub(super) fn send_data(
-        &mut self,
-        stream: u32,
-        data: Bytes,
-        end: bool,
-    ) -> Result<(), SendError> {
-        match self {
-            Self::H2(engine) => engine.send_data(stream, data, end),
-            Self::H3(link) => link.run(|e, now, conn| {
-                e.send_data(now, conn, u64::from(stream), data, end)
-                    .map_err(send_error)
-            }),
-        }
+    fn send_data(&mut self, stream: u32, data: Bytes, end: bool) -> Result<(), SendError> {
+        self.run(|e, now, conn| {
+            e.send_data(now, conn, u64::from(stream), data, end)
+                .map_err(send_error)
+        })
     }
 
-    pub(super) fn send_trailers(
+    fn send_trailers(
         &mut self,
         stream: u32,
         trailers: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<(), SendError> {
-        match self {
-            Self::H2(engine) => engine.send_trailers(stream, trailers),
-            Self::H3(link) => link.run(|e, now, conn| {
-                e.send_trailers(now, conn, u64::from(stream), trailers)
-                    .map_err(send_error)
-            }),
-        }
+        self.run(|e, now, conn| {
+            e.send_trailers(now, conn, u64::from(stream), trailers)
+                .map_err(send_error)
+        })
     }
 
-    pub(super) fn reset(&mut self, stream: u32, code: u32) {
-        match self {
-            Self::H2(engine) => engine.reset(stream, code),
-            Self::H3(link) => link.run(|e, now, conn| {
-                e.reset(now, conn, u64::from(stream), h3_code(code));
-            }),
-        }
+    fn reset(&mut self, stream: u32, code: u32) {
+        self.run(|e, now, conn| {
+            e.reset(now, conn, u64::from(stream), h3_code(code));
+        });
     }
 
-    pub(super) fn forget(&mut self, stream: u32) {
-        match self {
-            Self::H2(engine) => engine.forget(stream),
-            Self::H3(link) => link.run(|e, now, conn| e.forget(now, conn, u64::from(stream))),
-        }
+    fn forget(&mut self, stream: u32) {
+        self.run(|e, now, conn| e.forget(now, conn, u64::from(stream)));
     }
 
-    /// GOAWAY: no new streams; the open ones finish, then the connection closes.
-    pub(super) fn graceful_shutdown(&mut self) {
-        match self {
-            Self::H2(engine) => engine.graceful_shutdown(),
-            Self::H3(link) => link.run(|e, now, conn| e.goaway_one(now, conn)),
-        }
+    fn graceful_shutdown(&mut self) {
+        self.run(|e, now, conn| e.goaway_one(now, conn));
     }
 
-    /// Close at once with `code`.
-    pub(super) fn abort(&mut self, code: u32) {
-        match self {
-            Self::H2(engine) => engine.abort(code),
-            Self::H3(link) => link.run(|e, now, conn| e.close(now, conn, h3_code(code))),
-        }
+    fn abort(&mut self, code: u32) {
+        self.run(|e, now, conn| e.close(now, conn, h3_code(code)));
     }
 }
 
@@ -477,7 +390,7 @@ impl QuicEndpoint {
         )?;
         locked(&this.conns).insert(conn, protocol.clone().unbind());
         protocol.call_method1(key!(py, "connection_made"), (transport,))?;
-        let engine = StreamEngine::H3(H3Link {
+        let engine = Box::new(H3Link {
             core: this.core.clone(),
             conn,
         });

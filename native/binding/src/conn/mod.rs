@@ -25,6 +25,7 @@ mod http2;
 mod http3;
 mod protocol;
 mod proxied;
+mod stream_engine;
 mod tls;
 mod ws;
 
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::asgi::cycle::ClientDisconnected;
 use crate::server::ServerState;
 use ruvicorn_core::http1::connection::Connection;
 use ruvicorn_core::http1::Limits;
@@ -42,6 +44,15 @@ pub(crate) use http3::{QuicEndpoint, QuicTransport};
 pub(crate) use protocol::HttpProtocol;
 pub(crate) use tls::Tls;
 pub(crate) use ws::{app_finished as websocket_app_finished, wake, WsData, WsReceived};
+
+/// What an app that returned early left unanswered (logged as its complaint), in every mode.
+const NOT_STARTED: &str = "ASGI callable returned without starting a response";
+const NOT_COMPLETED: &str = "ASGI callable returned without completing the response";
+
+/// The error `send()` raises once the client is gone.
+fn disconnected() -> PyErr {
+    ClientDisconnected::new_err("client disconnected")
+}
 
 /// How long a half-closed connection keeps reading (and discarding) before it is closed.
 const HALF_CLOSE_DRAIN: Duration = Duration::from_secs(2);

@@ -33,7 +33,7 @@ pub struct HttpProtocol {
     tls_extension: OnceLock<Py<PyDict>>,
     conn: Mutex<Conn>,
     /// One QUIC connection of a `QuicEndpoint` (its streams are HTTP/3).
-    quic: bool,
+    pub(super) quic: bool,
     /// A QUIC client's address since it moved (migration, NAT rebinding): the `peer` of
     /// the requests it starts from then on.
     moved: Mutex<Option<Arc<Peer>>>,

@@ -9,8 +9,8 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use super::{Conn, Effects, HttpProtocol, Mode};
-use crate::asgi::cycle::{ClientDisconnected, RequestCycle};
+use super::{disconnected, Conn, Effects, HttpProtocol, Mode};
+use crate::asgi::cycle::RequestCycle;
 use crate::asgi::runner::{spawn_app, AppRunner};
 use crate::asgi::websocket::{app_message, WebSocketCycle};
 use crate::key;
@@ -133,10 +133,6 @@ impl WsConn {
 
 fn unexpected(kind: &str, when: &str) -> PyErr {
     PyRuntimeError::new_err(format!("Unexpected ASGI message '{kind}' {when}"))
-}
-
-fn disconnected() -> PyErr {
-    ClientDisconnected::new_err("client disconnected")
 }
 
 /// The WebSocket settings when this request head asks for a WebSocket that this worker

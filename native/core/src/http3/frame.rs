@@ -1,5 +1,6 @@
 //! HTTP/3 frames (RFC 9114 §7): variable-length integers, the incremental reader of one
-//! stream's frames, and the writers of the frames ruvicorn sends.
+//! stream's frames, and the writers of the frames ruvicorn sends (public: bench/wsload's
+//! HTTP/3 client writes its frames with them too).
 //!
 //! DATA payloads are passed on as they arrive, never buffered whole; unknown frame types
 //! are skipped without being buffered either (§9: they MUST be ignored). Every other frame
@@ -9,10 +10,10 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::codes;
 
-pub(crate) const DATA: u64 = 0x0;
-pub(crate) const HEADERS: u64 = 0x1;
+pub const DATA: u64 = 0x0;
+pub const HEADERS: u64 = 0x1;
 pub(crate) const CANCEL_PUSH: u64 = 0x3;
-pub(crate) const SETTINGS: u64 = 0x4;
+pub const SETTINGS: u64 = 0x4;
 pub(crate) const PUSH_PROMISE: u64 = 0x5;
 pub(crate) const GOAWAY: u64 = 0x7;
 pub(crate) const MAX_PUSH_ID: u64 = 0xd;
@@ -28,11 +29,11 @@ pub(crate) const SETTINGS_QPACK_BLOCKED_STREAMS: u64 = 0x7;
 const HTTP2_SETTINGS: [u64; 4] = [0x2, 0x3, 0x4, 0x5];
 
 /// Largest value of a QUIC variable-length integer.
-pub(crate) const VARINT_MAX: u64 = (1 << 62) - 1;
+pub const VARINT_MAX: u64 = (1 << 62) - 1;
 
 /// Read a QUIC variable-length integer (RFC 9000 §16) from the front of `input` without
 /// consuming it: the value and its length, or `None` if `input` is too short.
-pub(crate) fn peek_varint(input: &[u8]) -> Option<(u64, usize)> {
+pub fn peek_varint(input: &[u8]) -> Option<(u64, usize)> {
     let first = *input.first()?;
     let len = 1usize << (first >> 6);
     let bytes = input.get(..len)?;
@@ -51,7 +52,7 @@ pub(crate) fn take_varint(input: &mut &[u8]) -> Option<u64> {
 }
 
 /// Append `value` (at most [`VARINT_MAX`]) as a variable-length integer.
-pub(crate) fn put_varint(out: &mut Vec<u8>, value: u64) {
+pub fn put_varint(out: &mut Vec<u8>, value: u64) {
     if value < 1 << 6 {
         out.push(value as u8);
     } else if value < 1 << 14 {
@@ -64,13 +65,13 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, value: u64) {
 }
 
 /// Append one frame's type and length (its payload follows).
-pub(crate) fn put_frame_head(out: &mut Vec<u8>, ty: u64, len: usize) {
+pub fn put_frame_head(out: &mut Vec<u8>, ty: u64, len: usize) {
     put_varint(out, ty);
     put_varint(out, len as u64);
 }
 
 /// One frame with its payload.
-pub(crate) fn frame(ty: u64, payload: &[u8]) -> Vec<u8> {
+pub fn frame(ty: u64, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 16);
     put_frame_head(&mut out, ty, payload.len());
     out.extend_from_slice(payload);
@@ -78,7 +79,7 @@ pub(crate) fn frame(ty: u64, payload: &[u8]) -> Vec<u8> {
 }
 
 /// A SETTINGS frame with `pairs`.
-pub(crate) fn settings(pairs: &[(u64, u64)]) -> Vec<u8> {
+pub fn settings(pairs: &[(u64, u64)]) -> Vec<u8> {
     let mut payload = Vec::new();
     for &(id, value) in pairs {
         put_varint(&mut payload, id);

@@ -17,9 +17,9 @@ mod config;
 mod conn;
 mod endpoint;
 pub mod forward;
-mod frame;
+pub mod frame;
 mod head;
-pub(crate) mod qpack;
+pub mod qpack;
 mod session;
 #[cfg(test)]
 mod tests;

@@ -63,13 +63,22 @@ mod tests {
     use crate::tls::{ClientAuth, TlsOptions};
 
     fn server(minted: &Minted, files: &TempFiles, auth: ClientAuth) -> Arc<rustls::ServerConfig> {
+        server_with(minted, files, auth, None)
+    }
+
+    fn server_with(
+        minted: &Minted,
+        files: &TempFiles,
+        auth: ClientAuth,
+        ciphers: Option<&str>,
+    ) -> Arc<rustls::ServerConfig> {
         let options = TlsOptions {
             certfile: files.write("chain.pem", &minted.server_chain_pem()),
             keyfile: Some(files.write("key.pem", &minted.server_key_pem())),
             password: None,
             ca_certs: Some(files.write("ca.pem", &minted.client_ca.pem())),
             client_auth: auth,
-            ciphers: None,
+            ciphers: ciphers.map(str::to_owned),
         };
         build(&options).expect("server config").config
     }
@@ -172,5 +181,28 @@ mod tests {
         let optional = server(&minted, &files, ClientAuth::Optional);
         assert!(handshake(optional.clone(), client(&minted, false, false)).is_ok());
         assert!(handshake(optional, client(&minted, true, false)).is_ok());
+    }
+
+    #[test]
+    fn the_servers_suite_order_wins_over_the_clients() {
+        let minted = Minted::new();
+        let files = TempFiles::new();
+        // The client lists AES-256-GCM first (rustls's and OpenSSL's default order).
+        for (tls12, expected) in [(false, 0x1301), (true, 0xc02b)] {
+            let conn = handshake(
+                server(&minted, &files, ClientAuth::None),
+                client(&minted, false, tls12),
+            )
+            .expect("handshake");
+            assert_eq!(ConnectionInfo::of(&conn).cipher_suite, Some(expected));
+        }
+        let listed = server_with(
+            &minted,
+            &files,
+            ClientAuth::None,
+            Some("TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"),
+        );
+        let conn = handshake(listed, client(&minted, false, false)).expect("handshake");
+        assert_eq!(ConnectionInfo::of(&conn).cipher_suite, Some(0x1303));
     }
 }

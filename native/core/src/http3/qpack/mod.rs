@@ -4,7 +4,8 @@
 //! `SETTINGS_QPACK_BLOCKED_STREAMS = 0`, so a conforming peer only uses the static table and
 //! literals; any reference to a dynamic table is a decoding error. Encoding uses the static
 //! table where an entry matches and plain (not Huffman-coded) literals otherwise, so the
-//! peer never needs an acknowledgement from us either.
+//! peer never needs an acknowledgement from us either. Public: bench/wsload's HTTP/3
+//! client encodes its requests and decodes its responses with it too.
 
 pub(crate) mod huffman;
 mod huffman_table;
@@ -14,7 +15,7 @@ use static_table::STATIC;
 
 /// Why a field section could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Error {
+pub enum Error {
     /// Malformed, or refers to a dynamic table: QPACK_DECOMPRESSION_FAILED.
     Invalid,
     /// Decoded fields exceed the limit (names, values and 32 bytes each, RFC 9114 §4.2.2).
@@ -24,10 +25,10 @@ pub(crate) enum Error {
     Truncated,
 }
 
-pub(crate) type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Decode one field section; `max_size` bounds the decoded list.
-pub(crate) fn decode(input: &[u8], max_size: u64) -> Result<Fields, Error> {
+pub fn decode(input: &[u8], max_size: u64) -> Result<Fields, Error> {
     decode_section(input, max_size).map_err(|error| match error {
         Error::Truncated => Error::Invalid,
         other => other,
@@ -70,10 +71,7 @@ fn decode_section(mut input: &[u8], max_size: u64) -> Result<Fields, Error> {
 }
 
 /// Encode `fields` as one field section (static table and plain literals only).
-pub(crate) fn encode<'a>(
-    fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
-    out: &mut Vec<u8>,
-) {
+pub fn encode<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>, out: &mut Vec<u8>) {
     // Required Insert Count 0, Delta Base 0.
     out.extend_from_slice(&[0, 0]);
     for (name, value) in fields {
