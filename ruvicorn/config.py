@@ -241,7 +241,8 @@ class Config:
     http3: bool = opt(
         False,
         "Also serve HTTP/3 (QUIC): a UDP socket on the host and port of each TCP listener, "
-        "announced to TCP clients with alt-svc (needs --ssl-certfile; one worker).",
+        "announced to TCP clients with alt-svc (needs --ssl-certfile; with several workers, "
+        "one UDP socket per worker).",
     )
     ws: str = opt(
         "auto",
@@ -526,11 +527,6 @@ class Config:
                 shown = ", ".join(given)
                 raise ConfigError(f"{shown} needs --ssl-certfile (TLS is off without it)")
             return
-        if self.http3 and self.workers > 1:
-            raise ConfigError(
-                "--http3 serves one worker (--workers 1): the workers would share its UDP "
-                "socket, and a QUIC connection's datagrams must all reach one worker"
-            )
         if self.ssl_cert_reqs and self.ssl_ca_certs is None:
             raise ConfigError(
                 f"--ssl-cert-reqs {self.ssl_cert_reqs} needs --ssl-ca-certs: the CAs that sign "

@@ -289,7 +289,24 @@ def http3_sockets(listening: list[socket.socket]) -> list[socket.socket]:
     return [_bind_udp(sock) for sock in listening if sock.family != socket.AF_UNIX]
 
 
-def _bind_udp(tcp: socket.socket) -> socket.socket:
+def http3_slot_sockets(tcp: socket.socket, config: Config, count: int) -> list[socket.socket]:
+    """``count`` SO_REUSEPORT HTTP/3 sockets on TCP listener ``tcp``'s address, one per
+    worker slot; probed first as :func:`bind_slot_sockets` does."""
+    if count == 1:
+        return [_bind_udp(tcp)]
+    if not config.reuse_port:
+        _bind_udp(tcp).close()
+    bound: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            bound.append(_bind_udp(tcp, reuse_port=True))
+    except BaseException:
+        close_listeners(bound)
+        raise
+    return bound
+
+
+def _bind_udp(tcp: socket.socket, reuse_port: bool = False) -> socket.socket:
     """The HTTP/3 socket of TCP listener ``tcp``: UDP, the same address (its port resolved)."""
     name = tcp.getsockname()
     address = Address("udp", host=name[0], port=name[1])
@@ -297,6 +314,8 @@ def _bind_udp(tcp: socket.socket) -> socket.socket:
     try:
         if tcp.family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_BUFFER)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, UDP_BUFFER)
         sock.bind(name)
@@ -308,7 +327,13 @@ def _bind_udp(tcp: socket.socket) -> socket.socket:
 
 def is_quic(sock: socket.socket) -> bool:
     """Whether ``sock`` is an HTTP/3 (UDP) listener."""
-    return sock.type == socket.SOCK_DGRAM
+    return sock.type == socket.SOCK_DGRAM and sock.family != socket.AF_UNIX
+
+
+def is_handover(sock: socket.socket) -> bool:
+    """Whether ``sock`` is the channel between two workers of an HTTP/3 socket (a unix
+    datagram socket; it follows that socket wherever sockets are listed)."""
+    return sock.type == socket.SOCK_DGRAM and sock.family == socket.AF_UNIX
 
 
 def describe(sock: socket.socket, tls: bool = False) -> str:

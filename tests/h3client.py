@@ -77,8 +77,10 @@ class H3Client(QuicConnectionProtocol):
         path: str,
         body: bytes = b"",
         headers: tuple[tuple[bytes, bytes], ...] = (),
+        end: bool = True,
     ) -> asyncio.Future[StreamResponse]:
-        """Send one request; the future completes with its whole response."""
+        """Send one request; the future completes with its whole response. ``end=False``
+        leaves the request body open (more is sent with ``h3.send_data``)."""
         stream_id = self._quic.get_next_available_stream_id()
         fields = [
             (b":method", method.encode()),
@@ -89,9 +91,9 @@ class H3Client(QuicConnectionProtocol):
         ]
         waiter: asyncio.Future[StreamResponse] = asyncio.get_running_loop().create_future()
         self.waiters[stream_id] = waiter
-        self.h3.send_headers(stream_id, fields, end_stream=not body)
+        self.h3.send_headers(stream_id, fields, end_stream=end and not body)
         if body:
-            self.h3.send_data(stream_id, body, end_stream=True)
+            self.h3.send_data(stream_id, body, end_stream=end)
         self.transmit()
         return waiter
 

@@ -179,7 +179,7 @@ def test_a_client_moving_to_another_port_keeps_its_connection(h3_server: ServerP
     assert h3_server.tls is not None
     ca_file = h3_server.tls.ca_file
 
-    async def main() -> tuple[Any, Any, int, int]:
+    async def main() -> tuple[Any, Any, Any, int, int]:
         loop = asyncio.get_running_loop()
         async with h3_connect(h3_server.host, h3_server.port, ca_file) as client:
             before = json.loads((await client.request("GET", "/scope")).body)
@@ -195,14 +195,17 @@ def test_a_client_moving_to_another_port_keeps_its_connection(h3_server: ServerP
                 old.close()
                 client.change_connection_id()
                 after = await client.request("POST", "/echo", b"x" * 100_000)
+                scope = json.loads((await client.request("GET", "/scope")).body)
             finally:
                 ports = (old.get_extra_info("sockname")[1], moved.get_extra_info("sockname")[1])
         moved.close()
-        return before, after, *ports
+        return before, after, scope, *ports
 
-    before, after, old_port, new_port = asyncio.run(main())
+    before, after, scope, old_port, new_port = asyncio.run(main())
     assert before["client"][1] == old_port != new_port
     assert after.status == 200 and after.body == b"x" * 100_000
+    # A request started after the move says where the client is now.
+    assert scope["client"] == [h3_server.host, new_port]
 
 
 def test_tcp_responses_announce_http3(h3_server: ServerProcess) -> None:
@@ -316,11 +319,9 @@ def test_graceful_stop_completes_an_in_flight_request(
     assert server.wait_exit() == 0
 
 
-def test_http3_needs_tls_and_one_worker(tmp_path: Path) -> None:
+def test_http3_needs_tls() -> None:
     with pytest.raises(ConfigError, match="--http3 needs --ssl-certfile"):
         Config(app="m:app", http3=True)
-    with pytest.raises(ConfigError, match="--http3 serves one worker"):
-        Config(app="m:app", http3=True, ssl_certfile=str(tmp_path / "c.pem"), workers=2)
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
@@ -430,11 +431,17 @@ def test_an_idle_connection_is_closed_with_no_error(
     assert terminated.error_code == 0x100  # H3_NO_ERROR
 
 
-def test_h2_max_requests_applies_to_http3(server_factory: Any, tls_certs: TLSCerts) -> None:
+@pytest.mark.parametrize("http", ["auto", "1"])
+def test_h2_max_requests_applies_to_http3(
+    server_factory: Any, tls_certs: TLSCerts, http: str
+) -> None:
+    """Whatever --http says of TCP (--http 1: no HTTP/2 there)."""
     # An idle close (after a minute) cannot be what ends the connection within BOUND.
     server = server_factory(
         "testapp:app",
         "--http3",
+        "--http",
+        http,
         "--h2-max-requests",
         "2",
         "--timeout-keep-alive",
@@ -454,3 +461,135 @@ def test_h2_max_requests_applies_to_http3(server_factory: Any, tls_certs: TLSCer
     assert bodies == [b"ok", b"ok"]
     assert terminated is not None, "the connection was not closed after its last request"
     assert terminated.error_code == 0x100  # H3_NO_ERROR, after GOAWAY
+
+
+def served_by(response: Any) -> tuple[int, int]:
+    """The worker pid and the body size of a /pid response."""
+    assert response.status == 200, response.status
+    pid, size = response.body.split()
+    return int(pid), int(size)
+
+
+async def pids(host: str, port: int, ca_file: Path, requests: int) -> list[int]:
+    """The worker that served each of ``requests`` requests on one new connection."""
+    async with h3_connect(host, port, ca_file) as client:
+        return [served_by(await client.request("GET", "/pid"))[0] for _ in range(requests)]
+
+
+@pytest.mark.parametrize("preload", [False, True])
+def test_several_workers_serve_http3(
+    server_factory: Any, tls_certs: TLSCerts, preload: bool
+) -> None:
+    """Each worker reads a UDP socket of its own (SO_REUSEPORT): clients from different
+    ports are spread over the workers, and each connection stays with one. With
+    --preload the zygote hands each worker its sockets."""
+    extra = ["--preload"] if preload else []
+    server = server_factory("testapp:app", "--http3", "--workers", "2", *extra, tls=tls_certs)
+    assert server.tls is not None
+    ca_file = server.tls.ca_file
+    wait_for(lambda: len(server.workers()) == 2, BOUND, "two workers")
+    workers = server.workers()
+
+    async def main() -> tuple[list[list[int]], set[int]]:
+        clients = [pids(server.host, server.port, ca_file, 20) for _ in range(4)]
+        served = list(await asyncio.gather(*clients))
+        seen = {pid for connection in served for pid in connection}
+        # Four connections may all hash to one socket (1 in 8): more, one request each,
+        # until both workers served (all 20 on one: about one in a million).
+        for _ in range(16):
+            if len(seen) == 2:
+                break
+            seen.update(await pids(server.host, server.port, ca_file, 1))
+        return served, seen
+
+    served, seen = asyncio.run(main())
+    assert [len(connection) for connection in served] == [20] * 4
+    for connection in served:
+        assert len(set(connection)) == 1, "a connection moved between workers"
+    assert seen == workers
+    assert "Traceback" not in server.stderr()
+
+
+@pytest.mark.parametrize("preload", [False, True])
+def test_sighup_roll_with_two_workers_keeps_uploads_and_serves_new_connections(
+    server_factory: Any, tls_certs: TLSCerts, preload: bool
+) -> None:
+    """An upload to a worker being replaced goes on through the roll: the old worker and
+    its replacement read the same UDP socket, and what the client sends that reaches the
+    replacement is handed to the old worker. New connections are served meanwhile (with
+    --preload, the workers of a new zygote)."""
+    extra = ["--preload"] if preload else []
+    server = server_factory(
+        "testapp:app",
+        "--http3",
+        "--workers",
+        "2",
+        "--timeout-keep-alive",
+        "1",
+        *extra,
+        tls=tls_certs,
+    )
+    assert server.tls is not None
+    ca_file = server.tls.ca_file
+    wait_for(lambda: len(server.workers()) == 2, BOUND, "two workers")
+    old = server.workers()
+    first, rest = b"a" * 1000, os.urandom(MIB)
+
+    async def scenario(client: H3Client) -> tuple[Any, list[Any], int]:
+        holder, _ = served_by(await client.request("GET", "/pid"))
+        # The upload starts: its first bytes, no end.
+        waiter = client.start("POST", "/pid", first, end=False)
+        stream_id = max(client.waiters)
+        server.send_signal(signal.SIGHUP)
+        fresh = []
+        for _ in range(int(BOUND / 0.2)):
+            if client.h3.goaway:
+                break
+            async with h3_connect(server.host, server.port, ca_file) as other:
+                fresh.append(await other.request("GET", "/pid"))
+            await asyncio.sleep(0.2)
+        await until(lambda: client.h3.goaway, "GOAWAY from the old worker")
+        # The rest of the upload, sent while the old worker drains beside its replacement.
+        client.h3.send_data(stream_id, rest, end_stream=True)
+        client.transmit()
+        async with h3_connect(server.host, server.port, ca_file) as other:
+            fresh.append(await other.request("GET", "/pid"))
+        return await asyncio.wait_for(waiter, BOUND), fresh, holder
+
+    upload, fresh, holder = run(server, scenario)
+    assert holder in old
+    assert served_by(upload) == (holder, len(first) + len(rest))
+    assert fresh and all(served_by(r)[1] == 0 for r in fresh)
+    wait_for(lambda: len(server.workers()) == 2 and not old & server.workers(), BOUND, "the roll")
+    assert run(server, lambda c: c.request("GET", "/pid")).status == 200
+    assert "Traceback" not in server.stderr()
+
+
+def test_sigttou_and_sigttin_keep_every_udp_socket_served(
+    server_factory: Any, tls_certs: TLSCerts
+) -> None:
+    """SIGTTOU: the remaining worker adopts the UDP socket of the slot it empties (the set
+    of sockets never changes), so connections from any port are served; SIGTTIN brings a
+    worker back to it."""
+    server = server_factory("testapp:app", "--http3", "--workers", "2", tls=tls_certs)
+    assert server.tls is not None
+    ca_file = server.tls.ca_file
+    wait_for(lambda: len(server.workers()) == 2, BOUND, "two workers")
+
+    def served(connections: int) -> set[int]:
+        async def main() -> list[list[int]]:
+            clients = [pids(server.host, server.port, ca_file, 2) for _ in range(connections)]
+            return list(await asyncio.gather(*clients))
+
+        return {pid for connection in asyncio.run(main()) for pid in connection}
+
+    server.send_signal(signal.SIGTTOU)
+    wait_for(lambda: len(server.workers()) == 1, BOUND, "one worker")
+    (left,) = server.workers()
+    # Twelve connections: each of the two sockets gets some (all on one: 1 in 2048).
+    assert served(12) == {left}
+    ready = server.count(r"Worker \d+ ready")
+    server.send_signal(signal.SIGTTIN)
+    server.wait_log(r"Worker \d+ ready", count=ready + 1)
+    assert served(12) <= server.workers()
+    assert "Traceback" not in server.stderr()

@@ -324,7 +324,7 @@ class Pool:
             self._retire(stale.pop(0), now)
         # SIGTTOU: too many workers; those in the slots now orphaned (with a socket per
         # worker), the not-yet-ready, then the oldest, go first.
-        per_worker = self.slots.count() > 0
+        per_worker = self.slots.count() > 0 or self.slots.quic_count() > 1
         extra = sorted(
             fresh, key=lambda w: (per_worker and w.slot < self.target, w.ready, w.started)
         )
@@ -349,13 +349,32 @@ class Pool:
             self.notifier.ready(self.status_line())
 
     def _share_orphans(self) -> None:
-        """Every worker serves the sockets of orphaned slots (at or past the target)."""
+        """Every worker serves the sockets of orphaned slots (at or past the target); the
+        HTTP/3 socket of each is served by one fresh worker (``Slots.quic_serving``)."""
         orphans = set(range(self.target, self.slots.count()))
         for worker in self.active():
             missing = orphans - worker.serves
             if missing:
                 worker.send_listeners(self.slots.of_slots(missing))
                 worker.serves |= missing
+            if worker.replace_reason:
+                continue
+            adopted = self.slots.quic_serving(worker.slot, self.target) - worker.quic.keys()
+            if adopted:
+                ends = self._handover_ends(adopted)
+                worker.send_listeners(self.slots.quic_sockets(ends))
+                worker.quic |= ends
+
+    def _handover_ends(self, slots: set[int]) -> dict[int, int]:
+        """Which end of each slot's handover channel a worker starting to serve its HTTP/3
+        socket takes: the one the slot's newest worker (still alive, maybe draining) does
+        not hold, so the two hand datagrams to each other."""
+        ends = {}
+        for slot in slots:
+            holders = [w for w in self.workers.values() if slot in w.quic]
+            newest = max(holders, key=lambda w: w.started, default=None)
+            ends[slot] = 0 if newest is None else 1 - newest.quic[slot]
+        return ends
 
     def _free_slot(self) -> int:
         """The lowest slot no fresh worker holds: a replacement takes its predecessor's."""
@@ -376,7 +395,8 @@ class Pool:
             self.spawn_not_before = now + self.backoff.crashed(now) + 1.0
             return False
         serves = self.slots.serving(slot, self.target)
-        sockets = self.slots.sockets(serves)
+        ends = self._handover_ends(self.slots.quic_serving(slot, self.target))
+        sockets = self.slots.sockets(serves) + self.slots.quic_sockets(ends)
         self.spawned += 1
         about = WorkerInfo(pid=None, age=self.spawned, started_at=time.time(), config=self.config)
         self.hooks.call("pre_fork", self.server_info, about)
@@ -400,7 +420,7 @@ class Pool:
             log.error("Could not start a worker: %s", logs.one_line(exc))
             self.spawn_not_before = now + self.backoff.crashed(now) + 1.0
             return False
-        worker.slot, worker.serves = slot, serves
+        worker.slot, worker.serves, worker.quic = slot, serves, ends
         self.workers[worker.pid] = worker
         # Before the first boot this is noise next to the app's own error, if it fails.
         (log.info if self.announced else log.debug)("Started worker %d", worker.pid)
@@ -414,8 +434,11 @@ class Pool:
         log.info("Retiring worker %d (%s)", worker.pid, reason)
         self._retiring(worker, now)
         # SIGHUP tells the worker a replacement takes over (its WebSockets close with 1012,
-        # service restart); fewer workers wanted is a plain graceful stop.
-        worker.signal(signal.SIGHUP if worker.replace_reason else signal.SIGTERM)
+        # service restart; its HTTP/3 sockets hand new connections to the next worker);
+        # fewer workers wanted is a plain graceful stop, unless the worker serves HTTP/3
+        # sockets, which another worker adopts (``_share_orphans``).
+        replaced = worker.replace_reason or worker.quic
+        worker.signal(signal.SIGHUP if replaced else signal.SIGTERM)
 
     def _retiring(self, worker: Worker, now: float) -> None:
         worker.retiring = True

@@ -9,6 +9,12 @@ The master binds them and closes none until the server stops, so connections que
 slot's socket wait for the worker that takes the slot over (the replacement after a crash,
 a recycle or a reload). The sockets of slots at or past the worker count (after SIGTTOU)
 are orphaned: every worker serves them too, so nothing queued there is left unanswered.
+
+HTTP/3 (``Quic``) gets one SO_REUSEPORT UDP socket per slot, as many as workers at start,
+whatever ``--socket-per-worker`` says: all of a QUIC connection's datagrams must reach the
+worker holding it, and the kernel sends each client's to one socket only while the set of
+sockets stays the same, so it never changes (SIGTTIN adds no UDP socket). Each socket has a
+handover channel between the slot's successive workers (``ruvicorn.worker.quic``).
 """
 
 from __future__ import annotations
@@ -43,6 +49,39 @@ def socket_per_worker(config: Config) -> bool:
     return config.socket_per_worker == "on" or config.workers > usable_cpus()
 
 
+#: Bytes a worker may have queued for the other worker of its HTTP/3 socket.
+HANDOVER_BUFFER = 4 * 1024 * 1024
+
+
+@dataclass
+class Quic:
+    """The HTTP/3 sockets of one address, one per slot, and each one's handover channel:
+    a unix datagram socket pair, the slot's successive workers taking its ends in turn."""
+
+    sockets: list[socket.socket]
+    ends: list[tuple[socket.socket, socket.socket]]
+
+    @classmethod
+    def bind(cls, tcp: socket.socket, config: Config, count: int) -> Quic:
+        quic = cls(listeners.http3_slot_sockets(tcp, config, count), [])
+        try:
+            for _ in quic.sockets:
+                pair = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+                quic.ends.append(pair)
+                for end in pair:
+                    end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, HANDOVER_BUFFER)
+        except BaseException:
+            quic.close()
+            raise
+        return quic
+
+    def all(self) -> list[socket.socket]:
+        return [*self.sockets, *(end for pair in self.ends for end in pair)]
+
+    def close(self) -> None:
+        listeners.close_listeners(self.all())
+
+
 @dataclass
 class Group:
     """The sockets of one address: one shared socket, or one per slot (``address`` set)."""
@@ -57,6 +96,7 @@ class Slots:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.groups: list[Group] = []
+        self.quic: list[Quic] = []
 
     def bind(self) -> None:
         """Bind every listener the config asks for (or adopt systemd's); all or nothing."""
@@ -73,19 +113,22 @@ class Slots:
                     self.groups.append(Group(socks, dataclasses.replace(address, port=port)))
                 else:
                     self.groups.append(Group([listeners.bind_address(address, config)]))
-            if config.http3:  # One UDP socket per TCP address, every worker's.
-                udp = listeners.http3_sockets(self.first())
-                self.groups += [Group([sock]) for sock in udp]
+            if config.http3:  # UDP sockets on each TCP address, one per slot.
+                for tcp in self.first():
+                    if tcp.family != socket.AF_UNIX:
+                        self.quic.append(Quic.bind(tcp, config, config.workers))
         except BaseException:
             self.close()
             raise
 
     def all(self) -> list[socket.socket]:
-        return [sock for group in self.groups for sock in group.sockets]
+        quic = [sock for group in self.quic for sock in group.all()]
+        return [sock for group in self.groups for sock in group.sockets] + quic
 
     def first(self) -> list[socket.socket]:
         """One socket per address: where the server listens, as people are told."""
-        return [group.sockets[0] for group in self.groups if group.sockets]
+        udp = [group.sockets[0] for group in self.quic]
+        return [group.sockets[0] for group in self.groups if group.sockets] + udp
 
     def count(self) -> int:
         """How many slots have sockets of their own (0 when every socket is shared)."""
@@ -124,6 +167,30 @@ class Slots:
             if i in slots
         ]
 
+    def quic_count(self) -> int:
+        """How many slots have HTTP/3 sockets (the first ones; 0 without --http3)."""
+        return len(self.quic[0].sockets) if self.quic else 0
+
+    def quic_serving(self, slot: int, target: int) -> set[int]:
+        """The slots whose HTTP/3 sockets a worker in ``slot`` serves while ``target``
+        workers are wanted: its own, and each orphaned one whose number is ``slot`` modulo
+        ``target``. Unlike a TCP socket, a UDP one is read by one worker (and, while it is
+        replaced, its successor): a QUIC connection's datagrams must all reach its worker."""
+        count = self.quic_count()
+        own = {slot} if slot < count else set()
+        return own | {k for k in range(target, count) if k % target == slot}
+
+    def quic_sockets(self, ends: dict[int, int]) -> list[socket.socket]:
+        """The HTTP/3 sockets of the slots in ``ends``, each followed by the handover
+        channel's end (0 or 1) the worker takes."""
+        return [
+            sock
+            for group in self.quic
+            for slot, end in sorted(ends.items())
+            for sock in (group.sockets[slot], group.ends[slot][end])
+        ]
+
     def close(self) -> None:
         listeners.close_listeners(self.all())
         self.groups = []
+        self.quic = []

@@ -54,6 +54,8 @@ class Worker:
     #: Its worker slot (see ``slots``), and every slot whose socket it serves.
     slot: int = 0
     serves: set[int] = field(default_factory=set)
+    #: The slots whose HTTP/3 socket it serves, each with its end of the handover channel.
+    quic: dict[int, int] = field(default_factory=dict)
     ready: bool = False
     #: Why this worker should be replaced ("" = it should not): reload or recycling.
     replace_reason: str = ""

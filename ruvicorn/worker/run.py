@@ -13,7 +13,7 @@ from typing import Any
 from ruvicorn import exitcodes, logs, tls
 from ruvicorn.config import Config
 from ruvicorn.exitcodes import StartupError
-from ruvicorn.listeners import describe
+from ruvicorn.listeners import describe, is_handover
 from ruvicorn.logs import error_log
 from ruvicorn.worker import quic
 from ruvicorn.worker.app_loading import AppLoadError, adapt, load_app
@@ -103,7 +103,8 @@ async def _serve(config: Config, sockets: list[socket.socket], hooks: WorkerHook
     stop = _StopSignals(loop, server)
     await server.start(sockets)
     for sock in sockets:
-        error_log.info("Worker %d listening on %s", os.getpid(), describe(sock, config.tls))
+        if not is_handover(sock):
+            error_log.info("Worker %d listening on %s", os.getpid(), describe(sock, config.tls))
     # Everything alive now (modules, the app, its startup state) lives as long as the
     # worker: keep it out of the cyclic collector's scans, which otherwise walk it all on
     # every full collection while requests allocate.

@@ -10,7 +10,7 @@ from typing import Any
 from ruvicorn import _native
 from ruvicorn.access import AccessLogger
 from ruvicorn.config import Config
-from ruvicorn.listeners import fixed_server, is_quic
+from ruvicorn.listeners import fixed_server, is_handover, is_quic
 from ruvicorn.logs import access_log, error_log
 from ruvicorn.supervisor.heartbeat import INTERVAL
 from ruvicorn.worker import quic
@@ -74,9 +74,14 @@ class WorkerServer:
 
     async def _serve(self, sockets: list[socket.socket]) -> None:
         self.sockets += sockets
-        for sock in sockets:
+        for i, sock in enumerate(sockets):
+            if is_handover(sock):
+                continue
             if is_quic(sock):
-                self.quic.append(await quic.serve(self.state, self.loop, sock))
+                # Its handover channel, when it has one, comes right after it.
+                after = sockets[i + 1] if i + 1 < len(sockets) else None
+                channel = after if after is not None and is_handover(after) else None
+                self.quic.append(await quic.serve(self.state, self.loop, sock, channel))
                 continue
             factory = self.state.listener(fixed_server(sock))
             if sock.family == socket.AF_UNIX:
@@ -181,7 +186,7 @@ class WorkerServer:
         """Accept, without waiting, every connection the kernel has queued (bounded)."""
         taken: list[socket.socket] = []
         for sock in self.sockets:
-            if is_quic(sock):
+            if sock.type != socket.SOCK_STREAM:
                 continue
             try:
                 sock.setblocking(False)

@@ -182,6 +182,13 @@ async def slow(scope: Any, receive: Any, send: Any) -> None:
     record(event="slow-done")
 
 
+async def pid(scope: Any, receive: Any, send: Any) -> None:
+    """Which worker process served the request, and how many body bytes it read."""
+    body, _, disconnected = await read_body(receive)
+    if not disconnected:
+        await respond(send, b"%d %d" % (os.getpid(), len(body)))
+
+
 async def raise_before(scope: Any, receive: Any, send: Any) -> None:
     raise RuntimeError("raised before the response started")
 
@@ -479,6 +486,7 @@ ROUTES = {
     "/echo-stream": echo_stream,
     "/stream": stream,
     "/slow": slow,
+    "/pid": pid,
     "/raise-before": raise_before,
     "/raise-after": raise_after,
     "/no-response": no_response,

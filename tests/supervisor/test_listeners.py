@@ -294,6 +294,38 @@ def test_slot_sockets_share_one_port_and_grow() -> None:
     assert slots.all() == []
 
 
+def test_http3_gets_a_udp_socket_per_slot_and_a_handover_channel_each(tmp_path: Path) -> None:
+    config = Config(
+        host="127.0.0.1", port=0, workers=3, http3=True, ssl_certfile=str(tmp_path / "c.pem")
+    )
+    slots = Slots(config)
+    slots.bind()
+    try:
+        (quic,) = slots.quic
+        udp = quic.sockets
+        assert slots.quic_count() == 3 and _ports(udp) == _ports(slots.first()[:1])
+        assert all(s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) for s in udp)
+        assert slots.first()[-1] is udp[0]
+        # More workers (SIGTTIN) bind more TCP slots, never another UDP socket: the kernel
+        # would send clients' datagrams to other sockets than before.
+        slots.ensure(5)
+        assert slots.quic_count() == 3
+        assert slots.quic_serving(4, target=5) == set()
+        # Fewer workers (SIGTTOU): each orphaned UDP socket goes to one worker.
+        assert slots.quic_serving(0, target=3) == {0}
+        assert [slots.quic_serving(n, target=2) for n in (0, 1)] == [{0, 2}, {1}]
+        assert slots.quic_serving(0, target=1) == {0, 1, 2}
+        # A worker gets each socket followed by its end of the slot's channel.
+        end = quic.ends[1][1]
+        assert slots.quic_sockets({1: 1}) == [udp[1], end]
+        quic.ends[1][0].send(b"handed over")
+        assert end.recv(64) == b"handed over"
+        assert all(s in slots.all() for s in [*udp, *quic.ends[2]])
+    finally:
+        slots.close()
+    assert slots.all() == [] and slots.quic_count() == 0
+
+
 def test_slot_sockets_refuse_a_port_another_server_holds() -> None:
     first = Slots(Config(host="127.0.0.1", port=0, workers=2, socket_per_worker="on"))
     first.bind()

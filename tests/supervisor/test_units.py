@@ -13,9 +13,11 @@ import pytest
 from ruvicorn.config import Config
 from ruvicorn.supervisor import pidfile
 from ruvicorn.supervisor.heartbeat import Heartbeat
+from ruvicorn.supervisor.pool import Pool
 from ruvicorn.supervisor.recycling import Backoff, MemoryWatch, lifetime_exceeded, request_limit
 from ruvicorn.supervisor.reload_helper import make_filter
 from ruvicorn.supervisor.sd_notify import Notifier
+from ruvicorn.supervisor.worker_process import Worker
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -128,3 +130,24 @@ def test_pidfile(tmp_path: Path) -> None:
     path.write_text(f"{os.getpid()}\n")
     pidfile.remove(str(path))
     assert not path.exists()
+
+
+def test_a_slots_next_worker_takes_the_handover_end_its_newest_worker_does_not_hold() -> None:
+    """A new worker of a slot and the slot's newest live one (maybe draining) hold opposite
+    ends of the slot's HTTP/3 handover channel, so each reads what the other sends."""
+    pool = Pool(Config(app="m:app"), Notifier({}), -1, list)
+
+    def worker(pid: int, started: float, quic: dict[int, int]) -> Worker:
+        beat = Heartbeat()
+        record = Worker(pid, -1, beat, started, MemoryWatch(0), quic=quic)
+        beat.close()
+        return record
+
+    assert pool._handover_ends({0, 1}) == {0: 0, 1: 0}
+    pool.workers = {
+        1: worker(1, 1.0, {0: 0, 1: 1}),
+        # Slot 1's newest worker (it took the other end) and one for slot 0 since.
+        2: worker(2, 2.0, {1: 0}),
+        3: worker(3, 3.0, {0: 1}),
+    }
+    assert pool._handover_ends({0, 1, 2}) == {0: 0, 1: 1, 2: 0}

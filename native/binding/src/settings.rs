@@ -58,6 +58,9 @@ pub struct Settings {
     pub http1: bool,
     /// HTTP/2 is served (`--http auto|2`), with these limits.
     pub h2: Option<Http2Settings>,
+    /// The `--h2-*` limits whatever `--http` says: HTTP/3 (`--http3`) takes its stream
+    /// limits from them.
+    pub streams: Http2Settings,
 }
 
 /// What a worker serves TLS with, loaded once after fork.
@@ -210,18 +213,15 @@ impl Settings {
             field_size: get(config, key!(py, "limit_request_field_size"))?,
             body: (body > 0).then_some(body),
         };
-        let h2 = (http == "auto" || http == "2")
-            .then(|| -> PyResult<Http2Settings> {
-                Ok(Http2Settings {
-                    max_concurrent_streams: get(config, key!(py, "h2_max_concurrent_streams"))?,
-                    initial_window_size: get(config, key!(py, "h2_initial_window_size"))?,
-                    max_frame_size: get(config, key!(py, "h2_max_frame_size"))?,
-                    max_requests: get(config, key!(py, "h2_max_requests"))?,
-                    max_header_list_size: header_list_size(&limits),
-                    ..Http2Settings::default()
-                })
-            })
-            .transpose()?;
+        let streams = Http2Settings {
+            max_concurrent_streams: get(config, key!(py, "h2_max_concurrent_streams"))?,
+            initial_window_size: get(config, key!(py, "h2_initial_window_size"))?,
+            max_frame_size: get(config, key!(py, "h2_max_frame_size"))?,
+            max_requests: get(config, key!(py, "h2_max_requests"))?,
+            max_header_list_size: header_list_size(&limits),
+            ..Http2Settings::default()
+        };
+        let h2 = (http == "auto" || http == "2").then_some(streams);
         let graceful: f64 = get(config, key!(py, "timeout_graceful_shutdown"))?;
         Ok(Self {
             limits,
@@ -244,6 +244,7 @@ impl Settings {
                 .map(|tls| tls.offering(http != "2", h2.is_some())),
             http1: http != "2",
             h2,
+            streams,
         })
     }
 }

@@ -25,7 +25,7 @@ use crate::key;
 use crate::metrics;
 use crate::server::ServerState;
 use ruvicorn_core::http2::{self, Bytes, SendError};
-use ruvicorn_core::http3::{self, codes, Endpoint, Event, NewConnections};
+use ruvicorn_core::http3::{self, codes, forward, Endpoint, Event, NewConnections, Verdict};
 
 /// Rounds of send-and-dispatch one pump runs before it leaves the rest to the timer.
 const MAX_PUMP_ROUNDS: usize = 256;
@@ -158,7 +158,7 @@ impl StreamEngine for H3Link {
 fn mode_event(event: Event) -> Option<(u64, http2::Event)> {
     let id = |stream: u64| u32::try_from(stream).ok();
     Some(match event {
-        Event::Connected { .. } => return None,
+        Event::Connected { .. } | Event::Migrated { .. } => return None,
         Event::Request { conn, stream, head } => (
             conn,
             http2::Event::Request {
@@ -213,6 +213,9 @@ pub struct QuicEndpoint {
     /// A pump is running: a nested one (an app sending from inside a dispatch) leaves its
     /// work to it.
     pumping: AtomicBool,
+    /// The socket's other worker can be handed what this one cannot use (a channel to it
+    /// exists; see `ruvicorn_core::http3::forward`).
+    forwarding: bool,
 }
 
 impl QuicEndpoint {
@@ -317,13 +320,21 @@ impl QuicEndpoint {
         let py = slf.py();
         let this = slf.get();
         let mut connected = Vec::new();
+        let mut moved = Vec::new();
         let mut touched: Vec<u64> = Vec::new();
         {
             let mut core = locked(&this.core);
             for event in events {
-                if let Event::Connected { conn, remote } = event {
-                    connected.push((conn, remote));
-                    continue;
+                match event {
+                    Event::Connected { conn, remote } => {
+                        connected.push((conn, remote));
+                        continue;
+                    }
+                    Event::Migrated { conn, remote } => {
+                        moved.push((conn, remote));
+                        continue;
+                    }
+                    _ => {}
                 }
                 if let Some((conn, event)) = mode_event(event) {
                     core.inboxes.entry(conn).or_default().push(event);
@@ -337,6 +348,15 @@ impl QuicEndpoint {
         for (conn, remote) in connected {
             if let Err(err) = Self::connected(slf, conn, remote) {
                 first_error.get_or_insert(err);
+            }
+        }
+        for (conn, remote) in moved {
+            let protocol = locked(&this.conns).get(&conn).map(|p| p.clone_ref(py));
+            if let Some(protocol) = protocol {
+                let client = peer_tuple(py, remote)?;
+                if let Err(err) = protocol.get().moved_to(py, client) {
+                    first_error.get_or_insert(err);
+                }
             }
         }
         for conn in touched {
@@ -359,19 +379,12 @@ impl QuicEndpoint {
         let py = slf.py();
         let this = slf.get();
         let protocol = Bound::new(py, HttpProtocol::new_quic(this.server.clone_ref(py)))?;
-        let peer = PyTuple::new(
-            py,
-            [
-                remote.ip().to_string().into_pyobject(py)?.into_any(),
-                remote.port().into_pyobject(py)?.into_any(),
-            ],
-        )?;
         let transport = Bound::new(
             py,
             QuicTransport {
                 endpoint: slf.clone().unbind(),
                 conn,
-                peer: peer.unbind(),
+                peer: peer_tuple(py, remote)?,
                 closed: AtomicBool::new(false),
             },
         )?;
@@ -385,6 +398,37 @@ impl QuicEndpoint {
         HttpProtocol::decide(&protocol, |c, _| {
             c.start_streams(engine, this.max_streams, state);
         })
+    }
+
+    /// Give the engine a datagram (`size` bytes counted in), then send and dispatch what
+    /// came of it.
+    fn receive<T>(
+        slf: &Bound<'_, Self>,
+        size: usize,
+        f: impl FnOnce(&mut Endpoint, Instant) -> T,
+    ) -> PyResult<T> {
+        let this = slf.get();
+        let state = this.state();
+        if let Some(metrics) = &state.metrics {
+            metrics.bytes_in(size);
+        }
+        let mut core = locked(&this.core);
+        if state.is_draining() {
+            // No new connection starts on a draining worker. While a replacement shares
+            // the socket, a client's first packet goes to it through the channel (or, with
+            // none, is left unanswered: the client's retransmission may reach it). When
+            // the service stops, it is refused at once.
+            core.endpoint
+                .set_new_connections(match state.is_restarting() {
+                    true if this.forwarding => NewConnections::Forward,
+                    true => NewConnections::Ignore,
+                    false => NewConnections::Refuse,
+                });
+        }
+        let out = f(&mut core.endpoint, Instant::now());
+        drop(core);
+        Self::pump(slf)?;
+        Ok(out)
     }
 
     /// The connection's protocol closed it: CONNECTION_CLOSE (nothing if the engine is done
@@ -409,6 +453,15 @@ impl QuicEndpoint {
     }
 }
 
+/// `(host, port)` of a client's address, as the scope says it.
+fn peer_tuple(py: Python<'_>, remote: SocketAddr) -> PyResult<Py<PyTuple>> {
+    let pair = [
+        remote.ip().to_string().into_pyobject(py)?.into_any(),
+        remote.port().into_pyobject(py)?.into_any(),
+    ];
+    Ok(PyTuple::new(py, pair)?.unbind())
+}
+
 /// Parse asyncio's `(host, port, ...)` address of a datagram.
 fn socket_addr(addr: &Bound<'_, PyAny>) -> Option<SocketAddr> {
     let tuple = addr.cast::<PyTuple>().ok()?;
@@ -421,18 +474,22 @@ fn socket_addr(addr: &Bound<'_, PyAny>) -> Option<SocketAddr> {
 #[pymethods]
 impl QuicEndpoint {
     /// An endpoint serving `server`'s app with its TLS configuration (which HTTP/3 needs).
+    /// `forwarding`: a channel to the socket's other worker exists, and
+    /// `datagram_received` returns what to send on it.
     #[new]
-    fn new(server: Py<ServerState>, event_loop: Py<PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (server, event_loop, forwarding=false))]
+    fn new(server: Py<ServerState>, event_loop: Py<PyAny>, forwarding: bool) -> PyResult<Self> {
         let settings = &server.get().settings;
         let Some(tls) = &settings.tls else {
             return Err(PyRuntimeError::new_err("HTTP/3 needs TLS (--ssl-certfile)"));
         };
-        let mut h3 = http3::Settings::default();
-        if let Some(h2) = &settings.h2 {
-            h3.max_concurrent_streams = h2.max_concurrent_streams;
-            h3.max_header_list_size = u64::from(h2.max_header_list_size);
-            h3.max_requests = h2.max_requests;
-        }
+        let streams = &settings.streams;
+        let h3 = http3::Settings {
+            max_concurrent_streams: streams.max_concurrent_streams,
+            max_header_list_size: u64::from(streams.max_header_list_size),
+            max_requests: streams.max_requests,
+            ..http3::Settings::default()
+        };
         let endpoint = Endpoint::new((*tls.config).clone(), &h3)
             .map_err(|err| PyRuntimeError::new_err(format!("HTTP/3: {err}")))?;
         Ok(Self {
@@ -449,6 +506,7 @@ impl QuicEndpoint {
             max_streams: h3.max_concurrent_streams,
             timer: Mutex::new(None),
             pumping: AtomicBool::new(false),
+            forwarding,
         })
     }
 
@@ -461,36 +519,33 @@ impl QuicEndpoint {
         Ok(())
     }
 
-    /// One datagram from `addr`; anything unparsable is dropped.
-    fn datagram_received(
-        slf: &Bound<'_, Self>,
-        data: &Bound<'_, PyBytes>,
-        addr: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        let this = slf.get();
+    /// One datagram from `addr`; anything unparsable is dropped. Returns the message to
+    /// hand the socket's other worker when the datagram is not this endpoint's (only with
+    /// `forwarding`), else None.
+    fn datagram_received<'py>(
+        slf: &Bound<'py, Self>,
+        data: &Bound<'py, PyBytes>,
+        addr: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let Some(remote) = socket_addr(addr) else {
-            return Ok(());
+            return Ok(None);
         };
         let data = data.as_bytes();
-        if let Some(metrics) = &this.state().metrics {
-            metrics.bytes_in(data.len());
-        }
-        let state = this.state();
-        let mut core = locked(&this.core);
-        if state.is_draining() {
-            // No new connection starts on a draining worker. While a replacement shares
-            // the socket, a client's first packet is left unanswered: its retransmission
-            // may reach the replacement. When the service stops, it is refused at once.
-            core.endpoint.set_new_connections(if state.is_restarting() {
-                NewConnections::Ignore
-            } else {
-                NewConnections::Refuse
-            });
-        }
-        core.endpoint
-            .datagram_received(Instant::now(), remote, data);
-        drop(core);
-        Self::pump(slf)
+        let verdict = Self::receive(slf, data.len(), |endpoint, now| {
+            endpoint.datagram_received(now, remote, data)
+        })?;
+        Ok((verdict == Verdict::Forward && slf.get().forwarding)
+            .then(|| PyBytes::new(slf.py(), &forward::encode(remote, data))))
+    }
+
+    /// A message from the socket's other worker: a datagram it could not use.
+    fn forwarded_received(slf: &Bound<'_, Self>, message: &Bound<'_, PyBytes>) -> PyResult<()> {
+        let Some((remote, data)) = forward::decode(message.as_bytes()) else {
+            return Ok(());
+        };
+        Self::receive(slf, 0, |endpoint, now| {
+            endpoint.forwarded_received(now, remote, data);
+        })
     }
 
     /// The engine's deadline came (loss detection, idle timeouts, draining).

@@ -1,7 +1,7 @@
 //! `HttpProtocol`: the asyncio Protocol of every connection. It owns the connection's
 //! [`Conn`] behind one mutex and turns asyncio's callbacks into events on it.
 
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use pyo3::exceptions::PyRuntimeError;
@@ -34,6 +34,9 @@ pub struct HttpProtocol {
     conn: Mutex<Conn>,
     /// One QUIC connection of a `QuicEndpoint` (its streams are HTTP/3).
     pub(super) quic: bool,
+    /// A QUIC client's address since it moved (migration, NAT rebinding): the `peer` of
+    /// the requests it starts from then on.
+    moved: Mutex<Option<Arc<Peer>>>,
 }
 
 /// `(host, port)` from a socket address: an IPv4 one as it is, an IPv6 one's first two.
@@ -83,6 +86,7 @@ impl HttpProtocol {
             tls_extension: OnceLock::new(),
             conn: Mutex::new(Conn::new(limits, tls)),
             quic: false,
+            moved: Mutex::new(None),
         })
     }
 
@@ -96,7 +100,24 @@ impl HttpProtocol {
             tls_extension: OnceLock::new(),
             conn: Mutex::new(Conn::new(limits, None)),
             quic: true,
+            moved: Mutex::new(None),
         }
+    }
+
+    /// The QUIC client is at `client` now (the server's side stays as it was).
+    pub(crate) fn moved_to(&self, py: Python<'_>, client: Py<PyTuple>) -> PyResult<()> {
+        let server = self
+            .peer
+            .get()
+            .and_then(|p| p.server.as_ref())
+            .map(|s| s.clone_ref(py));
+        let proxies = self.state().settings.proxies.as_ref();
+        let peer = Peer::new(py, Some(client), server, proxies)?;
+        *self
+            .moved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(peer));
+        Ok(())
     }
 
     /// The connection's `tls` extension (None on cleartext). Built on the first request,
@@ -247,10 +268,21 @@ impl HttpProtocol {
         let Ok(target) = split_target(head.method.as_bytes(), head.target.as_bytes()) else {
             return Self::decide(slf, |conn, fx| conn.h2_refuse(seq, 400, fx));
         };
-        let peer = this
-            .peer
-            .get()
-            .ok_or_else(|| PyRuntimeError::new_err("no peer"))?;
+        let moved = if this.quic {
+            this.moved
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        } else {
+            None
+        };
+        let peer = match &moved {
+            Some(peer) => peer,
+            None => this
+                .peer
+                .get()
+                .ok_or_else(|| PyRuntimeError::new_err("no peer"))?,
+        };
         let tls = this.tls_extension(py)?;
         let scope = if this.quic {
             build_scope(

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use quinn_proto::{
-    ConnectionHandle, DatagramEvent, EndpointConfig, HashedConnectionIdGenerator, StreamId,
-};
+use quinn_proto::{ConnectionHandle, ConnectionId, DatagramEvent, EndpointConfig, StreamId};
 
 use super::conn::Conn;
+use super::forward::{Ids, Owner};
 use super::{config, session, Event, SendError, Settings};
+use crate::tls::config::ring_provider;
 use crate::tls::info::ConnectionInfo;
 
 /// Responses the endpoint makes on its own (version negotiation, stateless reset, retry,
@@ -35,11 +35,30 @@ pub enum NewConnections {
     /// Dropped unanswered (a replacement worker shares the socket: the client's
     /// retransmission of its first packet may reach that worker, which accepts it).
     Ignore,
+    /// Handed to the other worker of the socket ([`Verdict::Forward`]), which accepts it;
+    /// ignored when it came from there.
+    Forward,
+}
+
+/// What became of a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Handled here (served, answered or dropped).
+    Used,
+    /// Not this endpoint's: hand it to the socket's other worker (only ever said of a
+    /// datagram that came from the socket).
+    Forward,
 }
 
 /// The QUIC + HTTP/3 server endpoint of one UDP socket.
 pub struct Endpoint {
     quic: quinn_proto::Endpoint,
+    /// Recognises this endpoint's connection ids.
+    ids: Ids,
+    /// The destination id of each accepted connection's first packet, and back: a
+    /// client's retransmission of that packet is this endpoint's, not a new connection.
+    first_ids: HashMap<ConnectionId, u64>,
+    first_id_of: HashMap<u64, ConnectionId>,
     settings: Settings,
     new_connections: NewConnections,
     conns: HashMap<u64, Conn>,
@@ -57,12 +76,17 @@ impl Endpoint {
         let server_config = config::server_config(tls, settings)?;
         let mut endpoint_config = EndpointConfig::default();
         // Connection ids this endpoint recognises as its own (signed with a random key, as
-        // the stateless reset key is random): a short-header packet for another worker's
-        // connection on a shared socket (a rolling restart) is dropped, not answered with
-        // a stateless reset (which the client would ignore: its token is made with this
-        // worker's key, not the one that issued the connection id). quinn-proto's default,
-        // stated here because the rolling restart depends on it.
-        endpoint_config.cid_generator(|| Box::new(HashedConnectionIdGenerator::new()));
+        // the stateless reset key is random): a packet for another worker's connection on
+        // a shared socket (a rolling restart) is never answered with a stateless reset
+        // (which the client would ignore anyway: its token is made with this endpoint's
+        // reset key, not the issuer's); it is handed to the other worker (`forward`).
+        let mut key = [0; 8];
+        ring_provider()
+            .secure_random
+            .fill(&mut key)
+            .map_err(|_| "no random numbers for connection ids".to_owned())?;
+        let key = u64::from_le_bytes(key);
+        endpoint_config.cid_generator(move || Box::new(Ids::generator(key)));
         let quic = quinn_proto::Endpoint::new(
             Arc::new(endpoint_config),
             Some(server_config),
@@ -72,6 +96,9 @@ impl Endpoint {
         );
         Ok(Self {
             quic,
+            ids: Ids::new(key),
+            first_ids: HashMap::new(),
+            first_id_of: HashMap::new(),
             settings: *settings,
             new_connections: NewConnections::Accept,
             conns: HashMap::new(),
@@ -83,14 +110,54 @@ impl Endpoint {
         })
     }
 
-    /// One datagram from `remote`.
-    pub fn datagram_received(&mut self, now: Instant, remote: SocketAddr, data: &[u8]) {
+    /// One datagram from `remote`, read from the socket.
+    pub fn datagram_received(&mut self, now: Instant, remote: SocketAddr, data: &[u8]) -> Verdict {
+        self.receive(now, remote, data, false)
+    }
+
+    /// One datagram from `remote` that the socket's other worker handed over: used here
+    /// or dropped, never handed back.
+    pub fn forwarded_received(&mut self, now: Instant, remote: SocketAddr, data: &[u8]) {
+        self.receive(now, remote, data, true);
+    }
+
+    fn receive(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        data: &[u8],
+        forwarded: bool,
+    ) -> Verdict {
+        let first_ids = &self.first_ids;
+        let pass = if forwarded {
+            Verdict::Used
+        } else {
+            Verdict::Forward
+        };
+        match self.ids.owner(data, |cid| first_ids.contains_key(cid)) {
+            Owner::Mine => {
+                self.handle(now, remote, data, forwarded);
+                Verdict::Used
+            }
+            Owner::Theirs => pass,
+            Owner::Unknown if !forwarded && self.new_connections == NewConnections::Forward => {
+                Verdict::Forward
+            }
+            // A new connection, or (when nothing comes of it here: its keys come from
+            // another endpoint's id) a packet of the other worker's handshake.
+            Owner::Unknown if self.handle(now, remote, data, forwarded) => Verdict::Used,
+            Owner::Unknown => pass,
+        }
+    }
+
+    /// Hand `data` to quinn-proto; whether anything came of it.
+    fn handle(&mut self, now: Instant, remote: SocketAddr, data: &[u8], forwarded: bool) -> bool {
         self.buf.clear();
         let event = self
             .quic
             .handle(now, remote, None, None, BytesMut::from(data), &mut self.buf);
         match event {
-            None => {}
+            None => return false,
             Some(DatagramEvent::Response(transmit)) => self.respond(&transmit),
             Some(DatagramEvent::ConnectionEvent(handle, event)) => {
                 if let Some(conn) = self.conns.get_mut(&(handle.0 as u64)) {
@@ -99,14 +166,21 @@ impl Endpoint {
                 }
             }
             Some(DatagramEvent::NewConnection(incoming)) => {
-                if self.new_connections == NewConnections::Ignore {
-                    return self.quic.ignore(incoming);
+                let ignore = match self.new_connections {
+                    NewConnections::Ignore => true,
+                    NewConnections::Forward => forwarded,
+                    _ => false,
+                };
+                if ignore {
+                    self.quic.ignore(incoming);
+                    return true;
                 }
                 if self.new_connections == NewConnections::Refuse
                     || self.conns.len() >= self.settings.max_connections
                 {
                     let transmit = self.quic.refuse(incoming, &mut self.buf);
-                    return self.respond(&transmit);
+                    self.respond(&transmit);
+                    return true;
                 }
                 if self.settings.retry
                     && !incoming.remote_address_validated()
@@ -116,23 +190,28 @@ impl Endpoint {
                         Ok(transmit) => self.respond(&transmit),
                         Err(error) => self.quic.ignore(error.into_incoming()),
                     }
-                    return;
+                    return true;
                 }
+                let first_id = *incoming.orig_dst_cid();
                 match self.quic.accept(incoming, now, &mut self.buf, None) {
                     Ok((handle, quic)) => {
                         let id = handle.0 as u64;
+                        self.first_ids.insert(first_id, id);
+                        self.first_id_of.insert(id, first_id);
                         self.conns
                             .insert(id, Conn::new(quic, id, now, self.settings));
                         self.process(handle, now);
                     }
-                    Err(error) => {
-                        if let Some(transmit) = error.response {
-                            self.respond(&transmit);
-                        }
-                    }
+                    // The packet did not decrypt (its keys come from an id another
+                    // endpoint issued, or it is junk): nothing came of it.
+                    Err(error) => match error.response {
+                        Some(transmit) => self.respond(&transmit),
+                        None => return false,
+                    },
                 }
             }
         }
+        true
     }
 
     /// What becomes of new connections from now on (existing ones are served on).
@@ -330,9 +409,18 @@ impl Endpoint {
                 break;
             }
         }
+        let remote = conn.quic.remote_address();
+        if remote != conn.remote {
+            // The client moved (migration, NAT rebinding): requests from now on say so.
+            conn.remote = remote;
+            self.events.push(Event::Migrated { conn: id, remote });
+        }
         self.events.append(&mut conn.events);
         if conn.quic.is_drained() {
             self.conns.remove(&id);
+            if let Some(first_id) = self.first_id_of.remove(&id) {
+                self.first_ids.remove(&first_id);
+            }
         } else if self.in_ready.insert(id) {
             self.ready.push_back(id);
         }

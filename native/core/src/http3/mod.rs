@@ -16,6 +16,7 @@ pub mod codes;
 mod config;
 mod conn;
 mod endpoint;
+pub mod forward;
 pub mod frame;
 mod head;
 pub mod qpack;
@@ -28,7 +29,7 @@ use std::time::Duration;
 
 pub use crate::http2::RequestHead;
 pub use bytes::Bytes;
-pub use endpoint::{Endpoint, NewConnections, Transmit};
+pub use endpoint::{Endpoint, NewConnections, Transmit, Verdict};
 
 /// The ALPN protocol id of HTTP/3.
 pub const ALPN: &[u8] = b"h3";
@@ -74,6 +75,9 @@ impl Default for Settings {
 pub enum Event {
     /// A QUIC connection is being set up.
     Connected { conn: u64, remote: SocketAddr },
+    /// The client's address changed (it migrated, or a NAT rebound it); requests that
+    /// follow come from `remote`.
+    Migrated { conn: u64, remote: SocketAddr },
     Request {
         conn: u64,
         stream: u64,

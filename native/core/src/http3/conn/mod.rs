@@ -17,6 +17,8 @@ use uni::Uni;
 
 pub(crate) struct Conn {
     pub(crate) quic: quinn_proto::Connection,
+    /// The client's address as last reported ([`Event::Migrated`]).
+    pub(crate) remote: std::net::SocketAddr,
     id: u64,
     now: Instant,
     settings: Settings,
@@ -49,6 +51,7 @@ impl Conn {
         let remote = quic.remote_address();
         Self {
             quic,
+            remote,
             id,
             now,
             settings,

@@ -169,6 +169,15 @@ impl Pair {
             app(&mut self.server, now, &event);
             self.seen.push(event);
         }
+        moved |= self.exchange_server_to_client();
+        moved |= self.client.poll();
+        moved
+    }
+
+    /// Hand the server's datagrams to the client; whether there were any.
+    fn exchange_server_to_client(&mut self) -> bool {
+        let mut moved = false;
+        let now = self.now;
         while let Some(t) = self.server.poll_transmit(now) {
             moved = true;
             assert_eq!(t.destination, addr(CLIENT));
@@ -187,7 +196,6 @@ impl Pair {
                 self.client.conn.handle_event(event);
             }
         }
-        moved |= self.client.poll();
         moved
     }
 
