@@ -341,6 +341,8 @@ def test_sighup_roll(server_factory: Any, tls_certs: TLSCerts) -> None:
     # After its last response, the old worker's connection is closed once an
     # acknowledgement of it, or the client's close, reaches that worker, or after 1 s idle.
     server = server_factory("testapp:app", "--http3", "--timeout-keep-alive", "1", tls=tls_certs)
+    # The port accepts as soon as the master binds it, before the worker is forked.
+    server.wait_log("Ready: 1 worker serving")
     (old,) = server.workers()
     assert server.tls is not None
     ca_file = server.tls.ca_file
