@@ -223,7 +223,7 @@ pub fn build_scope<'py>(
             }
         }
     }
-    scope.set_item(key!(py, "scheme"), PyString::new(py, scheme))?;
+    scope.set_item(key!(py, "scheme"), scheme_str(py, scheme))?;
 
     let decoded = percent_decode(target.raw_path);
     if state.settings.root_path.is_empty() {
@@ -252,6 +252,16 @@ pub fn build_scope<'py>(
     }
     scope.set_item(key!(py, "extensions"), extensions)?;
     Ok(scope)
+}
+
+/// `scheme` as a shared string: one of the four the scope can hold.
+fn scheme_str<'py>(py: Python<'py>, scheme: &str) -> &'py Bound<'py, PyString> {
+    match scheme {
+        "https" => key!(py, "https"),
+        "ws" => key!(py, "ws"),
+        "wss" => key!(py, "wss"),
+        _ => key!(py, "http"),
+    }
 }
 
 /// The scope's keys in their usual order, with the values that never change per server.

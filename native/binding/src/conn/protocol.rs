@@ -198,7 +198,7 @@ impl HttpProtocol {
         if let Some(settings) = websocket {
             return ws::start(slf, head, &scope, seq, settings);
         }
-        Self::run_cycle(slf, scope, seq, true)
+        Self::run_cycle(slf, scope, seq, false)
     }
 
     /// The request's record, when access logging or metrics are on. The scope holds what
