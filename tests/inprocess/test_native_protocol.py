@@ -221,6 +221,32 @@ def test_streaming_response_is_chunked(run: Runner) -> None:
     run(scenario)
 
 
+def test_an_app_returning_another_awaitable_is_served(run: Runner) -> None:
+    """Apps need not be ``async def``: any awaitable (Cython and class-based apps return
+    such) runs, across a suspension on a foreign future."""
+
+    async def answer(send: Any) -> None:
+        await asyncio.sleep(0.001)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"awaited"})
+
+    class Awaitable:
+        def __init__(self, scope: Any, receive: Any, send: Any) -> None:
+            self.send = send
+
+        def __await__(self) -> Any:
+            return answer(self.send).__await__()
+
+    async def scenario() -> None:
+        conn = MockConnection(Awaitable)
+        conn.send(get("/") + get("/"))
+        first, second = await conn.responses(2)
+        assert (first.status, first.body) == (200, b"awaited")
+        assert (second.status, second.body) == (200, b"awaited")
+
+    run(scenario)
+
+
 def test_disconnect_while_the_app_waits_in_receive(run: Runner) -> None:
     app = App()
 

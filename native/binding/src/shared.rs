@@ -1,5 +1,5 @@
-//! Counters in memory another process reads: the only `unsafe` of ruvicorn's native code,
-//! behind a safe API.
+//! Counters in memory another process reads: `unsafe` behind a safe API (one of two places
+//! with `unsafe`; the other steps an app's coroutine, `asgi/runner.rs`).
 //!
 //! The master maps a page it shares with each worker (`ruvicorn.supervisor.heartbeat`) and
 //! the worker hands its counter slots to the native protocol as a writable Python buffer.

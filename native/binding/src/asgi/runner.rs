@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::exceptions::{PyException, PyStopIteration};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::iterator::PySendResult;
-use pyo3::types::{PyDict, PyIterator, PyNone};
+use pyo3::types::{PyDict, PyIterator, PyNone, PyType};
 
 use crate::asgi::cycle::RequestCycle;
 use crate::conn::{websocket_app_finished, HttpProtocol};
@@ -23,8 +24,8 @@ use crate::server::ServerState;
 pub struct AppRunner {
     /// What the app returned (kept for attribute forwarding).
     coro: Py<PyAny>,
-    /// `coro.__await__()`: the iterator actually stepped.
-    steps: Py<PyIterator>,
+    /// What is actually stepped: the coroutine itself, or `coro.__await__()`.
+    steps: Steps,
     protocol: Py<HttpProtocol>,
     seq: u64,
     /// The app serves a WebSocket: its end settles the handshake or closes the socket.
@@ -72,13 +73,11 @@ impl AppRunner {
         websocket: bool,
     ) -> PyResult<Self> {
         let py = awaitable.py();
-        let steps = awaitable
-            .call_method0(key!(py, "__await__"))?
-            .cast_into::<PyIterator>()?;
+        let steps = Steps::of(awaitable)?;
         let slot = TaskSlot::take(protocol.get().server().clone_ref(py), websocket);
         Ok(Self {
             coro: awaitable.clone().unbind(),
-            steps: steps.unbind(),
+            steps,
             protocol,
             seq,
             websocket,
@@ -116,7 +115,7 @@ impl AppRunner {
     /// Its Task could not be created after all (a deferred start): close the app's
     /// coroutine, never run, and settle the response as for an app that raised.
     pub fn not_started(&self, py: Python<'_>, err: PyErr) -> PyResult<()> {
-        let closed = self.steps.bind(py).call_method0(key!(py, "close"));
+        let closed = self.steps.object(py).call_method0(key!(py, "close"));
         let value = err.into_value(py).into_bound(py).into_any();
         self.finished(py, Some(value))?;
         closed.map(drop)
@@ -132,7 +131,7 @@ impl AppRunner {
     }
 
     fn step(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
-        match self.steps.bind(py).send(value) {
+        match self.steps.send(value) {
             Ok(PySendResult::Next(yielded)) => Ok(Some(yielded.unbind())),
             Ok(PySendResult::Return(_)) => self.returned(py).map(|()| None),
             Err(err) => self.raised(py, err).map(|()| None),
@@ -164,7 +163,7 @@ impl AppRunner {
         val: Option<&Bound<'_, PyAny>>,
         tb: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        let steps = self.steps.bind(py);
+        let steps = self.steps.object(py);
         let result = match (val, tb) {
             (None, None) => steps.call_method1(key!(py, "throw"), (typ,)),
             (val, tb) => steps.call_method1(key!(py, "throw"), (typ, val, tb)),
@@ -184,7 +183,7 @@ impl AppRunner {
 
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.slot.release();
-        self.steps.bind(py).call_method0(key!(py, "close"))?;
+        self.steps.object(py).call_method0(key!(py, "close"))?;
         Ok(())
     }
 
@@ -195,6 +194,82 @@ impl AppRunner {
         name: &Bound<'_, pyo3::types::PyString>,
     ) -> PyResult<Py<PyAny>> {
         Ok(self.coro.bind(py).getattr(name)?.unbind())
+    }
+}
+
+/// What an `AppRunner` steps.
+enum Steps {
+    /// A native coroutine (what an `async def` app returns), sent to directly: no
+    /// `__await__` wrapper to create per request.
+    Coroutine(Py<PyAny>),
+    /// Any other awaitable's `__await__()` iterator.
+    Iterator(Py<PyIterator>),
+}
+
+impl Steps {
+    fn of(awaitable: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = awaitable.py();
+        if awaitable.is_exact_instance(coroutine_type(py)?) {
+            return Ok(Self::Coroutine(awaitable.clone().unbind()));
+        }
+        let steps = awaitable
+            .call_method0(key!(py, "__await__"))?
+            .cast_into::<PyIterator>()?;
+        Ok(Self::Iterator(steps.unbind()))
+    }
+
+    /// The object whose `throw` and `close` methods reach the app.
+    fn object<'py>(&self, py: Python<'py>) -> &Bound<'py, PyAny> {
+        match self {
+            Self::Coroutine(coro) => coro.bind(py),
+            Self::Iterator(steps) => steps.bind(py).as_any(),
+        }
+    }
+
+    fn send<'py>(&self, value: &Bound<'py, PyAny>) -> PyResult<PySendResult<'py>> {
+        let py = value.py();
+        match self {
+            Self::Coroutine(coro) => send_to_coroutine(coro.bind(py), value),
+            Self::Iterator(steps) => steps.bind(py).send(value),
+        }
+    }
+}
+
+/// `types.CoroutineType`.
+fn coroutine_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    static TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    TYPE.import(py, "types", "CoroutineType")
+}
+
+/// `coro.send(value)` through `PyIter_Send`, which steps a native coroutine through its
+/// `am_send` slot.
+#[allow(unsafe_code)]
+fn send_to_coroutine<'py>(
+    coro: &Bound<'py, PyAny>,
+    value: &Bound<'py, PyAny>,
+) -> PyResult<PySendResult<'py>> {
+    let py = coro.py();
+    let mut result: *mut pyo3::ffi::PyObject = std::ptr::null_mut();
+    // SAFETY: `coro` and `value` are valid references kept alive by their `Bound`s for the
+    // whole call, and the GIL is held (`py`). `PyIter_Send` accepts any object (a native
+    // coroutine takes its `am_send` slot) and sets `result` to a new (owned) reference on
+    // PYGEN_NEXT and PYGEN_RETURN, and to NULL with an exception set on PYGEN_ERROR; each
+    // owned reference is taken over exactly once below.
+    let status = unsafe { pyo3::ffi::PyIter_Send(coro.as_ptr(), value.as_ptr(), &mut result) };
+    match status {
+        pyo3::ffi::PySendResult::PYGEN_NEXT => {
+            // SAFETY: see above: `result` is a new reference on PYGEN_NEXT.
+            Ok(PySendResult::Next(unsafe {
+                Bound::from_owned_ptr(py, result)
+            }))
+        }
+        pyo3::ffi::PySendResult::PYGEN_RETURN => {
+            // SAFETY: see above: `result` is a new reference on PYGEN_RETURN.
+            Ok(PySendResult::Return(unsafe {
+                Bound::from_owned_ptr(py, result)
+            }))
+        }
+        pyo3::ffi::PySendResult::PYGEN_ERROR => Err(PyErr::fetch(py)),
     }
 }
 
