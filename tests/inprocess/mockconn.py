@@ -40,6 +40,9 @@ class MockTransport:
         self.loop = loop
         self.protocol: asyncio.BaseProtocol | None = None
         self.written = bytearray()
+        #: Each object handed to ``write`` (or in ``writelines``), to tell a copy from the
+        #: app's own ``bytes``.
+        self.writes: list[bytes | bytearray | memoryview] = []
         self.closed = False
         self.aborted = False
         self.eof_written = False
@@ -49,6 +52,7 @@ class MockTransport:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         assert not self.closed, "write after close"
         self.written += data
+        self.writes.append(data)
 
     def writelines(self, chunks: list[bytes]) -> None:
         for chunk in chunks:

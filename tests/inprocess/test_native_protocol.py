@@ -221,6 +221,36 @@ def test_streaming_response_is_chunked(run: Runner) -> None:
     run(scenario)
 
 
+@pytest.mark.parametrize("length", [False, True], ids=["chunked", "content-length"])
+def test_large_body_parts_are_written_from_the_apps_own_bytes(run: Runner, length: bool) -> None:
+    """A large body part goes to the transport as the app's object (no copy in user space),
+    framed correctly before and after; a small one is copied together with its framing."""
+    parts = [bytes([n]) * (64 * 1024) for n in range(3)] + [b"tail"]
+    headers = [(b"content-length", str(sum(map(len, parts))).encode())] if length else []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for index, part in enumerate(parts):
+            more = index < len(parts) - 1
+            await send({"type": "http.response.body", "body": part, "more_body": more})
+
+    async def scenario() -> None:
+        conn = MockConnection(app)
+        for _ in range(2):  # keep-alive: the second response follows the first intact
+            conn.send(get("/"))
+        first, second = await conn.responses(2)
+        for resp in (first, second):
+            assert resp.status == 200
+            assert resp.body == b"".join(parts)
+            assert ("content-length" in resp.headers) is length
+        written = conn.transport.writes
+        for part in parts[:3]:
+            assert sum(1 for chunk in written if chunk is part) == 2
+        assert not any(chunk is parts[3] for chunk in written)
+
+    run(scenario)
+
+
 def test_an_app_returning_another_awaitable_is_served(run: Runner) -> None:
     """Apps need not be ``async def``: any awaitable (Cython and class-based apps return
     such) runs, across a suspension on a foreign future."""

@@ -1,7 +1,7 @@
 //! What a decision taken under the connection's lock leaves to do once it is released.
 
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyTuple};
 
 use super::{Access, Conn, HttpProtocol};
 use crate::asgi::cycle::{receive_message, report_app_outcome};
@@ -66,14 +66,19 @@ impl Effects {
         }
     }
 
-    /// Everything to write, as one `bytes` built with a single copy of each part.
-    fn wire_bytes<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    /// Everything to write: one `bytes` built with a single copy of each part, or, for a
+    /// body part of at least `LARGE_BODY` bytes, the app's own `bytes` between the framing
+    /// around it (written with `writelines`, so the body is never copied in user space).
+    fn wire<'py>(&self, py: Python<'py>) -> PyResult<Option<Wire<'py>>> {
         if let Some(sealed) = &self.sealed {
-            return Ok(Some(sealed.bind(py).clone()));
+            return Ok(Some(Wire::One(sealed.bind(py).clone())));
         }
         let body = self.write_body.as_ref().map(|b| b.bind(py));
         if body.is_none() && self.write_suffix.is_empty() && self.write_tail.is_empty() {
-            return Ok((!self.write.is_empty()).then(|| PyBytes::new(py, &self.write)));
+            return Ok((!self.write.is_empty()).then(|| Wire::One(PyBytes::new(py, &self.write))));
+        }
+        if let Some(body) = body.filter(|b| b.as_bytes().len() >= LARGE_BODY) {
+            return self.around(body).map(Some);
         }
         let body = body.map_or(&b""[..], |b| b.as_bytes());
         let parts = [
@@ -82,16 +87,28 @@ impl Effects {
             self.write_suffix,
             &self.write_tail[..],
         ];
-        let total = parts.iter().map(|part| part.len()).sum();
-        PyBytes::new_with(py, total, |buf| {
-            let mut at = 0;
-            for part in parts {
-                buf[at..at + part.len()].copy_from_slice(part);
-                at += part.len();
-            }
-            Ok(())
-        })
-        .map(Some)
+        joined(py, &parts).map(|bytes| Some(Wire::One(bytes)))
+    }
+
+    /// A large `body` with what comes before and after it: the body alone when nothing
+    /// does.
+    fn around<'py>(&self, body: &Bound<'py, PyBytes>) -> PyResult<Wire<'py>> {
+        let py = body.py();
+        let after = [self.write_suffix, &self.write_tail[..]];
+        let after = match after.iter().map(|part| part.len()).sum::<usize>() {
+            0 => None,
+            _ => Some(joined(py, &after)?),
+        };
+        if self.write.is_empty() && after.is_none() {
+            return Ok(Wire::One(body.clone()));
+        }
+        let mut parts = Vec::with_capacity(3);
+        if !self.write.is_empty() {
+            parts.push(PyBytes::new(py, &self.write));
+        }
+        parts.push(body.clone());
+        parts.extend(after);
+        Ok(Wire::Parts(parts))
     }
 
     fn is_empty(&self) -> bool {
@@ -116,6 +133,52 @@ impl Effects {
             && self.stream_access.is_empty()
             && self.app_outcome.is_none()
     }
+}
+
+/// A body part at least this long is written from the app's own `bytes` (see
+/// `Effects::wire`): below it, one copy into a single buffer costs less than a vectored
+/// write.
+const LARGE_BODY: usize = 16 * 1024;
+
+/// What one `apply` writes.
+enum Wire<'py> {
+    One(Bound<'py, PyBytes>),
+    /// Written together with `transport.writelines`.
+    Parts(Vec<Bound<'py, PyBytes>>),
+}
+
+impl<'py> Wire<'py> {
+    fn len(&self) -> usize {
+        match self {
+            Wire::One(bytes) => bytes.as_bytes().len(),
+            Wire::Parts(parts) => parts.iter().map(|part| part.as_bytes().len()).sum(),
+        }
+    }
+
+    fn write_to(self, transport: &Bound<'py, PyAny>) -> PyResult<()> {
+        let py = transport.py();
+        match self {
+            Wire::One(bytes) => transport.call_method1(key!(py, "write"), (bytes,)),
+            Wire::Parts(parts) => {
+                let parts = PyTuple::new(py, parts)?;
+                transport.call_method1(key!(py, "writelines"), (parts,))
+            }
+        }
+        .map(drop)
+    }
+}
+
+/// `parts` copied one after another into one `bytes`.
+fn joined<'py>(py: Python<'py>, parts: &[&[u8]]) -> PyResult<Bound<'py, PyBytes>> {
+    let total = parts.iter().map(|part| part.len()).sum();
+    PyBytes::new_with(py, total, |buf| {
+        let mut at = 0;
+        for part in parts {
+            buf[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        Ok(())
+    })
 }
 
 impl HttpProtocol {
@@ -194,14 +257,12 @@ impl HttpProtocol {
             fx.stream_access.iter().for_each(count);
         }
         if let Some(transport) = transport {
-            keep(fx.wire_bytes(py).and_then(|bytes| match bytes {
-                Some(bytes) => {
+            keep(fx.wire(py).and_then(|wire| match wire {
+                Some(wire) => {
                     if let Some(metrics) = &state.metrics {
-                        metrics.bytes_out(bytes.as_bytes().len());
+                        metrics.bytes_out(wire.len());
                     }
-                    transport
-                        .call_method1(key!(py, "write"), (bytes,))
-                        .map(drop)
+                    wire.write_to(transport)
                 }
                 None => Ok(()),
             }));
