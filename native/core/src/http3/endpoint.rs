@@ -19,11 +19,21 @@ use crate::tls::info::ConnectionInfo;
 /// refusals) wait here; beyond this many, new ones are dropped, so junk costs a drop.
 const MAX_QUEUED_RESPONSES: usize = 64;
 
-/// One datagram to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One datagram to send: the last `size` bytes [`Endpoint::poll_transmit`] appended to its
+/// caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit {
     pub destination: SocketAddr,
-    pub contents: Vec<u8>,
+    /// The connection it belongs to; None for the endpoint's own answers (version
+    /// negotiation, stateless reset, Retry, refusals).
+    pub conn: Option<u64>,
+    pub size: usize,
+}
+
+/// A datagram the endpoint answered on its own, waiting to be sent.
+struct Response {
+    destination: SocketAddr,
+    contents: Vec<u8>,
 }
 
 /// What becomes of a client's first packet (a new connection).
@@ -62,7 +72,7 @@ pub struct Endpoint {
     settings: Settings,
     new_connections: NewConnections,
     conns: HashMap<u64, Conn>,
-    responses: VecDeque<Transmit>,
+    responses: VecDeque<Response>,
     events: Vec<Event>,
     buf: Vec<u8>,
     /// Connections that may have datagrams to send, in turn order (each once).
@@ -219,10 +229,16 @@ impl Endpoint {
         self.new_connections = policy;
     }
 
-    /// The next datagram to send, if any.
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        if let Some(transmit) = self.responses.pop_front() {
-            return Some(transmit);
+    /// The next datagram to send, if any: its bytes are appended to `out` (so a caller
+    /// sending several at once needs no buffer of its own for each).
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<Transmit> {
+        if let Some(response) = self.responses.pop_front() {
+            out.extend_from_slice(&response.contents);
+            return Some(Transmit {
+                destination: response.destination,
+                conn: None,
+                size: response.contents.len(),
+            });
         }
         // Only connections touched since they last had nothing to send are asked, each in
         // turn: one datagram, then the next connection's.
@@ -237,12 +253,13 @@ impl Endpoint {
                 continue;
             };
             self.ready.push_back(id);
-            let contents = self.buf[..transmit.size].to_vec();
+            out.extend_from_slice(&self.buf[..transmit.size]);
             // Sending may change timers and produce endpoint events.
             self.process(ConnectionHandle(id as usize), now);
             return Some(Transmit {
                 destination: transmit.destination,
-                contents,
+                conn: Some(id),
+                size: transmit.size,
             });
         }
         None
@@ -428,7 +445,7 @@ impl Endpoint {
 
     fn respond(&mut self, transmit: &quinn_proto::Transmit) {
         if self.responses.len() < MAX_QUEUED_RESPONSES {
-            self.responses.push_back(Transmit {
+            self.responses.push_back(Response {
                 destination: transmit.destination,
                 contents: self.buf[..transmit.size].to_vec(),
             });
