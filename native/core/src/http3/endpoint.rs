@@ -1,7 +1,7 @@
 //! The server endpoint: every datagram of one UDP socket goes in here, and every datagram
 //! to send, and the one deadline to wake up at, come out.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -78,6 +78,11 @@ pub struct Endpoint {
     /// Connections that may have datagrams to send, in turn order (each once).
     ready: VecDeque<u64>,
     in_ready: HashSet<u64>,
+    /// Every connection's next timer, earliest first (each connection's entry is its
+    /// `Conn::deadline`), so the next deadline is found without asking every connection.
+    deadlines: BTreeSet<(Instant, u64)>,
+    /// Connections touched since the index last asked for their next timer (each once).
+    timers_moved: Vec<u64>,
 }
 
 impl Endpoint {
@@ -117,6 +122,8 @@ impl Endpoint {
             buf: Vec::new(),
             ready: VecDeque::new(),
             in_ready: HashSet::new(),
+            deadlines: BTreeSet::new(),
+            timers_moved: Vec::new(),
         })
     }
 
@@ -249,6 +256,8 @@ impl Endpoint {
             };
             self.buf.clear();
             let Some(transmit) = conn.quic.poll_transmit(now, 1, &mut self.buf) else {
+                // Nothing to send may still have set a timer (pacing).
+                timers_moved(conn, id, &mut self.timers_moved);
                 self.in_ready.remove(&id);
                 continue;
             };
@@ -265,25 +274,51 @@ impl Endpoint {
         None
     }
 
-    /// The earliest moment [`Endpoint::handle_timeout`] must run, if any.
+    /// The earliest moment [`Endpoint::handle_timeout`] must run, if any. Only the
+    /// connections touched since the last call are asked for their next timer.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.index_deadlines();
+        self.deadlines.first().map(|&(at, _)| at)
+    }
+
+    /// The earliest timer of every connection, each asked: what [`Endpoint::poll_timeout`]
+    /// must agree with.
+    #[cfg(test)]
+    pub(crate) fn scan_timeouts(&mut self) -> Option<Instant> {
         self.conns
             .values_mut()
             .filter_map(|c| c.quic.poll_timeout())
             .min()
     }
 
+    /// Bring the deadline index up to date with the connections touched since last time.
+    fn index_deadlines(&mut self) {
+        for id in self.timers_moved.drain(..) {
+            let Some(conn) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            conn.timers_moved = false;
+            let at = conn.quic.poll_timeout();
+            if at == conn.deadline {
+                continue;
+            }
+            if let Some(old) = conn.deadline {
+                self.deadlines.remove(&(old, id));
+            }
+            if let Some(at) = at {
+                self.deadlines.insert((at, id));
+            }
+            conn.deadline = at;
+        }
+    }
+
     /// Run every connection timer due at `now` (loss detection, idle timeout, draining).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.index_deadlines();
         let due: Vec<u64> = self
-            .conns
-            .iter_mut()
-            .filter_map(|(id, c)| {
-                c.quic
-                    .poll_timeout()
-                    .is_some_and(|t| t <= now)
-                    .then_some(*id)
-            })
+            .deadlines
+            .range(..=(now, u64::MAX))
+            .map(|&(_, id)| id)
             .collect();
         for id in due {
             if let Some(conn) = self.conns.get_mut(&id) {
@@ -434,11 +469,17 @@ impl Endpoint {
         }
         self.events.append(&mut conn.events);
         if conn.quic.is_drained() {
+            if let Some(at) = conn.deadline {
+                self.deadlines.remove(&(at, id));
+            }
             self.conns.remove(&id);
             if let Some(first_id) = self.first_id_of.remove(&id) {
                 self.first_ids.remove(&first_id);
             }
-        } else if self.in_ready.insert(id) {
+            return;
+        }
+        timers_moved(conn, id, &mut self.timers_moved);
+        if self.in_ready.insert(id) {
             self.ready.push_back(id);
         }
     }
@@ -450,6 +491,15 @@ impl Endpoint {
                 contents: self.buf[..transmit.size].to_vec(),
             });
         }
+    }
+}
+
+/// `conn` (whose id is `id`) was touched: its timers may have moved, so the deadline
+/// index asks it again (once, however often it was touched).
+fn timers_moved(conn: &mut Conn, id: u64, moved: &mut Vec<u64>) {
+    if !conn.timers_moved {
+        conn.timers_moved = true;
+        moved.push(id);
     }
 }
 

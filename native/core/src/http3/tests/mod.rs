@@ -6,6 +6,7 @@ mod exchange;
 mod lifecycle;
 mod refusals;
 mod roll;
+mod timers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -138,6 +139,9 @@ impl Pair {
                 return;
             }
             if !self.step(app) {
+                // The deadline index names what asking every connection would.
+                let scanned = self.server.scan_timeouts();
+                assert_eq!(self.server.poll_timeout(), scanned);
                 let next = [self.client.conn.poll_timeout(), self.server.poll_timeout()]
                     .into_iter()
                     .flatten()
