@@ -9,7 +9,6 @@
 //! sends what the engine has to send through the socket's transport, and keeps one
 //! `loop.call_at` handle armed at the engine's earliest deadline.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,6 +24,7 @@ use crate::key;
 use crate::metrics;
 use crate::server::ServerState;
 use ruvicorn_core::http2::{self, Bytes, SendError};
+use ruvicorn_core::http3::ids::IdMap;
 use ruvicorn_core::http3::{
     self, codes, forward, Endpoint, Event, NewConnections, Transmit, Verdict,
 };
@@ -49,7 +49,7 @@ pub(super) struct H3Link {
 struct Core {
     endpoint: Endpoint,
     /// Events for each connection's mode, until it takes them.
-    inboxes: HashMap<u64, Vec<http2::Event>>,
+    inboxes: IdMap<Vec<http2::Event>>,
     /// A send operation ran since the last flush.
     dirty: bool,
     /// The datagrams of one pump round, back to back, and each one's destination: kept
@@ -233,7 +233,7 @@ pub struct QuicEndpoint {
     /// The datagram transport's `sendto`, from connection_made to connection_lost.
     sendto: Mutex<Option<Py<PyAny>>>,
     sockname: Mutex<Option<Py<PyAny>>>,
-    conns: Mutex<HashMap<u64, ConnEntry>>,
+    conns: Mutex<IdMap<ConnEntry>>,
     /// Requests a connection may run at once (the engine's stream limit).
     max_streams: u32,
     /// The one timer: when it fires, and its handle.
@@ -593,7 +593,7 @@ impl QuicEndpoint {
             server,
             core: Arc::new(Mutex::new(Core {
                 endpoint,
-                inboxes: HashMap::new(),
+                inboxes: IdMap::default(),
                 dirty: false,
                 out: Vec::new(),
                 transmits: Vec::new(),
@@ -601,7 +601,7 @@ impl QuicEndpoint {
             event_loop,
             sendto: Mutex::new(None),
             sockname: Mutex::new(None),
-            conns: Mutex::new(HashMap::new()),
+            conns: Mutex::new(IdMap::default()),
             max_streams: h3.max_concurrent_streams,
             timer: Mutex::new(None),
             pumping: AtomicBool::new(false),

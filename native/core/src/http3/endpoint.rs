@@ -1,7 +1,7 @@
 //! The server endpoint: every datagram of one UDP socket goes in here, and every datagram
 //! to send, and the one deadline to wake up at, come out.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,6 +11,7 @@ use quinn_proto::{ConnectionHandle, ConnectionId, DatagramEvent, EndpointConfig,
 
 use super::conn::Conn;
 use super::forward::{Ids, Owner};
+use super::ids::{IdMap, IdSet};
 use super::{config, session, Event, SendError, Settings};
 use crate::tls::config::ring_provider;
 use crate::tls::info::ConnectionInfo;
@@ -68,16 +69,16 @@ pub struct Endpoint {
     /// The destination id of each accepted connection's first packet, and back: a
     /// client's retransmission of that packet is this endpoint's, not a new connection.
     first_ids: HashMap<ConnectionId, u64>,
-    first_id_of: HashMap<u64, ConnectionId>,
+    first_id_of: IdMap<ConnectionId>,
     settings: Settings,
     new_connections: NewConnections,
-    conns: HashMap<u64, Conn>,
+    conns: IdMap<Conn>,
     responses: VecDeque<Response>,
     events: Vec<Event>,
     buf: Vec<u8>,
     /// Connections that may have datagrams to send, in turn order (each once).
     ready: VecDeque<u64>,
-    in_ready: HashSet<u64>,
+    in_ready: IdSet,
     /// Every connection's next timer, earliest first (each connection's entry is its
     /// `Conn::deadline`), so the next deadline is found without asking every connection.
     deadlines: BTreeSet<(Instant, u64)>,
@@ -113,15 +114,15 @@ impl Endpoint {
             quic,
             ids: Ids::new(key),
             first_ids: HashMap::new(),
-            first_id_of: HashMap::new(),
+            first_id_of: IdMap::default(),
             settings: *settings,
             new_connections: NewConnections::Accept,
-            conns: HashMap::new(),
+            conns: IdMap::default(),
             responses: VecDeque::new(),
             events: Vec::new(),
             buf: Vec::new(),
             ready: VecDeque::new(),
-            in_ready: HashSet::new(),
+            in_ready: IdSet::default(),
             deadlines: BTreeSet::new(),
             timers_moved: Vec::new(),
         })
