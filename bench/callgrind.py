@@ -12,7 +12,9 @@ an instruction count does not, so a change to the hot path is judged by this:
     python bench/callgrind.py --close        # a new connection per request (with --tls: a
                                              # full handshake each, the client never resumes)
     python bench/callgrind.py --h2           # HTTP/2 (h2c prior knowledge; with --tls, ALPN
-                                             # h2), --streams concurrent streams, one connection
+                                             # h2), --streams concurrent streams on each of
+                                             # --connections connections (default one)
+    python bench/callgrind.py --h3           # HTTP/3 (QUIC, always over TLS), likewise
 
 One worker (no master) serves ``examples/hello.py`` under ``valgrind --tool=callgrind``
 twice: once for ``--small`` keep-alive requests on one connection, once for ``--large``.
@@ -22,8 +24,9 @@ Start-up, warm-up and shutdown cost the same in both runs, so
 
 is what one request costs. The client is this script: sequential requests on one
 connection, each bounded by ``--timeout``; with ``--h2``, h2load (nghttp2's client, a
-separate process, so its work is not counted) on one connection with ``--streams``
-requests in flight.
+separate process, so its work is not counted) on ``--connections`` connections with
+``--streams`` requests in flight on each; with ``--h3``, likewise ``wsload --h3``
+(bench/wsload, built by bench/setup.sh).
 """
 
 from __future__ import annotations
@@ -40,9 +43,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from runner.load import bench_json
+from runner.paths import WSLOAD
 from runner.tls import CertError, Certs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,17 +57,27 @@ BODY = b"Hello, world!\n"
 CLOSE_REQUEST = REQUEST.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
 
 
+class Streams(NamedTuple):
+    """How an HTTP/2 or HTTP/3 client loads the worker: ``streams`` requests in flight on
+    each of ``connections``."""
+
+    connections: int
+    streams: int
+
+
 def serve(
     port: int,
     loop: str,
     metrics: bool,
     tls: tuple[str, str] | None,
     access_file: str | None,
+    *,
+    http3: bool,
 ) -> int:
     """The measured process: one worker on a loopback port, as a worker process runs it;
     with ``metrics``, counting into a shared page as a supervised worker does; with ``tls``
     (certificate and key files), over TLS; with ``access_file``, writing its access log
-    there at log level info."""
+    there at log level info; with ``http3``, serving HTTP/3 on the same UDP port too."""
     from ruvicorn import logs
     from ruvicorn.config import Config
     from ruvicorn.listeners import bind_listeners
@@ -80,6 +96,7 @@ def serve(
         log_level="warning" if access_file is None else "info",
         ssl_certfile=tls[0] if tls else None,
         ssl_keyfile=tls[1] if tls else None,
+        http3=http3,
     )
     logs.configure(config.log_level, access_file=access_file)
     hooks = WorkerHooks(metrics=Heartbeat().counters(SLOTS) if metrics else None)
@@ -137,12 +154,12 @@ def send_requests(port: int, count: int, timeout: float, tls: bool, close: bool)
                 received += chunk
 
 
-def send_h2_requests(port: int, count: int, timeout: float, tls: bool, streams: int) -> None:
-    """``count`` HTTP/2 requests on one connection, ``streams`` of them in flight at once."""
+def send_h2_requests(port: int, count: int, timeout: float, tls: bool, load: Streams) -> None:
+    """``count`` HTTP/2 requests, as ``load`` says."""
     if shutil.which("h2load") is None:
         raise SystemExit("h2load is not installed (apt-get install nghttp2-client)")
     url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/"
-    command = ["h2load", "-n", str(count), "-c", "1", "-m", str(streams)]
+    command = ["h2load", "-n", str(count), "-c", str(load.connections), "-m", str(load.streams)]
     command += ["-N", f"{max(int(timeout), 1)}s", url]
     try:
         done = subprocess.run(
@@ -155,6 +172,24 @@ def send_h2_requests(port: int, count: int, timeout: float, tls: bool, streams: 
         raise SystemExit(f"h2load did not get {count} answers: {done.stdout[-500:]}")
 
 
+def send_h3_requests(port: int, count: int, timeout: float, load: Streams) -> None:
+    """``count`` HTTP/3 requests, as ``load`` says."""
+    if not WSLOAD.exists():
+        raise SystemExit(f"{WSLOAD} is missing: run bash bench/setup.sh (needs cargo)")
+    command = [str(WSLOAD), "--h3", "--port", str(port), "-c", str(load.connections)]
+    command += ["-m", str(load.streams)]
+    command += ["-n", str(count), "-d", str(timeout * 10), "--timeout", str(timeout)]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, timeout=timeout * 12, check=False, text=True
+        )
+    except subprocess.TimeoutExpired:
+        raise SystemExit("wsload did not finish in time") from None
+    result = bench_json(done.stdout)
+    if result is None or result["requests"] != count or result["status"] or result["timeout"]:
+        raise SystemExit(f"wsload did not get {count} answers: {done.stdout[-500:]}")
+
+
 def count_instructions(
     count: int,
     port: int,
@@ -165,7 +200,8 @@ def count_instructions(
     certs: Certs | None,
     access_file: str | None,
     close: bool,
-    h2_streams: int | None,
+    h2: Streams | None,
+    h3: Streams | None,
 ) -> int:
     """Total instructions of a worker that served ``count`` requests (plus one to see it up)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,6 +219,7 @@ def count_instructions(
             *(["--metrics"] if metrics else []),
             *(["--tls-cert", str(certs.cert), "--tls-key", str(certs.key)] if certs else []),
             *(["--access-log", access_file] if access_file else []),
+            *(["--h3"] if h3 is not None else []),
         ]
         proc = subprocess.Popen(
             command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -190,10 +227,12 @@ def count_instructions(
         try:
             tls = certs is not None
             wait_ready(port, time.monotonic() + 120, tls)
-            if h2_streams is None:
-                send_requests(port, count, timeout, tls, close)
+            if h2 is not None:
+                send_h2_requests(port, count, timeout, tls, h2)
+            elif h3 is not None:
+                send_h3_requests(port, count, timeout, h3)
             else:
-                send_h2_requests(port, count, timeout, tls, h2_streams)
+                send_requests(port, count, timeout, tls, close)
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=120)
         finally:
@@ -227,7 +266,13 @@ def main() -> int:
         "--h2", action="store_true", help="HTTP/2 requests on one connection (h2load)"
     )
     parser.add_argument(
-        "--streams", type=int, default=4, help="with --h2: requests in flight at once"
+        "--h3", action="store_true", help="HTTP/3 requests on one connection (wsload --h3)"
+    )
+    parser.add_argument(
+        "--streams", type=int, default=4, help="with --h2 or --h3: requests in flight at once"
+    )
+    parser.add_argument(
+        "--connections", type=int, default=1, help="with --h2 or --h3: connections at once"
     )
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--tls-cert", help=argparse.SUPPRESS)
@@ -235,14 +280,15 @@ def main() -> int:
     args = parser.parse_args()
     if args.serve is not None:
         tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
-        return serve(args.serve, args.loop, args.metrics, tls, args.access_log)
+        return serve(args.serve, args.loop, args.metrics, tls, args.access_log, http3=args.h3)
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
-    if args.h2 and args.close:
-        raise SystemExit("--h2 and --close do not combine")
+    if sum((args.h2, args.h3, args.close)) > 1:
+        raise SystemExit("--h2, --h3 and --close do not combine")
     if not args.small < args.large:
         raise SystemExit("--small must be less than --large")
-    certs = Certs() if args.tls else None
+    certs = Certs() if args.tls or args.h3 else None
+    load = Streams(args.connections, args.streams)
     try:
         if certs is not None:
             certs.mint()
@@ -256,7 +302,8 @@ def main() -> int:
                 certs=certs,
                 access_file=args.access_log,
                 close=args.close,
-                h2_streams=args.streams if args.h2 else None,
+                h2=load if args.h2 else None,
+                h3=load if args.h3 else None,
             )
             for n in (args.small, args.large)
         ]
@@ -269,15 +316,24 @@ def main() -> int:
     per_request = (large - small) / (args.large - args.small)
     print(f"{args.small} requests: {small:,} instructions")
     print(f"{args.large} requests: {large:,} instructions")
+    print(f"{describe(args)}: {per_request:,.0f} instructions per request")
+    return 0
+
+
+def describe(args: argparse.Namespace) -> str:
+    """What was measured, as the result line names it."""
     kind = "plaintext over TLS" if args.tls else "plaintext"
     if args.close:
         kind += ", a new connection per request"
     if args.h2:
-        kind = f"HTTP/2 {kind}, {args.streams} streams in flight"
+        kind = f"HTTP/2 {kind}"
+    if args.h3:
+        kind = "HTTP/3 plaintext"
+    if args.h2 or args.h3:
+        kind += f", {args.connections} connection(s) x {args.streams} streams in flight"
     what = f"{args.loop}, metrics {'on' if args.metrics else 'off'}"
     what += f", access log {'on' if args.access_log else 'off'}"
-    print(f"{kind} ({what}): {per_request:,.0f} instructions per request")
-    return 0
+    return f"{kind} ({what})"
 
 
 if __name__ == "__main__":

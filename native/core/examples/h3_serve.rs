@@ -30,6 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let socket = UdpSocket::bind(&bind)?;
     let stop = Instant::now() + Duration::from_secs(seconds);
     let mut buf = vec![0u8; 65_536];
+    let mut out = Vec::new();
     let mut unreleased: HashMap<(u64, u64), u64> = HashMap::new();
     while Instant::now() < stop {
         let now = Instant::now();
@@ -48,8 +49,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for event in endpoint.take_events() {
             serve(&mut endpoint, now, event, &mut unreleased);
         }
-        while let Some(transmit) = endpoint.poll_transmit(now) {
-            socket.send_to(&transmit.contents, transmit.destination)?;
+        loop {
+            out.clear();
+            let Some(transmit) = endpoint.poll_transmit(now, &mut out) else {
+                break;
+            };
+            socket.send_to(&out, transmit.destination)?;
         }
     }
     Ok(())

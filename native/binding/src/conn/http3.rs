@@ -9,7 +9,6 @@
 //! sends what the engine has to send through the socket's transport, and keeps one
 //! `loop.call_at` handle armed at the engine's earliest deadline.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,7 +16,7 @@ use std::time::Instant;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyString, PyTuple};
 
 use super::stream_engine::StreamEngine;
 use super::HttpProtocol;
@@ -25,7 +24,10 @@ use crate::key;
 use crate::metrics;
 use crate::server::ServerState;
 use ruvicorn_core::http2::{self, Bytes, SendError};
-use ruvicorn_core::http3::{self, codes, forward, Endpoint, Event, NewConnections, Verdict};
+use ruvicorn_core::http3::ids::IdMap;
+use ruvicorn_core::http3::{
+    self, codes, forward, Endpoint, Event, NewConnections, Transmit, Verdict,
+};
 
 /// Rounds of send-and-dispatch one pump runs before it leaves the rest to the timer.
 const MAX_PUMP_ROUNDS: usize = 256;
@@ -47,9 +49,13 @@ pub(super) struct H3Link {
 struct Core {
     endpoint: Endpoint,
     /// Events for each connection's mode, until it takes them.
-    inboxes: HashMap<u64, Vec<http2::Event>>,
+    inboxes: IdMap<Vec<http2::Event>>,
     /// A send operation ran since the last flush.
     dirty: bool,
+    /// The datagrams of one pump round, back to back, and each one's destination: kept
+    /// between rounds so sending allocates nothing in Rust.
+    out: Vec<u8>,
+    transmits: Vec<Transmit>,
 }
 
 fn send_error(err: http3::SendError) -> SendError {
@@ -196,16 +202,38 @@ fn mode_event(event: Event) -> Option<(u64, http2::Event)> {
     })
 }
 
+/// A connection's client address, and the same as a Python `(host, port)`: the scope's
+/// client, and where `sendto` sends its datagrams, made again only when the address changes.
+struct Peer {
+    addr: SocketAddr,
+    tuple: Py<PyTuple>,
+}
+
+impl Peer {
+    fn new(py: Python<'_>, addr: SocketAddr) -> PyResult<Self> {
+        Ok(Self {
+            addr,
+            tuple: peer_tuple(py, addr)?,
+        })
+    }
+}
+
+/// A QUIC connection's protocol and its client's address.
+struct ConnEntry {
+    protocol: Py<HttpProtocol>,
+    peer: Peer,
+}
+
 /// The asyncio-facing side of one UDP socket's QUIC endpoint; see the module documentation.
 #[pyclass(frozen, module = "ruvicorn._native")]
 pub struct QuicEndpoint {
     server: Py<ServerState>,
     core: Arc<Mutex<Core>>,
     event_loop: Py<PyAny>,
-    /// The datagram transport, from connection_made to connection_lost.
-    transport: Mutex<Option<Py<PyAny>>>,
+    /// The datagram transport's `sendto`, from connection_made to connection_lost.
+    sendto: Mutex<Option<Py<PyAny>>>,
     sockname: Mutex<Option<Py<PyAny>>>,
-    conns: Mutex<HashMap<u64, Py<HttpProtocol>>>,
+    conns: Mutex<IdMap<ConnEntry>>,
     /// Requests a connection may run at once (the engine's stream limit).
     max_streams: u32,
     /// The one timer: when it fires, and its handle.
@@ -238,35 +266,30 @@ impl QuicEndpoint {
     fn pump_rounds(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
-        let transport = locked(&this.transport).as_ref().map(|t| t.clone_ref(py));
+        let sendto = locked(&this.sendto).as_ref().map(|t| t.clone_ref(py));
         let mut first_error = None;
         for _ in 0..MAX_PUMP_ROUNDS {
-            let (transmits, events, deadline) = {
+            let (mut out, mut transmits, events, deadline) = {
                 let mut core = locked(&this.core);
                 let now = Instant::now();
                 core.dirty = false;
-                let mut transmits = Vec::new();
-                while let Some(transmit) = core.endpoint.poll_transmit(now) {
+                let mut out = std::mem::take(&mut core.out);
+                let mut transmits = std::mem::take(&mut core.transmits);
+                while let Some(transmit) = core.endpoint.poll_transmit(now, &mut out) {
                     transmits.push(transmit);
                 }
                 let events = core.endpoint.take_events();
-                (transmits, events, core.endpoint.poll_timeout())
+                (out, transmits, events, core.endpoint.poll_timeout())
             };
-            if let Some(transport) = &transport {
-                for transmit in transmits {
-                    let addr = (
-                        transmit.destination.ip().to_string(),
-                        transmit.destination.port(),
-                    );
-                    let bytes = PyBytes::new(py, &transmit.contents);
-                    if let Some(metrics) = &this.state().metrics {
-                        metrics.bytes_out(transmit.contents.len());
-                    }
-                    // A send failure is the network's: QUIC retransmits.
-                    let _ = transport
-                        .bind(py)
-                        .call_method1(key!(py, "sendto"), (bytes, addr));
-                }
+            if let Some(sendto) = &sendto {
+                Self::send(slf, sendto.bind(py), &out, &transmits)?;
+            }
+            out.clear();
+            transmits.clear();
+            {
+                let mut core = locked(&this.core);
+                core.out = out;
+                core.transmits = transmits;
             }
             let quiet = events.is_empty();
             if let Err(err) = Self::dispatch(slf, events) {
@@ -280,6 +303,61 @@ impl QuicEndpoint {
         // Still busy: the rest on the loop's next turn.
         Self::arm(slf, Some(Instant::now()))?;
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Send each datagram of `out` (as `transmits` divide it) to its destination.
+    fn send(
+        slf: &Bound<'_, Self>,
+        sendto: &Bound<'_, PyAny>,
+        out: &[u8],
+        transmits: &[Transmit],
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let mut start = 0;
+        for transmit in transmits {
+            let end = start + transmit.size;
+            let Some(contents) = out.get(start..end) else {
+                break;
+            };
+            start = end;
+            let addr = Self::address(py, this, transmit)?;
+            // A send failure is the network's: QUIC retransmits.
+            let _ = sendto.call1((PyBytes::new(py, contents), addr));
+        }
+        if let Some(metrics) = &this.state().metrics {
+            metrics.bytes_out(start);
+        }
+        Ok(())
+    }
+
+    /// Where `transmit` goes, as `sendto` takes it: its connection's client address; the
+    /// endpoint's own answers' made each time.
+    fn address(py: Python<'_>, this: &Self, transmit: &Transmit) -> PyResult<Py<PyTuple>> {
+        match transmit.conn {
+            Some(conn) => Self::peer(py, this, conn, transmit.destination),
+            None => peer_tuple(py, transmit.destination),
+        }
+    }
+
+    /// `(host, port)` of `conn`'s client at `addr`: the connection's own, made again only
+    /// when its address changed (and then kept, if the connection is set up).
+    fn peer(py: Python<'_>, this: &Self, conn: u64, addr: SocketAddr) -> PyResult<Py<PyTuple>> {
+        let cached = locked(&this.conns)
+            .get(&conn)
+            .filter(|c| c.peer.addr == addr)
+            .map(|c| c.peer.tuple.clone_ref(py));
+        if let Some(tuple) = cached {
+            return Ok(tuple);
+        }
+        let peer = Peer::new(py, addr)?;
+        let tuple = peer.tuple.clone_ref(py);
+        // The old tuple is released after the lock.
+        let old = locked(&this.conns)
+            .get_mut(&conn)
+            .map(|c| std::mem::replace(&mut c.peer, peer));
+        drop(old);
+        Ok(tuple)
     }
 
     /// Keep the one timer at or before `deadline`; a timer firing early finds nothing due
@@ -351,16 +429,14 @@ impl QuicEndpoint {
             }
         }
         for (conn, remote) in moved {
-            let protocol = locked(&this.conns).get(&conn).map(|p| p.clone_ref(py));
-            if let Some(protocol) = protocol {
-                let client = peer_tuple(py, remote)?;
-                if let Err(err) = protocol.get().moved_to(py, client) {
-                    first_error.get_or_insert(err);
-                }
+            if let Err(err) = Self::moved(slf, conn, remote) {
+                first_error.get_or_insert(err);
             }
         }
         for conn in touched {
-            let protocol = locked(&this.conns).get(&conn).map(|p| p.clone_ref(py));
+            let protocol = locked(&this.conns)
+                .get(&conn)
+                .map(|c| c.protocol.clone_ref(py));
             let Some(protocol) = protocol else {
                 locked(&this.core).inboxes.remove(&conn);
                 continue;
@@ -373,22 +449,43 @@ impl QuicEndpoint {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// The client of `conn` moved to `remote`: its requests from now on say so, and its
+    /// datagrams go there (the address is made once for both: sending to the new path may
+    /// have made it already).
+    fn moved(slf: &Bound<'_, Self>, conn: u64, remote: SocketAddr) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let protocol = locked(&this.conns)
+            .get(&conn)
+            .map(|c| c.protocol.clone_ref(py));
+        let Some(protocol) = protocol else {
+            return Ok(());
+        };
+        let client = Self::peer(py, this, conn, remote)?;
+        protocol.get().moved_to(py, client)
+    }
+
     /// A QUIC connection is being set up: its protocol, made as asyncio makes a TCP
     /// connection's, switched to the stream mode over this endpoint.
     fn connected(slf: &Bound<'_, Self>, conn: u64, remote: SocketAddr) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
         let protocol = Bound::new(py, HttpProtocol::new_quic(this.server.clone_ref(py)))?;
+        let peer = Peer::new(py, remote)?;
         let transport = Bound::new(
             py,
             QuicTransport {
                 endpoint: slf.clone().unbind(),
                 conn,
-                peer: peer_tuple(py, remote)?,
+                peer: peer.tuple.clone_ref(py),
                 closed: AtomicBool::new(false),
             },
         )?;
-        locked(&this.conns).insert(conn, protocol.clone().unbind());
+        let entry = ConnEntry {
+            protocol: protocol.clone().unbind(),
+            peer,
+        };
+        locked(&this.conns).insert(conn, entry);
         protocol.call_method1(key!(py, "connection_made"), (transport,))?;
         let engine = Box::new(H3Link {
             core: this.core.clone(),
@@ -442,8 +539,8 @@ impl QuicEndpoint {
             core.inboxes.remove(&conn);
             core.dirty = true;
         }
-        let protocol = locked(&this.conns).remove(&conn);
-        if let Some(protocol) = protocol {
+        let entry = locked(&this.conns).remove(&conn);
+        if let Some(ConnEntry { protocol, .. }) = entry {
             let lost = protocol.bind(py).getattr(key!(py, "connection_lost"))?;
             this.event_loop
                 .bind(py)
@@ -462,12 +559,12 @@ fn peer_tuple(py: Python<'_>, remote: SocketAddr) -> PyResult<Py<PyTuple>> {
     Ok(PyTuple::new(py, pair)?.unbind())
 }
 
-/// Parse asyncio's `(host, port, ...)` address of a datagram.
+/// Parse asyncio's `(host, port, ...)` address of a datagram (the host read in place).
 fn socket_addr(addr: &Bound<'_, PyAny>) -> Option<SocketAddr> {
     let tuple = addr.cast::<PyTuple>().ok()?;
-    let host: String = tuple.get_item(0).ok()?.extract().ok()?;
-    let port: u16 = tuple.get_item(1).ok()?.extract().ok()?;
-    let ip: IpAddr = host.parse().ok()?;
+    let host = tuple.get_borrowed_item(0).ok()?;
+    let ip: IpAddr = host.cast::<PyString>().ok()?.to_str().ok()?.parse().ok()?;
+    let port: u16 = tuple.get_borrowed_item(1).ok()?.extract().ok()?;
     Some(SocketAddr::new(ip, port))
 }
 
@@ -496,13 +593,15 @@ impl QuicEndpoint {
             server,
             core: Arc::new(Mutex::new(Core {
                 endpoint,
-                inboxes: HashMap::new(),
+                inboxes: IdMap::default(),
                 dirty: false,
+                out: Vec::new(),
+                transmits: Vec::new(),
             })),
             event_loop,
-            transport: Mutex::new(None),
+            sendto: Mutex::new(None),
             sockname: Mutex::new(None),
-            conns: Mutex::new(HashMap::new()),
+            conns: Mutex::new(IdMap::default()),
             max_streams: h3.max_concurrent_streams,
             timer: Mutex::new(None),
             pumping: AtomicBool::new(false),
@@ -510,12 +609,12 @@ impl QuicEndpoint {
         })
     }
 
-    fn connection_made(&self, transport: Bound<'_, PyAny>) -> PyResult<()> {
+    fn connection_made(&self, transport: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = transport.py();
         let sockname =
             transport.call_method1(key!(py, "get_extra_info"), (key!(py, "sockname"),))?;
         *locked(&self.sockname) = Some(sockname.unbind());
-        *locked(&self.transport) = Some(transport.unbind());
+        *locked(&self.sendto) = Some(transport.getattr(key!(py, "sendto"))?.unbind());
         Ok(())
     }
 
@@ -559,7 +658,7 @@ impl QuicEndpoint {
     /// The socket is closed: nothing more is sent, and the timer stops.
     fn connection_lost(&self, py: Python<'_>, exc: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         drop(exc);
-        *locked(&self.transport) = None;
+        *locked(&self.sendto) = None;
         let timer = locked(&self.timer).take();
         if let Some((_, handle)) = timer {
             handle.bind(py).call_method0(key!(py, "cancel"))?;

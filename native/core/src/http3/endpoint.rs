@@ -1,7 +1,7 @@
 //! The server endpoint: every datagram of one UDP socket goes in here, and every datagram
 //! to send, and the one deadline to wake up at, come out.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,6 +11,7 @@ use quinn_proto::{ConnectionHandle, ConnectionId, DatagramEvent, EndpointConfig,
 
 use super::conn::Conn;
 use super::forward::{Ids, Owner};
+use super::ids::{IdMap, IdSet};
 use super::{config, session, Event, SendError, Settings};
 use crate::tls::config::ring_provider;
 use crate::tls::info::ConnectionInfo;
@@ -19,11 +20,21 @@ use crate::tls::info::ConnectionInfo;
 /// refusals) wait here; beyond this many, new ones are dropped, so junk costs a drop.
 const MAX_QUEUED_RESPONSES: usize = 64;
 
-/// One datagram to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One datagram to send: the last `size` bytes [`Endpoint::poll_transmit`] appended to its
+/// caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit {
     pub destination: SocketAddr,
-    pub contents: Vec<u8>,
+    /// The connection it belongs to; None for the endpoint's own answers (version
+    /// negotiation, stateless reset, Retry, refusals).
+    pub conn: Option<u64>,
+    pub size: usize,
+}
+
+/// A datagram the endpoint answered on its own, waiting to be sent.
+struct Response {
+    destination: SocketAddr,
+    contents: Vec<u8>,
 }
 
 /// What becomes of a client's first packet (a new connection).
@@ -58,16 +69,21 @@ pub struct Endpoint {
     /// The destination id of each accepted connection's first packet, and back: a
     /// client's retransmission of that packet is this endpoint's, not a new connection.
     first_ids: HashMap<ConnectionId, u64>,
-    first_id_of: HashMap<u64, ConnectionId>,
+    first_id_of: IdMap<ConnectionId>,
     settings: Settings,
     new_connections: NewConnections,
-    conns: HashMap<u64, Conn>,
-    responses: VecDeque<Transmit>,
+    conns: IdMap<Conn>,
+    responses: VecDeque<Response>,
     events: Vec<Event>,
     buf: Vec<u8>,
     /// Connections that may have datagrams to send, in turn order (each once).
     ready: VecDeque<u64>,
-    in_ready: HashSet<u64>,
+    in_ready: IdSet,
+    /// Every connection's next timer, earliest first (each connection's entry is its
+    /// `Conn::deadline`), so the next deadline is found without asking every connection.
+    deadlines: BTreeSet<(Instant, u64)>,
+    /// Connections touched since the index last asked for their next timer (each once).
+    timers_moved: Vec<u64>,
 }
 
 impl Endpoint {
@@ -98,15 +114,17 @@ impl Endpoint {
             quic,
             ids: Ids::new(key),
             first_ids: HashMap::new(),
-            first_id_of: HashMap::new(),
+            first_id_of: IdMap::default(),
             settings: *settings,
             new_connections: NewConnections::Accept,
-            conns: HashMap::new(),
+            conns: IdMap::default(),
             responses: VecDeque::new(),
             events: Vec::new(),
             buf: Vec::new(),
             ready: VecDeque::new(),
-            in_ready: HashSet::new(),
+            in_ready: IdSet::default(),
+            deadlines: BTreeSet::new(),
+            timers_moved: Vec::new(),
         })
     }
 
@@ -219,10 +237,16 @@ impl Endpoint {
         self.new_connections = policy;
     }
 
-    /// The next datagram to send, if any.
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        if let Some(transmit) = self.responses.pop_front() {
-            return Some(transmit);
+    /// The next datagram to send, if any: its bytes are appended to `out` (so a caller
+    /// sending several at once needs no buffer of its own for each).
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<Transmit> {
+        if let Some(response) = self.responses.pop_front() {
+            out.extend_from_slice(&response.contents);
+            return Some(Transmit {
+                destination: response.destination,
+                conn: None,
+                size: response.contents.len(),
+            });
         }
         // Only connections touched since they last had nothing to send are asked, each in
         // turn: one datagram, then the next connection's.
@@ -233,40 +257,69 @@ impl Endpoint {
             };
             self.buf.clear();
             let Some(transmit) = conn.quic.poll_transmit(now, 1, &mut self.buf) else {
+                // Nothing to send may still have set a timer (pacing).
+                timers_moved(conn, id, &mut self.timers_moved);
                 self.in_ready.remove(&id);
                 continue;
             };
             self.ready.push_back(id);
-            let contents = self.buf[..transmit.size].to_vec();
+            out.extend_from_slice(&self.buf[..transmit.size]);
             // Sending may change timers and produce endpoint events.
             self.process(ConnectionHandle(id as usize), now);
             return Some(Transmit {
                 destination: transmit.destination,
-                contents,
+                conn: Some(id),
+                size: transmit.size,
             });
         }
         None
     }
 
-    /// The earliest moment [`Endpoint::handle_timeout`] must run, if any.
+    /// The earliest moment [`Endpoint::handle_timeout`] must run, if any. Only the
+    /// connections touched since the last call are asked for their next timer.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.index_deadlines();
+        self.deadlines.first().map(|&(at, _)| at)
+    }
+
+    /// The earliest timer of every connection, each asked: what [`Endpoint::poll_timeout`]
+    /// must agree with.
+    #[cfg(test)]
+    pub(crate) fn scan_timeouts(&mut self) -> Option<Instant> {
         self.conns
             .values_mut()
             .filter_map(|c| c.quic.poll_timeout())
             .min()
     }
 
+    /// Bring the deadline index up to date with the connections touched since last time.
+    fn index_deadlines(&mut self) {
+        for id in self.timers_moved.drain(..) {
+            let Some(conn) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            conn.timers_moved = false;
+            let at = conn.quic.poll_timeout();
+            if at == conn.deadline {
+                continue;
+            }
+            if let Some(old) = conn.deadline {
+                self.deadlines.remove(&(old, id));
+            }
+            if let Some(at) = at {
+                self.deadlines.insert((at, id));
+            }
+            conn.deadline = at;
+        }
+    }
+
     /// Run every connection timer due at `now` (loss detection, idle timeout, draining).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.index_deadlines();
         let due: Vec<u64> = self
-            .conns
-            .iter_mut()
-            .filter_map(|(id, c)| {
-                c.quic
-                    .poll_timeout()
-                    .is_some_and(|t| t <= now)
-                    .then_some(*id)
-            })
+            .deadlines
+            .range(..=(now, u64::MAX))
+            .map(|&(_, id)| id)
             .collect();
         for id in due {
             if let Some(conn) = self.conns.get_mut(&id) {
@@ -417,22 +470,37 @@ impl Endpoint {
         }
         self.events.append(&mut conn.events);
         if conn.quic.is_drained() {
+            if let Some(at) = conn.deadline {
+                self.deadlines.remove(&(at, id));
+            }
             self.conns.remove(&id);
             if let Some(first_id) = self.first_id_of.remove(&id) {
                 self.first_ids.remove(&first_id);
             }
-        } else if self.in_ready.insert(id) {
+            return;
+        }
+        timers_moved(conn, id, &mut self.timers_moved);
+        if self.in_ready.insert(id) {
             self.ready.push_back(id);
         }
     }
 
     fn respond(&mut self, transmit: &quinn_proto::Transmit) {
         if self.responses.len() < MAX_QUEUED_RESPONSES {
-            self.responses.push_back(Transmit {
+            self.responses.push_back(Response {
                 destination: transmit.destination,
                 contents: self.buf[..transmit.size].to_vec(),
             });
         }
+    }
+}
+
+/// `conn` (whose id is `id`) was touched: its timers may have moved, so the deadline
+/// index asks it again (once, however often it was touched).
+fn timers_moved(conn: &mut Conn, id: u64, moved: &mut Vec<u64>) {
+    if !conn.timers_moved {
+        conn.timers_moved = true;
+        moved.push(id);
     }
 }
 

@@ -1,6 +1,8 @@
 //! Request and response field sections, checked (RFC 9114 §4.2-4.3) and mapped to the same
 //! [`RequestHead`] HTTP/2 produces, so the binding maps both to ASGI the same way.
 
+use std::borrow::Cow;
+
 use super::qpack::{self, Fields};
 use crate::http2::{RequestHead, CONNECTION_SPECIFIC};
 use crate::syntax::{is_field_value, is_token};
@@ -131,26 +133,34 @@ fn parse_length(value: &[u8]) -> Option<u64> {
 pub(crate) struct Invalid(pub String);
 
 /// Encode a response head (`status` first) or trailers (`status` `None`) as a field
-/// section: names lower-cased, connection-specific fields dropped.
+/// section: names lower-cased, connection-specific fields dropped. Fields are encoded
+/// from the caller's bytes; only a name with upper-case letters is copied.
 pub(crate) fn response(
     status: Option<u16>,
     fields: &[(Vec<u8>, Vec<u8>)],
 ) -> Result<Vec<u8>, Invalid> {
-    let mut lowered = Vec::with_capacity(fields.len() + 1);
-    let status_text;
+    let mut lowered: Vec<(Cow<'_, [u8]>, &[u8])> = Vec::with_capacity(fields.len() + 1);
+    let digits;
     if let Some(status) = status {
         if !(100..=999).contains(&status) {
             return Err(Invalid(format!("invalid status {status}")));
         }
-        status_text = status.to_string();
-        lowered.push((b":status".to_vec(), status_text.as_bytes().to_vec()));
+        digits = [100, 10, 1].map(|unit| b'0' + ((status / unit) % 10) as u8);
+        lowered.push((Cow::Borrowed(b":status"), &digits));
     }
     for (name, value) in fields {
         if !is_token(name) {
             return Err(Invalid("invalid header name".to_owned()));
         }
-        let name = name.to_ascii_lowercase();
-        if CONNECTION_SPECIFIC.iter().any(|c| c.as_bytes() == name) {
+        let name = if name.iter().any(u8::is_ascii_uppercase) {
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(&name[..])
+        };
+        if CONNECTION_SPECIFIC
+            .iter()
+            .any(|c| c.as_bytes() == &name[..])
+        {
             continue;
         }
         if !is_field_value(value) {
@@ -159,10 +169,10 @@ pub(crate) fn response(
                 String::from_utf8_lossy(&name)
             )));
         }
-        lowered.push((name, value.clone()));
+        lowered.push((name, value));
     }
     let mut out = Vec::new();
-    qpack::encode(lowered.iter().map(|(n, v)| (&n[..], &v[..])), &mut out);
+    qpack::encode(lowered.iter().map(|(n, v)| (&n[..], *v)), &mut out);
     Ok(out)
 }
 
@@ -251,5 +261,19 @@ mod tests {
         );
         assert!(response(Some(200), &[(b"x".to_vec(), b"a\nb".to_vec())]).is_err());
         assert!(response(Some(42), &[]).is_err());
+        assert!(response(Some(1000), &[]).is_err());
+    }
+
+    #[test]
+    fn response_status_is_three_digits_and_trailers_have_none() {
+        for status in [100, 204, 404, 999] {
+            let section = response(Some(status), &[]).expect("valid");
+            let decoded = qpack::decode(&section, 1 << 16).expect("decodes");
+            let text = status.to_string();
+            assert_eq!(decoded, fields(&[(":status", text.as_str())]));
+        }
+        let trailers = response(None, &[(b"x-sum".to_vec(), b"1".to_vec())]).expect("valid");
+        let decoded = qpack::decode(&trailers, 1 << 16).expect("decodes");
+        assert_eq!(decoded, fields(&[("x-sum", "1")]));
     }
 }

@@ -19,6 +19,7 @@ mod endpoint;
 pub mod forward;
 pub mod frame;
 mod head;
+pub mod ids;
 pub mod qpack;
 mod session;
 #[cfg(test)]

@@ -39,6 +39,10 @@ pub(crate) struct Conn {
     /// Counts requests and the client's resets of unfinished ones (rapid reset).
     resets: ResetGuard,
     pub(crate) events: Vec<Event>,
+    /// The next timer as the endpoint's deadline index holds it.
+    pub(crate) deadline: Option<Instant>,
+    /// The connection was touched since the index last asked for its next timer.
+    pub(crate) timers_moved: bool,
 }
 
 impl Conn {
@@ -66,6 +70,8 @@ impl Conn {
             closed: false,
             resets: ResetGuard::default(),
             events: vec![Event::Connected { conn: id, remote }],
+            deadline: None,
+            timers_moved: false,
         }
     }
 

@@ -11,6 +11,8 @@ pub(crate) mod huffman;
 mod huffman_table;
 mod static_table;
 
+use std::sync::OnceLock;
+
 use static_table::STATIC;
 
 /// Why a field section could not be decoded.
@@ -75,12 +77,12 @@ pub fn encode<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>, out: &
     // Required Insert Count 0, Delta Base 0.
     out.extend_from_slice(&[0, 0]);
     for (name, value) in fields {
-        let exact = STATIC.iter().position(|&entry| entry == (name, value));
+        let (exact, named) = static_index(name, value);
         if let Some(index) = exact {
             put_integer(out, 0xc0, 6, index as u64);
             continue;
         }
-        match STATIC.iter().position(|&(n, _)| n == name) {
+        match named {
             Some(index) => put_integer(out, 0x50, 4, index as u64),
             None => {
                 put_integer(out, 0x20, 3, name.len() as u64);
@@ -89,6 +91,45 @@ pub fn encode<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>, out: &
         }
         put_integer(out, 0, 7, value.len() as u64);
         out.extend_from_slice(value);
+    }
+}
+
+/// The static table sorted by name and value: each entry with its index, and the first
+/// index of its name.
+type SortedEntry = ((&'static [u8], &'static [u8]), usize, usize);
+
+fn sorted_static() -> &'static [SortedEntry] {
+    static SORTED: OnceLock<Vec<SortedEntry>> = OnceLock::new();
+    SORTED.get_or_init(|| {
+        let mut sorted: Vec<SortedEntry> = STATIC
+            .iter()
+            .enumerate()
+            .map(|(index, &entry)| {
+                let first = STATIC.iter().position(|&(n, _)| n == entry.0);
+                (entry, index, first.unwrap_or(index))
+            })
+            .collect();
+        sorted.sort_unstable();
+        sorted
+    })
+}
+
+/// The static table's index of (`name`, `value`), and of the first entry named `name`:
+/// a binary search, where each field of each response would otherwise scan the table.
+fn static_index(name: &[u8], value: &[u8]) -> (Option<usize>, Option<usize>) {
+    let sorted = sorted_static();
+    match sorted.binary_search_by(|(entry, _, _)| (entry.0, entry.1).cmp(&(name, value))) {
+        Ok(at) => (Some(sorted[at].1), Some(sorted[at].2)),
+        Err(at) => {
+            // Entries of one name sort together: a neighbour of the gap has it, if any.
+            let named = [at.checked_sub(1), Some(at)]
+                .into_iter()
+                .flatten()
+                .filter_map(|i| sorted.get(i))
+                .find(|(entry, _, _)| entry.0 == name)
+                .map(|&(_, _, first)| first);
+            (None, named)
+        }
     }
 }
 

@@ -116,3 +116,36 @@ mod properties {
         }
     }
 }
+
+/// The table's indexes as a scan of it finds them: first exact match, first name match.
+fn scanned(name: &[u8], value: &[u8]) -> (Option<usize>, Option<usize>) {
+    (
+        STATIC.iter().position(|&entry| entry == (name, value)),
+        STATIC.iter().position(|&(n, _)| n == name),
+    )
+}
+
+#[test]
+fn static_lookup_finds_what_a_scan_of_the_table_finds() {
+    let mut probes: Vec<(&[u8], &[u8])> = STATIC.to_vec();
+    for &(name, _) in &STATIC {
+        probes.extend([(name, &b"no such value"[..]), (name, b""), (name, b"zzz")]);
+    }
+    probes.extend([
+        (&b"x-custom"[..], &b""[..]),
+        (b"", b""),
+        (b"zzzz", b"0"),
+        (b"content-typ", b"text/plain"),
+        (b"content-typez", b"text/plain"),
+        (b"CONTENT-TYPE", b"text/plain"),
+    ]);
+    for (name, value) in probes {
+        assert_eq!(
+            static_index(name, value),
+            scanned(name, value),
+            "{:?}: {:?}",
+            String::from_utf8_lossy(name),
+            String::from_utf8_lossy(value)
+        );
+    }
+}

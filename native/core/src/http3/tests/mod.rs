@@ -6,6 +6,7 @@ mod exchange;
 mod lifecycle;
 mod refusals;
 mod roll;
+mod timers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -138,6 +139,9 @@ impl Pair {
                 return;
             }
             if !self.step(app) {
+                // The deadline index names what asking every connection would.
+                let scanned = self.server.scan_timeouts();
+                assert_eq!(self.server.poll_timeout(), scanned);
                 let next = [self.client.conn.poll_timeout(), self.server.poll_timeout()]
                     .into_iter()
                     .flatten()
@@ -178,12 +182,17 @@ impl Pair {
     fn exchange_server_to_client(&mut self) -> bool {
         let mut moved = false;
         let now = self.now;
-        while let Some(t) = self.server.poll_transmit(now) {
+        loop {
+            let mut contents = Vec::new();
+            let Some(t) = self.server.poll_transmit(now, &mut contents) else {
+                break;
+            };
             moved = true;
             assert_eq!(t.destination, addr(CLIENT));
-            self.first_reply = self.first_reply.or(t.contents.first().copied());
+            assert_eq!(t.size, contents.len());
+            self.first_reply = self.first_reply.or(contents.first().copied());
             self.buf.clear();
-            let data = BytesMut::from(&t.contents[..]);
+            let data = BytesMut::from(&contents[..]);
             if let Some(DatagramEvent::ConnectionEvent(_, event)) =
                 self.client_endpoint
                     .handle(now, addr(SERVER), None, None, data, &mut self.buf)

@@ -61,7 +61,7 @@ fn handed_back(pair: &mut Pair) {
         let verdict = replacement.datagram_received(pair.now, addr(CLIENT), datagram);
         assert_eq!(verdict, Verdict::Forward);
     }
-    assert_eq!(replacement.poll_transmit(pair.now), None);
+    assert_eq!(replacement.poll_transmit(pair.now, &mut Vec::new()), None);
     assert_eq!(replacement.connections(), 0);
     for datagram in &diverted {
         pair.server
@@ -87,7 +87,7 @@ fn a_forwarded_datagram_that_is_not_ours_is_dropped_never_sent_back() {
         // It came through the channel already: no Forward, no reset, no connection.
         replacement.forwarded_received(pair.now, addr(CLIENT), &datagram);
     }
-    assert_eq!(replacement.poll_transmit(pair.now), None);
+    assert_eq!(replacement.poll_transmit(pair.now, &mut Vec::new()), None);
     assert_eq!(replacement.connections(), 0);
     // Lost for the old worker; QUIC's loss recovery sends the request again.
     pair.run(&mut hello, &|p| p.client.responses[&id].done);
@@ -124,13 +124,15 @@ fn a_draining_worker_forwards_new_connections_to_the_replacement() {
     // Back from the replacement (were it draining too): ignored, not bounced.
     pair.server
         .forwarded_received(pair.now, addr(CLIENT), &first);
-    assert_eq!(pair.server.poll_transmit(pair.now), None);
+    assert_eq!(pair.server.poll_transmit(pair.now, &mut Vec::new()), None);
     assert_eq!(pair.server.connections(), 0);
     // The replacement, reading it from the channel, accepts it.
     let mut replacement = replacement();
     replacement.forwarded_received(pair.now, addr(CLIENT), &first);
     assert_eq!(replacement.connections(), 1);
-    assert!(replacement.poll_transmit(pair.now).is_some());
+    assert!(replacement
+        .poll_transmit(pair.now, &mut Vec::new())
+        .is_some());
 }
 
 #[test]
