@@ -250,10 +250,7 @@ impl Endpoint {
 
     /// The earliest moment [`Endpoint::handle_timeout`] must run, if any.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        self.conns
-            .values_mut()
-            .filter_map(|c| c.quic.poll_timeout())
-            .min()
+        self.conns.values_mut().filter_map(Conn::poll_timeout).min()
     }
 
     /// Run every connection timer due at `now` (loss detection, idle timeout, draining).
@@ -261,16 +258,11 @@ impl Endpoint {
         let due: Vec<u64> = self
             .conns
             .iter_mut()
-            .filter_map(|(id, c)| {
-                c.quic
-                    .poll_timeout()
-                    .is_some_and(|t| t <= now)
-                    .then_some(*id)
-            })
+            .filter_map(|(id, c)| c.poll_timeout().is_some_and(|t| t <= now).then_some(*id))
             .collect();
         for id in due {
             if let Some(conn) = self.conns.get_mut(&id) {
-                conn.quic.handle_timeout(now);
+                conn.handle_timeout(now);
                 self.process(ConnectionHandle(id as usize), now);
             }
         }
