@@ -223,31 +223,40 @@ class Flood:
                 sock.close()
 
 
-#: A worker is quiet when it wakes up fewer than this many times in QUIET_WINDOW seconds.
+#: A worker is quiet when, in QUIET_WINDOW seconds, it wakes up fewer than QUIET_SWITCHES
+#: times and uses less than a fifth of it in CPU time. (Idle, a worker wakes up a handful
+#: of times; under the flood, thousands.)
 QUIET_SWITCHES = 1000
 QUIET_WINDOW = 0.5
 
 
 def go_quiet(pids: set[int]) -> None:
-    """Wait (bounded) until none of ``pids`` is kept busy any more: each wakes up (a
-    voluntary context switch: a datagram, a timer) fewer than QUIET_SWITCHES times in a
-    window."""
-    last: dict[int, int] = {}
+    """Wait (bounded) until none of ``pids`` is kept busy any more, by datagrams going
+    round (wake-ups: voluntary context switches) or by work that never waits (CPU time)."""
+    last: dict[int, tuple[int, float]] = {}
 
-    def switches() -> dict[int, int]:
-        return {pid: psutil.Process(pid).num_ctx_switches().voluntary for pid in pids}
+    def usage() -> dict[int, tuple[int, float]]:
+        out = {}
+        for pid in pids:
+            process = psutil.Process(pid)
+            cpu = process.cpu_times()
+            out[pid] = (process.num_ctx_switches().voluntary, cpu.user + cpu.system)
+        return out
 
     def quiet() -> bool:
-        before = switches()
+        before = usage()
         time.sleep(QUIET_WINDOW)
-        after = switches()
-        last.update({pid: after[pid] - before[pid] for pid in pids})
-        return all(count < QUIET_SWITCHES for count in last.values())
+        after = usage()
+        for pid in pids:
+            last[pid] = (after[pid][0] - before[pid][0], after[pid][1] - before[pid][1])
+        return all(woke < QUIET_SWITCHES and cpu < QUIET_WINDOW / 5 for woke, cpu in last.values())
 
     try:
         wait_for(quiet, BOUND, "quiet workers")
     except WaitTimeout:
-        raise AssertionError(f"workers kept busy after the flood (wake-ups): {last}") from None
+        raise AssertionError(
+            f"workers kept busy after the flood (wake-ups, CPU seconds): {last}"
+        ) from None
 
 
 async def one_request(server: ServerProcess, ca_file: Path, i: int) -> int:
