@@ -13,6 +13,7 @@ from typing import Any
 from aioquic.asyncio.client import connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.h3.connection import H3_ALPN, FrameType, H3Connection
+from aioquic.h3.events import H3Event
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamReset
 from aioquic.tls import CipherSuite
@@ -60,11 +61,16 @@ class H3Client(QuicConnectionProtocol):
                 self._fail(stream_id, ResetByServer(f"connection closed {event.error_code:#x}"))
             return
         for h3_event in self.h3.handle_event(event):
-            response = collect(self.responses, h3_event)
-            if response is not None and response.ended:
-                waiter = self.waiters.pop(h3_event.stream_id, None)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(response)
+            self.h3_event_received(h3_event)
+
+    def h3_event_received(self, event: H3Event) -> None:
+        """One HTTP/3 event: folded into its stream's response, which completes its
+        waiter once whole. (A subclass may take some streams' events itself.)"""
+        response = collect(self.responses, event)
+        if response is not None and response.ended:
+            waiter = self.waiters.pop(event.stream_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(response)
 
     def _fail(self, stream_id: int, exc: Exception) -> None:
         waiter = self.waiters.pop(stream_id, None)
@@ -134,19 +140,23 @@ def configuration(ca_file: Path, options: Options) -> QuicConfiguration:
 
 @contextlib.asynccontextmanager
 async def h3_connect(
-    host: str, port: int, ca_file: Path, options: Options | None = None
+    host: str,
+    port: int,
+    ca_file: Path,
+    options: Options | None = None,
+    protocol: type[H3Client] = H3Client,
 ) -> AsyncIterator[H3Client]:
-    """A connected client (the handshake bounded by BOUND)."""
+    """A connected client (the handshake bounded by BOUND), an instance of ``protocol``."""
     opened = connect(
         host,
         port,
         configuration=configuration(ca_file, options or Options()),
-        create_protocol=H3Client,
+        create_protocol=protocol,
         wait_connected=True,
     )
     client = await asyncio.wait_for(opened.__aenter__(), BOUND)
     try:
-        assert isinstance(client, H3Client)
+        assert isinstance(client, protocol)
         yield client
     finally:
         await asyncio.wait_for(opened.__aexit__(None, None, None), BOUND)

@@ -307,16 +307,26 @@ async def hold_body(scope: Any, receive: Any, send: Any) -> None:
     await respond(send, b"held")
 
 
+def flood_chunk(offset: int, size: int) -> bytes:
+    """The numbered chunk of a /flood body at ``offset``."""
+    return (b"%016d" % offset + b"f" * size)[:size]
+
+
 async def flood(scope: Any, receive: Any, send: Any) -> None:
-    """Stream ``total`` bytes as fast as send() allows; progress goes to ``progress``."""
+    """Stream ``total`` bytes as fast as send() allows; progress goes to ``progress``.
+    With ``numbered=1`` each chunk starts with its offset (16 digits), so a client can
+    tell a body whose pieces were lost, repeated or reordered (see ``flood_chunk``)."""
     q = query(scope)
     total, size = int(q["total"]), int(q.get("size", str(64 * 1024)))
     progress = q["progress"]
+    numbered = q.get("numbered") == "1"
     chunk = b"f" * size
     await send({"type": "http.response.start", "status": 200, "headers": []})
     sent = 0
     try:
         while sent < total:
+            if numbered:
+                chunk = flood_chunk(sent, size)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             sent += size
             if sent % (1024 * 1024) < size:

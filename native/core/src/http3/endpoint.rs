@@ -286,10 +286,7 @@ impl Endpoint {
     /// must agree with.
     #[cfg(test)]
     pub(crate) fn scan_timeouts(&mut self) -> Option<Instant> {
-        self.conns
-            .values_mut()
-            .filter_map(|c| c.quic.poll_timeout())
-            .min()
+        self.conns.values_mut().filter_map(Conn::poll_timeout).min()
     }
 
     /// Bring the deadline index up to date with the connections touched since last time.
@@ -299,7 +296,7 @@ impl Endpoint {
                 continue;
             };
             conn.timers_moved = false;
-            let at = conn.quic.poll_timeout();
+            let at = conn.poll_timeout();
             if at == conn.deadline {
                 continue;
             }
@@ -323,7 +320,7 @@ impl Endpoint {
             .collect();
         for id in due {
             if let Some(conn) = self.conns.get_mut(&id) {
-                conn.quic.handle_timeout(now);
+                conn.handle_timeout(now);
                 self.process(ConnectionHandle(id as usize), now);
             }
         }

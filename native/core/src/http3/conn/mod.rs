@@ -5,7 +5,7 @@ mod request;
 mod uni;
 
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use quinn_proto::{Dir, ReadError, StreamEvent, StreamId, VarInt};
@@ -14,6 +14,9 @@ use super::{codes, frame, Event, Settings};
 use crate::rapid_reset::ResetGuard;
 use request::Request;
 use uni::Uni;
+
+/// QUIC's maximum ACK delay (RFC 9000 §18.2, the default quinn-proto keeps).
+const MAX_ACK_DELAY: Duration = Duration::from_millis(25);
 
 pub(crate) struct Conn {
     pub(crate) quic: quinn_proto::Connection,
@@ -35,6 +38,11 @@ pub(crate) struct Conn {
     goaway: Option<u64>,
     /// The next request stream id a GOAWAY would name.
     next_request: u64,
+    /// After GOAWAY, once nothing is left to answer: when the connection closes. Closing
+    /// at once would discard the GOAWAY not yet sent, and a request the client sent
+    /// meanwhile would end in a close it cannot tell from one after processing it
+    /// (RFC 9114 §5.2); until then the GOAWAY goes out and such a request is refused.
+    linger: Option<Instant>,
     closed: bool,
     /// Counts requests and the client's resets of unfinished ones (rapid reset).
     resets: ResetGuard,
@@ -67,6 +75,7 @@ impl Conn {
             unacked: HashSet::new(),
             goaway: None,
             next_request: 0,
+            linger: None,
             closed: false,
             resets: ResetGuard::default(),
             events: vec![Event::Connected { conn: id, remote }],
@@ -77,6 +86,19 @@ impl Conn {
 
     pub(crate) fn set_now(&mut self, now: Instant) {
         self.now = now;
+    }
+
+    /// The earliest moment [`Conn::handle_timeout`] must run, if any.
+    pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
+        let linger = self.linger.filter(|_| !self.closed);
+        self.quic.poll_timeout().into_iter().chain(linger).min()
+    }
+
+    /// QUIC's timers due at `now`, and the close after GOAWAY.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        self.quic.handle_timeout(now);
+        self.close_if_drained();
     }
 
     pub(crate) fn open_requests(&self) -> usize {
@@ -162,8 +184,10 @@ impl Conn {
             );
         };
         self.control = Some(id);
-        self.control_out.push(0x00);
-        self.control_out.extend(frame::settings(&[
+        // The stream type and SETTINGS go first: a GOAWAY queued while the handshake
+        // was still under way (a drain that began then) follows them.
+        let mut head = vec![0x00];
+        head.extend(frame::settings(&[
             (frame::SETTINGS_QPACK_MAX_TABLE_CAPACITY, 0),
             (frame::SETTINGS_QPACK_BLOCKED_STREAMS, 0),
             (
@@ -171,6 +195,7 @@ impl Conn {
                 self.settings.max_header_list_size,
             ),
         ]));
+        self.control_out.splice(..0, head);
         self.flush_control();
     }
 
@@ -248,9 +273,15 @@ impl Conn {
         });
     }
 
-    /// After GOAWAY, close once every request is answered and acknowledged.
+    /// After GOAWAY, close once every request is answered and acknowledged, and the
+    /// linger that follows (about three probe timeouts, as long as QUIC drains) is over.
     fn close_if_drained(&mut self) {
-        if self.goaway.is_some() && self.requests.is_empty() && self.unacked.is_empty() {
+        if self.goaway.is_none() || !self.requests.is_empty() || !self.unacked.is_empty() {
+            return;
+        }
+        let rtt = self.quic.rtt() + MAX_ACK_DELAY;
+        let until = *self.linger.get_or_insert(self.now + 3 * rtt);
+        if self.now >= until {
             self.close(codes::NO_ERROR, "");
         }
     }

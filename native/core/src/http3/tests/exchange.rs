@@ -238,6 +238,48 @@ fn goaway_lets_the_in_flight_request_finish_then_closes() {
     assert_eq!(pair.server.connections(), 0);
 }
 
+/// The server drains while `pair`'s client sends a request: the two cross.
+fn goaway_crossing_a_request(mut pair: Pair) {
+    let crossing = pair
+        .client
+        .request(&request_fields("POST", "/crossing"), b"body", true);
+    let now = pair.now;
+    pair.server.goaway(now);
+    let mut echo = Echo::default();
+    pair.run(&mut |s, now, e| echo.on(s, now, e), &|p| {
+        p.client.lost.is_some()
+    });
+    // The client learns the request was not processed (so it may send it again).
+    assert_eq!(
+        pair.client.goaway,
+        Some(0),
+        "the GOAWAY never reached the client"
+    );
+    assert!(pair.client.server_settings.is_some());
+    assert_eq!(
+        pair.client.responses[&crossing].reset,
+        Some(codes::REQUEST_REJECTED)
+    );
+    assert_eq!(pair.client.close_code(), Some(codes::NO_ERROR));
+    pair.settle(&|p| p.server.connections() == 0);
+    assert_eq!(pair.server.connections(), 0);
+}
+
+#[test]
+fn goaway_on_an_idle_connection_goes_out_before_the_close() {
+    let mut pair = Pair::new(&Settings::default());
+    pair.settle(&|p| p.client.server_settings.is_some());
+    goaway_crossing_a_request(pair);
+}
+
+#[test]
+fn goaway_during_the_handshake_follows_the_settings() {
+    let mut pair = Pair::new(&Settings::default());
+    // The client is connected before the server is (its handshake ends first).
+    pair.settle(&|p| p.client.connected);
+    goaway_crossing_a_request(pair);
+}
+
 #[test]
 fn max_requests_sends_goaway_after_the_last_one() {
     let settings = Settings {
