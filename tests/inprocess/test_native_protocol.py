@@ -223,8 +223,10 @@ def test_streaming_response_is_chunked(run: Runner) -> None:
 
 @pytest.mark.parametrize("length", [False, True], ids=["chunked", "content-length"])
 def test_large_body_parts_are_written_from_the_apps_own_bytes(run: Runner, length: bool) -> None:
-    """A large body part goes to the transport as the app's object (no copy in user space),
-    framed correctly before and after; a small one is copied together with its framing."""
+    """On uvloop a large body part goes to the transport as the app's object (no copy in
+    user space), framed correctly before and after; a small one is copied together with its
+    framing. On asyncio's loop, whose selector transports do not pause the protocol from
+    ``writelines`` on every Python this runs on, every part is copied into one write."""
     parts = [bytes([n]) * (64 * 1024) for n in range(3)] + [b"tail"]
     headers = [(b"content-length", str(sum(map(len, parts))).encode())] if length else []
 
@@ -244,8 +246,9 @@ def test_large_body_parts_are_written_from_the_apps_own_bytes(run: Runner, lengt
             assert resp.body == b"".join(parts)
             assert ("content-length" in resp.headers) is length
         written = conn.transport.writes
+        vectored = type(asyncio.get_running_loop()).__module__.startswith("uvloop")
         for part in parts[:3]:
-            assert sum(1 for chunk in written if chunk is part) == 2
+            assert sum(1 for chunk in written if chunk is part) == (2 if vectored else 0)
         assert not any(chunk is parts[3] for chunk in written)
 
     run(scenario)

@@ -43,6 +43,10 @@ pub struct ServerState {
     pub pathsend: Option<Py<PyAny>>,
     /// `await send(...)` needs no Future most of the time: this one is reused.
     pub ready_none: Py<Ready>,
+    /// The loop's transports pause the protocol from `writelines` as from `write`
+    /// (uvloop's do; asyncio's selector transports of Python 3.12 and 3.13.0 do not), so
+    /// a large body part may go out as the app's own `bytes` (`Effects::wire`).
+    pub vectored_writes: bool,
     http_template: Py<PyDict>,
     ws_template: Py<PyDict>,
     asgi: Py<PyDict>,
@@ -131,6 +135,11 @@ impl ServerState {
             None => false,
         };
         let spawner = TaskSpawner::new(event_loop)?;
+        let vectored_writes = event_loop
+            .get_type()
+            .module()?
+            .to_str()?
+            .starts_with("uvloop");
         let template = |websocket| {
             scope_template(py, &settings.root_path, lifespan_state.is_some(), websocket)
                 .map(Bound::unbind)
@@ -149,6 +158,7 @@ impl ServerState {
             lifespan_state,
             pathsend,
             ready_none: Py::new(py, Ready)?,
+            vectored_writes,
             asgi: asgi_template(py)?.unbind(),
             requests_served: AtomicU64::new(0),
             request_budget,

@@ -67,9 +67,10 @@ impl Effects {
     }
 
     /// Everything to write: one `bytes` built with a single copy of each part, or, for a
-    /// body part of at least `LARGE_BODY` bytes, the app's own `bytes` between the framing
-    /// around it (written with `writelines`, so the body is never copied in user space).
-    fn wire<'py>(&self, py: Python<'py>) -> PyResult<Option<Wire<'py>>> {
+    /// body part of at least `LARGE_BODY` bytes when the transport's `writelines` applies
+    /// flow control (`vectored`), the app's own `bytes` between the framing around it
+    /// (so the body is never copied in user space).
+    fn wire<'py>(&self, py: Python<'py>, vectored: bool) -> PyResult<Option<Wire<'py>>> {
         if let Some(sealed) = &self.sealed {
             return Ok(Some(Wire::One(sealed.bind(py).clone())));
         }
@@ -77,7 +78,7 @@ impl Effects {
         if body.is_none() && self.write_suffix.is_empty() && self.write_tail.is_empty() {
             return Ok((!self.write.is_empty()).then(|| Wire::One(PyBytes::new(py, &self.write))));
         }
-        if let Some(body) = body.filter(|b| b.as_bytes().len() >= LARGE_BODY) {
+        if let Some(body) = body.filter(|b| vectored && b.as_bytes().len() >= LARGE_BODY) {
             return self.around(body).map(Some);
         }
         let body = body.map_or(&b""[..], |b| b.as_bytes());
@@ -257,15 +258,18 @@ impl HttpProtocol {
             fx.stream_access.iter().for_each(count);
         }
         if let Some(transport) = transport {
-            keep(fx.wire(py).and_then(|wire| match wire {
-                Some(wire) => {
-                    if let Some(metrics) = &state.metrics {
-                        metrics.bytes_out(wire.len());
-                    }
-                    wire.write_to(transport)
-                }
-                None => Ok(()),
-            }));
+            keep(
+                fx.wire(py, state.vectored_writes)
+                    .and_then(|wire| match wire {
+                        Some(wire) => {
+                            if let Some(metrics) = &state.metrics {
+                                metrics.bytes_out(wire.len());
+                            }
+                            wire.write_to(transport)
+                        }
+                        None => Ok(()),
+                    }),
+            );
             if flush_now {
                 keep(transport.call_method0(key!(py, "flush")).map(drop));
             }
