@@ -199,31 +199,21 @@ pub fn build_scope<'py>(
         }),
     )?;
 
-    let mut scheme = match (websocket, tls.is_some() || head.encrypted()) {
-        (false, false) => "http",
-        (false, true) => "https",
-        (true, false) => "ws",
-        (true, true) => "wss",
-    };
+    let mut secure = tls.is_some() || head.encrypted();
     let mut client = peer.client.as_ref().map(|c| c.bind(py).clone().into_any());
     if peer.trusted {
         if let Some(proxies) = &state.settings.proxies {
             let pairs = (0..head.field_count()).map(|i| (head.field_name(i), head.field_value(i)));
             let forwarded = read_forwarded(proxies, pairs);
             if let Some(proto) = forwarded.scheme {
-                scheme = match (websocket, proto) {
-                    (true, "https" | "wss") => "wss",
-                    (true, _) => "ws",
-                    (false, "https" | "wss") => "https",
-                    (false, _) => "http",
-                };
+                secure = matches!(proto, "https" | "wss");
             }
             if let Some(host) = forwarded.client {
                 client = Some((host, 0u16).into_pyobject(py)?.into_any());
             }
         }
     }
-    scope.set_item(key!(py, "scheme"), scheme_str(py, scheme))?;
+    scope.set_item(key!(py, "scheme"), scheme_str(py, websocket, secure))?;
 
     let decoded = percent_decode(target.raw_path);
     if state.settings.root_path.is_empty() {
@@ -254,13 +244,13 @@ pub fn build_scope<'py>(
     Ok(scope)
 }
 
-/// `scheme` as a shared string: one of the four the scope can hold.
-fn scheme_str<'py>(py: Python<'py>, scheme: &str) -> &'py Bound<'py, PyString> {
-    match scheme {
-        "https" => key!(py, "https"),
-        "ws" => key!(py, "ws"),
-        "wss" => key!(py, "wss"),
-        _ => key!(py, "http"),
+/// The scope's scheme as a shared string: one of the four it can hold.
+fn scheme_str(py: Python<'_>, websocket: bool, secure: bool) -> &Bound<'_, PyString> {
+    match (websocket, secure) {
+        (false, false) => key!(py, "http"),
+        (false, true) => key!(py, "https"),
+        (true, false) => key!(py, "ws"),
+        (true, true) => key!(py, "wss"),
     }
 }
 

@@ -103,13 +103,14 @@ impl Effects {
         if self.write.is_empty() && after.is_none() {
             return Ok(Wire::One(body.clone()));
         }
-        let mut parts = Vec::with_capacity(3);
-        if !self.write.is_empty() {
-            parts.push(PyBytes::new(py, &self.write));
-        }
-        parts.push(body.clone());
-        parts.extend(after);
-        Ok(Wire::Parts(parts))
+        let head = (!self.write.is_empty()).then(|| PyBytes::new(py, &self.write));
+        let parts: Vec<Bound<'py, PyBytes>> = head
+            .into_iter()
+            .chain([body.clone()])
+            .chain(after)
+            .collect();
+        let len = parts.iter().map(|part| part.as_bytes().len()).sum();
+        Ok(Wire::Parts(PyTuple::new(py, parts)?, len))
     }
 
     fn is_empty(&self) -> bool {
@@ -144,15 +145,15 @@ const LARGE_BODY: usize = 16 * 1024;
 /// What one `apply` writes.
 enum Wire<'py> {
     One(Bound<'py, PyBytes>),
-    /// Written together with `transport.writelines`.
-    Parts(Vec<Bound<'py, PyBytes>>),
+    /// `bytes` written together with `transport.writelines`, and their total length.
+    Parts(Bound<'py, PyTuple>, usize),
 }
 
 impl<'py> Wire<'py> {
     fn len(&self) -> usize {
         match self {
             Wire::One(bytes) => bytes.as_bytes().len(),
-            Wire::Parts(parts) => parts.iter().map(|part| part.as_bytes().len()).sum(),
+            Wire::Parts(_, len) => *len,
         }
     }
 
@@ -160,10 +161,7 @@ impl<'py> Wire<'py> {
         let py = transport.py();
         match self {
             Wire::One(bytes) => transport.call_method1(key!(py, "write"), (bytes,)),
-            Wire::Parts(parts) => {
-                let parts = PyTuple::new(py, parts)?;
-                transport.call_method1(key!(py, "writelines"), (parts,))
-            }
+            Wire::Parts(parts, _) => transport.call_method1(key!(py, "writelines"), (parts,)),
         }
         .map(drop)
     }
