@@ -73,14 +73,8 @@ class Lifespan:
             return True
         self.logger.info("Waiting for application startup.")
         self._phase = "startup"
-        self._answered = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._main())
-        await self._receive_queue.put({"type": "lifespan.startup"})
-        try:
-            await self._wait_answer()
-        except asyncio.CancelledError:
-            self._task.cancel()
-            raise
+        await self._ask("lifespan.startup")
         answer = self._answer
         if answer is None:  # the app raised or returned without answering
             return self._unanswered("startup")
@@ -114,14 +108,8 @@ class Lifespan:
             return
         self.logger.info("Waiting for application shutdown.")
         self._phase = "shutdown"
-        self._answered = asyncio.Event()
         self._answer = None
-        await self._receive_queue.put({"type": "lifespan.shutdown"})
-        try:
-            await self._wait_answer()
-        except asyncio.CancelledError:
-            self._task.cancel()
-            raise
+        await self._ask("lifespan.shutdown")
         answer = self._answer
         self._phase = "done"
         if answer is None:
@@ -240,9 +228,17 @@ class Lifespan:
         if self._answered is not None:
             self._answered.set()
 
-    async def _wait_answer(self) -> None:
-        assert self._answered is not None
-        await self._answered.wait()
+    async def _ask(self, kind: str) -> None:
+        """Hand the app the ``kind`` message and wait for its answer; cancelled, the app's
+        lifespan task is cancelled with it."""
+        answered = self._answered = asyncio.Event()
+        await self._receive_queue.put({"type": kind})
+        try:
+            await answered.wait()
+        except asyncio.CancelledError:
+            if self._task is not None:
+                self._task.cancel()
+            raise
 
     async def _reap(self) -> None:
         """Give the app's lifespan task a bounded moment to return, then cancel it."""
