@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
 from apps.testapp import flood_chunk
 from h3client import BOUND, H3Client, ResetByServer, h3_connect
@@ -336,8 +337,9 @@ async def upload_across_a_flooded_roll(
     return await asyncio.wait_for(waiter, BOUND), holder, flood, served
 
 
+@pytest.mark.parametrize("preload", [False, True])
 def test_junk_flood_during_a_roll_harms_no_one(
-    server_factory: Any, tls_certs: TLSCerts, loop: str
+    server_factory: Any, tls_certs: TLSCerts, loop: str, preload: bool
 ) -> None:
     """Junk datagrams of every kind the workers sort by (random ids: the other worker's
     business, or nobody's) flood the port while SIGHUP rolls both workers; an upload
@@ -345,9 +347,11 @@ def test_junk_flood_during_a_roll_harms_no_one(
     as unprocessed by a worker that began to drain is made again). No worker dies, the
     workers go quiet once the flood is over (a datagram handed over is never handed back,
     so junk cannot circle between a worker and its replacement), the roll completes, and
-    the new workers serve."""
+    the new workers serve. With --preload the new workers come from a new zygote, which
+    hands them the sockets."""
     # An idle connection of an old worker closes after 1 s (its drain ends soon).
     flags = ["--http3", "--workers", "2", "--timeout-keep-alive", "1"]
+    flags += ["--preload"] if preload else []
     server = server_factory("testapp:app", *flags, loop=loop, tls=tls_certs)
     assert server.tls is not None
     ca_file = server.tls.ca_file
