@@ -21,12 +21,14 @@ from sup_helpers import Load, Server
 
 pytestmark = pytest.mark.timeout(240)
 
-#: One-shot clients beside keep-alive pools and eager keep-alive clients (see test_rolling).
-MIXED = {"close": 4, "pool": 2, "eager": 2}
+#: One-shot clients beside keep-alive pools, eager keep-alive clients (see test_rolling)
+#: and clients pipelining three requests at a time.
+MIXED = {"close": 4, "pool": 2, "eager": 2, "pipeline": 2}
 STARTUP_DELAY = "0.5"
 #: SIGHUPs in a burst, each after a new version of the code is in place.
 BURST = 4
-#: Requests the load must complete between two steps (the new workers serve too).
+#: Requests the load completes before the first step, and after each step once only the
+#: newest workers are left (so they alone answer them).
 PROGRESS = 150
 
 
@@ -38,13 +40,12 @@ class Code:
         self.version = 0
         self.bump()
 
-    def bump(self) -> str:
+    def bump(self) -> None:
         """Put the next version in place (atomically: a worker may be importing now)."""
         self.version += 1
         staged = self.path.with_suffix(".new")
         staged.write_text(self.current())
         os.replace(staged, self.path)
-        return self.current()
 
     def current(self) -> str:
         return f"v{self.version}"
@@ -122,12 +123,12 @@ def _stop(server: Server) -> None:
 
 
 @pytest.mark.parametrize(
-    ("loop", "sockets"), [("uvloop", "off"), ("asyncio", "on"), ("uvloop", "on")]
+    ("loop", "sockets", "workers"),
+    [("uvloop", "off", 2), ("asyncio", "on", 2), ("uvloop", "on", 4)],
 )
 def test_sighups_during_a_roll_end_on_the_newest_code(
-    start: Callable[..., Server], tmp_path: Path, loop: str, sockets: str
+    start: Callable[..., Server], tmp_path: Path, loop: str, sockets: str, workers: int
 ) -> None:
-    workers = 2
     server, code = _start(start, tmp_path, workers, loop, sockets)
     load = Load(server, MIXED, max_requests=100000, max_seconds=150)
     try:
@@ -159,31 +160,35 @@ def test_sighups_during_a_roll_end_on_the_newest_code(
 
 
 #: Resizes and reloads together: the signals sent at once, those sent once the roll began
-#: (its replacement still booting), and the worker count they lead to from 2.
+#: (its replacement still booting), and the worker count after them, relative to the start.
 RESIZES = [
-    ((signal.SIGTTIN, signal.SIGHUP), (), 3),
-    ((signal.SIGTTOU, signal.SIGHUP), (), 2),
-    ((signal.SIGHUP,), (signal.SIGTTIN,), 3),
-    ((signal.SIGHUP,), (signal.SIGTTOU,), 2),
+    ((signal.SIGTTIN, signal.SIGHUP), (), 1),
+    ((signal.SIGTTOU, signal.SIGHUP), (), 0),
+    ((signal.SIGHUP,), (signal.SIGTTIN,), 1),
+    ((signal.SIGHUP,), (signal.SIGTTOU,), 0),
+    ((signal.SIGTTOU, signal.SIGHUP), (signal.SIGTTOU,), -2),
 ]
 
 
-@pytest.mark.parametrize(("loop", "sockets"), [("uvloop", "on"), ("asyncio", "off")])
+@pytest.mark.parametrize(
+    ("loop", "sockets", "workers"),
+    [("asyncio", "off", 3), ("uvloop", "on", 4)],
+)
 def test_sighup_and_resizes_together_end_on_the_newest_code(
-    start: Callable[..., Server], tmp_path: Path, loop: str, sockets: str
+    start: Callable[..., Server], tmp_path: Path, loop: str, sockets: str, workers: int
 ) -> None:
-    server, code = _start(start, tmp_path, 2, loop, sockets)
+    server, code = _start(start, tmp_path, workers, loop, sockets)
     load = Load(server, MIXED, max_requests=100000, max_seconds=150)
     try:
         load.wait_count(PROGRESS)
-        for reloads, (at_once, during_roll, count) in enumerate(RESIZES, 1):
+        for reloads, (at_once, during_roll, change) in enumerate(RESIZES, 1):
             code.bump()
             for signum in at_once:
                 server.signal(signum)
             server.wait_log(r"Reloading \(SIGHUP\)", count=reloads, timeout=30)
             for signum in during_roll:
                 server.signal(signum)
-            _check_newest(server, _settle(server, load, count), code)
+            _check_newest(server, _settle(server, load, workers + change), code)
     finally:
         load.stop()
     assert load.failures == []
