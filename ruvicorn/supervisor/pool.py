@@ -134,6 +134,9 @@ class Pool:
             if message == worker_process.MSG_READY and not worker.ready:
                 worker.ready = True
                 log.info("Worker %d ready", worker.pid)
+                if worker.owed_signal:
+                    worker.signal(worker.owed_signal)
+                    worker.owed_signal = 0
                 if not self.announced:
                     self._announce()
                 self._after_ready()
@@ -438,7 +441,14 @@ class Pool:
         # fewer workers wanted is a plain graceful stop, unless the worker serves HTTP/3
         # sockets, which another worker adopts (``_share_orphans``).
         replaced = worker.replace_reason or worker.quic
-        worker.signal(signal.SIGHUP if replaced else signal.SIGTERM)
+        signum = signal.SIGHUP if replaced else signal.SIGTERM
+        if worker.ready:
+            worker.signal(signum)
+        else:
+            # A booting worker has no handler for it yet: the default action would kill it
+            # mid-startup, its lifespan never shut down. It gets the signal once ready
+            # (it says so only once its handlers are in place); kill_at still bounds it.
+            worker.owed_signal = signum
 
     def _retiring(self, worker: Worker, now: float) -> None:
         worker.retiring = True

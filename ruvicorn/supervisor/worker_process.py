@@ -61,6 +61,8 @@ class Worker:
     replace_reason: str = ""
     #: Told to stop (retired, stopping, or hung); no longer counts as capacity.
     retiring: bool = False
+    #: The stop signal a worker retired while booting gets once it reports ready (0: none).
+    owed_signal: int = 0
     #: When a retiring worker gets SIGKILL if it is still alive.
     kill_at: float = 0.0
     killed: bool = False

@@ -129,22 +129,28 @@ class EagerClient:
     response ends (the worst moment for a server that closes idle connections), and
     reconnects only when told ``connection: close``."""
 
+    #: Requests sent in one write, all of which must be answered.
+    depth = 1
+
     def __init__(self, server: Server) -> None:
         self.port = server.port
         self.conn: RawClient | None = None
 
     def get(self) -> tuple[int, str]:
+        """The first status other than 200 (else 200) and the last body."""
         if self.conn is None:
             self.conn = RawClient("127.0.0.1", self.port, timeout=10)
         try:
-            self.conn.send(request("GET", "/"))
-            response = self.conn.read_response()
+            self.conn.send(request("GET", "/") * self.depth)
+            responses = self.conn.read_responses(self.depth)
         except BaseException:
             self.close()
             raise
-        if not response.keeps_alive:
+        last = responses[-1]
+        if not last.keeps_alive:
             self.close()
-        return response.status, response.body.decode()
+        status = next((r.status for r in responses if r.status != 200), 200)
+        return status, last.body.decode()
 
     def close(self) -> None:
         if self.conn is not None:
@@ -152,7 +158,19 @@ class EagerClient:
             self.conn = None
 
 
-CLIENTS = {"close": CloseClient, "pool": PoolClient, "eager": EagerClient}
+class PipelineClient(EagerClient):
+    """An eager client pipelining three requests per write: a worker that starts to drain
+    must answer every request it received before it closes the connection."""
+
+    depth = 3
+
+
+CLIENTS = {
+    "close": CloseClient,
+    "pool": PoolClient,
+    "eager": EagerClient,
+    "pipeline": PipelineClient,
+}
 
 
 def _refused(kind: str, exc: Exception) -> bool:

@@ -1,10 +1,14 @@
 """A test app: answers with its pid; records lifespan events; can sleep, block, allocate.
 
 Routes: / -> pid, /sleep?s=N (async sleep), /block?s=N (blocks the event loop),
-/alloc?mb=N (keeps N MiB alive), /crash (kills its worker), /env?name=X (a variable).
+/alloc?mb=N (keeps N MiB alive), /crash (kills its worker), /env?name=X (a variable),
+/code -> "PID CODE".
 Events are appended to $RUVICORN_TEST_EVENTS as "import PID" (module imported),
 "startup PID", "shutdown PID" and
 "request/sleep PID" / "request/block PID" when such a request reaches the app.
+$RUVICORN_TEST_CODE names a file read once at import, standing in for the code a worker
+runs (recorded as "code:CODE PID"); $RUVICORN_TEST_STARTUP_DELAY makes lifespan startup
+take that many seconds (a worker that is slow to boot).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 _hoard: list[bytearray] = []
@@ -28,12 +33,17 @@ def _record(event: str) -> None:
 
 
 _record("import")
+_code_file = os.environ.get("RUVICORN_TEST_CODE")
+CODE = Path(_code_file).read_text().strip() if _code_file else ""
+if _code_file:
+    _record(f"code:{CODE}")
 
 
 async def _lifespan(receive: Any, send: Any) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            await asyncio.sleep(float(os.environ.get("RUVICORN_TEST_STARTUP_DELAY", "0")))
             _record("startup")
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
@@ -65,6 +75,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     body = str(os.getpid()).encode()
     if path == "/env":
         body = os.environ.get(query.get("name", ""), "").encode()
+    elif path == "/code":
+        body = f"{os.getpid()} {CODE}".encode()
     await send(
         {
             "type": "http.response.start",
