@@ -15,7 +15,7 @@ use crate::metrics;
 use crate::server::ServerState;
 use ruvicorn_core::http1::connection::{Feed, ReceiveOutcome, SendError, SendOutcome};
 use ruvicorn_core::http2::sniff;
-use ruvicorn_core::syntax::{error_response, CONTINUE_100};
+use ruvicorn_core::syntax::error_response;
 
 /// What `connection_lost` hands back to be completed once the lock is released.
 pub(crate) struct Lost {
@@ -271,39 +271,8 @@ impl Conn {
         }
     }
 
-    /// `receive()` of exchange (or stream) `seq`: a body message, the disconnect, or wait
-    /// (writing "100 Continue" first when the client waits for it).
-    pub(crate) fn receive(&mut self, seq: u64, fx: &mut Effects) -> ReceiveOutcome {
-        let outcome = self.next_message(seq, fx);
-        if let ReceiveOutcome::Wait {
-            send_continue: true,
-        } = outcome
-        {
-            fx.write.extend_from_slice(CONTINUE_100);
-        }
-        outcome
-    }
-
-    /// A waiting `receive()` of exchange (or stream) `seq` was woken: take its message, or
-    /// keep it waiting.
-    pub(super) fn receive_or_wait(
-        &mut self,
-        seq: u64,
-        waiter: Py<PyAny>,
-        fx: &mut Effects,
-    ) -> ReceiveOutcome {
-        let outcome = self.next_message(seq, fx);
-        if let ReceiveOutcome::Wait { .. } = outcome {
-            self.receive_waiters.push((seq, waiter));
-        }
-        outcome
-    }
-
-    /// The next message for `receive()` of `seq`, in either mode.
-    fn next_message(&mut self, seq: u64, fx: &mut Effects) -> ReceiveOutcome {
-        if let Mode::Http2(_) = self.mode {
-            return self.h2_receive(seq, fx);
-        }
+    /// The next message for `receive()` of exchange `seq`.
+    pub(super) fn h1_receive(&mut self, seq: u64, fx: &mut Effects) -> ReceiveOutcome {
         let outcome = match self.http1.receive(seq) {
             _ if self.lost => ReceiveOutcome::Disconnect,
             outcome => outcome,
@@ -312,28 +281,20 @@ impl Conn {
         outcome
     }
 
-    pub(crate) fn add_receive_waiter(&mut self, seq: u64, waiter: Py<PyAny>) {
-        self.receive_waiters.push((seq, waiter));
-    }
-
     /// `send()` may not go on: the client left, or the connection closes before the
     /// response of `seq` was complete.
     fn send_refused(&self, seq: u64) -> bool {
         self.lost || (self.closing && !self.http1.response_complete(seq))
     }
 
-    /// `http.response.start` of exchange `seq`.
-    pub(crate) fn start_response<'h>(
+    /// `http.response.start`, framed once the first body part says how.
+    pub(super) fn h1_start_response<'h>(
         &mut self,
         seq: u64,
         status: u16,
         headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
-        trailers: bool,
         defaults: &[&[u8]],
     ) -> PyResult<()> {
-        if let Mode::Http2(_) = self.mode {
-            return self.h2_start_response(seq, status, headers, trailers, defaults);
-        }
         if self.send_refused(seq) {
             return Err(disconnected());
         }
@@ -344,7 +305,7 @@ impl Conn {
 
     /// `http.response.body` of exchange `seq`; `body` is the app's bytes object holding
     /// `data`, written without another copy.
-    pub(crate) fn send_body(
+    pub(super) fn h1_send_body(
         &mut self,
         seq: u64,
         data: &[u8],
@@ -353,9 +314,6 @@ impl Conn {
         state: &ServerState,
         fx: &mut Effects,
     ) -> PyResult<()> {
-        if let Mode::Http2(_) = self.mode {
-            return self.h2_send_body(seq, data, more_body, fx);
-        }
         if self.send_refused(seq) {
             return Err(disconnected());
         }
@@ -388,23 +346,6 @@ impl Conn {
         }
     }
 
-    /// `http.response.trailers` of stream `seq` (the extension is advertised on HTTP/2
-    /// only).
-    pub(crate) fn send_trailers<'h>(
-        &mut self,
-        seq: u64,
-        headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
-        more_trailers: bool,
-        fx: &mut Effects,
-    ) -> PyResult<()> {
-        if let Mode::Http2(_) = self.mode {
-            return self.h2_send_trailers(seq, headers, more_trailers, fx);
-        }
-        Err(PyRuntimeError::new_err(
-            "http.response.trailers is only supported over HTTP/2",
-        ))
-    }
-
     /// Log the current request with the status the app sent.
     fn log_response(&mut self, fx: &mut Effects) {
         if let Some(access) = self.access.take() {
@@ -413,37 +354,25 @@ impl Conn {
         }
     }
 
-    /// The app's response headers, for an access log format that reads them.
-    pub(crate) fn keep_response_headers(&mut self, seq: u64, headers: Option<Py<PyList>>) {
-        if let Mode::Http2(_) = self.mode {
-            return self.h2_keep_response_headers(seq, headers);
-        }
+    /// Kept on the exchange's access record.
+    pub(super) fn h1_keep_response_headers(&mut self, headers: Option<Py<PyList>>) {
         if let Some(access) = &mut self.access {
             access.response_headers = headers.map(Py::into_any);
         }
     }
 
-    /// `http.response.pathsend`: the file's length frames the response (its bytes are
-    /// counted as the file goes through `send_body`).
-    pub(crate) fn set_body_length(&mut self, seq: u64, length: u64) {
-        if let Mode::Http2(_) = self.mode {
-            return self.h2_set_body_length(seq, length);
-        }
+    pub(super) fn h1_set_body_length(&mut self, seq: u64, length: u64) {
         self.http1.set_body_length(seq, length);
     }
 
-    /// The app of exchange `seq` is done. A response it did not complete is settled: 500
-    /// if nothing was sent yet, else the connection is cut so the client sees a truncated
-    /// response. Returns the complaint to log, if any.
-    pub(crate) fn app_finished(
+    /// A response the app left incomplete: 500 if nothing is on the wire, else the
+    /// connection is cut; either way the connection closes after it.
+    pub(super) fn h1_app_finished(
         &mut self,
         seq: u64,
         state: &ServerState,
         fx: &mut Effects,
     ) -> Option<&'static str> {
-        if let Mode::Http2(_) = self.mode {
-            return self.h2_app_finished(seq, fx);
-        }
         if !self.http1.is_current(seq) || self.http1.response_complete(seq) {
             return None;
         }

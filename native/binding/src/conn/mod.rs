@@ -17,9 +17,10 @@
 //! TLS is a layer beneath whatever mode runs (`tls.rs`): bytes read are decrypted before a
 //! mode sees them, and [`HttpProtocol::decide`] encrypts what a decision writes before the
 //! lock is released. HTTP/2 is one more [`Mode`] with its own file next to `http1.rs` and
-//! `ws.rs`.
+//! `ws.rs`; `exchange.rs` hands an exchange's events to the mode that carries it.
 
 mod effects;
+mod exchange;
 mod http1;
 mod http2;
 mod http3;

@@ -1,0 +1,134 @@
+//! The events an exchange's `RequestCycle` sends (`receive()`, `send()`, the app's end),
+//! each handed to the mode that carries the exchange: HTTP/1.1 (`http1.rs`) or a stream
+//! of HTTP/2 or HTTP/3 (`http2.rs`).
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+
+use super::{Conn, Effects, Mode};
+use crate::server::ServerState;
+use ruvicorn_core::http1::connection::ReceiveOutcome;
+use ruvicorn_core::syntax::CONTINUE_100;
+
+impl Conn {
+    /// `receive()` of exchange (or stream) `seq`: a body message, the disconnect, or wait
+    /// (writing "100 Continue" first when the client waits for it).
+    pub(crate) fn receive(&mut self, seq: u64, fx: &mut Effects) -> ReceiveOutcome {
+        let outcome = self.next_message(seq, fx);
+        if let ReceiveOutcome::Wait {
+            send_continue: true,
+        } = outcome
+        {
+            fx.write.extend_from_slice(CONTINUE_100);
+        }
+        outcome
+    }
+
+    /// A waiting `receive()` of exchange (or stream) `seq` was woken: take its message, or
+    /// keep it waiting.
+    pub(super) fn receive_or_wait(
+        &mut self,
+        seq: u64,
+        waiter: Py<PyAny>,
+        fx: &mut Effects,
+    ) -> ReceiveOutcome {
+        let outcome = self.next_message(seq, fx);
+        if let ReceiveOutcome::Wait { .. } = outcome {
+            self.receive_waiters.push((seq, waiter));
+        }
+        outcome
+    }
+
+    pub(crate) fn add_receive_waiter(&mut self, seq: u64, waiter: Py<PyAny>) {
+        self.receive_waiters.push((seq, waiter));
+    }
+
+    fn next_message(&mut self, seq: u64, fx: &mut Effects) -> ReceiveOutcome {
+        match self.mode {
+            Mode::Http2(_) => self.h2_receive(seq, fx),
+            _ => self.h1_receive(seq, fx),
+        }
+    }
+
+    /// `http.response.start` of exchange `seq`.
+    pub(crate) fn start_response<'h>(
+        &mut self,
+        seq: u64,
+        status: u16,
+        headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
+        trailers: bool,
+        defaults: &[&[u8]],
+    ) -> PyResult<()> {
+        match self.mode {
+            Mode::Http2(_) => self.h2_start_response(seq, status, headers, trailers, defaults),
+            _ => self.h1_start_response(seq, status, headers, defaults),
+        }
+    }
+
+    /// `http.response.body` of exchange `seq`; `body` is the app's bytes object holding
+    /// `data`.
+    pub(crate) fn send_body(
+        &mut self,
+        seq: u64,
+        data: &[u8],
+        body: Option<&Bound<'_, PyBytes>>,
+        more_body: bool,
+        state: &ServerState,
+        fx: &mut Effects,
+    ) -> PyResult<()> {
+        match self.mode {
+            Mode::Http2(_) => self.h2_send_body(seq, data, more_body, fx),
+            _ => self.h1_send_body(seq, data, body, more_body, state, fx),
+        }
+    }
+
+    /// `http.response.trailers` of stream `seq` (the extension is advertised on HTTP/2
+    /// and HTTP/3 only).
+    pub(crate) fn send_trailers<'h>(
+        &mut self,
+        seq: u64,
+        headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
+        more_trailers: bool,
+        fx: &mut Effects,
+    ) -> PyResult<()> {
+        match self.mode {
+            Mode::Http2(_) => self.h2_send_trailers(seq, headers, more_trailers, fx),
+            _ => Err(PyRuntimeError::new_err(
+                "http.response.trailers is only supported over HTTP/2",
+            )),
+        }
+    }
+
+    /// The app's response headers, for an access log format that reads them.
+    pub(crate) fn keep_response_headers(&mut self, seq: u64, headers: Option<Py<PyList>>) {
+        match self.mode {
+            Mode::Http2(_) => self.h2_keep_response_headers(seq, headers),
+            _ => self.h1_keep_response_headers(headers),
+        }
+    }
+
+    /// `http.response.pathsend`: the file's length frames the response (its bytes are
+    /// counted as the file goes through `send_body`).
+    pub(crate) fn set_body_length(&mut self, seq: u64, length: u64) {
+        match self.mode {
+            Mode::Http2(_) => self.h2_set_body_length(seq, length),
+            _ => self.h1_set_body_length(seq, length),
+        }
+    }
+
+    /// The app of exchange `seq` is done. A response it did not complete is settled: 500
+    /// if nothing was sent yet, else the connection is cut so the client sees a truncated
+    /// response. Returns the complaint to log, if any.
+    pub(crate) fn app_finished(
+        &mut self,
+        seq: u64,
+        state: &ServerState,
+        fx: &mut Effects,
+    ) -> Option<&'static str> {
+        match self.mode {
+            Mode::Http2(_) => self.h2_app_finished(seq, fx),
+            _ => self.h1_app_finished(seq, state, fx),
+        }
+    }
+}
