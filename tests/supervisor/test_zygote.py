@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -195,8 +194,7 @@ def test_killing_the_zygote_keeps_workers_and_respawns_from_a_new_one(
 
 def test_reload_with_preload_picks_up_changes(start: Callable[..., Server], code_dir: Path) -> None:
     server = _start(start, code_dir, "--workers", "1", "--reload", "--reload-dir", str(code_dir))
-    server.wait_log("Watching")
-    time.sleep(1.0)  # Let the watcher start before the edit (not an assertion).
+    server.wait_watching()
     _write_app(code_dir / "versioned.py", "edited")
     wait_for(lambda: _answer(server)[0] == "edited", 60, "the edited code")
     server.wait_log("Reload complete", timeout=60)
