@@ -169,6 +169,13 @@ def test_a_broken_new_import_keeps_the_old_code_serving(
     _write_app(code_dir / "versioned.py", "three")
     server.signal(signal.SIGHUP)
     server.wait_log("Reload complete", timeout=60)
+    # The line comes as the last old worker is told to stop; until it has, it may still
+    # accept a connection and answer with the old code.
+    wait_for(
+        lambda: len(server.workers()) == 2 and server.workers().isdisjoint(workers),
+        30,
+        "the old workers to exit",
+    )
     assert _answer(server)[0] == "three"
 
 
