@@ -30,10 +30,25 @@ STOP_TIMEOUT = 40.0
 LOOPS = ["asyncio", "uvloop"]
 
 
+#: Every port ``free_port`` handed out in this process.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(host: str = HOST) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port nothing is bound to now, never handed out before in this process.
+
+    The port is only reserved once the server binds it: two ports picked before either is
+    bound (a server's and its metrics listener's, two --bind addresses) could otherwise
+    be the same one, which the kernel may well pick again once the first probe closed.
+    """
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise AssertionError("no port free_port had not handed out yet in 100 picks")
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:

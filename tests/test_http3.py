@@ -252,12 +252,17 @@ def test_client_reset_cancels_the_app(h3_server: ServerProcess) -> None:
     HTTP/2 stream), and a send() it makes then raises ClientDisconnected."""
     mark = len(h3_server.records())
 
+    def events(name: str) -> list[dict[str, Any]]:
+        return [r for r in h3_server.records_since(mark) if r.get("event") == name]
+
     def cancelled() -> list[dict[str, Any]]:
-        return [r for r in h3_server.records_since(mark) if r.get("event") == "cancelled"]
+        return events("cancelled")
 
     async def scenario(client: H3Client) -> list[dict[str, Any]]:
         waiter = client.start("GET", "/cancel-me")
-        await asyncio.sleep(0.2)
+        # STOP_SENDING must find the app awaiting its sleep: sent before the app started
+        # (a fixed pause could be too short on a busy machine), it would cancel nothing.
+        await until(lambda: bool(events("cancel-me-start")), "the app to start")
         stream_id = next(iter(client.waiters))
         # A request whose side ended already is abandoned with STOP_SENDING.
         client._quic.stop_stream(stream_id, 0x10C)  # H3_REQUEST_CANCELLED

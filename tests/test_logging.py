@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import logging
 import os
@@ -121,12 +122,19 @@ def test_access_logfile_and_reopen(server_factory, tmp_path: Path) -> None:
     access.rename(rotated)
     srv.send_signal(signal.SIGUSR1)
     wait_for(lambda: "Received SIGUSR1" in srv.stderr())
+    # The master logs that line before its worker has reopened the file: lines until then
+    # still go to the rotated one. Probe until the worker writes to the new file; from
+    # then on, no line may reach the old one.
+    probes = itertools.count()
 
     def logged_anew() -> bool:
-        srv.get("/ok?second")
-        return access.exists() and "/ok?second" in access.read_text()
+        probe = f"/ok?probe-{next(probes)}"
+        srv.get(probe)
+        return access.exists() and probe in access.read_text()
 
     wait_for(logged_anew)
+    srv.get("/ok?second")
+    wait_for(lambda: "/ok?second" in access.read_text())
     assert "/ok?second" not in rotated.read_text()
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from cryptography import x509
-from rawhttp import RawClient, ResponseError, request
+from rawhttp import RawClient, ResponseError, request, wait_for
 from realserver import APPS, ServerProcess, clean_env
 from tlscerts import ServerCert, TLSCerts
 
@@ -370,12 +370,20 @@ def test_sighup_loads_a_new_certificate(
 ) -> None:
     server, live = reloadable
     assert served_serial(server) == live.serial()
+    old = server.workers()
     new = tls_certs.fresh()
     install(new, live)
     server.send_signal(signal.SIGHUP)
     server.wait_log("Reload complete")
+    # The line comes as the last old worker is told to stop; until it has, it may still
+    # accept a connection with the old certificate. Once the old workers are gone, every
+    # handshake must show the new one.
+    wait_for(
+        lambda: len(server.workers()) == 2 and server.workers().isdisjoint(old),
+        BOUND,
+        "the old workers to exit",
+    )
     assert {served_serial(server) for _ in range(8)} == {new.serial()}
-    assert len(server.workers()) == 2
 
 
 @pytest.mark.parametrize("broken", ["key of another certificate", "truncated certificate"])

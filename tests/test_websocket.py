@@ -9,7 +9,6 @@ import os
 import signal
 import struct
 import threading
-import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -598,8 +597,11 @@ def test_graceful_stop_or_reload_closes_with_its_code(
 def test_cancelled_receive_keeps_the_message_and_one_receive_waits(
     ws_server: ServerProcess,
 ) -> None:
+    mark = ws_server.mark()
     with ws(ws_server, "/timed-out-receive") as conn:
-        time.sleep(0.5)  # after the app's receive() timed out, before it reads again
+        # Sent once the app's receive() timed out (a fixed sleep could beat the app's
+        # 0.3 s timer on a busy machine and make the first receive() succeed).
+        wait_record(ws_server, mark, event="receive-timed-out", path="/timed-out-receive")
         conn.send("hello")
         assert conn.recv(timeout=TIMEOUT) == "timeout hello refused"
 

@@ -224,6 +224,7 @@ async def timed_out_receive(scope: Any, receive: Any, send: Any) -> None:
         first = "early"
     except TimeoutError:
         first = "timeout"
+        record(event="receive-timed-out", path=scope["path"])  # the client sends now
     await asyncio.sleep(0.6)  # the message arrives while the cancelled receive() is pending
     got = await receive_bounded(receive)
     pending = asyncio.ensure_future(receive())

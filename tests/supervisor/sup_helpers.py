@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import socket
@@ -11,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import psutil
 from rawhttp import RawClient, request, wait_for
 from realserver import REPO, ServerProcess
 from tlscerts import TLSCerts
@@ -85,6 +87,21 @@ class Server(ServerProcess):
             return response.status, response.read().decode()
         finally:
             conn.close()
+
+    def wait_watching(self, timeout: float = 30) -> None:
+        """Wait until the --reload watcher has its inotify watches in place. The master
+        logs "Watching" as it starts the watcher process, before that process watches
+        anything, and an edit made in between is never reported."""
+        self.wait_log("Watching", timeout)
+        wait_for(self._watcher_armed, timeout, "the reload watcher's inotify watches")
+
+    def _watcher_armed(self) -> bool:
+        for child in psutil.Process(self.pid).children():
+            with contextlib.suppress(psutil.Error, OSError):
+                if "reload_helper" in " ".join(child.cmdline()):
+                    fdinfo = Path(f"/proc/{child.pid}/fdinfo")
+                    return any("inotify wd:" in f.read_text() for f in fdinfo.iterdir())
+        return False
 
     def signal(self, signum: int) -> None:
         os.kill(self.pid, signum)

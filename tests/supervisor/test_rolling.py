@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -142,8 +141,7 @@ def test_reload_serves_new_code_and_survives_a_broken_change(
         env={"PYTHONDONTWRITEBYTECODE": "1", "RUVICORN_RELOAD": "1"},
     )
     server.wait_ready()
-    server.wait_log("Watching")
-    time.sleep(1.0)  # Let the watcher start before the first edit (not an assertion).
+    server.wait_watching()
     load = Load(server, {"close": 2}, max_requests=20000, max_seconds=150)
     try:
         load.wait_count(50)

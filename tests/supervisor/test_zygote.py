@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -170,6 +169,13 @@ def test_a_broken_new_import_keeps_the_old_code_serving(
     _write_app(code_dir / "versioned.py", "three")
     server.signal(signal.SIGHUP)
     server.wait_log("Reload complete", timeout=60)
+    # The line comes as the last old worker is told to stop; until it has, it may still
+    # accept a connection and answer with the old code.
+    wait_for(
+        lambda: len(server.workers()) == 2 and server.workers().isdisjoint(workers),
+        30,
+        "the old workers to exit",
+    )
     assert _answer(server)[0] == "three"
 
 
@@ -195,8 +201,7 @@ def test_killing_the_zygote_keeps_workers_and_respawns_from_a_new_one(
 
 def test_reload_with_preload_picks_up_changes(start: Callable[..., Server], code_dir: Path) -> None:
     server = _start(start, code_dir, "--workers", "1", "--reload", "--reload-dir", str(code_dir))
-    server.wait_log("Watching")
-    time.sleep(1.0)  # Let the watcher start before the edit (not an assertion).
+    server.wait_watching()
     _write_app(code_dir / "versioned.py", "edited")
     wait_for(lambda: _answer(server)[0] == "edited", 60, "the edited code")
     server.wait_log("Reload complete", timeout=60)
