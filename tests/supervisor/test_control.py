@@ -8,7 +8,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -173,9 +172,7 @@ def test_a_slow_client_never_blocks_the_master(
     assert json.loads(flood.recv(4096))["message"] == "request too long"
     assert ctl(sock_path, "status").returncode == 0
     assert server.get("/")[0] == 200
-    silent.settimeout(10)
-    started = time.monotonic()
+    silent.settimeout(10)  # A master that never drops it fails the test here.
     assert silent.recv(100) == b""  # Dropped after its deadline.
-    assert time.monotonic() - started < 10
     silent.close()
     flood.close()
