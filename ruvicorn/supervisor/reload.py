@@ -41,6 +41,8 @@ class ReloadWatcher:
         self.fd = self.proc.stdout.fileno()
         os.set_blocking(self.fd, False)
         self._buffer = b""
+        #: The helper's watches are in place (it said so with an empty batch).
+        self.watching = False
 
     def master_fds(self) -> list[int]:
         """Descriptors a forked worker must close."""
@@ -50,7 +52,8 @@ class ReloadWatcher:
         return fds
 
     def read_changes(self) -> list[list[str]] | None:
-        """The change batches reported so far; None once the helper has gone away."""
+        """The change batches reported so far; None once the helper has gone away. The
+        helper's first, empty batch sets ``watching``."""
         batches: list[list[str]] = []
         while True:
             try:
@@ -65,7 +68,11 @@ class ReloadWatcher:
         *lines, self._buffer = self._buffer.split(b"\n")
         for line in lines:
             with contextlib.suppress(ValueError):
-                batches.append([str(p) for p in json.loads(line)])
+                paths = [str(p) for p in json.loads(line)]
+                if paths:
+                    batches.append(paths)
+                else:
+                    self.watching = True
         return batches
 
     def stop(self) -> None:

@@ -1,7 +1,9 @@
 """The ``--reload`` watcher process (see ``reload``): reports changed files to the master.
 
-It prints one JSON list of changed paths per batch on stdout and exits when its stdin
-reaches EOF, which happens when the master stops it or dies.
+It prints an empty JSON list once its watches are in place (the master says it is
+watching only then: an edit made earlier would go unseen), then one JSON list of changed
+paths per batch on stdout, and exits when its stdin reaches EOF, which happens when the
+master stops it or dies.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import watchfiles
 from ruvicorn import logs
 
 DEFAULT_INCLUDE = ("*.py",)
+#: How long one wait for changes lasts; the first one ending says the watches are in place.
+READY_TIMEOUT_MS = 200
 
 
 def _matches(path: str, globs: tuple[str, ...]) -> bool:
@@ -63,6 +67,7 @@ def helper_main(argv: list[str]) -> int:
 
     threading.Thread(target=wait_for_master, daemon=True).start()
     accept = make_filter(tuple(spec["include"]), tuple(spec["exclude"]))
+    watching = False
     for changes in watchfiles.watch(
         *spec["dirs"],
         watch_filter=accept,
@@ -70,10 +75,17 @@ def helper_main(argv: list[str]) -> int:
         # Quiet time after a change before it is reported (--reload-delay).
         debounce=spec["debounce_ms"],
         raise_interrupt=False,
+        # The watches exist once the generator first yields; a timeout makes it yield soon.
+        rust_timeout=READY_TIMEOUT_MS,
+        yield_on_timeout=True,
     ):
-        paths = sorted({path for _, path in changes})
+        batches: list[list[str]] = [] if watching else [[]]
+        watching = True
+        if changes:
+            batches.append(sorted({path for _, path in changes}))
         try:
-            os.write(sys.stdout.fileno(), (json.dumps(paths) + "\n").encode())
+            for paths in batches:
+                os.write(sys.stdout.fileno(), (json.dumps(paths) + "\n").encode())
         except OSError:
             break
     return 0

@@ -89,11 +89,10 @@ class Server(ServerProcess):
             conn.close()
 
     def wait_watching(self, timeout: float = 30) -> None:
-        """Wait until the --reload watcher has its inotify watches in place. The master
-        logs "Watching" as it starts the watcher process, before that process watches
-        anything, and an edit made in between is never reported."""
+        """Wait until the --reload watcher has its inotify watches in place: the master
+        logs "Watching" once its watcher says so, and the watches are checked here too."""
         self.wait_log("Watching", timeout)
-        wait_for(self._watcher_armed, timeout, "the reload watcher's inotify watches")
+        assert self._watcher_armed(), "Watching was logged before the watches existed"
 
     def _watcher_armed(self) -> bool:
         for child in psutil.Process(self.pid).children():
