@@ -91,6 +91,8 @@ class Pool:
         self.announced = False
         #: A reload (SIGHUP or --reload) is rolling and READY=1 is still owed to systemd.
         self.reloading = False
+        #: When a stop that is under way kills whatever worker is left (monotonic clock).
+        self.stop_deadline = float("inf")
         #: Set when a worker fails during the first boot: the master must stop with it.
         self.fatal_code: int | None = None
         self._next_sample = 0.0
@@ -134,10 +136,12 @@ class Pool:
             if message == worker_process.MSG_READY and not worker.ready:
                 worker.ready = True
                 log.info("Worker %d ready", worker.pid)
-                if worker.owed_signal:
-                    worker.signal(worker.owed_signal)
-                    worker.owed_signal = 0
-                if not self.announced:
+                if worker.retiring and not worker.killed:
+                    # Retired while booting, it handles its stop signal only now: the
+                    # drain gets its whole grace, within a stop's deadline.
+                    drain_end = time.monotonic() + self._drain_allowance()
+                    worker.kill_at = min(max(worker.kill_at, drain_end), self.stop_deadline)
+                if not self.announced and not worker.retiring:
                     self._announce()
                 self._after_ready()
             elif message == worker_process.MSG_RECYCLE and not worker.retiring:
@@ -440,19 +444,17 @@ class Pool:
         # service restart; its HTTP/3 sockets hand new connections to the next worker);
         # fewer workers wanted is a plain graceful stop, unless the worker serves HTTP/3
         # sockets, which another worker adopts (``_share_orphans``).
+        # A worker still booting handles it once its loop runs (``early_signals``).
         replaced = worker.replace_reason or worker.quic
-        signum = signal.SIGHUP if replaced else signal.SIGTERM
-        if worker.ready:
-            worker.signal(signum)
-        else:
-            # A booting worker has no handler for it yet: the default action would kill it
-            # mid-startup, its lifespan never shut down. It gets the signal once ready
-            # (it says so only once its handlers are in place); kill_at still bounds it.
-            worker.owed_signal = signum
+        worker.signal(signal.SIGHUP if replaced else signal.SIGTERM)
 
     def _retiring(self, worker: Worker, now: float) -> None:
         worker.retiring = True
-        worker.kill_at = now + self.config.timeout_graceful_shutdown + RETIRE_MARGIN
+        worker.kill_at = now + self._drain_allowance()
+
+    def _drain_allowance(self) -> float:
+        """How long a retired worker may take to drain before it is killed."""
+        return self.config.timeout_graceful_shutdown + RETIRE_MARGIN
 
     # -- requests from the master
 
@@ -480,6 +482,7 @@ class Pool:
     def stop_all(self, signum: int, deadline: float) -> None:
         """Signal every worker; a graceful stop skips those already retiring (a second
         signal would make them stop fast)."""
+        self.stop_deadline = min(self.stop_deadline, deadline)
         graceful = signum != signal.SIGQUIT
         for worker in self.workers.values():
             if not worker.killed and not (graceful and worker.retiring):

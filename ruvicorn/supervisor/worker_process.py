@@ -30,6 +30,7 @@ from ruvicorn.hooks import NO_HOOKS, ServerHooks, ServerInfo, WorkerInfo
 from ruvicorn.supervisor import metrics, proctitle, signals
 from ruvicorn.supervisor.heartbeat import INTERVAL, Heartbeat
 from ruvicorn.supervisor.recycling import MemoryWatch, request_limit
+from ruvicorn.worker import early_signals
 from ruvicorn.worker.hooks import WorkerHooks
 
 #: Worker -> master messages on the status channel, one byte each.
@@ -61,8 +62,6 @@ class Worker:
     replace_reason: str = ""
     #: Told to stop (retired, stopping, or hung); no longer counts as capacity.
     retiring: bool = False
-    #: The stop signal a worker retired while booting gets once it reports ready (0: none).
-    owed_signal: int = 0
     #: When a retiring worker gets SIGKILL if it is still alive.
     kill_at: float = 0.0
     killed: bool = False
@@ -207,9 +206,12 @@ def fork_from_master() -> tuple[int, list[int]]:
 
 
 def detach(close_fds: Iterable[int], old_mask: Iterable[int], role: str, app: str) -> None:
-    """A freshly forked child leaves the master's ways: default signal handlers, the
-    master-only descriptors closed, the mask restored, its own process group."""
+    """A freshly forked child leaves the master's ways: default signal handlers (a worker's
+    recorded until its loop handles them, ``early_signals``), the master-only descriptors
+    closed, the mask restored, its own process group."""
     signals.reset_to_default()
+    if role == "worker":
+        early_signals.hold()
     with contextlib.suppress(ValueError):
         signal.set_wakeup_fd(-1)
     for fd in close_fds:

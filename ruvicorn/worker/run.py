@@ -7,7 +7,7 @@ import gc
 import os
 import signal
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ruvicorn import exitcodes, logs, tls
@@ -15,7 +15,7 @@ from ruvicorn.config import Config
 from ruvicorn.exitcodes import StartupError
 from ruvicorn.listeners import describe, is_handover
 from ruvicorn.logs import error_log
-from ruvicorn.worker import quic
+from ruvicorn.worker import early_signals, quic
 from ruvicorn.worker.app_loading import AppLoadError, adapt, load_app
 from ruvicorn.worker.hooks import WorkerHooks
 from ruvicorn.worker.lifespan import Lifespan
@@ -133,11 +133,18 @@ class _StopSignals:
         self.requested = asyncio.Event()
         self.fast = False
         self.restart = False
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._graceful)
-        loop.add_signal_handler(signal.SIGHUP, self._replaced)
-        loop.add_signal_handler(signal.SIGQUIT, self._fast)
-        loop.add_signal_handler(signal.SIGUSR1, logs.reopen_files)
+        handlers: dict[int, Callable[[], None]] = {
+            signal.SIGTERM: self._graceful,
+            signal.SIGINT: self._graceful,
+            signal.SIGHUP: self._replaced,
+            signal.SIGQUIT: self._fast,
+            signal.SIGUSR1: logs.reopen_files,
+        }
+        for signum, handler in handlers.items():
+            loop.add_signal_handler(signum, handler)
+        # What reached the worker while it booted, in order (see early_signals).
+        for signum in early_signals.release():
+            handlers[signum]()
 
     def _graceful(self) -> None:
         if self.requested.is_set():
@@ -155,5 +162,5 @@ class _StopSignals:
         self.server.state.close_all()
 
     def uninstall(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1):
-            self.loop.remove_signal_handler(sig)
+        for signum in early_signals.SIGNALS:
+            self.loop.remove_signal_handler(signum)

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.timeout(240)
 #: One-shot clients beside keep-alive pools, eager keep-alive clients (see test_rolling)
 #: and clients pipelining three requests at a time.
 MIXED = {"close": 4, "pool": 2, "eager": 2, "pipeline": 2}
-STARTUP_DELAY = "0.5"
+STARTUP_DELAY = "1"
 #: SIGHUPs in a burst, each after a new version of the code is in place.
 BURST = 4
 #: Requests the load completes before the first step, and after each step once only the

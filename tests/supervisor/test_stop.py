@@ -166,3 +166,39 @@ def test_sigusr1_reopens_log_files_in_master_and_workers(
 
     wait_for(every_worker_writes_anew, 30, "worker lines in the new file")
     assert "Received SIGUSR1" not in rotated.read_text()
+
+
+def _booting(start: Callable[..., Server], *args: str) -> tuple[Server, int]:
+    """A master whose one worker takes 2 s over its lifespan startup; returns once that
+    worker imported the app (it is booting), with its pid."""
+    server = start("basic:app", *args, env={"RUVICORN_TEST_STARTUP_DELAY": "2"})
+    imported = wait_for(
+        lambda: [pid for event, pid in server.events() if event == "import"], 30, "the import"
+    )
+    return server, imported[0]
+
+
+def test_a_stop_during_boot_waits_for_startup_then_shuts_down(
+    start: Callable[..., Server],
+) -> None:
+    # The signal reaches the worker before its loop handles signals; its default action
+    # would kill it after the app's startup ran and before its shutdown could.
+    server, pid = _booting(start)
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(60) == 0
+    assert ("startup", pid) in server.events() and ("shutdown", pid) in server.events()
+    assert "killed by" not in server.log() and "Traceback" not in server.log()
+
+
+def test_sigusr1_and_sighup_during_boot_neither_kill_the_worker(
+    start: Callable[..., Server],
+) -> None:
+    server, pid = _booting(start, "--workers", "1")
+    server.signal(signal.SIGUSR1)  # Reopens the log files once the worker serves.
+    server.wait_log("Received SIGUSR1")
+    server.signal(signal.SIGHUP)  # Retires the booting worker: it starts, then drains.
+    server.wait_log("Reload complete", timeout=60)
+    server.wait_log(rf"Worker {pid} stopped \(exit code 0\)", timeout=60)
+    assert ("startup", pid) in server.events() and ("shutdown", pid) in server.events()
+    assert server.get("/")[0] == 200
+    assert "killed by" not in server.log() and "Traceback" not in server.log()
