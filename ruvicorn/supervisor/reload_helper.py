@@ -70,7 +70,10 @@ def helper_main(argv: list[str]) -> int:
     watching = False
     for changes in watchfiles.watch(
         *spec["dirs"],
-        watch_filter=accept,
+        # Filtered here, not by the watcher: changes it filters out all would not end its
+        # wait, and steady noise (a log file written in a watched folder) would then hold
+        # back the first batch that says the watches are in place.
+        watch_filter=None,
         stop_event=stop,
         # Quiet time after a change before it is reported (--reload-delay).
         debounce=spec["debounce_ms"],
@@ -81,8 +84,9 @@ def helper_main(argv: list[str]) -> int:
     ):
         batches: list[list[str]] = [] if watching else [[]]
         watching = True
-        if changes:
-            batches.append(sorted({path for _, path in changes}))
+        paths = sorted({path for change, path in changes if accept(change, path)})
+        if paths:
+            batches.append(paths)
         try:
             for paths in batches:
                 os.write(sys.stdout.fileno(), (json.dumps(paths) + "\n").encode())

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -266,3 +267,31 @@ def test_second_server_on_the_same_port_is_one_clear_line(
     )
     assert "Traceback" not in second.log()
     assert first.get("/")[0] == 200
+
+
+def test_reload_watches_a_noisy_folder(start: Callable[..., Server], tmp_path: Path) -> None:
+    """A file the watcher ignores is written all the time in the watched folder (a log,
+    say): "Watching" still comes once the watches are in place, and an edit to a .py file
+    still rolls the workers."""
+    noise = tmp_path / "app.log"
+    stop = threading.Event()
+
+    def write_noise() -> None:
+        with noise.open("a") as out:
+            for _ in range(3000):  # At most about a minute.
+                if stop.wait(0.02):
+                    return
+                out.write("x\n")
+                out.flush()
+
+    writer = threading.Thread(target=write_noise, daemon=True)
+    writer.start()
+    try:
+        server = start("basic:app", "--reload-dir", str(tmp_path), env={"RUVICORN_RELOAD": "1"})
+        server.wait_ready()
+        server.wait_watching()
+        (tmp_path / "touched.py").write_text("x = 1\n")
+        server.wait_log("Reload complete", timeout=30)
+    finally:
+        stop.set()
+        writer.join(5)
