@@ -375,11 +375,13 @@ class Pool:
     def _handover_ends(self, slots: set[int]) -> dict[int, int]:
         """Which end of each slot's handover channel a worker starting to serve its HTTP/3
         socket takes: the one the slot's newest worker (still alive, maybe draining) does
-        not hold, so the two hand datagrams to each other."""
+        not hold, so the two hand datagrams to each other. A worker that never got ready
+        (retired while booting, in a burst of reloads) holds no connections: the newest
+        one that did is preferred."""
         ends = {}
         for slot in slots:
             holders = [w for w in self.workers.values() if slot in w.quic]
-            newest = max(holders, key=lambda w: w.started, default=None)
+            newest = max(holders, key=lambda w: (w.ready, w.started), default=None)
             ends[slot] = 0 if newest is None else 1 - newest.quic[slot]
         return ends
 

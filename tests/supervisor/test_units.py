@@ -137,9 +137,9 @@ def test_a_slots_next_worker_takes_the_handover_end_its_newest_worker_does_not_h
     ends of the slot's HTTP/3 handover channel, so each reads what the other sends."""
     pool = Pool(Config(app="m:app"), Notifier({}), -1, list)
 
-    def worker(pid: int, started: float, quic: dict[int, int]) -> Worker:
+    def worker(pid: int, started: float, quic: dict[int, int], ready: bool = True) -> Worker:
         beat = Heartbeat()
-        record = Worker(pid, -1, beat, started, MemoryWatch(0), quic=quic)
+        record = Worker(pid, -1, beat, started, MemoryWatch(0), quic=quic, ready=ready)
         beat.close()
         return record
 
@@ -151,3 +151,7 @@ def test_a_slots_next_worker_takes_the_handover_end_its_newest_worker_does_not_h
         3: worker(3, 3.0, {0: 1}),
     }
     assert pool._handover_ends({0, 1, 2}) == {0: 0, 1: 1, 2: 0}
+    # Slot 0's newest worker never got ready (a reload retired it while it booted): the
+    # next one pairs with the older worker that holds the connections.
+    pool.workers[3] = worker(3, 3.0, {0: 1}, ready=False)
+    assert pool._handover_ends({0}) == {0: 1}
