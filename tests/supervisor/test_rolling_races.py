@@ -8,11 +8,12 @@ the next signal to reach it while replacements are still booting.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,23 @@ def _start(
     )
     server.wait_ready()
     return server, code
+
+
+@contextlib.contextmanager
+def _under_load(
+    start: Callable[..., Server], tmp_path: Path, workers: int, loop: str, sockets: str
+) -> Iterator[tuple[Server, Code, Load]]:
+    """A server under the mixed load, once it made progress; afterwards no request may
+    have failed, and the server stops gracefully."""
+    server, code = _start(start, tmp_path, workers, loop, sockets)
+    load = Load(server, MIXED, max_requests=100000, max_seconds=150)
+    try:
+        load.wait_count(PROGRESS)
+        yield server, code, load
+    finally:
+        load.stop()
+    assert load.failures == []
+    _stop(server)
 
 
 def _newest_only(server: Server, workers: int) -> set[int] | None:
@@ -129,10 +147,7 @@ def _stop(server: Server) -> None:
 def test_sighups_during_a_roll_end_on_the_newest_code(
     start: Callable[..., Server], tmp_path: Path, loop: str, sockets: str, workers: int
 ) -> None:
-    server, code = _start(start, tmp_path, workers, loop, sockets)
-    load = Load(server, MIXED, max_requests=100000, max_seconds=150)
-    try:
-        load.wait_count(PROGRESS)
+    with _under_load(start, tmp_path, workers, loop, sockets) as (server, code, load):
         # A second SIGHUP as soon as the first roll began: the replacement it started is
         # still booting, and is stale already.
         code.bump()
@@ -153,10 +168,6 @@ def test_sighups_during_a_roll_end_on_the_newest_code(
             server.signal(signal.SIGHUP)
             time.sleep(0.05)
         _check_newest(server, _settle(server, load, workers), code)
-    finally:
-        load.stop()
-    assert load.failures == []
-    _stop(server)
 
 
 #: Resizes and reloads together: the signals sent at once, those sent once the roll began
@@ -177,10 +188,7 @@ RESIZES = [
 def test_sighup_and_resizes_together_end_on_the_newest_code(
     start: Callable[..., Server], tmp_path: Path, loop: str, sockets: str, workers: int
 ) -> None:
-    server, code = _start(start, tmp_path, workers, loop, sockets)
-    load = Load(server, MIXED, max_requests=100000, max_seconds=150)
-    try:
-        load.wait_count(PROGRESS)
+    with _under_load(start, tmp_path, workers, loop, sockets) as (server, code, load):
         for reloads, (at_once, during_roll, change) in enumerate(RESIZES, 1):
             code.bump()
             for signum in at_once:
@@ -189,7 +197,3 @@ def test_sighup_and_resizes_together_end_on_the_newest_code(
             for signum in during_roll:
                 server.signal(signum)
             _check_newest(server, _settle(server, load, workers + change), code)
-    finally:
-        load.stop()
-    assert load.failures == []
-    _stop(server)
