@@ -158,9 +158,11 @@ class WorkerServer:
         """Close this worker's copy of every listener: the kernel keeps queued connections
         for the processes that still hold the socket.
 
-        The stdlib selector loop attaches an accepted connection in a task of its own; one
-        accepted just before ``close()`` would be orphaned and reset. So accepting stops
-        first, those tasks get to run, and only then is the server closed.
+        A loop attaches an accepted connection in a callback (uvloop) or task (the stdlib
+        selector loop) of its own, so a connection accepted in this loop turn is not yet
+        counted; those get to run before the drain counts what it must wait for. The
+        selector loop would also orphan and reset one accepted just before ``close()``, so
+        there accepting stops first and the server is closed only after them.
 
         ``last``: the service is stopping, so this may be the listener's last holder, whose
         close resets every connection still queued. Those are accepted first (and answered
@@ -170,10 +172,10 @@ class WorkerServer:
         # Other loops detach the sockets on close(), so what is queued is taken first.
         queued = self._take_queued() if last and not selector else []
         self._stop_accepting_now()
-        if selector:
-            for _ in range(3):
-                await asyncio.sleep(0)
-            queued = self._take_queued() if last else []
+        for _ in range(3):
+            await asyncio.sleep(0)
+        if selector and last:
+            queued = self._take_queued()
         for server in self.servers:
             server.close()
         if queued:
