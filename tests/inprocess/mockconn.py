@@ -43,6 +43,8 @@ class MockTransport:
         #: Each object handed to ``write`` (or in ``writelines``), to tell a copy from the
         #: app's own ``bytes``.
         self.writes: list[bytes | bytearray | memoryview] = []
+        #: The bytes of each call of ``write`` or ``writelines``.
+        self.calls: list[int] = []
         self.closed = False
         self.aborted = False
         self.eof_written = False
@@ -50,13 +52,18 @@ class MockTransport:
         self.extra: dict[str, Any] = {"peername": PEER, "sockname": LOCAL, "socket": None}
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        assert not self.closed, "write after close"
-        self.written += data
-        self.writes.append(data)
+        self._record(data)
+        self.calls.append(len(data))
 
     def writelines(self, chunks: list[bytes]) -> None:
         for chunk in chunks:
-            self.write(chunk)
+            self._record(chunk)
+        self.calls.append(sum(map(len, chunks)))
+
+    def _record(self, data: bytes | bytearray | memoryview) -> None:
+        assert not self.closed, "write after close"
+        self.written += data
+        self.writes.append(data)
 
     def write_eof(self) -> None:
         self.eof_written = True

@@ -217,8 +217,13 @@ impl RequestCycle {
         };
         let data = body_bytes.as_ref().map_or(&b""[..], |b| b.as_bytes());
         let state = this.state();
+        let hold = more_body && this.app_stepping();
         HttpProtocol::decide(protocol, |conn, fx| {
-            conn.send_body(cycle.seq, data, body_bytes.as_ref(), more_body, state, fx)
+            conn.send_body(cycle.seq, data, body_bytes.as_ref(), more_body, state, fx)?;
+            if hold {
+                conn.hold_output(py, fx, state.vectored_writes);
+            }
+            PyResult::Ok(())
         })??;
         drain_wait(protocol, cycle.seq)
     }

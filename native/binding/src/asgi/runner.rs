@@ -131,7 +131,11 @@ impl AppRunner {
     }
 
     fn step(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
-        match self.steps.send(value) {
+        let protocol = self.protocol.bind(py);
+        protocol.get().step_begins();
+        let sent = self.steps.send(value);
+        HttpProtocol::step_ended(protocol);
+        match sent {
             Ok(PySendResult::Next(yielded)) => Ok(Some(yielded.unbind())),
             Ok(PySendResult::Return(_)) => self.returned(py).map(|()| None),
             Err(err) => self.raised(py, err).map(|()| None),
@@ -164,10 +168,13 @@ impl AppRunner {
         tb: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let steps = self.steps.object(py);
+        let protocol = self.protocol.bind(py);
+        protocol.get().step_begins();
         let result = match (val, tb) {
             (None, None) => steps.call_method1(key!(py, "throw"), (typ,)),
             (val, tb) => steps.call_method1(key!(py, "throw"), (typ, val, tb)),
         };
+        HttpProtocol::step_ended(protocol);
         match result {
             Ok(yielded) => Ok(yielded.unbind()),
             Err(err) if err.is_instance_of::<PyStopIteration>(py) => {

@@ -3,6 +3,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
+use super::cork::{Cork, LARGE_BODY};
 use super::{Access, Conn, HttpProtocol};
 use crate::asgi::cycle::{receive_message, report_app_outcome};
 use crate::key;
@@ -19,6 +20,8 @@ pub(crate) struct Effects {
     pub(super) write_body: Option<Py<PyBytes>>,
     pub(super) write_suffix: &'static [u8],
     pub(super) write_tail: Vec<u8>,
+    /// Output held back (`cork.rs`), written before all of the above.
+    pub(super) corked: Option<Box<Cork>>,
     /// On a TLS connection, all of the above (and the TLS layer's own records) encrypted.
     pub(super) sealed: Option<Py<PyBytes>>,
     /// A TLS failure or a plain HTTP client on the TLS port, for one debug line:
@@ -66,20 +69,28 @@ impl Effects {
         }
     }
 
-    /// Everything to write: one `bytes` built with a single copy of each part, or, for a
-    /// body part of at least `LARGE_BODY` bytes when the transport's `writelines` applies
-    /// flow control (`vectored`), the app's own `bytes` between the framing around it
-    /// (so the body is never copied in user space).
-    fn wire<'py>(&self, py: Python<'py>, vectored: bool) -> PyResult<Option<Wire<'py>>> {
+    /// Everything to write: output held back first (`corked`), then one `bytes` built
+    /// with a single copy of each part or, for a body part of at least `LARGE_BODY`
+    /// bytes when the transport's `writelines` applies flow control (`vectored`), the
+    /// app's own `bytes` between the framing around it (so the body is never copied in
+    /// user space).
+    fn wire<'py>(&mut self, py: Python<'py>, vectored: bool) -> PyResult<Option<Wire<'py>>> {
         if let Some(sealed) = &self.sealed {
             return Ok(Some(Wire::One(sealed.bind(py).clone())));
+        }
+        let large_body = vectored
+            && self
+                .write_body
+                .as_ref()
+                .is_some_and(|b| b.bind(py).as_bytes().len() >= LARGE_BODY);
+        if self.corked.is_some() || large_body {
+            let mut cork = self.corked.take().unwrap_or_default();
+            cork.absorb(py, self, vectored);
+            return cork.into_wire(py);
         }
         let body = self.write_body.as_ref().map(|b| b.bind(py));
         if body.is_none() && self.write_suffix.is_empty() && self.write_tail.is_empty() {
             return Ok((!self.write.is_empty()).then(|| Wire::One(PyBytes::new(py, &self.write))));
-        }
-        if let Some(body) = body.filter(|b| vectored && b.as_bytes().len() >= LARGE_BODY) {
-            return self.around(body).map(Some);
         }
         let body = body.map_or(&b""[..], |b| b.as_bytes());
         let parts = [
@@ -91,34 +102,26 @@ impl Effects {
         joined(py, &parts).map(|bytes| Some(Wire::One(bytes)))
     }
 
-    /// A large `body` with what comes before and after it: the body alone when nothing
-    /// does.
-    fn around<'py>(&self, body: &Bound<'py, PyBytes>) -> PyResult<Wire<'py>> {
-        let py = body.py();
-        let after = [self.write_suffix, &self.write_tail[..]];
-        let after = match after.iter().map(|part| part.len()).sum::<usize>() {
-            0 => None,
-            _ => Some(joined(py, &after)?),
-        };
-        if self.write.is_empty() && after.is_none() {
-            return Ok(Wire::One(body.clone()));
-        }
-        let head = (!self.write.is_empty()).then(|| PyBytes::new(py, &self.write));
-        let parts: Vec<Bound<'py, PyBytes>> = head
-            .into_iter()
-            .chain([body.clone()])
-            .chain(after)
-            .collect();
-        let len = parts.iter().map(|part| part.as_bytes().len()).sum();
-        Ok(Wire::Parts(PyTuple::new(py, parts)?, len))
+    /// Whether applying these effects writes to the transport or ends it: output held
+    /// back must go first.
+    pub(super) fn touches_wire(&self) -> bool {
+        !self.write.is_empty()
+            || self.write_body.is_some()
+            || !self.write_suffix.is_empty()
+            || !self.write_tail.is_empty()
+            || self.sealed.is_some()
+            || self.close
+            || self.write_eof
+            || self.flush_streams
     }
 
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.write.is_empty()
             && self.write_body.is_none()
             && self.write_suffix.is_empty()
             && self.write_tail.is_empty()
             && self.sealed.is_none()
+            && self.corked.is_none()
             && self.tls_note.is_none()
             && !self.close
             && !self.write_eof
@@ -137,13 +140,8 @@ impl Effects {
     }
 }
 
-/// A body part at least this long is written from the app's own `bytes` (see
-/// `Effects::wire`): below it, one copy into a single buffer costs less than a vectored
-/// write.
-const LARGE_BODY: usize = 16 * 1024;
-
 /// What one `apply` writes.
-enum Wire<'py> {
+pub(super) enum Wire<'py> {
     One(Bound<'py, PyBytes>),
     /// `bytes` written together with `transport.writelines`, and their total length.
     Parts(Bound<'py, PyTuple>, usize),
@@ -192,6 +190,12 @@ impl HttpProtocol {
         let (out, transport) = {
             let mut conn = slf.get().lock()?;
             let out = decide(&mut conn, &mut fx);
+            if conn.cork.is_some() {
+                if fx.touches_wire() {
+                    fx.corked = conn.cork.take();
+                }
+                slf.get().set_corked(conn.cork.is_some());
+            }
             if let Some(tls) = conn.tls.as_deref_mut() {
                 tls.seal(slf.py(), &mut fx);
             }

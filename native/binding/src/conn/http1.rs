@@ -252,6 +252,7 @@ impl Conn {
         self.lost = true;
         self.closing = true;
         self.deadline = None;
+        self.cork = None;
         let stream_waiters = self.h2_lost();
         self.drain_waiters.extend(stream_waiters);
         Lost {

@@ -19,6 +19,7 @@
 //! lock is released. HTTP/2 is one more [`Mode`] with its own file next to `http1.rs` and
 //! `ws.rs`; `exchange.rs` hands an exchange's events to the mode that carries it.
 
+mod cork;
 mod effects;
 mod exchange;
 mod http1;
@@ -119,6 +120,8 @@ pub(crate) struct Conn {
     sniffed: Option<Vec<u8>>,
     /// With `--proxy-protocol`, until the PROXY header is read (`proxied.rs`).
     awaiting_header: Option<Box<proxied::AwaitingHeader>>,
+    /// Body parts held back while the app's step runs (`cork.rs`).
+    cork: Option<Box<cork::Cork>>,
 }
 
 /// The record of the current request, kept when access logging or metrics are on: what
@@ -171,6 +174,7 @@ impl Conn {
             tls,
             sniffed: Some(Vec::new()),
             awaiting_header: None,
+            cork: None,
         }
     }
 

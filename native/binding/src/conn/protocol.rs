@@ -1,6 +1,7 @@
 //! `HttpProtocol`: the asyncio Protocol of every connection. It owns the connection's
 //! [`Conn`] behind one mutex and turns asyncio's callbacks into events on it.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
@@ -37,6 +38,10 @@ pub struct HttpProtocol {
     /// A QUIC client's address since it moved (migration, NAT rebinding): the `peer` of
     /// the requests it starts from then on.
     moved: Mutex<Option<Arc<Peer>>>,
+    /// A step of one of this connection's apps is running (`cork.rs`).
+    pub(super) app_stepping: AtomicBool,
+    /// The connection holds output back (`cork.rs`): read without the lock.
+    pub(super) corked: AtomicBool,
 }
 
 /// `(host, port)` from a socket address: an IPv4 one as it is, an IPv6 one's first two.
@@ -87,6 +92,8 @@ impl HttpProtocol {
             conn: Mutex::new(Conn::new(limits, tls)),
             quic: false,
             moved: Mutex::new(None),
+            app_stepping: AtomicBool::new(false),
+            corked: AtomicBool::new(false),
         })
     }
 
@@ -101,6 +108,8 @@ impl HttpProtocol {
             conn: Mutex::new(Conn::new(limits, None)),
             quic: true,
             moved: Mutex::new(None),
+            app_stepping: AtomicBool::new(false),
+            corked: AtomicBool::new(false),
         }
     }
 

@@ -1,0 +1,136 @@
+//! Output held back to go out in one write.
+//!
+//! An app streaming a response sends part after part in one step of its Task; each part
+//! written at once costs a system call and, on loopback, the receiving side's work too.
+//! While the app's step runs (`HttpProtocol::app_stepping`), an HTTP/1.1 connection's body
+//! parts gather in a [`Cork`]; it is written when the step ends (the app suspends or
+//! returns), when it holds [`CORK_LIMIT`] bytes, or ahead of anything else the connection
+//! writes or does to its transport. So no byte waits for more than the rest of the step
+//! that sent it, and the order on the wire is the order of the sends.
+//!
+//! It also frames a single large body part: the app's own `bytes` between the framing.
+
+use std::sync::atomic::Ordering;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+
+use super::effects::{Effects, Wire};
+use super::{Conn, HttpProtocol, Mode};
+
+/// Bytes held before they are written anyway: bounds a connection's memory and keeps
+/// the transport's flow control in charge of anything larger.
+pub(super) const CORK_LIMIT: usize = 1024 * 1024;
+
+/// A body part at least this long is written from the app's own `bytes` (a vectored
+/// write) when the transport's `writelines` applies flow control: below it, one copy
+/// into a single buffer costs less.
+pub(super) const LARGE_BODY: usize = 16 * 1024;
+
+/// Output in order: `copied` bytes, with app `bytes` objects written between them
+/// (`bodies`: each at the offset of `copied` it follows).
+#[derive(Default)]
+pub(crate) struct Cork {
+    copied: Vec<u8>,
+    bodies: Vec<(usize, Py<PyBytes>)>,
+    len: usize,
+}
+
+impl Cork {
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Take the bytes `fx` would write, in their order, after what is held already;
+    /// `vectored`: a large body stays the app's own object.
+    pub(super) fn absorb(&mut self, py: Python<'_>, fx: &mut Effects, vectored: bool) {
+        self.copy(&std::mem::take(&mut fx.write));
+        if let Some(body) = fx.write_body.take() {
+            let bytes = body.bind(py).as_bytes();
+            if vectored && bytes.len() >= LARGE_BODY {
+                self.len += bytes.len();
+                self.bodies.push((self.copied.len(), body));
+            } else {
+                self.copy(bytes);
+            }
+        }
+        self.copy(std::mem::take(&mut fx.write_suffix));
+        self.copy(&std::mem::take(&mut fx.write_tail));
+    }
+
+    fn copy(&mut self, bytes: &[u8]) {
+        self.len += bytes.len();
+        self.copied.extend_from_slice(bytes);
+    }
+
+    /// What to write: one `bytes`, or the parts for `writelines`.
+    pub(super) fn into_wire(self, py: Python<'_>) -> PyResult<Option<Wire<'_>>> {
+        if self.bodies.is_empty() {
+            return Ok((!self.copied.is_empty()).then(|| Wire::One(PyBytes::new(py, &self.copied))));
+        }
+        let mut parts = Vec::with_capacity(self.bodies.len() * 2 + 1);
+        let mut at = 0;
+        for (offset, body) in self.bodies {
+            if offset > at {
+                parts.push(PyBytes::new(py, &self.copied[at..offset]));
+            }
+            parts.push(body.into_bound(py));
+            at = offset;
+        }
+        if at < self.copied.len() {
+            parts.push(PyBytes::new(py, &self.copied[at..]));
+        }
+        if parts.len() == 1 {
+            return Ok(parts.pop().map(Wire::One));
+        }
+        Ok(Some(Wire::Parts(PyTuple::new(py, parts)?, self.len)))
+    }
+}
+
+impl Conn {
+    /// A body part that more parts follow was decided into `fx`: hold its output back
+    /// while the app's step runs. What else `fx` does (closing, say) lets it out at once,
+    /// as does reaching [`CORK_LIMIT`].
+    pub(crate) fn hold_output(&mut self, py: Python<'_>, fx: &mut Effects, vectored: bool) {
+        if !matches!(self.mode, Mode::Http1) || self.tls.is_some() || self.closing {
+            return;
+        }
+        let mut cork = self.cork.take().unwrap_or_default();
+        cork.absorb(py, fx, vectored);
+        if cork.len() >= CORK_LIMIT || !fx.is_empty() {
+            fx.corked = Some(cork);
+        } else {
+            self.cork = Some(cork);
+        }
+    }
+}
+
+impl HttpProtocol {
+    pub(super) fn set_corked(&self, corked: bool) {
+        self.corked.store(corked, Ordering::Relaxed);
+    }
+
+    /// Whether `send()` may hold output back: an app's step is running.
+    pub(crate) fn app_stepping(&self) -> bool {
+        self.app_stepping.load(Ordering::Relaxed)
+    }
+
+    /// An app's step begins.
+    pub(crate) fn step_begins(&self) {
+        self.app_stepping.store(true, Ordering::Relaxed);
+    }
+
+    /// An app's step ended: what it held back is written. A failure there is reported
+    /// as unraisable: the step's own outcome still belongs to the app's Task.
+    pub(crate) fn step_ended(slf: &Bound<'_, Self>) {
+        let this = slf.get();
+        this.app_stepping.store(false, Ordering::Relaxed);
+        // Set while the connection may hold output (possibly no longer: a write or the
+        // loss of the connection took it since).
+        if this.corked.swap(false, Ordering::Relaxed) {
+            if let Err(err) = Self::decide(slf, |conn, fx| fx.corked = conn.cork.take()) {
+                err.write_unraisable(slf.py(), Some(slf.as_any()));
+            }
+        }
+    }
+}
