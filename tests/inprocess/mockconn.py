@@ -117,12 +117,20 @@ def worker_state(app: Any, **settings: Any) -> Any:
 
 class MockConnection:
     """One connection of a worker serving ``app`` with ``settings`` (Config field names);
-    ``extra`` replaces what the transport's ``get_extra_info`` answers (its addresses)."""
+    ``extra`` replaces what the transport's ``get_extra_info`` answers (its addresses),
+    ``transport`` is the transport's class."""
 
-    def __init__(self, app: Any, *, extra: dict[str, Any] | None = None, **settings: Any) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        extra: dict[str, Any] | None = None,
+        transport: type[MockTransport] = MockTransport,
+        **settings: Any,
+    ) -> None:
         self.loop = asyncio.get_running_loop()
         self.state = worker_state(app, **settings)
-        self.transport = MockTransport(self.loop)
+        self.transport = transport(self.loop)
         self.transport.extra.update(extra or {})
         self.protocol = self.state()
         self.transport.protocol = self.protocol

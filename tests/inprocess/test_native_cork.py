@@ -1,12 +1,13 @@
-"""Body parts an app sends in one step of its Task go out in one write (``conn/cork.rs``),
-and never later than the end of that step, in the order they were sent."""
+"""Body parts an app sends in a burst within one step of its Task go out in few writes
+(``conn/cork.rs``): the first at once, the rest together, never later than the end of
+that step, in the order they were sent; nothing is held for a reader that falls behind."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from mockconn import MockConnection, Runner
+from mockconn import MockConnection, MockTransport, Runner
 
 START = {"type": "http.response.start", "status": 200, "headers": []}
 GET = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
@@ -18,9 +19,11 @@ def part(body: bytes, more: bool = True) -> dict[str, Any]:
     return {"type": "http.response.body", "body": body, "more_body": more}
 
 
-def test_parts_sent_in_one_step_go_out_in_one_write(run: Runner) -> None:
-    """Small parts, a large one (the app's own bytes on uvloop) and the last, empty."""
-    parts = [b"a" * 10, b"b" * 40_000, b"c" * 5]
+def test_a_burst_of_parts_goes_out_in_few_writes(run: Runner) -> None:
+    """Small parts, large ones (the app's own bytes on uvloop) and the last, empty: the
+    first part goes out at once, the rest of the burst together (a write more only when
+    the app's thread is held up for longer than the window between two sends)."""
+    parts = [b"a" * 10, b"b" * 40_000, b"c" * 5] * 20
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send(START)
@@ -36,32 +39,33 @@ def test_parts_sent_in_one_step_go_out_in_one_write(run: Runner) -> None:
         for resp in (first, second):
             assert resp.body == b"".join(parts)
             assert resp.headers["transfer-encoding"] == "chunked"
-        assert len(conn.transport.calls) == 2
+        assert len(conn.transport.calls) < len(parts)
 
     run(scenario)
 
 
-def test_a_part_is_written_before_the_app_suspends(run: Runner) -> None:
-    """Nothing is held past the step: a server-sent-events app that waits between parts
-    has each part on the wire while it waits."""
+def test_held_parts_are_written_before_the_app_suspends(run: Runner) -> None:
+    """Nothing is held past the step: a server-sent-events app that waits between bursts
+    has each burst on the wire while it waits."""
     go_on = asyncio.Event()
     waiting = asyncio.Event()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send(START)
         await send(part(b"data: first\n\n"))
+        await send(part(b"data: second\n\n"))
         waiting.set()
         await go_on.wait()
-        await send(part(b"data: second\n\n", more=False))
+        await send(part(b"data: third\n\n", more=False))
 
     async def scenario() -> None:
         conn = MockConnection(app)
         conn.send(GET)
         await asyncio.wait_for(waiting.wait(), 5)
-        assert bytes(conn.transport.written).endswith(b"\r\ndata: first\n\n\r\n")
+        assert bytes(conn.transport.written).endswith(b"\r\ndata: second\n\n\r\n")
         go_on.set()
         [resp] = await conn.responses(1)
-        assert resp.body == b"data: first\n\ndata: second\n\n"
+        assert resp.body == b"data: first\n\ndata: second\n\ndata: third\n\n"
 
     run(scenario)
 
@@ -73,7 +77,8 @@ def test_a_part_sent_by_another_task_is_written_at_once(run: Runner) -> None:
     waiting = asyncio.Event()
 
     async def producer(send: Any) -> None:
-        await send(part(b"from the producer"))
+        await send(part(b"from the producer, "))
+        await send(part(b"twice"))
         waiting.set()
         await go_on.wait()
         await send(part(b"", more=False))
@@ -86,10 +91,10 @@ def test_a_part_sent_by_another_task_is_written_at_once(run: Runner) -> None:
         conn = MockConnection(app)
         conn.send(GET)
         await asyncio.wait_for(waiting.wait(), 5)
-        assert b"from the producer" in conn.transport.written
+        assert bytes(conn.transport.written).endswith(b"\r\ntwice\r\n")
         go_on.set()
         [resp] = await conn.responses(1)
-        assert resp.body == b"from the producer"
+        assert resp.body == b"from the producer, twice"
 
     run(scenario)
 
@@ -97,15 +102,16 @@ def test_a_part_sent_by_another_task_is_written_at_once(run: Runner) -> None:
 def test_held_parts_go_out_before_the_cut_of_an_unfinished_response(run: Runner) -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send(START)
-        await send(part(b"half of it"))
+        await send(part(b"half "))
+        await send(part(b"of it"))
 
     async def scenario() -> None:
         conn = MockConnection(app)
         conn.send(GET)
         await conn.until(lambda: conn.transport.closed, "the connection cut")
         written = bytes(conn.transport.written)
-        assert written.endswith(b"\r\nhalf of it\r\n")  # no last chunk: the client sees a cut
-        assert conn.transport.calls[-1] == len(written)  # one write, before the close
+        assert written.endswith(b"\r\nof it\r\n")  # no last chunk: the client sees a cut
+        assert sum(conn.transport.calls) == len(written)  # written before the close
 
     run(scenario)
 
@@ -129,5 +135,45 @@ def test_holding_back_stops_at_the_limit(run: Runner) -> None:
         calls = conn.transport.calls
         assert len(calls) >= 3
         assert max(calls) < LIMIT + 2 * len(parts[0])
+
+    run(scenario)
+
+
+class PausingTransport(MockTransport):
+    """Pauses its protocol at the first write, and resumes it on the next loop turn: a
+    reader that fell behind once."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        super().write(data)
+        self._pause_once()
+
+    def writelines(self, chunks: list[bytes]) -> None:
+        super().writelines(chunks)
+        self._pause_once()
+
+    def _pause_once(self) -> None:
+        if len(self.calls) == 1 and self.protocol is not None:
+            protocol: Any = self.protocol
+            protocol.pause_writing()
+            self.loop.call_soon(protocol.resume_writing)
+
+
+def test_nothing_is_held_once_the_reader_fell_behind(run: Runner) -> None:
+    """After a pause the transport's flow control alone bounds what waits for the reader:
+    each part is written as it is sent."""
+    parts = [bytes([n]) * 1000 for n in range(10)]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(START)
+        for body in parts:
+            await send(part(body))
+        await send(part(b"", more=False))
+
+    async def scenario() -> None:
+        conn = MockConnection(app, transport=PausingTransport)
+        conn.send(GET)
+        [resp] = await conn.responses(1)
+        assert resp.body == b"".join(parts)
+        assert len(conn.transport.calls) == len(parts) + 1
 
     run(scenario)

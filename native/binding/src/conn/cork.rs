@@ -2,15 +2,20 @@
 //!
 //! An app streaming a response sends part after part in one step of its Task; each part
 //! written at once costs a system call and, on loopback, the receiving side's work too.
-//! While the app's step runs (`HttpProtocol::app_stepping`), an HTTP/1.1 connection's body
-//! parts gather in a [`Cork`]; it is written when the step ends (the app suspends or
-//! returns), when it holds [`CORK_LIMIT`] bytes, or ahead of anything else the connection
-//! writes or does to its transport. So no byte waits for more than the rest of the step
-//! that sent it, and the order on the wire is the order of the sends.
+//! While the app's step runs (`HttpProtocol::app_stepping`), the body parts an HTTP/1.1
+//! connection's app sends within [`HOLD_WINDOW`] of one written at once gather in a
+//! [`Cork`]: the first part of a burst goes out at once, the rest of the burst together.
+//! The cork is written when the step ends (the app suspends or returns), at the first
+//! part after the window, when it holds [`CORK_LIMIT`] bytes, or ahead of anything else
+//! the connection writes or does to its transport; so the order on the wire is the order
+//! of the sends, and only an app that blocks its loop right after a burst delays it.
+//! Once the transport paused the connection (its reader does not keep up), nothing more
+//! is held: the transport's own flow control bounds what waits for that reader.
 //!
 //! It also frames a single large body part: the app's own `bytes` between the framing.
 
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
@@ -21,6 +26,26 @@ use super::{Conn, HttpProtocol, Mode};
 /// Bytes held before they are written anyway: bounds a connection's memory and keeps
 /// the transport's flow control in charge of anything larger.
 pub(super) const CORK_LIMIT: usize = 1024 * 1024;
+
+/// How long after a part written at once the parts that follow are held.
+const HOLD_WINDOW: Duration = Duration::from_millis(1);
+
+/// A connection's held output and when holding applies.
+#[derive(Default)]
+pub(crate) struct HoldBack {
+    pub(super) cork: Option<Box<Cork>>,
+    /// When the part that opened the current window was written.
+    window_opened: Option<Instant>,
+    /// The transport paused the connection once: nothing more is held.
+    reader_behind: bool,
+}
+
+impl HoldBack {
+    /// The transport paused writing: its reader fell behind.
+    pub(super) fn reader_fell_behind(&mut self) {
+        self.reader_behind = true;
+    }
+}
 
 /// A body part at least this long is written from the app's own `bytes` (a vectored
 /// write) when the transport's `writelines` applies flow control: below it, one copy
@@ -88,19 +113,33 @@ impl Cork {
 }
 
 impl Conn {
-    /// A body part that more parts follow was decided into `fx`: hold its output back
-    /// while the app's step runs. What else `fx` does (closing, say) lets it out at once,
-    /// as does reaching [`CORK_LIMIT`].
+    /// A body part that more parts follow was decided into `fx` during the app's step:
+    /// hold its output back if it falls in a window (see the module documentation), else
+    /// let it out and open one. What else `fx` does (closing, say) lets the held output
+    /// out at once, as does reaching [`CORK_LIMIT`].
     pub(crate) fn hold_output(&mut self, py: Python<'_>, fx: &mut Effects, vectored: bool) {
-        if !matches!(self.mode, Mode::Http1) || self.tls.is_some() || self.closing {
+        let holding = &mut self.hold;
+        if !matches!(self.mode, Mode::Http1)
+            || self.tls.is_some()
+            || self.closing
+            || holding.reader_behind
+        {
             return;
         }
-        let mut cork = self.cork.take().unwrap_or_default();
+        let now = Instant::now();
+        match holding.window_opened {
+            Some(opened) if now.duration_since(opened) < HOLD_WINDOW => {}
+            _ => {
+                holding.window_opened = Some(now);
+                return;
+            }
+        }
+        let mut cork = holding.cork.take().unwrap_or_default();
         cork.absorb(py, fx, vectored);
         if cork.len() >= CORK_LIMIT || !fx.is_empty() {
             fx.corked = Some(cork);
         } else {
-            self.cork = Some(cork);
+            holding.cork = Some(cork);
         }
     }
 }
@@ -128,7 +167,7 @@ impl HttpProtocol {
         // Set while the connection may hold output (possibly no longer: a write or the
         // loss of the connection took it since).
         if this.corked.swap(false, Ordering::Relaxed) {
-            if let Err(err) = Self::decide(slf, |conn, fx| fx.corked = conn.cork.take()) {
+            if let Err(err) = Self::decide(slf, |conn, fx| fx.corked = conn.hold.cork.take()) {
                 err.write_unraisable(slf.py(), Some(slf.as_any()));
             }
         }

@@ -190,11 +190,11 @@ impl HttpProtocol {
         let (out, transport) = {
             let mut conn = slf.get().lock()?;
             let out = decide(&mut conn, &mut fx);
-            if conn.cork.is_some() {
+            if conn.hold.cork.is_some() {
                 if fx.touches_wire() {
-                    fx.corked = conn.cork.take();
+                    fx.corked = conn.hold.cork.take();
                 }
-                slf.get().set_corked(conn.cork.is_some());
+                slf.get().set_corked(conn.hold.cork.is_some());
             }
             if let Some(tls) = conn.tls.as_deref_mut() {
                 tls.seal(slf.py(), &mut fx);

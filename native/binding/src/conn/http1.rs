@@ -244,6 +244,7 @@ impl Conn {
     /// The worker gives up on the connection: the transport to abort.
     pub(super) fn abort(&mut self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.closing = true;
+        self.hold.cork = None;
         self.transport(py)
     }
 
@@ -252,7 +253,7 @@ impl Conn {
         self.lost = true;
         self.closing = true;
         self.deadline = None;
-        self.cork = None;
+        self.hold.cork = None;
         let stream_waiters = self.h2_lost();
         self.drain_waiters.extend(stream_waiters);
         Lost {

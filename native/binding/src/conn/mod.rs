@@ -121,7 +121,7 @@ pub(crate) struct Conn {
     /// With `--proxy-protocol`, until the PROXY header is read (`proxied.rs`).
     awaiting_header: Option<Box<proxied::AwaitingHeader>>,
     /// Body parts held back while the app's step runs (`cork.rs`).
-    cork: Option<Box<cork::Cork>>,
+    hold: cork::HoldBack,
 }
 
 /// The record of the current request, kept when access logging or metrics are on: what
@@ -174,7 +174,7 @@ impl Conn {
             tls,
             sniffed: Some(Vec::new()),
             awaiting_header: None,
-            cork: None,
+            hold: cork::HoldBack::default(),
         }
     }
 

@@ -469,7 +469,9 @@ impl HttpProtocol {
     }
 
     fn pause_writing(&self) -> PyResult<()> {
-        self.lock()?.write_paused = true;
+        let mut conn = self.lock()?;
+        conn.write_paused = true;
+        conn.hold.reader_fell_behind();
         Ok(())
     }
 
