@@ -245,15 +245,12 @@ class Master:
 
     def _on_file_changes(self) -> None:
         assert self.watcher is not None
-        was_watching = self.watcher.watching
         batches = self.watcher.read_changes()
         if batches is None:
             log.error("The file watcher stopped; --reload is off from now on")
             self.watcher.stop()
             self.watcher = None
             return
-        if self.watcher.watching and not was_watching:
-            log.info("Watching %s for changes", ", ".join(self.watcher.dirs))
         paths = sorted({p for batch in batches for p in batch})
         if paths and not self.stopping and not self.stop_at:
             shown = ", ".join(os.path.relpath(p) for p in paths[:3])

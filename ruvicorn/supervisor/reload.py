@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 from ruvicorn.config import Config
+from ruvicorn.logs import error_log
 
 
 class ReloadWatcher:
@@ -53,7 +54,7 @@ class ReloadWatcher:
 
     def read_changes(self) -> list[list[str]] | None:
         """The change batches reported so far; None once the helper has gone away. The
-        helper's first, empty batch sets ``watching``."""
+        helper's first, empty batch sets ``watching`` and says so in the log."""
         batches: list[list[str]] = []
         while True:
             try:
@@ -71,8 +72,9 @@ class ReloadWatcher:
                 paths = [str(p) for p in json.loads(line)]
                 if paths:
                     batches.append(paths)
-                else:
+                elif not self.watching:
                     self.watching = True
+                    error_log.info("Watching %s for changes", ", ".join(self.dirs))
         return batches
 
     def stop(self) -> None:

@@ -67,7 +67,7 @@ def helper_main(argv: list[str]) -> int:
 
     threading.Thread(target=wait_for_master, daemon=True).start()
     accept = make_filter(tuple(spec["include"]), tuple(spec["exclude"]))
-    watching = False
+    announced = False
     for changes in watchfiles.watch(
         *spec["dirs"],
         # Filtered here, not by the watcher: changes it filters out all would not end its
@@ -82,17 +82,20 @@ def helper_main(argv: list[str]) -> int:
         rust_timeout=READY_TIMEOUT_MS,
         yield_on_timeout=True,
     ):
-        batches: list[list[str]] = [] if watching else [[]]
-        watching = True
         paths = sorted({path for change, path in changes if accept(change, path)})
-        if paths:
-            batches.append(paths)
         try:
-            for paths in batches:
-                os.write(sys.stdout.fileno(), (json.dumps(paths) + "\n").encode())
+            if not announced:
+                _report([])  # the first batch, empty: the watches are in place
+                announced = True
+            if paths:
+                _report(paths)
         except OSError:
             break
     return 0
+
+
+def _report(paths: list[str]) -> None:
+    os.write(sys.stdout.fileno(), (json.dumps(paths) + "\n").encode())
 
 
 if __name__ == "__main__":

@@ -12,15 +12,24 @@ from __future__ import annotations
 import signal
 from types import FrameType
 
-#: What a worker handles: stop (TERM, INT), replaced (HUP), stop fast (QUIT), reopen logs.
-SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1)
+#: Every signal a worker handles, and what it does (``worker.run._StopSignals`` runs the
+#: action of that name): stop (TERM, INT), stop because replaced (HUP), stop fast (QUIT),
+#: reopen the log files (USR1).
+ACTIONS = {
+    signal.SIGTERM: "graceful",
+    signal.SIGINT: "graceful",
+    signal.SIGHUP: "replaced",
+    signal.SIGQUIT: "fast",
+    signal.SIGUSR1: "reopen_logs",
+}
 
 _held: list[int] = []
 
 
 def hold() -> None:
-    """Record each of ``SIGNALS`` from now on, until the loop's handlers replace these."""
-    for signum in SIGNALS:
+    """Record each signal of ``ACTIONS`` from now on, until the loop's handlers replace
+    these."""
+    for signum in ACTIONS:
         signal.signal(signum, _record)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import signal
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -134,11 +133,7 @@ class _StopSignals:
         self.fast = False
         self.restart = False
         handlers: dict[int, Callable[[], None]] = {
-            signal.SIGTERM: self._graceful,
-            signal.SIGINT: self._graceful,
-            signal.SIGHUP: self._replaced,
-            signal.SIGQUIT: self._fast,
-            signal.SIGUSR1: logs.reopen_files,
+            signum: getattr(self, f"_{action}") for signum, action in early_signals.ACTIONS.items()
         }
         for signum, handler in handlers.items():
             loop.add_signal_handler(signum, handler)
@@ -161,6 +156,9 @@ class _StopSignals:
         self.requested.set()
         self.server.state.close_all()
 
+    def _reopen_logs(self) -> None:
+        logs.reopen_files()
+
     def uninstall(self) -> None:
-        for signum in early_signals.SIGNALS:
+        for signum in early_signals.ACTIONS:
             self.loop.remove_signal_handler(signum)
