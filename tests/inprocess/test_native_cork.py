@@ -19,20 +19,54 @@ def part(body: bytes, more: bool = True) -> dict[str, Any]:
     return {"type": "http.response.body", "body": body, "more_body": more}
 
 
+async def send_parts(send: Any, parts: list[bytes]) -> None:
+    for body in parts:
+        await send(part(body))
+
+
+def streaming(parts: list[bytes]) -> Any:
+    """An app sending ``parts`` in one step, then an empty last part."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(START)
+        await send_parts(send, parts)
+        await send(part(b"", more=False))
+
+    return app
+
+
+class Pause:
+    """Sends parts, then waits until the test lets it finish the response."""
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
+        self.waiting = asyncio.Event()
+        self.go_on = asyncio.Event()
+
+    async def send(self, send: Any) -> None:
+        await send_parts(send, self.parts)
+        self.waiting.set()
+        await self.go_on.wait()
+        await send(part(b"", more=False))
+
+    async def check(self, conn: MockConnection) -> None:
+        """Every part is on the wire while the sender waits."""
+        conn.send(GET)
+        await asyncio.wait_for(self.waiting.wait(), 5)
+        assert bytes(conn.transport.written).endswith(b"\r\n" + self.parts[-1] + b"\r\n")
+        self.go_on.set()
+        [resp] = await conn.responses(1)
+        assert resp.body == b"".join(self.parts)
+
+
 def test_a_burst_of_parts_goes_out_in_few_writes(run: Runner) -> None:
     """Small parts, large ones (the app's own bytes on uvloop) and the last, empty: the
     first part goes out at once, the rest of the burst together (a write more only when
     the app's thread is held up for longer than the window between two sends)."""
     parts = [b"a" * 10, b"b" * 40_000, b"c" * 5] * 20
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await send(START)
-        for body in parts:
-            await send(part(body))
-        await send(part(b"", more=False))
-
     async def scenario() -> None:
-        conn = MockConnection(app)
+        conn = MockConnection(streaming(parts))
         for _ in range(2):  # keep-alive: the second response follows the first intact
             conn.send(GET)
         first, second = await conn.responses(2)
@@ -47,25 +81,14 @@ def test_a_burst_of_parts_goes_out_in_few_writes(run: Runner) -> None:
 def test_held_parts_are_written_before_the_app_suspends(run: Runner) -> None:
     """Nothing is held past the step: a server-sent-events app that waits between bursts
     has each burst on the wire while it waits."""
-    go_on = asyncio.Event()
-    waiting = asyncio.Event()
+    pause = Pause([b"data: first\n\n", b"data: second\n\n"])
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send(START)
-        await send(part(b"data: first\n\n"))
-        await send(part(b"data: second\n\n"))
-        waiting.set()
-        await go_on.wait()
-        await send(part(b"data: third\n\n", more=False))
+        await pause.send(send)
 
     async def scenario() -> None:
-        conn = MockConnection(app)
-        conn.send(GET)
-        await asyncio.wait_for(waiting.wait(), 5)
-        assert bytes(conn.transport.written).endswith(b"\r\ndata: second\n\n\r\n")
-        go_on.set()
-        [resp] = await conn.responses(1)
-        assert resp.body == b"data: first\n\ndata: second\n\ndata: third\n\n"
+        await pause.check(MockConnection(app))
 
     run(scenario)
 
@@ -73,28 +96,14 @@ def test_held_parts_are_written_before_the_app_suspends(run: Runner) -> None:
 def test_a_part_sent_by_another_task_is_written_at_once(run: Runner) -> None:
     """Only the app's own Task holds parts back (its step's end writes them): a task it
     started sends as it goes, or its parts would wait for a step that may never come."""
-    go_on = asyncio.Event()
-    waiting = asyncio.Event()
-
-    async def producer(send: Any) -> None:
-        await send(part(b"from the producer, "))
-        await send(part(b"twice"))
-        waiting.set()
-        await go_on.wait()
-        await send(part(b"", more=False))
+    pause = Pause([b"from the producer, ", b"twice"])
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send(START)
-        await asyncio.create_task(producer(send))
+        await asyncio.create_task(pause.send(send))
 
     async def scenario() -> None:
-        conn = MockConnection(app)
-        conn.send(GET)
-        await asyncio.wait_for(waiting.wait(), 5)
-        assert bytes(conn.transport.written).endswith(b"\r\ntwice\r\n")
-        go_on.set()
-        [resp] = await conn.responses(1)
-        assert resp.body == b"from the producer, twice"
+        await pause.check(MockConnection(app))
 
     run(scenario)
 
@@ -102,8 +111,7 @@ def test_a_part_sent_by_another_task_is_written_at_once(run: Runner) -> None:
 def test_held_parts_go_out_before_the_cut_of_an_unfinished_response(run: Runner) -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send(START)
-        await send(part(b"half "))
-        await send(part(b"of it"))
+        await send_parts(send, [b"half ", b"of it"])
 
     async def scenario() -> None:
         conn = MockConnection(app)
@@ -121,14 +129,8 @@ def test_holding_back_stops_at_the_limit(run: Runner) -> None:
     by the limit."""
     parts = [bytes([n]) * (64 * 1024) for n in range(40)]
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await send(START)
-        for body in parts:
-            await send(part(body))
-        await send(part(b"", more=False))
-
     async def scenario() -> None:
-        conn = MockConnection(app)
+        conn = MockConnection(streaming(parts))
         conn.send(GET)
         [resp] = await conn.responses(1)
         assert resp.body == b"".join(parts)
@@ -163,14 +165,8 @@ def test_nothing_is_held_once_the_reader_fell_behind(run: Runner) -> None:
     each part is written as it is sent."""
     parts = [bytes([n]) * 1000 for n in range(10)]
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await send(START)
-        for body in parts:
-            await send(part(body))
-        await send(part(b"", more=False))
-
     async def scenario() -> None:
-        conn = MockConnection(app, transport=PausingTransport)
+        conn = MockConnection(streaming(parts), transport=PausingTransport)
         conn.send(GET)
         [resp] = await conn.responses(1)
         assert resp.body == b"".join(parts)
