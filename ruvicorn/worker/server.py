@@ -21,6 +21,10 @@ from ruvicorn.worker.pathsend import send_file
 MAX_RECEIVED = 253
 #: How often timeouts are enforced and the heartbeat runs; no connection has its own timer.
 TICK_SECONDS = INTERVAL
+#: Loop turns from accepting a connection to its protocol's ``connection_made``: one on
+#: uvloop, two on the selector loop (its accept task, then the transport's callback),
+#: and one to spare.
+ATTACH_TURNS = 3
 
 
 class WorkerServer:
@@ -172,7 +176,7 @@ class WorkerServer:
         # Other loops detach the sockets on close(), so what is queued is taken first.
         queued = self._take_queued() if last and not selector else []
         self._stop_accepting_now()
-        for _ in range(3):
+        for _ in range(ATTACH_TURNS):
             await asyncio.sleep(0)
         if selector and last:
             queued = self._take_queued()

@@ -28,9 +28,20 @@ pub struct AppRunner {
     steps: Steps,
     protocol: Py<HttpProtocol>,
     seq: u64,
-    /// The app serves a WebSocket: its end settles the handshake or closes the socket.
-    websocket: bool,
+    serves: Serves,
     slot: TaskSlot,
+}
+
+/// What an app's runner serves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Serves {
+    /// A WebSocket: the app's end settles the handshake or closes the socket.
+    WebSocket,
+    /// An HTTP/1.1 exchange in cleartext: the body parts its app sends in one step may be
+    /// held and written together (`conn/cork.rs`), so its steps are marked.
+    Http1Exchange,
+    /// Any other HTTP exchange (HTTP/1.1 over TLS, an HTTP/2 or HTTP/3 stream).
+    Exchange,
 }
 
 /// Counts the app as running in its worker (for `--limit-concurrency`) until it ends, is
@@ -65,22 +76,23 @@ impl Drop for TaskSlot {
 }
 
 impl AppRunner {
-    /// A runner for the app of exchange `seq`; `websocket` when it serves a WebSocket.
+    /// A runner for the app of exchange `seq`.
     pub fn new(
         awaitable: &Bound<'_, PyAny>,
         protocol: Py<HttpProtocol>,
         seq: u64,
-        websocket: bool,
+        serves: Serves,
     ) -> PyResult<Self> {
         let py = awaitable.py();
         let steps = Steps::of(awaitable)?;
+        let websocket = serves == Serves::WebSocket;
         let slot = TaskSlot::take(protocol.get().server().clone_ref(py), websocket);
         Ok(Self {
             coro: awaitable.clone().unbind(),
             steps,
             protocol,
             seq,
-            websocket,
+            serves,
             slot,
         })
     }
@@ -89,7 +101,7 @@ impl AppRunner {
     fn finished(&self, py: Python<'_>, error: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         self.slot.release();
         let protocol = self.protocol.bind(py);
-        if self.websocket {
+        if self.serves == Serves::WebSocket {
             websocket_app_finished(protocol, self.seq, error)
         } else {
             RequestCycle::app_finished(protocol, self.seq, error)
@@ -124,18 +136,26 @@ impl AppRunner {
     /// Its Task, created on the loop's turn after the app was called: an HTTP/2 or
     /// HTTP/3 stream keeps it, to cancel when the client resets the stream.
     pub fn task_created(&self, task: &Bound<'_, PyAny>) -> PyResult<()> {
-        if self.websocket {
+        if self.serves == Serves::WebSocket {
             return Ok(());
         }
         HttpProtocol::keep_stream_task(self.protocol.bind(task.py()), self.seq, task)
     }
 
-    fn step(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+    /// `step` run as one step of the app, marked as such when its output may be held.
+    fn marked<R>(&self, py: Python<'_>, step: impl FnOnce() -> R) -> R {
+        if self.serves != Serves::Http1Exchange {
+            return step();
+        }
         let protocol = self.protocol.bind(py);
         protocol.get().step_begins();
-        let sent = self.steps.send(value);
+        let outcome = step();
         HttpProtocol::step_ended(protocol);
-        match sent {
+        outcome
+    }
+
+    fn step(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        match self.marked(py, || self.steps.send(value)) {
             Ok(PySendResult::Next(yielded)) => Ok(Some(yielded.unbind())),
             Ok(PySendResult::Return(_)) => self.returned(py).map(|()| None),
             Err(err) => self.raised(py, err).map(|()| None),
@@ -168,13 +188,10 @@ impl AppRunner {
         tb: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let steps = self.steps.object(py);
-        let protocol = self.protocol.bind(py);
-        protocol.get().step_begins();
-        let result = match (val, tb) {
+        let result = self.marked(py, || match (val, tb) {
             (None, None) => steps.call_method1(key!(py, "throw"), (typ,)),
             (val, tb) => steps.call_method1(key!(py, "throw"), (typ, val, tb)),
-        };
-        HttpProtocol::step_ended(protocol);
+        });
         match result {
             Ok(yielded) => Ok(yielded.unbind()),
             Err(err) if err.is_instance_of::<PyStopIteration>(py) => {

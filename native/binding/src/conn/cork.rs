@@ -119,11 +119,7 @@ impl Conn {
     /// out at once, as does reaching [`CORK_LIMIT`].
     pub(crate) fn hold_output(&mut self, py: Python<'_>, fx: &mut Effects, vectored: bool) {
         let holding = &mut self.hold;
-        if !matches!(self.mode, Mode::Http1)
-            || self.tls.is_some()
-            || self.closing
-            || holding.reader_behind
-        {
+        if !matches!(self.mode, Mode::Http1) || self.tls.is_some() || holding.reader_behind {
             return;
         }
         let now = Instant::now();
@@ -164,10 +160,10 @@ impl HttpProtocol {
     pub(crate) fn step_ended(slf: &Bound<'_, Self>) {
         let this = slf.get();
         this.app_stepping.store(false, Ordering::Relaxed);
-        // Set while the connection may hold output (possibly no longer: a write or the
-        // loss of the connection took it since).
-        if this.corked.swap(false, Ordering::Relaxed) {
-            if let Err(err) = Self::decide(slf, |conn, fx| fx.corked = conn.hold.cork.take()) {
+        // `decide` clears the flag (the loss of the connection may have dropped the cork
+        // already: then the decision finds nothing to write).
+        if this.corked.load(Ordering::Relaxed) {
+            if let Err(err) = Self::decide(slf, |_, fx| fx.release_held = true) {
                 err.write_unraisable(slf.py(), Some(slf.as_any()));
             }
         }

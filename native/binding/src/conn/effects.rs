@@ -22,6 +22,8 @@ pub(crate) struct Effects {
     pub(super) write_tail: Vec<u8>,
     /// Output held back (`cork.rs`), written before all of the above.
     pub(super) corked: Option<Box<Cork>>,
+    /// Write the output held back now, even with nothing else to write.
+    pub(super) release_held: bool,
     /// On a TLS connection, all of the above (and the TLS layer's own records) encrypted.
     pub(super) sealed: Option<Py<PyBytes>>,
     /// A TLS failure or a plain HTTP client on the TLS port, for one debug line:
@@ -113,6 +115,7 @@ impl Effects {
             || self.close
             || self.write_eof
             || self.flush_streams
+            || self.release_held
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -122,6 +125,7 @@ impl Effects {
             && self.write_tail.is_empty()
             && self.sealed.is_none()
             && self.corked.is_none()
+            && !self.release_held
             && self.tls_note.is_none()
             && !self.close
             && !self.write_eof
@@ -190,12 +194,10 @@ impl HttpProtocol {
         let (out, transport) = {
             let mut conn = slf.get().lock()?;
             let out = decide(&mut conn, &mut fx);
-            if conn.hold.cork.is_some() {
-                if fx.touches_wire() {
-                    fx.corked = conn.hold.cork.take();
-                }
-                slf.get().set_corked(conn.hold.cork.is_some());
+            if conn.hold.cork.is_some() && fx.touches_wire() {
+                fx.corked = conn.hold.cork.take();
             }
+            slf.get().set_corked(conn.hold.cork.is_some());
             if let Some(tls) = conn.tls.as_deref_mut() {
                 tls.seal(slf.py(), &mut fx);
             }

@@ -12,7 +12,7 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 use super::effects::resolve;
 use super::{ws, Access, Conn, Swept, Tls};
 use crate::asgi::cycle::RequestCycle;
-use crate::asgi::runner::{spawn_app, AppRunner};
+use crate::asgi::runner::{spawn_app, AppRunner, Serves};
 use crate::asgi::scope::{build_scope, tls_extension, Http3Head, Peer};
 use crate::key;
 use crate::metrics::{method_index, HTTP1};
@@ -239,8 +239,13 @@ impl HttpProtocol {
         let py = slf.py();
         let state = slf.get().state();
         let cycle = Bound::new(py, RequestCycle::new(slf.clone().unbind(), seq))?;
+        let serves = if stream || state.settings.tls.is_some() {
+            Serves::Exchange
+        } else {
+            Serves::Http1Exchange
+        };
         let spawned = spawn_app(state, scope, cycle.as_any(), |awaitable| {
-            AppRunner::new(awaitable, slf.clone().unbind(), seq, false)
+            AppRunner::new(awaitable, slf.clone().unbind(), seq, serves)
         });
         match spawned {
             Ok(Some(task)) if stream => Self::keep_stream_task(slf, seq, &task),

@@ -11,7 +11,7 @@ use pyo3::types::{PyDict, PyList};
 
 use super::{disconnected, Conn, Effects, HttpProtocol, Mode};
 use crate::asgi::cycle::RequestCycle;
-use crate::asgi::runner::{spawn_app, AppRunner};
+use crate::asgi::runner::{spawn_app, AppRunner, Serves};
 use crate::asgi::websocket::{app_message, WebSocketCycle};
 use crate::key;
 use crate::server::ServerState;
@@ -246,7 +246,7 @@ pub(super) fn start(
     }
     let cycle = Bound::new(py, WebSocketCycle::new(slf.clone().unbind()))?;
     let spawned = spawn_app(state, scope.clone(), cycle.as_any(), |awaitable| {
-        AppRunner::new(awaitable, slf.clone().unbind(), seq, true)
+        AppRunner::new(awaitable, slf.clone().unbind(), seq, Serves::WebSocket)
     });
     if let Err(error) = spawned {
         app_finished(slf, seq, Some(error))?;
