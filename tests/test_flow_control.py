@@ -12,6 +12,7 @@ import socket
 import time
 from pathlib import Path
 
+from apps.testapp import flood_chunk
 from rawhttp import request, wait_for
 from realserver import ServerProcess
 from tlscerts import over_tls
@@ -89,14 +90,17 @@ def test_app_that_never_reads_body_stops_the_upload(server: ServerProcess, tmp_p
 
 @over_tls
 def test_slow_reader_gets_every_byte(server: ServerProcess, tmp_path: Path) -> None:
-    """Paused writing must resume: a client that reads late still gets the whole body."""
-    total = 8 * MIB
+    """Paused writing must resume: a client that reads late still gets the whole body, every
+    part once and in order (parts sent in one step of the app go out held together until
+    the reader falls behind, then one by one)."""
+    total, size = 8 * MIB, 8 * 1024
     progress = tmp_path / "progress"
     progress.write_text("0")
     with server.client() as c:
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        c.send(request("GET", f"/flood?total={total}&progress={progress}"))
+        c.send(request("GET", f"/flood?total={total}&size={size}&numbered=1&progress={progress}"))
         settled(lambda: int(progress.read_text() or 0), quiet_for=0.5)
         resp = c.read_response()
     assert resp.status == 200
     assert len(resp.body) == total
+    assert resp.body == b"".join(flood_chunk(at, size) for at in range(0, total, size))
