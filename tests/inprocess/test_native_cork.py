@@ -1,13 +1,15 @@
 """Body parts an app sends in a burst within one step of its Task go out in few writes
 (``conn/cork.rs``): the first at once, the rest together, never later than the end of
-that step, in the order they were sent; nothing is held for a reader that falls behind."""
+that step, in the order they were sent; nothing is held for a reader that falls behind.
+Over TLS the held parts are encrypted together when they go out."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from mockconn import MockConnection, MockTransport, Runner
+from mockconn import MockConnection, MockTransport, Runner, parse
+from tlspeer import Certs, tls_connection
 
 START = {"type": "http.response.start", "status": 200, "headers": []}
 GET = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
@@ -74,6 +76,64 @@ def test_a_burst_of_parts_goes_out_in_few_writes(run: Runner) -> None:
             assert resp.body == b"".join(parts)
             assert resp.headers["transfer-encoding"] == "chunked"
         assert len(conn.transport.calls) < len(parts)
+
+    run(scenario)
+
+
+def test_a_burst_over_tls_is_encrypted_together(run: Runner, certs: Certs) -> None:
+    parts = [b"a" * 10, b"b" * 1000, b"c" * 5] * 10
+
+    async def scenario() -> None:
+        peer = tls_connection(streaming(parts), certs)
+        handshake = len(peer.conn.transport.calls)
+        for _ in range(2):
+            peer.send(GET)
+        await peer.until(lambda: len(parse(peer.plain, ("GET", "GET"))) == 2, "two responses")
+        for resp in parse(peer.plain, ("GET", "GET")):
+            assert resp.body == b"".join(parts)
+        assert len(peer.conn.transport.calls) - handshake < len(parts)
+
+    run(scenario)
+
+
+def test_over_tls_holding_back_stops_at_a_record(run: Runner, certs: Certs) -> None:
+    """Over TLS a burst is held up to one record's worth (16 KiB of plaintext): the copy
+    encryption makes anyway gains nothing from larger bursts."""
+    parts = [bytes([n]) * 4096 for n in range(40)]
+
+    async def scenario() -> None:
+        peer = tls_connection(streaming(parts), certs)
+        handshake = len(peer.conn.transport.calls)
+        peer.send(GET)
+        await peer.until(lambda: parse(peer.plain, ("GET",)), "the response")
+        [resp] = parse(peer.plain, ("GET",))
+        assert resp.body == b"".join(parts)
+        calls = peer.conn.transport.calls[handshake:]
+        assert len(calls) >= 8
+        assert max(calls) < 2 * 16 * 1024
+
+    run(scenario)
+
+
+def test_held_parts_are_encrypted_before_the_close_over_tls(run: Runner, certs: Certs) -> None:
+    """A part past the response's length cuts the connection in the decision that also
+    lets the held part out: it is encrypted ahead of the close_notify."""
+    failed: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({**START, "headers": [(b"content-length", b"20")]})
+        try:
+            await send_parts(send, [b"half ", b"of it", b"more than was announced"])
+        except RuntimeError as exc:
+            failed.append(str(exc))
+
+    async def scenario() -> None:
+        peer = tls_connection(app, certs)
+        peer.send(GET)
+        await peer.conn.until(lambda: peer.conn.transport.closed, "the connection cut")
+        assert peer.read().endswith(b"\r\n\r\nhalf of it")
+        assert peer.close_notify
+        assert failed
 
     run(scenario)
 

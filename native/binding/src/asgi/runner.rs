@@ -37,11 +37,11 @@ pub struct AppRunner {
 pub enum Serves {
     /// A WebSocket: the app's end settles the handshake or closes the socket.
     WebSocket,
-    /// An HTTP/1.1 exchange in cleartext: the body parts its app sends in one step may be
-    /// held and written together (`conn/cork.rs`), so its steps are marked.
+    /// An HTTP/1.1 exchange: the body parts its app sends in one step may be held and
+    /// written together (`conn/cork.rs`), so its steps are marked.
     Http1Exchange,
-    /// Any other HTTP exchange (HTTP/1.1 over TLS, an HTTP/2 or HTTP/3 stream).
-    Exchange,
+    /// An HTTP/2 or HTTP/3 stream.
+    Stream,
 }
 
 /// Counts the app as running in its worker (for `--limit-concurrency`) until it ends, is

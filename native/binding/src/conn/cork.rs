@@ -10,7 +10,9 @@
 //! the connection writes or does to its transport; so the order on the wire is the order
 //! of the sends, and only an app that blocks its loop right after a burst delays it.
 //! Once the transport paused the connection (its reader does not keep up), nothing more
-//! is held: the transport's own flow control bounds what waits for that reader.
+//! is held: the transport's own flow control bounds what waits for that reader. Over TLS
+//! the parts are held in the clear, up to one record's worth, and encrypted when they are
+//! released (`Tls::seal`), so a record spans several small parts.
 //!
 //! It also frames a single large body part: the app's own `bytes` between the framing.
 
@@ -26,6 +28,10 @@ use super::{Conn, HttpProtocol, Mode};
 /// Bytes held before they are written anyway: bounds a connection's memory and keeps
 /// the transport's flow control in charge of anything larger.
 pub(super) const CORK_LIMIT: usize = 1024 * 1024;
+
+/// The same over TLS: one record's worth. The sealed output is a copy made at release,
+/// so larger bursts gain nothing from being held.
+const TLS_CORK_LIMIT: usize = 16 * 1024;
 
 /// How long after a part written at once the parts that follow are held.
 const HOLD_WINDOW: Duration = Duration::from_millis(1);
@@ -88,28 +94,57 @@ impl Cork {
         self.copied.extend_from_slice(bytes);
     }
 
+    /// The held output in order, each piece handed to `piece`: stretches of the copied
+    /// bytes, and the app's own `bytes` between them.
+    fn for_each_piece<'a>(&'a self, mut piece: impl FnMut(Piece<'a>)) {
+        let mut at = 0;
+        for (offset, body) in &self.bodies {
+            if *offset > at {
+                piece(Piece::Copied(&self.copied[at..*offset]));
+            }
+            piece(Piece::Body(body));
+            at = *offset;
+        }
+        if at < self.copied.len() {
+            piece(Piece::Copied(&self.copied[at..]));
+        }
+    }
+
+    /// The held output as byte slices in order (what the TLS layer encrypts).
+    pub(super) fn slices<'a>(&'a self, py: Python<'a>) -> Vec<&'a [u8]> {
+        let mut slices = Vec::with_capacity(self.bodies.len() * 2 + 1);
+        self.for_each_piece(|piece| {
+            slices.push(match piece {
+                Piece::Copied(bytes) => bytes,
+                Piece::Body(body) => body.bind(py).as_bytes(),
+            });
+        });
+        slices
+    }
+
     /// What to write: one `bytes`, or the parts for `writelines`.
     pub(super) fn into_wire(self, py: Python<'_>) -> PyResult<Option<Wire<'_>>> {
         if self.bodies.is_empty() {
             return Ok((!self.copied.is_empty()).then(|| Wire::One(PyBytes::new(py, &self.copied))));
         }
         let mut parts = Vec::with_capacity(self.bodies.len() * 2 + 1);
-        let mut at = 0;
-        for (offset, body) in self.bodies {
-            if offset > at {
-                parts.push(PyBytes::new(py, &self.copied[at..offset]));
-            }
-            parts.push(body.into_bound(py));
-            at = offset;
-        }
-        if at < self.copied.len() {
-            parts.push(PyBytes::new(py, &self.copied[at..]));
-        }
+        self.for_each_piece(|piece| {
+            parts.push(match piece {
+                Piece::Copied(bytes) => PyBytes::new(py, bytes),
+                Piece::Body(body) => body.bind(py).clone(),
+            });
+        });
         if parts.len() == 1 {
             return Ok(parts.pop().map(Wire::One));
         }
         Ok(Some(Wire::Parts(PyTuple::new(py, parts)?, self.len)))
     }
+}
+
+/// One piece of a cork's output.
+enum Piece<'a> {
+    Copied(&'a [u8]),
+    Body(&'a Py<PyBytes>),
 }
 
 impl Conn {
@@ -119,9 +154,11 @@ impl Conn {
     /// out at once, as does reaching [`CORK_LIMIT`].
     pub(crate) fn hold_output(&mut self, py: Python<'_>, fx: &mut Effects, vectored: bool) {
         let holding = &mut self.hold;
-        if !matches!(self.mode, Mode::Http1) || self.tls.is_some() || holding.reader_behind {
+        if !matches!(self.mode, Mode::Http1) || holding.reader_behind {
             return;
         }
+        // The TLS layer reads the app's `bytes` in place as it encrypts them.
+        let vectored = vectored || self.tls.is_some();
         let now = Instant::now();
         match holding.window_opened {
             Some(opened) if now.duration_since(opened) < HOLD_WINDOW => {}
@@ -132,7 +169,12 @@ impl Conn {
         }
         let mut cork = holding.cork.take().unwrap_or_default();
         cork.absorb(py, fx, vectored);
-        if cork.len() >= CORK_LIMIT || !fx.is_empty() {
+        let limit = if self.tls.is_some() {
+            TLS_CORK_LIMIT
+        } else {
+            CORK_LIMIT
+        };
+        if cork.len() >= limit || !fx.is_empty() {
             fx.corked = Some(cork);
         } else {
             holding.cork = Some(cork);

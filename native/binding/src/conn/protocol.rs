@@ -239,8 +239,8 @@ impl HttpProtocol {
         let py = slf.py();
         let state = slf.get().state();
         let cycle = Bound::new(py, RequestCycle::new(slf.clone().unbind(), seq))?;
-        let serves = if stream || state.settings.tls.is_some() {
-            Serves::Exchange
+        let serves = if stream {
+            Serves::Stream
         } else {
             Serves::Http1Exchange
         };

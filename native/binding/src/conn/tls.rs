@@ -19,6 +19,9 @@ use ruvicorn_core::tls::rustls::{self, ServerConnection};
 /// given back.
 const KEEP_CAPACITY: usize = 16 * 1024;
 
+/// Parts handed to rustls in one vectored write.
+const SLICES: usize = 8;
+
 /// One connection's TLS state.
 pub(crate) struct Tls {
     conn: ServerConnection,
@@ -94,17 +97,26 @@ impl Tls {
         Ok(Turn::Open)
     }
 
-    /// Encrypt what `fx` writes into one `bytes` (with close_notify before a close or a
-    /// half-close), plus whatever rustls has to send of its own (handshake, alerts).
+    /// Encrypt what `fx` writes (output held back first) into one `bytes` (with
+    /// close_notify before a close or a half-close), plus whatever rustls has to send of
+    /// its own (handshake, alerts).
     pub(super) fn seal(&mut self, py: Python<'_>, fx: &mut Effects) {
         if self.cleartext {
             return;
         }
+        let held = fx.corked.take();
         let body = fx.write_body.take();
         let body = body.as_ref().map_or(&b""[..], |b| b.bind(py).as_bytes());
-        let parts = [&fx.write[..], body, fx.write_suffix, &fx.write_tail[..]];
-        if !self.failed && parts.iter().any(|p| !p.is_empty()) {
-            self.push(parts);
+        if !self.failed {
+            let parts = [&fx.write[..], body, fx.write_suffix, &fx.write_tail[..]];
+            match &held {
+                Some(cork) => {
+                    let mut all = cork.slices(py);
+                    all.extend(parts);
+                    self.push(&all);
+                }
+                None => self.push(&parts),
+            }
         }
         fx.write.clear();
         fx.write_suffix = b"";
@@ -121,16 +133,22 @@ impl Tls {
         }
     }
 
-    /// Hand `parts` to rustls as one stream (records span the parts), taking what its
-    /// buffer limit lets in and draining between rounds.
-    fn push(&mut self, parts: [&[u8]; 4]) {
-        let mut slices = [IoSlice::new(&[]); 4];
-        let mut used = 0;
-        for part in parts.into_iter().filter(|p| !p.is_empty()) {
-            slices[used] = IoSlice::new(part);
-            used += 1;
+    /// Hand `parts` to rustls as one stream (records span up to [`SLICES`] parts), taking
+    /// what its buffer limit lets in and draining between rounds.
+    fn push(&mut self, parts: &[&[u8]]) {
+        let mut parts = parts.iter().filter(|part| !part.is_empty()).peekable();
+        while parts.peek().is_some() {
+            let mut slices = [IoSlice::new(&[]); SLICES];
+            let mut used = 0;
+            for (slice, part) in slices.iter_mut().zip(parts.by_ref()) {
+                *slice = IoSlice::new(part);
+                used += 1;
+            }
+            self.push_slices(&mut slices[..used]);
         }
-        let mut bufs = &mut slices[..used];
+    }
+
+    fn push_slices(&mut self, mut bufs: &mut [IoSlice<'_>]) {
         while !bufs.is_empty() {
             let taken = self.conn.writer().write_vectored(bufs).unwrap_or(0);
             self.drain();
