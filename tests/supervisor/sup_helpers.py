@@ -269,7 +269,21 @@ class Load:
         return True
 
     def wait_count(self, count: int, timeout: float = 60) -> None:
-        wait_for(lambda: self.ok + len(self.failures) >= count, timeout, f"{count} requests")
+        """Wait until ``count`` requests were answered or failed. A load whose clients all
+        ended (at its bounds, or refused) never gets there: that fails at once and says so,
+        rather than as a timeout that looks like a server that stopped answering."""
+
+        def reached() -> bool:
+            if self.ok + len(self.failures) >= count:
+                return True
+            if not any(thread.is_alive() for thread in self._threads):
+                raise AssertionError(
+                    f"the load ended after {self.ok + len(self.failures)} requests (bounds: "
+                    f"{self.max_requests} requests, the deadline) short of {count}"
+                )
+            return False
+
+        wait_for(reached, timeout, f"{count} requests")
 
     def served_by(self) -> dict[int, int]:
         """How many requests each worker pid answered."""

@@ -77,7 +77,7 @@ def _under_load(
     """A server under the mixed load, once it made progress; afterwards no request may
     have failed, and the server stops gracefully."""
     server, code = _start(start, tmp_path, workers, loop, sockets)
-    load = Load(server, MIXED, max_requests=100000, max_seconds=150)
+    load = Load(server, MIXED, max_requests=1_000_000, max_seconds=150)
     try:
         load.wait_count(PROGRESS)
         yield server, code, load

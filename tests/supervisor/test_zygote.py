@@ -133,7 +133,7 @@ def test_sighup_serves_new_code_from_a_new_zygote_dropping_nothing(
 ) -> None:
     server = _start(start, code_dir, "--workers", "2")
     first = server.workers()
-    load = Load(server, MIXED, max_requests=100000, max_seconds=120)
+    load = Load(server, MIXED, max_requests=1_000_000, max_seconds=120)
     try:
         load.wait_count(200)
         for number, version in enumerate(["two", "three", "four"], start=1):
