@@ -274,9 +274,11 @@ class Load:
         rather than as a timeout that looks like a server that stopped answering."""
 
         def reached() -> bool:
+            # Liveness first: once every client ended, the counts no longer change.
+            ended = not any(thread.is_alive() for thread in self._threads)
             if self.ok + len(self.failures) >= count:
                 return True
-            if not any(thread.is_alive() for thread in self._threads):
+            if ended:
                 raise AssertionError(
                     f"the load ended after {self.ok + len(self.failures)} requests (bounds: "
                     f"{self.max_requests} requests, the deadline) short of {count}"

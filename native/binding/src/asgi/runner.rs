@@ -136,7 +136,7 @@ impl AppRunner {
     /// Its Task, created on the loop's turn after the app was called: an HTTP/2 or
     /// HTTP/3 stream keeps it, to cancel when the client resets the stream.
     pub fn task_created(&self, task: &Bound<'_, PyAny>) -> PyResult<()> {
-        if self.serves == Serves::WebSocket {
+        if self.serves != Serves::Stream {
             return Ok(());
         }
         HttpProtocol::keep_stream_task(self.protocol.bind(task.py()), self.seq, task)

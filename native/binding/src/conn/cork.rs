@@ -151,7 +151,7 @@ impl Conn {
     /// A body part that more parts follow was decided into `fx` during the app's step:
     /// hold its output back if it falls in a window (see the module documentation), else
     /// let it out and open one. What else `fx` does (closing, say) lets the held output
-    /// out at once, as does reaching [`CORK_LIMIT`].
+    /// out at once, as does reaching [`CORK_LIMIT`] ([`TLS_CORK_LIMIT`] over TLS).
     pub(crate) fn hold_output(&mut self, py: Python<'_>, fx: &mut Effects, vectored: bool) {
         let holding = &mut self.hold;
         if !matches!(self.mode, Mode::Http1) || holding.reader_behind {

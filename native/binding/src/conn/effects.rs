@@ -125,7 +125,6 @@ impl Effects {
             && self.write_tail.is_empty()
             && self.sealed.is_none()
             && self.corked.is_none()
-            && !self.release_held
             && self.tls_note.is_none()
             && !self.close
             && !self.write_eof

@@ -38,7 +38,8 @@ pub struct HttpProtocol {
     /// A QUIC client's address since it moved (migration, NAT rebinding): the `peer` of
     /// the requests it starts from then on.
     moved: Mutex<Option<Arc<Peer>>>,
-    /// A step of one of this connection's apps is running (`cork.rs`).
+    /// A step of the app of one of this connection's HTTP/1.1 exchanges is running
+    /// (`cork.rs`).
     pub(super) app_stepping: AtomicBool,
     /// The connection holds output back (`cork.rs`): read without the lock.
     pub(super) corked: AtomicBool,

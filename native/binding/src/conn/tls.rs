@@ -144,20 +144,24 @@ impl Tls {
                 *slice = IoSlice::new(part);
                 used += 1;
             }
-            self.push_slices(&mut slices[..used]);
+            if !self.push_slices(&mut slices[..used]) {
+                return;
+            }
         }
     }
 
-    fn push_slices(&mut self, mut bufs: &mut [IoSlice<'_>]) {
+    /// Whether rustls took all of `bufs`.
+    fn push_slices(&mut self, mut bufs: &mut [IoSlice<'_>]) -> bool {
         while !bufs.is_empty() {
             let taken = self.conn.writer().write_vectored(bufs).unwrap_or(0);
             self.drain();
             if taken == 0 {
                 // Only before the handshake, which no response can precede.
-                break;
+                return false;
             }
             IoSlice::advance_slices(&mut bufs, taken);
         }
+        true
     }
 
     fn drain(&mut self) {
