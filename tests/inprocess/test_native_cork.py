@@ -80,18 +80,25 @@ def test_a_burst_of_parts_goes_out_in_few_writes(run: Runner) -> None:
     run(scenario)
 
 
+async def stream_over_tls(parts: list[bytes], certs: Certs, responses: int) -> list[int]:
+    """``responses`` keep-alive responses of ``parts`` each over TLS, checked whole and in
+    order; the sizes of the writes after the handshake."""
+    peer = tls_connection(streaming(parts), certs)
+    handshake = len(peer.conn.transport.calls)
+    gets = ("GET",) * responses
+    for _ in gets:
+        peer.send(GET)
+    await peer.until(lambda: len(parse(peer.plain, gets)) == responses, "the responses")
+    for resp in parse(peer.plain, gets):
+        assert resp.body == b"".join(parts)
+    return peer.conn.transport.calls[handshake:]
+
+
 def test_a_burst_over_tls_is_encrypted_together(run: Runner, certs: Certs) -> None:
     parts = [b"a" * 10, b"b" * 1000, b"c" * 5] * 10
 
     async def scenario() -> None:
-        peer = tls_connection(streaming(parts), certs)
-        handshake = len(peer.conn.transport.calls)
-        for _ in range(2):
-            peer.send(GET)
-        await peer.until(lambda: len(parse(peer.plain, ("GET", "GET"))) == 2, "two responses")
-        for resp in parse(peer.plain, ("GET", "GET")):
-            assert resp.body == b"".join(parts)
-        assert len(peer.conn.transport.calls) - handshake < len(parts)
+        assert len(await stream_over_tls(parts, certs, 2)) < len(parts)
 
     run(scenario)
 
@@ -102,13 +109,7 @@ def test_over_tls_holding_back_stops_at_a_record(run: Runner, certs: Certs) -> N
     parts = [bytes([n]) * 4096 for n in range(40)]
 
     async def scenario() -> None:
-        peer = tls_connection(streaming(parts), certs)
-        handshake = len(peer.conn.transport.calls)
-        peer.send(GET)
-        await peer.until(lambda: parse(peer.plain, ("GET",)), "the response")
-        [resp] = parse(peer.plain, ("GET",))
-        assert resp.body == b"".join(parts)
-        calls = peer.conn.transport.calls[handshake:]
+        calls = await stream_over_tls(parts, certs, 1)
         assert len(calls) >= 8
         assert max(calls) < 2 * 16 * 1024
 

@@ -54,8 +54,8 @@ impl HoldBack {
 }
 
 /// A body part at least this long is written from the app's own `bytes` (a vectored
-/// write) when the transport's `writelines` applies flow control: below it, one copy
-/// into a single buffer costs less.
+/// write) when the transport's `writelines` applies flow control, and encrypted from
+/// them in place over TLS: below it, one copy into a single buffer costs less.
 pub(super) const LARGE_BODY: usize = 16 * 1024;
 
 /// Output in order: `copied` bytes, with app `bytes` objects written between them
