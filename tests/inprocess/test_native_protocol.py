@@ -113,6 +113,41 @@ def test_scope_addresses(
     run(scenario)
 
 
+def test_scope_fields_differing_from_the_usual_request(run: Runner) -> None:
+    """A scope starts from a template holding the usual values (GET, HTTP/1.1, http, no
+    query) and only what differs is set: each request on one connection gets its own."""
+    app = App()
+    head = b"HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n"
+    requests = [
+        b"GET /echo " + head,
+        b"POST /echo?a=1&b " + head,
+        b"GET /echo " + head,
+        b"DELETE /echo? " + head,
+        b"GET /echo HTTP/1.0\r\nHost: test\r\nConnection: keep-alive\r\n\r\n",
+        b"GET /echo?x " + head,
+    ]
+    expected = [
+        ("GET", "1.1", b""),
+        ("POST", "1.1", b"a=1&b"),
+        ("GET", "1.1", b""),
+        ("DELETE", "1.1", b""),
+        ("GET", "1.0", b""),
+        ("GET", "1.1", b"x"),
+    ]
+
+    async def scenario() -> None:
+        conn = MockConnection(app)
+        conn.send(b"".join(requests))
+        responses = await conn.responses(len(requests))
+        assert [r.status for r in responses] == [200] * len(requests)
+        seen = [(s["method"], s["http_version"], s["query_string"]) for s in app.scopes]
+        assert seen == expected
+        assert all(s["scheme"] == "http" and s["type"] == "http" for s in app.scopes)
+        assert len({id(s) for s in app.scopes}) == len(requests)
+
+    run(scenario)
+
+
 def test_post_with_a_chunked_body(run: Runner) -> None:
     app = App()
     head = b"POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"

@@ -177,14 +177,18 @@ pub fn build_scope<'py>(
     websocket: bool,
     tls: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    // Copying a template that already holds every key avoids growing a new dict.
+    // Copying a template that already holds every key avoids growing a new dict, and its
+    // values are the usual ones (`scope_template`): only those that differ are set.
     let scope = state.scope_template(py, websocket).copy()?;
     let asgi = state.asgi_template(py).copy()?;
     scope.set_item(key!(py, "asgi"), asgi)?;
-    if !websocket {
+    if !websocket && head.method() != b"GET" {
         scope.set_item(key!(py, "method"), method_str(py, head.method()))?;
     }
-    scope.set_item(key!(py, "http_version"), head.http_version(py))?;
+    let http_version = head.http_version(py);
+    if !http_version.is(key!(py, "1.1")) {
+        scope.set_item(key!(py, "http_version"), http_version)?;
+    }
 
     // Built straight into the list: no intermediate Vec per request.
     let headers = PyList::new(
@@ -213,7 +217,9 @@ pub fn build_scope<'py>(
             }
         }
     }
-    scope.set_item(key!(py, "scheme"), scheme_str(py, websocket, secure))?;
+    if secure {
+        scope.set_item(key!(py, "scheme"), scheme_str(py, websocket, secure))?;
+    }
 
     let decoded = percent_decode(target.raw_path);
     if state.settings.root_path.is_empty() {
@@ -226,7 +232,9 @@ pub fn build_scope<'py>(
         scope.set_item(key!(py, "path"), PyString::new(py, &path))?;
         scope.set_item(key!(py, "raw_path"), PyBytes::new(py, &raw))?;
     }
-    scope.set_item(key!(py, "query_string"), PyBytes::new(py, target.query))?;
+    if !target.query.is_empty() {
+        scope.set_item(key!(py, "query_string"), PyBytes::new(py, target.query))?;
+    }
     scope.set_item(key!(py, "headers"), headers)?;
     scope.set_item(key!(py, "client"), client)?;
     scope.set_item(key!(py, "server"), peer.server.as_ref().map(|s| s.bind(py)))?;
@@ -254,7 +262,10 @@ fn scheme_str(py: Python<'_>, websocket: bool, secure: bool) -> &Bound<'_, PyStr
     }
 }
 
-/// The scope's keys in their usual order, with the values that never change per server.
+/// The scope's keys in their usual order, with the values that never change per server
+/// and, where a request usually has the same one, that value: HTTP/1.1, `GET`, no TLS, no
+/// query string. `build_scope` sets a key of these only when its request differs, which
+/// saves a dict store per key on most requests.
 pub fn scope_template<'py>(
     py: Python<'py>,
     root_path: &str,
@@ -270,18 +281,15 @@ pub fn scope_template<'py>(
     };
     scope.set_item(key!(py, "type"), kind)?;
     scope.set_item(key!(py, "asgi"), &none)?;
-    scope.set_item(key!(py, "http_version"), &none)?;
+    scope.set_item(key!(py, "http_version"), key!(py, "1.1"))?;
     if !websocket {
-        scope.set_item(key!(py, "method"), &none)?;
+        scope.set_item(key!(py, "method"), key!(py, "GET"))?;
     }
-    for name in [
-        key!(py, "scheme"),
-        key!(py, "path"),
-        key!(py, "raw_path"),
-        key!(py, "query_string"),
-    ] {
+    scope.set_item(key!(py, "scheme"), scheme_str(py, websocket, false))?;
+    for name in [key!(py, "path"), key!(py, "raw_path")] {
         scope.set_item(name, &none)?;
     }
+    scope.set_item(key!(py, "query_string"), PyBytes::new(py, b""))?;
     scope.set_item(key!(py, "root_path"), PyString::new(py, root_path))?;
     for name in [key!(py, "headers"), key!(py, "client"), key!(py, "server")] {
         scope.set_item(name, &none)?;
