@@ -148,6 +148,42 @@ def test_scope_fields_differing_from_the_usual_request(run: Runner) -> None:
     run(scenario)
 
 
+def test_body_messages_are_whole_and_each_its_own(run: Runner) -> None:
+    """Each body message carries type, body and more_body, and is a dict of its own: an
+    app that changes one (as middleware may) does not change the next."""
+    received: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            received.append(dict(message))
+            message["body"] = b"changed"
+            message["more_body"] = "changed"
+            if received[-1]["more_body"] is False:
+                break
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    head = b"POST / HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+    async def scenario() -> None:
+        conn = MockConnection(app)
+        conn.send(head + b"2\r\nab\r\n")
+        await conn.until(lambda: received, "the first body part")
+        conn.send(b"1\r\nc\r\n")
+        await conn.until(lambda: len(received) == 2, "the second body part")
+        conn.send(b"0\r\n\r\n")
+        [resp] = await conn.responses(1)
+        assert resp.status == 204
+        assert received == [
+            {"type": "http.request", "body": b"ab", "more_body": True},
+            {"type": "http.request", "body": b"c", "more_body": True},
+            {"type": "http.request", "body": b"", "more_body": False},
+        ]
+
+    run(scenario)
+
+
 def test_post_with_a_chunked_body(run: Runner) -> None:
     app = App()
     head = b"POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"

@@ -6,6 +6,7 @@
 use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::awaitable::ready_with;
@@ -70,18 +71,38 @@ pub(crate) fn receive_message(
     py: Python<'_>,
     outcome: ReceiveOutcome,
 ) -> PyResult<Bound<'_, PyDict>> {
-    let message = PyDict::new(py);
     match outcome {
         ReceiveOutcome::Body { body, more_body } => {
-            message.set_item(key!(py, "type"), key!(py, "http.request"))?;
-            message.set_item(key!(py, "body"), PyBytes::new(py, &body))?;
-            message.set_item(key!(py, "more_body"), more_body)?;
+            let message = body_message_template(py)?.copy()?;
+            if !body.is_empty() {
+                message.set_item(key!(py, "body"), PyBytes::new(py, &body))?;
+            }
+            if more_body {
+                message.set_item(key!(py, "more_body"), true)?;
+            }
+            Ok(message)
         }
         ReceiveOutcome::Disconnect | ReceiveOutcome::Wait { .. } => {
+            let message = PyDict::new(py);
             message.set_item(key!(py, "type"), key!(py, "http.disconnect"))?;
+            Ok(message)
         }
     }
-    Ok(message)
+}
+
+/// `{"type": "http.request", "body": b"", "more_body": False}`: each body message is a
+/// copy of it, which costs less than building a dict key by key, with only the values
+/// that differ set.
+fn body_message_template(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
+    static TEMPLATE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+    let template = TEMPLATE.get_or_try_init(py, || -> PyResult<Py<PyDict>> {
+        let message = PyDict::new(py);
+        message.set_item(key!(py, "type"), key!(py, "http.request"))?;
+        message.set_item(key!(py, "body"), PyBytes::new(py, b""))?;
+        message.set_item(key!(py, "more_body"), false)?;
+        Ok(message.unbind())
+    })?;
+    Ok(template.bind(py))
 }
 
 /// A message's `headers` as (name, value) byte strings.
