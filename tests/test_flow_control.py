@@ -88,6 +88,42 @@ def test_app_that_never_reads_body_stops_the_upload(server: ServerProcess, tmp_p
     server.assert_serving()
 
 
+def flood_until_refused(client: socket.socket, data: bytes, limit: int) -> int:
+    """Send ``data`` over and over, as one unbroken stream (a partial send goes on where
+    it stopped), until the server stops reading (no progress for 2 s), ``limit`` bytes
+    went out, or a minute passed; the bytes sent."""
+    client.settimeout(2.0)
+    view = memoryview(data)
+    sent = at = 0
+    deadline = time.monotonic() + 60
+    while sent < limit and time.monotonic() < deadline:
+        try:
+            n = client.send(view[at:])
+        except TimeoutError:
+            break
+        sent += n
+        at = (at + n) % len(data)
+    return sent
+
+
+@over_tls
+def test_pipelining_client_that_never_reads_is_no_longer_read(server: ServerProcess) -> None:
+    """Requests pipelined by a client that reads none of the answers: the worker stops
+    reading once the answers back up, instead of answering (and holding) every one."""
+    baseline = server.rss()
+    client = server.connect()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+    try:
+        sent = flood_until_refused(client, request("GET", "/ok") * 2000, 24 * MIB)
+        growth = server.rss() - baseline
+        assert sent < 16 * MIB, f"the server read {sent // MIB} MiB of requests nobody reads"
+        assert growth < RSS_BOUND, f"server RSS grew by {growth // MIB} MiB"
+    finally:
+        client.close()
+    server.assert_serving()
+
+
 @over_tls
 def test_slow_reader_gets_every_byte(server: ServerProcess, tmp_path: Path) -> None:
     """Paused writing must resume: a client that reads late still gets the whole body, every

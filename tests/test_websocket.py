@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import signal
+import socket
 import struct
 import threading
 import zlib
@@ -17,6 +18,7 @@ import pytest
 from rawhttp import RawClient, Response, request, wait_for
 from realserver import REPO, ServerProcess
 from serialtls import SerialTLS
+from test_flow_control import flood_until_refused
 from tlscerts import TLSCerts, over_tls
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
@@ -229,6 +231,31 @@ def test_client_ping_gets_pong(ws_server: ServerProcess) -> None:
             assert conn.ping(f"p{i}").wait(TIMEOUT)
         conn.send("after pings")
         assert conn.recv(timeout=TIMEOUT) == "after pings"
+
+
+def test_ping_flood_from_a_client_that_never_reads(ws_server: ServerProcess) -> None:
+    """Pings from a client that reads nothing: the worker owes one pong (the latest ping's,
+    RFC 6455 5.5.3) instead of queueing a pong per ping, and the connection still works
+    once the client reads."""
+    mib = 1024 * 1024
+    baseline = ws_server.rss()
+    pings = frame(0x9, b"p" * 125) * 2048
+    with RawWebSocket(ws_server) as raw:
+        assert raw.response.status == 101
+        sock = raw.client.sock
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sent = flood_until_refused(sock, pings, 512 * mib)
+        growth = ws_server.rss() - baseline
+        assert growth < 128 * mib, f"{sent // mib} MiB of pings grew the worker {growth // mib} MiB"
+        sock.settimeout(TIMEOUT)
+        raw.send(frame(0x1, b"still here"))
+        while True:
+            _, opcode, payload = raw.read_frame()
+            if opcode == 0x1:
+                break
+            assert opcode == 0xA, (opcode, payload[:80])
+        assert payload == b"still here"
+    assert_ws_serving(ws_server)
 
 
 def test_subprotocol_selection(ws_server: ServerProcess) -> None:

@@ -108,6 +108,13 @@ impl Conn {
 
     fn feed_http1(&mut self, data: &[u8], state: &ServerState, fx: &mut Effects) {
         let was_idle = self.http1.exchange().is_none();
+        if was_idle && self.write_paused && !self.closing {
+            self.park_pipeline(fx);
+        }
+        if self.pipeline_parked {
+            self.http1.hold_input(data);
+            return;
+        }
         let feed = self.http1.feed(data);
         if was_idle && matches!(self.deadline, Some(Deadline::Idle(_))) {
             self.deadline = None;
@@ -181,9 +188,38 @@ impl Conn {
             }
             return;
         }
-        let feed = self.http1.advance();
         if self.http1.is_idle() {
             self.set_idle_deadline(state);
+        }
+        if self.write_paused {
+            self.park_pipeline(fx);
+            return;
+        }
+        let feed = self.http1.advance();
+        self.after_feed(feed, state, fx);
+    }
+
+    /// The client does not read its responses (the transport paused writing): start no
+    /// further request, and stop reading, until it catches up (`resume_pipeline`).
+    /// Otherwise a client pipelining requests it never reads the answers to would have
+    /// the worker buffer every answer.
+    fn park_pipeline(&mut self, fx: &mut Effects) {
+        self.pipeline_parked = true;
+        self.refresh_read_pause(fx);
+    }
+
+    /// The transport drained: requests held while it was full start again.
+    pub(super) fn resume_pipeline(&mut self, state: &ServerState, fx: &mut Effects) {
+        if !std::mem::take(&mut self.pipeline_parked) {
+            return;
+        }
+        if self.closing {
+            self.refresh_read_pause(fx);
+            return;
+        }
+        let feed = self.http1.advance();
+        if !self.http1.is_idle() && matches!(self.deadline, Some(Deadline::Idle(_))) {
+            self.deadline = None;
         }
         self.after_feed(feed, state, fx);
     }

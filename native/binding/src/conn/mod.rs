@@ -104,6 +104,9 @@ pub(crate) struct Conn {
     lost: bool,
     read_paused: bool,
     write_paused: bool,
+    /// HTTP/1.1: the client is not reading its responses (the transport paused writing),
+    /// so no further request starts and reading pauses until the transport drains.
+    pipeline_parked: bool,
     /// Pending HTTP `receive()` futures of the current exchange, oldest first.
     receive_waiters: Vec<(u64, Py<PyAny>)>,
     drain_waiters: Vec<Py<PyAny>>,
@@ -166,6 +169,7 @@ impl Conn {
             lost: false,
             read_paused: false,
             write_paused: false,
+            pipeline_parked: false,
             receive_waiters: Vec::new(),
             drain_waiters: Vec::new(),
             deadline: None,
@@ -211,7 +215,7 @@ impl Conn {
     fn refresh_read_pause(&mut self, fx: &mut Effects) {
         let want = match &self.mode {
             Mode::WebSocket(ws) => ws.wants_read_pause(),
-            Mode::Http1 => self.http1.wants_read_pause(),
+            Mode::Http1 => self.http1.wants_read_pause() || self.pipeline_parked,
             // Flow control bounds what a client may send ahead of the app.
             Mode::Http2(_) => false,
         } && !self.closing;

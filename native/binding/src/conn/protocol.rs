@@ -478,13 +478,17 @@ impl HttpProtocol {
         let mut conn = self.lock()?;
         conn.write_paused = true;
         conn.hold.reader_fell_behind();
+        conn.ws_hold_replies(true, &mut Vec::new());
         Ok(())
     }
 
     fn resume_writing(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let state = slf.get().state();
         Self::decide(slf, |conn, fx| {
             conn.write_paused = false;
             fx.wake_drain = std::mem::take(&mut conn.drain_waiters);
+            conn.ws_hold_replies(false, &mut fx.write);
+            conn.resume_pipeline(state, fx);
         })
     }
 }

@@ -345,6 +345,16 @@ impl Conn {
         ws.wake(true)
     }
 
+    /// The transport's buffer passed its high-water mark (`held`) or drained: pongs wait
+    /// meanwhile (`Session::hold_replies`); one owed goes to `out` once it drained.
+    pub(super) fn ws_hold_replies(&mut self, held: bool, out: &mut Vec<u8>) {
+        if let Some(ws) = self.ws() {
+            if let Phase::Open(session) = &mut ws.phase {
+                session.hold_replies(held, out);
+            }
+        }
+    }
+
     /// The sweep: server pings, the pong deadline and the closing-handshake deadline.
     pub(super) fn ws_tick(&mut self, now: Instant, fx: &mut Effects) -> Option<Wake> {
         if self.lost {
@@ -468,6 +478,7 @@ impl Conn {
         if self.lost {
             return Err(disconnected());
         }
+        let write_paused = self.write_paused;
         let Some(ws) = self.ws() else {
             return Err(unexpected("websocket.accept", "outside a websocket"));
         };
@@ -497,6 +508,7 @@ impl Conn {
         .map_err(|err| PyValueError::new_err(format!("websocket.accept: {err}")))?;
         let now = Instant::now();
         let mut session = Session::new(ws.settings, deflate.as_ref().map(|(p, _)| p), now);
+        session.hold_replies(write_paused, &mut fx.write);
         let early = std::mem::take(early);
         let step = session.feed(&early, &mut fx.write);
         if ws.draining {

@@ -193,6 +193,16 @@ impl Connection {
         self.exchange.is_some() && self.buffered() > READ_HIGH_WATER
     }
 
+    /// Keep received bytes without parsing them: the connection starts no request for
+    /// now (its client is not reading the responses). `advance` parses them later.
+    pub fn hold_input(&mut self, data: &[u8]) {
+        if self.pos > 0 && self.pos >= self.buf.len() / 2 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
     /// Take received bytes and advance the parser.
     pub fn feed(&mut self, data: &[u8]) -> Feed {
         if self.pos == self.buf.len() {
@@ -630,6 +640,28 @@ mod tests {
         input.resize(input.len() + 300_000, b'b');
         request(&mut conn, &input);
         assert!(conn.wants_read_pause());
+    }
+
+    #[test]
+    fn held_input_is_parsed_by_the_next_advance() {
+        let mut conn = Connection::new(limits());
+        request(&mut conn, b"GET /one HTTP/1.1\r\nHost: a\r\n\r\n");
+        respond(&mut conn, 1, b"one");
+        assert!(conn.finish_exchange());
+        conn.hold_input(b"GET /two HTTP/1.1\r\nHost: a\r\n\r\nGET /thr");
+        assert!(conn.exchange().is_none(), "held input starts no request");
+        assert!(!conn.is_idle());
+        match conn.advance() {
+            Feed::Request(head) => assert_eq!(head.target(), b"/two"),
+            other => panic!("expected the held request, got {other:?}"),
+        }
+        respond(&mut conn, 2, b"two");
+        assert!(conn.finish_exchange());
+        conn.hold_input(b"ee HTTP/1.1\r\nHost: a\r\n\r\n");
+        match conn.advance() {
+            Feed::Request(head) => assert_eq!(head.target(), b"/three"),
+            other => panic!("expected the request split across held input, got {other:?}"),
+        }
     }
 
     #[test]

@@ -117,6 +117,10 @@ pub struct Session {
     ping: Option<Ping>,
     next_ping: Option<Instant>,
     pings_sent: u32,
+    /// The peer is not reading what is written (`hold_replies`): pings are answered when
+    /// it catches up, and only the latest of them (RFC 6455 5.5.3).
+    replies_held: bool,
+    owed_pong: Option<Vec<u8>>,
 }
 
 impl Session {
@@ -133,6 +137,23 @@ impl Session {
             ping: None,
             next_ping: settings.ping_interval.map(|every| now + every),
             pings_sent: 0,
+            replies_held: false,
+            owed_pong: None,
+        }
+    }
+
+    /// Whether what is written waits for the peer to read (`held`): then a ping's pong
+    /// is owed instead of written, the latest ping's only, so a peer that pings and never
+    /// reads cannot pile up pongs. Once it reads again the owed pong goes to `out`.
+    pub fn hold_replies(&mut self, held: bool, out: &mut Vec<u8>) {
+        self.replies_held = held;
+        if held {
+            return;
+        }
+        if let Some(payload) = self.owed_pong.take() {
+            if self.is_open() {
+                encode_pong(out, &payload);
+            }
         }
     }
 
@@ -203,7 +224,11 @@ impl Session {
             }
             Event::Ping(payload) => {
                 if self.is_open() {
-                    encode_pong(out, &payload);
+                    if self.replies_held {
+                        self.owed_pong = Some(payload);
+                    } else {
+                        encode_pong(out, &payload);
+                    }
                 }
             }
             Event::Pong(payload) => {
@@ -430,6 +455,50 @@ mod tests {
         assert_eq!(s.pop(), Some(Incoming::Text("hello".into())));
         assert_eq!(s.pop(), Some(Incoming::Bytes(vec![0, 1])));
         assert_eq!(s.pop(), None);
+    }
+
+    #[test]
+    fn each_ping_is_answered_while_the_peer_reads() {
+        let mut s = Session::new(settings(), None, Instant::now());
+        let mut out = Vec::new();
+        let mut input = client(OpCode::Ping, b"one");
+        input.extend(client(OpCode::Ping, b"two"));
+        assert_eq!(s.feed(&input, &mut out), Step::default());
+        let pongs: Vec<_> = frames(&out)
+            .into_iter()
+            .map(|f| (f.opcode, f.payload))
+            .collect();
+        assert_eq!(
+            pongs,
+            [
+                (OpCode::Pong, b"one".to_vec()),
+                (OpCode::Pong, b"two".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn held_replies_owe_one_pong_for_the_latest_ping() {
+        let mut s = Session::new(settings(), None, Instant::now());
+        let mut out = Vec::new();
+        s.hold_replies(true, &mut out);
+        for n in 0..1000u32 {
+            let step = s.feed(&client(OpCode::Ping, &n.to_be_bytes()), &mut out);
+            assert_eq!(step, Step::default());
+        }
+        assert!(
+            out.is_empty(),
+            "no pong written while the peer does not read"
+        );
+        s.hold_replies(false, &mut out);
+        let pongs: Vec<_> = frames(&out)
+            .into_iter()
+            .map(|f| (f.opcode, f.payload))
+            .collect();
+        assert_eq!(pongs, [(OpCode::Pong, 999u32.to_be_bytes().to_vec())]);
+        out.clear();
+        s.hold_replies(false, &mut out);
+        assert!(out.is_empty(), "the owed pong goes out once");
     }
 
     #[test]
