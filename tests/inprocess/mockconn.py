@@ -107,6 +107,38 @@ class MockTransport:
         return 0
 
 
+class PausingTransport(MockTransport):
+    """Pauses its protocol at its first write, as a socket transport does once its buffer
+    passes the high-water mark (a reader that fell behind). ``resume()`` resumes it, as a
+    drain would; with ``auto_resume`` the loop's next turn does; with ``pause_again`` the
+    first write after each resume pauses it again."""
+
+    auto_resume = False
+    pause_again = False
+    armed = True
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        super().write(data)
+        self._maybe_pause()
+
+    def writelines(self, chunks: list[bytes]) -> None:
+        super().writelines(chunks)
+        self._maybe_pause()
+
+    def _maybe_pause(self) -> None:
+        protocol: Any = self.protocol
+        if protocol is not None and self.armed:
+            self.armed = False
+            protocol.pause_writing()
+            if self.auto_resume:
+                self.loop.call_soon(self.resume)
+
+    def resume(self) -> None:
+        protocol: Any = self.protocol
+        self.armed = self.pause_again
+        protocol.resume_writing()
+
+
 def worker_state(app: Any, **settings: Any) -> Any:
     """The native state of a worker serving ``app`` with ``settings`` (Config field names)
     on the running loop, as a worker builds it; it makes each connection's protocol (or,

@@ -11,34 +11,9 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from mockconn import MockConnection, MockTransport, Runner, parse
+from mockconn import MockConnection, PausingTransport, Runner, parse
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
-
-
-class PausingTransport(MockTransport):
-    """Pauses the protocol at its first write; with ``pause_again``, at the first write
-    after each resume too."""
-
-    pause_again = False
-    armed = True
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        super().write(data)
-        self._maybe_pause()
-
-    def writelines(self, chunks: list[bytes]) -> None:
-        super().writelines(chunks)
-        self._maybe_pause()
-
-    def _maybe_pause(self) -> None:
-        if self.protocol is not None and self.armed:
-            self.armed = False
-            self.protocol.pause_writing()  # type: ignore[attr-defined]
-
-    def resume(self) -> None:
-        self.armed = self.pause_again
-        self.protocol.resume_writing()  # type: ignore[union-attr]
 
 
 class PathApp:
@@ -55,6 +30,12 @@ class PathApp:
         await send({"type": "http.response.body", "body": body})
 
 
+def paused_connection(app: Any) -> tuple[MockConnection, PausingTransport]:
+    conn = MockConnection(app, transport=PausingTransport)
+    assert isinstance(conn.transport, PausingTransport)
+    return conn, conn.transport
+
+
 def get(path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode()
 
@@ -64,9 +45,7 @@ def test_pipelined_requests_wait_while_the_client_does_not_read(run: Runner) -> 
     paths = [f"/{n}" for n in range(50)]
 
     async def scenario() -> None:
-        conn = MockConnection(app, transport=PausingTransport)
-        transport = conn.transport
-        assert isinstance(transport, PausingTransport)
+        conn, transport = paused_connection(app)
         conn.send(b"".join(get(p) for p in paths))
         await conn.responses(1)
         await conn.idle()
@@ -89,9 +68,7 @@ def test_a_request_arriving_while_paused_waits_for_the_drain(run: Runner) -> Non
     app = PathApp()
 
     async def scenario() -> None:
-        conn = MockConnection(app, transport=PausingTransport)
-        transport = conn.transport
-        assert isinstance(transport, PausingTransport)
+        conn, transport = paused_connection(app)
         conn.send(get("/first"))
         await conn.responses(1)
         conn.send(get("/second"))
@@ -112,9 +89,7 @@ def test_each_drain_lets_the_next_requests_through(run: Runner) -> None:
     paths = [f"/{n}" for n in range(20)]
 
     async def scenario() -> None:
-        conn = MockConnection(app, transport=PausingTransport)
-        transport = conn.transport
-        assert isinstance(transport, PausingTransport)
+        conn, transport = paused_connection(app)
         transport.pause_again = True
         conn.send(b"".join(get(p) for p in paths))
         for _ in range(len(paths)):
@@ -158,9 +133,7 @@ def test_pings_from_a_client_that_does_not_read_owe_one_pong(run: Runner) -> Non
     ).encode()
 
     async def scenario() -> None:
-        conn = MockConnection(ws_app, transport=PausingTransport)
-        transport = conn.transport
-        assert isinstance(transport, PausingTransport)
+        conn, transport = paused_connection(ws_app)
         conn.send(upgrade)
         await conn.until(lambda: b"\r\n\r\n" in transport.written, "the 101")
         assert transport.written.startswith(b"HTTP/1.1 101")

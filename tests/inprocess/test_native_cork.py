@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from mockconn import MockConnection, MockTransport, Runner, parse
+from mockconn import MockConnection, PausingTransport, Runner, parse
 from tlspeer import Certs, tls_connection
 
 START = {"type": "http.response.start", "status": 200, "headers": []}
@@ -202,23 +202,10 @@ def test_holding_back_stops_at_the_limit(run: Runner) -> None:
     run(scenario)
 
 
-class PausingTransport(MockTransport):
-    """Pauses its protocol at the first write, and resumes it on the next loop turn: a
-    reader that fell behind once."""
+class FellBehindOnce(PausingTransport):
+    """Pauses its protocol at the first write and resumes it on the next loop turn."""
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        super().write(data)
-        self._pause_once()
-
-    def writelines(self, chunks: list[bytes]) -> None:
-        super().writelines(chunks)
-        self._pause_once()
-
-    def _pause_once(self) -> None:
-        if len(self.calls) == 1 and self.protocol is not None:
-            protocol: Any = self.protocol
-            protocol.pause_writing()
-            self.loop.call_soon(protocol.resume_writing)
+    auto_resume = True
 
 
 def test_nothing_is_held_once_the_reader_fell_behind(run: Runner) -> None:
@@ -227,7 +214,7 @@ def test_nothing_is_held_once_the_reader_fell_behind(run: Runner) -> None:
     parts = [bytes([n]) * 1000 for n in range(10)]
 
     async def scenario() -> None:
-        conn = MockConnection(streaming(parts), transport=PausingTransport)
+        conn = MockConnection(streaming(parts), transport=FellBehindOnce)
         conn.send(GET)
         [resp] = await conn.responses(1)
         assert resp.body == b"".join(parts)
