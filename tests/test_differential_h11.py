@@ -179,18 +179,28 @@ class Framed:
     refused: bool = False
 
 
-def split_target(target: str) -> tuple[str, str]:
-    """``(raw_path, query_string)`` as ASGI gives them, from a request-target."""
+def split_target(target: str) -> tuple[str, str, str | None]:
+    """``(raw_path, query_string, authority)`` from a request-target: the first two as
+    ASGI gives them, the authority of an absolute-form target (else None)."""
     lower = target.lower()
+    authority = None
     for scheme in ("http://", "https://"):
         if lower.startswith(scheme):
             rest = target[len(scheme) :]
             cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
-            target = rest[cut:]
+            authority, target = rest[:cut], rest[cut:]
             if not target.startswith("/"):
                 target = "/" + target
     path, _, query = target.partition("?")
-    return path, query
+    return path, query, authority
+
+
+def with_target_host(headers: list[list[str]], authority: str | None) -> list[list[str]]:
+    """h11 reports the Host header as sent; an absolute-form target's authority replaces
+    it for the app (RFC 9112 3.2.2)."""
+    if authority is None:
+        return headers
+    return [[n, authority if n == "host" else v] for n, v in headers]
 
 
 def h11_frame(data: bytes) -> Framed:
@@ -211,13 +221,14 @@ def h11_frame(data: bytes) -> Framed:
     except h11.RemoteProtocolError:
         return Framed(None, refused=True)
     assert request is not None
-    path, query = split_target(request.target.decode("latin-1"))
+    path, query, authority = split_target(request.target.decode("latin-1"))
+    headers = [[n.decode("latin-1"), v.decode("latin-1")] for n, v in request.headers]
     view = {
         "method": request.method.decode(),
         "http_version": request.http_version.decode(),
         "raw_path": path,
         "query_string": query,
-        "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in request.headers],
+        "headers": with_target_host(headers, authority),
         "body": body.decode("latin-1"),
     }
     return Framed(view, rest=conn.trailing_data[0])

@@ -326,6 +326,18 @@ def test_absolute_form_without_path(server: ServerProcess) -> None:
     assert scope["path"] == "/"
 
 
+@pytest.mark.parametrize("version", ["HTTP/1.1", "HTTP/1.0"])
+def test_absolute_form_target_names_the_host(server: ServerProcess, version: str) -> None:
+    """RFC 9112 3.2.2: the Host header is ignored for the target's authority (HTTP/1.0
+    may send none: the app is given one)."""
+    host = "other.test" if version == "HTTP/1.1" else None
+    with server.client() as c:
+        c.send(request("GET", "http://example.com:8080/abs", host=host, version=version))
+        scope = c.read_response().json()
+    hosts = [value for name, value in scope["headers"] if name == "host"]
+    assert hosts == ["example.com:8080"]
+
+
 def test_root_path(server_factory, loop: str) -> None:
     srv = server_factory("testapp:app", "--root-path", "/api/v1", loop=loop)
     scope = srv.get("/items?id=3").json()

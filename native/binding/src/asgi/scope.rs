@@ -190,18 +190,31 @@ pub fn build_scope<'py>(
         scope.set_item(key!(py, "http_version"), http_version)?;
     }
 
-    // Built straight into the list: no intermediate Vec per request.
+    // Built straight into the list: no intermediate Vec per request. An absolute-form
+    // target names the host, and the Host header is ignored (RFC 9112 3.2.2): the app
+    // sees the target's authority as its Host.
+    let host_of = |name: &[u8]| {
+        target
+            .authority
+            .filter(|_| name.eq_ignore_ascii_case(b"host"))
+    };
     let headers = PyList::new(
         py,
         (0..head.field_count()).map(|index| {
             let name = head.field_name(index);
+            let value = host_of(name).unwrap_or_else(|| head.field_value(index));
             let name = match common_header_name(py, name) {
                 Some(shared) => shared,
                 None => PyBytes::new(py, name),
             };
-            (name, PyBytes::new(py, head.field_value(index)))
+            (name, PyBytes::new(py, value))
         }),
     )?;
+    if let Some(authority) = target.authority {
+        if !(0..head.field_count()).any(|index| host_of(head.field_name(index)).is_some()) {
+            headers.append((PyBytes::new(py, b"host"), PyBytes::new(py, authority)))?;
+        }
+    }
 
     let mut secure = tls.is_some() || head.encrypted();
     let mut client = peer.client.as_ref().map(|c| c.bind(py).clone().into_any());

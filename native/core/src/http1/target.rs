@@ -17,6 +17,9 @@ pub struct Target<'a> {
     pub raw_path: &'a [u8],
     /// The bytes after the first `?`, or empty.
     pub query: &'a [u8],
+    /// The authority of an absolute-form target: the request's host, whatever its Host
+    /// header says (RFC 9112 3.2.2).
+    pub authority: Option<&'a [u8]>,
 }
 
 /// Split a request-target into path and query.
@@ -41,6 +44,7 @@ pub fn split_target<'a>(method: &[u8], target: &'a [u8]) -> Result<Target<'a>, R
                 Ok(Target {
                     raw_path: target,
                     query: b"",
+                    authority: None,
                 })
             } else {
                 Err(RequestError::BadRequest(
@@ -59,10 +63,12 @@ fn split_query(path_and_query: &[u8]) -> Target<'_> {
         Some(q) => Target {
             raw_path: &path_and_query[..q],
             query: &path_and_query[q + 1..],
+            authority: None,
         },
         None => Target {
             raw_path: path_and_query,
             query: b"",
+            authority: None,
         },
     }
 }
@@ -83,15 +89,20 @@ fn split_absolute(target: &[u8]) -> Result<Target<'_>, RequestError> {
     if !is_authority(&rest[..end]) {
         return Err(BAD);
     }
+    let authority = Some(&rest[..end]);
     let path_and_query = &rest[end..];
     if path_and_query.first() == Some(&b'/') {
-        Ok(split_query(path_and_query))
+        Ok(Target {
+            authority,
+            ..split_query(path_and_query)
+        })
     } else {
         // Empty path ("http://h" or "http://h?q"): the path is "/".
         let query = path_and_query.get(1..).unwrap_or(b"");
         Ok(Target {
             raw_path: b"/",
             query,
+            authority,
         })
     }
 }
@@ -264,6 +275,22 @@ pub(crate) mod tests {
         assert_eq!(split("GET", "http://h:80"), ok("/", ""));
         assert_eq!(split("GET", "http://[::1]:80/x"), ok("/x", ""));
         assert_eq!(split("OPTIONS", "http://h/"), ok("/", ""));
+    }
+
+    #[test]
+    fn only_an_absolute_form_target_names_an_authority() {
+        let authority = |target: &str| {
+            split_target(b"GET", target.as_bytes())
+                .map(|t| t.authority.map(|a| String::from_utf8_lossy(a).into_owned()))
+        };
+        assert_eq!(authority("http://h:8080/p?q"), Ok(Some("h:8080".into())));
+        assert_eq!(authority("https://[::1]"), Ok(Some("[::1]".into())));
+        assert_eq!(authority("http://h?q"), Ok(Some("h".into())));
+        assert_eq!(authority("/p?q"), Ok(None));
+        assert_eq!(
+            split_target(b"OPTIONS", b"*").map(|t| t.authority),
+            Ok(None)
+        );
     }
 
     /// Authorities the grammar admits (also as Host values).
