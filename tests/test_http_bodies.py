@@ -164,6 +164,10 @@ def test_100_continue_not_sent_when_app_does_not_read(server: ServerProcess) -> 
         resp = c.read_response(skip_interim=False)
         assert resp.status == 200
         assert resp.body == b"did not read"
+        # The body never came: the connection closes after this, and the response says
+        # so (RFC 9110 10.1.1).
+        assert resp.header("connection") == "close"
+        assert not resp.keeps_alive
 
 
 @over_tls

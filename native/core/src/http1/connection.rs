@@ -501,7 +501,10 @@ impl Exchange {
             }
             BodyFraming::Chunked
         };
-        if head.close || draining {
+        // A whole response to a request whose body has not all arrived: the connection
+        // closes after it (the rest of the body would be read as the next request), and
+        // the response says so (RFC 9110 10.1.1).
+        if head.close || draining || (!more_body && !self.body_complete) {
             self.keep_alive = false;
         }
         if !self.keep_alive && !head.close {
@@ -662,6 +665,33 @@ mod tests {
             Feed::Request(head) => assert_eq!(head.target(), b"/three"),
             other => panic!("expected the request split across held input, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_response_before_the_whole_body_says_the_connection_closes() {
+        let mut conn = Connection::new(limits());
+        request(
+            &mut conn,
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+        );
+        let (out, outcome) = respond(&mut conn, 1, b"early");
+        assert_eq!(outcome, SendOutcome::Close);
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("connection: close\r\n"), "{text}");
+        assert!(!conn.finish_exchange());
+    }
+
+    #[test]
+    fn a_response_after_the_whole_body_keeps_the_connection() {
+        let mut conn = Connection::new(limits());
+        request(
+            &mut conn,
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+        );
+        let (out, outcome) = respond(&mut conn, 1, b"done");
+        assert_eq!(outcome, SendOutcome::Complete);
+        assert!(!String::from_utf8_lossy(&out).contains("connection:"));
+        assert!(conn.finish_exchange());
     }
 
     #[test]
