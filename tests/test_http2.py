@@ -195,6 +195,28 @@ def test_hpack_bomb_is_refused(server: ServerProcess) -> None:
     assert server.get("/ok").body == b"ok"
 
 
+def status_of(server: ServerProcess, extra: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The `:status` of a GET with the `extra` fields, on a connection of its own."""
+    sock, conn = raw_h2(server)
+    with sock:
+        stream = conn.get_next_available_stream_id()
+        conn.send_headers(stream, [*get_headers(), *extra], end_stream=True)
+        sock.sendall(conn.data_to_send())
+        events = read_until_goaway(sock, conn, stream)
+    heads = [e for e in events if isinstance(e, h2.events.ResponseReceived)]
+    return dict(heads[0].headers)[b":status"] if heads else None
+
+
+def test_request_field_limits_apply_to_http2(server_factory: Any) -> None:
+    server = server_factory(
+        "testapp:app", "--limit-request-fields", "4", "--limit-request-field-size", "40"
+    )
+    within = [(b"x-%d" % i, b"v" * 35) for i in range(4)]  # `x-0: vvv...` is 40 bytes
+    assert status_of(server, within) == b"200"
+    assert status_of(server, [*within, (b"x-4", b"v")]) == b"431"
+    assert status_of(server, [(b"x-0", b"v" * 36)]) == b"431"
+
+
 @pytest.mark.parametrize("kind", ["ping", "settings"])
 def test_control_frame_flood_gets_enhance_your_calm(server: ServerProcess, kind: str) -> None:
     if server.tls is not None:

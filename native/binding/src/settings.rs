@@ -219,6 +219,8 @@ impl Settings {
             max_frame_size: get(config, key!(py, "h2_max_frame_size"))?,
             max_requests: get(config, key!(py, "h2_max_requests"))?,
             max_header_list_size: header_list_size(&limits),
+            max_fields: limits.fields,
+            max_field_size: limits.field_size,
             ..Http2Settings::default()
         };
         let h2 = (http == "auto" || http == "2").then_some(streams);

@@ -73,6 +73,11 @@ pub struct Settings {
     pub max_frame_size: u32,
     /// Decoded header-list bytes per request (guards against HPACK bombs).
     pub max_header_list_size: u32,
+    /// Fields per request, pseudo-headers aside (`--limit-request-fields`): 431 above.
+    pub max_fields: usize,
+    /// Bytes per field, counted as its HTTP/1.1 line `name: value`
+    /// (`--limit-request-field-size`): 431 above.
+    pub max_field_size: usize,
     /// Streams the client may reset before the application saw them (rapid reset).
     pub max_pending_accept_reset_streams: usize,
     /// Streams this side may reset for the client's errors before GOAWAY.
@@ -88,6 +93,8 @@ impl Default for Settings {
             initial_window_size: 65_535,
             max_frame_size: 16_384,
             max_header_list_size: 64 * 1024,
+            max_fields: 100,
+            max_field_size: 8190,
             max_pending_accept_reset_streams: 20,
             max_local_error_reset_streams: 1024,
             max_requests: 10_000,
@@ -183,6 +190,9 @@ pub struct Http2 {
     resets: ResetGuard,
     /// Requests accepted before a graceful GOAWAY (0: no limit).
     max_requests: u64,
+    /// The request head limits HTTP/1.1 answers 431 for, applied to each request's fields.
+    max_fields: usize,
+    max_field_size: usize,
     /// Every frame header passes this before the engine reads the frame.
     check: FrameCheck,
     /// A send operation happened since the last [`Http2::drive`]: taking the output (or
@@ -216,6 +226,8 @@ impl Http2 {
             last_stream: 0,
             resets: ResetGuard::default(),
             max_requests: settings.max_requests,
+            max_fields: settings.max_fields,
+            max_field_size: settings.max_field_size,
             check: FrameCheck::new(),
             unsettled: false,
         };
@@ -496,7 +508,7 @@ impl Http2 {
     fn accept(&mut self, cx: &mut Context<'_>) {
         while let State::Ready(conn) = &mut self.state {
             match conn.poll_accept(cx) {
-                Poll::Ready(Some(Ok((request, respond)))) => {
+                Poll::Ready(Some(Ok((request, mut respond)))) => {
                     let id = respond.stream_id().as_u32();
                     self.last_stream = self.last_stream.max(id);
                     let accepted = self.resets.accepted();
@@ -507,6 +519,13 @@ impl Http2 {
                         self.check.going_away();
                     }
                     let (parts, recv) = request.into_parts();
+                    if fields_too_large(&parts.headers, self.max_fields, self.max_field_size) {
+                        // Answered here, before any copy of its fields is made; the engine
+                        // drops the stream (and any body the client still sends) once the
+                        // handles go.
+                        let _ = respond.send_response(too_large_response(), true);
+                        continue;
+                    }
                     let head = request_head(&parts, recv.is_end_stream());
                     let head_request = parts.method == http::Method::HEAD;
                     self.streams.insert(
@@ -679,6 +698,23 @@ impl Http2 {
             error: error.filter(|e| !e.is_io()).map(|e| e.to_string()),
         });
     }
+}
+
+/// Whether a request's fields exceed the limits an HTTP/1.1 head answers 431 for: more
+/// than `max_fields` fields (each cookie crumb counts, as the engine holds them apart), or
+/// one longer than `max_field_size` as the line `name: value`.
+fn fields_too_large(headers: &HeaderMap, max_fields: usize, max_field_size: usize) -> bool {
+    headers.len() > max_fields
+        || headers
+            .iter()
+            .any(|(name, value)| name.as_str().len() + 2 + value.len() > max_field_size)
+}
+
+/// 431 Request Header Fields Too Large, without a body.
+fn too_large_response() -> Response<()> {
+    let mut response = Response::new(());
+    *response.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+    response
 }
 
 fn request_head(parts: &http::request::Parts, end_stream: bool) -> RequestHead {

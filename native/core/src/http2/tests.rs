@@ -408,6 +408,59 @@ fn oversized_header_list_is_refused() {
         .any(|f| f.kind == HEADERS || f.kind == RST_STREAM || f.kind == GOAWAY));
 }
 
+/// Whether stream `stream` was answered with a response head ending the stream, and its
+/// request never reached the application.
+fn answered_without_request(conn: &mut Http2, stream: u32) -> bool {
+    let events = conn.take_events();
+    let out = frames(&conn.take_output());
+    !events.iter().any(|e| matches!(e, Event::Request { .. }))
+        && out
+            .iter()
+            .any(|f| f.kind == HEADERS && f.stream == stream && f.flags & END_STREAM != 0)
+}
+
+#[test]
+fn too_many_fields_are_answered_without_reaching_the_application() {
+    let settings = Settings {
+        max_fields: 3,
+        ..Settings::default()
+    };
+    let mut conn = connected(&settings);
+    let mut fields = get("/");
+    fields.extend([("a", "1"), ("b", "2"), ("c", "3")]);
+    request_stream(&mut conn, 1, &fields, true);
+    let events = conn.take_events();
+    assert!(
+        matches!(events[..], [Event::Request { stream: 1, .. }]),
+        "{events:?}"
+    );
+    fields.push(("d", "4"));
+    request_stream(&mut conn, 3, &fields, true);
+    assert!(answered_without_request(&mut conn, 3));
+}
+
+#[test]
+fn a_field_too_long_is_answered_without_reaching_the_application() {
+    let settings = Settings {
+        max_field_size: 10,
+        ..Settings::default()
+    };
+    let mut conn = connected(&settings);
+    let mut fields = get("/");
+    // `x-a: 12345` is 10 bytes as an HTTP/1.1 line: within the limit.
+    fields.push(("x-a", "12345"));
+    request_stream(&mut conn, 1, &fields, true);
+    let events = conn.take_events();
+    assert!(
+        matches!(events[..], [Event::Request { stream: 1, .. }]),
+        "{events:?}"
+    );
+    fields.push(("x-b", "123456"));
+    // With a body still to come: the stream is answered all the same.
+    request_stream(&mut conn, 3, &fields, false);
+    assert!(answered_without_request(&mut conn, 3));
+}
+
 #[test]
 fn a_bad_preface_closes_the_connection() {
     let mut conn = Http2::new(&Settings::default());
