@@ -13,6 +13,7 @@ from typing import Any
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import hyperframe.frame
 import pytest
@@ -260,6 +261,34 @@ def test_connection_specific_response_fields_are_dropped(run: Runner) -> None:
         names = [name for name, _ in headers]
         assert b"x-ok" in names
         assert b"connection" not in names and b"keep-alive" not in names
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("body", [b"toolong", b"ab"])
+def test_a_body_not_matching_its_content_length_is_reset(run: Runner, body: bytes) -> None:
+    """Never past the declared length and never ended as complete: RST_STREAM; a body
+    too long makes the app's send() raise, as on HTTP/1.1."""
+    raised: list[Exception] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"content-length", b"4")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        try:
+            await send({"type": "http.response.body", "body": body})
+        except RuntimeError as exc:
+            raised.append(exc)
+
+    async def scenario() -> None:
+        client = H2Client(MockConnection(app))
+        stream = client.request()
+        await client.mock.until(lambda: (client.pump(), client.finished(stream))[1], "the end")
+        resets = [e for e in client.events if isinstance(e, h2.events.StreamReset)]
+        assert [e.error_code for e in resets] == [h2.errors.ErrorCodes.INTERNAL_ERROR]
+        assert not any(isinstance(e, h2.events.StreamEnded) for e in client.events)
+        data = [e.data for e in client.events if isinstance(e, h2.events.DataReceived)]
+        assert len(b"".join(data)) <= 4
+        assert len(raised) == (len(body) > 4)
 
     run(scenario)
 

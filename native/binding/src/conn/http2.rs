@@ -434,9 +434,14 @@ impl Conn {
         if let Some(access) = &mut entry.access {
             access.count(data.len() as u64);
         }
-        engine
-            .send_data(id, Bytes::copy_from_slice(data), end)
-            .map_err(send_error)
+        let sent = engine.send_data(id, Bytes::copy_from_slice(data), end);
+        if sent.is_err() {
+            // Refused (a body past its content-length: the engine reset the stream), so
+            // nothing is left to wait for or to complete.
+            entry.sending = false;
+            entry.complete = true;
+        }
+        sent.map_err(send_error)
     }
 
     /// `http.response.trailers` of stream `seq`.

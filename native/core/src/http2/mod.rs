@@ -62,6 +62,9 @@ pub(crate) const CONNECTION_SPECIFIC: [&str; 5] = [
     "upgrade",
 ];
 
+/// INTERNAL_ERROR (RFC 9113 §7).
+const INTERNAL_ERROR: u32 = 0x2;
+
 /// ENHANCE_YOUR_CALM (RFC 9113 §7).
 pub const ENHANCE_YOUR_CALM: u32 = 0xb;
 
@@ -170,6 +173,13 @@ struct Stream {
     head_request: bool,
     /// `Sent` is owed once the queue empties.
     notify_sent: bool,
+    /// The response's `content-length`, and the body bytes given so far: the body may
+    /// neither exceed it nor end short of it (RFC 9113 §8.1.1).
+    declared: Option<u64>,
+    given: u64,
+    /// The body does not match its `content-length`: once the bytes handed to the engine
+    /// were written (a reset drops those still waiting), RST_STREAM INTERNAL_ERROR.
+    cut: bool,
 }
 
 enum State {
@@ -359,12 +369,21 @@ impl Http2 {
         let mut response = Response::new(());
         *response.status_mut() = status;
         *response.headers_mut() = header_map(headers)?;
-        let end = end || bodyless;
+        entry.declared = declared_length(response.headers())?;
+        // A head that ends a body it declared non-empty is a short body: cut below.
+        let short = end && !bodyless && entry.declared.is_some_and(|length| length > 0);
+        let end = (end || bodyless) && !short;
         let send = respond
             .send_response(response, end)
             .map_err(|_| SendError::Gone)?;
         entry.respond = None;
         entry.bodyless = bodyless;
+        if short {
+            entry.send = Some(send);
+            entry.cut = true;
+            self.unsettled = true;
+            return Ok(());
+        }
         if end {
             entry.finish = Some(None);
             entry.send = None;
@@ -408,8 +427,11 @@ impl Http2 {
 
     /// The application is done with `stream`: whatever of it the engine still holds (a
     /// request body nobody read) is dropped. A response not ended by then is the caller's
-    /// to reset first.
+    /// to reset first; one cut for its `content-length` is reset here once its bytes left.
     pub fn forget(&mut self, stream: u32) {
+        if self.streams.get(&stream).is_some_and(|entry| entry.cut) {
+            return;
+        }
         if self.streams.remove(&stream).is_some() {
             self.unsettled = true;
         }
@@ -453,8 +475,28 @@ impl Http2 {
         finish: Option<Option<HeaderMap>>,
     ) -> Result<(), SendError> {
         let entry = self.streams.get_mut(&stream).ok_or(SendError::Gone)?;
-        if entry.finish.is_some() || entry.respond.is_some() {
+        if entry.finish.is_some() || entry.respond.is_some() || entry.cut {
             return Err(SendError::Gone);
+        }
+        let mut finish = finish;
+        if !entry.bodyless {
+            entry.given += data.len() as u64;
+            let declared = entry.declared.unwrap_or(u64::MAX);
+            if entry.given > declared {
+                // As on HTTP/1.1: what went before leaves, nothing past the declared length
+                // does, and the app hears why.
+                entry.cut = true;
+                self.unsettled = true;
+                return Err(SendError::Invalid(
+                    "response body longer than its content-length".to_owned(),
+                ));
+            }
+            if finish.is_some() && entry.given < declared && entry.declared.is_some() {
+                // A short body must not look complete: its bytes leave, then RST_STREAM
+                // rather than END_STREAM.
+                entry.cut = true;
+                finish = None;
+            }
         }
         if !entry.bodyless && !data.is_empty() {
             entry.queued += data.len();
@@ -540,6 +582,9 @@ impl Http2 {
                             bodyless: false,
                             head_request,
                             notify_sent: false,
+                            declared: None,
+                            given: 0,
+                            cut: false,
                         },
                     );
                     self.events.push(Event::Request { stream: id, head });
@@ -603,6 +648,12 @@ impl Http2 {
                     conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
                 }
             }
+            return true;
+        }
+        if entry.cut && entry.queued == 0 {
+            // The engine wrote what it was handed before this pass (its connection is
+            // polled first), so the reset comes after the response's bytes.
+            self.reset(id, INTERNAL_ERROR);
             return true;
         }
         let handed = self.push_body(id, cx);
@@ -751,6 +802,26 @@ fn request_head(parts: &http::request::Parts, end_stream: bool) -> RequestHead {
         scheme: parts.uri.scheme_str().map(str::to_owned),
         headers,
         end_stream,
+    }
+}
+
+/// The body length a response head declares: its `content-length`, one value of digits
+/// only (an app's invalid or repeated one is refused, as on HTTP/1.1).
+fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, SendError> {
+    let mut values = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let digits = value.as_bytes();
+    let parsed = std::str::from_utf8(digits)
+        .ok()
+        .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|text| text.parse::<u64>().ok());
+    match parsed {
+        Some(length) if values.next().is_none() => Ok(Some(length)),
+        _ => Err(SendError::Invalid(
+            "invalid or repeated content-length header".to_owned(),
+        )),
     }
 }
 

@@ -216,6 +216,94 @@ fn trailers_end_the_stream() {
     assert_ne!(heads[1].flags & END_STREAM, 0);
 }
 
+/// Stream 1 answered with `content-length: 4`; then `send` runs; returns the DATA bytes of
+/// stream 1 on the wire and how the stream ended (END_STREAM or an RST_STREAM code).
+fn declared_four(send: impl FnOnce(&mut Http2)) -> (Vec<u8>, Option<u32>) {
+    let mut conn = connected(&Settings::default());
+    request_stream(&mut conn, 1, &get("/"), true);
+    conn.take_events();
+    let fields = vec![(b"content-length".to_vec(), b"4".to_vec())];
+    conn.send_response(1, 200, &fields, false).expect("head");
+    send(&mut conn);
+    let out = frames(&conn.take_output());
+    let data = out
+        .iter()
+        .filter(|f| f.kind == DATA && f.stream == 1)
+        .flat_map(|f| f.payload.clone())
+        .collect();
+    let ended = out.iter().find_map(|f| match f.kind {
+        DATA if f.flags & END_STREAM != 0 => Some(0),
+        RST_STREAM => Some(u32::from_be_bytes([
+            f.payload[0],
+            f.payload[1],
+            f.payload[2],
+            f.payload[3],
+        ])),
+        _ => None,
+    });
+    (data, ended)
+}
+
+#[test]
+fn a_body_matching_its_content_length_ends_the_stream() {
+    let (data, ended) = declared_four(|conn| {
+        conn.send_data(1, Bytes::from_static(b"ab"), false)
+            .expect("body");
+        conn.send_data(1, Bytes::from_static(b"cd"), true)
+            .expect("body");
+    });
+    assert_eq!((data, ended), (b"abcd".to_vec(), Some(0)));
+}
+
+#[test]
+fn a_body_past_its_content_length_is_refused_and_reset() {
+    let (data, ended) = declared_four(|conn| {
+        conn.send_data(1, Bytes::from_static(b"ab"), false)
+            .expect("body");
+        let refused = conn.send_data(1, Bytes::from_static(b"cde"), true);
+        assert!(matches!(refused, Err(SendError::Invalid(_))), "{refused:?}");
+    });
+    assert_eq!(
+        (data, ended),
+        (b"ab".to_vec(), Some(INTERNAL_ERROR)),
+        "what went before leaves, then the reset"
+    );
+}
+
+#[test]
+fn a_body_short_of_its_content_length_is_reset() {
+    let (data, ended) = declared_four(|conn| {
+        conn.send_data(1, Bytes::from_static(b"ab"), true)
+            .expect("the app is not told, as on HTTP/1.1");
+        assert_eq!(conn.take_events(), [Event::Sent { stream: 1 }]);
+        conn.forget(1);
+    });
+    assert_eq!((data, ended), (b"ab".to_vec(), Some(INTERNAL_ERROR)));
+    let (_, ended) = declared_four(|conn| {
+        conn.send_trailers(1, &[]).expect("trailers");
+    });
+    assert_eq!(ended, Some(INTERNAL_ERROR), "trailers after a short body");
+}
+
+#[test]
+fn a_head_ending_a_declared_body_is_reset() {
+    let mut conn = connected(&Settings::default());
+    request_stream(&mut conn, 1, &get("/"), true);
+    let fields = vec![(b"content-length".to_vec(), b"4".to_vec())];
+    conn.send_response(1, 200, &fields, true).expect("head");
+    let out = frames(&conn.take_output());
+    let kinds: Vec<(u8, u8)> = out
+        .iter()
+        .filter(|f| f.stream == 1)
+        .map(|f| (f.kind, f.flags & END_STREAM))
+        .collect();
+    assert_eq!(
+        kinds,
+        [(HEADERS, 0), (RST_STREAM, 0)],
+        "the head, then the reset"
+    );
+}
+
 #[test]
 fn client_reset_is_an_event() {
     let mut conn = connected(&Settings::default());
