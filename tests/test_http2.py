@@ -217,6 +217,34 @@ def test_request_field_limits_apply_to_http2(server_factory: Any) -> None:
     assert status_of(server, [(b"x-0", b"v" * 36)]) == b"431"
 
 
+def goaway_last_streams(wire: bytes) -> list[int]:
+    """The last stream id of each whole GOAWAY frame in ``wire`` (the server's frames)."""
+    found: list[int] = []
+    at = 0
+    while at + 9 <= len(wire):
+        length = int.from_bytes(wire[at : at + 3], "big")
+        if wire[at + 3] == 0x7 and at + 9 + length <= len(wire):
+            found.append(int.from_bytes(wire[at + 9 : at + 13], "big") & 0x7FFF_FFFF)
+        at += 9 + length
+    return found
+
+
+def test_max_requests_final_goaway_does_not_wait_for_the_ping_ack(server_factory: Any) -> None:
+    """A client that never acknowledges the shutdown PING still gets the final GOAWAY."""
+    server = server_factory("testapp:app", "--h2-max-requests", "1")
+    sock, conn = raw_h2(server)
+    with sock:
+        conn.send_headers(conn.get_next_available_stream_id(), get_headers(), end_stream=True)
+        sock.sendall(conn.data_to_send())
+        wire = b""
+        for _ in range(1000):  # bounded: reads until the final GOAWAY, the close or timeout
+            data = sock.recv(65536)
+            wire += data
+            if not data or len(goaway_last_streams(wire)) == 2:
+                break
+    assert goaway_last_streams(wire) == [2**31 - 1, 1]
+
+
 @pytest.mark.parametrize("kind", ["ping", "settings"])
 def test_control_frame_flood_gets_enhance_your_calm(server: ServerProcess, kind: str) -> None:
     if server.tls is not None:

@@ -558,8 +558,15 @@ impl Conn {
     }
 
     /// The sweep: a connection without open streams for the keep-alive timeout gets
-    /// GOAWAY (NO_ERROR, naming the last stream served) and is closed.
+    /// GOAWAY (NO_ERROR, naming the last stream served) and is closed; the engine's own
+    /// deadlines (the final GOAWAY of a graceful shutdown) are acted on.
     pub(super) fn h2_sweep(&mut self, now: Instant, state: &ServerState, fx: &mut Effects) {
+        let Mode::Http2(h2) = &mut self.mode else {
+            return;
+        };
+        if h2.engine.expire(now) {
+            self.h2_pump(fx);
+        }
         let Mode::Http2(h2) = &mut self.mode else {
             return;
         };

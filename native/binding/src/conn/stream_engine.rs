@@ -8,6 +8,8 @@
 //! (client request ids are 0, 4, 8, ...: 2^30 requests; with no cap, a billion requests on
 //! one connection).
 
+use std::time::Instant;
+
 use ruvicorn_core::http2::{Bytes, Event, Http2, SendError};
 use ruvicorn_core::tls::info::ConnectionInfo;
 
@@ -75,6 +77,11 @@ pub(super) trait StreamEngine: Send {
 
     /// Close at once with `code` (an HTTP/2 error code).
     fn abort(&mut self, code: u32);
+
+    /// Act on the engine's own deadlines as of `now`; true if it has output to write.
+    fn expire(&mut self, _now: Instant) -> bool {
+        false
+    }
 }
 
 /// HTTP/2 on one TCP connection: its send operations wait for a flush.
@@ -164,5 +171,9 @@ impl StreamEngine for H2Engine {
 
     fn abort(&mut self, code: u32) {
         self.http2.abort(code);
+    }
+
+    fn expire(&mut self, now: Instant) -> bool {
+        self.http2.expire(now)
     }
 }

@@ -263,6 +263,22 @@ impl FrameCheck {
         self.going_away = true;
     }
 
+    /// The acknowledgement of the shutdown PING, as the client would send it, when it is
+    /// still awaited and may be read next: between whole frames, outside a field block.
+    pub fn shutdown_ping_ack(&self) -> Option<Vec<u8>> {
+        let between_frames = self.preface == 0
+            && self.have == 0
+            && self.payload == 0
+            && self.block.is_none()
+            && !self.stopped;
+        if !(self.going_away && self.goaway_last.is_none() && between_frames) {
+            return None;
+        }
+        let mut frame = vec![0, 0, 8, PING, ACK, 0, 0, 0, 0];
+        frame.extend_from_slice(&SHUTDOWN_PING);
+        Some(frame)
+    }
+
     /// Streams the client opened after the final GOAWAY since the last call, to refuse.
     pub fn take_refused(&mut self) -> Vec<u32> {
         std::mem::take(&mut self.refused)

@@ -24,6 +24,7 @@ mod tests;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 pub use bytes::Bytes;
 use h2::server::{Connection, Handshake, SendResponse};
@@ -61,6 +62,11 @@ pub(crate) const CONNECTION_SPECIFIC: [&str; 5] = [
     "transfer-encoding",
     "upgrade",
 ];
+
+/// How long a graceful shutdown waits for the client to acknowledge its PING before the
+/// final GOAWAY goes out anyway (RFC 9113 §6.8 asks for at least one round trip): a client
+/// that never acknowledges must not keep opening streams.
+pub const SHUTDOWN_PING_WAIT: Duration = Duration::from_secs(2);
 
 /// INTERNAL_ERROR (RFC 9113 §7).
 const INTERNAL_ERROR: u32 = 0x2;
@@ -205,6 +211,8 @@ pub struct Http2 {
     max_field_size: usize,
     /// Every frame header passes this before the engine reads the frame.
     check: FrameCheck,
+    /// When the graceful shutdown began (its first GOAWAY and PING went out).
+    going_away_since: Option<Instant>,
     /// A send operation happened since the last [`Http2::drive`]: taking the output (or
     /// [`Http2::flush`]) drives first.
     unsettled: bool,
@@ -239,6 +247,7 @@ impl Http2 {
             max_fields: settings.max_fields,
             max_field_size: settings.max_field_size,
             check: FrameCheck::new(),
+            going_away_since: None,
             unsettled: false,
         };
         conn.drive();
@@ -456,8 +465,29 @@ impl Http2 {
         if let State::Ready(conn) = &mut self.state {
             conn.graceful_shutdown();
             self.check.going_away();
+            self.going_away_since.get_or_insert_with(Instant::now);
         }
         self.drive();
+    }
+
+    /// Once a graceful shutdown waited [`SHUTDOWN_PING_WAIT`] for the acknowledgement of
+    /// its PING, act as if it came: the engine sends the final GOAWAY, naming the last
+    /// stream it saw, and ignores later ones (refused here). True if it did; the caller
+    /// then takes the output. The acknowledgement is read by the frame check too, so both
+    /// stay in step; one the client sends later is an unknown one, ignored.
+    pub fn expire(&mut self, now: Instant) -> bool {
+        let waited = self
+            .going_away_since
+            .is_some_and(|since| now.duration_since(since) >= SHUTDOWN_PING_WAIT);
+        let Some(ack) = self.check.shutdown_ping_ack().filter(|_| waited) else {
+            return false;
+        };
+        let pipe = &self.pipe;
+        if self.check.scan(&ack, &mut |b| pipe.push_input(b)).is_some() {
+            return false;
+        }
+        self.drive();
+        true
     }
 
     /// GOAWAY with `code` (e.g. ENHANCE_YOUR_CALM = 11) and close at once.
@@ -559,6 +589,7 @@ impl Http2 {
                         // Streams already on their way are still served, then it closes.
                         conn.graceful_shutdown();
                         self.check.going_away();
+                        self.going_away_since.get_or_insert_with(Instant::now);
                     }
                     let (parts, recv) = request.into_parts();
                     if fields_too_large(&parts.headers, self.max_fields, self.max_field_size) {

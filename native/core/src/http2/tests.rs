@@ -853,6 +853,54 @@ fn a_connection_is_asked_to_go_after_max_requests() {
     assert!(!conn.is_closed(), "open streams finish first");
 }
 
+/// The last stream id of each GOAWAY in `out`.
+fn goaway_last_streams(out: &[Frame]) -> Vec<u32> {
+    out.iter()
+        .filter(|f| f.kind == GOAWAY)
+        .map(|f| {
+            let id = [f.payload[0], f.payload[1], f.payload[2], f.payload[3]];
+            u32::from_be_bytes(id) & 0x7fff_ffff
+        })
+        .collect()
+}
+
+#[test]
+fn the_final_goaway_does_not_wait_forever_for_the_ping_ack() {
+    let settings = Settings {
+        max_requests: 1,
+        ..Settings::default()
+    };
+    let mut conn = connected(&settings);
+    request_stream(&mut conn, 1, &get("/"), true);
+    let out = frames(&conn.take_output());
+    assert_eq!(goaway_last_streams(&out), [0x7fff_ffff], "the first GOAWAY");
+    assert!(
+        out.iter().any(|f| f.kind == PING),
+        "its PING, never acknowledged"
+    );
+    let began = Instant::now();
+    assert!(!conn.expire(began), "not before the wait is over");
+    request_stream(&mut conn, 3, &get("/"), true);
+    conn.take_output();
+    assert!(conn.expire(began + SHUTDOWN_PING_WAIT + Duration::from_millis(1)));
+    let out = frames(&conn.take_output());
+    assert_eq!(goaway_last_streams(&out), [3], "the final GOAWAY");
+    assert!(!conn.expire(began + SHUTDOWN_PING_WAIT * 2), "sent once");
+    conn.take_events();
+    request_stream(&mut conn, 5, &get("/"), true);
+    let events = conn.take_events();
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Request { .. })),
+        "{events:?}"
+    );
+    let out = frames(&conn.take_output());
+    assert!(out.iter().any(|f| f.kind == RST_STREAM && f.stream == 5));
+    // The client's late acknowledgement changes nothing.
+    let late = [0x0b, 0x7b, 0xa2, 0xf0, 0x8b, 0x9b, 0xfe, 0x54];
+    conn.receive(&frame(PING, 1, 0, &late));
+    assert!(frames(&conn.take_output()).iter().all(|f| f.kind != GOAWAY));
+}
+
 #[test]
 fn an_undecodable_field_block_is_a_compression_error() {
     let mut conn = connected(&Settings::default());
