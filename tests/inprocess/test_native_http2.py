@@ -8,6 +8,7 @@ streams on one connection.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -291,6 +292,38 @@ def test_a_body_not_matching_its_content_length_is_reset(run: Runner, body: byte
         assert len(raised) == (len(body) > 4)
 
     run(scenario)
+
+
+def test_a_connection_error_is_logged_once(run: Runner, caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        mock = MockConnection(hello)
+        H2Client(mock)
+        mock.send(b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x")  # DATA on stream 0
+        await mock.until(lambda: mock.transport.closed, "the close after GOAWAY")
+
+    with caplog.at_level(logging.DEBUG, logger="ruvicorn.error"):
+        run(scenario)
+    lines = [r for r in caplog.records if "Protocol error from" in r.getMessage()]
+    assert [r.levelno for r in lines] == [logging.WARNING], caplog.text
+    assert "HTTP/2 PROTOCOL_ERROR" in lines[0].getMessage()
+
+
+def test_a_response_head_refused_by_http2_is_logged(
+    run: Runner, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"te", b"gzip")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"x"})
+
+    async def scenario() -> None:
+        client = H2Client(MockConnection(app))
+        status, _, _, _ = await client.response(client.request())
+        assert status == 500
+
+    with caplog.at_level(logging.ERROR, logger="ruvicorn.error"):
+        run(scenario)
+    assert "te other than 'trailers'" in caplog.text
 
 
 def test_client_reset_cancels_the_app(run: Runner) -> None:

@@ -48,6 +48,12 @@ pub(crate) struct Effects {
     /// The app Tasks of streams the client reset, to cancel (`task.cancel()`).
     pub(super) cancel: Vec<Py<PyAny>>,
     pub(super) refused: Option<RequestError>,
+    /// Why the stream engine ended the connection with an error, for one warning line
+    /// (as a refused HTTP/1.1 request gets).
+    pub(super) protocol_error: Option<String>,
+    /// HTTP/2 streams reset for the client's errors, with the code: a debug line each
+    /// (a client can cause many on one connection).
+    pub(super) stream_errors: Vec<(u32, u32)>,
     pub(super) access: Option<(Box<Access>, u16)>,
     /// A refused request's record: the response before it may complete in the same turn.
     pub(super) refused_access: Option<(Box<Access>, u16)>,
@@ -136,6 +142,8 @@ impl Effects {
             && self.wake_drain.is_empty()
             && self.cancel.is_empty()
             && self.refused.is_none()
+            && self.protocol_error.is_none()
+            && self.stream_errors.is_empty()
             && self.access.is_none()
             && self.refused_access.is_none()
             && self.stream_access.is_empty()
@@ -249,6 +257,19 @@ impl HttpProtocol {
             );
             let log = state.error_log.bind(py);
             keep(log.call_method1(key!(py, "warning"), (line,)).map(drop));
+        }
+        if let Some(error) = &fx.protocol_error {
+            let line = format!("Protocol error from {}: {error}", slf.get().client_name(py));
+            let log = state.error_log.bind(py);
+            keep(log.call_method1(key!(py, "warning"), (line,)).map(drop));
+        }
+        for (stream, code) in &fx.stream_errors {
+            let line = format!(
+                "Protocol error from {}: HTTP/2 stream {stream} reset with error code {code:#x}",
+                slf.get().client_name(py)
+            );
+            let log = state.error_log.bind(py);
+            keep(log.call_method1(key!(py, "debug"), (line,)).map(drop));
         }
         if let Some(metrics) = &state.metrics {
             // Counted before the response is written: once a client has it, it is counted,

@@ -239,9 +239,13 @@ impl Conn {
                         fx.wake_drain.extend(entry.send_waiter.take());
                     }
                 }
-                Event::Closed { .. } => closed = true,
+                Event::Closed { error } => {
+                    closed = true;
+                    fx.protocol_error = error;
+                }
             }
         }
+        fx.stream_errors.extend(h2.engine.take_stream_errors());
         h2.idle_since = match (h2.streams.is_empty(), h2.idle_since) {
             (true, None) => Some(Instant::now()),
             (true, since) => since,

@@ -78,6 +78,11 @@ pub(super) trait StreamEngine: Send {
     /// Close at once with `code` (an HTTP/2 error code).
     fn abort(&mut self, code: u32);
 
+    /// Streams reset for the client's errors since the last call, with their codes.
+    fn take_stream_errors(&mut self) -> Vec<(u32, u32)> {
+        Vec::new()
+    }
+
     /// Act on the engine's own deadlines as of `now`; true if it has output to write.
     fn expire(&mut self, _now: Instant) -> bool {
         false
@@ -175,5 +180,9 @@ impl StreamEngine for H2Engine {
 
     fn expire(&mut self, now: Instant) -> bool {
         self.http2.expire(now)
+    }
+
+    fn take_stream_errors(&mut self) -> Vec<(u32, u32)> {
+        self.http2.take_stream_errors()
     }
 }

@@ -213,6 +213,11 @@ pub struct Http2 {
     check: FrameCheck,
     /// When the graceful shutdown began (its first GOAWAY and PING went out).
     going_away_since: Option<Instant>,
+    /// Why this side ended the connection with an error, for [`Event::Closed`].
+    failure: Option<String>,
+    /// Streams this side reset for the client's errors, with the code, since the last
+    /// [`Http2::take_stream_errors`].
+    stream_errors: Vec<(u32, u32)>,
     /// A send operation happened since the last [`Http2::drive`]: taking the output (or
     /// [`Http2::flush`]) drives first.
     unsettled: bool,
@@ -248,6 +253,8 @@ impl Http2 {
             max_field_size: settings.max_field_size,
             check: FrameCheck::new(),
             going_away_since: None,
+            failure: None,
+            stream_errors: Vec::new(),
             unsettled: false,
         };
         conn.drive();
@@ -282,13 +289,13 @@ impl Http2 {
                 }
                 Verdict::Stream { code, .. } | Verdict::Connection(code) => code,
             };
-            self.abort(code);
+            self.fail(code, "a frame broke RFC 9113");
             return;
         }
         self.drive();
         self.refuse_late_streams();
         if self.check.flooding() {
-            self.abort(ENHANCE_YOUR_CALM);
+            self.fail(ENHANCE_YOUR_CALM, "a flood of frames that carry no work");
         }
     }
 
@@ -384,7 +391,7 @@ impl Http2 {
         let end = (end || bodyless) && !short;
         let send = respond
             .send_response(response, end)
-            .map_err(|_| SendError::Gone)?;
+            .map_err(|err| refused_head(&err))?;
         entry.respond = None;
         entry.bodyless = bodyless;
         if short {
@@ -454,6 +461,7 @@ impl Http2 {
             Some(entry) if entry.send.is_some() || entry.respond.is_some() => {
                 self.reset(stream, code);
                 self.events.push(Event::Reset { stream, code });
+                self.stream_errors.push((stream, code));
                 true
             }
             _ => false,
@@ -488,6 +496,21 @@ impl Http2 {
         }
         self.drive();
         true
+    }
+
+    /// Streams reset for the client's errors since the last call, with their codes (for a
+    /// log line each: the connection goes on).
+    pub fn take_stream_errors(&mut self) -> Vec<(u32, u32)> {
+        std::mem::take(&mut self.stream_errors)
+    }
+
+    /// A connection error of the client's: GOAWAY with `code`, and `why` kept for
+    /// [`Event::Closed`].
+    fn fail(&mut self, code: u32, why: &str) {
+        if self.failure.is_none() && !matches!(self.state, State::Done) {
+            self.failure = Some(format!("HTTP/2 {}: {why}", error_name(code)));
+        }
+        self.abort(code);
     }
 
     /// GOAWAY with `code` (e.g. ENHANCE_YOUR_CALM = 11) and close at once.
@@ -677,6 +700,9 @@ impl Http2 {
             if mid_flight && self.resets.reset() {
                 if let State::Ready(conn) = &mut self.state {
                     conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+                    self.failure.get_or_insert_with(|| {
+                        "HTTP/2 ENHANCE_YOUR_CALM: too many streams reset by the client".to_owned()
+                    });
                 }
             }
             return true;
@@ -776,8 +802,14 @@ impl Http2 {
             });
         }
         self.streams.clear();
+        let engine_error = error
+            .filter(|e| !e.is_io() && e.reason() != Some(h2::Reason::NO_ERROR))
+            .map(|e| match e.reason() {
+                Some(reason) => format!("HTTP/2 {reason:?}: {e}"),
+                None => format!("HTTP/2 {e}"),
+            });
         self.events.push(Event::Closed {
-            error: error.filter(|e| !e.is_io()).map(|e| e.to_string()),
+            error: self.failure.take().or(engine_error),
         });
     }
 }
@@ -836,6 +868,21 @@ fn request_head(parts: &http::request::Parts, end_stream: bool) -> RequestHead {
     }
 }
 
+/// Why the engine refused a response head: the stream is gone, or (an error of neither
+/// the protocol nor the transport) the head itself is invalid.
+fn refused_head(err: &h2::Error) -> SendError {
+    if err.reason().is_some() || err.is_io() {
+        SendError::Gone
+    } else {
+        SendError::Invalid(format!("response head refused: {err}"))
+    }
+}
+
+/// An error code's name (RFC 9113 §7), or its number.
+fn error_name(code: u32) -> String {
+    format!("{:?}", h2::Reason::from(code))
+}
+
 /// The body length a response head declares: its `content-length`, one value of digits
 /// only (an app's invalid or repeated one is refused, as on HTTP/1.1).
 fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, SendError> {
@@ -864,6 +911,12 @@ fn header_map(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<HeaderMap, SendError> {
             .map_err(|_| SendError::Invalid("invalid header name".to_owned()))?;
         if CONNECTION_SPECIFIC.contains(&name.as_str()) {
             continue;
+        }
+        if name == http::header::TE && !value.eq_ignore_ascii_case(b"trailers") {
+            // RFC 9113 §8.2.2: `te` may only be `trailers`; the engine refuses the head.
+            return Err(SendError::Invalid(
+                "header te other than 'trailers' is not allowed in HTTP/2".to_owned(),
+            ));
         }
         let value = HeaderValue::from_bytes(value)
             .map_err(|_| SendError::Invalid(format!("invalid value for header {name}")))?;

@@ -694,6 +694,41 @@ fn priority_of_the_wrong_size_resets_an_open_stream() {
     assert_eq!(goaway_code(&frames(&conn.take_output())), FRAME_SIZE_ERROR);
 }
 
+/// The error the connection's [`Event::Closed`] carries, once it closed.
+fn closed_error(conn: &mut Http2) -> Option<Option<String>> {
+    conn.take_events().into_iter().find_map(|e| match e {
+        Event::Closed { error } => Some(error),
+        _ => None,
+    })
+}
+
+#[test]
+fn connection_errors_say_why_and_stream_errors_are_counted() {
+    let mut conn = connected(&Settings::default());
+    conn.receive(&frame(DATA, 0, 0, b"x"));
+    let error = closed_error(&mut conn).flatten().expect("a reason");
+    assert!(error.starts_with("HTTP/2 PROTOCOL_ERROR"), "{error}");
+
+    let mut conn = connected(&Settings::default());
+    for _ in 0..30 {
+        conn.receive(&frame(PING, 0, 0, &[0; 8]).repeat(100));
+    }
+    let error = closed_error(&mut conn).flatten().expect("a reason");
+    assert!(error.starts_with("HTTP/2 ENHANCE_YOUR_CALM"), "{error}");
+
+    let mut conn = connected(&Settings::default());
+    request_stream(&mut conn, 1, &get("/"), true);
+    conn.receive(&frame(PRIORITY, 0, 1, &[0, 0, 0, 0]));
+    assert_eq!(conn.take_stream_errors(), [(1, FRAME_SIZE_ERROR)]);
+    assert_eq!(conn.take_stream_errors(), []);
+    conn.abort(0);
+    assert_eq!(
+        closed_error(&mut conn),
+        Some(None),
+        "closing idle is no error"
+    );
+}
+
 #[test]
 fn settings_initial_window_above_the_maximum_is_a_flow_control_error() {
     let mut conn = connected(&Settings::default());
