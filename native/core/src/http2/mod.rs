@@ -31,6 +31,7 @@ use h2::server::{Connection, Handshake, SendResponse};
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
+use crate::http1::target::is_authority;
 use crate::ids::{id_map, IdMap};
 use crate::rapid_reset::ResetGuard;
 use check::{FrameCheck, Verdict};
@@ -68,7 +69,8 @@ pub(crate) const CONNECTION_SPECIFIC: [&str; 5] = [
 /// that never acknowledges must not keep opening streams.
 pub const SHUTDOWN_PING_WAIT: Duration = Duration::from_secs(2);
 
-/// INTERNAL_ERROR (RFC 9113 §7).
+/// PROTOCOL_ERROR and INTERNAL_ERROR (RFC 9113 §7).
+const PROTOCOL_ERROR: u32 = 0x1;
 const INTERNAL_ERROR: u32 = 0x2;
 
 /// ENHANCE_YOUR_CALM (RFC 9113 §7).
@@ -622,6 +624,12 @@ impl Http2 {
                         let _ = respond.send_response(too_large_response(), true);
                         continue;
                     }
+                    if is_malformed(&parts) {
+                        // RFC 9113 §8.1.1: a stream error PROTOCOL_ERROR; the app never sees it.
+                        respond.send_reset(h2::Reason::PROTOCOL_ERROR);
+                        self.stream_errors.push((id, PROTOCOL_ERROR));
+                        continue;
+                    }
                     let head = request_head(&parts, recv.is_end_stream());
                     let head_request = parts.method == http::Method::HEAD;
                     self.streams.insert(
@@ -822,6 +830,26 @@ fn fields_too_large(headers: &HeaderMap, max_fields: usize, max_field_size: usiz
         || headers
             .iter()
             .any(|(name, value)| name.as_str().len() + 2 + value.len() > max_field_size)
+}
+
+/// A request the engine accepts that RFC 9113 calls malformed: a field value with leading
+/// or trailing SP or HTAB (§8.2.1), an authority (`:authority` or `host`) with userinfo or
+/// otherwise invalid as an HTTP/1.1 `Host` (§8.3.1), a CONNECT without `:authority` (§8.5).
+fn is_malformed(parts: &http::request::Parts) -> bool {
+    let padded = |value: &[u8]| {
+        let blank = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
+        blank(value.first()) || blank(value.last())
+    };
+    let bad_host = parts
+        .headers
+        .get_all(http::header::HOST)
+        .iter()
+        .any(|value| !value.is_empty() && !is_authority(value.as_bytes()));
+    let authority = parts.uri.authority();
+    parts.headers.values().any(|value| padded(value.as_bytes()))
+        || bad_host
+        || authority.is_some_and(|a| !is_authority(a.as_str().as_bytes()))
+        || (parts.method == http::Method::CONNECT && authority.is_none())
 }
 
 /// 431 Request Header Fields Too Large, without a body.

@@ -550,6 +550,49 @@ fn a_field_too_long_is_answered_without_reaching_the_application() {
 }
 
 #[test]
+fn malformed_requests_are_reset_with_protocol_error() {
+    let with = |name, value| {
+        let mut fields = get("/");
+        fields.push((name, value));
+        fields
+    };
+    let mut userinfo = get("/");
+    userinfo[2].1 = "user:pw@example.test";
+    let cases = [
+        ("leading SP", with("x-a", " v")),
+        ("trailing SP", with("x-a", "v ")),
+        ("leading HTAB", with("x-a", "\tv")),
+        ("userinfo in :authority", userinfo),
+        ("invalid host", with("host", "a b")),
+        ("CONNECT without :authority", vec![(":method", "CONNECT")]),
+    ];
+    for (what, fields) in cases {
+        let mut conn = connected(&Settings::default());
+        request_stream(&mut conn, 1, &fields, true);
+        let events = conn.take_events();
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::Request { .. })),
+            "{what}: {events:?}"
+        );
+        let out = frames(&conn.take_output());
+        assert_eq!(rst_code(&out, 1), Some(PROTOCOL_ERROR), "{what}");
+        assert_eq!(conn.take_stream_errors(), [(1, PROTOCOL_ERROR)], "{what}");
+    }
+    let mut conn = connected(&Settings::default());
+    let mut connect = get("/");
+    connect.retain(|(name, _)| !matches!(*name, ":scheme" | ":path"));
+    connect[0].1 = "CONNECT";
+    request_stream(&mut conn, 1, &with("x-a", "inner SP ok"), true);
+    request_stream(&mut conn, 3, &connect, true);
+    let events = conn.take_events();
+    let requests = events
+        .iter()
+        .filter(|e| matches!(e, Event::Request { .. }))
+        .count();
+    assert_eq!(requests, 2, "{events:?}");
+}
+
+#[test]
 fn a_bad_preface_closes_the_connection() {
     let mut conn = Http2::new(&Settings::default());
     conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
