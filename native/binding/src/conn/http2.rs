@@ -245,7 +245,6 @@ impl Conn {
                 }
             }
         }
-        fx.stream_errors.extend(h2.engine.take_stream_errors());
         h2.idle_since = match (h2.streams.is_empty(), h2.idle_since) {
             (true, None) => Some(Instant::now()),
             (true, since) => since,
@@ -255,6 +254,8 @@ impl Conn {
             let out = h2.engine.take_output();
             fx.write.extend_from_slice(&out);
         }
+        // Read from the output: taken after it.
+        fx.stream_errors.extend(h2.engine.take_stream_errors());
         fx.flush_streams |= h2.engine.output_due();
         for (stream, with_data) in wake {
             let seq = u64::from(stream);

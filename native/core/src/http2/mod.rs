@@ -17,6 +17,7 @@
 pub mod check;
 mod flood;
 mod hpack_check;
+mod outgoing;
 mod pipe;
 #[cfg(test)]
 mod tests;
@@ -35,6 +36,7 @@ use crate::http1::target::is_authority;
 use crate::ids::{id_map, IdMap};
 use crate::rapid_reset::ResetGuard;
 use check::{FrameCheck, Verdict};
+use outgoing::OutputScan;
 use pipe::Pipe;
 
 /// What every HTTP/2 connection starts with (RFC 9113 §3.4).
@@ -69,8 +71,7 @@ pub(crate) const CONNECTION_SPECIFIC: [&str; 5] = [
 /// that never acknowledges must not keep opening streams.
 pub const SHUTDOWN_PING_WAIT: Duration = Duration::from_secs(2);
 
-/// PROTOCOL_ERROR and INTERNAL_ERROR (RFC 9113 §7).
-const PROTOCOL_ERROR: u32 = 0x1;
+/// INTERNAL_ERROR (RFC 9113 §7).
 const INTERNAL_ERROR: u32 = 0x2;
 
 /// ENHANCE_YOUR_CALM (RFC 9113 §7).
@@ -218,8 +219,9 @@ pub struct Http2 {
     /// Why this side ended the connection with an error, for [`Event::Closed`].
     failure: Option<String>,
     /// Streams this side reset for the client's errors, with the code, since the last
-    /// [`Http2::take_stream_errors`].
+    /// [`Http2::take_stream_errors`]: read from the output, where every reset is.
     stream_errors: Vec<(u32, u32)>,
+    output: OutputScan,
     /// A send operation happened since the last [`Http2::drive`]: taking the output (or
     /// [`Http2::flush`]) drives first.
     unsettled: bool,
@@ -257,6 +259,7 @@ impl Http2 {
             going_away_since: None,
             failure: None,
             stream_errors: Vec::new(),
+            output: OutputScan::default(),
             unsettled: false,
         };
         conn.drive();
@@ -322,7 +325,8 @@ impl Http2 {
     /// Bytes to write to the client, taken.
     pub fn take_output(&mut self) -> Vec<u8> {
         self.settle();
-        self.pipe.take_output()
+        let out = self.pipe.take_output();
+        self.output.scan(out, &mut self.stream_errors)
     }
 
     /// Events since the last call, oldest first: the client's as of the last input or
@@ -463,7 +467,6 @@ impl Http2 {
             Some(entry) if entry.send.is_some() || entry.respond.is_some() => {
                 self.reset(stream, code);
                 self.events.push(Event::Reset { stream, code });
-                self.stream_errors.push((stream, code));
                 true
             }
             _ => false,
@@ -627,7 +630,6 @@ impl Http2 {
                     if is_malformed(&parts) {
                         // RFC 9113 §8.1.1: a stream error PROTOCOL_ERROR; the app never sees it.
                         respond.send_reset(h2::Reason::PROTOCOL_ERROR);
-                        self.stream_errors.push((id, PROTOCOL_ERROR));
                         continue;
                     }
                     let head = request_head(&parts, recv.is_end_stream());

@@ -2,8 +2,8 @@
 
 use super::check::{
     COMPRESSION_ERROR, CONTINUATION, DATA, END_HEADERS, END_STREAM, FLOW_CONTROL_ERROR,
-    FRAME_SIZE_ERROR, GOAWAY, HEADERS, PING, PRIORITY, PROTOCOL_ERROR, RST_STREAM, SETTINGS,
-    STREAM_CLOSED, WINDOW_UPDATE,
+    FRAME_SIZE_ERROR, GOAWAY, HEADERS, PING, PRIORITY, PROTOCOL_ERROR, REFUSED_STREAM, RST_STREAM,
+    SETTINGS, STREAM_CLOSED, WINDOW_UPDATE,
 };
 use super::*;
 
@@ -762,6 +762,7 @@ fn connection_errors_say_why_and_stream_errors_are_counted() {
     let mut conn = connected(&Settings::default());
     request_stream(&mut conn, 1, &get("/"), true);
     conn.receive(&frame(PRIORITY, 0, 1, &[0, 0, 0, 0]));
+    conn.take_output();
     assert_eq!(conn.take_stream_errors(), [(1, FRAME_SIZE_ERROR)]);
     assert_eq!(conn.take_stream_errors(), []);
     conn.abort(0);
@@ -1011,4 +1012,40 @@ fn a_pseudo_header_in_trailers_resets_the_stream() {
             .any(|e| matches!(e, Event::Request { .. })),
         "the connection goes on"
     );
+}
+
+#[test]
+fn late_data_on_a_stream_refused_over_capacity_is_ignored() {
+    let settings = Settings {
+        max_concurrent_streams: 2,
+        ..Settings::default()
+    };
+    let mut conn = connected(&settings);
+    for stream in [1, 3] {
+        request_stream(&mut conn, stream, &get("/"), true);
+    }
+    request_stream(&mut conn, 5, &get("/"), false);
+    assert_eq!(
+        rst_code(&frames(&conn.take_output()), 5),
+        Some(REFUSED_STREAM)
+    );
+    // DATA the client had in flight when the refusal went out.
+    conn.receive(&frame(DATA, END_STREAM, 5, b"late"));
+    let out = frames(&conn.take_output());
+    assert!(out.iter().all(|f| f.stream != 5), "no second RST_STREAM");
+    assert_eq!(conn.take_stream_errors(), [], "a refusal is no error");
+    assert!(answers_ping(&mut conn), "the connection goes on");
+}
+
+#[test]
+fn malformed_requests_the_engine_resets_are_reported() {
+    let mut conn = connected(&Settings::default());
+    let mut fields = get("/");
+    fields.push(("connection", "close"));
+    request_stream(&mut conn, 1, &fields, true);
+    assert_eq!(
+        rst_code(&frames(&conn.take_output()), 1),
+        Some(PROTOCOL_ERROR)
+    );
+    assert_eq!(conn.take_stream_errors(), [(1, PROTOCOL_ERROR)]);
 }
