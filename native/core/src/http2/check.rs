@@ -113,6 +113,9 @@ pub struct FrameCheck {
     fragment: Option<Fragment>,
     /// The engine refused a frame's padding: its decoder state is no longer followed.
     fields_lost: bool,
+    /// Streams whose request has a `#` in its `:path` (malformed, RFC 9113 §8.3.1; the
+    /// engine drops the fragment unseen), until [`Self::take_hash_in_path`].
+    hash_in_path: Vec<u32>,
     /// A [`Stop`] was returned and not resumed: nothing more passes.
     stopped: bool,
     /// The stop was inside a payload, at this byte, held back until [`Self::resume`].
@@ -145,6 +148,7 @@ impl FrameCheck {
             fields: FieldCheck::new(),
             fragment: None,
             fields_lost: false,
+            hash_in_path: Vec::new(),
             stopped: false,
             held_byte: None,
             flood: FloodGuard::new(),
@@ -277,6 +281,11 @@ impl FrameCheck {
         let mut frame = vec![0, 0, 8, PING, ACK, 0, 0, 0, 0];
         frame.extend_from_slice(&SHUTDOWN_PING);
         Some(frame)
+    }
+
+    /// Streams read since the last call whose `:path` has a `#`.
+    pub fn take_hash_in_path(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.hash_in_path)
     }
 
     /// Streams the client opened after the final GOAWAY since the last call, to refuse.
@@ -416,7 +425,11 @@ impl FrameCheck {
                 }
             } else if fragment.left > 0 {
                 fragment.left -= 1;
-                let fault = match self.fields.byte(byte) {
+                let read = self.fields.byte(byte);
+                if self.fields.take_hash_in_path() {
+                    self.hash_in_path.push(fragment.stream);
+                }
+                let fault = match read {
                     Err(fault) => Some(fault),
                     Ok(()) if fragment.left == 0 && fragment.end && !self.fields.may_end() => {
                         Some(Fault::Compression)

@@ -128,13 +128,21 @@ enum Step {
 }
 
 /// A dynamic table entry: its name's length, whether the name is a pseudo-header, and its
-/// size (RFC 7541 §4.1).
+/// size (RFC 7541 §4.1); whether it is a `:path` with a `#` in its value.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     name: usize,
     pseudo: bool,
     size: usize,
+    path: bool,
+    hash: bool,
 }
+
+/// The one name whose value is looked into: a `#` in `:path` makes the request malformed
+/// (a fragment is never sent), and the engine would drop it unseen.
+const PATH: &[u8] = b":path";
+/// Static table indexes whose name is `:path`.
+const STATIC_PATHS: [usize; 2] = [4, 5];
 
 /// See the module documentation.
 #[derive(Debug)]
@@ -156,6 +164,13 @@ pub struct FieldCheck {
     at_start: bool,
     /// The block is trailers: a pseudo-header is a [`Fault::PseudoInTrailers`].
     trailers: bool,
+    /// Bytes of the name being read that match [`PATH`] so far (`None` past a mismatch);
+    /// whether the field's name is `:path`, and its value so far has a `#`.
+    path_prefix: Option<usize>,
+    path: bool,
+    hash: bool,
+    /// A `:path` with a `#` was read since the last [`Self::take_hash_in_path`].
+    hash_in_path: bool,
 }
 
 impl Default for FieldCheck {
@@ -179,7 +194,16 @@ impl FieldCheck {
             pseudo: false,
             at_start: true,
             trailers: false,
+            path_prefix: None,
+            path: false,
+            hash: false,
+            hash_in_path: false,
         }
+    }
+
+    /// Whether a `:path` with a `#` was read since the last call.
+    pub fn take_hash_in_path(&mut self) -> bool {
+        std::mem::take(&mut self.hash_in_path)
     }
 
     /// A field block begins (a HEADERS frame); `trailers` when it is the stream's second.
@@ -233,10 +257,12 @@ impl FieldCheck {
             }
             Step::String(left, mut symbols, mut reader) => {
                 let mut first = None;
+                let mut looked = self.looked_into();
                 match reader.as_mut() {
                     Some(reader) => {
                         let count = |symbol| {
                             first.get_or_insert(symbol);
+                            looked.symbol(symbols, symbol);
                             symbols += 1;
                         };
                         if !reader.byte(byte, count) {
@@ -245,9 +271,11 @@ impl FieldCheck {
                     }
                     None => {
                         first = Some(byte);
+                        looked.symbol(symbols, byte);
                         symbols += 1;
                     }
                 }
+                self.keep_looked(looked);
                 if let Some(first) = first.filter(|_| self.first_pending) {
                     self.first_pending = false;
                     self.pseudo = first == b':';
@@ -280,8 +308,9 @@ impl FieldCheck {
         self.step = Step::Start;
         match (self.part, self.kind) {
             (Part::Head, Kind::Indexed) => {
-                let (_, pseudo) = self.name_at(value)?;
-                return self.field(pseudo);
+                let entry = self.entry_at(value)?;
+                self.hash_in_path |= entry.path && entry.hash;
+                return self.field(entry.pseudo);
             }
             (Part::Head, Kind::SizeUpdate) => {
                 if value > HEADER_TABLE_SIZE {
@@ -291,10 +320,13 @@ impl FieldCheck {
                 self.evict(0);
             }
             (Part::Head, Kind::Literal(_)) => {
+                self.hash = false;
                 if value == 0 {
                     self.part = Part::Name;
+                    self.path_prefix = Some(0);
                 } else {
-                    (self.name, self.pseudo) = self.name_at(value)?;
+                    let entry = self.entry_at(value)?;
+                    (self.name, self.pseudo, self.path) = (entry.name, entry.pseudo, entry.path);
                     self.part = Part::Value;
                 }
                 self.step = Step::StringStart;
@@ -319,6 +351,7 @@ impl FieldCheck {
             if len == 0 {
                 self.pseudo = false;
             }
+            self.path = self.path_prefix == Some(PATH.len());
             self.name = len;
             self.part = Part::Value;
             self.step = Step::StringStart;
@@ -328,13 +361,38 @@ impl FieldCheck {
             let size = self.name + len + ENTRY_OVERHEAD;
             self.evict(size);
             if size <= self.max_size {
-                let (name, pseudo) = (self.name, self.pseudo);
-                self.table.push_front(Entry { name, pseudo, size });
+                let (name, pseudo, path, hash) = (self.name, self.pseudo, self.path, self.hash);
+                self.table.push_front(Entry {
+                    name,
+                    pseudo,
+                    size,
+                    path,
+                    hash,
+                });
                 self.size += size;
             }
         }
+        self.hash_in_path |= self.path && self.hash;
         let pseudo = self.pseudo;
         self.field(pseudo)
+    }
+
+    /// What the string being read is looked into for: a name compared with [`PATH`], a
+    /// `:path` value searched for `#`.
+    fn looked_into(&self) -> Looked {
+        match self.part {
+            Part::Name => Looked::Name(self.path_prefix),
+            _ if self.path => Looked::PathValue(self.hash),
+            _ => Looked::Nothing,
+        }
+    }
+
+    fn keep_looked(&mut self, looked: Looked) {
+        match looked {
+            Looked::Name(prefix) => self.path_prefix = prefix,
+            Looked::PathValue(hash) => self.hash = hash,
+            Looked::Nothing => {}
+        }
     }
 
     /// A field was read whole.
@@ -347,16 +405,23 @@ impl FieldCheck {
         Ok(())
     }
 
-    /// The name at `index` in the static then dynamic table (RFC 7541 §2.3.3).
-    fn name_at(&self, index: usize) -> Result<(usize, bool), Fault> {
+    /// The entry at `index` in the static then dynamic table (RFC 7541 §2.3.3); a static
+    /// one's size is not needed.
+    fn entry_at(&self, index: usize) -> Result<Entry, Fault> {
         if let Some(name) = index.checked_sub(1).and_then(|i| STATIC_NAMES.get(i)) {
-            return Ok((name.len(), name.starts_with(':')));
+            return Ok(Entry {
+                name: name.len(),
+                pseudo: name.starts_with(':'),
+                size: 0,
+                path: STATIC_PATHS.contains(&index),
+                hash: false,
+            });
         }
-        let entry = index
+        index
             .checked_sub(STATIC_NAMES.len() + 1)
             .and_then(|i| self.table.get(i))
-            .ok_or(Fault::Compression)?;
-        Ok((entry.name, entry.pseudo))
+            .copied()
+            .ok_or(Fault::Compression)
     }
 
     /// Evict until an entry of `room` bytes fits, or the table is empty (RFC 7541 §4.4).
@@ -366,6 +431,31 @@ impl FieldCheck {
                 break;
             };
             self.size -= entry.size;
+        }
+    }
+}
+
+/// A string's symbols, as far as they matter: see [`FieldCheck::looked_into`].
+#[derive(Debug, Clone, Copy)]
+enum Looked {
+    Nothing,
+    /// A name: how many of its first symbols match [`PATH`] (`None` past a mismatch).
+    Name(Option<usize>),
+    /// A `:path` value: whether a `#` was seen.
+    PathValue(bool),
+}
+
+impl Looked {
+    /// The symbol at `index` in the string.
+    fn symbol(&mut self, index: usize, symbol: u8) {
+        match self {
+            Self::Name(prefix) => {
+                *prefix = prefix
+                    .filter(|&n| n == index && PATH.get(n) == Some(&symbol))
+                    .map(|n| n + 1);
+            }
+            Self::PathValue(hash) => *hash |= symbol == b'#',
+            Self::Nothing => {}
         }
     }
 }

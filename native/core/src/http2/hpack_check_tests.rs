@@ -158,3 +158,23 @@ fn huffman_coded_pseudo_names_are_seen() {
     let mut check = FieldCheck::new();
     assert_eq!(block(&mut check, &bytes, true), Ok(()));
 }
+
+#[test]
+fn a_hash_in_a_huffman_coded_path_is_seen() {
+    let with = |name: &[u8], value: &[u8]| {
+        let name = huffman::encode(name);
+        let value = huffman::encode(value);
+        let mut bytes = vec![0x00, 0x80 | name.len() as u8];
+        bytes.extend(&name);
+        bytes.push(0x80 | value.len() as u8);
+        bytes.extend(&value);
+        let mut check = FieldCheck::new();
+        assert_eq!(block(&mut check, &bytes, false), Ok(()));
+        check.take_hash_in_path()
+    };
+    assert!(with(b":path", b"/a#b"));
+    assert!(!with(b":path", b"/a?b"));
+    assert!(!with(b":paths", b"/a#b"), "another name");
+    assert!(!with(b"x-path", b"/a#b"), "another name");
+    assert!(!with(b":pat", b"/a#b"), "another name");
+}

@@ -216,6 +216,9 @@ pub struct Http2 {
     check: FrameCheck,
     /// When the graceful shutdown began (its first GOAWAY and PING went out).
     going_away_since: Option<Instant>,
+    /// Streams whose `:path` has a `#`, as the frame check read them: refused when the
+    /// engine hands them out (it drops the fragment).
+    hash_in_path: Vec<u32>,
     /// Why this side ended the connection with an error, for [`Event::Closed`].
     failure: Option<String>,
     /// Streams this side reset for the client's errors, with the code, since the last
@@ -257,6 +260,7 @@ impl Http2 {
             max_field_size: settings.max_field_size,
             check: FrameCheck::new(),
             going_away_since: None,
+            hash_in_path: Vec::new(),
             failure: None,
             stream_errors: Vec::new(),
             output: OutputScan::default(),
@@ -581,6 +585,8 @@ impl Http2 {
     /// runs after every input and before events or output are taken after send operations.
     fn drive(&mut self) {
         self.unsettled = false;
+        // What the frame check read is the engine's to accept in this pass: kept no longer.
+        self.hash_in_path = self.check.take_hash_in_path();
         let mut cx = Context::from_waker(Waker::noop());
         if let State::Handshaking(handshake) = &mut self.state {
             match std::pin::Pin::new(handshake).poll(&mut cx) {
@@ -627,7 +633,7 @@ impl Http2 {
                         let _ = respond.send_response(too_large_response(), true);
                         continue;
                     }
-                    if is_malformed(&parts) {
+                    if is_malformed(&parts) || self.hash_in_path.contains(&id) {
                         // RFC 9113 §8.1.1: a stream error PROTOCOL_ERROR; the app never sees it.
                         respond.send_reset(h2::Reason::PROTOCOL_ERROR);
                         continue;

@@ -1049,3 +1049,39 @@ fn malformed_requests_the_engine_resets_are_reported() {
     );
     assert_eq!(conn.take_stream_errors(), [(1, PROTOCOL_ERROR)]);
 }
+
+#[test]
+fn a_hash_in_the_path_is_malformed_however_encoded() {
+    let pseudo = |path: &[u8]| {
+        let mut fields = get("/");
+        fields.retain(|(name, _)| *name != ":path");
+        let mut out = block(&fields);
+        out.extend(path);
+        out
+    };
+    // `:path` by static index 4, its value a literal, added to the dynamic table (62).
+    let mut indexed = vec![0x44, 4];
+    indexed.extend(b"/x#y");
+    let cases: [(&str, Vec<u8>); 3] = [
+        ("literal name", block(&[(":path", "/a#b")])),
+        ("static name, indexed value", indexed),
+        ("dynamic table reference", vec![0xbe]),
+    ];
+    let mut conn = connected(&Settings::default());
+    let mut stream = 1;
+    for (what, path) in cases {
+        let head = frame(HEADERS, END_HEADERS | END_STREAM, stream, &pseudo(&path));
+        conn.receive(&head);
+        let events = conn.take_events();
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::Request { .. })),
+            "{what}: {events:?}"
+        );
+        let out = frames(&conn.take_output());
+        assert_eq!(rst_code(&out, stream), Some(PROTOCOL_ERROR), "{what}");
+        stream += 2;
+    }
+    request_stream(&mut conn, stream, &get("/a?b"), true);
+    let events = conn.take_events();
+    assert!(matches!(events[..], [Event::Request { .. }]), "{events:?}");
+}
