@@ -585,8 +585,10 @@ impl Http2 {
     /// runs after every input and before events or output are taken after send operations.
     fn drive(&mut self) {
         self.unsettled = false;
-        // What the frame check read is the engine's to accept in this pass: kept no longer.
-        self.hash_in_path = self.check.take_hash_in_path();
+        // Kept until the engine accepts the stream: its header block may end in a later
+        // read than the `:path` the check flagged.
+        let flagged = self.check.take_hash_in_path();
+        self.hash_in_path.extend(flagged);
         let mut cx = Context::from_waker(Waker::noop());
         if let State::Handshaking(handshake) = &mut self.state {
             match std::pin::Pin::new(handshake).poll(&mut cx) {
@@ -633,7 +635,11 @@ impl Http2 {
                         let _ = respond.send_response(too_large_response(), true);
                         continue;
                     }
-                    if is_malformed(&parts) || self.hash_in_path.contains(&id) {
+                    let hash_in_path = self.hash_in_path.contains(&id);
+                    // Streams open in order: a lower one flagged and never accepted was
+                    // reset or refused before it was whole.
+                    self.hash_in_path.retain(|&flagged| flagged > id);
+                    if is_malformed(&parts) || hash_in_path {
                         // RFC 9113 §8.1.1: a stream error PROTOCOL_ERROR; the app never sees it.
                         respond.send_reset(h2::Reason::PROTOCOL_ERROR);
                         continue;

@@ -1085,3 +1085,29 @@ fn a_hash_in_the_path_is_malformed_however_encoded() {
     let events = conn.take_events();
     assert!(matches!(events[..], [Event::Request { .. }]), "{events:?}");
 }
+
+#[test]
+fn a_hash_in_the_path_is_malformed_when_its_block_ends_in_a_later_read() {
+    // `:path` first, in the HEADERS frame; the rest of the block in a CONTINUATION frame
+    // that arrives in a read of its own.
+    let mut fields = vec![(":path", "/a#b")];
+    fields.extend(get("/").into_iter().filter(|(name, _)| *name != ":path"));
+    let whole = block(&fields);
+    let path_field = block(&fields[..1]).len();
+    let mut conn = connected(&Settings::default());
+    conn.receive(&frame(HEADERS, END_STREAM, 1, &whole[..path_field]));
+    let _ = conn.take_output();
+    conn.receive(&frame(CONTINUATION, END_HEADERS, 1, &whole[path_field..]));
+    let events = conn.take_events();
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Request { .. })),
+        "{events:?}"
+    );
+    assert_eq!(
+        rst_code(&frames(&conn.take_output()), 1),
+        Some(PROTOCOL_ERROR)
+    );
+    request_stream(&mut conn, 3, &get("/a"), true);
+    let events = conn.take_events();
+    assert!(matches!(events[..], [Event::Request { .. }]), "{events:?}");
+}
