@@ -8,6 +8,7 @@ once the client read.
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from typing import Any
 
@@ -79,6 +80,29 @@ def test_a_request_arriving_while_paused_waits_for_the_drain(run: Runner) -> Non
         responses = await conn.responses(2)
         assert [r.body for r in responses] == [b"/first", b"/second"]
         assert transport.reading
+
+    run(scenario)
+
+
+def test_a_held_head_is_not_timed_out_while_paused(run: Runner) -> None:
+    """The next head began before the pause and was completed while paused: it waits for
+    the drain, not for the head timeout (its bytes are all there)."""
+    app = PathApp()
+
+    async def scenario() -> None:
+        conn = MockConnection(app, transport=PausingTransport, timeout_request_header=0.01)
+        transport = conn.transport
+        assert isinstance(transport, PausingTransport)
+        conn.send(get("/first") + b"GET /second HTTP/1.1\r\nHo")
+        await conn.responses(1)
+        conn.send(b"st: test\r\n\r\n")
+        await asyncio.sleep(0.02)
+        conn.state.sweep()
+        await conn.idle()
+        assert not transport.closed, bytes(transport.written)
+        transport.resume()
+        responses = await conn.responses(2)
+        assert [r.body for r in responses] == [b"/first", b"/second"]
 
     run(scenario)
 

@@ -205,6 +205,11 @@ impl Conn {
     /// the worker buffer every answer.
     fn park_pipeline(&mut self, fx: &mut Effects) {
         self.pipeline_parked = true;
+        // A head begun before the pause may be completed by input held meanwhile: its
+        // deadline starts again when the pipeline resumes (`after_feed`).
+        if matches!(self.deadline, Some(Deadline::Head(_))) {
+            self.deadline = None;
+        }
         self.refresh_read_pause(fx);
     }
 
