@@ -119,6 +119,13 @@ class WebSocketCycle:
     def send(self, message: dict[str, Any]) -> Awaitable[None]: ...
 
 @final
+class TaskRegistrar:
+    """asyncio's ``add`` of a new Task to its weak set of Tasks, without Python frames."""
+
+    def __new__(cls, refs: set[Any]) -> TaskRegistrar: ...
+    def __call__(self, task: Any) -> None: ...
+
+@final
 class Ready:
     """An awaitable that completes at once with None."""
 

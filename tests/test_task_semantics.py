@@ -84,3 +84,17 @@ def test_context_variables_stay_with_their_request(task_server: ServerProcess) -
     for i, resp in enumerate(responses):
         path = f"/context/{i}"
         assert resp.json() == {"var": path, "child_saw": path}
+
+
+def test_request_tasks_are_registered_with_asyncio_and_leave_it(task_server: ServerProcess) -> None:
+    # The worker registers Tasks natively (ruvicorn/worker/task_registry.py): each
+    # request's Task is listed by asyncio.all_tasks() while it runs, and its weak
+    # reference leaves asyncio's set when it ends, so the set does not grow per request.
+    with task_server.client() as c:
+        bodies = []
+        for _ in range(50):
+            c.send(request("GET", "/registry"))
+            bodies.append(c.read_response().json())
+    assert all(body["listed"] == [True, True] for body in bodies)
+    assert {body["adder"] for body in bodies} == {"TaskRegistrar"}
+    assert bodies[-1]["registered"] <= bodies[0]["registered"] + 2, bodies

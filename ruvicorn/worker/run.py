@@ -20,6 +20,7 @@ from ruvicorn.worker.hooks import WorkerHooks
 from ruvicorn.worker.lifespan import Lifespan
 from ruvicorn.worker.loop import new_event_loop
 from ruvicorn.worker.server import WorkerServer
+from ruvicorn.worker.task_registry import install_task_registrar
 
 
 def run_worker(
@@ -108,6 +109,8 @@ async def _serve(config: Config, sockets: list[socket.socket], hooks: WorkerHook
     # worker: keep it out of the cyclic collector's scans, which otherwise walk it all on
     # every full collection while requests allocate.
     gc.freeze()
+    # Each request's Task is registered with asyncio without Python frames.
+    install_task_registrar()
     if hooks.on_ready is not None:
         hooks.on_ready()
     stop_wait = asyncio.ensure_future(stop.requested.wait())

@@ -68,6 +68,22 @@ async def _read_var() -> str:
     return request_var.get()
 
 
+async def _registry() -> dict[str, Any]:
+    """Whether this request's Task is registered with asyncio before and after it
+    suspends, how many weak references asyncio's set of Tasks holds, and what adds to it."""
+    me = _current()
+    listed_at_start = me in asyncio.all_tasks()
+    await asyncio.sleep(0)
+    registry = getattr(asyncio.tasks, "_scheduled_tasks", None)
+    if registry is None:
+        registry = asyncio.tasks._all_tasks  # type: ignore[attr-defined]
+    return {
+        "listed": [listed_at_start, me in asyncio.all_tasks()],
+        "registered": len(registry.data),
+        "adder": type(vars(registry).get("add")).__name__,
+    }
+
+
 def _current() -> asyncio.Task[Any]:
     task = asyncio.current_task()
     assert task is not None
@@ -95,6 +111,8 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
         data = await _timeout()
     elif path == "/taskgroup":
         data = await _task_group()
+    elif path == "/registry":
+        data = await _registry()
     elif path.startswith("/context/"):
         data = await _context(path)
     else:

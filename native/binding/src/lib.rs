@@ -28,6 +28,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<asgi::cycle::RequestCycle>()?;
     m.add_class::<asgi::runner::AppRunner>()?;
     m.add_class::<asgi::websocket::WebSocketCycle>()?;
+    m.add_class::<asgi::task_registry::TaskRegistrar>()?;
     m.add_class::<awaitable::Ready>()?;
     m.add_function(wrap_pyfunction!(settings::check_tls, m)?)?;
     m.add(

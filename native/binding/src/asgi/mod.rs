@@ -6,4 +6,5 @@ pub mod keys;
 pub mod runner;
 pub mod scope;
 pub mod spawn;
+pub mod task_registry;
 pub mod websocket;
