@@ -1,7 +1,11 @@
 //! `RequestCycle`: the `receive`/`send` pair handed to the app for one request.
 //!
 //! A cycle only names its exchange (`seq`); the state lives in the protocol, so a cycle
-//! whose response completed turns stale instead of touching the next request.
+//! whose response completed turns stale instead of touching the next request. A
+//! connection may hand a cycle nothing refers to any more to its next exchange
+//! (`SpareCycle`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError};
@@ -141,12 +145,115 @@ fn header_bytes(obj: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyBytes>> {
 #[pyclass(frozen, module = "ruvicorn._native")]
 pub struct RequestCycle {
     protocol: Py<HttpProtocol>,
-    seq: u64,
+    /// The exchange served; renumbered only while nothing but a `SpareCycle` refers to
+    /// the cycle.
+    seq: AtomicU64,
+}
+
+/// `receive` and `send` of a cycle (`RequestCycle` or `WebSocketCycle`), as the app gets
+/// them.
+pub fn callables<'py>(
+    cycle: &Bound<'py, PyAny>,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let py = cycle.py();
+    Ok((
+        cycle.getattr(key!(py, "receive"))?,
+        cycle.getattr(key!(py, "send"))?,
+    ))
+}
+
+/// A connection's last HTTP/1.1 cycle with its bound `receive` and `send`, handed to the
+/// connection's next exchange when nothing else refers to any of the three: no app, Task
+/// or stale reference can call them then, so renumbering the cycle cannot reach the
+/// exchange it served. A keep-alive request then creates and frees three objects fewer.
+pub struct SpareCycle {
+    cycle: Py<RequestCycle>,
+    receive: Py<PyAny>,
+    send: Py<PyAny>,
+}
+
+impl SpareCycle {
+    fn new(protocol: &Bound<'_, HttpProtocol>, seq: u64) -> PyResult<Self> {
+        let py = protocol.py();
+        let cycle = Bound::new(py, RequestCycle::new(protocol.clone().unbind(), seq))?;
+        let (receive, send) = callables(cycle.as_any())?;
+        Ok(Self {
+            cycle: cycle.unbind(),
+            receive: receive.unbind(),
+            send: send.unbind(),
+        })
+    }
+
+    /// Referred to by this spare alone: once by it and once by each bound method for the
+    /// cycle, once by it for each method, and no weak reference to either method (the
+    /// cycle's class takes none).
+    fn unshared(&self, py: Python<'_>) -> bool {
+        let only_ours = |method: &Py<PyAny>| {
+            let method = method.bind(py);
+            references(method) == 1 && !weakly_referred(method)
+        };
+        only_ours(&self.receive)
+            && only_ours(&self.send)
+            && references(self.cycle.bind(py).as_any()) == 3
+    }
+
+    /// `receive` and `send` for exchange `seq`: those of `spare` when it is unshared,
+    /// else of a new cycle, which becomes the spare.
+    pub fn take_for<'py>(
+        spare: &mut Option<SpareCycle>,
+        protocol: &Bound<'py, HttpProtocol>,
+        seq: u64,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let py = protocol.py();
+        let reused = match spare.as_ref() {
+            Some(kept) if kept.unshared(py) => {
+                kept.cycle.get().seq.store(seq, Ordering::Relaxed);
+                kept
+            }
+            _ => spare.insert(Self::new(protocol, seq)?),
+        };
+        Ok((
+            reused.receive.bind(py).clone(),
+            reused.send.bind(py).clone(),
+        ))
+    }
+}
+
+/// How many references `object` has.
+#[allow(unsafe_code)]
+fn references(object: &Bound<'_, PyAny>) -> isize {
+    // SAFETY: reads the count of a live object (kept alive by its `Bound`), GIL held.
+    unsafe { pyo3::ffi::Py_REFCNT(object.as_ptr()) }
+}
+
+/// Whether a weak reference points to `method` (anything but a built-in bound method
+/// counts as referred to).
+#[allow(unsafe_code)]
+fn weakly_referred(method: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: a type check of a valid object (kept alive by its `Bound`) with the GIL held.
+    if unsafe { pyo3::ffi::PyCFunction_Check(method.as_ptr()) } == 0 {
+        return true;
+    }
+    // SAFETY: the check above found a `PyCFunctionObject` (or a `PyCMethodObject`, which
+    // begins with one), alive and, with the GIL held, not changing; its weak reference
+    // list pointer is only read and compared to NULL.
+    unsafe {
+        !(*method.as_ptr().cast::<pyo3::ffi::PyCFunctionObject>())
+            .m_weakreflist
+            .is_null()
+    }
 }
 
 impl RequestCycle {
     pub fn new(protocol: Py<HttpProtocol>, seq: u64) -> Self {
-        Self { protocol, seq }
+        Self {
+            protocol,
+            seq: AtomicU64::new(seq),
+        }
+    }
+
+    fn seq(&self) -> u64 {
+        self.seq.load(Ordering::Relaxed)
     }
 
     /// The app is done (`error` when it raised): its response is settled (see
@@ -180,7 +287,7 @@ impl RequestCycle {
         let mut conn = this.lock()?;
         this.state().with_default_lines(|defaults| {
             conn.start_response(
-                self.seq,
+                self.seq(),
                 status,
                 pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
                 trailers,
@@ -188,7 +295,7 @@ impl RequestCycle {
             )
         })?;
         if this.state().access_response_headers {
-            conn.keep_response_headers(self.seq, listed.map(Bound::unbind));
+            conn.keep_response_headers(self.seq(), listed.map(Bound::unbind));
         }
         Ok(())
     }
@@ -205,13 +312,13 @@ impl RequestCycle {
         };
         HttpProtocol::decide(protocol, |conn, fx| {
             conn.send_trailers(
-                cycle.seq,
+                cycle.seq(),
                 pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
                 more,
                 fx,
             )
         })??;
-        drain_wait(protocol, cycle.seq)
+        drain_wait(protocol, cycle.seq())
     }
 
     fn send_body(slf: &Bound<'_, Self>, message: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
@@ -240,13 +347,13 @@ impl RequestCycle {
         let state = this.state();
         let hold = more_body && this.app_stepping();
         HttpProtocol::decide(protocol, |conn, fx| {
-            conn.send_body(cycle.seq, data, body_bytes.as_ref(), more_body, state, fx)?;
+            conn.send_body(cycle.seq(), data, body_bytes.as_ref(), more_body, state, fx)?;
             if hold {
                 conn.hold_output(py, fx, state.vectored_writes);
             }
             PyResult::Ok(())
         })??;
-        drain_wait(protocol, cycle.seq)
+        drain_wait(protocol, cycle.seq())
     }
 
     fn send_path(slf: &Bound<'_, Self>, message: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
@@ -263,7 +370,7 @@ impl RequestCycle {
             .ok_or_else(|| PyTypeError::new_err("http.response.pathsend needs a 'path'"))?;
         let file: std::path::PathBuf = path.extract()?;
         let length = std::fs::metadata(&file)?.len();
-        this.lock()?.set_body_length(cycle.seq, length);
+        this.lock()?.set_body_length(cycle.seq(), length);
         let send = slf.getattr(key!(py, "send"))?;
         Ok(helper.bind(py).call1((send, path))?.unbind())
     }
@@ -275,11 +382,11 @@ impl RequestCycle {
     fn receive(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let protocol = self.protocol.bind(py);
         let this = protocol.get();
-        let outcome = HttpProtocol::decide(protocol, |conn, fx| conn.receive(self.seq, fx))?;
+        let outcome = HttpProtocol::decide(protocol, |conn, fx| conn.receive(self.seq(), fx))?;
         if let ReceiveOutcome::Wait { .. } = outcome {
             let waiter = this.state().create_future.bind(py).call0()?;
             this.lock()?
-                .add_receive_waiter(self.seq, waiter.clone().unbind());
+                .add_receive_waiter(self.seq(), waiter.clone().unbind());
             return Ok(waiter.unbind());
         }
         let message = receive_message(py, outcome)?;

@@ -297,20 +297,18 @@ fn send_to_coroutine<'py>(
     }
 }
 
-/// Call the app with `(scope, receive, send)` of `cycle` and run what it returns in its own
-/// Task through the runner `make_runner` builds; the Task is returned when it exists already
+/// Call the app with `(scope, receive, send)` and run what it returns in its own Task
+/// through the runner `make_runner` builds; the Task is returned when it exists already
 /// (see `TaskSpawner::spawn`). An exception raised before a Task exists is returned for the
 /// caller to settle.
 pub fn spawn_app<'py>(
     state: &ServerState,
     scope: Bound<'py, PyDict>,
-    cycle: &Bound<'py, PyAny>,
+    (receive, send): (Bound<'py, PyAny>, Bound<'py, PyAny>),
     make_runner: impl FnOnce(&Bound<'py, PyAny>) -> PyResult<AppRunner>,
 ) -> Result<Option<Bound<'py, PyAny>>, Bound<'py, PyAny>> {
-    let py = cycle.py();
+    let py = scope.py();
     let run = || -> PyResult<Option<Bound<'py, PyAny>>> {
-        let receive = cycle.getattr(key!(py, "receive"))?;
-        let send = cycle.getattr(key!(py, "send"))?;
         let awaitable = state.app.bind(py).call1((scope, receive, send))?;
         let runner = Bound::new(py, make_runner(&awaitable)?)?;
         state.spawner.spawn(runner)

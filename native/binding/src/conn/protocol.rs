@@ -11,7 +11,7 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 use super::effects::resolve;
 use super::{ws, Access, Conn, Swept, Tls};
-use crate::asgi::cycle::RequestCycle;
+use crate::asgi::cycle::{callables, RequestCycle, SpareCycle};
 use crate::asgi::runner::{spawn_app, AppRunner, Serves};
 use crate::asgi::scope::{build_scope, tls_extension, Http3Head, Peer};
 use crate::key;
@@ -43,6 +43,9 @@ pub struct HttpProtocol {
     pub(super) app_stepping: AtomicBool,
     /// The connection holds output back (`cork.rs`): read without the lock.
     pub(super) corked: AtomicBool,
+    /// The last HTTP/1.1 exchange's cycle, for the next one (`SpareCycle`); dropped when
+    /// the connection is lost, as it refers back to this protocol.
+    spare_cycle: Mutex<Option<SpareCycle>>,
 }
 
 /// `(host, port)` from a socket address: an IPv4 one as it is, an IPv6 one's first two.
@@ -95,6 +98,7 @@ impl HttpProtocol {
             moved: Mutex::new(None),
             app_stepping: AtomicBool::new(false),
             corked: AtomicBool::new(false),
+            spare_cycle: Mutex::new(None),
         })
     }
 
@@ -111,6 +115,7 @@ impl HttpProtocol {
             moved: Mutex::new(None),
             app_stepping: AtomicBool::new(false),
             corked: AtomicBool::new(false),
+            spare_cycle: Mutex::new(None),
         }
     }
 
@@ -153,6 +158,12 @@ impl HttpProtocol {
         self.conn
             .try_lock()
             .map_err(|_| PyRuntimeError::new_err("ruvicorn protocol re-entered while busy"))
+    }
+
+    fn spare_cycle(&self) -> MutexGuard<'_, Option<SpareCycle>> {
+        self.spare_cycle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn state(&self) -> &ServerState {
@@ -239,13 +250,17 @@ impl HttpProtocol {
     ) -> PyResult<()> {
         let py = slf.py();
         let state = slf.get().state();
-        let cycle = Bound::new(py, RequestCycle::new(slf.clone().unbind(), seq))?;
-        let serves = if stream {
-            Serves::Stream
+        let (callables, serves) = if stream {
+            let cycle = Bound::new(py, RequestCycle::new(slf.clone().unbind(), seq))?;
+            (callables(cycle.as_any())?, Serves::Stream)
         } else {
-            Serves::Http1Exchange
+            let mut spare = slf.get().spare_cycle();
+            (
+                SpareCycle::take_for(&mut spare, slf, seq)?,
+                Serves::Http1Exchange,
+            )
         };
-        let spawned = spawn_app(state, scope, cycle.as_any(), |awaitable| {
+        let spawned = spawn_app(state, scope, callables, |awaitable| {
             AppRunner::new(awaitable, slf.clone().unbind(), seq, serves)
         });
         match spawned {
@@ -471,6 +486,7 @@ impl HttpProtocol {
             resolve(py, waiter.bind(py), py.None().into_bound(py))?;
         }
         drop((lost.transport, registered));
+        this.spare_cycle().take();
         Ok(())
     }
 

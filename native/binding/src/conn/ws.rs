@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::{disconnected, Conn, Effects, HttpProtocol, Mode};
+use crate::asgi::cycle::callables;
 use crate::asgi::cycle::RequestCycle;
 use crate::asgi::runner::{spawn_app, AppRunner, Serves};
 use crate::asgi::websocket::{app_message, WebSocketCycle};
@@ -245,9 +246,12 @@ pub(super) fn start(
         metrics.connection(crate::metrics::WEBSOCKET, true);
     }
     let cycle = Bound::new(py, WebSocketCycle::new(slf.clone().unbind()))?;
-    let spawned = spawn_app(state, scope.clone(), cycle.as_any(), |awaitable| {
-        AppRunner::new(awaitable, slf.clone().unbind(), seq, Serves::WebSocket)
-    });
+    let spawned = spawn_app(
+        state,
+        scope.clone(),
+        callables(cycle.as_any())?,
+        |awaitable| AppRunner::new(awaitable, slf.clone().unbind(), seq, Serves::WebSocket),
+    );
     if let Err(error) = spawned {
         app_finished(slf, seq, Some(error))?;
     }
