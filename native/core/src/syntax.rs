@@ -1,6 +1,6 @@
-//! HTTP syntax shared by every protocol ruvicorn speaks (HTTP/1.1 and the WebSocket
-//! handshake today): the token table, the field-value check, hex digits, the status line
-//! and the server's own error responses. A rule written here holds everywhere.
+//! HTTP syntax shared by every protocol ruvicorn speaks (HTTP/1.1, HTTP/2 and the
+//! WebSocket handshake today): the token table, the field-value check, hex digits, a
+//! response's `content-length`, the status line and the server's own error responses. A rule written here holds everywhere.
 
 /// A byte-class table: ASCII letters and digits, plus `extra`.
 pub(crate) const fn alnum_and(extra: &[u8]) -> [bool; 256] {
@@ -148,6 +148,19 @@ pub fn is_field_value(value: &[u8]) -> bool {
     value.iter().all(|&b| is_field_byte(b))
 }
 
+/// One `content-length` field of a response the app sent, given `seen`, the length an
+/// earlier one declared: its length, or `None` when the response must be refused. Only
+/// digits (no sign, no whitespace) that fit a `u64`, and only one such field, even when
+/// a second one agrees. Fold a response's values through it, starting from `None`.
+pub fn response_content_length(seen: Option<u64>, value: &[u8]) -> Option<u64> {
+    if seen.is_some() || value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    value.iter().try_fold(0u64, |length, &digit| {
+        length.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+    })
+}
+
 /// The interim response that asks a client to send the body it announced with
 /// `Expect: 100-continue`.
 pub const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -277,7 +290,65 @@ mod tests {
         }
     }
 
+    #[test]
+    fn response_content_lengths() {
+        assert_eq!(response_content_length(None, b"0"), Some(0));
+        assert_eq!(response_content_length(None, b"42"), Some(42));
+        assert_eq!(response_content_length(None, b"007"), Some(7));
+        assert_eq!(
+            response_content_length(None, b"18446744073709551615"),
+            Some(u64::MAX)
+        );
+        for bad in [
+            &b""[..],
+            b"18446744073709551616",
+            b"99999999999999999999999",
+            b" 5",
+            b"5 ",
+            b"\t5",
+            b"5\t",
+            b"+5",
+            b"-5",
+            b"5,5",
+            b"0x10",
+            b"1e3",
+            b"five",
+            b"\xd9\xa5",
+        ] {
+            assert_eq!(response_content_length(None, bad), None, "{bad:?}");
+        }
+        // A second field is refused, whatever it says.
+        assert_eq!(response_content_length(Some(5), b"5"), None);
+        assert_eq!(response_content_length(Some(0), b"6"), None);
+        let fold = |values: &[&[u8]]| {
+            values.iter().try_fold(None, |seen, value| {
+                response_content_length(seen, value).map(Some)
+            })
+        };
+        assert_eq!(fold(&[]), Some(None));
+        assert_eq!(fold(&[b"12"]), Some(Some(12)));
+        assert_eq!(fold(&[b"12", b"12"]), None);
+        assert_eq!(fold(&[b"x", b"12"]), None);
+    }
+
     proptest! {
+        #[test]
+        fn response_content_length_matches_decimal(length: u64) {
+            let text = length.to_string();
+            prop_assert_eq!(response_content_length(None, text.as_bytes()), Some(length));
+        }
+
+        #[test]
+        fn response_content_length_is_a_digits_only_decimal(
+            value in proptest::collection::vec(prop_oneof![3 => b'0'..=b'9', 1 => any::<u8>()], 0..24)
+        ) {
+            let expected = std::str::from_utf8(&value)
+                .ok()
+                .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|text| text.parse::<u64>().ok());
+            prop_assert_eq!(response_content_length(None, &value), expected);
+        }
+
         #[test]
         fn status_line_parses_back(status in 100u16..1000) {
             let line = status_line(status);

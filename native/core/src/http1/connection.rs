@@ -8,7 +8,7 @@ use crate::http1::body::BodyDecoder;
 use crate::http1::request::{HeadParser, RequestHead};
 use crate::http1::response::{write_chunk_size, LAST_CHUNK};
 use crate::http1::{Limits, RequestError, Version};
-use crate::syntax::{is_field_value, is_token, write_status_line};
+use crate::syntax::{is_field_value, is_token, response_content_length, write_status_line};
 
 /// Unread bytes held (queued request body, pipelined input) before reading pauses.
 pub const READ_HIGH_WATER: usize = 256 * 1024;
@@ -360,18 +360,10 @@ impl Connection {
                 return Err(SendError::Refused("invalid response header name or value"));
             }
             if eq_ignore_case(name, b"content-length") {
-                let parsed = std::str::from_utf8(value)
-                    .ok()
-                    .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|text| text.parse::<u64>().ok());
-                match parsed {
-                    Some(length) if content_length.is_none() => content_length = Some(length),
-                    _ => {
-                        return Err(SendError::Refused(
-                            "invalid or repeated content-length header",
-                        ))
-                    }
-                }
+                let length = response_content_length(content_length, value).ok_or(
+                    SendError::Refused("invalid or repeated content-length header"),
+                )?;
+                content_length = Some(length);
             } else if eq_ignore_case(name, b"transfer-encoding") {
                 // The server owns message framing; a chunked body is produced when needed.
                 continue;

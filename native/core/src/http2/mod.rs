@@ -35,6 +35,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use crate::http1::target::is_authority;
 use crate::ids::{id_map, IdMap};
 use crate::rapid_reset::ResetGuard;
+use crate::syntax::response_content_length;
 use check::{FrameCheck, Verdict};
 use outgoing::OutputScan;
 use pipe::Pipe;
@@ -928,21 +929,13 @@ fn error_name(code: u32) -> String {
 /// The body length a response head declares: its `content-length`, one value of digits
 /// only (an app's invalid or repeated one is refused, as on HTTP/1.1).
 fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, SendError> {
-    let mut values = headers.get_all(http::header::CONTENT_LENGTH).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    let digits = value.as_bytes();
-    let parsed = std::str::from_utf8(digits)
-        .ok()
-        .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|text| text.parse::<u64>().ok());
-    match parsed {
-        Some(length) if values.next().is_none() => Ok(Some(length)),
-        _ => Err(SendError::Invalid(
-            "invalid or repeated content-length header".to_owned(),
-        )),
-    }
+    headers
+        .get_all(http::header::CONTENT_LENGTH)
+        .iter()
+        .try_fold(None, |seen, value| {
+            response_content_length(seen, value.as_bytes()).map(Some)
+        })
+        .ok_or_else(|| SendError::Invalid("invalid or repeated content-length header".to_owned()))
 }
 
 /// Response fields as the engine wants them, minus the connection-specific ones.
