@@ -16,6 +16,7 @@
 
 pub mod check;
 mod flood;
+mod head_checks;
 mod hpack_check;
 mod outgoing;
 mod pipe;
@@ -32,11 +33,10 @@ use h2::server::{Connection, Handshake, SendResponse};
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
-use crate::http1::target::is_authority;
 use crate::ids::{id_map, IdMap};
 use crate::rapid_reset::ResetGuard;
-use crate::syntax::response_content_length;
 use check::{FrameCheck, Verdict};
+use head_checks::{declared_length, fields_too_large, is_malformed, too_large_response};
 use outgoing::OutputScan;
 use pipe::Pipe;
 
@@ -837,43 +837,6 @@ impl Http2 {
     }
 }
 
-/// Whether a request's fields exceed the limits an HTTP/1.1 head answers 431 for: more
-/// than `max_fields` fields (each cookie crumb counts, as the engine holds them apart), or
-/// one longer than `max_field_size` as the line `name: value`.
-fn fields_too_large(headers: &HeaderMap, max_fields: usize, max_field_size: usize) -> bool {
-    headers.len() > max_fields
-        || headers
-            .iter()
-            .any(|(name, value)| name.as_str().len() + 2 + value.len() > max_field_size)
-}
-
-/// A request the engine accepts that RFC 9113 calls malformed: a field value with leading
-/// or trailing SP or HTAB (§8.2.1), an authority (`:authority` or `host`) with userinfo or
-/// otherwise invalid as an HTTP/1.1 `Host` (§8.3.1), a CONNECT without `:authority` (§8.5).
-fn is_malformed(parts: &http::request::Parts) -> bool {
-    let padded = |value: &[u8]| {
-        let blank = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
-        blank(value.first()) || blank(value.last())
-    };
-    let bad_host = parts
-        .headers
-        .get_all(http::header::HOST)
-        .iter()
-        .any(|value| !value.is_empty() && !is_authority(value.as_bytes()));
-    let authority = parts.uri.authority();
-    parts.headers.values().any(|value| padded(value.as_bytes()))
-        || bad_host
-        || authority.is_some_and(|a| !is_authority(a.as_str().as_bytes()))
-        || (parts.method == http::Method::CONNECT && authority.is_none())
-}
-
-/// 431 Request Header Fields Too Large, without a body.
-fn too_large_response() -> Response<()> {
-    let mut response = Response::new(());
-    *response.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
-    response
-}
-
 fn request_head(parts: &http::request::Parts, end_stream: bool) -> RequestHead {
     let mut headers = Vec::with_capacity(parts.headers.len() + 1);
     let authority = parts
@@ -924,18 +887,6 @@ fn refused_head(err: &h2::Error) -> SendError {
 /// An error code's name (RFC 9113 §7), or its number.
 fn error_name(code: u32) -> String {
     format!("{:?}", h2::Reason::from(code))
-}
-
-/// The body length a response head declares: its `content-length`, one value of digits
-/// only (an app's invalid or repeated one is refused, as on HTTP/1.1).
-fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, SendError> {
-    headers
-        .get_all(http::header::CONTENT_LENGTH)
-        .iter()
-        .try_fold(None, |seen, value| {
-            response_content_length(seen, value.as_bytes()).map(Some)
-        })
-        .ok_or_else(|| SendError::Invalid("invalid or repeated content-length header".to_owned()))
 }
 
 /// Response fields as the engine wants them, minus the connection-specific ones.
