@@ -1,7 +1,9 @@
 //! What a decision taken under the connection's lock leaves to do once it is released.
 
+use std::fmt::Display;
+
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyString, PyTuple};
 
 use super::cork::{Cork, LARGE_BODY};
 use super::{Access, Conn, HttpProtocol};
@@ -264,31 +266,23 @@ impl HttpProtocol {
             keep(report_app_outcome(log, error, complaint));
         }
         if let Some((what, detail)) = &fx.tls_note {
-            let line = format!("{what} {}: {detail}", slf.get().client_name(py));
-            let log = state.error_log.bind(py);
-            keep(log.call_method1(key!(py, "debug"), (line,)).map(drop));
+            keep(Self::log_client_line(slf, key!(py, "debug"), what, detail));
         }
         if let Some(err) = &fx.refused {
-            let line = format!(
-                "Invalid HTTP request from {}: {}",
-                slf.get().client_name(py),
-                err
-            );
-            let log = state.error_log.bind(py);
-            keep(log.call_method1(key!(py, "warning"), (line,)).map(drop));
+            let what = "Invalid HTTP request from";
+            keep(Self::log_client_line(slf, key!(py, "warning"), what, err));
         }
         if let Some(error) = &fx.protocol_error {
-            let line = format!("Protocol error from {}: {error}", slf.get().client_name(py));
-            let log = state.error_log.bind(py);
-            keep(log.call_method1(key!(py, "warning"), (line,)).map(drop));
+            let what = "Protocol error from";
+            keep(Self::log_client_line(slf, key!(py, "warning"), what, error));
         }
         for (stream, code) in &fx.stream_errors {
-            let line = format!(
-                "Protocol error from {}: HTTP/2 stream {stream} reset with error code {code:#x}",
-                slf.get().client_name(py)
-            );
-            let log = state.error_log.bind(py);
-            keep(log.call_method1(key!(py, "debug"), (line,)).map(drop));
+            keep(Self::log_client_line(
+                slf,
+                key!(py, "debug"),
+                "Protocol error from",
+                &format_args!("HTTP/2 stream {stream} reset with error code {code:#x}"),
+            ));
         }
         if let Some(metrics) = &state.metrics {
             // Counted before the response is written: once a client has it, it is counted,
@@ -368,6 +362,19 @@ impl HttpProtocol {
             keep(Bound::new(py, flush).and_then(|f| state.spawner.call_soon(f.into_any())));
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// One error-log line about the client at `level`: `{what} {client}: {detail}`.
+    fn log_client_line(
+        slf: &Bound<'_, Self>,
+        level: &Bound<'_, PyString>,
+        what: &str,
+        detail: &dyn Display,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let line = format!("{what} {}: {detail}", slf.get().client_name(py));
+        let log = slf.get().state().error_log.bind(py);
+        log.call_method1(level, (line,)).map(drop)
     }
 
     /// Complete HTTP `receive()` futures. A future the app cancelled is dropped without
