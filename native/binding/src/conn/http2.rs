@@ -572,6 +572,7 @@ impl Conn {
         if h2.engine.expire(now) {
             self.h2_pump(fx);
         }
+        // Matched again: the pump updates `idle_since`, so it is read after the pump.
         let Mode::Http2(h2) = &mut self.mode else {
             return;
         };
