@@ -1,6 +1,7 @@
 //! HTTP syntax shared by every protocol ruvicorn speaks (HTTP/1.1, HTTP/2 and the
 //! WebSocket handshake today): the token table, the field-value check, hex digits, a
-//! response's `content-length`, the status line and the server's own error responses. A rule written here holds everywhere.
+//! response's `content-length`, the status line and the server's own error responses.
+//! A rule written here holds everywhere.
 
 /// A byte-class table: ASCII letters and digits, plus `extra`.
 pub(crate) const fn alnum_and(extra: &[u8]) -> [bool; 256] {
