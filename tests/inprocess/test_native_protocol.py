@@ -113,6 +113,51 @@ def test_scope_addresses(
     run(scenario)
 
 
+def test_scope_addresses_on_every_keep_alive_request(run: Runner) -> None:
+    """From its second request on a connection's scopes copy a template holding its
+    addresses: each request still gets them, and an app's changes to one scope stay in
+    it."""
+
+    class Changing(App):
+        def __init__(self) -> None:
+            super().__init__()
+            self.addresses: list[Any] = []
+
+        async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+            self.addresses.append((scope["client"], scope["server"]))
+            scope["client"] = ("changed", 1)
+            del scope["server"]
+            await super().__call__(scope, receive, send)
+
+    app = Changing()
+
+    async def scenario() -> None:
+        conn = MockConnection(app)
+        for done in range(1, 5):
+            conn.send(get("/echo"))
+            await conn.responses(done)
+        assert app.addresses == [(("127.0.0.1", 50123), ("127.0.0.1", 8000))] * 4
+
+    run(scenario)
+
+
+def test_forwarded_client_is_per_request_on_a_keep_alive_connection(run: Runner) -> None:
+    app = App()
+    forwarded = "X-Forwarded-For: 203.0.113.7"
+
+    async def scenario() -> None:
+        conn = MockConnection(app, proxy_headers=True, forwarded_allow_ips="*")
+        for done, headers in enumerate([(), (forwarded,), (), (forwarded,), ()], start=1):
+            conn.send(get("/echo", *headers))
+            await conn.responses(done)
+        clients = [s["client"] for s in app.scopes]
+        peer, proxied = ("127.0.0.1", 50123), ("203.0.113.7", 0)
+        assert clients == [peer, proxied, peer, proxied, peer]
+        assert all(s["server"] == ("127.0.0.1", 8000) for s in app.scopes)
+
+    run(scenario)
+
+
 def test_scope_fields_differing_from_the_usual_request(run: Runner) -> None:
     """A scope starts from a template holding the usual values (GET, HTTP/1.1, http, no
     query) and only what differs is set: each request on one connection gets its own."""

@@ -1,6 +1,9 @@
 //! Building the ASGI connection scope from a parsed request head.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::asgi::keys::{common_header_name, method_str};
@@ -20,6 +23,10 @@ pub struct Peer {
     pub server: Option<Py<PyTuple>>,
     /// The peer is a trusted proxy (its forwarding headers are honoured).
     pub trusted: bool,
+    /// An HTTP scope was built for this peer already (`http_template`).
+    served: AtomicBool,
+    /// The server's HTTP scope template with this peer's `client` and `server` in it.
+    http_template: PyOnceLock<Py<PyDict>>,
 }
 
 /// A request head as the scope reads it, whichever protocol parsed it.
@@ -111,6 +118,8 @@ impl Peer {
             client,
             server,
             trusted: false,
+            served: AtomicBool::new(false),
+            http_template: PyOnceLock::new(),
         };
         if let Some(proxies) = proxies {
             peer.trusted = peer.listed_in(py, proxies)?;
@@ -130,6 +139,27 @@ impl Peer {
             return Ok(trusts_peer(proxies, Some(text.to_str()?)));
         }
         Ok(trusts_peer(proxies, Some(host.str()?.to_str()?)))
+    }
+
+    /// The template of this peer's HTTP scopes from its second request on: the server's,
+    /// with `client` and `server` stored once. A keep-alive connection then copies them
+    /// with the template instead of storing both per request; a connection that serves
+    /// one request builds none (None: use the server's template).
+    fn http_template<'py>(
+        &self,
+        py: Python<'py>,
+        state: &ServerState,
+    ) -> PyResult<Option<&Bound<'py, PyDict>>> {
+        if !self.served.swap(true, Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let template = self.http_template.get_or_try_init(py, || {
+            let template = state.scope_template(py, false).copy()?;
+            template.set_item(key!(py, "client"), self.client.as_ref().map(|c| c.bind(py)))?;
+            template.set_item(key!(py, "server"), self.server.as_ref().map(|s| s.bind(py)))?;
+            PyResult::Ok(template.unbind())
+        })?;
+        Ok(Some(template.bind(py)))
     }
 
     /// The client's host as text, for log lines; None on a unix socket.
@@ -179,7 +209,15 @@ pub fn build_scope<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     // Copying a template that already holds every key avoids growing a new dict, and its
     // values are the usual ones (`scope_template`): only those that differ are set.
-    let scope = state.scope_template(py, websocket).copy()?;
+    let peer_template = if websocket {
+        None
+    } else {
+        peer.http_template(py, state)?
+    };
+    let scope = match peer_template {
+        Some(template) => template.copy()?,
+        None => state.scope_template(py, websocket).copy()?,
+    };
     let asgi = state.asgi_template(py).copy()?;
     scope.set_item(key!(py, "asgi"), asgi)?;
     if !websocket && head.method() != b"GET" {
@@ -218,6 +256,7 @@ pub fn build_scope<'py>(
 
     let mut secure = tls.is_some() || head.encrypted();
     let mut client = peer.client.as_ref().map(|c| c.bind(py).clone().into_any());
+    let mut forwarded_client = false;
     if peer.trusted {
         if let Some(proxies) = &state.settings.proxies {
             let pairs = (0..head.field_count()).map(|i| (head.field_name(i), head.field_value(i)));
@@ -227,6 +266,7 @@ pub fn build_scope<'py>(
             }
             if let Some(host) = forwarded.client {
                 client = Some((host, 0u16).into_pyobject(py)?.into_any());
+                forwarded_client = true;
             }
         }
     }
@@ -249,8 +289,12 @@ pub fn build_scope<'py>(
         scope.set_item(key!(py, "query_string"), PyBytes::new(py, target.query))?;
     }
     scope.set_item(key!(py, "headers"), headers)?;
-    scope.set_item(key!(py, "client"), client)?;
-    scope.set_item(key!(py, "server"), peer.server.as_ref().map(|s| s.bind(py)))?;
+    if peer_template.is_none() || forwarded_client {
+        scope.set_item(key!(py, "client"), client)?;
+    }
+    if peer_template.is_none() {
+        scope.set_item(key!(py, "server"), peer.server.as_ref().map(|s| s.bind(py)))?;
+    }
     if let Some(lifespan_state) = &state.lifespan_state {
         scope.set_item(key!(py, "state"), lifespan_state.bind(py).copy()?)?;
     }
