@@ -470,6 +470,26 @@ def test_h2_max_requests_applies_to_http3(
     assert terminated.error_code == 0x100  # H3_NO_ERROR, after GOAWAY
 
 
+def test_request_field_limits_apply_to_http3(server_factory: Any, tls_certs: TLSCerts) -> None:
+    """As on HTTP/2: 431 on the stream, the connection serves on."""
+    server = server_factory(
+        "testapp:app",
+        "--http3",
+        "--limit-request-fields",
+        "4",
+        "--limit-request-field-size",
+        "40",
+        tls=tls_certs,
+    )
+    within = tuple((b"x-%d" % i, b"v" * 35) for i in range(4))  # `x-0: vvv...` is 40 bytes
+
+    async def scenario(client: H3Client) -> list[int]:
+        cases = [within, (*within, (b"x-4", b"v")), ((b"x-0", b"v" * 36),), ()]
+        return [(await client.request("GET", "/ok", headers=case)).status for case in cases]
+
+    assert run(server, scenario) == [200, 431, 431, 200]
+
+
 def served_by(response: Any) -> tuple[int, int]:
     """The worker pid and the body size of a /pid response."""
     assert response.status == 200, response.status

@@ -584,6 +584,8 @@ impl QuicEndpoint {
         let h3 = http3::Settings {
             max_concurrent_streams: streams.max_concurrent_streams,
             max_header_list_size: u64::from(streams.max_header_list_size),
+            max_fields: streams.max_fields,
+            max_field_size: streams.max_field_size,
             max_requests: streams.max_requests,
             ..http3::Settings::default()
         };

@@ -121,6 +121,23 @@ pub(crate) fn request(fields: Fields) -> Result<Request, Refusal> {
     })
 }
 
+/// Whether a request's fields exceed the limits an HTTP/1.1 head answers 431 for: more
+/// than `max_fields` fields (pseudo-headers aside, each field line counted), or one longer
+/// than `max_field_size` as the line `name: value`.
+pub(crate) fn fields_too_large(fields: &Fields, max_fields: usize, max_field_size: usize) -> bool {
+    let mut count = 0;
+    for (name, value) in fields {
+        if name.starts_with(b":") {
+            continue;
+        }
+        count += 1;
+        if count > max_fields || name.len() + 2 + value.len() > max_field_size {
+            return true;
+        }
+    }
+    false
+}
+
 fn parse_length(value: &[u8]) -> Option<u64> {
     if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
         return None;
@@ -242,6 +259,17 @@ mod tests {
         }
         let connect = fields(&[(":method", "CONNECT"), (":authority", "a:1")]);
         assert_eq!(request(connect).err(), Some(Refusal::Unsupported));
+    }
+
+    #[test]
+    fn field_limits_count_lines_not_pseudo_headers() {
+        let mut list = BASE.to_vec();
+        list.extend([("cookie", "a=1"), ("cookie", "b=2")]);
+        assert!(!fields_too_large(&fields(&list), 2, 20));
+        assert!(fields_too_large(&fields(&list), 1, 20));
+        // `cookie: a=1` is 11 bytes.
+        assert!(!fields_too_large(&fields(&list), 2, 11));
+        assert!(fields_too_large(&fields(&list), 2, 10));
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub struct Settings {
     pub max_concurrent_streams: u32,
     /// Decoded field section bytes per request (names, values and 32 bytes per field).
     pub max_header_list_size: u64,
+    /// Fields per request (pseudo-headers aside, each field line counted) and the longest
+    /// one as its line `name: value`: a request over either is answered 431.
+    pub max_fields: usize,
+    pub max_field_size: usize,
     /// A connection with no traffic for this long is closed.
     pub idle_timeout: Duration,
     /// Request body bytes a client may send ahead on one stream, and in all.
@@ -60,6 +64,8 @@ impl Default for Settings {
         Self {
             max_concurrent_streams: 100,
             max_header_list_size: 64 * 1024,
+            max_fields: 100,
+            max_field_size: 8190,
             idle_timeout: Duration::from_secs(30),
             stream_receive_window: 256 * 1024,
             connection_receive_window: 4 * 1024 * 1024,

@@ -69,6 +69,8 @@ impl Request {
 /// What reading found that needs the connection.
 enum Outcome {
     Fine,
+    /// The fields are over `--limit-request-fields` or `--limit-request-field-size`.
+    TooLarge,
     StreamError(u64),
     ConnectionError(u64, &'static str),
 }
@@ -94,7 +96,8 @@ impl Conn {
         match (reset, outcome) {
             (_, Outcome::ConnectionError(code, why)) => self.fail(code, why),
             (_, Outcome::StreamError(code)) => self.reject(id, code),
-            (Some(code), Outcome::Fine) => self.peer_reset(id, code),
+            (Some(code), Outcome::Fine | Outcome::TooLarge) => self.peer_reset(id, code),
+            (None, Outcome::TooLarge) => self.too_large(id),
             (None, Outcome::Fine) => self.complete_if_done(id),
         }
         let cap = self.settings.max_requests;
@@ -144,6 +147,11 @@ impl Conn {
                         Ok(fields) => fields,
                         Err(outcome) => return outcome,
                     };
+                    let (max_fields, max_size) =
+                        (self.settings.max_fields, self.settings.max_field_size);
+                    if head::fields_too_large(&fields, max_fields, max_size) {
+                        return Outcome::TooLarge;
+                    }
                     let request = match head::request(fields) {
                         Ok(request) => request,
                         Err(Refusal::Malformed) => {
@@ -198,6 +206,29 @@ impl Conn {
             }
         }
         Outcome::Fine
+    }
+
+    /// Answer 431 without a body, as HTTP/2 does, before the application sees the
+    /// request; the rest of it is refused with H3_NO_ERROR (§4.1.2).
+    fn too_large(&mut self, id: StreamId) {
+        self.resets.accepted();
+        let Ok(section) = head::response(Some(431), &[]) else {
+            return self.reject(id, codes::REQUEST_REJECTED);
+        };
+        let Some(req) = self.requests.get_mut(&id) else {
+            return;
+        };
+        req.queue
+            .push_back(frame::frame(frame::HEADERS, &section).into());
+        req.head_sent = true;
+        req.bodyless = true;
+        req.finish = true;
+        req.buf.clear();
+        if req.recv_open {
+            req.recv_open = false;
+            let _ = self.quic.recv_stream(id).stop(varint(codes::NO_ERROR));
+        }
+        self.flush(id);
     }
 
     /// Give `len` consumed body bytes back: reading resumes if it had stopped.

@@ -226,3 +226,51 @@ fn random_stream_contents_end_in_an_http3_error_or_nothing() {
         }
     }
 }
+
+/// Send `fields` (with a body still to come if `open`); whether the stream was answered
+/// 431 without the application hearing of it.
+fn answered_431(settings: &Settings, fields: &[(&str, &str)], open: bool) -> bool {
+    let mut pair = Pair::new(settings);
+    pair.settle(&|p| p.client.connected);
+    let id = pair.client.send_raw(headers_frame(fields), !open);
+    pair.run(&mut super::exchange::hello, &|p| {
+        p.client.responses[&id].done || p.client.responses[&id].reset.is_some()
+    });
+    let requested = pair.seen.iter().any(|e| matches!(e, Event::Request { .. }));
+    let response = &pair.client.responses[&id];
+    let answered = response.done && response.status() == Some(&b"431"[..]);
+    assert!(pair.client.lost.is_none());
+    assert_eq!(answered, !requested, "{:?}", response.status());
+    answered
+}
+
+#[test]
+fn too_many_fields_are_answered_431_without_reaching_the_application() {
+    let settings = Settings {
+        max_fields: 3,
+        ..Settings::default()
+    };
+    let mut fields = request_fields("GET", "/");
+    // Each field line counts, cookie crumbs too; pseudo-headers do not.
+    fields.extend([("a", "1"), ("cookie", "x=1"), ("cookie", "y=2")]);
+    assert!(!answered_431(&settings, &fields, false));
+    fields.push(("d", "4"));
+    assert!(answered_431(&settings, &fields, false));
+    assert!(answered_431(&settings, &fields, true));
+}
+
+#[test]
+fn a_field_too_long_is_answered_431_without_reaching_the_application() {
+    let settings = Settings {
+        max_field_size: 10,
+        ..Settings::default()
+    };
+    let mut fields = request_fields("GET", "/");
+    // `x-a: 12345` is 10 bytes as an HTTP/1.1 line: within the limit.
+    fields.push(("x-a", "12345"));
+    assert!(!answered_431(&settings, &fields, false));
+    fields.push(("x-b", "123456"));
+    assert!(answered_431(&settings, &fields, false));
+    // With a body still to come: answered all the same, the rest refused.
+    assert!(answered_431(&settings, &fields, true));
+}
