@@ -7,10 +7,13 @@ import asyncio
 import json
 import os
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from h3client import h3_connect
+import pytest
+from h3client import H3Client, ResetByServer, h3_connect
 from mockconn import Runner, worker_state
 from tlspeer import Certs
 
@@ -88,3 +91,50 @@ def test_one_timer_per_endpoint(run: Runner, certs: Certs, tmp_path: Path) -> No
         assert watch.overlaps == 0
 
     run(scenario)
+
+
+@asynccontextmanager
+async def serve(app: Any, certs: Certs, tmp_path: Path) -> AsyncIterator[H3Client]:
+    """``app`` on an endpoint of a loopback UDP socket, and a client connected to it."""
+    ca_file = tmp_path / "ca.pem"
+    certs.ca.cert_pem.write_to_path(str(ca_file))
+    loop = asyncio.get_running_loop()
+    endpoint = _native.QuicEndpoint(worker_state(app, http3=True, **certs.settings()), loop)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    transport, _ = await loop.create_datagram_endpoint(lambda: QuicProtocol(endpoint), sock=sock)
+    try:
+        async with h3_connect("127.0.0.1", sock.getsockname()[1], ca_file) as client:
+            yield client
+    finally:
+        transport.close()
+
+
+@pytest.mark.parametrize("body", [b"toolong", b"ab"])
+def test_a_body_not_matching_its_content_length_is_reset(
+    run: Runner, certs: Certs, tmp_path: Path, body: bytes
+) -> None:
+    """Never past the declared length and never ended as complete: the stream is reset
+    with H3_INTERNAL_ERROR after the head; a body too long makes send() raise."""
+    raised: list[Exception] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"content-length", b"4")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        try:
+            await send({"type": "http.response.body", "body": body})
+        except RuntimeError as exc:
+            raised.append(exc)
+
+    async def scenario() -> None:
+        async with serve(app, certs, tmp_path) as client:
+            with pytest.raises(ResetByServer, match="stream reset 0x102"):
+                await client.request("GET", "/")
+            (response,) = client.responses.values()
+            assert response.status == 200
+            assert not response.ended
+            assert len(response.body) <= 4
+            assert client.terminated is None
+
+    run(scenario)
+    assert len(raised) == (len(body) > 4)

@@ -257,6 +257,12 @@ impl Endpoint {
             };
             self.buf.clear();
             let Some(transmit) = conn.quic.poll_transmit(now, 1, &mut self.buf) else {
+                if conn.reset_cut() {
+                    // Its RESET_STREAM frames go next.
+                    self.ready.push_back(id);
+                    self.process(ConnectionHandle(id as usize), now);
+                    continue;
+                }
                 // Nothing to send may still have set a timer (pacing).
                 timers_moved(conn, id, &mut self.timers_moved);
                 self.in_ready.remove(&id);

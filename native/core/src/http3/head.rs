@@ -138,6 +138,27 @@ pub(crate) fn fields_too_large(fields: &Fields, max_fields: usize, max_field_siz
     false
 }
 
+/// The body length a response head declares: its `content-length`, one value of digits
+/// only (an invalid or repeated one is refused, as on HTTP/1.1 and HTTP/2).
+pub(crate) fn declared_length(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Option<u64>, Invalid> {
+    let mut lengths = fields
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case(b"content-length"));
+    let Some((_, value)) = lengths.next() else {
+        return Ok(None);
+    };
+    let parsed = std::str::from_utf8(value)
+        .ok()
+        .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|text| text.parse::<u64>().ok());
+    match parsed {
+        Some(length) if lengths.next().is_none() => Ok(Some(length)),
+        _ => Err(Invalid(
+            "invalid or repeated content-length header".to_owned(),
+        )),
+    }
+}
+
 fn parse_length(value: &[u8]) -> Option<u64> {
     if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
         return None;
@@ -259,6 +280,21 @@ mod tests {
         }
         let connect = fields(&[(":method", "CONNECT"), (":authority", "a:1")]);
         assert_eq!(request(connect).err(), Some(Refusal::Unsupported));
+    }
+
+    #[test]
+    fn declared_length_is_one_value_of_digits() {
+        let with = |list: &[(&str, &str)]| declared_length(&fields(list));
+        assert_eq!(with(&[("x", "1")]), Ok(None));
+        assert_eq!(with(&[("Content-Length", "042")]), Ok(Some(42)));
+        for bad in [
+            &[("content-length", "")][..],
+            &[("content-length", "+1")],
+            &[("content-length", "18446744073709551616")],
+            &[("content-length", "1"), ("content-length", "1")],
+        ] {
+            assert!(with(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub(crate) struct Conn {
     requests: HashMap<StreamId, Request>,
     /// Finished responses whose last bytes the peer has not acknowledged yet.
     unacked: HashSet<StreamId>,
+    /// Responses cut for their `content-length`, handed to QUIC, to reset.
+    cut: HashSet<StreamId>,
     /// After GOAWAY: the first request stream id that is refused.
     goaway: Option<u64>,
     /// The next request stream id a GOAWAY would name.
@@ -73,6 +75,7 @@ impl Conn {
             peer_streams: [false; 3],
             requests: HashMap::new(),
             unacked: HashSet::new(),
+            cut: HashSet::new(),
             goaway: None,
             next_request: 0,
             linger: None,

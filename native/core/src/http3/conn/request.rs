@@ -41,6 +41,11 @@ pub(super) struct Request {
     finish: bool,
     finished: bool,
     notify_sent: bool,
+    /// The response's `content-length`, and the body bytes given so far.
+    declared: Option<u64>,
+    given: u64,
+    /// The body went past or ended short of `declared`: reset once its queue is out.
+    cut: bool,
 }
 
 impl Request {
@@ -62,6 +67,9 @@ impl Request {
             finish: false,
             finished: false,
             notify_sent: false,
+            declared: None,
+            given: 0,
+            cut: false,
         }
     }
 }
@@ -251,12 +259,16 @@ impl Conn {
             return Err(SendError::Gone);
         }
         let section = head::response(Some(status), headers).map_err(|e| SendError::Invalid(e.0))?;
+        let declared = head::declared_length(headers).map_err(|e| SendError::Invalid(e.0))?;
         req.bodyless =
             req.head_request || (100..200).contains(&status) || status == 204 || status == 304;
         req.head_sent = true;
+        req.declared = declared;
         req.queue
             .push_back(frame::frame(frame::HEADERS, &section).into());
-        req.finish = end || req.bodyless;
+        // A head that ends a body it declared non-empty is a short body.
+        req.cut = end && !req.bodyless && declared.is_some_and(|length| length > 0);
+        req.finish = (end || req.bodyless) && !req.cut;
         self.flush(id);
         Ok(())
     }
@@ -270,8 +282,25 @@ impl Conn {
         end: bool,
     ) -> Result<(), SendError> {
         let req = self.requests.get_mut(&id).ok_or(SendError::Gone)?;
-        if !req.head_sent || req.finish {
+        if !req.head_sent || req.finish || req.cut {
             return Err(SendError::Gone);
+        }
+        let mut end = end;
+        if !req.bodyless {
+            req.given += data.len() as u64;
+            let declared = req.declared.unwrap_or(u64::MAX);
+            if req.given > declared {
+                // As on HTTP/1.1 and HTTP/2: nothing past the declared length leaves, and
+                // the application hears why.
+                req.cut = true;
+                self.flush(id);
+                return Err(SendError::Invalid(
+                    "response body longer than its content-length".to_owned(),
+                ));
+            }
+            // A short body must not look complete: reset, never finished.
+            req.cut = end && req.given < declared && req.declared.is_some();
+            end &= !req.cut;
         }
         if !req.bodyless && !data.is_empty() {
             let mut head = Vec::with_capacity(16);
@@ -292,15 +321,17 @@ impl Conn {
         trailers: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<(), SendError> {
         let req = self.requests.get_mut(&id).ok_or(SendError::Gone)?;
-        if !req.head_sent || req.finish {
+        if !req.head_sent || req.finish || req.cut {
             return Err(SendError::Gone);
         }
         let section = head::response(None, trailers).map_err(|e| SendError::Invalid(e.0))?;
-        if !req.bodyless {
+        // Trailers after a short body: reset instead.
+        req.cut = !req.bodyless && req.declared.is_some_and(|length| req.given < length);
+        if !req.bodyless && !req.cut {
             req.queue
                 .push_back(frame::frame(frame::HEADERS, &section).into());
         }
-        req.finish = true;
+        req.finish = !req.cut;
         req.notify_sent = true;
         self.flush(id);
         Ok(())
@@ -370,7 +401,26 @@ impl Conn {
                 stream: u64::from(id),
             });
         }
+        if req.cut {
+            self.cut.insert(id);
+        }
         self.complete_if_done(id);
+    }
+
+    /// Reset the streams whose response was cut for its `content-length` and whose bytes
+    /// went to QUIC, once it has nothing more to send now: bytes it still holds then (the
+    /// peer's flow control, pacing) are dropped with the reset. True if any was reset.
+    pub(crate) fn reset_cut(&mut self) -> bool {
+        if self.cut.is_empty() {
+            return false;
+        }
+        for id in std::mem::take(&mut self.cut) {
+            if self.requests.remove(&id).is_some() {
+                self.abort_stream(id, codes::INTERNAL_ERROR);
+            }
+        }
+        self.close_if_drained();
+        true
     }
 
     /// The peer sent STOP_SENDING: the response is not wanted.

@@ -3,6 +3,7 @@
 
 mod client;
 mod exchange;
+mod length;
 mod lifecycle;
 mod refusals;
 mod roll;
