@@ -144,7 +144,16 @@ HEAD_VECTORS: dict[str, tuple[bytes, set[int]]] = {
     "version-no-dot": (req(b"GET /bad HTTP/11\r\nHost: x"), {400}),
     "version-wrong-name": (req(b"GET /bad HTTX/1.1\r\nHost: x"), {400}),
     "version-missing": (req(b"GET /bad \r\nHost: x"), {400}),
-    "version-2": (req(b"GET /bad HTTP/2.0\r\nHost: x"), {400, 505}),
+    "version-minor-two-digits": (req(b"GET /bad HTTP/1.10\r\nHost: x"), {400}),
+    "version-major-only": (req(b"GET /bad HTTP/1\r\nHost: x"), {400}),
+    "version-2-malformed": (req(b"GET /bad HTTP/2\r\nHost: x"), {400}),
+    "version-2-lowercase": (req(b"GET /bad http/2.0\r\nHost: x"), {400}),
+    "version-2-double-space": (req(b"GET  /bad HTTP/2.0\r\nHost: x"), {400}),
+    # another major version (RFC 9110 6.2)
+    "version-2": (req(b"GET /bad HTTP/2.0\r\nHost: x"), {505}),
+    "version-3": (req(b"GET /bad HTTP/3.0\r\nHost: x"), {505}),
+    "version-0-9": (req(b"GET /bad HTTP/0.9\r\nHost: x"), {505}),
+    "version-2-bad-fields-after": (req(b"GET /bad HTTP/2.0\r\nX A: b"), {505}),
     "version-trailing-space": (req(b"GET /bad HTTP/1.1 \r\nHost: x"), {400}),
     # request line: target
     "target-ctl": (req(b"GET /bad\x01x HTTP/1.1\r\nHost: x"), {400}),
@@ -368,6 +377,20 @@ def test_http09_request_is_refused(server: ServerProcess) -> None:
         c.expect_closed()
     assert server.paths_seen_since(mark) == []
     server.assert_serving()
+
+
+@pytest.mark.parametrize("minor", [2, 9])
+def test_a_higher_minor_version_is_served_as_http11(server: ServerProcess, minor: int) -> None:
+    """RFC 9110 6.2: processed as the highest minor version implemented, 1.1: a Host is
+    required, the connection persists, the response says HTTP/1.1."""
+    with server.client() as c:
+        c.send(b"GET /scope HTTP/1.%d\r\nHost: x\r\n\r\n" % minor)
+        resp = c.read_response()
+        assert (resp.status, resp.version) == (200, "HTTP/1.1")
+        assert resp.json()["http_version"] == "1.1"
+        c.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert c.read_response().body == b"ok"
+    assert_refused(server, req(b"GET /bad HTTP/1.%d" % minor), {400})
 
 
 def test_http10_without_host_is_fine(server: ServerProcess) -> None:

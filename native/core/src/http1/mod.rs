@@ -89,6 +89,8 @@ pub enum RequestError {
     PayloadTooLarge,
     /// 501: a well-formed transfer-coding ruvicorn does not implement.
     NotImplemented(&'static str),
+    /// 505: a well-formed request-line of an HTTP major version other than 1.
+    VersionNotSupported,
 }
 
 impl RequestError {
@@ -100,6 +102,7 @@ impl RequestError {
             RequestError::HeaderFieldsTooLarge(_) => 431,
             RequestError::PayloadTooLarge => 413,
             RequestError::NotImplemented(_) => 501,
+            RequestError::VersionNotSupported => 505,
         }
     }
 
@@ -111,6 +114,7 @@ impl RequestError {
             | RequestError::NotImplemented(why) => why,
             RequestError::UriTooLong => "request line too long",
             RequestError::PayloadTooLarge => "request body too large",
+            RequestError::VersionNotSupported => "unsupported HTTP major version",
         }
     }
 }
@@ -135,6 +139,11 @@ mod tests {
             (RequestError::HeaderFieldsTooLarge("y"), 431, "y"),
             (RequestError::PayloadTooLarge, 413, "request body too large"),
             (RequestError::NotImplemented("z"), 501, "z"),
+            (
+                RequestError::VersionNotSupported,
+                505,
+                "unsupported HTTP major version",
+            ),
         ];
         for (err, status, reason) in cases {
             assert_eq!(err.status(), status);

@@ -209,14 +209,13 @@ impl HeadParser {
                     self.start = next;
                 } else if line.len() > limits.request_line {
                     return Err(RequestError::UriTooLong);
-                } else if !line.ends_with(b" HTTP/1.1") && !line.ends_with(b" HTTP/1.0")
-                    || !is_request_line(&buf[from..cr])
-                {
-                    // HTTP/0.9 or garbage: refuse now rather than wait for a head end
-                    // that such a client never sends (bytes before `from` were checked
-                    // while the line was partial).
+                } else if !is_request_line(&buf[from..cr]) {
+                    // Garbage: refuse now rather than wait for a head end (bytes before
+                    // `from` were checked while the line was partial).
                     return Err(BAD_REQUEST_LINE);
                 } else {
+                    // HTTP/0.9 or another major version: refused before its fields.
+                    check_request_line(line)?;
                     self.request_line_done = true;
                 }
             } else if line.is_empty() {
@@ -288,6 +287,38 @@ impl HeadParser {
         }
         Ok(())
     }
+}
+
+/// The shape of a whole request-line, `method SP target SP HTTP-version` (RFC 9112 3),
+/// and its version `HTTP/` DIGIT "." DIGIT (2.3, case-sensitive): 505 for a major version
+/// other than 1, 400 for anything malformed. httparse checks the rest.
+fn check_request_line(line: &[u8]) -> Result<(), RequestError> {
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(BAD_REQUEST_LINE);
+    };
+    if !is_token(method) || target.is_empty() {
+        return Err(BAD_REQUEST_LINE);
+    }
+    match *version {
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', b'0'..=b'9'] => Ok(()),
+        [b'H', b'T', b'T', b'P', b'/', b'0'..=b'9', b'.', b'0'..=b'9'] => {
+            Err(RequestError::VersionNotSupported)
+        }
+        _ => Err(BAD_REQUEST_LINE),
+    }
+}
+
+/// Where the minor digit of an `HTTP/1.x` request-line with x above 1 is: such a request
+/// is read as HTTP/1.1, the highest minor version ruvicorn implements (RFC 9110 6.2).
+/// `head` starts with a request-line `check_request_line` accepted.
+fn higher_minor(head: &[u8]) -> Option<usize> {
+    let eol = head.iter().position(|&b| b == b'\r')?;
+    let version = head.get(eol.checked_sub(8)?..eol)?;
+    let minor = *version.last()?;
+    (version.starts_with(b"HTTP/1.") && (b'2'..=b'9').contains(&minor)).then_some(eol - 1)
 }
 
 /// Whether `bytes` may be part of a request-line: SP and visible ASCII only.
@@ -391,6 +422,20 @@ fn fast_path(
 /// Parse and validate a complete head (`head` ends with CRLFCRLF, has CRLF
 /// line endings only and exactly `fields` field lines).
 fn build_head(head: &[u8], fields: usize, limits: &Limits) -> Result<RequestHead, RequestError> {
+    // httparse knows HTTP/1.0 and HTTP/1.1 only: a higher minor version is parsed (and
+    // kept in the head's bytes) as HTTP/1.1, the same length.
+    let rewritten;
+    let head = match higher_minor(head) {
+        Some(at) => {
+            let mut copy = head.to_vec();
+            if let Some(minor) = copy.get_mut(at) {
+                *minor = b'1';
+            }
+            rewritten = copy;
+            &rewritten[..]
+        }
+        None => head,
+    };
     let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
     let mut heap;
     let slots: &mut [httparse::Header<'_>] = if fields <= STACK_HEADERS {

@@ -190,20 +190,55 @@ fn versions() {
         head(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").version,
         Version::Http11
     );
+    // A higher minor version is read as the highest one implemented (RFC 9110 6.2).
+    for minor in 2..=9 {
+        let bytes = format!("GET /p HTTP/1.{minor}\r\nHost: h\r\nA: b\r\n\r\n");
+        let h = head(bytes.as_bytes());
+        assert_eq!(h.version, Version::Http11);
+        assert_eq!((h.method(), h.target()), (&b"GET"[..], &b"/p"[..]));
+        assert_eq!(h.header(b"a"), Some(&b"b"[..]));
+        // As HTTP/1.1: a Host header is required.
+        bad(format!("GET / HTTP/1.{minor}\r\n\r\n").as_bytes());
+    }
+    // Another major version: 505, whatever follows the request-line.
+    for v in ["HTTP/2.0", "HTTP/3.0", "HTTP/0.9", "HTTP/9.9"] {
+        for rest in ["Host: h\r\n\r\n", "\x00junk", ""] {
+            let bytes = format!("GET / {v}\r\n{rest}");
+            assert_eq!(
+                err(bytes.as_bytes()),
+                RequestError::VersionNotSupported,
+                "{bytes:?}"
+            );
+        }
+    }
     for v in [
-        "HTTP/1.2",
-        "HTTP/2.0",
-        "HTTP/0.9",
+        "HTTP/1.10",
+        "HTTP/2.00",
+        "HTTP/2",
         "http/1.1",
+        "http/2.0",
         "HTTP/1.1x",
         "HTTP/1",
         "HTTP/11",
         "HTTP/1.1 ",
+        "HTTP/2.0 ",
         "HTTP /1.1",
         "HTTPS/1.1",
+        "HTTP/1.a",
+        "HTTP/a.1",
+        "HTTP/1,1",
         "",
     ] {
         bad(format!("GET / {v}\r\nHost: h\r\n\r\n").as_bytes());
+    }
+    // A malformed request-line is 400 whatever its version says.
+    for line in [
+        "GET  / HTTP/2.0",
+        "GET / x HTTP/2.0",
+        "G(T / HTTP/2.0",
+        " / HTTP/2.0",
+    ] {
+        bad(format!("{line}\r\nHost: h\r\n\r\n").as_bytes());
     }
 }
 
@@ -714,6 +749,8 @@ struct Generated {
     method: String,
     target: String,
     http11: bool,
+    /// The minor version an HTTP/1.1 request gives (above 1: read as 1.1).
+    minor: u8,
     /// (name, value, OWS before, OWS after)
     headers: Vec<(String, String, String, String)>,
     close: bool,
@@ -724,7 +761,11 @@ struct Generated {
 impl Generated {
     fn bytes(&self) -> Vec<u8> {
         let mut out = "\r\n".repeat(self.leading_crlf);
-        let v = if self.http11 { "1.1" } else { "1.0" };
+        let v = if self.http11 {
+            format!("1.{}", self.minor)
+        } else {
+            "1.0".to_owned()
+        };
         out.push_str(&format!("{} {} HTTP/{v}\r\n", self.method, self.target));
         out.push_str("Host: example\r\n");
         for (n, v, before, after) in &self.headers {
@@ -760,17 +801,21 @@ fn generated() -> impl Strategy<Value = Generated> {
         any::<bool>(),
         prop_oneof![Just(None), (0u64..100_000).prop_map(Some)],
         any::<bool>(),
+        prop_oneof![3 => Just(1u8), 1 => 2u8..=9],
     )
         .prop_map(
-            |(leading_crlf, method, target, http11, headers, close, cl, chunked)| Generated {
-                leading_crlf,
-                method,
-                target,
-                http11,
-                headers,
-                close,
-                content_length: if chunked && http11 { None } else { cl },
-                chunked: chunked && http11,
+            |(leading_crlf, method, target, http11, headers, close, cl, chunked, minor)| {
+                Generated {
+                    leading_crlf,
+                    method,
+                    target,
+                    http11,
+                    minor,
+                    headers,
+                    close,
+                    content_length: if chunked && http11 { None } else { cl },
+                    chunked: chunked && http11,
+                }
             },
         )
 }
