@@ -167,6 +167,13 @@ HEAD_VECTORS: dict[str, tuple[bytes, set[int]]] = {
     "target-fragment": (req(b"GET /bad#frag HTTP/1.1\r\nHost: x"), {400}),
     "target-authority-form": (req(b"GET x:80 HTTP/1.1\r\nHost: x"), {400}),
     "target-connect-authority-form": (req(b"CONNECT x:443 HTTP/1.1\r\nHost: x:443"), {400}),
+    # CONNECT takes the authority-form only (RFC 9112 3.2.3), which is refused above
+    "target-connect-origin-form": (req(b"CONNECT /bad HTTP/1.1\r\nHost: x"), {400}),
+    "target-connect-origin-form-http10": (req(b"CONNECT /bad HTTP/1.0"), {400}),
+    "target-connect-absolute-form": (req(b"CONNECT http://x/bad HTTP/1.1\r\nHost: x"), {400}),
+    "target-connect-asterisk": (req(b"CONNECT * HTTP/1.1\r\nHost: x"), {400}),
+    "target-authority-form-options": (req(b"OPTIONS x:443 HTTP/1.1\r\nHost: x:443"), {400}),
+    "target-authority-form-post": (req(b"POST x:443 HTTP/1.1\r\nHost: x:443"), {400}),
     "target-asterisk-not-options": (req(b"GET * HTTP/1.1\r\nHost: x"), {400}),
     "target-absolute-bad-port": (req(b"GET http://x:8a/bad HTTP/1.1\r\nHost: x"), {400}),
     "target-absolute-userinfo": (req(b"GET http://u@x/bad HTTP/1.1\r\nHost: x"), {400}),

@@ -472,6 +472,13 @@ fn finish(
         return Err(RequestError::BadRequest("invalid request target"));
     }
     split_target(method.as_bytes(), target)?;
+    if method == "CONNECT" {
+        // RFC 9112 3.2.3: CONNECT takes the authority-form only, which split_target refuses
+        // (ruvicorn is no proxy); any other form is malformed.
+        return Err(RequestError::BadRequest(
+            "CONNECT without an authority-form target",
+        ));
+    }
 
     let mut headers = Vec::with_capacity(req.headers.len());
     let mut content_length: Option<u64> = None;

@@ -312,7 +312,32 @@ fn invalid_targets() {
         bad(&req);
     }
     bad(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
-    bad(b"OPTIONS example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+    // The authority-form with any other method (RFC 9112 3.2.3).
+    for method in ["OPTIONS", "GET", "POST", "connect"] {
+        bad(
+            format!("{method} example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+                .as_bytes(),
+        );
+    }
+}
+
+#[test]
+fn connect_takes_no_other_form() {
+    bad(b"CONNECT * HTTP/1.1\r\nHost: h\r\n\r\n");
+    for target in ["/x", "/", "/x?q", "http://h/x", "https://h:443/"] {
+        let bytes = format!("CONNECT {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(
+            err(bytes.as_bytes()),
+            RequestError::BadRequest("CONNECT without an authority-form target"),
+            "{bytes:?}"
+        );
+        bad(format!("CONNECT {target} HTTP/1.0\r\n\r\n").as_bytes());
+    }
+    // Methods are case-sensitive: `connect` is another method, origin-form is its own.
+    assert_eq!(
+        head(b"connect /x HTTP/1.1\r\nHost: h\r\n\r\n").method(),
+        b"connect"
+    );
 }
 
 #[test]
