@@ -18,6 +18,7 @@ import h2.errors
 import h2.events
 import hyperframe.frame
 import pytest
+from disconnect_app import disconnect_listener_app
 from mockconn import MockConnection, Runner
 from streamresponse import StreamResponse, collect
 from tlspeer import Certs, tls_connection
@@ -290,6 +291,24 @@ def test_a_body_not_matching_its_content_length_is_reset(run: Runner, body: byte
         data = [e.data for e in client.events if isinstance(e, h2.events.DataReceived)]
         assert len(b"".join(data)) <= 4
         assert len(raised) == (len(body) > 4)
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("body", [b"abcd", b"ab", b"toolong"], ids=["whole", "short", "long"])
+def test_a_waiting_receive_gets_the_disconnect_once_the_response_is_done(
+    run: Runner, body: bytes
+) -> None:
+    """As on HTTP/1.1: once the response is complete (or cut for not matching its
+    content-length), a receive() left waiting is answered, though the client's own body
+    is still open."""
+    got: list[str] = []
+
+    async def scenario() -> None:
+        client = H2Client(MockConnection(disconnect_listener_app(body, got)))
+        client.request(open_body=True)
+        await client.mock.until(lambda: (client.pump(), got)[1], "the disconnect")
+        assert got == ["disconnect"]
 
     run(scenario)
 

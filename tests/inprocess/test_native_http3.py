@@ -4,6 +4,7 @@ test's own loop, with the loop the endpoint sees wrapped to watch its timer."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from disconnect_app import disconnect_listener_app
 from h3client import H3Client, ResetByServer, h3_connect
 from mockconn import Runner, worker_state
 from tlspeer import Certs
@@ -138,3 +140,23 @@ def test_a_body_not_matching_its_content_length_is_reset(
 
     run(scenario)
     assert len(raised) == (len(body) > 4)
+
+
+@pytest.mark.parametrize("body", [b"abcd", b"ab", b"toolong"], ids=["whole", "short", "long"])
+def test_a_waiting_receive_gets_the_disconnect_once_the_response_is_done(
+    run: Runner, certs: Certs, tmp_path: Path, body: bytes
+) -> None:
+    """As on HTTP/1.1 and HTTP/2: once the response is complete (or cut for not matching
+    its content-length), a receive() left waiting is answered."""
+    got: list[str] = []
+
+    async def scenario() -> None:
+        async with serve(disconnect_listener_app(body, got), certs, tmp_path) as client:
+            with contextlib.suppress(ResetByServer):
+                await client.request("GET", "/")
+            deadline = asyncio.get_running_loop().time() + 5
+            while not got and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
+        assert got == ["disconnect"]
+
+    run(scenario)

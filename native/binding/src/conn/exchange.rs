@@ -44,6 +44,18 @@ impl Conn {
         self.receive_waiters.push((seq, waiter));
     }
 
+    /// The `receive()` futures waiting on stream `seq`, taken.
+    pub(super) fn take_receive_waiters(&mut self, seq: u64) -> Vec<Py<PyAny>> {
+        if !self.receive_waiters.iter().any(|(s, _)| *s == seq) {
+            return Vec::new();
+        }
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.receive_waiters)
+            .into_iter()
+            .partition(|(s, _)| *s == seq);
+        self.receive_waiters = waiting;
+        ready.into_iter().map(|(_, waiter)| waiter).collect()
+    }
+
     fn next_message(&mut self, seq: u64, fx: &mut Effects) -> ReceiveOutcome {
         match self.mode {
             Mode::Http2(_) => self.h2_receive(seq, fx),

@@ -259,14 +259,11 @@ impl Conn {
         fx.flush_streams |= h2.engine.output_due();
         for (stream, with_data) in wake {
             let seq = u64::from(stream);
-            let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.receive_waiters)
-                .into_iter()
-                .partition(|(s, _)| *s == seq);
-            self.receive_waiters = waiting;
+            let waiters = self.take_receive_waiters(seq);
             fx.wake_receive.extend(
-                ready
+                waiters
                     .into_iter()
-                    .map(|(_, w)| (w, with_data.then_some(seq))),
+                    .map(|waiter| (waiter, with_data.then_some(seq))),
             );
         }
         // A stream reset cancels its app; the end of the whole connection (whose streams
@@ -378,22 +375,28 @@ impl Conn {
         fx: &mut Effects,
     ) -> PyResult<()> {
         let result = self.h2_send(seq, data, more_body);
-        self.h2_log_if_complete(seq, fx);
+        self.h2_if_complete(seq, fx);
         self.h2_after_send(fx);
         result
     }
 
-    /// A stream's access record is written once its response is complete (as for an
-    /// HTTP/1.1 exchange), not when its app returns: work the app does afterwards
-    /// (background tasks) neither delays the line nor counts in its duration.
-    fn h2_log_if_complete(&mut self, seq: u64, fx: &mut Effects) {
-        if let Some((_, entry)) = self.h2_stream(seq) {
-            if entry.complete {
-                if let Some(access) = entry.access.take() {
-                    fx.stream_access.push((access, entry.status));
-                }
-            }
+    /// A stream whose response is complete: its access record is written (as for an
+    /// HTTP/1.1 exchange, not when its app returns: work the app does afterwards neither
+    /// delays the line nor counts in its duration), and a `receive()` waiting on it is
+    /// answered (what is left of the body, then the disconnect), as on HTTP/1.1.
+    fn h2_if_complete(&mut self, seq: u64, fx: &mut Effects) {
+        let Some((_, entry)) = self.h2_stream(seq) else {
+            return;
+        };
+        if !entry.complete {
+            return;
         }
+        if let Some(access) = entry.access.take() {
+            fx.stream_access.push((access, entry.status));
+        }
+        let waiters = self.take_receive_waiters(seq);
+        fx.wake_receive
+            .extend(waiters.into_iter().map(|waiter| (waiter, Some(seq))));
     }
 
     fn h2_send(&mut self, seq: u64, data: &[u8], more_body: bool) -> PyResult<()> {
@@ -481,7 +484,7 @@ impl Conn {
                 }
             }
         };
-        self.h2_log_if_complete(seq, fx);
+        self.h2_if_complete(seq, fx);
         self.h2_after_send(fx);
         result
     }
