@@ -18,7 +18,7 @@ import h2.errors
 import h2.events
 import hyperframe.frame
 import pytest
-from disconnect_app import disconnect_listener_app
+from length_apps import disconnect_listener_app, mismatched_length_app
 from mockconn import MockConnection, Runner
 from streamresponse import StreamResponse, collect
 from tlspeer import Certs, tls_connection
@@ -272,14 +272,7 @@ def test_a_body_not_matching_its_content_length_is_reset(run: Runner, body: byte
     """Never past the declared length and never ended as complete: RST_STREAM; a body
     too long makes the app's send() raise, as on HTTP/1.1."""
     raised: list[Exception] = []
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        headers = [(b"content-length", b"4")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        try:
-            await send({"type": "http.response.body", "body": body})
-        except RuntimeError as exc:
-            raised.append(exc)
+    app = mismatched_length_app(body, raised)
 
     async def scenario() -> None:
         client = H2Client(MockConnection(app))

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from disconnect_app import disconnect_listener_app
 from h3client import H3Client, ResetByServer, h3_connect
+from length_apps import disconnect_listener_app, mismatched_length_app
 from mockconn import Runner, worker_state
 from tlspeer import Certs
 
@@ -119,14 +119,7 @@ def test_a_body_not_matching_its_content_length_is_reset(
     """Never past the declared length and never ended as complete: the stream is reset
     with H3_INTERNAL_ERROR after the head; a body too long makes send() raise."""
     raised: list[Exception] = []
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        headers = [(b"content-length", b"4")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        try:
-            await send({"type": "http.response.body", "body": body})
-        except RuntimeError as exc:
-            raised.append(exc)
+    app = mismatched_length_app(body, raised)
 
     async def scenario() -> None:
         async with serve(app, certs, tmp_path) as client:

@@ -1,11 +1,26 @@
-"""An app that waits for the disconnect while it answers, as a streaming response's
-listener does: the HTTP/2 and HTTP/3 cases check that the wait ends."""
+"""Apps that declare a response of content-length 4 and send ``body`` (which may be
+longer or shorter), shared by the HTTP/2 and HTTP/3 cases."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from typing import Any
+
+LENGTH_HEADERS = [(b"content-length", b"4")]
+
+
+def mismatched_length_app(body: bytes, raised: list[Exception]) -> Any:
+    """Sends ``body`` whole and records the error its send() raised, if any."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": LENGTH_HEADERS})
+        try:
+            await send({"type": "http.response.body", "body": body})
+        except RuntimeError as exc:
+            raised.append(exc)
+
+    return app
 
 
 def disconnect_listener_app(body: bytes, got: list[str]) -> Any:
@@ -21,8 +36,7 @@ def disconnect_listener_app(body: bytes, got: list[str]) -> Any:
 
         listener = asyncio.ensure_future(listen())
         await asyncio.sleep(0)
-        headers = [(b"content-length", b"4")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.start", "status": 200, "headers": LENGTH_HEADERS})
         with contextlib.suppress(RuntimeError):
             await send({"type": "http.response.body", "body": body})
         await listener
