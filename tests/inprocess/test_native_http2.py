@@ -306,6 +306,28 @@ def test_a_waiting_receive_gets_the_disconnect_once_the_response_is_done(
     run(scenario)
 
 
+@pytest.mark.parametrize("end", [True, False], ids=["ended", "tunnel-bytes-open"])
+def test_connect_is_answered_501_without_the_app(run: Runner, end: bool) -> None:
+    """ruvicorn opens no tunnels: an app answering 200 would tell the client one opened."""
+    called: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        called.append(scope["method"])
+        await hello(scope, receive, send)
+
+    async def scenario() -> None:
+        client = H2Client(MockConnection(app))
+        stream = client.conn.get_next_available_stream_id()
+        fields = [(b":method", b"CONNECT"), (b":authority", b"example.test:443")]
+        client.conn.send_headers(stream, fields, end_stream=end)
+        client.flush()
+        status, _, body, _ = await client.response(stream)
+        assert (status, body) == (501, b"")
+        assert called == []
+
+    run(scenario)
+
+
 def test_a_connection_error_is_logged_once(run: Runner, caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> None:
         mock = MockConnection(hello)

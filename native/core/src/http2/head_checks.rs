@@ -44,8 +44,18 @@ pub(super) fn is_malformed(parts: &http::request::Parts) -> bool {
 
 /// 431 Request Header Fields Too Large, without a body.
 pub(super) fn too_large_response() -> Response<()> {
+    status_only(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+}
+
+/// The answer to a well-formed CONNECT: ruvicorn opens no tunnels (RFC 9110 9.3.6), and
+/// a status, unlike a reset, does not invite the client to retry.
+pub(super) fn connect_response() -> Response<()> {
+    status_only(StatusCode::NOT_IMPLEMENTED)
+}
+
+fn status_only(status: StatusCode) -> Response<()> {
     let mut response = Response::new(());
-    *response.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+    *response.status_mut() = status;
     response
 }
 

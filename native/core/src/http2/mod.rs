@@ -37,7 +37,7 @@ use http::HeaderMap;
 use crate::ids::{id_map, IdMap};
 use crate::rapid_reset::ResetGuard;
 use check::{FrameCheck, Verdict};
-use head_checks::{fields_too_large, is_malformed, too_large_response};
+use head_checks::{connect_response, fields_too_large, is_malformed, too_large_response};
 use outgoing::OutputScan;
 use pipe::Pipe;
 
@@ -540,6 +540,12 @@ impl Http2 {
                     if is_malformed(&parts) || hash_in_path {
                         // RFC 9113 §8.1.1: a stream error PROTOCOL_ERROR; the app never sees it.
                         respond.send_reset(h2::Reason::PROTOCOL_ERROR);
+                        continue;
+                    }
+                    if parts.method == http::Method::CONNECT {
+                        // Answered here too: an app answering 200 would tell the client a
+                        // tunnel opened. Any tunnel bytes are dropped with the stream.
+                        let _ = respond.send_response(connect_response(), true);
                         continue;
                     }
                     let head = request_head(&parts, recv.is_end_stream());
