@@ -197,27 +197,32 @@ impl SpareCycle {
             && references(self.cycle.bind(py).as_any()) == 3
     }
 
-    /// `receive` and `send` for exchange `seq`: those of `spare` when it is unshared,
-    /// else of a new cycle, which becomes the spare.
+    /// `receive` and `send` for exchange `seq`, and the spare to keep: `spare` renumbered
+    /// when it is unshared, else a new cycle. Called with no lock held, as the old spare
+    /// may be freed here (running Python code).
     pub fn take_for<'py>(
-        spare: &mut Option<SpareCycle>,
+        spare: Option<SpareCycle>,
         protocol: &Bound<'py, HttpProtocol>,
         seq: u64,
-    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    ) -> PyResult<(CyclePair<'py>, SpareCycle)> {
         let py = protocol.py();
-        let reused = match spare.as_ref() {
+        let kept = match spare {
             Some(kept) if kept.unshared(py) => {
                 kept.cycle.get().seq.store(seq, Ordering::Relaxed);
                 kept
             }
-            _ => spare.insert(Self::new(protocol, seq)?),
+            other => {
+                drop(other);
+                Self::new(protocol, seq)?
+            }
         };
-        Ok((
-            reused.receive.bind(py).clone(),
-            reused.send.bind(py).clone(),
-        ))
+        let pair = (kept.receive.bind(py).clone(), kept.send.bind(py).clone());
+        Ok((pair, kept))
     }
 }
+
+/// The `receive` and `send` an app is called with.
+pub type CyclePair<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>);
 
 /// How many references `object` has.
 #[allow(unsafe_code)]
@@ -304,6 +309,7 @@ impl RequestCycle {
     fn send_trailers(slf: &Bound<'_, Self>, message: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let cycle = slf.get();
+        let seq = cycle.seq();
         let protocol = cycle.protocol.bind(py);
         let (pairs, _) = header_pairs(message)?;
         let more = match message.get_item(key!(py, "more_trailers"))? {
@@ -312,18 +318,19 @@ impl RequestCycle {
         };
         HttpProtocol::decide(protocol, |conn, fx| {
             conn.send_trailers(
-                cycle.seq(),
+                seq,
                 pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
                 more,
                 fx,
             )
         })??;
-        drain_wait(protocol, cycle.seq())
+        drain_wait(protocol, seq)
     }
 
     fn send_body(slf: &Bound<'_, Self>, message: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let cycle = slf.get();
+        let seq = cycle.seq();
         let protocol = cycle.protocol.bind(py);
         let this = protocol.get();
         let body = message.get_item(key!(py, "body"))?;
@@ -347,13 +354,13 @@ impl RequestCycle {
         let state = this.state();
         let hold = more_body && this.app_stepping();
         HttpProtocol::decide(protocol, |conn, fx| {
-            conn.send_body(cycle.seq(), data, body_bytes.as_ref(), more_body, state, fx)?;
+            conn.send_body(seq, data, body_bytes.as_ref(), more_body, state, fx)?;
             if hold {
                 conn.hold_output(py, fx, state.vectored_writes);
             }
             PyResult::Ok(())
         })??;
-        drain_wait(protocol, cycle.seq())
+        drain_wait(protocol, seq)
     }
 
     fn send_path(slf: &Bound<'_, Self>, message: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
@@ -380,13 +387,16 @@ impl RequestCycle {
 impl RequestCycle {
     /// ASGI `receive()`: ready at once when body bytes (or the end) are queued.
     fn receive(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        // Read once: the cycle is renumbered only when nothing refers to it, but one
+        // number per call is the rule that needs no such argument.
+        let seq = self.seq();
         let protocol = self.protocol.bind(py);
         let this = protocol.get();
-        let outcome = HttpProtocol::decide(protocol, |conn, fx| conn.receive(self.seq(), fx))?;
+        let outcome = HttpProtocol::decide(protocol, |conn, fx| conn.receive(seq, fx))?;
         if let ReceiveOutcome::Wait { .. } = outcome {
             let waiter = this.state().create_future.bind(py).call0()?;
             this.lock()?
-                .add_receive_waiter(self.seq(), waiter.clone().unbind());
+                .add_receive_waiter(seq, waiter.clone().unbind());
             return Ok(waiter.unbind());
         }
         let message = receive_message(py, outcome)?;

@@ -254,11 +254,12 @@ impl HttpProtocol {
             let cycle = Bound::new(py, RequestCycle::new(slf.clone().unbind(), seq))?;
             (callables(cycle.as_any())?, Serves::Stream)
         } else {
-            let mut spare = slf.get().spare_cycle();
-            (
-                SpareCycle::take_for(&mut spare, slf, seq)?,
-                Serves::Http1Exchange,
-            )
+            // The lock is not held while the spare is judged, made or freed.
+            let spare = slf.get().spare_cycle().take();
+            let (callables, spare) = SpareCycle::take_for(spare, slf, seq)?;
+            let displaced = slf.get().spare_cycle().replace(spare);
+            drop(displaced);
+            (callables, Serves::Http1Exchange)
         };
         let spawned = spawn_app(state, scope, callables, |awaitable| {
             AppRunner::new(awaitable, slf.clone().unbind(), seq, serves)
@@ -475,6 +476,10 @@ impl HttpProtocol {
         drop(exc);
         let py = slf.py();
         let this = slf.get();
+        // First: the spare refers back to this protocol, so an early return below must not
+        // keep it (and the protocol) alive. Freed with the lock released.
+        let spare = this.spare_cycle().take();
+        drop(spare);
         let lost = this.lock()?.lost();
         let registered = this.state().unregister(lost.id);
         if let (Some(metrics), Some(_)) = (&this.state().metrics, &registered) {
@@ -486,7 +491,6 @@ impl HttpProtocol {
             resolve(py, waiter.bind(py), py.None().into_bound(py))?;
         }
         drop((lost.transport, registered));
-        this.spare_cycle().take();
         Ok(())
     }
 
