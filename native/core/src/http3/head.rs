@@ -141,22 +141,13 @@ pub(crate) fn fields_too_large(fields: &Fields, max_fields: usize, max_field_siz
 /// The body length a response head declares: its `content-length`, one value of digits
 /// only (an invalid or repeated one is refused, as on HTTP/1.1 and HTTP/2).
 pub(crate) fn declared_length(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Option<u64>, Invalid> {
-    let mut lengths = fields
+    fields
         .iter()
-        .filter(|(name, _)| name.eq_ignore_ascii_case(b"content-length"));
-    let Some((_, value)) = lengths.next() else {
-        return Ok(None);
-    };
-    let parsed = std::str::from_utf8(value)
-        .ok()
-        .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|text| text.parse::<u64>().ok());
-    match parsed {
-        Some(length) if lengths.next().is_none() => Ok(Some(length)),
-        _ => Err(Invalid(
-            "invalid or repeated content-length header".to_owned(),
-        )),
-    }
+        .filter(|(name, _)| name.eq_ignore_ascii_case(b"content-length"))
+        .try_fold(None, |seen, (_, value)| {
+            crate::syntax::response_content_length(seen, value).map(Some)
+        })
+        .ok_or_else(|| Invalid("invalid or repeated content-length header".to_owned()))
 }
 
 fn parse_length(value: &[u8]) -> Option<u64> {
