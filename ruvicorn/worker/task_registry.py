@@ -3,7 +3,7 @@
 Every request's app runs in a Task of its own, and asyncio registers each new Task in a
 ``weakref.WeakSet`` through Python code twice per Task: ``WeakSet.add`` at creation and
 the weak reference's Python callback at death. On Python 3.11, where no Task starts
-eagerly, that is about 2,400 instructions per request (see ``TaskRegistrar`` in the
+eagerly, that is about 1,850 instructions per request (see ``TaskRegistrar`` in the
 native module); the registrar stores the same weak references in the same set without a
 Python frame, so ``asyncio.all_tasks()`` answers as before.
 
