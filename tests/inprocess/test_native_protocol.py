@@ -396,6 +396,42 @@ def test_an_app_returning_another_awaitable_is_served(run: Runner) -> None:
     run(scenario)
 
 
+def test_a_receive_answered_at_once_is_a_coroutine_every_way_it_is_awaited(run: Runner) -> None:
+    """``receive()`` with its message already there returns an awaitable built for speed
+    (on 3.11 a native one, else a generator); apps and libraries await it directly, through
+    ``ensure_future``, ``create_task`` and ``wait_for``, or drive it by hand."""
+    got: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        got.append(await receive())
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        # The response is complete: each receive() now answers a disconnect at once.
+        got.append(await asyncio.ensure_future(receive()))
+        got.append(await asyncio.create_task(receive()))
+        got.append(await asyncio.wait_for(receive(), 5))
+        pending = receive()
+        assert asyncio.iscoroutine(pending)
+        with pytest.raises(StopIteration) as stopped:
+            pending.send(None)
+        got.append(stopped.value.value)
+        with pytest.raises(KeyError, match="thrown in"):
+            receive().throw(KeyError("thrown in"))
+        receive().close()
+        got.append(await receive())
+
+    async def scenario() -> None:
+        conn = MockConnection(app)
+        conn.send(b"POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\n\r\nab")
+        [resp] = await conn.responses(1)
+        assert resp.status == 204
+        await conn.until(lambda: len(got) == 6, "the app's last receive()")
+        assert got[0] == {"type": "http.request", "body": b"ab", "more_body": False}
+        assert got[1:] == [{"type": "http.disconnect"}] * 5
+
+    run(scenario)
+
+
 def test_disconnect_while_the_app_waits_in_receive(run: Runner) -> None:
     app = App()
 

@@ -1,32 +1,137 @@
 //! Awaitables that complete without suspending, so `await receive()` / `await send()` cost no
 //! Future and no trip through the event loop when nothing has to wait.
 
+use pyo3::exceptions::{PyBaseException, PyRuntimeError, PyStopIteration};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyModule;
 
-/// A generator-based coroutine that returns its argument without suspending. Awaiting a
-/// finished generator hands the value back directly, where an iterator would have to raise
-/// `StopIteration(value)`: an exception object per `receive()`.
-const READY_SOURCE: &std::ffi::CStr = c"import types
-
-@types.coroutine
-def ready(value):
+/// A coroutine that returns its argument without suspending: 3.12+ resume it in the
+/// awaiting frame's own evaluation loop, with no exception object for its value.
+const READY_SOURCE: &std::ffi::CStr = c"async def ready(value):
     return value
-    yield
 ";
 
 static READY_FACTORY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-/// An awaitable whose result is `value`, available at once.
+/// An awaitable whose result is `value`, available at once, and a coroutine on every
+/// interpreter: a `ReadyValue` where `await` goes through `am_send` (3.11), else a
+/// coroutine of `READY_SOURCE`.
 pub fn ready_with<'py>(value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = value.py();
+    if awaits_through_send(py) {
+        return Ok(Bound::new(
+            py,
+            ReadyValue {
+                value: value.unbind(),
+            },
+        )?
+        .into_any());
+    }
     let factory = READY_FACTORY.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
         let module =
             PyModule::from_code(py, READY_SOURCE, c"ruvicorn/_ready.py", c"ruvicorn._ready")?;
         Ok(module.getattr("ready")?.unbind())
     })?;
     factory.bind(py).call1((value,))
+}
+
+/// Whether `await` on this interpreter calls an awaitable's `am_send` (3.11's `SEND`
+/// does; 3.12+ call `__next__`, which would have to raise `StopIteration(value)`).
+fn awaits_through_send(py: Python<'_>) -> bool {
+    static SEND_AWAITS: PyOnceLock<bool> = PyOnceLock::new();
+    *SEND_AWAITS.get_or_init(py, || py.version_info() < (3, 12))
+}
+
+/// A value available at once. On 3.11 `await` reaches it through `am_send` (set by
+/// `install_send`), which hands the value back with no generator frame and no exception;
+/// `__next__`, `send`, `throw` and `close` keep it a coroutine for any other caller.
+#[pyclass(frozen, module = "ruvicorn._native")]
+pub struct ReadyValue {
+    value: Py<PyAny>,
+}
+
+#[pymethods]
+impl ReadyValue {
+    fn __await__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Finished at once: the value travels in `StopIteration`, as a coroutine's would.
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        Err(PyStopIteration::new_err((self.value.clone_ref(py),)))
+    }
+
+    fn send(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        let _ = value;
+        self.__next__(py)
+    }
+
+    /// Never suspended, so an exception thrown in is raised from where it was thrown.
+    #[pyo3(signature = (typ, val = None, tb = None))]
+    fn throw(
+        &self,
+        typ: &Bound<'_, PyAny>,
+        val: Option<&Bound<'_, PyAny>>,
+        tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let _ = tb;
+        let error = match val.filter(|val| !val.is_none()) {
+            Some(val) if val.is_instance_of::<PyBaseException>() => PyErr::from_value(val.clone()),
+            Some(val) => PyErr::from_value(typ.call1((val,))?),
+            None if typ.is_instance_of::<PyBaseException>() => PyErr::from_value(typ.clone()),
+            None => PyErr::from_value(typ.call0()?),
+        };
+        Err(error)
+    }
+
+    fn close(&self) {}
+}
+
+/// `am_send` of `ReadyValue`: the value, returned (`PYGEN_RETURN`).
+#[allow(unsafe_code)]
+unsafe extern "C" fn ready_value_send(
+    awaitable: *mut pyo3::ffi::PyObject,
+    _sent: *mut pyo3::ffi::PyObject,
+    result: *mut *mut pyo3::ffi::PyObject,
+) -> pyo3::ffi::PySendResult {
+    // SAFETY: CPython calls a type's `am_send` with the thread attached (GIL held); this
+    // one is set on `ReadyValue`'s type alone, a final class, so `awaitable` is a live
+    // `ReadyValue` borrowed for the call; `result` is CPython's out-pointer, which takes a
+    // new (owned) reference.
+    unsafe {
+        let py = Python::assume_attached();
+        let this = Borrowed::from_ptr(py, awaitable).cast_unchecked::<ReadyValue>();
+        *result = this.get().value.clone_ref(py).into_ptr();
+    }
+    pyo3::ffi::PySendResult::PYGEN_RETURN
+}
+
+/// Give `ReadyValue` its `am_send` (pyo3 declares no such slot) before any instance exists.
+#[allow(unsafe_code)]
+pub fn install_send(py: Python<'_>) -> PyResult<()> {
+    let ty = py.get_type::<ReadyValue>();
+    // SAFETY: `ty` is `ReadyValue`'s heap type, alive as the module holds it; with the GIL
+    // held nothing else reads or writes its slots now. A heap type's `tp_as_async` points
+    // into the type object itself (its `__await__` makes pyo3 fill it), so the slot written
+    // is the type's own; it is checked for NULL first.
+    unsafe {
+        let as_async = (*ty.as_type_ptr()).tp_as_async;
+        if as_async.is_null() {
+            return Err(PyRuntimeError::new_err("ReadyValue has no async slots"));
+        }
+        (*as_async).am_send = Some(ready_value_send);
+    }
+    // Counted a coroutine as the generator it replaces is on 3.11, so that
+    // `asyncio.create_task(receive())` still takes it.
+    py.import("collections.abc")?
+        .getattr("Coroutine")?
+        .call_method1("register", (ty,))?;
+    Ok(())
 }
 
 /// Completes at once with None. It holds no state, so one shared instance serves every

@@ -30,6 +30,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<asgi::websocket::WebSocketCycle>()?;
     m.add_class::<asgi::task_registry::TaskRegistrar>()?;
     m.add_class::<awaitable::Ready>()?;
+    m.add_class::<awaitable::ReadyValue>()?;
+    awaitable::install_send(m.py())?;
     m.add_function(wrap_pyfunction!(settings::check_tls, m)?)?;
     m.add(
         "ClientDisconnected",
