@@ -181,6 +181,15 @@ impl Connection {
         self.exchange.is_none() && self.pos == self.buf.len()
     }
 
+    /// The current exchange waits for request body bytes that only the client can send:
+    /// its body is incomplete and no "100 Continue" is still owed (a client that asked for
+    /// one may rightly send nothing until it comes). What a body timeout measures.
+    pub fn awaiting_body(&self) -> bool {
+        self.exchange
+            .as_ref()
+            .is_some_and(|ex| !ex.body_complete && !ex.expect_continue)
+    }
+
     /// Bytes received and not yet consumed by the app or the parser.
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.pos + self.exchange.as_ref().map_or(0, |ex| ex.body.len())
@@ -947,6 +956,40 @@ GET /b HTTP/1.1\r\nHost: a\r\n\r\n";
                 send_continue: false
             }
         );
+    }
+
+    #[test]
+    fn a_body_is_awaited_until_complete_and_not_while_continue_is_owed() {
+        let mut conn = Connection::new(limits());
+        request(&mut conn, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(
+            !conn.awaiting_body(),
+            "a request without a body awaits none"
+        );
+        respond(&mut conn, 1, b"");
+        assert!(conn.finish_exchange());
+        assert!(!conn.awaiting_body(), "an idle connection awaits no body");
+        request(
+            &mut conn,
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab",
+        );
+        assert!(conn.awaiting_body());
+        conn.feed(b"c\r\n0\r\n\r\n");
+        assert!(!conn.awaiting_body(), "the last chunk completes the body");
+        respond(&mut conn, 2, b"");
+        assert!(conn.finish_exchange());
+        request(
+            &mut conn,
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+        );
+        assert!(!conn.awaiting_body(), "the client waits for 100 Continue");
+        assert_eq!(
+            conn.receive(3),
+            ReceiveOutcome::Wait {
+                send_continue: true
+            }
+        );
+        assert!(conn.awaiting_body(), "once 100 Continue is owed no more");
     }
 
     #[test]
