@@ -295,6 +295,12 @@ class Config:
     timeout_request_header: float = opt(
         10.0, "Seconds a client has to send a complete request head.", bounds=SECONDS
     )
+    timeout_request_body: float = opt(
+        60.0,
+        "Seconds a request body may go without receiving a byte before the request is "
+        "ended: 408 if no response started, else the connection is closed (0 = off).",
+        bounds=SECONDS,
+    )
     timeout_graceful_shutdown: float = opt(
         30.0,
         "Seconds in-flight requests get to finish on stop or reload.",

@@ -150,7 +150,8 @@ def worker_state(app: Any, **settings: Any) -> Any:
 class MockConnection:
     """One connection of a worker serving ``app`` with ``settings`` (Config field names);
     ``extra`` replaces what the transport's ``get_extra_info`` answers (its addresses),
-    ``transport`` is the transport's class."""
+    ``transport`` is the transport's class; ``state`` is another connection's worker
+    state, for a second connection of the same worker (``settings`` are then unused)."""
 
     def __init__(
         self,
@@ -158,10 +159,11 @@ class MockConnection:
         *,
         extra: dict[str, Any] | None = None,
         transport: type[MockTransport] = MockTransport,
+        state: Any = None,
         **settings: Any,
     ) -> None:
         self.loop = asyncio.get_running_loop()
-        self.state = worker_state(app, **settings)
+        self.state = worker_state(app, **settings) if state is None else state
         self.transport = transport(self.loop)
         self.transport.extra.update(extra or {})
         self.protocol = self.state()

@@ -44,6 +44,9 @@ pub struct Settings {
     pub proxy_protocol: Option<TrustedProxies>,
     pub keep_alive_timeout: Duration,
     pub header_timeout: Duration,
+    /// `--timeout-request-body`: longest a started request body may go without a byte
+    /// from its client while the server reads (None = off).
+    pub body_timeout: Option<Duration>,
     /// While draining, how long an idle keep-alive connection waits for a request that may
     /// already be on its way before it half-closes.
     pub drain_linger: Duration,
@@ -150,7 +153,7 @@ fn seconds(value: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(value.max(0.0)).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
-/// Zero turns a WebSocket ping, or the wait for its pong, off.
+/// Zero turns a WebSocket ping, the wait for its pong, or the request body timeout off.
 fn optional_seconds(value: f64) -> PyResult<Option<Duration>> {
     if value > 0.0 {
         seconds(value).map(Some)
@@ -239,6 +242,7 @@ impl Settings {
             proxy_protocol,
             keep_alive_timeout: seconds(get(config, key!(py, "timeout_keep_alive"))?)?,
             header_timeout: seconds(get(config, key!(py, "timeout_request_header"))?)?,
+            body_timeout: optional_seconds(get(config, key!(py, "timeout_request_body"))?)?,
             drain_linger: DRAIN_LINGER.min(seconds(graceful / 2.0)?),
             ws,
             limit_concurrency: (concurrency > 0).then_some(concurrency),

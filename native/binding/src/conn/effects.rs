@@ -50,6 +50,8 @@ pub(crate) struct Effects {
     /// The app Tasks of streams the client reset, to cancel (`task.cancel()`).
     pub(super) cancel: Vec<Py<PyAny>>,
     pub(super) refused: Option<RequestError>,
+    /// A request body went this long without a byte (`--timeout-request-body`): one line.
+    pub(super) body_timeout: Option<std::time::Duration>,
     /// Why the stream engine ended the connection with an error, for one warning line
     /// (as a refused HTTP/1.1 request gets).
     pub(super) protocol_error: Option<String>,
@@ -144,6 +146,7 @@ impl Effects {
             && self.wake_drain.is_empty()
             && self.cancel.is_empty()
             && self.refused.is_none()
+            && self.body_timeout.is_none()
             && self.protocol_error.is_none()
             && self.stream_errors.is_empty()
             && self.access.is_none()
@@ -271,6 +274,15 @@ impl HttpProtocol {
         if let Some(err) = &fx.refused {
             let what = "Invalid HTTP request from";
             keep(Self::log_client_line(slf, key!(py, "warning"), what, err));
+        }
+        if let Some(timeout) = fx.body_timeout {
+            // Info, not a warning: a client whose network dropped mid-upload is routine.
+            let what = "Request body timed out from";
+            let detail = format_args!(
+                "no byte for {} s (--timeout-request-body)",
+                timeout.as_secs_f64()
+            );
+            keep(Self::log_client_line(slf, key!(py, "info"), what, &detail));
         }
         if let Some(error) = &fx.protocol_error {
             let what = "Protocol error from";

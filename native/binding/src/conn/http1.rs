@@ -116,6 +116,11 @@ impl Conn {
             return;
         }
         let feed = self.http1.feed(data);
+        // Bytes of a body still incomplete: its clock restarts. A request without a body
+        // pays for the test alone; a new exchange's clock otherwise starts at the sweep.
+        if self.http1.awaiting_body() && state.settings.body_timeout.is_some() {
+            self.body_since = self.http1.current_seq().map(|seq| (seq, Instant::now()));
+        }
         if was_idle && matches!(self.deadline, Some(Deadline::Idle(_))) {
             self.deadline = None;
         }
@@ -237,6 +242,10 @@ impl Conn {
         state: &ServerState,
         fx: &mut Effects,
     ) -> Option<Instant> {
+        if self.deadline.is_none() {
+            self.check_body(now, state, fx);
+            return None;
+        }
         match self.deadline {
             Some(Deadline::Idle(at)) if now >= at && self.http1.is_idle() => return Some(at),
             Some(Deadline::HalfClosed(at)) if now >= at => fx.close = true,
@@ -251,6 +260,50 @@ impl Conn {
         self.closing = true;
         self.deadline = None;
         None
+    }
+
+    /// `--timeout-request-body`: end the exchange whose body has gone the timeout without
+    /// a byte while the server was reading. The clock does not run while reading is
+    /// paused by the server (the app has not taken what is buffered, or the client reads
+    /// no responses) nor while "100 Continue" is owed: the client is then waiting for us.
+    /// Unanswered, the request gets 408; otherwise the connection is cut. Either way a
+    /// waiting `receive()` gets http.disconnect and the connection closes.
+    fn check_body(&mut self, now: Instant, state: &ServerState, fx: &mut Effects) {
+        let Some(timeout) = state.settings.body_timeout else {
+            return;
+        };
+        if self.closing || self.read_paused || !self.http1.awaiting_body() {
+            self.body_since = None;
+            return;
+        }
+        let seq = self.http1.current_seq();
+        let since = match self.body_since {
+            Some((of, since)) if Some(of) == seq => since,
+            // No byte of this exchange's body since its clock could run: it starts now.
+            _ => {
+                self.body_since = seq.map(|seq| (seq, now));
+                return;
+            }
+        };
+        if now.saturating_duration_since(since) < timeout {
+            return;
+        }
+        self.body_since = None;
+        self.body_timed_out = true;
+        fx.body_timeout = Some(timeout);
+        let answered = self
+            .http1
+            .current_seq()
+            .is_some_and(|seq| self.http1.response_on_wire(seq));
+        if !answered {
+            fx.write = error_response(408, &state.default_lines());
+            self.log_access(408, fx);
+        }
+        self.http1.close_after_response();
+        let waiters = std::mem::take(&mut self.receive_waiters);
+        fx.wake_receive
+            .extend(waiters.into_iter().map(|(_, w)| (w, None)));
+        self.close(fx);
     }
 
     /// The transport, for a look at its socket outside the lock.
@@ -317,7 +370,7 @@ impl Conn {
     /// The next message for `receive()` of exchange `seq`.
     pub(super) fn h1_receive(&mut self, seq: u64, fx: &mut Effects) -> ReceiveOutcome {
         let outcome = match self.http1.receive(seq) {
-            _ if self.lost => ReceiveOutcome::Disconnect,
+            _ if self.lost || self.body_timed_out => ReceiveOutcome::Disconnect,
             outcome => outcome,
         };
         self.refresh_read_pause(fx);

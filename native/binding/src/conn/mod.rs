@@ -111,6 +111,14 @@ pub(crate) struct Conn {
     receive_waiters: Vec<(u64, Py<PyAny>)>,
     drain_waiters: Vec<Py<PyAny>>,
     deadline: Option<Deadline>,
+    /// With `--timeout-request-body`, while an exchange awaits body bytes from its client
+    /// (`Connection::awaiting_body`) and reading is not paused by the server: the exchange,
+    /// and since when it has gone without a byte. Set when bytes arrive; a value of an
+    /// earlier exchange (or None) means the clock has not started, and the sweep starts
+    /// it (`Conn::check_body`).
+    body_since: Option<(u64, Instant)>,
+    /// The request body timed out: `receive()` says the client is gone.
+    body_timed_out: bool,
     /// Bytes read and thrown away since the half-close.
     discarded: usize,
     /// The current request's record, kept only when access logging or metrics are on
@@ -173,6 +181,8 @@ impl Conn {
             receive_waiters: Vec::new(),
             drain_waiters: Vec::new(),
             deadline: None,
+            body_since: None,
+            body_timed_out: false,
             discarded: 0,
             access: None,
             tls,
@@ -221,6 +231,9 @@ impl Conn {
         } && !self.closing;
         if want != self.read_paused {
             self.read_paused = want;
+            // The body clock stops while the server holds the client back, and starts
+            // afresh (on the next byte or sweep) once it reads again.
+            self.body_since = None;
             fx.pause_reading = Some(want);
         }
     }
