@@ -236,6 +236,7 @@ impl Conn {
 
     /// The sweep of an HTTP/1.1 connection. An idle connection past its deadline is not
     /// closed here: its deadline comes back, for `close_idle` once no input is pending.
+    /// During an exchange (no deadline is set then) the request body timeout is checked.
     pub(super) fn check_deadline(
         &mut self,
         now: Instant,

@@ -341,8 +341,8 @@ impl HttpProtocol {
         Self::run_cycle(slf, scope, seq, true)
     }
 
-    /// Called by the worker's sweeper: enforce the head and idle deadlines, and the
-    /// WebSocket pings.
+    /// Called by the worker's sweeper: enforce the head and idle deadlines, the request
+    /// body timeout, and the WebSocket pings.
     pub fn check_deadline(slf: &Bound<'_, Self>, now: Instant) -> PyResult<()> {
         let this = slf.get();
         // A busy connection is checked on the next sweep.
