@@ -145,7 +145,8 @@ def test_a_stalled_body_is_answered_408_and_closed(
     ]
 
 
-def test_a_started_response_is_cut_without_408(run: Runner) -> None:
+def test_a_started_response_is_cut_without_408(run: Runner, error_lines: list[str]) -> None:
+    """The app that returns on http.disconnect leaves nothing to complain about."""
     app = BodyApp()
 
     async def scenario() -> None:
@@ -160,6 +161,9 @@ def test_a_started_response_is_cut_without_408(run: Runner) -> None:
         assert b" 408 " not in conn.transport.written
 
     run(scenario)
+    assert error_lines == [
+        "Request body timed out from 127.0.0.1: no byte for 0.05 s (--timeout-request-body)"
+    ]
 
 
 def test_each_byte_restarts_the_clock(run: Runner) -> None:
