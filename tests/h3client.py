@@ -87,7 +87,6 @@ class H3Client(QuicConnectionProtocol):
     ) -> asyncio.Future[StreamResponse]:
         """Send one request; the future completes with its whole response. ``end=False``
         leaves the request body open (more is sent with ``h3.send_data``)."""
-        stream_id = self._quic.get_next_available_stream_id()
         fields = [
             (b":method", method.encode()),
             (b":scheme", b"https"),
@@ -95,13 +94,23 @@ class H3Client(QuicConnectionProtocol):
             (b":path", path.encode()),
             *headers,
         ]
-        waiter: asyncio.Future[StreamResponse] = asyncio.get_running_loop().create_future()
-        self.waiters[stream_id] = waiter
-        self.h3.send_headers(stream_id, fields, end_stream=end and not body)
+        stream_id, waiter = self.send_head(fields, end=end and not body)
         if body:
             self.h3.send_data(stream_id, body, end_stream=end)
         self.transmit()
         return waiter
+
+    def send_head(
+        self, fields: list[tuple[bytes, bytes]], end: bool
+    ) -> tuple[int, asyncio.Future[StreamResponse]]:
+        """Open a request stream whose head is ``fields`` exactly (pseudo-headers too, so
+        also heads ``start`` would not send); its id, and the future of its whole
+        response. Nothing goes out before ``transmit()``."""
+        stream_id = self._quic.get_next_available_stream_id()
+        waiter: asyncio.Future[StreamResponse] = asyncio.get_running_loop().create_future()
+        self.waiters[stream_id] = waiter
+        self.h3.send_headers(stream_id, fields, end_stream=end)
+        return stream_id, waiter
 
     async def request(
         self,

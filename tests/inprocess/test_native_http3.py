@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from h3client import H3Client, ResetByServer, h3_connect
+from h3client import BOUND, H3Client, ResetByServer, h3_connect
 from length_apps import disconnect_listener_app, mismatched_length_app
 from mockconn import Runner, worker_state
 from tlspeer import Certs
@@ -151,5 +151,67 @@ def test_a_waiting_receive_gets_the_disconnect_once_the_response_is_done(
             while not got and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.01)
         assert got == ["disconnect"]
+
+    run(scenario)
+
+
+CONNECT = [(b":method", b"CONNECT"), (b":authority", b"example.test:443")]
+
+
+def counting(called: list[str]) -> Any:
+    """``echo``, noting each request's method in ``called``."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        called.append(scope["method"])
+        await echo(scope, receive, send)
+
+    return app
+
+
+@pytest.mark.parametrize("end", [True, False], ids=["ended", "tunnel-bytes-open"])
+def test_connect_is_answered_501_without_the_app(
+    run: Runner, certs: Certs, tmp_path: Path, end: bool
+) -> None:
+    """As on HTTP/2: ruvicorn opens no tunnels, and a status (unlike H3_REQUEST_REJECTED)
+    does not invite the client to retry; the connection serves on."""
+    called: list[str] = []
+
+    async def scenario() -> None:
+        async with serve(counting(called), certs, tmp_path) as client:
+            _, waiter = client.send_head(CONNECT, end=end)
+            client.transmit()
+            response = await asyncio.wait_for(waiter, BOUND)
+            assert (response.status, response.body, response.ended) == (501, b"", True)
+            assert called == []
+            assert (await client.request("GET", "/")).status == 200
+            assert called == ["GET"]
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [(b":method", b"CONNECT")],
+        [*CONNECT, (b":scheme", b"https"), (b":path", b"/")],
+        [*CONNECT, (b":path", b"/")],
+    ],
+    ids=["no-authority", "scheme-and-path", "path"],
+)
+def test_a_malformed_connect_is_a_message_error(
+    run: Runner, certs: Certs, tmp_path: Path, fields: list[tuple[bytes, bytes]]
+) -> None:
+    """RFC 9114 4.1.2: the stream is reset with H3_MESSAGE_ERROR (0x10e), the app never
+    called, the connection kept."""
+    called: list[str] = []
+
+    async def scenario() -> None:
+        async with serve(counting(called), certs, tmp_path) as client:
+            _, waiter = client.send_head(fields, end=True)
+            client.transmit()
+            with pytest.raises(ResetByServer, match="stream reset 0x10e"):
+                await asyncio.wait_for(waiter, BOUND)
+            assert called == []
+            assert (await client.request("GET", "/")).status == 200
 
     run(scenario)

@@ -47,9 +47,9 @@ pub(super) fn too_large_response() -> Response<()> {
     status_only(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
 }
 
-/// The answer to a well-formed CONNECT: ruvicorn opens no tunnels (RFC 9110 9.3.6), and
-/// a status, unlike a reset, does not invite the client to retry.
-pub(super) fn connect_response() -> Response<()> {
+/// The answer to a well-formed CONNECT, over HTTP/2 and HTTP/3: ruvicorn opens no tunnels
+/// (RFC 9110 9.3.6), and a status, unlike a reset, does not invite the client to retry.
+pub(crate) fn connect_response() -> Response<()> {
     status_only(StatusCode::NOT_IMPLEMENTED)
 }
 

@@ -37,9 +37,12 @@ use http::HeaderMap;
 use crate::ids::{id_map, IdMap};
 use crate::rapid_reset::ResetGuard;
 use check::{FrameCheck, Verdict};
-use head_checks::{connect_response, fields_too_large, is_malformed, too_large_response};
+use head_checks::{fields_too_large, is_malformed, too_large_response};
 use outgoing::OutputScan;
 use pipe::Pipe;
+
+/// The answer to a well-formed CONNECT on HTTP/2 and HTTP/3 alike.
+pub(crate) use head_checks::connect_response;
 
 /// What every HTTP/2 connection starts with (RFC 9113 §3.4).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";

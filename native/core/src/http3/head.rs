@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 
 use super::qpack::{self, Fields};
+use crate::http1::target::is_authority;
 use crate::http2::{RequestHead, CONNECTION_SPECIFIC};
 use crate::syntax::{is_field_value, is_token};
 
@@ -14,13 +15,13 @@ pub(crate) struct Request {
     pub content_length: Option<u64>,
 }
 
-/// Why a request's fields are refused: the stream error to reset the stream with.
+/// Why a request's fields are not handed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
-    /// Malformed (H3_MESSAGE_ERROR).
+    /// Malformed: the stream is reset with H3_MESSAGE_ERROR (§4.1.2).
     Malformed,
-    /// Well-formed but not served: CONNECT (H3_REQUEST_REJECTED).
-    Unsupported,
+    /// A well-formed CONNECT (§4.4), which ruvicorn answers as HTTP/2 does: no tunnels.
+    Connect,
 }
 
 /// Check a request's decoded fields and map them: pseudo-headers first, once each, the
@@ -89,7 +90,14 @@ pub(crate) fn request(fields: Fields) -> Result<Request, Refusal> {
     }
     let method = method.ok_or(Refusal::Malformed)?;
     if method == b"CONNECT" {
-        return Err(Refusal::Unsupported);
+        // §4.4: the authority to reach, valid as HTTP/2 requires it; no :scheme, no :path.
+        let well_formed =
+            scheme.is_none() && path.is_none() && authority.is_some_and(|a| is_authority(&a));
+        return Err(if well_formed {
+            Refusal::Connect
+        } else {
+            Refusal::Malformed
+        });
     }
     let (Some(scheme), Some(path)) = (scheme, path) else {
         return Err(Refusal::Malformed);
@@ -269,8 +277,33 @@ mod tests {
                 "{case:?}"
             );
         }
-        let connect = fields(&[(":method", "CONNECT"), (":authority", "a:1")]);
-        assert_eq!(request(connect).err(), Some(Refusal::Unsupported));
+    }
+
+    #[test]
+    fn connect_is_well_formed_with_an_authority_and_no_scheme_or_path() {
+        let connect = [(":method", "CONNECT"), (":authority", "example.com:443")];
+        assert_eq!(request(fields(&connect)).err(), Some(Refusal::Connect));
+        let with_field = [&connect[..], &[("x-a", "1")]].concat();
+        assert_eq!(request(fields(&with_field)).err(), Some(Refusal::Connect));
+        let malformed: Vec<Vec<(&str, &str)>> = vec![
+            vec![(":method", "CONNECT")],
+            vec![(":method", "CONNECT"), (":authority", "")],
+            vec![
+                (":method", "CONNECT"),
+                (":authority", "user@example.com:443"),
+            ],
+            [&connect[..], &[(":scheme", "https")]].concat(),
+            [&connect[..], &[(":path", "/")]].concat(),
+            [&connect[..], &[(":scheme", "https"), (":path", "/")]].concat(),
+            [&connect[..], &[("connection", "keep-alive")]].concat(),
+        ];
+        for case in malformed {
+            assert_eq!(
+                request(fields(&case)).err(),
+                Some(Refusal::Malformed),
+                "{case:?}"
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use quinn_proto::{StreamId, VarInt, WriteError};
 
 use super::{read_into, Conn, ReadEnd};
+use crate::http2::connect_response;
 use crate::http3::frame::{self, Item, Reader};
 use crate::http3::head::{self, Refusal};
 use crate::http3::{codes, qpack, Event, SendError};
@@ -77,8 +78,10 @@ impl Request {
 /// What reading found that needs the connection.
 enum Outcome {
     Fine,
-    /// The fields are over `--limit-request-fields` or `--limit-request-field-size`.
-    TooLarge,
+    /// Answered with this status alone before the application hears of the request: 431
+    /// for fields over `--limit-request-fields` or `--limit-request-field-size`, 501 for a
+    /// well-formed CONNECT.
+    Answer(u16),
     StreamError(u64),
     ConnectionError(u64, &'static str),
 }
@@ -104,8 +107,8 @@ impl Conn {
         match (reset, outcome) {
             (_, Outcome::ConnectionError(code, why)) => self.fail(code, why),
             (_, Outcome::StreamError(code)) => self.reject(id, code),
-            (Some(code), Outcome::Fine | Outcome::TooLarge) => self.peer_reset(id, code),
-            (None, Outcome::TooLarge) => self.too_large(id),
+            (Some(code), Outcome::Fine | Outcome::Answer(_)) => self.peer_reset(id, code),
+            (None, Outcome::Answer(status)) => self.answer(id, status),
             (None, Outcome::Fine) => self.complete_if_done(id),
         }
         let cap = self.settings.max_requests;
@@ -158,15 +161,17 @@ impl Conn {
                     let (max_fields, max_size) =
                         (self.settings.max_fields, self.settings.max_field_size);
                     if head::fields_too_large(&fields, max_fields, max_size) {
-                        return Outcome::TooLarge;
+                        return Outcome::Answer(431);
                     }
                     let request = match head::request(fields) {
                         Ok(request) => request,
                         Err(Refusal::Malformed) => {
                             return Outcome::StreamError(codes::MESSAGE_ERROR)
                         }
-                        Err(Refusal::Unsupported) => {
-                            return Outcome::StreamError(codes::REQUEST_REJECTED)
+                        // As on HTTP/2: an app answering 200 would tell the client a
+                        // tunnel opened. Any tunnel bytes are refused with the rest.
+                        Err(Refusal::Connect) => {
+                            return Outcome::Answer(connect_response().status().as_u16())
                         }
                     };
                     req.phase = Phase::Body;
@@ -216,11 +221,11 @@ impl Conn {
         Outcome::Fine
     }
 
-    /// Answer 431 without a body, as HTTP/2 does, before the application sees the
+    /// Answer `status` without a body, as HTTP/2 does, before the application sees the
     /// request; the rest of it is refused with H3_NO_ERROR (§4.1.2).
-    fn too_large(&mut self, id: StreamId) {
+    fn answer(&mut self, id: StreamId, status: u16) {
         self.resets.accepted();
-        let Ok(section) = head::response(Some(431), &[]) else {
+        let Ok(section) = head::response(Some(status), &[]) else {
             return self.reject(id, codes::REQUEST_REJECTED);
         };
         let Some(req) = self.requests.get_mut(&id) else {

@@ -228,8 +228,8 @@ fn random_stream_contents_end_in_an_http3_error_or_nothing() {
 }
 
 /// Send `fields` (with a body still to come if `open`); whether the stream was answered
-/// 431 without the application hearing of it.
-fn answered_431(settings: &Settings, fields: &[(&str, &str)], open: bool) -> bool {
+/// `status` without the application hearing of it.
+fn answered(settings: &Settings, fields: &[(&str, &str)], open: bool, status: &[u8]) -> bool {
     let mut pair = Pair::new(settings);
     pair.settle(&|p| p.client.connected);
     let id = pair.client.send_raw(headers_frame(fields), !open);
@@ -238,10 +238,14 @@ fn answered_431(settings: &Settings, fields: &[(&str, &str)], open: bool) -> boo
     });
     let requested = pair.seen.iter().any(|e| matches!(e, Event::Request { .. }));
     let response = &pair.client.responses[&id];
-    let answered = response.done && response.status() == Some(&b"431"[..]);
+    let answered = response.done && response.status() == Some(status);
     assert!(pair.client.lost.is_none());
     assert_eq!(answered, !requested, "{:?}", response.status());
     answered
+}
+
+fn answered_431(settings: &Settings, fields: &[(&str, &str)], open: bool) -> bool {
+    answered(settings, fields, open, b"431")
 }
 
 #[test]
@@ -273,4 +277,24 @@ fn a_field_too_long_is_answered_431_without_reaching_the_application() {
     assert!(answered_431(&settings, &fields, false));
     // With a body still to come: answered all the same, the rest refused.
     assert!(answered_431(&settings, &fields, true));
+}
+
+#[test]
+fn a_well_formed_connect_is_answered_501_without_reaching_the_application() {
+    let connect = [(":method", "CONNECT"), (":authority", "example.com:443")];
+    // Ended, and with tunnel bytes still to come (refused with the rest of the stream).
+    assert!(answered(&Settings::default(), &connect, false, b"501"));
+    assert!(answered(&Settings::default(), &connect, true, b"501"));
+}
+
+#[test]
+fn a_malformed_connect_resets_its_stream_with_message_error() {
+    let connect = [(":method", "CONNECT"), (":authority", "example.com:443")];
+    for fields in [
+        vec![(":method", "CONNECT")],
+        [&connect[..], &[(":scheme", "https"), (":path", "/")]].concat(),
+        [&connect[..], &[(":path", "/")]].concat(),
+    ] {
+        stream_error(headers_frame(&fields), codes::MESSAGE_ERROR, false);
+    }
 }
