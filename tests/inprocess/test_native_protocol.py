@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 import pytest
+from length_apps import disconnect_listener_app
 from mockconn import MockConnection, Runner
 
 
@@ -398,7 +399,7 @@ def test_an_app_returning_another_awaitable_is_served(run: Runner) -> None:
 
 def test_a_receive_answered_at_once_is_a_coroutine_every_way_it_is_awaited(run: Runner) -> None:
     """``receive()`` with its message already there returns an awaitable built for speed
-    (on 3.11 a native one, else a generator); apps and libraries await it directly, through
+    (on 3.11 a native one, else a coroutine); apps and libraries await it directly, through
     ``ensure_future``, ``create_task`` and ``wait_for``, or drive it by hand."""
     got: list[Any] = []
 
@@ -428,6 +429,27 @@ def test_a_receive_answered_at_once_is_a_coroutine_every_way_it_is_awaited(run: 
         await conn.until(lambda: len(got) == 6, "the app's last receive()")
         assert got[0] == {"type": "http.request", "body": b"ab", "more_body": False}
         assert got[1:] == [{"type": "http.disconnect"}] * 5
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("body", [b"abcd", b"ab", b"toolong"], ids=["whole", "short", "long"])
+def test_a_waiting_receive_gets_the_disconnect_once_the_response_is_done(
+    run: Runner, body: bytes
+) -> None:
+    """As on HTTP/2 and HTTP/3: once the response is complete (or cut for not matching its
+    content-length), a receive() left waiting is answered; for a complete one while the
+    connection stays open for the next request."""
+    got: list[str] = []
+
+    async def scenario() -> None:
+        conn = MockConnection(disconnect_listener_app(body, got))
+        conn.send(get("/"))
+        await conn.until(lambda: got, "the disconnect")
+        assert got == ["disconnect"]
+        if body == b"abcd":
+            assert not conn.transport.closed
+            assert [r.status for r in await conn.responses(1)] == [200]
 
     run(scenario)
 

@@ -89,10 +89,12 @@ impl Conn {
         state: &ServerState,
         fx: &mut Effects,
     ) -> PyResult<()> {
-        match self.mode {
+        let result = match self.mode {
             Mode::Http2(_) => self.h2_send_body(seq, data, more_body, fx),
             _ => self.h1_send_body(seq, data, body, more_body, state, fx),
-        }
+        };
+        self.after_send(seq, fx);
+        result
     }
 
     /// `http.response.trailers` of stream `seq` (the extension is advertised on HTTP/2
@@ -104,12 +106,43 @@ impl Conn {
         more_trailers: bool,
         fx: &mut Effects,
     ) -> PyResult<()> {
-        match self.mode {
+        let result = match self.mode {
             Mode::Http2(_) => self.h2_send_trailers(seq, headers, more_trailers, fx),
             _ => Err(PyRuntimeError::new_err(
                 "http.response.trailers is only supported over HTTP/2",
             )),
+        };
+        self.after_send(seq, fx);
+        result
+    }
+
+    /// Run after every send decision (a body or trailers message, sent or refused), on
+    /// every mode: once the response of exchange `seq` is complete (or was cut), the
+    /// `receive()` left waiting on it is answered. Over HTTP/1.1 with `http.disconnect`,
+    /// all its `receive()` says once the response is complete; on an HTTP/2 or HTTP/3
+    /// stream with what is left of the request body, then the disconnect. Then a stream's
+    /// engine events of the send are dispatched: after, so a reset among them does not
+    /// answer the waiter with the disconnect before the rest of the body.
+    fn after_send(&mut self, seq: u64, fx: &mut Effects) {
+        if !self.receive_waiters.is_empty() {
+            self.answer_receive_if_complete(seq, fx);
         }
+        if let Mode::Http2(_) = self.mode {
+            self.h2_after_send(fx);
+        }
+    }
+
+    #[cold]
+    fn answer_receive_if_complete(&mut self, seq: u64, fx: &mut Effects) {
+        let rest_of_body = match self.mode {
+            Mode::Http2(_) if self.h2_response_complete(seq) => Some(seq),
+            Mode::Http2(_) => return,
+            _ if self.http1.response_complete(seq) => None,
+            _ => return,
+        };
+        let waiters = self.take_receive_waiters(seq);
+        fx.wake_receive
+            .extend(waiters.into_iter().map(|waiter| (waiter, rest_of_body)));
     }
 
     /// The app's response headers, for an access log format that reads them.

@@ -179,12 +179,10 @@ impl Conn {
     }
 
     /// The response of the current exchange is complete: log it and move to the next
-    /// request or close.
+    /// request or close. (A `receive()` waiting on it is answered after every send,
+    /// whatever the mode: `Conn::after_send`.)
     fn finish(&mut self, close: bool, state: &ServerState, fx: &mut Effects) {
         self.log_response(fx);
-        let waiters = std::mem::take(&mut self.receive_waiters);
-        fx.wake_receive
-            .extend(waiters.into_iter().map(|(_, w)| (w, None)));
         if close || !self.http1.finish_exchange() {
             if self.http1.draining {
                 self.half_close(fx);

@@ -167,7 +167,7 @@ impl Conn {
 
     /// After an app's send operation: its events now, its frames with those of the other
     /// streams' apps on the loop's next turn (one engine pass and one write for them all).
-    fn h2_after_send(&mut self, fx: &mut Effects) {
+    pub(super) fn h2_after_send(&mut self, fx: &mut Effects) {
         self.h2_dispatch(false, fx);
     }
 
@@ -375,16 +375,15 @@ impl Conn {
         fx: &mut Effects,
     ) -> PyResult<()> {
         let result = self.h2_send(seq, data, more_body);
-        self.h2_if_complete(seq, fx);
-        self.h2_after_send(fx);
+        self.h2_log_if_complete(seq, fx);
         result
     }
 
     /// A stream whose response is complete: its access record is written (as for an
     /// HTTP/1.1 exchange, not when its app returns: work the app does afterwards neither
-    /// delays the line nor counts in its duration), and a `receive()` waiting on it is
-    /// answered (what is left of the body, then the disconnect), as on HTTP/1.1.
-    fn h2_if_complete(&mut self, seq: u64, fx: &mut Effects) {
+    /// delays the line nor counts in its duration). A `receive()` waiting on it is
+    /// answered after every send, whatever the mode (`Conn::after_send`).
+    fn h2_log_if_complete(&mut self, seq: u64, fx: &mut Effects) {
         let Some((_, entry)) = self.h2_stream(seq) else {
             return;
         };
@@ -394,9 +393,17 @@ impl Conn {
         if let Some(access) = entry.access.take() {
             fx.stream_access.push((access, entry.status));
         }
-        let waiters = self.take_receive_waiters(seq);
-        fx.wake_receive
-            .extend(waiters.into_iter().map(|waiter| (waiter, Some(seq))));
+    }
+
+    /// Whether stream `seq`'s response is complete (or was cut).
+    pub(super) fn h2_response_complete(&self, seq: u64) -> bool {
+        match &self.mode {
+            Mode::Http2(h2) => h2
+                .streams
+                .get(&stream_id(seq))
+                .is_some_and(|entry| entry.complete),
+            _ => false,
+        }
     }
 
     fn h2_send(&mut self, seq: u64, data: &[u8], more_body: bool) -> PyResult<()> {
@@ -484,8 +491,7 @@ impl Conn {
                 }
             }
         };
-        self.h2_if_complete(seq, fx);
-        self.h2_after_send(fx);
+        self.h2_log_if_complete(seq, fx);
         result
     }
 
