@@ -95,6 +95,36 @@ def test_one_timer_per_endpoint(run: Runner, certs: Certs, tmp_path: Path) -> No
     run(scenario)
 
 
+def test_a_client_leaving_with_no_error_is_no_protocol_error(
+    run: Runner, certs: Certs, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """This client leaves with code 0, which names no HTTP/3 error: counted as
+    H3_NO_ERROR (RFC 9114 8.1), the connection ends cleanly, with no "Protocol error"."""
+    ca_file = tmp_path / "ca.pem"
+    certs.ca.cert_pem.write_to_path(str(ca_file))
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        endpoint = _native.QuicEndpoint(worker_state(echo, http3=True, **certs.settings()), loop)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: QuicProtocol(endpoint), sock=sock
+        )
+        try:
+            async with h3_connect("127.0.0.1", sock.getsockname()[1], ca_file) as client:
+                assert (await client.request("GET", "/")).status == 200
+            deadline = loop.time() + BOUND
+            while endpoint.connections and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+            assert endpoint.connections == 0, "the client's close never reached the endpoint"
+        finally:
+            transport.close()
+
+    run(scenario)
+    assert not [r for r in caplog.records if "Protocol error" in r.getMessage()]
+
+
 @asynccontextmanager
 async def serve(app: Any, certs: Certs, tmp_path: Path) -> AsyncIterator[H3Client]:
     """``app`` on an endpoint of a loopback UDP socket, and a client connected to it."""

@@ -114,8 +114,15 @@ impl Conn {
             quinn_proto::Event::Connected => self.open_control(),
             quinn_proto::Event::ConnectionLost { reason } => {
                 let error = match reason {
+                    // A code that names no error (NO_ERROR, or one unknown) is a clean
+                    // close; so is the transport's NO_ERROR.
                     quinn_proto::ConnectionError::ApplicationClosed(close)
-                        if close.error_code == VarInt::from_u32(codes::NO_ERROR as u32) =>
+                        if !codes::signals_error(close.error_code.into_inner()) =>
+                    {
+                        None
+                    }
+                    quinn_proto::ConnectionError::ConnectionClosed(close)
+                        if close.error_code == quinn_proto::TransportErrorCode::NO_ERROR =>
                     {
                         None
                     }
