@@ -50,8 +50,9 @@ pub(crate) struct Effects {
     /// The app Tasks of streams the client reset, to cancel (`task.cancel()`).
     pub(super) cancel: Vec<Py<PyAny>>,
     pub(super) refused: Option<RequestError>,
-    /// A request body went this long without a byte (`--timeout-request-body`): one line.
-    pub(super) body_timeout: Option<std::time::Duration>,
+    /// Request bodies that went this long without a byte (`--timeout-request-body`): one
+    /// line each (an HTTP/1.1 exchange, or streams of an HTTP/2 or HTTP/3 connection).
+    pub(super) body_timeouts: Vec<std::time::Duration>,
     /// Why the stream engine ended the connection with an error, for one warning line
     /// (as a refused HTTP/1.1 request gets).
     pub(super) protocol_error: Option<String>,
@@ -146,7 +147,7 @@ impl Effects {
             && self.wake_drain.is_empty()
             && self.cancel.is_empty()
             && self.refused.is_none()
-            && self.body_timeout.is_none()
+            && self.body_timeouts.is_empty()
             && self.protocol_error.is_none()
             && self.stream_errors.is_empty()
             && self.access.is_none()
@@ -275,7 +276,7 @@ impl HttpProtocol {
             let what = "Invalid HTTP request from";
             keep(Self::log_client_line(slf, key!(py, "warning"), what, err));
         }
-        if let Some(timeout) = fx.body_timeout {
+        for timeout in &fx.body_timeouts {
             // Info, not a warning: a client whose network dropped mid-upload is routine.
             let what = "Request body timed out from";
             let detail = format_args!(

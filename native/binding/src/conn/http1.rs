@@ -289,7 +289,7 @@ impl Conn {
         }
         self.body_since = None;
         self.body_timed_out = true;
-        fx.body_timeout = Some(timeout);
+        fx.body_timeouts.push(timeout);
         let answered = self
             .http1
             .current_seq()

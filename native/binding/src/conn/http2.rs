@@ -4,7 +4,7 @@
 //! app starts and wake-ups, and the cycles' calls into its send operations.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -22,6 +22,7 @@ use ruvicorn_core::ids::{id_map, IdMap};
 const NO_ERROR: u32 = 0x0;
 const INTERNAL_ERROR: u32 = 0x2;
 const REFUSED_STREAM: u32 = 0x7;
+pub(super) const CANCEL: u32 = 0x8;
 
 /// A response head the app sent: status, fields, whether trailers follow the body.
 type Start = (u16, Vec<(Vec<u8>, Vec<u8>)>, bool);
@@ -33,6 +34,12 @@ struct Stream {
     body: VecDeque<Bytes>,
     /// The request body is complete.
     ended: bool,
+    /// With `--timeout-request-body`, while the body is incomplete: when its clock
+    /// (re)started, at the head, the last DATA, or the sweep that found it running again
+    /// (None: stopped). See `Conn::h2_check_bodies`.
+    body_since: Option<Instant>,
+    /// The request body timed out: `receive()` says the client is gone.
+    timed_out: bool,
     /// `receive()` returned the last body message.
     delivered_end: bool,
     /// The client reset the stream or the connection went away.
@@ -73,6 +80,8 @@ pub(super) struct H2Conn {
     max_apps: usize,
     /// Since when no stream is open (the idle deadline counts from there).
     idle_since: Option<Instant>,
+    /// `--timeout-request-body` (None = off).
+    body_timeout: Option<Duration>,
 }
 
 impl H2Conn {
@@ -142,6 +151,7 @@ impl Conn {
             streams: id_map(),
             max_apps: usize::try_from(max_apps).unwrap_or(usize::MAX),
             idle_since: Some(Instant::now()),
+            body_timeout: state.settings.body_timeout,
         }));
         if state.is_draining() {
             if let Mode::Http2(h2) = &mut self.mode {
@@ -188,6 +198,10 @@ impl Conn {
         let mut wake = Vec::new();
         let mut cancel = Vec::new();
         let mut closed = false;
+        // One clock read for all the request heads and DATA of this pass that start or
+        // restart a body clock; none at all without a body timeout or a body.
+        let timing = h2.body_timeout.is_some();
+        let mut clock = None;
         let mut events = VecDeque::from(h2.engine.take_events());
         while let Some(event) = events.pop_front() {
             match event {
@@ -198,9 +212,12 @@ impl Conn {
                         events.extend(h2.engine.take_events());
                         continue;
                     }
+                    let body_since = (timing && !head.end_stream)
+                        .then(|| *clock.get_or_insert_with(Instant::now));
                     let entry = Stream {
                         ended: head.end_stream,
                         head_request: head.method == "HEAD",
+                        body_since,
                         ..Stream::default()
                     };
                     h2.streams.insert(stream, entry);
@@ -208,6 +225,12 @@ impl Conn {
                 }
                 Event::Data { stream, data } => {
                     if let Some(entry) = h2.streams.get_mut(&stream) {
+                        if entry.timed_out {
+                            continue;
+                        }
+                        if timing {
+                            entry.body_since = Some(*clock.get_or_insert_with(Instant::now));
+                        }
                         entry.body.push_back(data);
                         wake.push((stream, true));
                     }
@@ -592,7 +615,92 @@ impl Conn {
             h2.engine.abort(NO_ERROR);
             self.h2_pump(fx);
             self.close(fx);
+            return;
         }
+        self.h2_check_bodies(now, state, fx);
+    }
+
+    /// `--timeout-request-body` on streams: a stream whose request body has gone the
+    /// timeout without DATA while its client could send is ended.
+    ///
+    /// The rule: a stream's clock runs while its body is incomplete and no stream of the
+    /// connection holds body bytes its app has not taken. Bytes are released to flow
+    /// control only as `receive()` takes them, so while any are held the stream's window
+    /// or the connection's may be exhausted by the server's doing, not the client's: every
+    /// clock of the connection stops then, and starts afresh once nothing is held.
+    ///
+    /// An unanswered stream gets 408 and the rest of its request is refused (HTTP/2
+    /// RST_STREAM NO_ERROR after the response, RFC 9113 §8.1; HTTP/3 STOP_SENDING
+    /// H3_NO_ERROR, RFC 9114 §4.1); a started response is reset (CANCEL,
+    /// H3_REQUEST_CANCELLED). Its waiting `receive()` gets http.disconnect; the app's Task
+    /// is not cancelled and the other streams carry on.
+    fn h2_check_bodies(&mut self, now: Instant, state: &ServerState, fx: &mut Effects) {
+        let Mode::Http2(h2) = &mut self.mode else {
+            return;
+        };
+        let Some(timeout) = h2.body_timeout else {
+            return;
+        };
+        if self.closing || self.lost {
+            return;
+        }
+        let held = h2.streams.values().any(|entry| !entry.body.is_empty());
+        let mut expired = Vec::new();
+        for (&id, entry) in h2.streams.iter_mut() {
+            if entry.ended || entry.gone || entry.timed_out {
+                continue;
+            }
+            match entry.body_since {
+                _ if held => entry.body_since = None,
+                None => entry.body_since = Some(now),
+                Some(since) if now.saturating_duration_since(since) >= timeout => {
+                    expired.push(id);
+                }
+                Some(_) => {}
+            }
+        }
+        if expired.is_empty() {
+            return;
+        }
+        let fields = default_fields(&[&state.default_lines()]);
+        let mut ended = Vec::with_capacity(expired.len());
+        for id in expired {
+            let Some(entry) = h2.streams.get_mut(&id) else {
+                continue;
+            };
+            entry.timed_out = true;
+            entry.gone = true;
+            entry.body_since = None;
+            fx.wake_drain.extend(entry.send_waiter.take());
+            if !entry.on_wire {
+                // Answered and ended; dropping the rest of the request refuses it.
+                let _ = h2.engine.send_response(id, 408, &fields, true);
+                h2.engine.forget(id);
+                entry.start = None;
+                entry.on_wire = true;
+                entry.complete = true;
+                entry.status = 408;
+                if let Some(mut access) = entry.access.take() {
+                    access.bytes = None;
+                    fx.stream_access.push((access, 408));
+                }
+            } else if entry.complete {
+                // The response is out already: only the rest of the request is refused.
+                h2.engine.forget(id);
+            } else {
+                // Cut: as a stream reset before its response completed, no request answered.
+                h2.engine.reset(id, CANCEL);
+                entry.reset = true;
+            }
+            fx.body_timeouts.push(timeout);
+            ended.push(id);
+        }
+        for id in ended {
+            let waiters = self.take_receive_waiters(u64::from(id));
+            fx.wake_receive
+                .extend(waiters.into_iter().map(|waiter| (waiter, None)));
+        }
+        self.h2_pump(fx);
     }
 
     /// Graceful stop: GOAWAY, open streams finish.

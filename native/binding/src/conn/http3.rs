@@ -65,12 +65,13 @@ fn send_error(err: http3::SendError) -> SendError {
     }
 }
 
-/// An HTTP/2 error code as HTTP/3's: NO_ERROR stays NO_ERROR, anything else is ours.
+/// An HTTP/2 error code as HTTP/3's: NO_ERROR stays NO_ERROR, CANCEL (a request body
+/// timed out mid-response) is H3_REQUEST_CANCELLED, anything else is ours.
 fn h3_code(code: u32) -> u64 {
-    if code == 0 {
-        codes::NO_ERROR
-    } else {
-        codes::INTERNAL_ERROR
+    match code {
+        0 => codes::NO_ERROR,
+        super::http2::CANCEL => codes::REQUEST_CANCELLED,
+        _ => codes::INTERNAL_ERROR,
     }
 }
 
