@@ -298,7 +298,8 @@ class Config:
     timeout_request_body: float = opt(
         60.0,
         "Seconds a request body may go without receiving a byte before the request is "
-        "ended: 408 if no response started, else the connection is closed (0 = off).",
+        "ended: 408 if no response started, else the connection is closed (an HTTP/2 or "
+        "HTTP/3 stream is reset instead; 0 = off).",
         bounds=SECONDS,
     )
     timeout_graceful_shutdown: float = opt(
