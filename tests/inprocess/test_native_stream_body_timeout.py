@@ -42,8 +42,8 @@ H3_NO_ERROR, H3_REQUEST_CANCELLED = 0x100, 0x10C
 
 class BodyApp:
     """Reads the whole body (``/hold`` first waits for ``release``; ``/stream`` starts a
-    response first) and answers with its size; ``GET`` answers at once. Records each
-    stream's messages by path."""
+    response first; ``/linger`` waits for ``release`` after http.disconnect) and answers
+    with its size; ``GET`` answers at once. Records each stream's messages by path."""
 
     def __init__(self) -> None:
         self.messages: dict[str, list[dict[str, Any]]] = {}
@@ -73,6 +73,8 @@ class BodyApp:
             message = await receive()
             got.append(message)
             if message["type"] == "http.disconnect":
+                if path == "/linger":
+                    await self.release.wait()
                 return
             size += len(message.get("body", b""))
             if not message.get("more_body", False):
@@ -140,18 +142,21 @@ def test_h2_a_stalled_stream_gets_408_and_no_error_reset(
     async def scenario() -> None:
         mock = MockConnection(app, timeout_request_body=TIMEOUT)
         client = H2Client(mock)
-        stream = client.request("/", "POST", open_body=True)
+        stream = client.request("/linger", "POST", open_body=True)
         if partial:
             client.conn.send_data(stream, partial)
             client.flush()
-            await mock.until(lambda: app.messages.get("/"), "the first body message")
+            await mock.until(lambda: app.messages.get("/linger"), "the first body message")
         await h2_sweep_past(mock, client)
         status, _, body, _ = await client.response(stream)
         assert (status, body) == (408, b"")
+        # The rest of the request is refused at once, not when the app returns.
         await mock.until(lambda: resets(mock, stream), "the reset after the 408")
         assert resets(mock, stream) == [NO_ERROR]
+        assert app.disconnected("/linger"), app.messages
+        assert not app.finished
+        app.release.set()
         await mock.until(lambda: app.finished, "the app's end")
-        assert app.disconnected("/"), app.messages
         assert app.errors == []
         assert not mock.transport.closed
 
@@ -338,16 +343,19 @@ def test_h3_a_stalled_stream_gets_408_and_stop_sending(
 
     async def scenario() -> None:
         async with serve_h3(app, certs, tmp_path) as (client, state):
-            stream, waiter = open_stream(client, "/", b"x" * 10)
-            await until(lambda: app.messages.get("/"), "first body message")
+            stream, waiter = open_stream(client, "/linger", b"x" * 10)
+            await until(lambda: app.messages.get("/linger"), "first body message")
             await asyncio.sleep(PAST)
             state.sweep()
             response = await asyncio.wait_for(waiter, BOUND)
             assert (response.status, response.body, response.ended) == (408, b"", True)
+            # The rest of the request is refused at once, not when the app returns.
             await until(lambda: stream in client.stops, "STOP_SENDING")
             assert client.stops[stream] == H3_NO_ERROR
+            await until(lambda: app.disconnected("/linger"), "the disconnect")
+            assert not app.finished
+            app.release.set()
             await until(lambda: app.finished, "the app's end")
-            assert app.disconnected("/")
             assert app.errors == []
             # The connection serves on.
             assert (await client.request("GET", "/later")).status == 200
