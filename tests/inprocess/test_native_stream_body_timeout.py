@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 from aioquic.quic.events import QuicEvent, StopSendingReceived, StreamReset
+from h2peer import H2Client, server_frames
 from h3client import BOUND, H3Client, ResetByServer, h3_connect
 from mockconn import MockConnection, Runner, worker_state
-from test_native_http2 import H2Client, server_frames
 from tlspeer import Certs
 
 from ruvicorn import _native
