@@ -245,3 +245,67 @@ def test_a_malformed_connect_is_a_message_error(
             assert (await client.request("GET", "/")).status == 200
 
     run(scenario)
+
+
+GET = [(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/")]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [*GET, (b":authority", b"user@localhost")],
+        [*GET, (b":authority", b"localhost:8a")],
+        [*GET, (b":authority", b"")],
+        [*GET, (b"host", b"a, b")],
+        [*GET, (b":authority", b"localhost"), (b"host", b"other.test")],
+        [*GET, (b":authority", b"localhost"), (b"host", b"")],
+    ],
+    ids=[
+        "userinfo",
+        "bad-port",
+        "empty-authority",
+        "bad-host",
+        "host-differs",
+        "empty-host-with-authority",
+    ],
+)
+def test_a_bad_authority_is_a_message_error(
+    run: Runner, certs: Certs, tmp_path: Path, fields: list[tuple[bytes, bytes]]
+) -> None:
+    """RFC 9114 4.3.1: :authority and host are read as HTTP/1.1 reads Host (and HTTP/2
+    reads both), and agree when both are sent; otherwise the stream is reset with
+    H3_MESSAGE_ERROR (0x10e), the app never called, the connection kept."""
+    called: list[str] = []
+
+    async def scenario() -> None:
+        async with serve(counting(called), certs, tmp_path) as client:
+            _, waiter = client.send_head(fields, end=True)
+            client.transmit()
+            with pytest.raises(ResetByServer, match="stream reset 0x10e"):
+                await asyncio.wait_for(waiter, BOUND)
+            assert called == []
+            assert (await client.request("GET", "/")).status == 200
+            assert called == ["GET"]
+
+    run(scenario)
+
+
+def test_a_host_that_agrees_with_the_authority_is_served_once(
+    run: Runner, certs: Certs, tmp_path: Path
+) -> None:
+    """The same value in both: served, the app sees one host header."""
+    hosts: list[list[bytes]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        hosts.append([v for n, v in scope["headers"] if n == b"host"])
+        await echo(scope, receive, send)
+
+    async def scenario() -> None:
+        async with serve(app, certs, tmp_path) as client:
+            head = [*GET, (b":authority", b"localhost:4433"), (b"host", b"localhost:4433")]
+            _, waiter = client.send_head(head, end=True)
+            client.transmit()
+            assert (await asyncio.wait_for(waiter, BOUND)).status == 200
+            assert hosts == [[b"localhost:4433"]]
+
+    run(scenario)

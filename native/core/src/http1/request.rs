@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use super::target::{is_authority, split_target};
+use super::target::{is_host, split_target};
 use super::{Limits, RequestError, Version};
 use crate::syntax::is_token;
 
@@ -499,7 +499,7 @@ fn finish(
                 hosts += 1;
                 // RFC 9110 7.2 allows an empty Host (a target without an
                 // authority); anything else is `uri-host [ ":" port ]`.
-                if !value.is_empty() && !is_authority(value) {
+                if !is_host(value) {
                     return Err(RequestError::BadRequest("invalid Host header"));
                 }
             }

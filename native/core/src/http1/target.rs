@@ -155,6 +155,29 @@ pub(crate) fn is_authority(authority: &[u8]) -> bool {
     }
 }
 
+/// Whether a `Host` field's value is acceptable: empty (RFC 9110 7.2 allows it, for a
+/// target without an authority) or an authority as [`is_authority`] reads it.
+pub(crate) fn is_host(value: &[u8]) -> bool {
+    value.is_empty() || is_authority(value)
+}
+
+/// The one rule for a request's authority over HTTP/2 and HTTP/3 (RFC 9113 8.3.1,
+/// RFC 9114 4.3.1): `:authority`, if present, is a valid authority; every `host` field is a
+/// valid `Host`; and where both are present, every `host` holds exactly the `:authority`
+/// (RFC 9114: "they MUST contain the same value"), so the app cannot be told one host while
+/// the request named another.
+pub(crate) fn authority_fields_ok<'a>(
+    authority: Option<&[u8]>,
+    hosts: impl IntoIterator<Item = &'a [u8]>,
+) -> bool {
+    match authority {
+        Some(authority) => {
+            is_authority(authority) && hosts.into_iter().all(|host| host == authority)
+        }
+        None => hosts.into_iter().all(is_host),
+    }
+}
+
 /// `reg-name`: unreserved, sub-delims and `%` followed by two hex digits.
 fn is_reg_name(name: &[u8]) -> bool {
     let mut i = 0;
@@ -416,6 +439,28 @@ pub(crate) mod tests {
             assert!(!is_authority(&[b'h', b]));
             assert!(!is_authority(&[b'[', b'v', b'1', b'.', b, b']']));
         }
+    }
+
+    #[test]
+    fn authority_fields_share_one_rule() {
+        let ok = |authority: Option<&str>, hosts: &[&str]| {
+            authority_fields_ok(
+                authority.map(str::as_bytes),
+                hosts.iter().map(|h| h.as_bytes()),
+            )
+        };
+        assert!(ok(None, &[]));
+        assert!(ok(None, &[""]));
+        assert!(ok(None, &["example.com:80"]));
+        assert!(ok(Some("example.com"), &[]));
+        assert!(ok(Some("example.com"), &["example.com", "example.com"]));
+        assert!(!ok(Some(""), &[]));
+        assert!(!ok(Some("u@example.com"), &[]));
+        assert!(!ok(Some("u@example.com"), &["u@example.com"]));
+        assert!(!ok(None, &["x:8a"]));
+        assert!(!ok(Some("example.com"), &[""]));
+        assert!(!ok(Some("example.com"), &["example.com:80"]));
+        assert!(!ok(Some("example.com"), &["example.com", "other.example"]));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use http::{HeaderMap, Response, StatusCode};
 
 use super::SendError;
-use crate::http1::target::is_authority;
+use crate::http1::target::authority_fields_ok;
 use crate::syntax::response_content_length;
 
 /// Whether a request's fields exceed the limits an HTTP/1.1 head answers 431 for: more
@@ -24,21 +24,17 @@ pub(super) fn fields_too_large(
 
 /// A request the engine accepts that RFC 9113 calls malformed: a field value with leading
 /// or trailing SP or HTAB (§8.2.1), an authority (`:authority` or `host`) with userinfo or
-/// otherwise invalid as an HTTP/1.1 `Host` (§8.3.1), a CONNECT without `:authority` (§8.5).
+/// otherwise invalid as an HTTP/1.1 `Host`, or a `host` that differs from `:authority`
+/// (§8.3.1; the rule HTTP/3 shares), a CONNECT without `:authority` (§8.5).
 pub(super) fn is_malformed(parts: &http::request::Parts) -> bool {
     let padded = |value: &[u8]| {
         let blank = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
         blank(value.first()) || blank(value.last())
     };
-    let bad_host = parts
-        .headers
-        .get_all(http::header::HOST)
-        .iter()
-        .any(|value| !value.is_empty() && !is_authority(value.as_bytes()));
-    let authority = parts.uri.authority();
+    let authority = parts.uri.authority().map(|a| a.as_str().as_bytes());
+    let hosts = parts.headers.get_all(http::header::HOST);
     parts.headers.values().any(|value| padded(value.as_bytes()))
-        || bad_host
-        || authority.is_some_and(|a| !is_authority(a.as_str().as_bytes()))
+        || !authority_fields_ok(authority, hosts.iter().map(http::HeaderValue::as_bytes))
         || (parts.method == http::Method::CONNECT && authority.is_none())
 }
 
@@ -126,6 +122,29 @@ mod tests {
             &[("host", b"user@example.com")]
         )));
         assert!(is_malformed(&parts("GET", "/", &[("host", b"a b")])));
+        // Both present: the same value, or malformed (an empty host differs too).
+        let uri = "https://example.com/";
+        assert!(!is_malformed(&parts(
+            "GET",
+            uri,
+            &[("host", b"example.com")]
+        )));
+        for host in [
+            &b"other.example"[..],
+            b"example.com:443",
+            b"EXAMPLE.com",
+            b"",
+        ] {
+            assert!(
+                is_malformed(&parts("GET", uri, &[("host", host)])),
+                "{host:?}"
+            );
+        }
+        assert!(is_malformed(&parts(
+            "GET",
+            uri,
+            &[("host", b"example.com"), ("host", b"other.example")]
+        )));
         assert!(is_malformed(&parts("CONNECT", "/", &[])));
     }
 

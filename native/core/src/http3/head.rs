@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::qpack::{self, Fields};
-use crate::http1::target::is_authority;
+use crate::http1::target::authority_fields_ok;
 use crate::http2::{RequestHead, CONNECTION_SPECIFIC};
 use crate::syntax::{is_field_value, is_token};
 
@@ -35,7 +35,7 @@ pub(crate) fn request(fields: Fields) -> Result<Request, Refusal> {
     let mut headers: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(fields.len() + 1);
     let mut cookie: Option<Vec<u8>> = None;
     let mut content_length: Option<u64> = None;
-    let mut host = None;
+    let mut host = false;
     for (name, value) in fields {
         if !is_field_value(&value)
             || value.first().is_some_and(|b| *b == b' ' || *b == b'\t')
@@ -82,17 +82,23 @@ pub(crate) fn request(fields: Fields) -> Result<Request, Refusal> {
                 headers.push((name, value));
             }
             "host" => {
-                host = Some(value.clone());
+                host = true;
                 headers.push((name, value));
             }
             _ => headers.push((name, value)),
         }
     }
     let method = method.ok_or(Refusal::Malformed)?;
+    // §4.3.1: :authority and host as HTTP/2 and HTTP/1.1 read an authority, and the same
+    // value where both are present. A host field is looked for only if one came.
+    let hosts: &[(Vec<u8>, Vec<u8>)] = if host { &headers } else { &[] };
+    let hosts = hosts.iter().filter(|(n, _)| n == b"host");
+    if !authority_fields_ok(authority.as_deref(), hosts.map(|(_, v)| &v[..])) {
+        return Err(Refusal::Malformed);
+    }
     if method == b"CONNECT" {
-        // §4.4: the authority to reach, valid as HTTP/2 requires it; no :scheme, no :path.
-        let well_formed =
-            scheme.is_none() && path.is_none() && authority.is_some_and(|a| is_authority(&a));
+        // §4.4: the authority to reach; no :scheme, no :path.
+        let well_formed = scheme.is_none() && path.is_none() && authority.is_some();
         return Err(if well_formed {
             Refusal::Connect
         } else {
@@ -106,11 +112,10 @@ pub(crate) fn request(fields: Fields) -> Result<Request, Refusal> {
         return Err(Refusal::Malformed);
     }
     if let Some(authority) = authority {
-        // §4.3.1: a host field, if any, must agree with :authority; :authority leads.
-        if host.is_some_and(|h| h != authority) {
-            return Err(Refusal::Malformed);
+        // Any host field holds the same value: :authority leads, once.
+        if host {
+            headers.retain(|(n, _)| n != b"host");
         }
-        headers.retain(|(n, _)| n != b"host");
         headers.insert(0, (b"host".to_vec(), authority));
     }
     if let Some(cookie) = cookie {
@@ -280,10 +285,60 @@ mod tests {
     }
 
     #[test]
+    fn authority_and_host_follow_the_rule_http2_shares() {
+        let get = [(":method", "GET"), (":scheme", "https"), (":path", "/")];
+        let with =
+            |extra: &[(&'static str, &'static str)]| request(fields(&[&get[..], extra].concat()));
+        let host_of = |extra: &[(&'static str, &'static str)]| {
+            let head = with(extra).expect("valid").head;
+            let hosts: Vec<_> = head
+                .headers
+                .into_iter()
+                .filter(|(n, _)| n == b"host")
+                .collect();
+            hosts
+        };
+        let host = |v: &str| vec![(b"host".to_vec(), v.as_bytes().to_vec())];
+        // Valid: either alone, both the same (mapped once), an empty host alone.
+        assert_eq!(host_of(&[(":authority", "[::1]:4433")]), host("[::1]:4433"));
+        assert_eq!(
+            host_of(&[("host", "example.com:8443")]),
+            host("example.com:8443")
+        );
+        assert_eq!(host_of(&[("host", "")]), host(""));
+        let both = [(":authority", "example.com"), ("host", "example.com")];
+        assert_eq!(host_of(&both), host("example.com"));
+        assert!(with(&[]).is_ok());
+        let malformed: Vec<Vec<(&str, &str)>> = vec![
+            vec![(":authority", "")],
+            vec![(":authority", "user@example.com")],
+            vec![(":authority", "example.com:8a")],
+            vec![(":authority", "a b")],
+            vec![(":authority", "[::1]x")],
+            vec![(":authority", "example.com:80:80")],
+            vec![("host", "user@example.com")],
+            vec![("host", "x:8a")],
+            vec![("host", "a, b")],
+            vec![(":authority", "example.com"), ("host", "other.example")],
+            vec![(":authority", "example.com"), ("host", "example.com:443")],
+            vec![(":authority", "example.com"), ("host", "EXAMPLE.com")],
+            vec![(":authority", "example.com"), ("host", "")],
+            vec![
+                (":authority", "example.com"),
+                ("host", "example.com"),
+                ("host", "other.example"),
+            ],
+        ];
+        for case in malformed {
+            assert_eq!(with(&case).err(), Some(Refusal::Malformed), "{case:?}");
+        }
+    }
+
+    #[test]
     fn connect_is_well_formed_with_an_authority_and_no_scheme_or_path() {
         let connect = [(":method", "CONNECT"), (":authority", "example.com:443")];
         assert_eq!(request(fields(&connect)).err(), Some(Refusal::Connect));
-        let with_field = [&connect[..], &[("x-a", "1")]].concat();
+        let with_field = [&connect[..], &[("x-a", "1"), ("host", "example.com:443")]].concat();
         assert_eq!(request(fields(&with_field)).err(), Some(Refusal::Connect));
         let malformed: Vec<Vec<(&str, &str)>> = vec![
             vec![(":method", "CONNECT")],
@@ -296,6 +351,7 @@ mod tests {
             [&connect[..], &[(":path", "/")]].concat(),
             [&connect[..], &[(":scheme", "https"), (":path", "/")]].concat(),
             [&connect[..], &[("connection", "keep-alive")]].concat(),
+            [&connect[..], &[("host", "other.example:443")]].concat(),
         ];
         for case in malformed {
             assert_eq!(
