@@ -290,6 +290,32 @@ def test_a_bad_authority_is_a_message_error(
     run(scenario)
 
 
+@pytest.mark.parametrize(
+    ("scheme", "path"),
+    [(b"https", b"/a#b"), (b"https", b"/a b"), (b"https", b"/a\tb"), (b"ht tps", b"/")],
+    ids=["hash-in-path", "space-in-path", "tab-in-path", "bad-scheme"],
+)
+def test_a_bad_path_or_scheme_is_a_message_error(
+    run: Runner, certs: Certs, tmp_path: Path, scheme: bytes, path: bytes
+) -> None:
+    """As on HTTP/2 (and as HTTP/1.1 refuses such a target): H3_MESSAGE_ERROR (0x10e),
+    the app never called, the connection kept."""
+    called: list[str] = []
+    head = [(b":method", b"GET"), (b":scheme", scheme), (b":authority", b"localhost")]
+
+    async def scenario() -> None:
+        async with serve(counting(called), certs, tmp_path) as client:
+            _, waiter = client.send_head([*head, (b":path", path)], end=True)
+            client.transmit()
+            with pytest.raises(ResetByServer, match="stream reset 0x10e"):
+                await asyncio.wait_for(waiter, BOUND)
+            assert called == []
+            assert (await client.request("GET", "/")).status == 200
+            assert called == ["GET"]
+
+    run(scenario)
+
+
 def test_a_host_that_agrees_with_the_authority_is_served_once(
     run: Runner, certs: Certs, tmp_path: Path
 ) -> None:

@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use super::target::{is_host, split_target};
+use super::target::{is_host, is_refused_in_target, split_target};
 use super::{Limits, RequestError, Version};
 use crate::syntax::is_token;
 
@@ -468,7 +468,10 @@ fn finish(
         _ => return Err(RequestError::BadRequest("unsupported HTTP version")),
     };
     let target = target.as_bytes();
-    if target.iter().any(|&b| !b.is_ascii_graphic() || b == b'#') {
+    if target
+        .iter()
+        .any(|&b| !b.is_ascii() || is_refused_in_target(b))
+    {
         return Err(RequestError::BadRequest("invalid request target"));
     }
     split_target(method.as_bytes(), target)?;

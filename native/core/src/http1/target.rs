@@ -155,6 +155,14 @@ pub(crate) fn is_authority(authority: &[u8]) -> bool {
     }
 }
 
+/// Whether `b` is refused in a request-target on every protocol: a control character, SP,
+/// DEL, or `#` (a fragment is never sent, RFC 9110 7.1). HTTP/1.1 refuses bytes above 0x7F
+/// besides (RFC 9112 3.2); HTTP/2 and HTTP/3 take them as UTF-8.
+#[inline]
+pub(crate) fn is_refused_in_target(b: u8) -> bool {
+    b <= b' ' || b == 0x7f || b == b'#'
+}
+
 /// Whether a `Host` field's value is acceptable: empty (RFC 9110 7.2 allows it, for a
 /// target without an authority) or an authority as [`is_authority`] reads it.
 pub(crate) fn is_host(value: &[u8]) -> bool {

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::qpack::{self, Fields};
-use crate::http1::target::authority_fields_ok;
+use crate::http1::target::{authority_fields_ok, is_refused_in_target};
 use crate::http2::{RequestHead, CONNECTION_SPECIFIC};
 use crate::syntax::{is_field_value, is_token};
 
@@ -108,7 +108,14 @@ pub(crate) fn request(fields: Fields) -> Result<Request, Refusal> {
     let (Some(scheme), Some(path)) = (scheme, path) else {
         return Err(Refusal::Malformed);
     };
-    if path.is_empty() || !is_token(&method) {
+    // Malformed as on HTTP/2: a :path with SP, `#` or a control character (refused on
+    // HTTP/1.1 too, by the same function), a :scheme outside RFC 3986's grammar (read by
+    // the function HTTP/2's engine reads it with).
+    if path.is_empty()
+        || path.iter().copied().any(is_refused_in_target)
+        || http::uri::Scheme::try_from(&scheme[..]).is_err()
+        || !is_token(&method)
+    {
         return Err(Refusal::Malformed);
     }
     if let Some(authority) = authority {
@@ -280,6 +287,39 @@ mod tests {
                 request(fields(&case)).err(),
                 Some(Refusal::Malformed),
                 "{case:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn path_and_scheme_refuse_what_http1_and_http2_refuse() {
+        let with = |scheme: &'static str, path: &'static str| {
+            let list = [(":method", "GET"), (":scheme", scheme), (":path", path)];
+            request(fields(&list))
+        };
+        // Visible ASCII HTTP/1.1 accepts on purpose stays accepted; UTF-8 as on HTTP/2.
+        for path in ["/", "*", "/a%20b?c=d&e", "/caf\u{e9}", "/{x}|\"^`<>"] {
+            assert!(with("https", path).is_ok(), "{path:?}");
+        }
+        for scheme in ["http", "HTTPS", "coap+tcp", "x-1.2"] {
+            assert!(with(scheme, "/").is_ok(), "{scheme:?}");
+        }
+        let cases = [
+            ("https", "/a b"),
+            ("https", "/a\tb"),
+            ("https", "/a#b"),
+            ("https", "/#"),
+            ("https", "/a\u{7f}"),
+            ("ht tps", "/"),
+            ("https:", "/"),
+            ("h/s", "/"),
+            ("caf\u{e9}", "/"),
+        ];
+        for (scheme, path) in cases {
+            assert_eq!(
+                with(scheme, path).err(),
+                Some(Refusal::Malformed),
+                "{scheme:?} {path:?}"
             );
         }
     }
