@@ -139,14 +139,10 @@ pub(crate) fn is_authority(authority: &[u8]) -> bool {
         }
         &literal[close + 1..]
     } else {
-        let end = authority
-            .iter()
-            .position(|&b| b == b':')
-            .unwrap_or(authority.len());
-        if end == 0 || !is_reg_name(&authority[..end]) {
-            return false;
+        match reg_name_len(authority) {
+            Some(end) if end > 0 => &authority[end..],
+            _ => return false,
         }
-        &authority[end..]
     };
     match port {
         [] => true,
@@ -186,23 +182,32 @@ pub(crate) fn authority_fields_ok<'a>(
     }
 }
 
-/// `reg-name`: unreserved, sub-delims and `%` followed by two hex digits.
-fn is_reg_name(name: &[u8]) -> bool {
-    let mut i = 0;
-    while i < name.len() {
-        if name[i] == b'%' {
-            let hex = name.get(i + 1..i + 3);
-            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                return false;
+/// The length of the `reg-name` (unreserved, sub-delims and `%` followed by two hex
+/// digits) `bytes` start with, read in one pass up to the first `:` or the end (a run of
+/// plain bytes first, the common case); `None` if another byte comes first.
+fn reg_name_len(bytes: &[u8]) -> Option<usize> {
+    let plain = |rest: &[u8]| {
+        rest.iter()
+            .position(|&b| !REG_NAME_CHAR[usize::from(b)])
+            .unwrap_or(rest.len())
+    };
+    let mut i = plain(bytes);
+    while let Some(&b) = bytes.get(i) {
+        if REG_NAME_CHAR[usize::from(b)] {
+            i += 1;
+        } else if b == b':' {
+            break;
+        } else if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
             }
             i += 3;
-        } else if REG_NAME_CHAR[usize::from(name[i])] {
-            i += 1;
         } else {
-            return false;
+            return None;
         }
     }
-    true
+    Some(i)
 }
 
 /// The inside of an `IP-literal`: an `IPv6address` (std's parser follows

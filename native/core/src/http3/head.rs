@@ -110,10 +110,10 @@ pub(crate) fn request(fields: Fields) -> Result<Request, Refusal> {
     };
     // Malformed as on HTTP/2: a :path with SP, `#` or a control character (refused on
     // HTTP/1.1 too, by the same function), a :scheme outside RFC 3986's grammar (read by
-    // the function HTTP/2's engine reads it with).
+    // the function HTTP/2's engine reads it with; `https`, which it accepts, skips it).
     if path.is_empty()
         || path.iter().copied().any(is_refused_in_target)
-        || http::uri::Scheme::try_from(&scheme[..]).is_err()
+        || (scheme != b"https" && http::uri::Scheme::try_from(&scheme[..]).is_err())
         || !is_token(&method)
     {
         return Err(Refusal::Malformed);
