@@ -149,6 +149,14 @@ pub fn is_field_value(value: &[u8]) -> bool {
     value.iter().all(|&b| is_field_byte(b))
 }
 
+/// Whether a field value starts or ends with SP or HTAB: malformed in a request over
+/// HTTP/2 and HTTP/3 (RFC 9113 8.2.1, RFC 9114 4.2), which carry values unframed.
+#[inline]
+pub(crate) fn is_padded(value: &[u8]) -> bool {
+    let blank = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
+    blank(value.first()) || blank(value.last())
+}
+
 /// One `content-length` field of a response the app sent, given `seen`, the length an
 /// earlier one declared: its length, or `None` when the response must be refused. Only
 /// digits (no sign, no whitespace) that fit a `u64`, and only one such field, even when

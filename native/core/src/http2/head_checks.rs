@@ -6,7 +6,7 @@ use http::{HeaderMap, Response, StatusCode};
 
 use super::SendError;
 use crate::http1::target::authority_fields_ok;
-use crate::syntax::response_content_length;
+use crate::syntax::{is_padded, response_content_length};
 
 /// Whether a request's fields exceed the limits an HTTP/1.1 head answers 431 for: more
 /// than `max_fields` fields (each cookie crumb counts, as the engine holds them apart), or
@@ -27,13 +27,12 @@ pub(super) fn fields_too_large(
 /// otherwise invalid as an HTTP/1.1 `Host`, or a `host` that differs from `:authority`
 /// (§8.3.1; the rule HTTP/3 shares), a CONNECT without `:authority` (§8.5).
 pub(super) fn is_malformed(parts: &http::request::Parts) -> bool {
-    let padded = |value: &[u8]| {
-        let blank = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
-        blank(value.first()) || blank(value.last())
-    };
     let authority = parts.uri.authority().map(|a| a.as_str().as_bytes());
     let hosts = parts.headers.get_all(http::header::HOST);
-    parts.headers.values().any(|value| padded(value.as_bytes()))
+    parts
+        .headers
+        .values()
+        .any(|value| is_padded(value.as_bytes()))
         || !authority_fields_ok(authority, hosts.iter().map(http::HeaderValue::as_bytes))
         || (parts.method == http::Method::CONNECT && authority.is_none())
 }

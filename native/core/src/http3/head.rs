@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use super::qpack::{self, Fields};
 use crate::http1::target::{authority_fields_ok, is_refused_in_target};
 use crate::http2::{RequestHead, CONNECTION_SPECIFIC};
-use crate::syntax::{is_field_value, is_token};
+use crate::syntax::{is_field_value, is_padded, is_token};
 
 /// A request head, and the content-length it announced.
 #[derive(Debug)]
@@ -37,10 +37,7 @@ pub(crate) fn request(fields: Fields) -> Result<Request, Refusal> {
     let mut content_length: Option<u64> = None;
     let mut host = false;
     for (name, value) in fields {
-        if !is_field_value(&value)
-            || value.first().is_some_and(|b| *b == b' ' || *b == b'\t')
-            || value.last().is_some_and(|b| *b == b' ' || *b == b'\t')
-        {
+        if !is_field_value(&value) || is_padded(&value) {
             return Err(Refusal::Malformed);
         }
         if let Some(pseudo) = name.strip_prefix(b":") {
@@ -273,6 +270,8 @@ mod tests {
             [&BASE[..], &[("te", "gzip")]].concat(),
             [&BASE[..], &[("x", "a\r\nb")]].concat(),
             [&BASE[..], &[("x", " padded")]].concat(),
+            [&BASE[..], &[("x", "padded\t")]].concat(),
+            [&BASE[..], &[("x", " ")]].concat(),
             [
                 &BASE[..],
                 &[("content-length", "1"), ("content-length", "2")],
