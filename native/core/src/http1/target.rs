@@ -167,16 +167,20 @@ pub(crate) fn is_host(value: &[u8]) -> bool {
 
 /// The one rule for a request's authority over HTTP/2 and HTTP/3 (RFC 9113 8.3.1,
 /// RFC 9114 4.3.1): `:authority`, if present, is a valid authority; every `host` field is a
-/// valid `Host`; and where both are present, every `host` holds exactly the `:authority`
-/// (RFC 9114: "they MUST contain the same value"), so the app cannot be told one host while
-/// the request named another.
+/// valid `Host`; and where both are present, every `host` holds the `:authority` (RFC 9114:
+/// "they MUST contain the same value"), so the app cannot be told one host while the
+/// request named another. Letter case is not a difference: a host name is compared
+/// without it (RFC 3986 6.2.2.1, the normalisation RFC 9113 8.3.1 asks for).
 pub(crate) fn authority_fields_ok<'a>(
     authority: Option<&[u8]>,
     hosts: impl IntoIterator<Item = &'a [u8]>,
 ) -> bool {
     match authority {
         Some(authority) => {
-            is_authority(authority) && hosts.into_iter().all(|host| host == authority)
+            is_authority(authority)
+                && hosts
+                    .into_iter()
+                    .all(|host| host.eq_ignore_ascii_case(authority))
         }
         None => hosts.into_iter().all(is_host),
     }
@@ -467,6 +471,7 @@ pub(crate) mod tests {
         assert!(ok(None, &["example.com:80"]));
         assert!(ok(Some("example.com"), &[]));
         assert!(ok(Some("example.com"), &["example.com", "example.com"]));
+        assert!(ok(Some("example.com"), &["EXAMPLE.com"]));
         assert!(!ok(Some(""), &[]));
         assert!(!ok(Some("u@example.com"), &[]));
         assert!(!ok(Some("u@example.com"), &["u@example.com"]));
