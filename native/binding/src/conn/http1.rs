@@ -302,6 +302,9 @@ impl Conn {
         let waiters = std::mem::take(&mut self.receive_waiters);
         fx.wake_receive
             .extend(waiters.into_iter().map(|(_, w)| (w, None)));
+        // A send() waiting for the transport to drain is answered too: its next send is
+        // refused (the connection is closing), as after a disconnect.
+        fx.wake_drain.append(&mut self.drain_waiters);
         self.close(fx);
     }
 
@@ -480,7 +483,8 @@ impl Conn {
                 self.log_access(500, fx);
             }
         } else {
-            if !self.lost {
+            // Cut by the body timeout, the app had nothing more to answer for.
+            if !self.lost && !self.body_timed_out {
                 complaint = Some(NOT_COMPLETED);
             }
             self.log_response(fx);

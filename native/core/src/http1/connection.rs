@@ -62,6 +62,9 @@ pub struct Exchange {
     http10: bool,
     /// "100 Continue" is still owed: sent at the app's first wait for body.
     expect_continue: bool,
+    /// The client asked for "100 Continue" and none was sent: it may rightly send no body
+    /// (not even once the final response went out, RFC 9110 10.1.1).
+    continue_unsent: bool,
     decoder: BodyDecoder,
     body: Vec<u8>,
     body_complete: bool,
@@ -182,12 +185,14 @@ impl Connection {
     }
 
     /// The current exchange waits for request body bytes that only the client can send:
-    /// its body is incomplete and no "100 Continue" is still owed (a client that asked for
-    /// one may rightly send nothing until it comes). What a body timeout measures.
+    /// its body is incomplete, and either no "100 Continue" was asked for, or it was sent,
+    /// or the client began its body anyway (one that asked may rightly send nothing until
+    /// the 100 comes, or ever once a final response came first). What a body timeout
+    /// measures.
     pub fn awaiting_body(&self) -> bool {
-        self.exchange
-            .as_ref()
-            .is_some_and(|ex| !ex.body_complete && !ex.expect_continue)
+        self.exchange.as_ref().is_some_and(|ex| {
+            !ex.body_complete && (!ex.continue_unsent || ex.decoder.received() > 0)
+        })
     }
 
     /// Bytes received and not yet consumed by the app or the parser.
@@ -283,6 +288,7 @@ impl Connection {
             head_request: head.method() == b"HEAD",
             http10,
             expect_continue: head.expect_continue && !body_complete && !http10,
+            continue_unsent: head.expect_continue && !body_complete && !http10,
             decoder,
             body: Vec::new(),
             body_complete,
@@ -333,6 +339,7 @@ impl Connection {
         }
         // Owed only until the final response head goes out (write_head clears it).
         let send_continue = std::mem::take(&mut ex.expect_continue);
+        ex.continue_unsent &= !send_continue;
         ReceiveOutcome::Wait { send_continue }
     }
 
@@ -990,6 +997,26 @@ GET /b HTTP/1.1\r\nHost: a\r\n\r\n";
             }
         );
         assert!(conn.awaiting_body(), "once 100 Continue is owed no more");
+    }
+
+    #[test]
+    fn no_body_is_awaited_after_a_final_response_without_100_continue() {
+        let head =
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n";
+        let mut conn = Connection::new(limits());
+        request(&mut conn, head);
+        respond(&mut conn, 1, b"no");
+        assert!(
+            !conn.awaiting_body(),
+            "a final response came first: the client may rightly never send its body"
+        );
+        let mut conn = Connection::new(limits());
+        request(&mut conn, head);
+        conn.feed(b"a");
+        assert!(
+            conn.awaiting_body(),
+            "the client began its body without the 100"
+        );
     }
 
     #[test]
