@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -27,3 +28,28 @@ def run(request: pytest.FixtureRequest) -> Iterator[Runner]:
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     """A CA, a server certificate for localhost and a client certificate (trustme)."""
     return Certs(tmp_path_factory.mktemp("tls"))
+
+
+class Lines(logging.Handler):
+    """Keeps each record's message."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def error_lines() -> Iterator[list[str]]:
+    """What the worker's error log says (info and above) while the test runs."""
+    logger = logging.getLogger("ruvicorn.error")
+    handler, level = Lines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler.lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

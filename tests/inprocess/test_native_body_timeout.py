@@ -11,8 +11,6 @@ while "100 Continue" is owed.
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -73,31 +71,6 @@ class BodyApp:
 def post(path: str, *headers: str) -> bytes:
     lines = "".join(f"{h}\r\n" for h in headers)
     return f"POST {path} HTTP/1.1\r\nHost: test\r\n{lines}\r\n".encode()
-
-
-class Lines(logging.Handler):
-    """Keeps each record's message."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-@pytest.fixture
-def error_lines() -> Iterator[list[str]]:
-    """What the worker's error log says (info and above) while the test runs."""
-    logger = logging.getLogger("ruvicorn.error")
-    handler, level = Lines(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield handler.lines
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 async def sweep_past(conn: MockConnection, times: int = 1) -> None:

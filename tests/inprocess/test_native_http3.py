@@ -219,6 +219,26 @@ def test_connect_is_answered_501_without_the_app(
     run(scenario)
 
 
+def refused_as_malformed(
+    run: Runner, certs: Certs, tmp_path: Path, fields: list[tuple[bytes, bytes]]
+) -> None:
+    """A request head of ``fields`` is a stream error H3_MESSAGE_ERROR (0x10e, RFC 9114
+    4.1.2): its stream reset, the app never called, the connection serving a GET after."""
+    called: list[str] = []
+
+    async def scenario() -> None:
+        async with serve(counting(called), certs, tmp_path) as client:
+            _, waiter = client.send_head(fields, end=True)
+            client.transmit()
+            with pytest.raises(ResetByServer, match="stream reset 0x10e"):
+                await asyncio.wait_for(waiter, BOUND)
+            assert called == []
+            assert (await client.request("GET", "/")).status == 200
+            assert called == ["GET"]
+
+    run(scenario)
+
+
 @pytest.mark.parametrize(
     "fields",
     [
@@ -231,20 +251,8 @@ def test_connect_is_answered_501_without_the_app(
 def test_a_malformed_connect_is_a_message_error(
     run: Runner, certs: Certs, tmp_path: Path, fields: list[tuple[bytes, bytes]]
 ) -> None:
-    """RFC 9114 4.1.2: the stream is reset with H3_MESSAGE_ERROR (0x10e), the app never
-    called, the connection kept."""
-    called: list[str] = []
-
-    async def scenario() -> None:
-        async with serve(counting(called), certs, tmp_path) as client:
-            _, waiter = client.send_head(fields, end=True)
-            client.transmit()
-            with pytest.raises(ResetByServer, match="stream reset 0x10e"):
-                await asyncio.wait_for(waiter, BOUND)
-            assert called == []
-            assert (await client.request("GET", "/")).status == 200
-
-    run(scenario)
+    """RFC 9114 4.4: a malformed CONNECT is a message error, like any malformed head."""
+    refused_as_malformed(run, certs, tmp_path, fields)
 
 
 GET = [(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/")]
@@ -275,19 +283,7 @@ def test_a_bad_authority_is_a_message_error(
     """RFC 9114 4.3.1: :authority and host are read as HTTP/1.1 reads Host (and HTTP/2
     reads both), and agree when both are sent; otherwise the stream is reset with
     H3_MESSAGE_ERROR (0x10e), the app never called, the connection kept."""
-    called: list[str] = []
-
-    async def scenario() -> None:
-        async with serve(counting(called), certs, tmp_path) as client:
-            _, waiter = client.send_head(fields, end=True)
-            client.transmit()
-            with pytest.raises(ResetByServer, match="stream reset 0x10e"):
-                await asyncio.wait_for(waiter, BOUND)
-            assert called == []
-            assert (await client.request("GET", "/")).status == 200
-            assert called == ["GET"]
-
-    run(scenario)
+    refused_as_malformed(run, certs, tmp_path, fields)
 
 
 @pytest.mark.parametrize(
@@ -300,20 +296,8 @@ def test_a_bad_path_or_scheme_is_a_message_error(
 ) -> None:
     """As on HTTP/2 (and as HTTP/1.1 refuses such a target): H3_MESSAGE_ERROR (0x10e),
     the app never called, the connection kept."""
-    called: list[str] = []
     head = [(b":method", b"GET"), (b":scheme", scheme), (b":authority", b"localhost")]
-
-    async def scenario() -> None:
-        async with serve(counting(called), certs, tmp_path) as client:
-            _, waiter = client.send_head([*head, (b":path", path)], end=True)
-            client.transmit()
-            with pytest.raises(ResetByServer, match="stream reset 0x10e"):
-                await asyncio.wait_for(waiter, BOUND)
-            assert called == []
-            assert (await client.request("GET", "/")).status == 200
-            assert called == ["GET"]
-
-    run(scenario)
+    refused_as_malformed(run, certs, tmp_path, [*head, (b":path", path)])
 
 
 def test_a_host_that_agrees_with_the_authority_is_served_once(

@@ -12,9 +12,8 @@ holds closed).
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -86,31 +85,6 @@ class BodyApp:
 
     def disconnected(self, path: str) -> bool:
         return any(m["type"] == "http.disconnect" for m in self.messages.get(path, []))
-
-
-class Lines(logging.Handler):
-    """Keeps each record's message."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-@pytest.fixture
-def error_lines() -> Iterator[list[str]]:
-    """What the worker's error log says (info and above) while the test runs."""
-    logger = logging.getLogger("ruvicorn.error")
-    handler, level = Lines(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield handler.lines
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 # HTTP/2 ---------------------------------------------------------------------------------
