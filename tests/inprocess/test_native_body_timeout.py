@@ -14,7 +14,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from mockconn import MockConnection, Runner
+from mockconn import MockConnection, PausingTransport, Runner
 
 #: The timeout of these tests, and a sleep safely past it.
 TIMEOUT = 0.05
@@ -132,6 +132,49 @@ def test_a_started_response_is_cut_without_408(run: Runner, error_lines: list[st
         assert app.disconnected
         assert app.error is None, app.error
         assert b" 408 " not in conn.transport.written
+
+    run(scenario)
+    assert error_lines == [
+        "Request body timed out from 127.0.0.1: no byte for 0.05 s (--timeout-request-body)"
+    ]
+
+
+class UndrainedTransport(PausingTransport):
+    """Pauses writing at its first write and never drains: its ``close()`` reports no
+    loss, as a socket transport's does not while its buffer waits for a reader."""
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_cut_response_frees_a_send_waiting_for_the_transport(
+    run: Runner, error_lines: list[str]
+) -> None:
+    """A send() waiting for the transport to drain is answered when the body timeout cuts
+    the response; the app's next send() is refused (the connection is closing), and its
+    end adds no complaint about the unfinished response."""
+    outcomes: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        # Written at once, it fills the transport's buffer: this send() waits for a drain.
+        await send({"type": "http.response.body", "body": b"started", "more_body": True})
+        outcomes.append("drained")
+        try:
+            await send({"type": "http.response.body", "body": b"refused"})
+        except OSError:
+            outcomes.append("refused")
+
+    async def scenario() -> None:
+        conn = MockConnection(app, transport=UndrainedTransport, timeout_request_body=TIMEOUT)
+        conn.send(post("/", "Content-Length: 100") + b"x")
+        await conn.until(lambda: b"started" in conn.transport.written, "the response's start")
+        await conn.idle()
+        assert outcomes == [], "send() did not wait for the paused transport"
+        await sweep_past(conn)
+        await conn.until(lambda: len(outcomes) == 2, "the app's last send()")
+        assert outcomes == ["drained", "refused"]
+        assert conn.transport.closed
 
     run(scenario)
     assert error_lines == [
