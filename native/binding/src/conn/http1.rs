@@ -118,7 +118,7 @@ impl Conn {
         let feed = self.http1.feed(data);
         // Bytes of a body still incomplete: its clock restarts. A request without a body
         // pays for the test alone; a new exchange's clock otherwise starts at the sweep.
-        if self.http1.awaiting_body() && state.settings.body_timeout.is_some() {
+        if state.settings.body_timeout.is_some() && self.http1.awaiting_body() {
             self.body_since = self.http1.current_seq().map(|seq| (seq, Instant::now()));
         }
         if was_idle && matches!(self.deadline, Some(Deadline::Idle(_))) {
@@ -290,10 +290,7 @@ impl Conn {
         self.body_since = None;
         self.body_timed_out = true;
         fx.body_timeouts.push(timeout);
-        let answered = self
-            .http1
-            .current_seq()
-            .is_some_and(|seq| self.http1.response_on_wire(seq));
+        let answered = seq.is_some_and(|seq| self.http1.response_on_wire(seq));
         if !answered {
             fx.write = error_response(408, &state.default_lines());
             self.log_access(408, fx);
