@@ -11,6 +11,17 @@ use crate::server::ServerState;
 use ruvicorn_core::http1::connection::ReceiveOutcome;
 use ruvicorn_core::syntax::CONTINUE_100;
 
+/// How a waiting `receive()` is answered (`Conn::answer_receivers`).
+#[derive(Clone, Copy)]
+pub(super) enum Answer {
+    /// With http.disconnect.
+    Disconnect,
+    /// With its exchange's next message, taken once the future is known not to be
+    /// cancelled (it may be to wait again): bytes that arrived, or what is left of a
+    /// stream's body before its disconnect.
+    Next,
+}
+
 impl Conn {
     /// `receive()` of exchange (or stream) `seq`: a body message, the disconnect, or wait
     /// (writing "100 Continue" first when the client waits for it).
@@ -44,16 +55,28 @@ impl Conn {
         self.receive_waiters.push((seq, waiter));
     }
 
-    /// The `receive()` futures waiting on stream `seq`, taken.
-    pub(super) fn take_receive_waiters(&mut self, seq: u64) -> Vec<Py<PyAny>> {
-        if !self.receive_waiters.iter().any(|(s, _)| *s == seq) {
-            return Vec::new();
+    /// Answer the `receive()` calls waiting on exchange (or stream) `of`, or on any
+    /// (`None`): each is taken and put in `to` (an `Effects::wake_receive`, or what
+    /// `connection_lost` completes), to be completed outside the lock as `answer` says.
+    pub(super) fn answer_receivers(
+        &mut self,
+        of: Option<u64>,
+        answer: Answer,
+        to: &mut Vec<(Py<PyAny>, Option<u64>)>,
+    ) {
+        let wake = |(seq, waiter)| (waiter, matches!(answer, Answer::Next).then_some(seq));
+        let Some(of) = of else {
+            to.extend(self.receive_waiters.drain(..).map(wake));
+            return;
+        };
+        if !self.receive_waiters.iter().any(|(s, _)| *s == of) {
+            return;
         }
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.receive_waiters)
             .into_iter()
-            .partition(|(s, _)| *s == seq);
+            .partition(|(s, _)| *s == of);
         self.receive_waiters = waiting;
-        ready.into_iter().map(|(_, waiter)| waiter).collect()
+        to.extend(ready.into_iter().map(wake));
     }
 
     fn next_message(&mut self, seq: u64, fx: &mut Effects) -> ReceiveOutcome {
@@ -134,15 +157,13 @@ impl Conn {
 
     #[cold]
     fn answer_receive_if_complete(&mut self, seq: u64, fx: &mut Effects) {
-        let rest_of_body = match self.mode {
-            Mode::Http2(_) if self.h2_response_complete(seq) => Some(seq),
+        let answer = match self.mode {
+            Mode::Http2(_) if self.h2_response_complete(seq) => Answer::Next,
             Mode::Http2(_) => return,
-            _ if self.http1.response_complete(seq) => None,
+            _ if self.http1.response_complete(seq) => Answer::Disconnect,
             _ => return,
         };
-        let waiters = self.take_receive_waiters(seq);
-        fx.wake_receive
-            .extend(waiters.into_iter().map(|waiter| (waiter, rest_of_body)));
+        self.answer_receivers(Some(seq), answer, &mut fx.wake_receive);
     }
 
     /// The app's response headers, for an access log format that reads them.

@@ -10,6 +10,7 @@ use pyo3::types::{PyBytes, PyList};
 
 use std::borrow::Cow;
 
+use super::exchange::Answer;
 use super::{disconnected, ws, Access, Conn, Deadline, Effects, Mode, NOT_COMPLETED, NOT_STARTED};
 use crate::metrics;
 use crate::server::ServerState;
@@ -161,12 +162,17 @@ impl Conn {
         }
         if let Some((seq, _)) = self.receive_waiters.first() {
             if self.http1.receive_ready(*seq) {
-                let waiters = std::mem::take(&mut self.receive_waiters);
-                fx.wake_receive
-                    .extend(waiters.into_iter().map(|(seq, w)| (w, Some(seq))));
+                self.answer_receivers(None, Answer::Next, &mut fx.wake_receive);
             }
         }
         self.refresh_read_pause(fx);
+    }
+
+    /// The server answers the current request itself (the app did not, or no app ran):
+    /// `status` with no body, logged as answered by the server.
+    fn answer_itself(&mut self, status: u16, state: &ServerState, fx: &mut Effects) {
+        fx.write = error_response(status, &state.default_lines());
+        self.log_access(status, fx);
     }
 
     /// Answer the current request with `status` without running the app, then close.
@@ -250,7 +256,7 @@ impl Conn {
             Some(Deadline::HalfClosed(at)) if now >= at => fx.close = true,
             Some(Deadline::Head(at)) if now >= at && self.http1.exchange().is_none() => {
                 if self.http1.head_started {
-                    fx.write = error_response(408, &state.default_lines());
+                    self.answer_itself(408, state, fx);
                 }
                 fx.close = true;
             }
@@ -292,13 +298,10 @@ impl Conn {
         fx.body_timeouts.push(timeout);
         let answered = seq.is_some_and(|seq| self.http1.response_on_wire(seq));
         if !answered {
-            fx.write = error_response(408, &state.default_lines());
-            self.log_access(408, fx);
+            self.answer_itself(408, state, fx);
         }
         self.http1.close_after_response();
-        let waiters = std::mem::take(&mut self.receive_waiters);
-        fx.wake_receive
-            .extend(waiters.into_iter().map(|(_, w)| (w, None)));
+        self.answer_receivers(None, Answer::Disconnect, &mut fx.wake_receive);
         // A send() waiting for the transport to drain is answered too: its next send is
         // refused (the connection is closing), as after a disconnect.
         fx.wake_drain.append(&mut self.drain_waiters);
@@ -349,13 +352,12 @@ impl Conn {
         self.hold.cork = None;
         let stream_waiters = self.h2_lost();
         self.drain_waiters.extend(stream_waiters);
+        let mut receive_waiters = Vec::new();
+        self.answer_receivers(None, Answer::Disconnect, &mut receive_waiters);
         Lost {
             id: self.id,
             transport: self.transport.take(),
-            receive_waiters: std::mem::take(&mut self.receive_waiters)
-                .into_iter()
-                .map(|(_, w)| (w, None))
-                .collect(),
+            receive_waiters,
             drain_waiters: std::mem::take(&mut self.drain_waiters),
             ws_waiter: self.ws_connection_lost(),
             protocol: match self.mode {
@@ -476,8 +478,7 @@ impl Conn {
         if !self.http1.response_on_wire(seq) {
             if !self.lost && !self.closing {
                 complaint = Some(NOT_STARTED);
-                fx.write = error_response(500, &state.default_lines());
-                self.log_access(500, fx);
+                self.answer_itself(500, state, fx);
             }
         } else {
             // Cut by the body timeout, the app had nothing more to answer for.

@@ -10,6 +10,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use super::exchange::Answer;
 use super::stream_engine::{H2Engine, StreamEngine};
 use super::{disconnected, Access, Conn, Effects, Mode, NOT_COMPLETED, NOT_STARTED};
 use crate::metrics;
@@ -232,13 +233,13 @@ impl Conn {
                             entry.body_since = Some(*clock.get_or_insert_with(Instant::now));
                         }
                         entry.body.push_back(data);
-                        wake.push((stream, true));
+                        wake.push((stream, Answer::Next));
                     }
                 }
                 Event::End { stream } => {
                     if let Some(entry) = h2.streams.get_mut(&stream) {
                         entry.ended = true;
-                        wake.push((stream, true));
+                        wake.push((stream, Answer::Next));
                     }
                 }
                 Event::Reset { stream, .. } => {
@@ -253,7 +254,7 @@ impl Conn {
                         entry.reset = true;
                         fx.wake_drain.extend(entry.send_waiter.take());
                         cancel.extend(entry.task.take());
-                        wake.push((stream, false));
+                        wake.push((stream, Answer::Disconnect));
                     }
                 }
                 Event::Sent { stream } => {
@@ -280,14 +281,8 @@ impl Conn {
         // Read from the output: taken after it.
         fx.stream_errors.extend(h2.engine.take_stream_errors());
         fx.flush_streams |= h2.engine.output_due();
-        for (stream, with_data) in wake {
-            let seq = u64::from(stream);
-            let waiters = self.take_receive_waiters(seq);
-            fx.wake_receive.extend(
-                waiters
-                    .into_iter()
-                    .map(|waiter| (waiter, with_data.then_some(seq))),
-            );
+        for (stream, answer) in wake {
+            self.answer_receivers(Some(u64::from(stream)), answer, &mut fx.wake_receive);
         }
         // A stream reset cancels its app; the end of the whole connection (whose streams
         // the engine reports reset too) does not, as on HTTP/1.1: its apps see the
@@ -696,9 +691,11 @@ impl Conn {
             ended.push(id);
         }
         for id in ended {
-            let waiters = self.take_receive_waiters(u64::from(id));
-            fx.wake_receive
-                .extend(waiters.into_iter().map(|waiter| (waiter, None)));
+            self.answer_receivers(
+                Some(u64::from(id)),
+                Answer::Disconnect,
+                &mut fx.wake_receive,
+            );
         }
         self.h2_pump(fx);
     }
