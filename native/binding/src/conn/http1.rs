@@ -120,7 +120,9 @@ impl Conn {
         // Bytes of a body still incomplete: its clock restarts. A request without a body
         // pays for the test alone; a new exchange's clock otherwise starts at the sweep.
         if state.settings.body_timeout.is_some() && self.http1.awaiting_body() {
-            self.body_since = self.http1.current_seq().map(|seq| (seq, Instant::now()));
+            if let Some(seq) = self.http1.current_seq() {
+                self.body_clock.restart(seq, Instant::now());
+            }
         }
         if was_idle && matches!(self.deadline, Some(Deadline::Idle(_))) {
             self.deadline = None;
@@ -268,36 +270,30 @@ impl Conn {
     }
 
     /// `--timeout-request-body`: end the exchange whose body has gone the timeout without
-    /// a byte while the server was reading. The clock does not run while reading is
-    /// paused by the server (the app has not taken what is buffered, or the client reads
-    /// no responses) nor while "100 Continue" is owed: the client is then waiting for us.
-    /// Unanswered, the request gets 408; otherwise the connection is cut. Either way a
-    /// waiting `receive()` gets http.disconnect and the connection closes.
+    /// a byte while the server was reading (`BodyClock`). The clock is held while reading
+    /// is paused by the server (the app has not taken what is buffered, or the client
+    /// reads no responses) and while "100 Continue" is owed: the client is then waiting
+    /// for us. Unanswered, the request gets 408; otherwise the connection is cut. Either
+    /// way a waiting `receive()` gets http.disconnect and the connection closes.
     fn check_body(&mut self, now: Instant, state: &ServerState, fx: &mut Effects) {
         let Some(timeout) = state.settings.body_timeout else {
             return;
         };
-        if self.closing || self.read_paused || !self.http1.awaiting_body() {
-            self.body_since = None;
-            return;
-        }
-        let seq = self.http1.current_seq();
-        let since = match self.body_since {
-            Some((of, since)) if Some(of) == seq => since,
-            // No byte of this exchange's body since its clock could run: it starts now.
+        // No byte awaited (the body is complete, or "100 Continue" is owed), or the
+        // connection closes: the clock stops.
+        let seq = match self.http1.current_seq() {
+            Some(seq) if !self.closing && self.http1.awaiting_body() => seq,
             _ => {
-                self.body_since = seq.map(|seq| (seq, now));
+                self.body_clock.stop();
                 return;
             }
         };
-        if now.saturating_duration_since(since) < timeout {
+        if !self.body_clock.expired(seq, now, self.read_paused, timeout) {
             return;
         }
-        self.body_since = None;
         self.body_timed_out = true;
         fx.body_timeouts.push(timeout);
-        let answered = seq.is_some_and(|seq| self.http1.response_on_wire(seq));
-        if !answered {
+        if !self.http1.response_on_wire(seq) {
             self.answer_itself(408, state, fx);
         }
         self.http1.close_after_response();

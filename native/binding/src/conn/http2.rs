@@ -10,6 +10,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use super::body_clock::BodyClock;
 use super::exchange::Answer;
 use super::stream_engine::{H2Engine, StreamEngine};
 use super::{disconnected, Access, Conn, Effects, Mode, NOT_COMPLETED, NOT_STARTED};
@@ -35,10 +36,9 @@ struct Stream {
     body: VecDeque<Bytes>,
     /// The request body is complete.
     ended: bool,
-    /// With `--timeout-request-body`, while the body is incomplete: when its clock
-    /// (re)started, at the head, the last DATA, or the sweep that found it running again
-    /// (None: stopped). See `Conn::h2_check_bodies`.
-    body_since: Option<Instant>,
+    /// With `--timeout-request-body`, while the body is incomplete: its clock, restarted
+    /// at the head and each DATA, started and read by the sweep (`Conn::h2_check_bodies`).
+    body_clock: BodyClock,
     /// The request body timed out: `receive()` says the client is gone.
     timed_out: bool,
     /// `receive()` returned the last body message.
@@ -213,14 +213,15 @@ impl Conn {
                         events.extend(h2.engine.take_events());
                         continue;
                     }
-                    let body_since = (timing && !head.end_stream)
-                        .then(|| *clock.get_or_insert_with(Instant::now));
-                    let entry = Stream {
+                    let mut entry = Stream {
                         ended: head.end_stream,
                         head_request: head.method == "HEAD",
-                        body_since,
                         ..Stream::default()
                     };
+                    if timing && !head.end_stream {
+                        let now = *clock.get_or_insert_with(Instant::now);
+                        entry.body_clock.restart((), now);
+                    }
                     h2.streams.insert(stream, entry);
                     fx.start_h2.push((stream, head));
                 }
@@ -230,7 +231,8 @@ impl Conn {
                             continue;
                         }
                         if timing {
-                            entry.body_since = Some(*clock.get_or_insert_with(Instant::now));
+                            let now = *clock.get_or_insert_with(Instant::now);
+                            entry.body_clock.restart((), now);
                         }
                         entry.body.push_back(data);
                         wake.push((stream, Answer::Next));
@@ -616,13 +618,14 @@ impl Conn {
     }
 
     /// `--timeout-request-body` on streams: a stream whose request body has gone the
-    /// timeout without DATA while its client could send is ended.
+    /// timeout without DATA while its client could send is ended (`BodyClock`).
     ///
-    /// The rule: a stream's clock runs while its body is incomplete and no stream of the
-    /// connection holds body bytes its app has not taken. Bytes are released to flow
-    /// control only as `receive()` takes them, so while any are held the stream's window
-    /// or the connection's may be exhausted by the server's doing, not the client's: every
-    /// clock of the connection stops then, and starts afresh once nothing is held.
+    /// A stream's clock runs while its body is incomplete, and is held while any stream
+    /// of the connection holds body bytes its app has not taken. Bytes are released to
+    /// flow control only as `receive()` takes them, so while any are held the stream's
+    /// window or the connection's may be exhausted by the server's doing, not the
+    /// client's: every clock of the connection stops then, and starts afresh once nothing
+    /// is held.
     ///
     /// An unanswered stream gets 408 and the rest of its request is refused (HTTP/2
     /// RST_STREAM NO_ERROR after the response, RFC 9113 §8.1; HTTP/3 STOP_SENDING
@@ -645,13 +648,8 @@ impl Conn {
             if entry.ended || entry.gone || entry.timed_out {
                 continue;
             }
-            match entry.body_since {
-                _ if held => entry.body_since = None,
-                None => entry.body_since = Some(now),
-                Some(since) if now.saturating_duration_since(since) >= timeout => {
-                    expired.push(id);
-                }
-                Some(_) => {}
+            if entry.body_clock.expired((), now, held, timeout) {
+                expired.push(id);
             }
         }
         if expired.is_empty() {
@@ -665,7 +663,6 @@ impl Conn {
             };
             entry.timed_out = true;
             entry.gone = true;
-            entry.body_since = None;
             fx.wake_drain.extend(entry.send_waiter.take());
             if !entry.on_wire {
                 // Answered and ended; dropping the rest of the request refuses it.

@@ -19,6 +19,7 @@
 //! lock is released. HTTP/2 is one more [`Mode`] with its own file next to `http1.rs` and
 //! `ws.rs`; `exchange.rs` hands an exchange's events to the mode that carries it.
 
+mod body_clock;
 mod cork;
 mod effects;
 mod exchange;
@@ -38,6 +39,7 @@ use pyo3::types::PyDict;
 
 use crate::asgi::cycle::ClientDisconnected;
 use crate::server::ServerState;
+use body_clock::BodyClock;
 use ruvicorn_core::http1::connection::Connection;
 use ruvicorn_core::http1::Limits;
 
@@ -111,12 +113,10 @@ pub(crate) struct Conn {
     receive_waiters: Vec<(u64, Py<PyAny>)>,
     drain_waiters: Vec<Py<PyAny>>,
     deadline: Option<Deadline>,
-    /// With `--timeout-request-body`, while an exchange awaits body bytes from its client
-    /// (`Connection::awaiting_body`) and reading is not paused by the server: the exchange,
-    /// and since when it has gone without a byte. Set when bytes arrive; a value of an
-    /// earlier exchange (or None) means the clock has not started, and the sweep starts
-    /// it (`Conn::check_body`).
-    body_since: Option<(u64, Instant)>,
+    /// With `--timeout-request-body`, the clock of the body the current exchange awaits
+    /// (`Connection::awaiting_body`), by its `seq`: restarted when bytes arrive, started
+    /// and read by the sweep (`Conn::check_body`).
+    body_clock: BodyClock<u64>,
     /// The request body timed out: `receive()` says the client is gone.
     body_timed_out: bool,
     /// Bytes read and thrown away since the half-close.
@@ -181,7 +181,7 @@ impl Conn {
             receive_waiters: Vec::new(),
             drain_waiters: Vec::new(),
             deadline: None,
-            body_since: None,
+            body_clock: BodyClock::default(),
             body_timed_out: false,
             discarded: 0,
             access: None,
@@ -233,7 +233,7 @@ impl Conn {
             self.read_paused = want;
             // The body clock stops while the server holds the client back, and starts
             // afresh (on the next byte or sweep) once it reads again.
-            self.body_since = None;
+            self.body_clock.stop();
             fx.pause_reading = Some(want);
         }
     }
