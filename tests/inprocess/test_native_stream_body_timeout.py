@@ -42,7 +42,8 @@ H3_NO_ERROR, H3_REQUEST_CANCELLED = 0x100, 0x10C
 class BodyApp:
     """Reads the whole body (``/hold`` first waits for ``release``; ``/stream`` starts a
     response first; ``/linger`` waits for ``release`` after http.disconnect) and answers
-    with its size; ``GET`` answers at once. Records each stream's messages by path."""
+    with its size; ``GET`` answers at once; ``/early`` answers at once and waits for
+    ``release`` without reading. Records each stream's messages by path."""
 
     def __init__(self) -> None:
         self.messages: dict[str, list[dict[str, Any]]] = {}
@@ -62,6 +63,11 @@ class BodyApp:
     async def serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope["path"]
         got = self.messages.setdefault(path, [])
+        if path == "/early":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"early"})
+            await self.release.wait()
+            return
         if path == "/hold":
             await self.release.wait()
         if path == "/stream":
@@ -222,6 +228,27 @@ def test_h2_other_streams_carry_on(run: Runner, error_lines: list[str]) -> None:
 
     run(scenario)
     assert error_lines == [LINE]
+
+
+def test_h2_a_complete_response_runs_no_clock(run: Runner, error_lines: list[str]) -> None:
+    """The app answered without reading the body and still runs: nothing waits on the
+    rest of the body, so the client's silence is not timed (no line, no reset)."""
+    app = BodyApp()
+
+    async def scenario() -> None:
+        mock = MockConnection(app, timeout_request_body=TIMEOUT)
+        client = H2Client(mock)
+        stream = client.request("/early", "POST", open_body=True)
+        assert (await client.response(stream))[::2] == (200, b"early")
+        await h2_sweep_past(mock, client, times=2)
+        assert resets(mock, stream) == []
+        assert not app.finished
+        app.release.set()
+        await mock.until(lambda: app.finished, "the app's end")
+        assert app.errors == []
+
+    run(scenario)
+    assert error_lines == []
 
 
 def test_h2_zero_turns_the_timeout_off(run: Runner) -> None:
@@ -392,6 +419,30 @@ def test_h3_a_steady_trickle_and_a_held_body_are_not_cut(
             assert (response.status, response.body) == (200, b"100000")
 
     run(scenario)
+
+
+def test_h3_a_complete_response_runs_no_clock(
+    run: Runner, certs: Certs, tmp_path: Path, error_lines: list[str]
+) -> None:
+    app = BodyApp()
+
+    async def scenario() -> None:
+        async with serve_h3(app, certs, tmp_path) as (client, state):
+            stream, waiter = open_stream(client, "/early")
+            response = await asyncio.wait_for(waiter, BOUND)
+            assert (response.status, response.body) == (200, b"early")
+            for _ in range(2):
+                await asyncio.sleep(PAST)
+                state.sweep()
+            await asyncio.sleep(PAST)
+            assert stream not in client.stops and stream not in client.resets
+            assert not app.finished
+            app.release.set()
+            await until(lambda: app.finished, "the app's end")
+            assert app.errors == []
+
+    run(scenario)
+    assert timed_out(error_lines) == []
 
 
 def test_h3_zero_turns_the_timeout_off(run: Runner, certs: Certs, tmp_path: Path) -> None:

@@ -618,7 +618,9 @@ impl Conn {
     }
 
     /// `--timeout-request-body` on streams: a stream whose request body has gone the
-    /// timeout without DATA while its client could send is ended (`BodyClock`).
+    /// timeout without DATA while its client could send is ended (`BodyClock`). Only while
+    /// its response is incomplete: once it is, the app's `receive()` no longer waits on
+    /// the client, and the rest of the body is refused when the app returns.
     ///
     /// A stream's clock runs while its body is incomplete, and is held while any stream
     /// of the connection holds body bytes its app has not taken. Bytes are released to
@@ -645,7 +647,9 @@ impl Conn {
         let held = h2.streams.values().any(|entry| !entry.body.is_empty());
         let mut expired = Vec::new();
         for (&id, entry) in h2.streams.iter_mut() {
-            if entry.ended || entry.gone || entry.timed_out {
+            // A complete response leaves nothing waiting on the rest of the body: its
+            // `receive()` gives what arrived, then http.disconnect. Its clock does not run.
+            if entry.ended || entry.complete || entry.gone || entry.timed_out {
                 continue;
             }
             if entry.body_clock.expired((), now, held, timeout) {
@@ -676,9 +680,6 @@ impl Conn {
                     access.bytes = None;
                     fx.stream_access.push((access, 408));
                 }
-            } else if entry.complete {
-                // The response is out already: only the rest of the request is refused.
-                h2.engine.forget(id);
             } else {
                 // Cut: as a stream reset before its response completed, no request answered.
                 h2.engine.reset(id, CANCEL);
