@@ -14,6 +14,19 @@ use std::time::{Duration, Instant};
 /// - a stopped clock starts at the sweep that finds it free to run (`expired`);
 /// - it has expired at `now` once `timeout` has passed since it (re)started.
 ///
+/// On HTTP/2 and HTTP/3 `held` is the connection's, not the stream's: while any stream
+/// holds bytes its app has not taken, every stream's clock stops. Per stream would not be
+/// right. Body bytes count against the connection's flow-control window as well as the
+/// stream's until the app takes them (they are released only then). One stream alone cannot
+/// exhaust the connection window (by default 16 stream windows, on both), but a few such
+/// streams together can: on HTTP/2 released credit goes back only in steps, and on HTTP/3 a
+/// stream ties up more than its window (bytes read ahead of the app, and those the QUIC
+/// layer buffers past them). When that point is reached is not visible from here, and past
+/// it a stream whose client the server blocks would be timed. Per connection never times a
+/// client the server holds back, at the cost of pausing the other streams' clocks
+/// meanwhile; an exact per-stream rule would need the engine to tell how much of the
+/// connection window the client has left.
+///
 /// A clock is of one body, named by `Of` where one clock serves a body after another (an
 /// HTTP/1.1 connection's exchanges, by `seq`): a clock left by an earlier body counts as
 /// stopped, so a new exchange needs no write to reset it. A stream has a clock of its own.

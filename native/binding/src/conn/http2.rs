@@ -627,7 +627,7 @@ impl Conn {
     /// flow control only as `receive()` takes them, so while any are held the stream's
     /// window or the connection's may be exhausted by the server's doing, not the
     /// client's: every clock of the connection stops then, and starts afresh once nothing
-    /// is held.
+    /// is held (why per connection: `BodyClock`).
     ///
     /// An unanswered stream gets 408 and the rest of its request is refused (HTTP/2
     /// RST_STREAM NO_ERROR after the response, RFC 9113 §8.1; HTTP/3 STOP_SENDING
