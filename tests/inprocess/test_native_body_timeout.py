@@ -82,8 +82,10 @@ async def sweep_past(conn: MockConnection, times: int = 1) -> None:
 
 
 async def expect_408(conn: MockConnection, app: BodyApp) -> None:
-    """The request was answered 408, the connection closed and the app told."""
+    """The request was answered 408, the connection closed (not aborted: the 408 is
+    delivered) and the app told."""
     await conn.until(lambda: conn.transport.closed, "the close after the body timeout")
+    assert not conn.transport.aborted
     [resp] = await conn.responses(1, ("POST",))
     assert resp.status == 408
     assert resp.headers.get("connection") == "close"
@@ -119,7 +121,9 @@ def test_a_stalled_body_is_answered_408_and_closed(
 
 
 def test_a_started_response_is_cut_without_408(run: Runner, error_lines: list[str]) -> None:
-    """The app that returns on http.disconnect leaves nothing to complain about."""
+    """The connection is aborted, not closed: a client that reads nothing must not keep
+    it open with the response's buffered part. The app that returns on http.disconnect
+    leaves nothing to complain about."""
     app = BodyApp()
 
     async def scenario() -> None:
@@ -128,6 +132,7 @@ def test_a_started_response_is_cut_without_408(run: Runner, error_lines: list[st
         await conn.until(lambda: b"started" in conn.transport.written, "the response's start")
         await sweep_past(conn)
         await conn.until(lambda: conn.transport.closed, "the close after the body timeout")
+        assert conn.transport.aborted
         await conn.until(lambda: app.finished, "the app's end")
         assert app.disconnected
         assert app.error is None, app.error
@@ -174,7 +179,7 @@ def test_a_cut_response_frees_a_send_waiting_for_the_transport(
         await sweep_past(conn)
         await conn.until(lambda: len(outcomes) == 2, "the app's last send()")
         assert outcomes == ["drained", "refused"]
-        assert conn.transport.closed
+        assert conn.transport.closed and conn.transport.aborted
 
     run(scenario)
     assert error_lines == [

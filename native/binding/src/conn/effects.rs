@@ -34,6 +34,10 @@ pub(crate) struct Effects {
     /// Half-close after the writes (`transport.write_eof()`); see `Conn::half_close`.
     pub(super) write_eof: bool,
     pub(super) close: bool,
+    /// Close without waiting for the output to reach the client (`transport.abort()`):
+    /// for a response cut short, which a client that reads nothing would otherwise hold
+    /// open for as long as the kernel keeps trying to deliver it.
+    pub(super) abort: bool,
     pub(super) pause_reading: Option<bool>,
     /// A request head whose app is to start, with its exchange.
     pub(super) start: Option<(RequestHead, u64)>,
@@ -333,7 +337,9 @@ impl HttpProtocol {
             }
             let half_closed =
                 fx.write_eof && !fx.close && transport.call_method0(key!(py, "write_eof")).is_ok();
-            if fx.close || (fx.write_eof && !half_closed) {
+            if fx.abort {
+                keep(transport.call_method0(key!(py, "abort")).map(drop));
+            } else if fx.close || (fx.write_eof && !half_closed) {
                 keep(transport.call_method0(key!(py, "close")).map(drop));
             }
         }

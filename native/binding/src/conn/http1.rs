@@ -273,8 +273,9 @@ impl Conn {
     /// a byte while the server was reading (`BodyClock`). The clock is held while reading
     /// is paused by the server (the app has not taken what is buffered, or the client
     /// reads no responses) and while "100 Continue" is owed: the client is then waiting
-    /// for us. Unanswered, the request gets 408; otherwise the connection is cut. Either
-    /// way a waiting `receive()` gets http.disconnect and the connection closes.
+    /// for us. Unanswered, the request gets 408 and the connection closes after it; a
+    /// response under way is cut (the transport aborted, what it buffered dropped). Either
+    /// way a waiting `receive()` gets http.disconnect.
     fn check_body(&mut self, now: Instant, state: &ServerState, fx: &mut Effects) {
         let Some(timeout) = state.settings.body_timeout else {
             return;
@@ -293,7 +294,8 @@ impl Conn {
         }
         self.body_timed_out = true;
         fx.body_timeouts.push(timeout);
-        if !self.http1.response_on_wire(seq) {
+        let on_wire = self.http1.response_on_wire(seq);
+        if !on_wire {
             self.answer_itself(408, state, fx);
         }
         self.http1.close_after_response();
@@ -302,6 +304,9 @@ impl Conn {
         // refused (the connection is closing), as after a disconnect.
         fx.wake_drain.append(&mut self.drain_waiters);
         self.close(fx);
+        // A response cut short is broken anyway: nothing is gained by waiting for a client
+        // that may read nothing to take what is buffered of it.
+        fx.abort = on_wire && !self.http1.response_complete(seq);
     }
 
     /// The transport, for a look at its socket outside the lock.
