@@ -212,6 +212,36 @@ def test_connect_is_answered_501_without_the_app(run: Runner, end: bool) -> None
     run(scenario)
 
 
+@pytest.mark.parametrize("second", [b"other.test", b"example.test"], ids=["differing", "same"])
+def test_two_hosts_without_authority_are_malformed(run: Runner, second: bytes) -> None:
+    """Without :authority the host field names the request's authority: a second one,
+    whatever its value, is refused as HTTP/1.1 refuses a second Host (RFC 9110 7.2). A
+    malformed request (RFC 9113 8.1.1): RST_STREAM PROTOCOL_ERROR, the app never called,
+    the connection kept."""
+    called: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        called.append(scope["method"])
+        await hello(scope, receive, send)
+
+    async def scenario() -> None:
+        client = H2Client(MockConnection(app))
+        stream = client.conn.get_next_available_stream_id()
+        fields = [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/")]
+        fields += [(b"host", b"example.test"), (b"host", second)]
+        client.conn.config.validate_outbound_headers = False
+        client.conn.send_headers(stream, fields, end_stream=True)
+        client.flush()
+        await client.mock.until(lambda: (client.pump(), client.finished(stream))[1], "the reset")
+        resets = [e.error_code for e in client.events if isinstance(e, h2.events.StreamReset)]
+        assert resets == [h2.errors.ErrorCodes.PROTOCOL_ERROR]
+        assert called == []
+        status, _, body, _ = await client.response(client.request())
+        assert (status, body, called) == (200, b"hello", ["GET"])
+
+    run(scenario)
+
+
 def test_a_connection_error_is_logged_once(run: Runner, caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> None:
         mock = MockConnection(hello)

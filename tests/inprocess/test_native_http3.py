@@ -265,6 +265,8 @@ GET = [(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/")]
         [*GET, (b":authority", b"localhost:8a")],
         [*GET, (b":authority", b"")],
         [*GET, (b"host", b"a, b")],
+        [*GET, (b"host", b"localhost"), (b"host", b"other.test")],
+        [*GET, (b"host", b"localhost"), (b"host", b"localhost")],
         [*GET, (b":authority", b"localhost"), (b"host", b"other.test")],
         [*GET, (b":authority", b"localhost"), (b"host", b"")],
     ],
@@ -273,6 +275,8 @@ GET = [(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/")]
         "bad-port",
         "empty-authority",
         "bad-host",
+        "two-hosts",
+        "same-host-twice",
         "host-differs",
         "empty-host-with-authority",
     ],
@@ -281,8 +285,9 @@ def test_a_bad_authority_is_a_message_error(
     run: Runner, certs: Certs, tmp_path: Path, fields: list[tuple[bytes, bytes]]
 ) -> None:
     """RFC 9114 4.3.1: :authority and host are read as HTTP/1.1 reads Host (and HTTP/2
-    reads both), and agree when both are sent; otherwise the stream is reset with
-    H3_MESSAGE_ERROR (0x10e), the app never called, the connection kept."""
+    reads both), and agree when both are sent; without :authority, one host at most (as
+    HTTP/1.1 takes one Host, whatever a second one holds). Otherwise the stream is reset
+    with H3_MESSAGE_ERROR (0x10e), the app never called, the connection kept."""
     refused_as_malformed(run, certs, tmp_path, fields)
 
 

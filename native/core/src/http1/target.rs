@@ -167,13 +167,17 @@ pub(crate) fn is_host(value: &[u8]) -> bool {
 
 /// The syntax rule for a request's authority over HTTP/2 and HTTP/3 (RFC 9113 8.3.1,
 /// RFC 9114 4.3.1): `:authority`, if present, is a valid authority, and every `host` field
-/// a valid `Host`. HTTP/2 asks no more: there a `host` beside `:authority` is dropped and
-/// the app sees `:authority`.
+/// a valid `Host`; without `:authority`, at most one `host` ([`one_valid_host`]). HTTP/2
+/// asks no more: there a `host` beside `:authority` is dropped and the app sees
+/// `:authority`.
 pub(crate) fn authority_fields_valid<'a>(
     authority: Option<&[u8]>,
     hosts: impl IntoIterator<Item = &'a [u8]>,
 ) -> bool {
-    authority.is_none_or(is_authority) && hosts.into_iter().all(is_host)
+    match authority {
+        Some(authority) => is_authority(authority) && hosts.into_iter().all(is_host),
+        None => one_valid_host(hosts),
+    }
 }
 
 /// HTTP/3's rule (RFC 9114 4.3.1): [`authority_fields_valid`], and where both are present
@@ -190,8 +194,18 @@ pub(crate) fn authority_fields_agree<'a>(
                     .into_iter()
                     .all(|host| host.eq_ignore_ascii_case(authority))
         }
-        None => hosts.into_iter().all(is_host),
+        None => one_valid_host(hosts),
     }
+}
+
+/// The `host` fields of a request without `:authority`: at most one, and a valid `Host`.
+/// That one names the request's authority; a second, even with the same value, is
+/// refused as HTTP/1.1 refuses a second Host (RFC 9110 7.2: a request with more than one
+/// Host field line is answered 400), so no protocol reads the authority of a request
+/// another would refuse.
+fn one_valid_host<'a>(hosts: impl IntoIterator<Item = &'a [u8]>) -> bool {
+    let mut hosts = hosts.into_iter();
+    hosts.next().is_none_or(is_host) && hosts.next().is_none()
 }
 
 /// The length of the `reg-name` (unreserved, sub-delims and `%` followed by two hex
@@ -486,6 +500,10 @@ pub(crate) mod tests {
         assert_eq!(both(Some(""), &[]), (false, false));
         assert_eq!(both(Some("u@example.com"), &[]), (false, false));
         assert_eq!(both(None, &["x:8a"]), (false, false));
+        // Without :authority, one host at most, as HTTP/1.1 takes one Host at most.
+        assert_eq!(both(None, &["a.example", "b.example"]), (false, false));
+        assert_eq!(both(None, &["a.example", "a.example"]), (false, false));
+        assert_eq!(both(None, &["", ""]), (false, false));
         assert_eq!(
             both(Some("example.com"), &["u@example.com"]),
             (false, false)

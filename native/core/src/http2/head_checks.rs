@@ -24,7 +24,8 @@ pub(super) fn fields_too_large(
 
 /// A request the engine accepts that RFC 9113 calls malformed: a field value with leading
 /// or trailing SP or HTAB (§8.2.1), an authority (`:authority` or `host`) with userinfo or
-/// otherwise invalid as an HTTP/1.1 `Host` (§8.3.1), a CONNECT without `:authority`
+/// otherwise invalid as an HTTP/1.1 `Host` (§8.3.1), more than one `host` without
+/// `:authority` (as HTTP/1.1 refuses a second Host), a CONNECT without `:authority`
 /// (§8.5). A valid `host` differing from `:authority` is dropped, not refused (§8.3.1
 /// says SHOULD, and a proxy may write a default port into one of them).
 pub(super) fn is_malformed(parts: &http::request::Parts) -> bool {
@@ -122,6 +123,11 @@ mod tests {
             &[("host", b"user@example.com")]
         )));
         assert!(is_malformed(&parts("GET", "/", &[("host", b"a b")])));
+        // Without :authority, a second host is refused whatever its value.
+        for second in [&b"other.example"[..], b"example.com"] {
+            let two = [("host", &b"example.com"[..]), ("host", second)];
+            assert!(is_malformed(&parts("GET", "/", &two)), "{second:?}");
+        }
         // Both present: a valid host is accepted (and dropped for :authority), whatever
         // its value; an invalid one is malformed.
         let uri = "https://example.com/";

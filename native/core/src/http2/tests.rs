@@ -558,12 +558,21 @@ fn malformed_requests_are_reset_with_protocol_error() {
     };
     let mut userinfo = get("/");
     userinfo[2].1 = "user:pw@example.test";
+    // No :authority: the host fields name the authority, and one at most may.
+    let hosts = |second| {
+        let mut fields = get("/");
+        fields.remove(2);
+        fields.extend([("host", "a.example"), ("host", second)]);
+        fields
+    };
     let cases = [
         ("leading SP", with("x-a", " v")),
         ("trailing SP", with("x-a", "v ")),
         ("leading HTAB", with("x-a", "\tv")),
         ("userinfo in :authority", userinfo),
         ("invalid host", with("host", "a b")),
+        ("two hosts without :authority", hosts("b.example")),
+        ("the same host twice without :authority", hosts("a.example")),
         ("CONNECT without :authority", vec![(":method", "CONNECT")]),
     ];
     for (what, fields) in cases {

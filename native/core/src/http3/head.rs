@@ -86,8 +86,9 @@ pub(crate) fn request(fields: Fields) -> Result<Request, Refusal> {
         }
     }
     let method = method.ok_or(Refusal::Malformed)?;
-    // §4.3.1: :authority and host as HTTP/2 and HTTP/1.1 read an authority, and the same
-    // value where both are present. A host field is looked for only if one came.
+    // §4.3.1: :authority and host as HTTP/2 and HTTP/1.1 read an authority, the same
+    // value where both are present, one host at most where :authority is not. A host
+    // field is looked for only if one came.
     let hosts: &[(Vec<u8>, Vec<u8>)] = if host { &headers } else { &[] };
     let hosts = hosts.iter().filter(|(n, _)| n == b"host");
     if !authority_fields_agree(authority.as_deref(), hosts.map(|(_, v)| &v[..])) {
@@ -358,6 +359,8 @@ mod tests {
             vec![("host", "user@example.com")],
             vec![("host", "x:8a")],
             vec![("host", "a, b")],
+            vec![("host", "example.com"), ("host", "other.example")],
+            vec![("host", "example.com"), ("host", "example.com")],
             vec![(":authority", "example.com"), ("host", "other.example")],
             vec![(":authority", "example.com"), ("host", "example.com:443")],
             vec![(":authority", "example.com"), ("host", "")],

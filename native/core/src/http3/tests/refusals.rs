@@ -137,6 +137,13 @@ fn malformed_requests_reset_their_stream() {
     let mut fields = request_fields("GET", "/");
     fields.push(("Upper", "x"));
     stream_error(headers_frame(&fields), codes::MESSAGE_ERROR, false);
+    // No :authority and two host fields, differing or not (HTTP/1.1 takes one Host).
+    for second in ["other.example", "localhost"] {
+        let mut fields = request_fields("GET", "/");
+        fields.retain(|(name, _)| *name != ":authority");
+        fields.extend([("host", "localhost"), ("host", second)]);
+        stream_error(headers_frame(&fields), codes::MESSAGE_ERROR, false);
+    }
     // A request stream that ends before its HEADERS.
     stream_error(
         frame::frame(0x21, b"grease"),
