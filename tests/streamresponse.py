@@ -13,21 +13,29 @@ import h2.events
 Fields = list[tuple[bytes, bytes]]
 
 #: Events that carry a field section (the first of a stream is its head, a later one its
-#: trailers), body bytes, or only the end of the stream.
-FIELDS = (h2.events.ResponseReceived, h2.events.TrailersReceived, aioquic.h3.events.HeadersReceived)
+#: trailers; one with a 1xx status before the head an interim response), body bytes, or
+#: only the end of the stream.
+FIELDS = (
+    h2.events.InformationalResponseReceived,
+    h2.events.ResponseReceived,
+    h2.events.TrailersReceived,
+    aioquic.h3.events.HeadersReceived,
+)
 DATA = (h2.events.DataReceived, aioquic.h3.events.DataReceived)
 END = (h2.events.StreamEnded,)
 
 
 @dataclass
 class StreamResponse:
-    """The head's fields (pseudo-headers included), the body, the trailers."""
+    """The head's fields (pseudo-headers included), the body, the trailers, and the
+    interim (1xx) heads that came before the head."""
 
     status: int = 0
     headers: Fields = field(default_factory=list)
     body: bytes = b""
     trailers: Fields = field(default_factory=list)
     ended: bool = False
+    interim: list[Fields] = field(default_factory=list)
 
     def header(self, name: bytes) -> bytes | None:
         return next((v for n, v in self.headers if n == name), None)
@@ -41,9 +49,12 @@ def collect(responses: dict[int, StreamResponse], event: object) -> StreamRespon
     response = responses.setdefault(event.stream_id, StreamResponse())
     if isinstance(event, FIELDS):
         fields = [(bytes(n), bytes(v)) for n, v in event.headers or []]
-        if response.status == 0:
+        status = dict(fields).get(b":status", b"")
+        if response.status == 0 and status.startswith(b"1"):
+            response.interim.append(fields)
+        elif response.status == 0:
             response.headers = fields
-            response.status = int(dict(fields)[b":status"])
+            response.status = int(status)
         else:
             response.trailers = fields
     elif isinstance(event, DATA):

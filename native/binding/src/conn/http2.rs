@@ -41,6 +41,10 @@ struct Stream {
     body_clock: BodyClock,
     /// The request body timed out: `receive()` says the client is gone.
     timed_out: bool,
+    /// The client asked for `100 Continue` and neither it was sent nor a DATA byte came:
+    /// the client may rightly wait, so the body clock does not run. Sent at the app's first
+    /// `receive()` that waits, never once the app sent `http.response.start`.
+    continue_unsent: bool,
     /// `receive()` returned the last body message.
     delivered_end: bool,
     /// The client reset the stream or the connection went away.
@@ -215,6 +219,7 @@ impl Conn {
                     }
                     let mut entry = Stream {
                         ended: head.end_stream,
+                        continue_unsent: head.expects_continue(),
                         head_request: head.method == "HEAD",
                         ..Stream::default()
                     };
@@ -230,6 +235,8 @@ impl Conn {
                         if entry.timed_out {
                             continue;
                         }
+                        // The client sent its body without the 100: none is owed now.
+                        entry.continue_unsent = false;
                         if timing {
                             let now = *clock.get_or_insert_with(Instant::now);
                             entry.body_clock.restart((), now);
@@ -332,6 +339,13 @@ impl Conn {
                 } else if entry.gone || entry.complete {
                     ReceiveOutcome::Disconnect
                 } else {
+                    if entry.continue_unsent && entry.start.is_none() && !entry.on_wire {
+                        // Once, the body not yet begun, no final response started. The
+                        // body clock starts afresh at the next sweep.
+                        entry.continue_unsent = false;
+                        entry.body_clock.stop();
+                        let _ = engine.send_continue(stream_id(seq));
+                    }
                     ReceiveOutcome::Wait {
                         send_continue: false,
                     }
@@ -648,8 +662,14 @@ impl Conn {
         let mut expired = Vec::new();
         for (&id, entry) in h2.streams.iter_mut() {
             // A complete response leaves nothing waiting on the rest of the body: its
-            // `receive()` gives what arrived, then http.disconnect. Its clock does not run.
-            if entry.ended || entry.complete || entry.gone || entry.timed_out {
+            // `receive()` gives what arrived, then http.disconnect. Its clock does not run,
+            // nor while a "100 Continue" is owed (the client may rightly wait for it).
+            if entry.ended
+                || entry.complete
+                || entry.gone
+                || entry.timed_out
+                || entry.continue_unsent
+            {
                 continue;
             }
             if entry.body_clock.expired((), now, held, timeout) {

@@ -123,6 +123,13 @@ impl StreamEngine for H3Link {
         })
     }
 
+    fn send_continue(&mut self, stream: u32) -> Result<(), SendError> {
+        self.run(|e, now, conn| {
+            e.send_continue(now, conn, u64::from(stream))
+                .map_err(send_error)
+        })
+    }
+
     fn send_data(&mut self, stream: u32, data: Bytes, end: bool) -> Result<(), SendError> {
         self.run(|e, now, conn| {
             e.send_data(now, conn, u64::from(stream), data, end)

@@ -60,6 +60,9 @@ pub(super) trait StreamEngine: Send {
         end: bool,
     ) -> Result<(), SendError>;
 
+    /// An interim `100 Continue` before the response head.
+    fn send_continue(&mut self, stream: u32) -> Result<(), SendError>;
+
     fn send_data(&mut self, stream: u32, data: Bytes, end: bool) -> Result<(), SendError>;
 
     fn send_trailers(
@@ -148,6 +151,10 @@ impl StreamEngine for H2Engine {
         end: bool,
     ) -> Result<(), SendError> {
         self.http2.send_response(stream, status, headers, end)
+    }
+
+    fn send_continue(&mut self, stream: u32) -> Result<(), SendError> {
+        self.http2.send_continue(stream)
     }
 
     fn send_data(&mut self, stream: u32, data: Bytes, end: bool) -> Result<(), SendError> {

@@ -18,6 +18,8 @@ pub mod check;
 mod flood;
 mod head_checks;
 mod hpack_check;
+#[cfg(test)]
+mod interim_tests;
 mod outgoing;
 mod pipe;
 mod respond;
@@ -131,6 +133,17 @@ pub struct RequestHead {
     pub headers: Vec<(Vec<u8>, Vec<u8>)>,
     /// The request has no body (HEADERS carried END_STREAM).
     pub end_stream: bool,
+}
+
+impl RequestHead {
+    /// The client asked for `100 Continue` before its body (RFC 9110 10.1.1): an
+    /// `expect: 100-continue` field, as HTTP/1.1 reads it, and a body to come.
+    pub fn expects_continue(&self) -> bool {
+        !self.end_stream
+            && self.headers.iter().any(|(name, value)| {
+                name == b"expect" && value.eq_ignore_ascii_case(b"100-continue")
+            })
+    }
 }
 
 /// What the client did, in order.

@@ -55,6 +55,20 @@ impl Http2 {
         Ok(())
     }
 
+    /// An interim `100 Continue` response (a HEADERS frame without END_STREAM) before the
+    /// response head: the client that asked for it may send its body (RFC 9110 10.1.1).
+    pub fn send_continue(&mut self, stream: u32) -> Result<(), SendError> {
+        let entry = self.streams.get_mut(&stream).ok_or(SendError::Gone)?;
+        let respond = entry.respond.as_mut().ok_or(SendError::Gone)?;
+        let mut response = Response::new(());
+        *response.status_mut() = StatusCode::CONTINUE;
+        respond
+            .send_informational(response)
+            .map_err(|err| refused_head(&err))?;
+        self.unsettled = true;
+        Ok(())
+    }
+
     /// Queue response body bytes; `end` closes the stream after them. An [`Event::Sent`]
     /// follows once they all went to the engine (at once if flow control allows).
     pub fn send_data(&mut self, stream: u32, data: Bytes, end: bool) -> Result<(), SendError> {

@@ -17,7 +17,7 @@ pub(super) fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8>
 }
 
 /// HPACK literals without indexing, new names: enough for any request in these tests.
-fn block(fields: &[(&str, &str)]) -> Vec<u8> {
+pub(super) fn block(fields: &[(&str, &str)]) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, value) in fields {
         out.push(0);
@@ -29,7 +29,7 @@ fn block(fields: &[(&str, &str)]) -> Vec<u8> {
     out
 }
 
-fn get(path: &str) -> Vec<(&str, &str)> {
+pub(super) fn get(path: &str) -> Vec<(&str, &str)> {
     vec![
         (":method", "GET"),
         (":scheme", "http"),
@@ -38,14 +38,14 @@ fn get(path: &str) -> Vec<(&str, &str)> {
     ]
 }
 
-struct Frame {
-    kind: u8,
-    flags: u8,
-    stream: u32,
-    payload: Vec<u8>,
+pub(super) struct Frame {
+    pub(super) kind: u8,
+    pub(super) flags: u8,
+    pub(super) stream: u32,
+    pub(super) payload: Vec<u8>,
 }
 
-fn frames(bytes: &[u8]) -> Vec<Frame> {
+pub(super) fn frames(bytes: &[u8]) -> Vec<Frame> {
     let mut out = Vec::new();
     let mut rest = bytes;
     while rest.len() >= 9 {
@@ -63,7 +63,7 @@ fn frames(bytes: &[u8]) -> Vec<Frame> {
 }
 
 /// A connection past its preface and SETTINGS exchange.
-fn connected(settings: &Settings) -> Http2 {
+pub(super) fn connected(settings: &Settings) -> Http2 {
     let mut conn = Http2::new(settings);
     let mut hello = PREFACE.to_vec();
     hello.extend(frame(SETTINGS, 0, 0, &[]));
@@ -73,7 +73,7 @@ fn connected(settings: &Settings) -> Http2 {
     conn
 }
 
-fn request_stream(conn: &mut Http2, stream: u32, fields: &[(&str, &str)], end: bool) {
+pub(super) fn request_stream(conn: &mut Http2, stream: u32, fields: &[(&str, &str)], end: bool) {
     let flags = END_HEADERS | if end { END_STREAM } else { 0 };
     conn.receive(&frame(HEADERS, flags, stream, &block(fields)));
 }

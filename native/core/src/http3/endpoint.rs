@@ -372,6 +372,13 @@ impl Endpoint {
             .unwrap_or(Err(SendError::Gone))
     }
 
+    /// An interim `100 Continue` on a request stream, before its response head.
+    pub fn send_continue(&mut self, now: Instant, conn: u64, stream: u64) -> Result<(), SendError> {
+        let id = StreamId::from(varint(stream));
+        self.with(now, conn, |c| c.send_continue(id))
+            .unwrap_or(Err(SendError::Gone))
+    }
+
     pub fn send_data(
         &mut self,
         now: Instant,

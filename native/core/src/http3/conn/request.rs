@@ -278,6 +278,20 @@ impl Conn {
         Ok(())
     }
 
+    /// An interim `100 Continue` response: a HEADERS frame before the final one (RFC 9114
+    /// 4.1), so the client that asked for it may send its body (RFC 9110 10.1.1).
+    pub(crate) fn send_continue(&mut self, id: StreamId) -> Result<(), SendError> {
+        let req = self.requests.get_mut(&id).ok_or(SendError::Gone)?;
+        if req.head_sent || req.finish || !req.announced {
+            return Err(SendError::Gone);
+        }
+        let section = head::response(Some(100), &[]).map_err(|e| SendError::Invalid(e.0))?;
+        req.queue
+            .push_back(frame::frame(frame::HEADERS, &section).into());
+        self.flush(id);
+        Ok(())
+    }
+
     /// Queue body bytes; `end` finishes the stream after them. [`Event::Sent`] follows once
     /// the QUIC stream took them all.
     pub(crate) fn send_data(

@@ -14,6 +14,8 @@ use crate::http3::qpack::{self, Fields};
 pub(super) struct Response {
     buf: BytesMut,
     reader: Reader,
+    /// Interim (1xx) heads, before `head`.
+    pub interim: Vec<Fields>,
     pub head: Option<Fields>,
     pub trailers: Option<Fields>,
     pub body: Vec<u8>,
@@ -215,7 +217,12 @@ impl Client {
                     payload,
                 } => {
                     let fields = qpack::decode(&payload, 1 << 20).expect("valid field section");
-                    if r.head.is_none() {
+                    let interim = fields
+                        .iter()
+                        .any(|(n, v)| n == b":status" && v.starts_with(b"1"));
+                    if r.head.is_none() && interim {
+                        r.interim.push(fields);
+                    } else if r.head.is_none() {
                         r.head = Some(fields);
                     } else {
                         r.trailers = Some(fields);

@@ -356,3 +356,58 @@ fn sent_waits_for_a_client_that_does_not_read() {
         Sha1::digest(&body)
     );
 }
+
+/// A 100 Continue is an interim HEADERS frame before the final one (RFC 9114 4.1); the
+/// client then sends its body, which reaches the app as usual. None once the head went.
+#[test]
+fn an_interim_100_continue_precedes_the_response_head() {
+    let mut pair = Pair::new(&Settings::default());
+    pair.settle(&|p| p.client.connected);
+    let mut fields = request_fields("POST", "/");
+    fields.push(("expect", "100-continue"));
+    let id = pair.client.request(&fields, b"", false);
+    pair.settle(&|p| p.seen.iter().any(|e| matches!(e, Event::Request { .. })));
+    let (conn, stream, head) = pair
+        .seen
+        .iter()
+        .find_map(|e| match e {
+            Event::Request { conn, stream, head } => Some((*conn, *stream, head.clone())),
+            _ => None,
+        })
+        .expect("request event");
+    assert!(head.expects_continue());
+    let now = pair.now;
+    pair.server
+        .send_continue(now, conn, stream)
+        .expect("100 Continue");
+    pair.settle(&|p| !p.client.responses[&id].interim.is_empty());
+    let response = &pair.client.responses[&id];
+    assert_eq!(
+        response.interim,
+        [vec![(b":status".to_vec(), b"100".to_vec())]]
+    );
+    assert!(response.head.is_none());
+    pair.client.write(id, &data_frames(b"body"), true);
+    let mut body = Vec::new();
+    pair.run(
+        &mut |server, now, event| match event {
+            Event::Data { data, .. } => body.extend_from_slice(data),
+            Event::End { conn, stream } => {
+                server
+                    .send_response(now, *conn, *stream, 200, &[], true)
+                    .expect("head");
+                assert_eq!(
+                    server.send_continue(now, *conn, *stream),
+                    Err(crate::http3::SendError::Gone),
+                    "no 100 after the final head"
+                );
+            }
+            _ => {}
+        },
+        &|p| p.client.responses[&id].done,
+    );
+    assert_eq!(body, b"body");
+    let response = &pair.client.responses[&id];
+    assert_eq!(response.status(), Some(&b"200"[..]));
+    assert_eq!(response.interim.len(), 1);
+}
