@@ -155,7 +155,7 @@ pub(crate) fn is_authority(authority: &[u8]) -> bool {
 /// DEL, or `#` (a fragment is never sent, RFC 9110 7.1). HTTP/1.1 refuses bytes above 0x7F
 /// besides (RFC 9112 3.2); HTTP/2 and HTTP/3 take them as UTF-8.
 #[inline]
-pub(crate) fn is_refused_in_target(b: u8) -> bool {
+pub fn is_refused_in_target(b: u8) -> bool {
     b <= b' ' || b == 0x7f || b == b'#'
 }
 

@@ -65,7 +65,7 @@ pub fn sniff(bytes: &[u8]) -> Option<bool> {
 
 /// Response fields that are connection-specific in HTTP/1.1 and forbidden in HTTP/2
 /// (RFC 9113 §8.2.2): an application's are dropped.
-pub(crate) const CONNECTION_SPECIFIC: [&str; 5] = [
+pub const CONNECTION_SPECIFIC: [&str; 5] = [
     "connection",
     "keep-alive",
     "proxy-connection",

@@ -114,7 +114,7 @@ pub(crate) fn parse_single_varint(mut payload: &[u8]) -> Result<u64, u64> {
 
 /// What the reader found next.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Item {
+pub enum Item {
     /// Part of a DATA frame's payload; an empty one marks the start of each DATA frame.
     Data(Bytes),
     /// A whole frame of a known type other than DATA.
@@ -132,19 +132,19 @@ enum State {
 
 /// The frame reader of one stream; the stream's bytes accumulate in the caller's buffer.
 #[derive(Debug, Default)]
-pub(crate) struct Reader {
+pub struct Reader {
     state: State,
 }
 
 impl Reader {
     /// Whether the reader stands between frames (a stream may only end there).
-    pub(crate) fn at_boundary(&self) -> bool {
+    pub fn at_boundary(&self) -> bool {
         matches!(self.state, State::Head)
     }
 
     /// The next item out of `buf`, consuming what it used; `Ok(None)` until more bytes come.
     /// A known frame whose payload exceeds `limit` is an error (H3_EXCESSIVE_LOAD).
-    pub(crate) fn next(&mut self, buf: &mut BytesMut, limit: u64) -> Result<Option<Item>, u64> {
+    pub fn next(&mut self, buf: &mut BytesMut, limit: u64) -> Result<Option<Item>, u64> {
         loop {
             match self.state {
                 State::Head => {

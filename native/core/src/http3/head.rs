@@ -10,14 +10,14 @@ use crate::syntax::{is_field_value, is_padded, is_token};
 
 /// A request head, and the content-length it announced.
 #[derive(Debug)]
-pub(crate) struct Request {
+pub struct Request {
     pub head: RequestHead,
     pub content_length: Option<u64>,
 }
 
 /// Why a request's fields are not handed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub enum Refusal {
     /// Malformed: the stream is reset with H3_MESSAGE_ERROR (§4.1.2).
     Malformed,
     /// A well-formed CONNECT (§4.4), which ruvicorn answers as HTTP/2 does: no tunnels.
@@ -26,7 +26,7 @@ pub(crate) enum Refusal {
 
 /// Check a request's decoded fields and map them: pseudo-headers first, once each, the
 /// mandatory ones present; names lower-case tokens; no connection-specific fields.
-pub(crate) fn request(fields: Fields) -> Result<Request, Refusal> {
+pub fn request(fields: Fields) -> Result<Request, Refusal> {
     let mut method = None;
     let mut scheme = None;
     let mut authority = None;

@@ -18,7 +18,7 @@ mod conn;
 mod endpoint;
 pub mod forward;
 pub mod frame;
-mod head;
+pub mod head;
 pub mod ids;
 pub mod qpack;
 mod session;
