@@ -100,3 +100,21 @@ fn overlong_line_status_does_not_depend_on_reads() {
     assert_eq!(whole, Err(RequestError::UriTooLong));
     assert_eq!(split, whole);
 }
+
+/// h3 target: a request with two `host` fields and no `:authority` passed the request
+/// check with both (HTTP/1.1 refuses a second Host).
+#[test]
+fn h3_two_hosts_without_authority_are_refused() {
+    use ruvicorn_core::http3::head::{request, Refusal};
+    let field = |name: &str, value: &str| (name.as_bytes().to_vec(), value.as_bytes().to_vec());
+    for second in ["b.example", "a.example"] {
+        let fields = vec![
+            field(":method", "GET"),
+            field(":scheme", "https"),
+            field(":path", "/"),
+            field("host", "a.example"),
+            field("host", second),
+        ];
+        assert_eq!(request(fields).err(), Some(Refusal::Malformed));
+    }
+}
