@@ -1,16 +1,11 @@
 """ruvicorn: an ASGI server and its own process supervisor, with a native HTTP/1.1 protocol."""
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
 from ruvicorn.api import Server, run
 from ruvicorn.config import Config, ConfigError
 from ruvicorn.exitcodes import StartupError
 from ruvicorn.hooks import ServerHooks, ServerInfo, WorkerInfo
-
-try:
-    __version__ = version("ruvicorn")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0"
 
 __all__ = [
     "Config",
@@ -20,6 +15,24 @@ __all__ = [
     "ServerInfo",
     "StartupError",
     "WorkerInfo",
-    "__version__",
+    "__version__",  # read on first use, by __getattr__
     "run",
 ]
+
+
+def __getattr__(name: str) -> str:
+    """``__version__``, read from the installed metadata when first asked for.
+
+    Not at import: the metadata reader pulls in a dozen modules (email parsing, zip and
+    compression among them) that the master would carry into every worker it forks.
+    """
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("ruvicorn")
+    except PackageNotFoundError:  # running from a source tree without an install
+        found = "0.0.0"
+    globals()["__version__"] = found
+    return found
