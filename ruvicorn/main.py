@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Any
 
-from ruvicorn import envfile, exitcodes, logconfig, logs
+from ruvicorn import envfile, exitcodes, logs
 from ruvicorn.config import HTTP1_IMPLEMENTATIONS, WS_IMPLEMENTATIONS, Config, ConfigError
 from ruvicorn.hooks import NO_HOOKS, ServerHooks
 
@@ -39,6 +39,10 @@ def setup_logging(config: Config) -> None:
         colors=config.use_colors,
     )
     if config.log_config is not None:
+        # Here, not at import: logging.config (and the handlers and socketserver it
+        # imports) would otherwise be forked into every worker of a server without it.
+        from ruvicorn import logconfig
+
         logconfig.apply(config.log_config)
 
 

@@ -12,8 +12,6 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-import psutil
-
 from ruvicorn import logs
 from ruvicorn.supervisor import metrics
 
@@ -109,6 +107,8 @@ def _requests(counters: tuple[int, ...]) -> int:
 
 
 def _rss(pid: int) -> int | None:
+    import psutil  # here: only a status command needs it
+
     try:
         return int(psutil.Process(pid).memory_info().rss)
     except psutil.Error:

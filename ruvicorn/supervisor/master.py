@@ -14,19 +14,24 @@ import select
 import signal
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ruvicorn import exitcodes, identity, logs, tls
 from ruvicorn.config import Config, ConfigError
 from ruvicorn.hooks import NO_HOOKS, ServerHooks
 from ruvicorn.supervisor import commands, metrics, metrics_server, pidfile, proctitle
-from ruvicorn.supervisor.control import ControlServer
 from ruvicorn.supervisor.metrics_server import MetricsServer
 from ruvicorn.supervisor.pool import Pool
-from ruvicorn.supervisor.reload import ReloadWatcher
 from ruvicorn.supervisor.sd_notify import Notifier
 from ruvicorn.supervisor.signals import SignalQueue, name
-from ruvicorn.supervisor.zygote import Zygotes, become_subreaper
+
+if TYPE_CHECKING:
+    # Imported where they are started: the master forks its workers with everything it
+    # imported, so what only --control-socket, --reload or --preload use (JSON, ctypes)
+    # stays out of a worker that serves without them.
+    from ruvicorn.supervisor.control import ControlServer
+    from ruvicorn.supervisor.reload import ReloadWatcher
+    from ruvicorn.supervisor.zygote import Zygotes
 
 log = logs.error_log
 
@@ -103,6 +108,8 @@ class Master:
         self.hooks.call("on_starting", self.server_info)
         try:
             if config.control_socket:
+                from ruvicorn.supervisor.control import ControlServer
+
                 self.control = ControlServer(
                     config.control_socket, lambda c, a: commands.answer(self, c, a)
                 )
@@ -138,6 +145,8 @@ class Master:
         if self.app is not None:
             self.pool.app = self.app  # ruvicorn.run() was given the object itself
         elif config.preload:
+            from ruvicorn.supervisor.zygote import Zygotes, become_subreaper
+
             if not become_subreaper():
                 log.error("--preload needs Linux (a child subreaper adopts the workers)")
                 return exitcodes.USAGE
@@ -146,6 +155,8 @@ class Master:
         self.signals.install()
         proctitle.set_title("master", config.app)
         if config.reload:
+            from ruvicorn.supervisor.reload import ReloadWatcher
+
             self.watcher = ReloadWatcher(config)
         try:
             self.loop()

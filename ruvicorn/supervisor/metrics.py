@@ -17,8 +17,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import psutil
-
 #: Methods counted on their own; the rest are ``other``.
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
@@ -102,6 +100,8 @@ def _signed(value: int) -> int:
 
 
 def _rss(pid: int) -> int | None:
+    import psutil  # here: only a scrape needs it
+
     try:
         return int(psutil.Process(pid).memory_info().rss)
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import random
 
-import psutil
-
 from ruvicorn.config import MIB, Config
 
 #: Consecutive one-second RSS samples above the limit before a worker is recycled, so a
@@ -41,6 +39,8 @@ class MemoryWatch:
         """Take one sample; True once the limit was exceeded ``samples`` times in a row."""
         if self.limit_bytes <= 0:
             return False
+        import psutil  # here: a master without --max-worker-memory never needs it
+
         try:
             self.last_rss = int(psutil.Process(pid).memory_info().rss)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
