@@ -9,13 +9,11 @@ lines together.
 from __future__ import annotations
 
 import faulthandler
-import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import IO, Any
 
 TRACE = 5
@@ -139,6 +137,10 @@ class IsoClock:
         if micros >= 1_000_000:
             second, micros = second + 1, micros - 1_000_000
         if second != self._second:
+            # Imported here, once a second at most: only --log-format json needs datetime,
+            # and a module the master imports is forked into every worker.
+            from datetime import datetime
+
             whole = datetime.fromtimestamp(second).astimezone().isoformat(timespec="seconds")
             self._start, self._offset, self._second = whole[:19], whole[19:], second
         return f"{self._start}.{micros // 1000:03d}{self._offset}"
@@ -151,6 +153,10 @@ class JsonFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__()
         self._clock = IsoClock()
+        # Imported with the first JSON formatter, not with this module (see IsoClock.text).
+        import json
+
+        self._dumps = json.dumps
 
     def format(self, record: logging.LogRecord) -> str:
         obj: dict[str, object] = {
@@ -169,7 +175,7 @@ class JsonFormatter(logging.Formatter):
             obj["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             obj["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(obj, ensure_ascii=False, default=str)
+        return self._dumps(obj, ensure_ascii=False, default=str)
 
 
 class AtomicLineHandler(logging.Handler):
