@@ -8,7 +8,6 @@ dashes and underscores are interchangeable.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import types
 import typing
@@ -55,6 +54,8 @@ def field_name(key: str, where: str) -> str:
     advice = compat.advice_for_key(normal)
     if advice is not None:
         raise ConfigError(f"{where}: {key!r}: {advice}")
+    import difflib  # here: only a misspelt key needs it, and the master forks what it imports
+
     close = difflib.get_close_matches(normal, list(names()), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ConfigError(f"{where}: unknown setting {key!r}{hint}")

@@ -9,20 +9,20 @@ conversions and checks as the command line, with errors naming the file.
 
 from __future__ import annotations
 
-import difflib
 import os
-import runpy
-import tomllib
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ruvicorn import coerce
 from ruvicorn.config import ConfigError
 from ruvicorn.hooks import HOOK_NAMES, UNSUPPORTED_HOOKS, ServerHooks
 from ruvicorn.logs import one_line
+
+# The TOML parser, runpy and difflib are imported where a file is read or refused: the
+# command looks for a config file on every start, and the master forks each worker with
+# everything it imported, so a start without a file must not carry them.
 
 DEFAULT_FILE = "ruvicorn.toml"
 PYPROJECT = "pyproject.toml"
@@ -39,12 +39,13 @@ class ConfigFile:
 
 def discover(directory: str | None = None) -> ConfigFile | None:
     """``ruvicorn.toml``, else ``pyproject.toml`` with a ``[tool.ruvicorn]`` table, else None."""
-    base = Path(directory or os.getcwd())
-    if (base / DEFAULT_FILE).is_file():
-        return load(DEFAULT_FILE if directory is None else str(base / DEFAULT_FILE))
-    pyproject = base / PYPROJECT
-    if pyproject.is_file():
-        shown = PYPROJECT if directory is None else str(pyproject)
+    base = directory or os.getcwd()
+    default = os.path.join(base, DEFAULT_FILE)
+    if os.path.isfile(default):
+        return load(DEFAULT_FILE if directory is None else default)
+    pyproject = os.path.join(base, PYPROJECT)
+    if os.path.isfile(pyproject):
+        shown = PYPROJECT if directory is None else pyproject
         table = _read_toml(pyproject, shown).get("tool", {}).get("ruvicorn")
         if table is not None:
             return _from_table(table, f"{shown} [tool.ruvicorn]")
@@ -53,19 +54,21 @@ def discover(directory: str | None = None) -> ConfigFile | None:
 
 def load(path: str) -> ConfigFile:
     """Read ``path``: a ``.py`` file is executed, anything else is parsed as TOML."""
-    if not Path(path).is_file():
+    if not os.path.isfile(path):
         raise ConfigError(f"config file {path!r} not found")
     if path.endswith(".py"):
         return _from_python(path)
-    data = _read_toml(Path(path), path)
-    if Path(path).name == PYPROJECT:
+    data = _read_toml(path, path)
+    if os.path.basename(path) == PYPROJECT:
         return _from_table(data.get("tool", {}).get("ruvicorn", {}), f"{path} [tool.ruvicorn]")
     return _from_table(data, path)
 
 
-def _read_toml(path: Path, shown: str) -> dict[str, Any]:
+def _read_toml(path: str, shown: str) -> dict[str, Any]:
+    import tomllib
+
     try:
-        with path.open("rb") as handle:
+        with open(path, "rb") as handle:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{shown}: not valid TOML: {exc}") from None
@@ -83,6 +86,8 @@ def _from_table(table: Any, where: str) -> ConfigFile:
 
 
 def _from_python(path: str) -> ConfigFile:
+    import runpy
+
     try:
         namespace = runpy.run_path(path, run_name="__ruvicorn_config__")
     except (Exception, SystemExit) as exc:
@@ -106,6 +111,8 @@ def _hook(name: str, item: Callable[..., Any], path: str) -> Callable[..., Any]:
         return item
     if name in UNSUPPORTED_HOOKS:
         raise ConfigError(f"{path}: hook {name!r} is not supported: {UNSUPPORTED_HOOKS[name]}")
+    import difflib
+
     close = difflib.get_close_matches(name, HOOK_NAMES, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     raise ConfigError(f"{path}: unknown hook {name!r} ({hint}helper functions must start with '_')")
