@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import ipaddress
 import os
 import socket
 import stat
@@ -117,9 +116,12 @@ def _bind_error(address: Address, exc: OSError) -> ConfigError:
 
 def _resolve(address: Address) -> tuple[int, int, int, tuple[Any, ...]]:
     """Family, type, protocol and socket address to bind ``address`` at."""
+    # An ASCII name goes as bytes: a str is always encoded with the IDNA codec, whose import
+    # (stringprep, unicodedata) the master would fork into every worker for nothing.
+    host = address.host.encode("ascii") if address.host.isascii() else address.host
     try:
         infos = socket.getaddrinfo(
-            address.host,
+            host,
             address.port,
             socket.AF_UNSPEC,
             socket.SOCK_STREAM,
@@ -371,7 +373,9 @@ def fixed_server(sock: socket.socket) -> tuple[str, int | None] | None:
     if sock.family == socket.AF_INET6 and name[3]:
         return None
     host, port = name[0], name[1]
-    return None if ipaddress.ip_address(host).is_unspecified else (host, port)
+    # All zero bytes: the unspecified address (0.0.0.0 or ::), read without ipaddress.
+    unspecified = not any(socket.inet_pton(sock.family, host))
+    return None if unspecified else (host, port)
 
 
 def unix_path(sock: socket.socket) -> str | None:
