@@ -8,9 +8,12 @@ replacement meanwhile. New connections wait in the kernel's queue, so none is lo
 
 from __future__ import annotations
 
-import random
+from typing import TYPE_CHECKING
 
 from ruvicorn.config import MIB, Config
+
+if TYPE_CHECKING:
+    import random
 
 #: Consecutive one-second RSS samples above the limit before a worker is recycled, so a
 #: short spike (one large request) does not cost a restart.
@@ -23,7 +26,12 @@ def request_limit(config: Config, rng: random.Random | None = None) -> int:
     if config.limit_max_requests <= 0:
         return 0
     jitter = max(0, config.limit_max_requests_jitter)
-    return config.limit_max_requests + (rng or random).randint(0, jitter)
+    if rng is None:
+        # Imported by the one worker that draws, not by the master that forks them all.
+        import random
+
+        return config.limit_max_requests + random.randint(0, jitter)
+    return config.limit_max_requests + rng.randint(0, jitter)
 
 
 class MemoryWatch:
