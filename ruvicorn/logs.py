@@ -124,9 +124,15 @@ class IsoClock:
     """ISO 8601 local times with milliseconds (``2026-01-02T03:04:05.678+01:00``): the
     date, time of day and offset formatted once per second, the milliseconds per call."""
 
-    __slots__ = ("_offset", "_second", "_start")
+    __slots__ = ("_fromtimestamp", "_offset", "_second", "_start")
 
     def __init__(self) -> None:
+        # Imported with the first clock, not with this module: only --log-format json needs
+        # datetime, and a module the master imports is forked into every worker. Not later
+        # either: a worker may run as a --user that cannot read the interpreter's files.
+        from datetime import datetime
+
+        self._fromtimestamp = datetime.fromtimestamp
         self._second: int | None = None
         self._start = self._offset = ""
 
@@ -137,11 +143,7 @@ class IsoClock:
         if micros >= 1_000_000:
             second, micros = second + 1, micros - 1_000_000
         if second != self._second:
-            # Imported here, once a second at most: only --log-format json needs datetime,
-            # and a module the master imports is forked into every worker.
-            from datetime import datetime
-
-            whole = datetime.fromtimestamp(second).astimezone().isoformat(timespec="seconds")
+            whole = self._fromtimestamp(second).astimezone().isoformat(timespec="seconds")
             self._start, self._offset, self._second = whole[:19], whole[19:], second
         return f"{self._start}.{micros // 1000:03d}{self._offset}"
 
@@ -153,7 +155,7 @@ class JsonFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__()
         self._clock = IsoClock()
-        # Imported with the first JSON formatter, not with this module (see IsoClock.text).
+        # Imported with the first JSON formatter, not with this module (see IsoClock).
         import json
 
         self._dumps = json.dumps

@@ -304,9 +304,11 @@ def child_main(
             hooks.call("post_fork", server_info, me)
         # Imported only in the child: the master never loads the protocol or the app. Before
         # dropping privileges, so ruvicorn itself loads even when the new user could not
-        # read the interpreter's directories.
+        # read the interpreter's directories (the request budget too: its jitter imports
+        # random).
         from ruvicorn.worker.run import run_worker
 
+        budget = request_limit(config)
         try:
             identity.drop_privileges(config.user, config.group)
         except OSError as exc:
@@ -316,7 +318,7 @@ def child_main(
         worker_hooks = WorkerHooks(
             on_ready=hooks_impl.on_ready,
             on_tick=hooks_impl.on_tick,
-            request_limit=request_limit(config),
+            request_limit=budget,
             on_recycle=hooks_impl.on_recycle,
             on_app_started=lambda: hooks.call("post_worker_init", me),
             metrics=heartbeat.counters(metrics.SLOTS) if config.metrics_bind else None,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 _hoard: list[bytearray] = []
@@ -34,7 +33,14 @@ def _record(event: str) -> None:
 
 _record("import")
 _code_file = os.environ.get("RUVICORN_TEST_CODE")
-CODE = Path(_code_file).read_text().strip() if _code_file else ""
+# No pathlib here: test_user_group_umask_chdir imports this app as nobody, who cannot read
+# an interpreter installed under a root-only home; only the modules the worker already
+# had before it switched users load then, and ruvicorn no longer imports pathlib.
+if _code_file:
+    with open(_code_file) as _handle:
+        CODE = _handle.read().strip()
+else:
+    CODE = ""
 if _code_file:
     _record(f"code:{CODE}")
 
