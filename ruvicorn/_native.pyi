@@ -23,6 +23,10 @@ def check_tls(
 ) -> None:
     """Build the TLS configuration a worker would; ``ValueError`` with one line if not."""
 
+def trim_heap() -> bool:
+    """Give the C heap's free pages back to the kernel (glibc ``malloc_trim``); True when
+    any were released, False where there is no such call."""
+
 @final
 class ServerState:
     """What every connection of one worker shares; also the protocol factory."""

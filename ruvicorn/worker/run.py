@@ -9,7 +9,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ruvicorn import exitcodes, logs, tls
+from ruvicorn import _native, exitcodes, logs, tls
 from ruvicorn.config import Config
 from ruvicorn.exitcodes import StartupError
 from ruvicorn.listeners import describe, is_handover
@@ -109,6 +109,10 @@ async def _serve(config: Config, sockets: list[socket.socket], hooks: WorkerHook
     # worker: keep it out of the cyclic collector's scans, which otherwise walk it all on
     # every full collection while requests allocate.
     gc.freeze()
+    # Importing and starting the app freed much of what it allocated in the C heap, whose
+    # pages the allocator would otherwise keep for the worker's whole life: hand them back
+    # once, before the first request.
+    _native.trim_heap()
     # Each request's Task is registered with asyncio without Python frames.
     install_task_registrar()
     if hooks.on_ready is not None:

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod asgi;
 mod awaitable;
 mod conn;
+mod heap;
 mod metrics;
 mod server;
 mod settings;
@@ -33,6 +34,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<awaitable::ReadyValue>()?;
     awaitable::install_send(m.py())?;
     m.add_function(wrap_pyfunction!(settings::check_tls, m)?)?;
+    m.add_function(wrap_pyfunction!(heap::trim_heap, m)?)?;
     m.add(
         "ClientDisconnected",
         m.py().get_type::<asgi::cycle::ClientDisconnected>(),
