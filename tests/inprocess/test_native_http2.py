@@ -190,14 +190,21 @@ def test_a_waiting_receive_gets_the_disconnect_once_the_response_is_done(
     run(scenario)
 
 
-@pytest.mark.parametrize("end", [True, False], ids=["ended", "tunnel-bytes-open"])
-def test_connect_is_answered_501_without_the_app(run: Runner, end: bool) -> None:
-    """ruvicorn opens no tunnels: an app answering 200 would tell the client one opened."""
-    called: list[str] = []
+def recording_hello(called: list[str]) -> Any:
+    """``hello`` that notes each request's method, to tell whether the app was called."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         called.append(scope["method"])
         await hello(scope, receive, send)
+
+    return app
+
+
+@pytest.mark.parametrize("end", [True, False], ids=["ended", "tunnel-bytes-open"])
+def test_connect_is_answered_501_without_the_app(run: Runner, end: bool) -> None:
+    """ruvicorn opens no tunnels: an app answering 200 would tell the client one opened."""
+    called: list[str] = []
+    app = recording_hello(called)
 
     async def scenario() -> None:
         client = H2Client(MockConnection(app))
@@ -219,10 +226,7 @@ def test_two_hosts_without_authority_are_malformed(run: Runner, second: bytes) -
     malformed request (RFC 9113 8.1.1): RST_STREAM PROTOCOL_ERROR, the app never called,
     the connection kept."""
     called: list[str] = []
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        called.append(scope["method"])
-        await hello(scope, receive, send)
+    app = recording_hello(called)
 
     async def scenario() -> None:
         client = H2Client(MockConnection(app))
