@@ -302,6 +302,13 @@ class Config:
         "HTTP/3 stream is reset instead; 0 = off).",
         bounds=SECONDS,
     )
+    timeout_send: float = opt(
+        60.0,
+        "Seconds a response may wait on a client that reads nothing (the connection's "
+        "write buffer stays full) before the connection is aborted; HTTP/1.1, WebSocket "
+        "and HTTP/2, not HTTP/3 (0 = off).",
+        bounds=SECONDS,
+    )
     timeout_graceful_shutdown: float = opt(
         30.0,
         "Seconds in-flight requests get to finish on stop or reload.",

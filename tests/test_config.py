@@ -124,6 +124,7 @@ def test_defaults(captured: list[Config]) -> None:
     assert config.timeout_keep_alive == 5.0
     assert config.timeout_request_header == 10.0
     assert config.timeout_request_body == 60.0
+    assert config.timeout_send == 60.0
     assert config.timeout_graceful_shutdown == 30.0
     assert config.lifespan == "auto"
     assert config.loop == "auto"
@@ -145,6 +146,20 @@ def test_timeout_request_body_from_flag_and_env(captured: list[Config]) -> None:
     result = CliRunner().invoke(cli, ["--timeout-request-body", "-1", "mod:app"])
     assert result.exit_code == 2
     assert "--timeout-request-body" in result.output
+
+
+def test_timeout_send_from_flag_and_env(captured: list[Config]) -> None:
+    """The send timeout is a number of seconds like the other timeouts; 0 turns it off."""
+    assert invoke(["--timeout-send", "2.5", "mod:app"]).exit_code == 0
+    assert captured[-1].timeout_send == 2.5
+    assert invoke(["mod:app"], {"RUVICORN_TIMEOUT_SEND": "0"}).exit_code == 0
+    assert captured[-1].timeout_send == 0.0
+    result = invoke(["--timeout-send", "7", "mod:app"], {"RUVICORN_TIMEOUT_SEND": "3"})
+    assert result.exit_code == 0, result.output
+    assert captured[-1].timeout_send == 7.0
+    result = CliRunner().invoke(cli, ["--timeout-send", "-1", "mod:app"])
+    assert result.exit_code == 2
+    assert "--timeout-send" in result.output
 
 
 def test_web_concurrency(captured: list[Config]) -> None:

@@ -200,8 +200,8 @@ impl ServerState {
         self.running.load(Ordering::Relaxed)
     }
 
-    /// Enforce keep-alive, request-head and request-body timeouts; the worker calls this
-    /// about once a second, so no connection needs a timer of its own.
+    /// Enforce keep-alive, request-head, request-body and send timeouts; the worker calls
+    /// this about once a second, so no connection needs a timer of its own.
     fn sweep(&self, py: Python<'_>) -> PyResult<()> {
         let now = Instant::now();
         for protocol in self.snapshot(py) {

@@ -47,6 +47,9 @@ pub struct Settings {
     /// `--timeout-request-body`: longest a started request body may go without a byte
     /// from its client while the server reads (None = off).
     pub body_timeout: Option<Duration>,
+    /// `--timeout-send`: longest the transport may stay paused writing (the client reads
+    /// nothing that drains it) before the connection is aborted (None = off).
+    pub send_timeout: Option<Duration>,
     /// While draining, how long an idle keep-alive connection waits for a request that may
     /// already be on its way before it half-closes.
     pub drain_linger: Duration,
@@ -153,7 +156,8 @@ fn seconds(value: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(value.max(0.0)).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
-/// Zero turns a WebSocket ping, the wait for its pong, or the request body timeout off.
+/// Zero turns a WebSocket ping, the wait for its pong, the request body timeout or the send
+/// timeout off.
 fn optional_seconds(value: f64) -> PyResult<Option<Duration>> {
     if value > 0.0 {
         seconds(value).map(Some)
@@ -243,6 +247,7 @@ impl Settings {
             keep_alive_timeout: seconds(get(config, key!(py, "timeout_keep_alive"))?)?,
             header_timeout: seconds(get(config, key!(py, "timeout_request_header"))?)?,
             body_timeout: optional_seconds(get(config, key!(py, "timeout_request_body"))?)?,
+            send_timeout: optional_seconds(get(config, key!(py, "timeout_send"))?)?,
             drain_linger: DRAIN_LINGER.min(seconds(graceful / 2.0)?),
             ws,
             limit_concurrency: (concurrency > 0).then_some(concurrency),

@@ -57,6 +57,9 @@ pub(crate) struct Effects {
     /// Request bodies that went this long without a byte (`--timeout-request-body`): one
     /// line each (an HTTP/1.1 exchange, or streams of an HTTP/2 or HTTP/3 connection).
     pub(super) body_timeouts: Vec<std::time::Duration>,
+    /// The client read nothing for this long while the transport was full
+    /// (`--timeout-send`): one line, as the connection is aborted.
+    pub(super) send_timeout: Option<std::time::Duration>,
     /// Why the stream engine ended the connection with an error, for one warning line
     /// (as a refused HTTP/1.1 request gets).
     pub(super) protocol_error: Option<String>,
@@ -152,6 +155,7 @@ impl Effects {
             && self.cancel.is_empty()
             && self.refused.is_none()
             && self.body_timeouts.is_empty()
+            && self.send_timeout.is_none()
             && self.protocol_error.is_none()
             && self.stream_errors.is_empty()
             && self.access.is_none()
@@ -285,6 +289,15 @@ impl HttpProtocol {
             let what = "Request body timed out from";
             let detail = format_args!(
                 "no byte for {} s (--timeout-request-body)",
+                timeout.as_secs_f64()
+            );
+            keep(Self::log_client_line(slf, key!(py, "info"), what, &detail));
+        }
+        if let Some(timeout) = fx.send_timeout {
+            // Info, not a warning: a client that went away without a word is routine.
+            let what = "Send timed out to";
+            let detail = format_args!(
+                "the client read nothing for {} s (--timeout-send)",
                 timeout.as_secs_f64()
             );
             keep(Self::log_client_line(slf, key!(py, "info"), what, &detail));

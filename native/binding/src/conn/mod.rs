@@ -106,6 +106,10 @@ pub(crate) struct Conn {
     lost: bool,
     read_paused: bool,
     write_paused: bool,
+    /// With `--timeout-send`, since when the transport has paused writing (the client
+    /// read nothing that drained its buffer): the sweep aborts the connection once this
+    /// has lasted the timeout (`Conn::check_send`). None while writing flows.
+    write_paused_since: Option<Instant>,
     /// HTTP/1.1: the client is not reading its responses (the transport paused writing),
     /// so no further request starts and reading pauses until the transport drains.
     pipeline_parked: bool,
@@ -177,6 +181,7 @@ impl Conn {
             lost: false,
             read_paused: false,
             write_paused: false,
+            write_paused_since: None,
             pipeline_parked: false,
             receive_waiters: Vec::new(),
             drain_waiters: Vec::new(),
@@ -277,8 +282,11 @@ impl Conn {
         }
     }
 
-    /// The sweep, about once a second: deadlines and WebSocket pings.
+    /// The sweep, about once a second: the send timeout, deadlines and WebSocket pings.
     fn sweep(&mut self, now: Instant, state: &ServerState, fx: &mut Effects) -> Swept {
+        if self.check_send(now, state, fx) {
+            return Swept::Wake(None);
+        }
         match self.mode {
             Mode::WebSocket(_) => Swept::Wake(self.ws_tick(now, fx)),
             Mode::Http2(_) => {
@@ -290,6 +298,29 @@ impl Conn {
                 None => Swept::Wake(None),
             },
         }
+    }
+
+    /// `--timeout-send`: abort a connection whose transport has paused writing for the
+    /// timeout (its client read nothing that drained the buffer), in every mode on TCP.
+    /// `transport.abort()`, not `close()`: close would wait for that client to read. The
+    /// transport reports the loss on the loop's next turn, and `connection_lost` answers
+    /// everything still waiting as after a disconnect: a `send()` waiting for the drain is
+    /// released and the next raises, `receive()` gets http.disconnect. True when it fired.
+    fn check_send(&mut self, now: Instant, state: &ServerState, fx: &mut Effects) -> bool {
+        let (Some(timeout), Some(since)) = (state.settings.send_timeout, self.write_paused_since)
+        else {
+            return false;
+        };
+        if self.lost || now.saturating_duration_since(since) < timeout {
+            return false;
+        }
+        self.write_paused_since = None;
+        self.deadline = None;
+        self.hold.cork = None;
+        fx.send_timeout = Some(timeout);
+        self.close(fx);
+        fx.abort = true;
+        true
     }
 
     /// Whether `await send()` of exchange (or stream) `seq` has to wait: for the

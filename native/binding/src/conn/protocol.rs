@@ -342,7 +342,7 @@ impl HttpProtocol {
     }
 
     /// Called by the worker's sweeper: enforce the head and idle deadlines, the request
-    /// body timeout, and the WebSocket pings.
+    /// body and send timeouts, and the WebSocket pings.
     pub fn check_deadline(slf: &Bound<'_, Self>, now: Instant) -> PyResult<()> {
         let this = slf.get();
         // A busy connection is checked on the next sweep.
@@ -496,6 +496,11 @@ impl HttpProtocol {
 
     fn pause_writing(&self) -> PyResult<()> {
         let mut conn = self.lock()?;
+        // The send timeout's clock: one clock read per pause (QUIC has its own flow
+        // control, and its transport does not pause).
+        if !conn.write_paused && !self.quic && self.state().settings.send_timeout.is_some() {
+            conn.write_paused_since = Some(Instant::now());
+        }
         conn.write_paused = true;
         conn.hold.reader_fell_behind();
         conn.ws_hold_replies(true, &mut Vec::new());
@@ -506,6 +511,7 @@ impl HttpProtocol {
         let state = slf.get().state();
         Self::decide(slf, |conn, fx| {
             conn.write_paused = false;
+            conn.write_paused_since = None;
             fx.wake_drain = std::mem::take(&mut conn.drain_waiters);
             conn.ws_hold_replies(false, &mut fx.write);
             conn.resume_pipeline(state, fx);
