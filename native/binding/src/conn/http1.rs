@@ -305,8 +305,9 @@ impl Conn {
         fx.wake_drain.append(&mut self.drain_waiters);
         self.close(fx);
         // A response cut short is broken anyway: nothing is gained by waiting for a client
-        // that may read nothing to take what is buffered of it.
-        fx.abort = on_wire && !self.http1.response_complete(seq);
+        // that may read nothing to take what is buffered of it. One whose framing is met
+        // (every byte of its content-length sent, say) is delivered.
+        fx.abort = self.http1.response_cut_short(seq);
     }
 
     /// The transport, for a look at its socket outside the lock.

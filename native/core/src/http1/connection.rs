@@ -464,6 +464,23 @@ impl Connection {
         })
     }
 
+    /// The response of exchange `seq` is on the wire and its framing unmet: chunked or
+    /// delimited by the close, or fewer bytes than its `content-length` sent. Ended now,
+    /// the client would read it as broken (or, delimited by the close, as complete).
+    pub fn response_cut_short(&self, seq: u64) -> bool {
+        self.exchange.as_ref().is_some_and(|ex| {
+            ex.seq == seq
+                && match ex.response {
+                    ResponsePhase::Streaming { framing, sent } => match framing {
+                        BodyFraming::Length(total) => sent < total,
+                        BodyFraming::Chunked | BodyFraming::UntilClose => true,
+                        BodyFraming::Empty => false,
+                    },
+                    _ => false,
+                }
+        })
+    }
+
     pub fn response_complete(&self, seq: u64) -> bool {
         self.exchange
             .as_ref()
@@ -963,6 +980,40 @@ GET /b HTTP/1.1\r\nHost: a\r\n\r\n";
                 send_continue: false
             }
         );
+    }
+
+    #[test]
+    fn a_response_is_cut_short_only_while_its_framing_is_unmet() {
+        let post = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\n";
+        let mut out = Vec::new();
+        // content-length: short until every declared byte went, even with more_body.
+        let mut conn = Connection::new(limits());
+        request(&mut conn, post);
+        assert!(!conn.response_cut_short(1), "nothing on the wire yet");
+        let length = [(&b"content-length"[..], &b"4"[..])];
+        conn.start_response(1, 200, length, &[]).expect("start");
+        assert!(!conn.response_cut_short(1), "the head is held");
+        send(&mut conn, 1, &mut out, b"ab", true).expect("body");
+        assert!(conn.response_cut_short(1));
+        send(&mut conn, 1, &mut out, b"cd", true).expect("body");
+        assert!(
+            !conn.response_cut_short(1),
+            "all of its content-length went"
+        );
+        // Chunked: short until the last chunk.
+        let mut conn = Connection::new(limits());
+        request(&mut conn, post);
+        conn.start_response(1, 200, [], &[]).expect("start");
+        send(&mut conn, 1, &mut out, b"ab", true).expect("body");
+        assert!(conn.response_cut_short(1));
+        send(&mut conn, 1, &mut out, b"", false).expect("end");
+        assert!(!conn.response_cut_short(1));
+        // No body to send: never short.
+        let mut conn = Connection::new(limits());
+        request(&mut conn, post);
+        conn.start_response(1, 204, [], &[]).expect("start");
+        send(&mut conn, 1, &mut out, b"", true).expect("body");
+        assert!(!conn.response_cut_short(1));
     }
 
     #[test]
