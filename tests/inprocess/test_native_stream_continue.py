@@ -34,8 +34,9 @@ CONTINUE = [[(b":status", b"100")]]
 
 class ContinueApp:
     """``/read`` waits for ``go``, then reads the whole body and echoes it; ``/start``
-    sends http.response.start first, then does the same; ``/answer`` answers without
-    reading. Every message receive() returned is kept."""
+    sends http.response.start first (held by the server until a body part comes), then
+    does the same; ``/onwire`` sends its start and a first body part before reading;
+    ``/answer`` answers without reading. Every message receive() returned is kept."""
 
     def __init__(self) -> None:
         self.go = asyncio.Event()
@@ -50,6 +51,9 @@ class ContinueApp:
             return
         if path == "/start":
             await send(start)
+        elif path == "/onwire":
+            await send(start)
+            await send({"type": "http.response.body", "body": b"first", "more_body": True})
         else:
             await self.go.wait()
         body = b""
@@ -61,7 +65,7 @@ class ContinueApp:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        if path != "/start":
+        if path == "/read":
             await send(start)
         await send({"type": "http.response.body", "body": body})
 
@@ -118,18 +122,34 @@ def test_h2_no_100_for_an_app_that_answers_without_reading(run: Runner) -> None:
     run(scenario)
 
 
-def test_h2_no_100_once_the_app_started_its_response(run: Runner) -> None:
-    app = ContinueApp()
+def test_h2_the_100_goes_before_a_started_response_held_for_its_body(run: Runner) -> None:
+    """http.response.start alone puts nothing on the wire (the head waits for the first
+    body part), so the 100 still goes, ahead of the final head, as on HTTP/1.1."""
 
     async def scenario() -> None:
-        mock = MockConnection(app)
+        mock = MockConnection(ContinueApp())
         client = H2Client(mock)
         stream = h2_post(client, "/start")
-        await mock.idle(50)
+        await mock.until(lambda: h2_interim(client, stream), "the 100")
         client.conn.send_data(stream, b"xy", end_stream=True)
         client.flush()
         status, _, body, _ = await client.response(stream)
         assert (status, body) == (200, b"xy")
+        assert client.responses[stream].interim == CONTINUE
+
+    run(scenario)
+
+
+def test_h2_no_100_once_the_response_is_on_the_wire(run: Runner) -> None:
+    async def scenario() -> None:
+        mock = MockConnection(ContinueApp())
+        client = H2Client(mock)
+        stream = h2_post(client, "/onwire")
+        await mock.idle(50)
+        client.conn.send_data(stream, b"xy", end_stream=True)
+        client.flush()
+        status, _, body, _ = await client.response(stream)
+        assert (status, body) == (200, b"firstxy")
         assert client.responses[stream].interim == []
 
     run(scenario)
@@ -257,19 +277,33 @@ def test_h3_no_100_for_an_app_that_answers_without_reading(
     run(scenario)
 
 
-def test_h3_no_100_once_the_app_started_its_response(
+def test_h3_the_100_goes_before_a_started_response_held_for_its_body(
     run: Runner, certs: Certs, tmp_path: Path
 ) -> None:
-    app = ContinueApp()
-
     async def scenario() -> None:
-        async with serve_h3(app, certs, tmp_path) as (client, _):
+        async with serve_h3(ContinueApp(), certs, tmp_path) as (client, _):
             stream, waiter = h3_post(client, "/start")
-            await asyncio.sleep(0.05)
+            await until(lambda: h3_interim(client, stream), "the 100")
             client.h3.send_data(stream, b"xy", end_stream=True)
             client.transmit()
             response = await asyncio.wait_for(waiter, BOUND)
             assert (response.status, response.body) == (200, b"xy")
+            assert response.interim == CONTINUE
+
+    run(scenario)
+
+
+def test_h3_no_100_once_the_response_is_on_the_wire(
+    run: Runner, certs: Certs, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        async with serve_h3(ContinueApp(), certs, tmp_path) as (client, _):
+            stream, waiter = h3_post(client, "/onwire")
+            await asyncio.sleep(0.05)
+            client.h3.send_data(stream, b"xy", end_stream=True)
+            client.transmit()
+            response = await asyncio.wait_for(waiter, BOUND)
+            assert (response.status, response.body) == (200, b"firstxy")
             assert response.interim == []
 
     run(scenario)

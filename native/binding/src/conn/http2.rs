@@ -43,7 +43,8 @@ struct Stream {
     timed_out: bool,
     /// The client asked for `100 Continue` and neither it was sent nor a DATA byte came:
     /// the client may rightly wait, so the body clock does not run. Sent at the app's first
-    /// `receive()` that waits, never once the app sent `http.response.start`.
+    /// `receive()` that waits, never once the final head is on the wire (a head held for
+    /// its first body part goes after it).
     continue_unsent: bool,
     /// `receive()` returned the last body message.
     delivered_end: bool,
@@ -339,9 +340,10 @@ impl Conn {
                 } else if entry.gone || entry.complete {
                     ReceiveOutcome::Disconnect
                 } else {
-                    if entry.continue_unsent && entry.start.is_none() && !entry.on_wire {
-                        // Once, the body not yet begun, no final response started. The
-                        // body clock starts afresh at the next sweep.
+                    if entry.continue_unsent && !entry.on_wire {
+                        // Once, the body not yet begun, no final head on the wire (one
+                        // held for its first body part goes after the 100, as on
+                        // HTTP/1.1). The body clock starts afresh at the next sweep.
                         entry.continue_unsent = false;
                         entry.body_clock.stop();
                         let _ = engine.send_continue(stream_id(seq));
