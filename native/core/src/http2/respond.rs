@@ -57,6 +57,8 @@ impl Http2 {
 
     /// An interim `100 Continue` response (a HEADERS frame without END_STREAM) before the
     /// response head: the client that asked for it may send its body (RFC 9110 10.1.1).
+    /// The engine does not check the stream's state; `respond` does: the final head takes
+    /// it, so no interim head can follow one (`Gone`).
     pub fn send_continue(&mut self, stream: u32) -> Result<(), SendError> {
         let entry = self.streams.get_mut(&stream).ok_or(SendError::Gone)?;
         let respond = entry.respond.as_mut().ok_or(SendError::Gone)?;
