@@ -346,6 +346,18 @@ def test_root_path(server_factory, loop: str) -> None:
     assert scope["query_string"] == "id=3"
 
 
+def test_extensions_an_app_adds_stay_with_its_request(server: ServerProcess) -> None:
+    with server.client() as c:
+        scopes = []
+        for _ in range(3):
+            c.send(request("GET", "/scope"))
+            scopes.append(c.read_response().json())
+    for scope in scopes:
+        assert "testapp.seen" not in scope["extensions"]
+        assert scope["extensions"]["http.response.pathsend"] == {}
+        assert scope["asgi"] == {"version": "3.0", "spec_version": "2.4"}
+
+
 @over_tls
 def test_pathsend_with_and_without_length(server: ServerProcess, tmp_path: Path) -> None:
     data = bytes(range(256)) * 4096 + b"tail"

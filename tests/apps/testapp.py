@@ -133,6 +133,8 @@ async def scope_view(scope: Any, receive: Any, send: Any) -> None:
     )
     data["body"] = body.decode("latin-1")
     data["tls_dict"] = tls_dict_number(scope)
+    # An app may add to its scope's extensions: the next request must not see it.
+    scope["extensions"]["testapp.seen"] = True
     await respond(send, json.dumps(data).encode(), content_type=b"application/json")
 
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::asgi::scope::{asgi_template, scope_template};
+use crate::asgi::scope::{asgi_dict, http_extensions_template, scope_template};
 use crate::asgi::spawn::TaskSpawner;
 use crate::awaitable::Ready;
 use crate::conn::HttpProtocol;
@@ -49,7 +49,8 @@ pub struct ServerState {
     pub vectored_writes: bool,
     http_template: Py<PyDict>,
     ws_template: Py<PyDict>,
-    asgi: Py<PyDict>,
+    /// `http_extensions_template` when pathsend is served.
+    http_extensions: Option<Py<PyDict>>,
     requests_served: AtomicU64,
     /// The request budget (0 = none): the request that spends it starts the drain and runs
     /// `on_limit` (the worker stops accepting), so no later connection is taken.
@@ -140,9 +141,20 @@ impl ServerState {
             .module()?
             .to_str()?
             .starts_with("uvloop");
+        let asgi = asgi_dict(py)?;
         let template = |websocket| {
-            scope_template(py, &settings.root_path, lifespan_state.is_some(), websocket)
-                .map(Bound::unbind)
+            scope_template(
+                py,
+                &asgi,
+                &settings.root_path,
+                lifespan_state.is_some(),
+                websocket,
+            )
+            .map(Bound::unbind)
+        };
+        let http_extensions = match &pathsend {
+            Some(_) => Some(http_extensions_template(py)?.unbind()),
+            None => None,
         };
         Ok(Self {
             http_template: template(false)?,
@@ -159,7 +171,7 @@ impl ServerState {
             pathsend,
             ready_none: Py::new(py, Ready)?,
             vectored_writes,
-            asgi: asgi_template(py)?.unbind(),
+            http_extensions,
             requests_served: AtomicU64::new(0),
             request_budget,
             on_limit,
@@ -241,8 +253,9 @@ impl ServerState {
         }
     }
 
-    pub fn asgi_template<'py>(&self, py: Python<'py>) -> &Bound<'py, PyDict> {
-        self.asgi.bind(py)
+    /// The `extensions` every HTTP scope copies, when it holds more than a TLS entry.
+    pub fn extensions_template<'py>(&self, py: Python<'py>) -> Option<&Bound<'py, PyDict>> {
+        self.http_extensions.as_ref().map(|t| t.bind(py))
     }
 
     /// Run `f` with the default response header lines (date, server, then --header

@@ -218,8 +218,6 @@ pub fn build_scope<'py>(
         Some(template) => template.copy()?,
         None => state.scope_template(py, websocket).copy()?,
     };
-    let asgi = state.asgi_template(py).copy()?;
-    scope.set_item(key!(py, "asgi"), asgi)?;
     if !websocket && head.method() != b"GET" {
         scope.set_item(key!(py, "method"), method_str(py, head.method()))?;
     }
@@ -298,10 +296,10 @@ pub fn build_scope<'py>(
     if let Some(lifespan_state) = &state.lifespan_state {
         scope.set_item(key!(py, "state"), lifespan_state.bind(py).copy()?)?;
     }
-    let extensions = PyDict::new(py);
-    if !websocket && state.pathsend.is_some() {
-        extensions.set_item(key!(py, "http.response.pathsend"), PyDict::new(py))?;
-    }
+    let extensions = match state.extensions_template(py) {
+        Some(template) if !websocket => template.copy()?,
+        _ => PyDict::new(py),
+    };
     if let Some(tls) = tls {
         extensions.set_item(key!(py, "tls"), tls)?;
     }
@@ -322,9 +320,11 @@ fn scheme_str(py: Python<'_>, websocket: bool, secure: bool) -> &Bound<'_, PyStr
 /// The scope's keys in their usual order, with the values that never change per server
 /// and, where a request usually has the same one, that value: HTTP/1.1, `GET`, no TLS, no
 /// query string. `build_scope` sets a key of these only when its request differs, which
-/// saves a dict store per key on most requests.
+/// saves a dict store per key on most requests. `asgi` is the one `scope["asgi"]` every
+/// scope of the worker shares (documented as read-only): it never differs.
 pub fn scope_template<'py>(
     py: Python<'py>,
+    asgi: &Bound<'py, PyDict>,
     root_path: &str,
     with_state: bool,
     websocket: bool,
@@ -337,7 +337,7 @@ pub fn scope_template<'py>(
         key!(py, "http")
     };
     scope.set_item(key!(py, "type"), kind)?;
-    scope.set_item(key!(py, "asgi"), &none)?;
+    scope.set_item(key!(py, "asgi"), asgi)?;
     scope.set_item(key!(py, "http_version"), key!(py, "1.1"))?;
     if !websocket {
         scope.set_item(key!(py, "method"), key!(py, "GET"))?;
@@ -363,9 +363,17 @@ pub fn scope_template<'py>(
 
 /// `scope["asgi"]`. Spec version 2.4 is the newest implemented in full (`send()` after the
 /// client left raises `OSError`).
-pub fn asgi_template(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+pub fn asgi_dict(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let asgi = PyDict::new(py);
     asgi.set_item(key!(py, "version"), key!(py, "3.0"))?;
     asgi.set_item(key!(py, "spec_version"), key!(py, "2.4"))?;
     Ok(asgi)
+}
+
+/// An HTTP scope's `extensions` when `http.response.pathsend` is served: each request
+/// gets a copy (an app may add to its own), which shares the empty capability dict.
+pub fn http_extensions_template(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let extensions = PyDict::new(py);
+    extensions.set_item(key!(py, "http.response.pathsend"), PyDict::new(py))?;
+    Ok(extensions)
 }
