@@ -48,6 +48,33 @@ def test_pipelined_apps_never_start_inside_another_request(task_server: ServerPr
     assert max(depths) - min(depths) <= 4, sorted(depths)
 
 
+def test_pipelined_apps_after_responses_sent_by_child_tasks_do_not_nest(
+    task_server: ServerProcess,
+) -> None:
+    # Each response is sent from a child Task of its app (as a streaming response is), so
+    # the next app starts inside that child's send(), one level down: never deeper.
+    count = 60
+    batch = b"".join(request("GET", f"/child/{i}") for i in range(count))
+    with task_server.client() as c:
+        c.send(batch)
+        responses = c.read_responses(count)
+    bodies = [r.json() for r in responses]
+    assert [b["path"] for b in bodies] == [f"/child/{i}" for i in range(count)]
+    depths = [b["depth"] for b in bodies]
+    assert max(depths) - min(depths) <= 6, depths
+
+
+def test_context_variables_of_a_request_do_not_reach_the_next_pipelined_one(
+    task_server: ServerProcess,
+) -> None:
+    paths = [f"/context/{i}" if i % 2 == 0 else f"/child/{i}" for i in range(20)]
+    paths += [f"/p/{i}" for i in range(20, 24)]
+    with task_server.client() as c:
+        c.send(b"".join(request("GET", path) for path in paths))
+        bodies = [r.json() for r in c.read_responses(len(paths))]
+    assert [b.get("leaked") for b in bodies] == [None] * len(paths), bodies
+
+
 def test_asyncio_timeout_inside_a_request(task_server: ServerProcess) -> None:
     with task_server.client() as c:
         for _ in range(3):

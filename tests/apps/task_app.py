@@ -120,6 +120,15 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
     if request_var.get() not in ("", path):
         data["leaked"] = request_var.get()
     body = json.dumps(data).encode()
+    if path.startswith("/child/"):
+        # Sent from a child Task, as a streaming response does: the next pipelined request
+        # then starts inside that child's send().
+        await asyncio.get_running_loop().create_task(_respond(send, body))
+        return
+    await _respond(send, body)
+
+
+async def _respond(send: Any, body: bytes) -> None:
     await send(
         {
             "type": "http.response.start",

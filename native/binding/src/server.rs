@@ -58,6 +58,12 @@ pub struct ServerState {
     on_limit: Option<Py<PyAny>>,
     /// App Tasks (HTTP and WebSocket) that have not finished yet.
     running: AtomicUsize,
+    /// App code under way: an app's step, or a `send()`/`receive()` it (or a Task of its
+    /// own) called. Nested when an app starts inside another's.
+    app_calls: AtomicUsize,
+    /// The context ruvicorn's loop callbacks run in, as at start: a Task started inside
+    /// app code runs in a copy of it, not of that app's context.
+    base_context: Py<PyAny>,
     overload_log: Mutex<RateLimitedCount>,
     draining: AtomicBool,
     restarting: AtomicBool,
@@ -176,6 +182,11 @@ impl ServerState {
             request_budget,
             on_limit,
             running: AtomicUsize::new(0),
+            app_calls: AtomicUsize::new(0),
+            base_context: py
+                .import("contextvars")?
+                .call_method0("copy_context")?
+                .unbind(),
             overload_log: Mutex::new(RateLimitedCount::default()),
             draining: AtomicBool::new(false),
             restarting: AtomicBool::new(false),
@@ -241,6 +252,15 @@ impl ServerState {
             HttpProtocol::force_close(protocol.bind(py))?;
         }
         Ok(())
+    }
+}
+
+/// App code under way (`ServerState::app_call`), counted until dropped.
+pub struct AppCall<'a>(&'a AtomicUsize);
+
+impl Drop for AppCall<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -340,6 +360,26 @@ impl ServerState {
         if let (Some(metrics), false) = (&self.metrics, websocket) {
             metrics.in_flight(false);
         }
+    }
+
+    /// App code runs (one step of an app, or an ASGI call it made) until the returned
+    /// guard is dropped.
+    pub fn app_call(&self) -> AppCall<'_> {
+        self.app_calls.fetch_add(1, Ordering::Relaxed);
+        AppCall(&self.app_calls)
+    }
+
+    /// The context for a Task started now: None from a loop callback (the Task copies
+    /// the current one), a fresh copy of the start-up context inside app code.
+    pub fn context_for_task<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if self.app_calls.load(Ordering::Relaxed) == 0 {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.base_context
+                .bind(py)
+                .call_method0(crate::key!(py, "copy"))?,
+        ))
     }
 
     /// A new request would go beyond `--limit-concurrency`: more connections than the

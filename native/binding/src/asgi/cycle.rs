@@ -392,6 +392,8 @@ impl RequestCycle {
         let seq = self.seq();
         let protocol = self.protocol.bind(py);
         let this = protocol.get();
+        // Called from any Task of the app's: what it starts is inside app code.
+        let _app_code = this.state().app_call();
         let outcome = HttpProtocol::decide(protocol, |conn, fx| conn.receive(seq, fx))?;
         if let ReceiveOutcome::Wait { .. } = outcome {
             let waiter = this.state().create_future.bind(py).call0()?;
@@ -406,6 +408,8 @@ impl RequestCycle {
     /// ASGI `send(message)`.
     fn send(slf: &Bound<'_, Self>, message: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
+        // Called from any Task of the app's: what it starts is inside app code.
+        let _app_code = slf.get().protocol.get().state().app_call();
         let kind = message
             .get_item(key!(py, "type"))?
             .ok_or_else(|| PyTypeError::new_err("ASGI message without a 'type'"))?;

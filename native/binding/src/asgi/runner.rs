@@ -142,8 +142,10 @@ impl AppRunner {
         HttpProtocol::keep_stream_task(self.protocol.bind(task.py()), self.seq, task)
     }
 
-    /// `step` run as one step of the app, marked as such when its output may be held.
+    /// `step` run as one step of the app: counted by the server as app code (see
+    /// `TaskSpawner::spawn`), and marked for its protocol when its output may be held.
     fn marked<R>(&self, py: Python<'_>, step: impl FnOnce() -> R) -> R {
+        let _app_code = self.slot.server.get().app_call();
         if self.serves != Serves::Http1Exchange {
             return step();
         }
@@ -311,7 +313,7 @@ pub fn spawn_app<'py>(
     let run = || -> PyResult<Option<Bound<'py, PyAny>>> {
         let awaitable = state.app.bind(py).call1((scope, receive, send))?;
         let runner = Bound::new(py, make_runner(&awaitable)?)?;
-        state.spawner.spawn(runner)
+        state.spawner.spawn(runner, state.context_for_task(py)?)
     };
     run().map_err(|err| err.into_value(py).into_bound(py).into_any())
 }

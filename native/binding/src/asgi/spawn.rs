@@ -5,10 +5,13 @@
 //!   eagerly, so an app that answers without suspending is done before the loop turns.
 //! - A task factory on the loop (an app may install `asyncio.eager_task_factory`, say): it
 //!   is honoured through `loop.create_task`.
-//! - Either way, a Task is never started eagerly from inside another Task: a pipelined
-//!   request whose app would start inside the previous app's `send()` gets a plain Task, or,
-//!   with a factory, is created by the loop on its next turn. Otherwise each pipelined
-//!   request would nest its app one level deeper in the previous one's stack.
+//! - Either way, a Task is never started eagerly inside app code (a step of an app, or a
+//!   `send()`/`receive()` from any Task of the app's, counted by `ServerState::app_call`):
+//!   a pipelined request whose app would start inside the previous app's `send()` gets a
+//!   plain Task, or, with a factory, is created by the loop on its next turn. Otherwise
+//!   each pipelined request would nest its app one level deeper in the previous one's
+//!   stack. Such a Task runs in a copy of the start-up context, as one started from the
+//!   loop does, not in a copy of the previous app's.
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -25,7 +28,7 @@ pub struct TaskSpawner {
     kwargs: Py<PyDict>,
     /// Python 3.12+ without a factory: `kwargs` plus `eager_start=True`.
     eager_kwargs: Option<Py<PyDict>>,
-    /// `asyncio.current_task`, where spawning depends on whether a Task is running.
+    /// `asyncio.current_task`, with a factory: spawning depends on whether a Task runs.
     current_task: Option<Py<PyAny>>,
     factory: bool,
 }
@@ -51,7 +54,7 @@ impl TaskSpawner {
         } else {
             None
         };
-        let current_task = if eager || factory {
+        let current_task = if factory {
             Some(asyncio.getattr("current_task")?.unbind())
         } else {
             None
@@ -77,35 +80,49 @@ impl TaskSpawner {
 
     /// Run `runner` in a Task of its own, returned unless its creation is deferred to the
     /// loop's next turn (the runner is then handed its Task, see `AppRunner::task_created`).
-    /// An error is one of creating the Task now; a deferred creation that fails settles
-    /// the request itself.
-    pub fn spawn<'py>(&self, runner: Bound<'py, AppRunner>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    /// `context` is given when app code is running (`ServerState::context_for_task`): the
+    /// Task starts inside it, and takes that context rather than the app's. An error is
+    /// one of creating the Task now; a deferred creation that fails settles the request.
+    pub fn spawn<'py>(
+        &self,
+        runner: Bound<'py, AppRunner>,
+        context: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let py = runner.py();
-        let nested = match &self.current_task {
-            Some(current_task) => !current_task
-                .bind(py)
-                .call1((self.event_loop.bind(py),))?
-                .is_none(),
-            None => false,
-        };
-        if self.factory && nested {
-            let start = DeferredStart {
-                create: self.create.clone_ref(py),
-                runner: runner.unbind(),
+        if self.factory {
+            // A factory may run anything in a Task (the app's own code too): ask asyncio.
+            let nested = match &self.current_task {
+                Some(current_task) => !current_task
+                    .bind(py)
+                    .call1((self.event_loop.bind(py),))?
+                    .is_none(),
+                None => false,
             };
-            self.event_loop
-                .bind(py)
-                .call_method1(key!(py, "call_soon"), (start,))?;
-            return Ok(None);
+            if nested || context.is_some() {
+                let start = DeferredStart {
+                    create: self.create.clone_ref(py),
+                    runner: runner.unbind(),
+                };
+                let kwargs = PyDict::new(py);
+                kwargs.set_item(key!(py, "context"), context)?;
+                self.event_loop.bind(py).call_method(
+                    key!(py, "call_soon"),
+                    (start,),
+                    Some(&kwargs),
+                )?;
+                return Ok(None);
+            }
         }
-        let kwargs = match &self.eager_kwargs {
-            Some(eager_kwargs) if !nested => eager_kwargs,
-            _ => &self.kwargs,
+        let kwargs = match (&context, &self.eager_kwargs) {
+            (Some(context), _) => {
+                let kwargs = self.kwargs.bind(py).copy()?;
+                kwargs.set_item(key!(py, "context"), context)?;
+                kwargs
+            }
+            (None, Some(eager_kwargs)) => eager_kwargs.bind(py).clone(),
+            (None, None) => self.kwargs.bind(py).clone(),
         };
-        let task = self
-            .create
-            .bind(py)
-            .call((runner,), Some(kwargs.bind(py)))?;
+        let task = self.create.bind(py).call((runner,), Some(&kwargs))?;
         Ok(Some(task))
     }
 }
