@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from mockconn import MockConnection, PausingTransport, Runner
+from tlspeer import Certs, tls_connection
 
 #: The timeout of these tests, and a sleep safely past it.
 TIMEOUT = 0.05
@@ -142,6 +143,24 @@ def test_a_started_response_is_cut_without_408(run: Runner, error_lines: list[st
     assert error_lines == [
         "Request body timed out from 127.0.0.1: no byte for 0.05 s (--timeout-request-body)"
     ]
+
+
+def test_a_cut_response_over_tls_gets_no_close_notify(run: Runner, certs: Certs) -> None:
+    """The abort sends no close_notify first: it would tell the client the response
+    ended cleanly (one delimited by the close would read as complete)."""
+    app = BodyApp()
+
+    async def scenario() -> None:
+        peer = tls_connection(app, certs, timeout_request_body=TIMEOUT)
+        conn = peer.conn
+        peer.send(post("/stream", "Content-Length: 100") + b"x")
+        await peer.until(lambda: b"started" in peer.plain, "the response's start")
+        await sweep_past(conn)
+        await conn.until(lambda: conn.transport.aborted, "the abort")
+        peer.read()
+        assert not peer.close_notify
+
+    run(scenario)
 
 
 class UndrainedTransport(PausingTransport):

@@ -98,8 +98,8 @@ impl Tls {
     }
 
     /// Encrypt what `fx` writes (output held back first) into one `bytes` (with
-    /// close_notify before a close or a half-close), plus whatever rustls has to send of
-    /// its own (handshake, alerts).
+    /// close_notify before a close or a half-close, not an abort), plus whatever rustls
+    /// has to send of its own (handshake, alerts).
     pub(super) fn seal(&mut self, py: Python<'_>, fx: &mut Effects) {
         if self.cleartext {
             return;
@@ -121,7 +121,9 @@ impl Tls {
         fx.write.clear();
         fx.write_suffix = b"";
         fx.write_tail.clear();
-        let closing = fx.close || fx.write_eof;
+        // Not before an abort: close_notify would tell the client the data ended cleanly
+        // (a response delimited by the close would read as complete).
+        let closing = (fx.close || fx.write_eof) && !fx.abort;
         if closing && !self.close_sent && !self.failed && !self.conn.is_handshaking() {
             self.close_sent = true;
             self.conn.send_close_notify();
