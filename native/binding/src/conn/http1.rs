@@ -303,11 +303,14 @@ impl Conn {
         // A send() waiting for the transport to drain is answered too: its next send is
         // refused (the connection is closing), as after a disconnect.
         fx.wake_drain.append(&mut self.drain_waiters);
-        self.close(fx);
         // A response cut short is broken anyway: nothing is gained by waiting for a client
         // that may read nothing to take what is buffered of it. One whose framing is met
         // (every byte of its content-length sent, say) is delivered.
-        fx.abort = self.http1.response_cut_short(seq);
+        if self.http1.response_cut_short(seq) {
+            self.cut(fx);
+        } else {
+            self.close(fx);
+        }
     }
 
     /// The transport, for a look at its socket outside the lock.
@@ -337,13 +340,6 @@ impl Conn {
             self.set_idle_deadline(state);
         }
         None
-    }
-
-    /// The worker gives up on the connection: the transport to abort.
-    pub(super) fn abort(&mut self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.closing = true;
-        self.hold.cork = None;
-        self.transport(py)
     }
 
     /// The transport is gone: everything still waiting is handed back to be completed.

@@ -213,6 +213,16 @@ impl Conn {
         fx.close = true;
     }
 
+    /// Give up on the connection: abort the transport (`transport.abort()`), dropping
+    /// what it buffered. Output held back is dropped too, and no deadline is kept: the
+    /// transport reports the loss on the loop's next turn (`lost`).
+    fn cut(&mut self, fx: &mut Effects) {
+        self.deadline = None;
+        self.hold.cork = None;
+        self.close(fx);
+        fx.abort = true;
+    }
+
     /// Log the current request with `status`, answered by ruvicorn rather than the app.
     fn log_access(&mut self, status: u16, fx: &mut Effects) {
         fx.access = self.answered_by_server(status);
@@ -315,11 +325,8 @@ impl Conn {
             return false;
         }
         self.write_paused_since = None;
-        self.deadline = None;
-        self.hold.cork = None;
         fx.send_timeout = Some(timeout);
-        self.close(fx);
-        fx.abort = true;
+        self.cut(fx);
         true
     }
 

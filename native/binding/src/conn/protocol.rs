@@ -372,14 +372,10 @@ impl HttpProtocol {
         ws::wake(slf, wake)
     }
 
+    /// The worker gives up on the connection (the graceful timeout ran out): abort, as
+    /// close() would wait for a client that stopped reading.
     pub fn force_close(slf: &Bound<'_, Self>) -> PyResult<()> {
-        let py = slf.py();
-        let transport = slf.get().lock()?.abort(py);
-        if let Some(transport) = transport {
-            // close() would wait for a client that stopped reading; abort() does not.
-            transport.bind(py).call_method0(key!(py, "abort"))?;
-        }
-        Ok(())
+        Self::decide(slf, Conn::cut)
     }
 }
 
