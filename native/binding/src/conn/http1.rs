@@ -109,7 +109,7 @@ impl Conn {
 
     fn feed_http1(&mut self, data: &[u8], state: &ServerState, fx: &mut Effects) {
         let was_idle = self.http1.exchange().is_none();
-        if was_idle && self.write_paused && !self.closing {
+        if was_idle && self.write_paused() && !self.closing {
             self.park_pipeline(fx);
         }
         if self.pipeline_parked {
@@ -202,7 +202,7 @@ impl Conn {
         if self.http1.is_idle() {
             self.set_idle_deadline(state);
         }
-        if self.write_paused {
+        if self.write_paused() {
             self.park_pipeline(fx);
             return;
         }

@@ -105,10 +105,9 @@ pub(crate) struct Conn {
     /// connection_lost ran: `send()` raises, `receive()` says the client is gone.
     lost: bool,
     read_paused: bool,
-    write_paused: bool,
-    /// With `--timeout-send`, since when the transport has paused writing (the client
-    /// read nothing that drained its buffer): the sweep aborts the connection once this
-    /// has lasted the timeout (`Conn::check_send`). None while writing flows.
+    /// Since when the transport has paused writing (its client read nothing that drained
+    /// the buffer); None while writing flows. With `--timeout-send` the sweep aborts the
+    /// connection once this has lasted the timeout (`Conn::check_send`).
     write_paused_since: Option<Instant>,
     /// HTTP/1.1: the client is not reading its responses (the transport paused writing),
     /// so no further request starts and reading pauses until the transport drains.
@@ -180,7 +179,6 @@ impl Conn {
             closing: false,
             lost: false,
             read_paused: false,
-            write_paused: false,
             write_paused_since: None,
             pipeline_parked: false,
             receive_waiters: Vec::new(),
@@ -221,6 +219,11 @@ impl Conn {
         self.hold.cork = None;
         self.close(fx);
         fx.abort = true;
+    }
+
+    /// The transport has paused writing.
+    fn write_paused(&self) -> bool {
+        self.write_paused_since.is_some()
     }
 
     /// Log the current request with `status`, answered by ruvicorn rather than the app.
@@ -293,8 +296,15 @@ impl Conn {
     }
 
     /// The sweep, about once a second: the send timeout, deadlines and WebSocket pings.
-    fn sweep(&mut self, now: Instant, state: &ServerState, fx: &mut Effects) -> Swept {
-        if self.check_send(now, state, fx) {
+    /// `send_timeout` is `--timeout-send` where it applies (not on QUIC).
+    fn sweep(
+        &mut self,
+        now: Instant,
+        send_timeout: Option<Duration>,
+        state: &ServerState,
+        fx: &mut Effects,
+    ) -> Swept {
+        if self.check_send(now, send_timeout, fx) {
             return Swept::Wake(None);
         }
         match self.mode {
@@ -316,15 +326,16 @@ impl Conn {
     /// transport reports the loss on the loop's next turn, and `connection_lost` answers
     /// everything still waiting as after a disconnect: a `send()` waiting for the drain is
     /// released and the next raises, `receive()` gets http.disconnect. True when it fired.
-    fn check_send(&mut self, now: Instant, state: &ServerState, fx: &mut Effects) -> bool {
-        let (Some(timeout), Some(since)) = (state.settings.send_timeout, self.write_paused_since)
-        else {
+    fn check_send(&mut self, now: Instant, timeout: Option<Duration>, fx: &mut Effects) -> bool {
+        let (Some(timeout), Some(since)) = (timeout, self.write_paused_since) else {
             return false;
         };
         if self.lost || now.saturating_duration_since(since) < timeout {
             return false;
         }
-        self.write_paused_since = None;
+        // The transport is still paused: the clock restarts so the timeout fires once
+        // (the loss arrives long before it could pass again).
+        self.write_paused_since = Some(now);
         fx.send_timeout = Some(timeout);
         self.cut(fx);
         true
@@ -333,7 +344,7 @@ impl Conn {
     /// Whether `await send()` of exchange (or stream) `seq` has to wait: for the
     /// transport to drain, or for HTTP/2 flow control to let its body out.
     pub(crate) fn must_wait_for_drain(&self, seq: u64) -> bool {
-        (self.write_paused || self.h2_must_wait(seq)) && !self.lost
+        (self.write_paused() || self.h2_must_wait(seq)) && !self.lost
     }
 
     pub(crate) fn add_drain_waiter(&mut self, seq: u64, waiter: Py<PyAny>) {

@@ -349,7 +349,10 @@ impl HttpProtocol {
         if this.conn.try_lock().is_err() {
             return Ok(());
         }
-        let at = match Self::decide(slf, |conn, fx| conn.sweep(now, this.state(), fx))? {
+        let state = this.state();
+        // QUIC has its own flow control: its transport never pauses writing.
+        let send_timeout = state.settings.send_timeout.filter(|_| !this.quic);
+        let at = match Self::decide(slf, |conn, fx| conn.sweep(now, send_timeout, state, fx))? {
             Swept::Wake(waiter) => return ws::wake(slf, waiter),
             Swept::IdlePast(at) => at,
         };
@@ -492,12 +495,10 @@ impl HttpProtocol {
 
     fn pause_writing(&self) -> PyResult<()> {
         let mut conn = self.lock()?;
-        // The send timeout's clock: one clock read per pause (QUIC has its own flow
-        // control, and its transport does not pause).
-        if !conn.write_paused && !self.quic && self.state().settings.send_timeout.is_some() {
+        // A pause is rare: one clock read each, for the send timeout's clock.
+        if !conn.write_paused() {
             conn.write_paused_since = Some(Instant::now());
         }
-        conn.write_paused = true;
         conn.hold.reader_fell_behind();
         conn.ws_hold_replies(true, &mut Vec::new());
         Ok(())
@@ -506,7 +507,6 @@ impl HttpProtocol {
     fn resume_writing(slf: &Bound<'_, Self>) -> PyResult<()> {
         let state = slf.get().state();
         Self::decide(slf, |conn, fx| {
-            conn.write_paused = false;
             conn.write_paused_since = None;
             fx.wake_drain = std::mem::take(&mut conn.drain_waiters);
             conn.ws_hold_replies(false, &mut fx.write);

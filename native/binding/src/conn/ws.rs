@@ -482,7 +482,7 @@ impl Conn {
         if self.lost {
             return Err(disconnected());
         }
-        let write_paused = self.write_paused;
+        let write_paused = self.write_paused();
         let Some(ws) = self.ws() else {
             return Err(unexpected("websocket.accept", "outside a websocket"));
         };
