@@ -30,8 +30,10 @@ def request_limit(config: Config, rng: random.Random | None = None) -> int:
         # Imported by the one worker that draws, not by the master that forks them all.
         import random
 
-        return config.limit_max_requests + random.randint(0, jitter)
-    return config.limit_max_requests + rng.randint(0, jitter)
+        draw = random.randint
+    else:
+        draw = rng.randint
+    return config.limit_max_requests + draw(0, jitter)
 
 
 class MemoryWatch:
