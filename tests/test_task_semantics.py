@@ -73,6 +73,7 @@ def test_context_variables_of_a_request_do_not_reach_the_next_pipelined_one(
         c.send(b"".join(request("GET", path) for path in paths))
         bodies = [r.json() for r in c.read_responses(len(paths))]
     assert [b.get("leaked") for b in bodies] == [None] * len(paths), bodies
+    assert [b.get("leaked_at_call") for b in bodies] == [None] * len(paths), bodies
 
 
 def test_asyncio_timeout_inside_a_request(task_server: ServerProcess) -> None:

@@ -102,7 +102,18 @@ async def _lifespan(receive: Any, send: Any) -> None:
             return
 
 
-async def app(scope: Any, receive: Any, send: Any) -> None:
+class _App:
+    """Called as a plain function, as a class-based app is: what its call sees of the
+    context, before any coroutine runs, is reported too."""
+
+    def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+        return _serve(scope, receive, send, request_var.get())
+
+
+app = _App()
+
+
+async def _serve(scope: Any, receive: Any, send: Any, seen_at_call: str) -> None:
     if scope["type"] == "lifespan":
         await _lifespan(receive, send)
         return
@@ -119,6 +130,8 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
         data = {"depth": _stack_depth(), "task": _current().get_name(), "path": path}
     if request_var.get() not in ("", path):
         data["leaked"] = request_var.get()
+    if seen_at_call:
+        data["leaked_at_call"] = seen_at_call
     body = json.dumps(data).encode()
     if path.startswith("/child/"):
         # Sent from a child Task, as a streaming response does: the next pipelined request

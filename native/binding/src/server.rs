@@ -58,8 +58,9 @@ pub struct ServerState {
     on_limit: Option<Py<PyAny>>,
     /// App Tasks (HTTP and WebSocket) that have not finished yet.
     running: AtomicUsize,
-    /// App code under way: an app's step, or a `send()`/`receive()` it (or a Task of its
-    /// own) called. Nested when an app starts inside another's.
+    /// App code under way: an app's step (with the settling of its response), or an HTTP
+    /// `send()`/`receive()` it (or a Task of its own) called. Nested when an app starts
+    /// inside another's.
     app_calls: AtomicUsize,
     /// The context ruvicorn's loop callbacks run in, as at start: a Task started inside
     /// app code runs in a copy of it, not of that app's context.

@@ -142,10 +142,8 @@ impl AppRunner {
         HttpProtocol::keep_stream_task(self.protocol.bind(task.py()), self.seq, task)
     }
 
-    /// `step` run as one step of the app: counted by the server as app code (see
-    /// `TaskSpawner::spawn`), and marked for its protocol when its output may be held.
+    /// `step` run as one step of the app, marked as such when its output may be held.
     fn marked<R>(&self, py: Python<'_>, step: impl FnOnce() -> R) -> R {
-        let _app_code = self.slot.server.get().app_call();
         if self.serves != Serves::Http1Exchange {
             return step();
         }
@@ -156,7 +154,10 @@ impl AppRunner {
         outcome
     }
 
+    /// One step of the app and, when it ends, the settling of its response: app code for
+    /// the server throughout (`TaskSpawner::spawn`), since settling may start the next app.
     fn step(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        let _app_code = self.slot.server.get().app_call();
         match self.marked(py, || self.steps.send(value)) {
             Ok(PySendResult::Next(yielded)) => Ok(Some(yielded.unbind())),
             Ok(PySendResult::Return(_)) => self.returned(py).map(|()| None),
@@ -189,6 +190,8 @@ impl AppRunner {
         val: Option<&Bound<'_, PyAny>>,
         tb: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
+        // As in `step`: the app's code and the settling of its response.
+        let _app_code = self.slot.server.get().app_call();
         let steps = self.steps.object(py);
         let result = self.marked(py, || match (val, tb) {
             (None, None) => steps.call_method1(key!(py, "throw"), (typ,)),
@@ -311,9 +314,16 @@ pub fn spawn_app<'py>(
 ) -> Result<Option<Bound<'py, PyAny>>, Bound<'py, PyAny>> {
     let py = scope.py();
     let run = || -> PyResult<Option<Bound<'py, PyAny>>> {
-        let awaitable = state.app.bind(py).call1((scope, receive, send))?;
+        let app = state.app.bind(py);
+        // Inside app code the app is called in the context its Task will run in, so code
+        // it runs before its coroutine starts sees no other request's variables either.
+        let context = state.context_for_task(py)?;
+        let awaitable = match &context {
+            None => app.call1((scope, receive, send))?,
+            Some(context) => context.call_method1(key!(py, "run"), (app, scope, receive, send))?,
+        };
         let runner = Bound::new(py, make_runner(&awaitable)?)?;
-        state.spawner.spawn(runner, state.context_for_task(py)?)
+        state.spawner.spawn(runner, context)
     };
     run().map_err(|err| err.into_value(py).into_bound(py).into_any())
 }

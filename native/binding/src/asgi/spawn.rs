@@ -5,13 +5,15 @@
 //!   eagerly, so an app that answers without suspending is done before the loop turns.
 //! - A task factory on the loop (an app may install `asyncio.eager_task_factory`, say): it
 //!   is honoured through `loop.create_task`.
-//! - Either way, a Task is never started eagerly inside app code (a step of an app, or a
-//!   `send()`/`receive()` from any Task of the app's, counted by `ServerState::app_call`):
+//! - Either way, a Task is never started eagerly inside app code (a step of an app and the
+//!   settling of its response, or an HTTP `send()`/`receive()` from any Task of the app's,
+//!   counted by `ServerState::app_call`):
 //!   a pipelined request whose app would start inside the previous app's `send()` gets a
 //!   plain Task, or, with a factory, is created by the loop on its next turn. Otherwise
 //!   each pipelined request would nest its app one level deeper in the previous one's
-//!   stack. Such a Task runs in a copy of the start-up context, as one started from the
-//!   loop does, not in a copy of the previous app's.
+//!   stack. Such a Task runs in a copy of the context captured when the worker's server
+//!   state was made (what the loop's callbacks run in, a copy of the same context), not
+//!   in a copy of the previous app's.
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -81,7 +83,8 @@ impl TaskSpawner {
     /// Run `runner` in a Task of its own, returned unless its creation is deferred to the
     /// loop's next turn (the runner is then handed its Task, see `AppRunner::task_created`).
     /// `context` is given when app code is running (`ServerState::context_for_task`): the
-    /// Task starts inside it, and takes that context rather than the app's. An error is
+    /// Task would start inside that code, and runs in `context` rather than a copy of the
+    /// running app's. An error is
     /// one of creating the Task now; a deferred creation that fails settles the request.
     pub fn spawn<'py>(
         &self,
