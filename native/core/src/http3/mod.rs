@@ -24,6 +24,7 @@ pub mod qpack;
 mod session;
 #[cfg(test)]
 mod tests;
+pub mod uni;
 
 use std::net::SocketAddr;
 use std::time::Duration;

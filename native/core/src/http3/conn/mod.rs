@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use quinn_proto::{Dir, ReadError, StreamEvent, StreamId, VarInt};
 
+use super::uni::{PeerStreams, Uni};
 use super::{codes, frame, Event, Settings};
 use crate::rapid_reset::ResetGuard;
 use request::Request;
-use uni::Uni;
 
 /// QUIC's maximum ACK delay (RFC 9000 §18.2, the default quinn-proto keeps).
 const MAX_ACK_DELAY: Duration = Duration::from_millis(25);
@@ -30,7 +30,7 @@ pub(crate) struct Conn {
     control_out: Vec<u8>,
     uni: HashMap<StreamId, Uni>,
     /// Which critical streams the peer opened: control, QPACK encoder, QPACK decoder.
-    peer_streams: [bool; 3],
+    peer_streams: PeerStreams,
     requests: HashMap<StreamId, Request>,
     /// Finished responses whose last bytes the peer has not acknowledged yet.
     unacked: HashSet<StreamId>,
@@ -72,7 +72,7 @@ impl Conn {
             control: None,
             control_out: Vec::new(),
             uni: HashMap::new(),
-            peer_streams: [false; 3],
+            peer_streams: PeerStreams::default(),
             requests: HashMap::new(),
             unacked: HashSet::new(),
             cut: HashSet::new(),
