@@ -122,7 +122,7 @@ soak: install-dev ## Bounded soak (~3 min): 2 workers, mixed load, reloads, resi
 # Fuzzing (docs/fuzzing.md): libFuzzer through libfuzzer-sys, built by plain cargo on
 # stable Rust with the coverage flags below (no sanitizer, so no nightly flags).
 FUZZ_DIR := native/fuzz
-FUZZ_TARGETS := head chunked ws proxy proxy_protocol h2 h3
+FUZZ_TARGETS := head chunked ws proxy proxy_protocol h2 h3 h3_uni
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_ARGS ?=
