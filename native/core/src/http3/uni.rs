@@ -199,7 +199,7 @@ fn encoder_instructions(buf: &mut BytesMut, mut accepted: impl FnMut(Accepted)) 
         if first & 0xe0 != 0x20 {
             return Err(codes::QPACK_ENCODER_STREAM_ERROR);
         }
-        match instruction(buf, 5)? {
+        match instruction(buf, 5, codes::QPACK_ENCODER_STREAM_ERROR)? {
             None => break,
             Some(0) => accepted(Accepted::Capacity(0)),
             Some(_) => return Err(codes::QPACK_ENCODER_STREAM_ERROR),
@@ -215,7 +215,7 @@ fn decoder_instructions(buf: &mut BytesMut, mut accepted: impl FnMut(Accepted)) 
         if first & 0xc0 != 0x40 {
             return Err(codes::QPACK_DECODER_STREAM_ERROR);
         }
-        match instruction(buf, 6)? {
+        match instruction(buf, 6, codes::QPACK_DECODER_STREAM_ERROR)? {
             None => break,
             Some(stream) => accepted(Accepted::Cancel(stream)),
         }
@@ -223,8 +223,9 @@ fn decoder_instructions(buf: &mut BytesMut, mut accepted: impl FnMut(Accepted)) 
     Ok(())
 }
 
-/// One prefixed integer off the front of `buf`, `None` if it is not complete yet.
-fn instruction(buf: &mut BytesMut, bits: u32) -> Result<Option<u64>, u64> {
+/// One prefixed integer off the front of `buf`, `None` if it is not complete yet; one too
+/// large for 62 bits is `error`, the code of the stream it came on (RFC 9204 §6).
+fn instruction(buf: &mut BytesMut, bits: u32, error: u64) -> Result<Option<u64>, u64> {
     let mut input = &buf[..];
     match qpack::integer(&mut input, bits) {
         Ok(value) => {
@@ -233,7 +234,7 @@ fn instruction(buf: &mut BytesMut, bits: u32) -> Result<Option<u64>, u64> {
             Ok(Some(value))
         }
         Err(qpack::Error::Truncated) => Ok(None),
-        Err(_) => Err(codes::QPACK_ENCODER_STREAM_ERROR),
+        Err(_) => Err(error),
     }
 }
 
@@ -380,6 +381,25 @@ mod tests {
                 Err(codes::QPACK_DECODER_STREAM_ERROR)
             );
         }
+    }
+
+    #[test]
+    fn overlong_integers_are_the_error_of_their_stream() {
+        // A prefixed integer past 62 bits: on the decoder stream this was reported as an
+        // encoder stream error.
+        let overlong = [0x80u8; 10];
+        let mut decoder = vec![0x7f];
+        decoder.extend_from_slice(&overlong);
+        assert_eq!(
+            outcome(&stream(DECODER, &decoder)),
+            Err(codes::QPACK_DECODER_STREAM_ERROR)
+        );
+        let mut encoder = vec![0x3f];
+        encoder.extend_from_slice(&overlong);
+        assert_eq!(
+            outcome(&stream(ENCODER, &encoder)),
+            Err(codes::QPACK_ENCODER_STREAM_ERROR)
+        );
     }
 
     #[test]
