@@ -12,7 +12,8 @@
 //! on a control stream a SETTINGS frame comes first and only once: the first known frame
 //! other than SETTINGS is H3_MISSING_SETTINGS (RFC 9114 §6.2.1), and a second SETTINGS,
 //! or DATA, HEADERS or PUSH_PROMISE after it, is H3_FRAME_UNEXPECTED (§7.2.4, §7.2), as
-//! is an HTTP/2 frame type anywhere (§7.2.8).
+//! is an HTTP/2 frame type anywhere (§7.2.8); an encoder or decoder stream fails with its
+//! own QPACK error code (RFC 9204 §6) or on the bound.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -164,6 +165,15 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(whole, pieces, "the pieces changed the outcome");
     // The rule is walked over the whole stream, so only where nothing got stuck on the
     // bound first.
+    // A QPACK stream fails with its own code, unless stuck on the bound.
+    let own = match stream.first() {
+        Some(0x02) => Some(codes::QPACK_ENCODER_STREAM_ERROR),
+        Some(0x03) => Some(codes::QPACK_DECODER_STREAM_ERROR),
+        _ => None,
+    };
+    if let (Some(own), Err(code)) = (own, whole.result) {
+        assert!(code == own || code == codes::EXCESSIVE_LOAD, "{code:#x}");
+    }
     if bound == UNI_BUFFER && stream.len() < UNI_BUFFER {
         if let Some((&0x00, body)) = stream.split_first() {
             check_control(body, limit, &whole);
