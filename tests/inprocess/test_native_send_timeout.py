@@ -13,6 +13,7 @@ from typing import Any
 
 from h2peer import H2Client
 from mockconn import MockConnection, MockTransport, PausingTransport, Runner
+from tlspeer import Certs, TlsPeer
 
 #: The timeout of these tests, and a sleep safely past it.
 TIMEOUT = 0.05
@@ -20,6 +21,10 @@ PAST = TIMEOUT * 2
 
 LINE = "Send timed out to 127.0.0.1: the client read nothing for 0.05 s (--timeout-send)"
 GET = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
+UPGRADE = (
+    b"GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
 
 
 class UndrainedTransport(PausingTransport):
@@ -208,6 +213,118 @@ def test_h2_a_client_that_reads_nothing_is_aborted(run: Runner, error_lines: lis
         assert app.outcomes in (["refused"], ["sent", "refused"])
         assert app.received == ["http.disconnect"]
         assert app.error is None, app.error
+
+    run(scenario)
+    assert error_lines == [LINE]
+
+
+class WsApp:
+    """Accepts the WebSocket and sends three messages, unless a send raises; records each
+    send's outcome as ``StreamApp`` does, then what ``receive()`` says (type and code)."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[str] = []
+        self.received: list[tuple[str, object]] = []
+        self.finished = False
+        self.error: BaseException | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            assert (await receive())["type"] == "websocket.connect"
+            await send({"type": "websocket.accept"})
+            for _ in range(3):
+                try:
+                    await send({"type": "websocket.send", "bytes": b"part"})
+                except OSError:
+                    self.outcomes.append("refused")
+                    break
+                self.outcomes.append("sent")
+            message = await asyncio.wait_for(receive(), 5)
+            self.received.append((message["type"], message.get("code")))
+        except BaseException as exc:
+            self.error = exc
+            raise
+        finally:
+            self.finished = True
+
+
+def test_websocket_a_client_that_reads_nothing_is_aborted(
+    run: Runner, error_lines: list[str]
+) -> None:
+    """The 101 pauses the transport; the first message's send() waits for the drain. The
+    timeout aborts the connection: that send() is released, the next raises, and
+    ``receive()`` says websocket.disconnect with 1006 (no close frame was exchanged).
+    Another connection of the worker carries on."""
+    app = WsApp()
+
+    async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            await app(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"hello"})
+
+    async def scenario() -> None:
+        conn = MockConnection(hello, transport=UndrainedTransport, timeout_send=TIMEOUT)
+        other = MockConnection(hello, transport=MockTransport, state=conn.state)
+        conn.send(UPGRADE)
+        await conn.until(lambda: b"part" in conn.transport.written, "the first message")
+        assert conn.transport.written.startswith(b"HTTP/1.1 101")
+        await conn.idle()
+        assert app.outcomes == [], "send() did not wait for the paused transport"
+        conn.state.sweep()
+        await conn.idle()
+        assert not conn.transport.closed
+        await sweep_past(conn)
+        await conn.until(lambda: app.finished, "the app's end")
+        assert conn.transport.closed and conn.transport.aborted
+        assert app.outcomes == ["sent", "refused"]
+        assert app.received == [("websocket.disconnect", 1006)]
+        assert app.error is None, app.error
+        other.send(GET)
+        [resp] = await other.responses(1)
+        assert (resp.status, resp.body) == (200, b"hello")
+        assert not other.transport.closed
+
+    run(scenario)
+    assert error_lines == [LINE]
+
+
+def test_tls_a_client_that_reads_nothing_is_aborted(
+    run: Runner, certs: Certs, error_lines: list[str]
+) -> None:
+    """Over TLS the pause starts once the handshake is done (at the response's first
+    record). The abort writes no close_notify: the client must not read the cut as a
+    clean end of the data."""
+    app = StreamApp()
+
+    async def scenario() -> None:
+        conn = MockConnection(
+            app, transport=UndrainedTransport, **certs.settings(timeout_send=TIMEOUT)
+        )
+        transport = conn.transport
+        assert isinstance(transport, PausingTransport)
+        transport.armed = False  # (the handshake is read in time)
+        peer = TlsPeer(conn, certs.client_context())
+        peer.handshake()
+        transport.armed = True
+        peer.send(GET)
+        await peer.until(lambda: b"part" in peer.plain, "the first part")
+        await conn.idle()
+        assert not transport.armed, "the transport did not pause"
+        assert app.outcomes == [], "send() did not wait for the paused transport"
+        conn.state.sweep()
+        await conn.idle()
+        assert not transport.closed
+        await sweep_past(conn)
+        await conn.until(lambda: app.finished, "the app's end")
+        assert transport.closed and transport.aborted
+        assert app.outcomes == ["sent", "refused"]
+        assert app.received == ["http.disconnect"]
+        assert app.error is None, app.error
+        peer.read()
+        assert not peer.close_notify, "close_notify before the abort"
+        assert peer.plain.startswith(b"HTTP/1.1 200")
 
     run(scenario)
     assert error_lines == [LINE]
