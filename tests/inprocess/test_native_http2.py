@@ -443,3 +443,58 @@ def test_alpn_over_tls(run: Runner, certs: Certs, http: str, alpn: str) -> None:
         assert (status, body) == (200, b"hello")
 
     run(scenario)
+
+
+class AccessLines(logging.Handler):
+    """Keeps each access log line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_answers_of_the_server_are_logged(run: Runner) -> None:
+    """A stream answered by ruvicorn rather than the app gets its access line with that
+    status: 500 for an app that returned without a response, 503 over
+    ``--limit-concurrency``, 408 for a stalled body."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/stall":
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+    logger = logging.getLogger("ruvicorn.access")
+    handler, level = AccessLines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+    async def scenario() -> None:
+        mock = MockConnection(app, timeout_request_body=0.05, limit_concurrency=1)
+        client = H2Client(mock)
+        status, _, _, _ = await client.response(client.request("/none"))
+        assert status == 500
+        await mock.until(lambda: not mock.state.running, "the app's end")
+        stalled = client.request("/stall", "POST", open_body=True)
+        await mock.until(lambda: mock.state.running, "the app's start")
+        status, _, _, _ = await client.response(client.request("/busy"))
+        assert status == 503
+        await asyncio.sleep(0.1)
+        mock.state.sweep()
+        status, _, body, _ = await client.response(stalled)
+        assert (status, body) == (408, b"")
+        await mock.until(lambda: len(handler.lines) == 3, "three access lines")
+
+    try:
+        run(scenario)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    suffixes = [line.split(" - ", 1)[1] for line in handler.lines]
+    assert suffixes == [
+        '"GET /none HTTP/2" 500',
+        '"GET /busy HTTP/2" 503',
+        '"POST /stall HTTP/2" 408',
+    ]
