@@ -122,6 +122,30 @@ fn stream_id(seq: u64) -> u32 {
     u32::try_from(seq).unwrap_or(0)
 }
 
+/// Answer stream `id` on the server's behalf: `status` with `fields` and no body. The
+/// response ends the stream and the engine forgets it (the rest of the request is
+/// refused); `entry` says the response is complete, and its record, if any, is logged
+/// with `status` and no body bytes (the app sent none).
+fn answer_by_server(
+    engine: &mut dyn StreamEngine,
+    id: u32,
+    entry: &mut Stream,
+    status: u16,
+    fields: &[(Vec<u8>, Vec<u8>)],
+    fx: &mut Effects,
+) {
+    let _ = engine.send_response(id, status, fields, true);
+    engine.forget(id);
+    entry.start = None;
+    entry.on_wire = true;
+    entry.complete = true;
+    entry.status = status;
+    if let Some(mut access) = entry.access.take() {
+        access.bytes = None;
+        fx.stream_access.push((access, status));
+    }
+}
+
 impl Conn {
     /// Switch a fresh connection to HTTP/2 and hand it its first bytes.
     pub(super) fn start_http2(
@@ -575,11 +599,9 @@ impl Conn {
                 h2.engine.reset(id, INTERNAL_ERROR);
             } else {
                 complaint = Some(NOT_STARTED);
-                let _ = h2.engine.send_response(id, 500, &[], true);
-                entry.status = 500;
-                if let Some(access) = &mut entry.access {
-                    access.bytes = None;
-                }
+                answer_by_server(h2.engine.as_mut(), id, &mut entry, 500, &[], fx);
+                self.h2_after_send(fx);
+                return complaint;
             }
         }
         // A stream reset before its response was complete counts as no request answered.
@@ -692,16 +714,7 @@ impl Conn {
             fx.wake_drain.extend(entry.send_waiter.take());
             if !entry.on_wire {
                 // Answered and ended; dropping the rest of the request refuses it.
-                let _ = h2.engine.send_response(id, 408, &fields, true);
-                h2.engine.forget(id);
-                entry.start = None;
-                entry.on_wire = true;
-                entry.complete = true;
-                entry.status = 408;
-                if let Some(mut access) = entry.access.take() {
-                    access.bytes = None;
-                    fx.stream_access.push((access, 408));
-                }
+                answer_by_server(h2.engine.as_mut(), id, entry, 408, &fields, fx);
             } else {
                 // Cut: as a stream reset before its response completed, no request answered.
                 h2.engine.reset(id, CANCEL);
@@ -733,12 +746,8 @@ impl Conn {
     pub(super) fn h2_refuse(&mut self, seq: u64, status: u16, fx: &mut Effects) {
         if let Mode::Http2(h2) = &mut self.mode {
             let id = stream_id(seq);
-            let _ = h2.engine.send_response(id, status, &[], true);
-            if let Some(mut access) = h2.streams.remove(&id).and_then(|entry| entry.access) {
-                access.bytes = None;
-                fx.stream_access.push((access, status));
-            }
-            h2.engine.forget(id);
+            let mut entry = h2.streams.remove(&id).unwrap_or_default();
+            answer_by_server(h2.engine.as_mut(), id, &mut entry, status, &[], fx);
         }
         self.h2_pump(fx);
     }
