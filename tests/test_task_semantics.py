@@ -33,15 +33,18 @@ def task_server(module_server_factory: Any, request: pytest.FixtureRequest) -> S
     return module_server_factory("task_app:app", loop=loop, env=env)  # type: ignore[no-any-return]
 
 
+def _pipelined_depths(server: ServerProcess, prefix: str, count: int) -> list[int]:
+    """The stack depth each of `count` pipelined requests' apps started at, in order."""
+    paths = [f"{prefix}{i}" for i in range(count)]
+    with server.client() as c:
+        c.send(b"".join(request("GET", path) for path in paths))
+        bodies = [r.json() for r in c.read_responses(count)]
+    assert [b["path"] for b in bodies] == paths
+    return [b["depth"] for b in bodies]
+
+
 def test_pipelined_apps_never_start_inside_another_request(task_server: ServerProcess) -> None:
-    count = 100
-    batch = b"".join(request("GET", f"/p/{i}") for i in range(count))
-    with task_server.client() as c:
-        c.send(batch)
-        responses = c.read_responses(count)
-    bodies = [r.json() for r in responses]
-    assert [b["path"] for b in bodies] == [f"/p/{i}" for i in range(count)]
-    depths = {b["depth"] for b in bodies}
+    depths = _pipelined_depths(task_server, "/p/", 100)
     # Each app starts from the event loop (eagerly from data_received, or in a Task step),
     # never inside the previous app's send(): the stack depth at which apps run does not
     # grow along the pipeline (nesting would add about 3 frames per request).
@@ -53,14 +56,7 @@ def test_pipelined_apps_after_responses_sent_by_child_tasks_do_not_nest(
 ) -> None:
     # Each response is sent from a child Task of its app (as a streaming response is), so
     # the next app starts inside that child's send(), one level down: never deeper.
-    count = 60
-    batch = b"".join(request("GET", f"/child/{i}") for i in range(count))
-    with task_server.client() as c:
-        c.send(batch)
-        responses = c.read_responses(count)
-    bodies = [r.json() for r in responses]
-    assert [b["path"] for b in bodies] == [f"/child/{i}" for i in range(count)]
-    depths = [b["depth"] for b in bodies]
+    depths = _pipelined_depths(task_server, "/child/", 60)
     assert max(depths) - min(depths) <= 6, depths
 
 

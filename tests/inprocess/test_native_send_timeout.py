@@ -9,6 +9,7 @@ a short timeout, so each case takes a fraction of a second.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from h2peer import H2Client
@@ -33,6 +34,20 @@ class UndrainedTransport(PausingTransport):
 
     def close(self) -> None:
         self.closed = True
+
+
+def beside_hello(app: Any, serves: Callable[[dict[str, Any]], bool]) -> Any:
+    """An app that hands the scopes `serves` picks to `app` and answers the others with a
+    plain 200: a second connection of the same worker shows it is not held up."""
+
+    async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if serves(scope):
+            await app(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"hello"})
+
+    return hello
 
 
 class StreamApp:
@@ -170,12 +185,7 @@ def test_zero_turns_the_timeout_off(run: Runner, error_lines: list[str]) -> None
 def test_another_connection_carries_on(run: Runner, error_lines: list[str]) -> None:
     app = StreamApp()
 
-    async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["path"] == "/stream":
-            await app(scope, receive, send)
-            return
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"hello"})
+    hello = beside_hello(app, lambda scope: scope["path"] == "/stream")
 
     async def scenario() -> None:
         stuck = MockConnection(hello, transport=UndrainedTransport, timeout_send=TIMEOUT)
@@ -257,12 +267,7 @@ def test_websocket_a_client_that_reads_nothing_is_aborted(
     Another connection of the worker carries on."""
     app = WsApp()
 
-    async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket":
-            await app(scope, receive, send)
-            return
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"hello"})
+    hello = beside_hello(app, lambda scope: scope["type"] == "websocket")
 
     async def scenario() -> None:
         conn = MockConnection(hello, transport=UndrainedTransport, timeout_send=TIMEOUT)
