@@ -88,6 +88,21 @@ async def sweep_past(conn: MockConnection) -> None:
     await conn.idle()
 
 
+async def cut_after_the_timeout(conn: MockConnection, app: Any) -> None:
+    """`app`'s send() waits for the paused transport; a sweep before the timeout leaves the
+    connection be, one after it aborts it: that send() returns and the next is refused."""
+    await conn.idle()
+    assert app.outcomes == [], "send() did not wait for the paused transport"
+    # Not yet: the timeout has not passed.
+    conn.state.sweep()
+    await conn.idle()
+    assert not conn.transport.closed
+    await sweep_past(conn)
+    await conn.until(lambda: app.finished, "the app's end")
+    assert conn.transport.closed and conn.transport.aborted
+    assert app.outcomes == ["sent", "refused"]
+
+
 def test_a_client_that_reads_nothing_is_aborted(run: Runner, error_lines: list[str]) -> None:
     """The send() waiting for the drain is released, the next raises, receive() says
     http.disconnect; the connection is aborted (close() would wait for the reader)."""
@@ -97,16 +112,7 @@ def test_a_client_that_reads_nothing_is_aborted(run: Runner, error_lines: list[s
         conn = MockConnection(app, transport=UndrainedTransport, timeout_send=TIMEOUT)
         conn.send(GET)
         await conn.until(lambda: b"part" in conn.transport.written, "the first part")
-        await conn.idle()
-        assert app.outcomes == [], "send() did not wait for the paused transport"
-        # Not yet: the timeout has not passed.
-        conn.state.sweep()
-        await conn.idle()
-        assert not conn.transport.closed
-        await sweep_past(conn)
-        await conn.until(lambda: app.finished, "the app's end")
-        assert conn.transport.closed and conn.transport.aborted
-        assert app.outcomes == ["sent", "refused"]
+        await cut_after_the_timeout(conn, app)
         assert app.received == ["http.disconnect"]
         assert app.error is None, app.error
 
@@ -275,15 +281,7 @@ def test_websocket_a_client_that_reads_nothing_is_aborted(
         conn.send(UPGRADE)
         await conn.until(lambda: b"part" in conn.transport.written, "the first message")
         assert conn.transport.written.startswith(b"HTTP/1.1 101")
-        await conn.idle()
-        assert app.outcomes == [], "send() did not wait for the paused transport"
-        conn.state.sweep()
-        await conn.idle()
-        assert not conn.transport.closed
-        await sweep_past(conn)
-        await conn.until(lambda: app.finished, "the app's end")
-        assert conn.transport.closed and conn.transport.aborted
-        assert app.outcomes == ["sent", "refused"]
+        await cut_after_the_timeout(conn, app)
         assert app.received == [("websocket.disconnect", 1006)]
         assert app.error is None, app.error
         other.send(GET)

@@ -84,8 +84,8 @@ impl TaskSpawner {
     /// loop's next turn (the runner is then handed its Task, see `AppRunner::task_created`).
     /// `context` is given when app code is running (`ServerState::context_for_task`): the
     /// Task would start inside that code, and runs in `context` rather than a copy of the
-    /// running app's. An error is
-    /// one of creating the Task now; a deferred creation that fails settles the request.
+    /// running app's. An error is one of creating the Task now; a deferred creation that
+    /// fails settles the request.
     pub fn spawn<'py>(
         &self,
         runner: Bound<'py, AppRunner>,
