@@ -433,6 +433,48 @@ def test_a_receive_answered_at_once_is_a_coroutine_every_way_it_is_awaited(run: 
     run(scenario)
 
 
+def test_a_send_that_need_not_wait_is_a_coroutine_every_way_it_is_awaited(run: Runner) -> None:
+    """``send()`` that has nothing to wait for returns one shared awaitable; apps and
+    libraries await it directly, through ``ensure_future``, ``create_task`` and
+    ``wait_for``, or drive it by hand, and each time it gives None."""
+    got: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        got.append(await send({"type": "http.response.start", "status": 200, "headers": []}))
+        for way in ("ensure_future", "create_task", "wait_for", "by_hand", "await"):
+            pending = send({"type": "http.response.body", "body": b"ab", "more_body": True})
+            assert asyncio.iscoroutine(pending)
+            if way == "ensure_future":
+                got.append(await asyncio.ensure_future(pending))
+            elif way == "create_task":
+                got.append(await asyncio.create_task(pending))
+            elif way == "wait_for":
+                got.append(await asyncio.wait_for(pending, 5))
+            elif way == "by_hand":
+                with pytest.raises(StopIteration) as stopped:
+                    pending.send(None)
+                got.append(stopped.value.value)
+                with pytest.raises(StopIteration):
+                    next(pending.__await__())
+            else:
+                got.append(await pending)
+        with pytest.raises(KeyError, match="thrown in"):
+            send({"type": "http.response.body", "body": b"", "more_body": True}).throw(
+                KeyError("thrown in")
+            )
+        send({"type": "http.response.body", "body": b"", "more_body": True}).close()
+        got.append(await send({"type": "http.response.body", "body": b"end"}))
+
+    async def scenario() -> None:
+        conn = MockConnection(app)
+        conn.send(get("/"))
+        [resp] = await conn.responses(1)
+        assert (resp.status, resp.body) == (200, b"ab" * 5 + b"end")
+        assert got == [None] * 7
+
+    run(scenario)
+
+
 @pytest.mark.parametrize("body", [b"abcd", b"ab", b"toolong"], ids=["whole", "short", "long"])
 def test_a_waiting_receive_gets_the_disconnect_once_the_response_is_done(
     run: Runner, body: bytes

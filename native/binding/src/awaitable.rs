@@ -44,7 +44,7 @@ fn awaits_through_send(py: Python<'_>) -> bool {
 }
 
 /// A value available at once. On 3.11 `await` reaches it through `am_send` (set by
-/// `install_send`), which hands the value back with no generator frame and no exception;
+/// `install_slots`), which hands the value back with no generator frame and no exception;
 /// `__next__`, `send`, `throw` and `close` keep it a coroutine for any other caller.
 #[pyclass(frozen, module = "ruvicorn._native")]
 pub struct ReadyValue {
@@ -71,7 +71,6 @@ impl ReadyValue {
         self.__next__(py)
     }
 
-    /// Never suspended, so an exception thrown in is raised from where it was thrown.
     #[pyo3(signature = (typ, val = None, tb = None))]
     fn throw(
         &self,
@@ -79,17 +78,26 @@ impl ReadyValue {
         val: Option<&Bound<'_, PyAny>>,
         tb: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let _ = tb;
-        let error = match val.filter(|val| !val.is_none()) {
-            Some(val) if val.is_instance_of::<PyBaseException>() => PyErr::from_value(val.clone()),
-            Some(val) => PyErr::from_value(typ.call1((val,))?),
-            None if typ.is_instance_of::<PyBaseException>() => PyErr::from_value(typ.clone()),
-            None => PyErr::from_value(typ.call0()?),
-        };
-        Err(error)
+        Err(thrown(typ, val, tb)?)
     }
 
     fn close(&self) {}
+}
+
+/// What `throw()` raises in an awaitable that never suspends: the exception thrown in,
+/// from where it was thrown.
+fn thrown(
+    typ: &Bound<'_, PyAny>,
+    val: Option<&Bound<'_, PyAny>>,
+    tb: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyErr> {
+    let _ = tb;
+    Ok(match val.filter(|val| !val.is_none()) {
+        Some(val) if val.is_instance_of::<PyBaseException>() => PyErr::from_value(val.clone()),
+        Some(val) => PyErr::from_value(typ.call1((val,))?),
+        None if typ.is_instance_of::<PyBaseException>() => PyErr::from_value(typ.clone()),
+        None => PyErr::from_value(typ.call0()?),
+    })
 }
 
 /// `am_send` of `ReadyValue`: the value, returned (`PYGEN_RETURN`).
@@ -111,31 +119,76 @@ unsafe extern "C" fn ready_value_send(
     pyo3::ffi::PySendResult::PYGEN_RETURN
 }
 
-/// Give `ReadyValue` its `am_send` (pyo3 declares no such slot) before any instance exists.
+/// `am_await` of `Ready`: the object itself (a new reference).
 #[allow(unsafe_code)]
-pub fn install_send(py: Python<'_>) -> PyResult<()> {
-    let ty = py.get_type::<ReadyValue>();
-    // SAFETY: `ty` is `ReadyValue`'s heap type, alive as the module holds it; with the GIL
-    // held nothing else reads or writes its slots now. A heap type's `tp_as_async` points
-    // into the type object itself (its `__await__` makes pyo3 fill it), so the slot written
-    // is the type's own; it is checked for NULL first.
-    unsafe {
-        let as_async = (*ty.as_type_ptr()).tp_as_async;
-        if as_async.is_null() {
-            return Err(PyRuntimeError::new_err("ReadyValue has no async slots"));
-        }
-        (*as_async).am_send = Some(ready_value_send);
+unsafe extern "C" fn ready_await(ready: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
+    // SAFETY: CPython calls `am_await` with the thread attached and a live `Ready`.
+    unsafe { pyo3::ffi::Py_INCREF(ready) };
+    ready
+}
+
+/// `tp_iternext` of `Ready`: exhausted, no exception set, which `await` reads as None.
+#[allow(unsafe_code)]
+unsafe extern "C" fn ready_next(_ready: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
+    std::ptr::null_mut()
+}
+
+/// `am_send` of `Ready`: None, returned (`PYGEN_RETURN`).
+#[allow(unsafe_code)]
+unsafe extern "C" fn ready_send(
+    _ready: *mut pyo3::ffi::PyObject,
+    _sent: *mut pyo3::ffi::PyObject,
+    result: *mut *mut pyo3::ffi::PyObject,
+) -> pyo3::ffi::PySendResult {
+    // SAFETY: CPython's out-pointer takes a new reference, here to None.
+    unsafe { *result = pyo3::ffi::Py_NewRef(pyo3::ffi::Py_None()) };
+    pyo3::ffi::PySendResult::PYGEN_RETURN
+}
+
+/// The async slots of `T`'s heap type, to be written while no instance exists yet.
+#[allow(unsafe_code)]
+fn async_slots<T: pyo3::PyTypeInfo>(
+    py: Python<'_>,
+) -> PyResult<(*mut pyo3::ffi::PyTypeObject, *mut pyo3::ffi::PyAsyncMethods)> {
+    let ty = py.get_type::<T>().as_type_ptr();
+    // SAFETY: `ty` is the class's heap type, alive as the module holds it. A heap type's
+    // `tp_as_async` points into the type object itself (its `__await__` makes pyo3 fill
+    // it); it is checked for NULL here.
+    let as_async = unsafe { (*ty).tp_as_async };
+    if as_async.is_null() {
+        return Err(PyRuntimeError::new_err(
+            "awaitable class without async slots",
+        ));
     }
-    // Counted a coroutine as the generator it replaces is on 3.11, so that
-    // `asyncio.create_task(receive())` still takes it.
-    py.import("collections.abc")?
-        .getattr("Coroutine")?
-        .call_method1("register", (ty,))?;
+    Ok((ty, as_async))
+}
+
+/// Give `ReadyValue` its `am_send` (pyo3 declares no such slot), and `Ready` C slots that
+/// skip pyo3's call wrapper (each `await send()` goes through two), before any instance
+/// exists.
+#[allow(unsafe_code)]
+pub fn install_slots(py: Python<'_>) -> PyResult<()> {
+    let (_, value_async) = async_slots::<ReadyValue>(py)?;
+    let (ready_type, ready_async) = async_slots::<Ready>(py)?;
+    // SAFETY: with the GIL held nothing else reads or writes these types' slots now (see
+    // `async_slots`); each function written behaves as the pyo3 method it stands for.
+    unsafe {
+        (*value_async).am_send = Some(ready_value_send);
+        (*ready_async).am_await = Some(ready_await);
+        (*ready_async).am_send = Some(ready_send);
+        (*ready_type).tp_iternext = Some(ready_next);
+    }
+    // Counted coroutines, as what they replace is, so that `asyncio.create_task(receive())`
+    // and `asyncio.create_task(send(...))` still take them.
+    let coroutine = py.import("collections.abc")?.getattr("Coroutine")?;
+    coroutine.call_method1("register", (py.get_type::<ReadyValue>(),))?;
+    coroutine.call_method1("register", (py.get_type::<Ready>(),))?;
     Ok(())
 }
 
 /// Completes at once with None. It holds no state, so one shared instance serves every
-/// `await send()` that need not wait.
+/// `await send()` that need not wait. `await` reaches its C slots (set by
+/// `install_slots`); the methods keep it a coroutine for any other caller.
 #[pyclass(frozen, module = "ruvicorn._native")]
 pub struct Ready;
 
@@ -154,8 +207,21 @@ impl Ready {
         None
     }
 
-    fn send(&self, value: &Bound<'_, PyAny>) -> Option<Py<PyAny>> {
+    /// Finished at once: `StopIteration` with no value, as a coroutine's would.
+    fn send(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let _ = value;
-        None
+        Err(PyStopIteration::new_err(()))
     }
+
+    #[pyo3(signature = (typ, val = None, tb = None))]
+    fn throw(
+        &self,
+        typ: &Bound<'_, PyAny>,
+        val: Option<&Bound<'_, PyAny>>,
+        tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        Err(thrown(typ, val, tb)?)
+    }
+
+    fn close(&self) {}
 }

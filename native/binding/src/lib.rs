@@ -32,7 +32,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<asgi::task_registry::TaskRegistrar>()?;
     m.add_class::<awaitable::Ready>()?;
     m.add_class::<awaitable::ReadyValue>()?;
-    awaitable::install_send(m.py())?;
+    awaitable::install_slots(m.py())?;
     m.add_function(wrap_pyfunction!(settings::check_tls, m)?)?;
     m.add_function(wrap_pyfunction!(heap::trim_heap, m)?)?;
     m.add(
