@@ -119,12 +119,12 @@ unsafe extern "C" fn ready_value_send(
     pyo3::ffi::PySendResult::PYGEN_RETURN
 }
 
-/// `am_await` of `Ready`: the object itself (a new reference).
+/// `am_await` of `Ready` and `ReadyValue`: the object itself (a new reference).
 #[allow(unsafe_code)]
-unsafe extern "C" fn ready_await(ready: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
-    // SAFETY: CPython calls `am_await` with the thread attached and a live `Ready`.
-    unsafe { pyo3::ffi::Py_INCREF(ready) };
-    ready
+unsafe extern "C" fn await_itself(awaitable: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
+    // SAFETY: CPython calls `am_await` with the thread attached and a live object.
+    unsafe { pyo3::ffi::Py_INCREF(awaitable) };
+    awaitable
 }
 
 /// `tp_iternext` of `Ready`: exhausted, no exception set, which `await` reads as None.
@@ -163,8 +163,8 @@ fn async_slots<T: pyo3::PyTypeInfo>(
     Ok((ty, as_async))
 }
 
-/// Give `ReadyValue` its `am_send` (pyo3 declares no such slot), and `Ready` C slots that
-/// skip pyo3's call wrapper (each `await send()` goes through two), before any instance
+/// Give `ReadyValue` and `Ready` C slots that skip pyo3's call wrapper (each `await`
+/// went through two) and the `am_send` pyo3 declares no slot for, before any instance
 /// exists.
 #[allow(unsafe_code)]
 pub fn install_slots(py: Python<'_>) -> PyResult<()> {
@@ -173,8 +173,9 @@ pub fn install_slots(py: Python<'_>) -> PyResult<()> {
     // SAFETY: with the GIL held nothing else reads or writes these types' slots now (see
     // `async_slots`); each function written behaves as the pyo3 method it stands for.
     unsafe {
+        (*value_async).am_await = Some(await_itself);
         (*value_async).am_send = Some(ready_value_send);
-        (*ready_async).am_await = Some(ready_await);
+        (*ready_async).am_await = Some(await_itself);
         (*ready_async).am_send = Some(ready_send);
         (*ready_type).tp_iternext = Some(ready_next);
     }
