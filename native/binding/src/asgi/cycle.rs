@@ -110,9 +110,9 @@ fn body_message_template(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
 }
 
 /// A message's `headers` as (name, value) byte strings.
-/// A message's header pairs, and its headers as a list (None without any).
 type Pairs<'py> = Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>;
 
+/// A message's header pairs, and its headers as a list (None without any).
 fn header_pairs<'py>(
     message: &Bound<'py, PyDict>,
 ) -> PyResult<(Pairs<'py>, Option<Bound<'py, PyList>>)> {
