@@ -57,10 +57,11 @@ lint-python: ## ruff (complexity rules included), mypy --strict, the .pyi stub c
 	$(PY) -m mypy.stubtest ruvicorn._native --allowlist .ci/stubtest-allowlist
 
 .PHONY: lint-rust
-lint-rust: msrv ## rustfmt and clippy -D warnings, for the workspace and bench/wsload
+lint-rust: msrv ## rustfmt and clippy -D warnings, for the workspace, the fuzz targets and bench/wsload
 	cargo fmt --all -- --check
 	cargo fmt --manifest-path $(FUZZ_DIR)/Cargo.toml -- --check
 	$(CARGO_ENV) cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --manifest-path $(FUZZ_DIR)/Cargo.toml --locked --all-targets -- -D warnings
 	cargo fmt $(WSLOAD) -- --check
 	cargo clippy $(WSLOAD_BUILD) --all-targets -- -D warnings
 
